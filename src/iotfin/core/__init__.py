@@ -1,0 +1,1 @@
+"""Shared kernel: money, time, ids, errors, settings. No I/O beyond reading settings."""

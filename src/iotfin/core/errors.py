@@ -1,0 +1,50 @@
+"""Typed domain errors, mapped to HTTP problem+json, MQTT reason codes and CLI exit codes at the edges."""
+
+from __future__ import annotations
+
+
+class IotfinError(Exception):
+    """Base of every error the platform raises on purpose."""
+
+    #: CLI exit code for this family of errors (see docs/operations.md)
+    exit_code: int = 1
+    #: HTTP status at the API edge
+    http_status: int = 500
+    #: short machine-readable slug, used in problem+json `type`
+    code: str = "error"
+
+
+class ConfigError(IotfinError):
+    """A setting is missing or invalid; the message names it."""
+
+    exit_code = 78  # EX_CONFIG
+    http_status = 500
+    code = "config"
+
+
+class ValidationError(IotfinError):
+    """Input that breaks the contract: rejected with a reason, never silently dropped."""
+
+    exit_code = 65  # EX_DATAERR
+    http_status = 422
+    code = "validation"
+
+
+class NotFound(IotfinError):
+    exit_code = 66  # EX_NOINPUT
+    http_status = 404
+    code = "not-found"
+
+
+class Conflict(IotfinError):
+    exit_code = 75  # EX_TEMPFAIL
+    http_status = 409
+    code = "conflict"
+
+
+class ServiceUnavailable(IotfinError):
+    """A dependency (database, broker) cannot be reached."""
+
+    exit_code = 69  # EX_UNAVAILABLE
+    http_status = 503
+    code = "unavailable"

@@ -1,0 +1,106 @@
+"""Settings from the environment (IOTFIN_*) and an optional TOML file, with embedded defaults.
+
+Precedence: explicit keyword arguments > environment > config file > defaults. The config file is
+`$IOTFIN_CONFIG` if set, else `./iotfin.toml` if present. A wrong setting raises ConfigError whose
+one-line message names the setting, so the CLI can fail at start with exactly that line.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from iotfin.core.errors import ConfigError
+
+ENV_PREFIX = "IOTFIN_"
+
+
+class _TomlSource(PydanticBaseSettingsSource):
+    """Reads the optional config file; a missing explicit file or bad TOML is a ConfigError."""
+
+    def __init__(self, settings_cls: type[BaseSettings]):
+        super().__init__(settings_cls)
+        self._data = _load_config_file()
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self._data)
+
+
+def _load_config_file() -> dict[str, Any]:
+    explicit = os.environ.get(f"{ENV_PREFIX}CONFIG")
+    path = Path(explicit) if explicit else Path("iotfin.toml")
+    if not path.exists():
+        if explicit:
+            raise ConfigError(f"IOTFIN_CONFIG: config file not found: {path}")
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"IOTFIN_CONFIG: {path} is not valid TOML: {exc}") from exc
+    # Accept both a flat file and an [iotfin] table.
+    return data.get("iotfin", data)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", validate_default=True)
+
+    data_dir: Path = Field(default=Path(".iotfin"), description="workspace: SQLite file and telemetry")
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite in data_dir")
+    telemetry_dir: Path | None = Field(default=None, description="columnar telemetry store; default data_dir/telemetry")
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8000, ge=1, le=65535)
+    mqtt_port: int = Field(default=1883, ge=1, le=65535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    telemetry_retention_days: int = Field(default=3650, ge=1)
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_backend(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("sqlite", "postgresql")):
+            raise ValueError("must be a sqlite:/// or postgresql+psycopg:// URL")
+        return url
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _TomlSource(settings_cls))
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'iotfin.db').resolve()}"
+
+    @property
+    def resolved_telemetry_dir(self) -> Path:
+        return self.telemetry_dir or self.data_dir / "telemetry"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build Settings, turning any validation failure into a one-line ConfigError naming the setting."""
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = ".".join(str(p) for p in err["loc"]) or "settings"
+        env_name = f"{ENV_PREFIX}{name.upper()}"
+        shown = err.get("input")
+        raise ConfigError(f"{env_name}: {err['msg']} (got {shown!r})") from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

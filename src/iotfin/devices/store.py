@@ -1,0 +1,48 @@
+"""Persistence of profiles and devices, and building the in-memory registry from the system of record."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Connection, Engine, insert, select
+
+from iotfin.db.models import Device, DeviceProfile
+from iotfin.devices.model import STANDARD_PROFILES, Profile
+from iotfin.devices.registry import DeviceRegistry
+
+
+def ensure_profiles(conn: Connection, profiles: Iterable[Profile] = STANDARD_PROFILES) -> dict[str, int]:
+    """Create missing profiles; returns name -> profile id for all profiles."""
+    existing = dict(conn.execute(select(DeviceProfile.name, DeviceProfile.id)).all())
+    missing = [
+        {"name": p.name, "device_type": p.device_type, "interval_s": p.interval_s,
+         "inactivity_timeout_s": p.inactivity_timeout_s, "metrics": p.metrics_json()}
+        for p in profiles if p.name not in existing
+    ]
+    if missing:
+        conn.execute(insert(DeviceProfile), missing)
+    return dict(conn.execute(select(DeviceProfile.name, DeviceProfile.id)).all())
+
+
+def insert_devices(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
+    if rows:
+        conn.execute(insert(Device), list(rows))
+    return len(rows)
+
+
+def load_registry(engine: Engine) -> DeviceRegistry:
+    with engine.connect() as conn:
+        profile_rows = conn.execute(
+            select(DeviceProfile.id, DeviceProfile.name, DeviceProfile.device_type, DeviceProfile.interval_s,
+                   DeviceProfile.inactivity_timeout_s, DeviceProfile.metrics).order_by(DeviceProfile.id)
+        ).all()
+        profiles = {row.id: Profile.from_row(row.name, row.device_type, row.interval_s,
+                                             row.inactivity_timeout_s, row.metrics) for row in profile_rows}
+        registry = DeviceRegistry(profiles.values())
+        result = conn.execute(select(Device.id, Device.profile_id, Device.status)).yield_per(100_000)
+        for chunk in result.partitions():
+            ids = np.fromiter((r.id for r in chunk), np.int64, len(chunk))
+            registry.register(ids, [profiles[r.profile_id].name for r in chunk], [r.status for r in chunk])
+    return registry

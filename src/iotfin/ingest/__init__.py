@@ -1,0 +1,1 @@
+"""Ingest: validation, dedup, durable commit and quarantine, shared by every transport."""

@@ -1,0 +1,1 @@
+"""Columnar telemetry store: Parquet partitioned by UTC day, queried with DuckDB."""

@@ -1,0 +1,199 @@
+"""Parquet-by-day telemetry store.
+
+Layout: ``<root>/day=YYYY-MM-DD/b<batch_seq>.parquet``. Each append writes one file per UTC day it
+touches, to a temporary name, fsyncs it and renames it into place, then fsyncs the directory: a
+batch is either wholly visible or not at all, and once `append` returns it survives a crash.
+
+A reading is identified by (device_id, key, ts). Each file carries its batch sequence number in the
+`seq` column, so when the same point is written twice the first accepted value wins on read
+(an acknowledged reading never changes afterwards; see docs/telemetry.md).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from iotfin.core.time import MS_PER_DAY, day_start_ms
+from iotfin.telemetry.model import READING_SCHEMA, AppendResult, parse_bucket
+
+STORED_SCHEMA = READING_SCHEMA.append(pa.field("seq", pa.int64(), nullable=False))
+_EPOCH = date(1970, 1, 1)
+
+
+class TelemetryStore:
+    def __init__(self, root: Path, compression: str = "zstd", compression_level: int = 3):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._compression = compression
+        self._level = compression_level
+        self._lock = threading.Lock()
+        self._seq = self._last_seq()
+
+    # --- writing ---------------------------------------------------------------------------
+
+    def append(self, readings: pa.Table) -> AppendResult:
+        """Durably store validated readings (READING_SCHEMA). Returns once they are on disk."""
+        if readings.num_rows == 0:
+            return AppendResult(0, 0, 0, 0)
+        readings = readings.select(READING_SCHEMA.names).cast(READING_SCHEMA)
+        with self._lock:
+            self._seq += 1
+            seq = self._seq
+        days = np.floor_divide(readings["ts"].to_numpy(), MS_PER_DAY)
+        readings = readings.append_column("_day", pa.array(days, pa.int64()))
+        # One sort, then a slice per day: O(n log n) whatever the number of days touched.
+        readings = readings.sort_by(
+            [("_day", "ascending"), ("device_id", "ascending"), ("key", "ascending"), ("ts", "ascending")]
+        )
+        sorted_days = readings["_day"].to_numpy()
+        boundaries = np.flatnonzero(np.diff(sorted_days)) + 1
+        starts = np.concatenate(([0], boundaries))
+        ends = np.concatenate((boundaries, [readings.num_rows]))
+        readings = readings.drop_columns(["_day"])
+        written = 0
+        for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+            part = readings.slice(start, end - start)
+            part = part.append_column("seq", pa.array(np.full(part.num_rows, seq, np.int64)))
+            day = _EPOCH.fromordinal(_EPOCH.toordinal() + int(sorted_days[start]))
+            written += self._write_atomically(self._day_dir(day) / f"b{seq:012d}.parquet", part)
+        files = len(starts)
+        return AppendResult(rows=readings.num_rows, files=files, days=files, bytes_written=written)
+
+    def _write_atomically(self, path: Path, table: pa.Table) -> int:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        pq.write_table(
+            table.cast(STORED_SCHEMA),
+            tmp,
+            compression=self._compression,
+            compression_level=self._level,
+            use_dictionary=["key"],
+            # Timestamps and ids are near-monotonic after sorting: delta encoding halves their size.
+            column_encoding={"ts": "DELTA_BINARY_PACKED", "device_id": "DELTA_BINARY_PACKED",
+                             "seq": "DELTA_BINARY_PACKED"},
+            write_statistics=True,
+        )
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+        return path.stat().st_size
+
+    def _last_seq(self) -> int:
+        seqs = [int(p.stem[1:]) for p in self.root.glob("day=*/b*.parquet")]
+        for leftover in self.root.glob("day=*/*.tmp"):  # a crash mid-write: never acknowledged
+            leftover.unlink()
+        return max(seqs, default=0)
+
+    def _day_dir(self, day: date) -> Path:
+        return self.root / f"day={day.isoformat()}"
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def days(self) -> list[date]:
+        return sorted(date.fromisoformat(p.name[4:]) for p in self.root.glob("day=*") if any(p.glob("*.parquet")))
+
+    def files(self, start_ms: int | None = None, end_ms: int | None = None) -> list[Path]:
+        """Files whose day partition can hold readings in [start_ms, end_ms)."""
+        out = []
+        for day in self.days():
+            lo = day_start_ms(day)
+            if (end_ms is not None and lo >= end_ms) or (start_ms is not None and lo + MS_PER_DAY <= start_ms):
+                continue
+            out.extend(sorted(self._day_dir(day).glob("*.parquet")))
+        return out
+
+    def _relation(self, con: duckdb.DuckDBPyConnection, start_ms: int | None, end_ms: int | None) -> str | None:
+        files = self.files(start_ms, end_ms)
+        if not files:
+            return None
+        listing = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
+        # First accepted value wins for a repeated (device, key, ts).
+        return (
+            f"(SELECT device_id, key, ts, arg_min(value, seq) AS value "
+            f"FROM read_parquet([{listing}]) WHERE {{where}} GROUP BY device_id, key, ts)"
+        )
+
+    def series(self, device_id: int, key: str, start_ms: int, end_ms: int) -> pa.Table:
+        """Raw readings of one device's key over [start_ms, end_ms), oldest first."""
+        with duckdb.connect() as con:
+            rel = self._relation(con, start_ms, end_ms)
+            if rel is None:
+                return READING_SCHEMA.empty_table()
+            sql = rel.format(where="device_id = $d AND key = $k AND ts >= $a AND ts < $b") + " ORDER BY ts"
+            params = {"d": device_id, "k": key, "a": start_ms, "b": end_ms}
+            return con.sql(f"SELECT * FROM {sql}", params=params).to_arrow_table()
+
+    def aggregate(self, device_id: int, key: str, start_ms: int, end_ms: int, bucket: str) -> pa.Table:
+        """Downsampled buckets: bucket start (ms) with min, max, mean, sum, count and last value."""
+        width = parse_bucket(bucket)
+        with duckdb.connect() as con:
+            rel = self._relation(con, start_ms, end_ms)
+            if rel is None:
+                return pa.table({c: pa.array([], t) for c, t in _AGG_COLUMNS})
+            sql = rel.format(where="device_id = $d AND key = $k AND ts >= $a AND ts < $b")
+            query = (
+                f"SELECT (ts // $w) * $w AS bucket_start, min(value) AS min, max(value) AS max, "
+                f"avg(value) AS mean, sum(value) AS sum, count(*) AS count, arg_max(value, ts) AS last "
+                f"FROM {sql} GROUP BY 1 ORDER BY 1"
+            )
+            params = {"d": device_id, "k": key, "a": start_ms, "b": end_ms, "w": width}
+            return con.sql(query, params=params).to_arrow_table()
+
+    def latest(self, device_id: int) -> dict[str, tuple[int, float]]:
+        """Latest value per key = the newest timestamp, not the last received."""
+        with duckdb.connect() as con:
+            rel = self._relation(con, None, None)
+            if rel is None:
+                return {}
+            sql = rel.format(where="device_id = $d")
+            rows = con.execute(
+                f"SELECT key, max(ts), arg_max(value, ts) FROM {sql} GROUP BY key ORDER BY key", {"d": device_id}
+            ).fetchall()
+        return {key: (int(ts), float(value)) for key, ts, value in rows}
+
+    def stats(self) -> dict[str, float | int]:
+        files = self.files()
+        size = sum(f.stat().st_size for f in files)
+        rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+        return {
+            "days": len(self.days()),
+            "files": len(files),
+            "data_points": rows,
+            "bytes": size,
+            "bytes_per_point": round(size / rows, 3) if rows else 0.0,
+        }
+
+    def iter_batches(self) -> Iterator[pa.RecordBatch]:
+        for f in self.files():
+            yield from pq.ParquetFile(f).iter_batches()
+
+    def apply_retention(self, keep_from: date) -> int:
+        """Delete whole day partitions older than `keep_from`; returns the number of days removed."""
+        removed = 0
+        for day in self.days():
+            if day < keep_from:
+                for f in self._day_dir(day).glob("*"):
+                    f.unlink()
+                self._day_dir(day).rmdir()
+                removed += 1
+        return removed
+
+
+_AGG_COLUMNS = [
+    ("bucket_start", pa.int64()), ("min", pa.float64()), ("max", pa.float64()), ("mean", pa.float64()),
+    ("sum", pa.float64()), ("count", pa.int64()), ("last", pa.float64()),
+]

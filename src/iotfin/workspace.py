@@ -1,0 +1,57 @@
+"""A workspace: the settings and the stores they name, opened once and shared by CLI, API and demo."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from iotfin.core.settings import Settings
+from iotfin.db import migrate
+from iotfin.db.engine import make_engine
+from iotfin.devices.registry import DeviceRegistry
+from iotfin.devices.store import ensure_profiles, load_registry
+from iotfin.ingest.quarantine import QuarantineStore
+from iotfin.ingest.service import IngestService
+from iotfin.telemetry.store import TelemetryStore
+
+
+class Workspace:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.data_dir = Path(settings.data_dir)
+
+    @cached_property
+    def engine(self) -> Engine:
+        return make_engine(self.settings.resolved_database_url)
+
+    @cached_property
+    def telemetry(self) -> TelemetryStore:
+        return TelemetryStore(self.settings.resolved_telemetry_dir)
+
+    @cached_property
+    def quarantine(self) -> QuarantineStore:
+        return QuarantineStore(self.data_dir / "quarantine")
+
+    @cached_property
+    def registry(self) -> DeviceRegistry:
+        return load_registry(self.engine)
+
+    @cached_property
+    def ingest(self) -> IngestService:
+        return IngestService(self.registry, self.telemetry, self.quarantine,
+                             retention_days=self.settings.telemetry_retention_days)
+
+    def initialise(self) -> str | None:
+        """Apply migrations and seed the standard device profiles; safe to run any number of times."""
+        revision = migrate.upgrade(self.engine)
+        with self.engine.begin() as conn:
+            ensure_profiles(conn)
+        self.__dict__.pop("registry", None)
+        self.__dict__.pop("ingest", None)
+        return revision
+
+    def close(self) -> None:
+        if "engine" in self.__dict__:
+            self.engine.dispose()
