@@ -1,0 +1,62 @@
+"""The platform's HTTP application.
+
+Until partner identity and consent land (see docs/api.md), the API exposes only platform-wide
+aggregates and health: no enterprise-level data is readable without a consent check.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import RedirectResponse, Response
+
+import iotfin
+from iotfin.api import problems
+from iotfin.core.jsonout import dumps
+from iotfin.platform_summary import platform_summary
+from iotfin.workspace import Workspace
+
+
+def create_app(ws: Workspace) -> FastAPI:
+    app = FastAPI(
+        title="iotfin",
+        version=iotfin.__version__,
+        summary="IoT-backed lending to small and micro enterprises",
+    )
+    app.state.workspace = ws
+    problems.install(app)
+    app.include_router(_platform_router())
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        return RedirectResponse("/docs")
+
+    return app
+
+
+def _platform_router() -> APIRouter:
+    router = APIRouter()
+
+    @router.get("/healthz", tags=["platform"])
+    def healthz(request: Request) -> dict[str, Any]:
+        ws: Workspace = request.app.state.workspace
+        with ws.engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+        return {"status": "ok", "version": iotfin.__version__}
+
+    @router.get("/api/v1/summary", tags=["platform"], response_class=DecimalJSONResponse)
+    def summary(request: Request) -> DecimalJSONResponse:
+        """Platform-wide counts: enterprises by sector, devices by type, documents, telemetry stored."""
+        return DecimalJSONResponse(platform_summary(request.app.state.workspace))
+
+    return router
+
+
+class DecimalJSONResponse(Response):
+    """JSON with money as decimal strings. FastAPI's default encoder would turn Decimal into float."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return dumps(content).encode()

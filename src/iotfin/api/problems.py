@@ -1,0 +1,36 @@
+"""RFC 9457 problem details for every error the API returns."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from iotfin.core.errors import IotfinError
+
+PROBLEM = "application/problem+json"
+
+
+def problem(status: int, title: str, detail: str, code: str, instance: str | None = None, **extra) -> JSONResponse:
+    body = {"type": f"https://iotfin.dev/problems/{code}", "title": title, "status": status, "detail": detail}
+    if instance:
+        body["instance"] = instance
+    body.update(extra)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(IotfinError)
+    async def _domain(request: Request, exc: IotfinError) -> JSONResponse:
+        return problem(exc.http_status, type(exc).__name__, str(exc), exc.code, request.url.path)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
+        return problem(422, "Invalid request", "the request does not match the API contract", "validation",
+                       request.url.path, errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return problem(exc.status_code, str(exc.detail), str(exc.detail), f"http-{exc.status_code}", request.url.path)

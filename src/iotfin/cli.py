@@ -1,0 +1,282 @@
+"""The `iotfin` command.
+
+Exit codes: 0 success; 1 unexpected failure; 2 usage error (typer); 65 bad input data; 66 not found;
+69 a service unavailable; 75 conflict; 78 bad configuration. Errors print one line to stderr.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+import iotfin
+from iotfin.core.errors import IotfinError, ValidationError
+from iotfin.core.jsonout import dumps
+from iotfin.core.settings import Settings, load_settings
+from iotfin.core.time import parse_time
+
+app = typer.Typer(help="iotfin: IoT-backed lending for small and micro enterprises.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+db_app = typer.Typer(help="System of record: migrations.", no_args_is_help=True)
+sim_app = typer.Typer(help="Synthetic IoT economy.", no_args_is_help=True)
+telemetry_app = typer.Typer(help="Telemetry store queries.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(sim_app, name="sim")
+app.add_typer(telemetry_app, name="telemetry")
+
+console = Console(stderr=True)
+out = Console()
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
+DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Workspace folder (IOTFIN_DATA_DIR).")]
+
+
+def _settings(data_dir: Path | None = None) -> Settings:
+    return load_settings(data_dir=data_dir)
+
+
+def _workspace(data_dir: Path | None = None):  # noqa: ANN202 - lazy import keeps `iotfin --help` fast
+    from iotfin.workspace import Workspace
+
+    return Workspace(_settings(data_dir))
+
+
+def _emit(data: Any, as_json: bool, render: Callable[[Any], None]) -> None:
+    if as_json:
+        print(dumps(data))
+    else:
+        render(data)
+
+
+@contextmanager
+def _progress(enabled: bool = True) -> Iterator[Callable[[str, int, int], None]]:
+    """A rich progress bar fed by (stage, done, total) callbacks; silent when not a terminal or disabled."""
+    bar = Progress(TextColumn("{task.description:<20}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   console=console, disable=not enabled, transient=False)
+    tasks: dict[str, Any] = {}
+
+    def update(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = bar.add_task(stage, total=total)
+        bar.update(tasks[stage], completed=done, total=total)
+
+    with bar:
+        yield update
+
+
+def _kv_table(title: str, data: dict[str, Any]) -> Table:
+    table = Table(title=title, show_header=False, title_justify="left")
+    for key, value in data.items():
+        table.add_row(str(key), value if isinstance(value, str) else dumps(value))
+    return table
+
+
+# --- top level --------------------------------------------------------------------------------
+
+
+@app.command()
+def version(as_json: JsonOpt = False) -> None:
+    """Print the iotfin version."""
+    _emit({"version": iotfin.__version__}, as_json, lambda d: out.print(f"iotfin {d['version']}"))
+
+
+@app.command()
+def demo(
+    headless: Annotated[bool, typer.Option("--headless", help="Do not serve the platform afterwards.")] = False,
+    as_json: JsonOpt = False,
+    workspace: Annotated[Path, typer.Option(help="Demo workspace (rebuilt on every run).")] = Path(".iotfin/demo"),
+    enterprises: Annotated[int, typer.Option(min=10, max=100_000)] = 300,
+    days: Annotated[int, typer.Option(min=30, max=3650)] = 180,
+    seed: int = 42,
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+) -> None:
+    """Build a fresh workspace, simulate an economy, load it through the platform, summarise, serve."""
+    from iotfin.demo import run_demo
+
+    with _progress(enabled=not as_json) as progress:
+        ws, summary = run_demo(workspace, enterprises=enterprises, days=days, seed=seed, progress=progress)
+    _emit(summary, as_json, _render_demo)
+    if not headless:
+        _serve(ws, port)
+
+
+def _render_demo(s: dict[str, Any]) -> None:
+    out.print(f"[bold]iotfin demo[/bold] — workspace {s['workspace']} (schema {s['schema_revision']})")
+    out.print(_kv_table("Economy / 经济体", s["economy"]))
+    out.print(_kv_table("Devices / 设备", s["devices"]["by_type"] | {"total": s["devices"]["total"]}))
+    docs = Table(title="Trade documents / 贸易单据", title_justify="left")
+    docs.add_column("type")
+    docs.add_column("count", justify="right")
+    docs.add_column("amount (CNY)", justify="right")
+    for doc_type, row in sorted(s["trade_documents"].items()):
+        docs.add_row(doc_type, f"{row['count']:,}", f"{row['amount']:,}")
+    out.print(docs)
+    out.print(_kv_table("Telemetry ingest / 遥测接入", s["ingest"] | {"stored": s["telemetry"]}))
+    out.print(_kv_table("Ground truth / 真实标签", s["ground_truth"]))
+    out.print(_kv_table("Timings (s) / 耗时(秒)", s["timings_s"]))
+
+
+def _serve(ws: Any, port: int) -> None:
+    import uvicorn
+
+    from iotfin.api.app import create_app
+
+    console.print(f"serving on http://127.0.0.1:{port} (Ctrl-C to stop)")
+    uvicorn.run(create_app(ws), host="127.0.0.1", port=port, log_level="warning")
+
+
+# --- db -----------------------------------------------------------------------------------------
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: str = "head",
+    url: Annotated[str | None, typer.Option(help="Database URL (default IOTFIN_DATABASE_URL or SQLite).")] = None,
+    data_dir: DataDirOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Apply migrations (SQLite or PostgreSQL) and seed the standard device profiles."""
+    from iotfin.workspace import Workspace
+
+    settings = load_settings(data_dir=data_dir, database_url=url)
+    ws = Workspace(settings)
+    if revision == "head":
+        current = ws.initialise()
+    else:
+        from iotfin.db import migrate
+
+        current = migrate.upgrade(ws.engine, revision)
+    safe_url = ws.engine.url.render_as_string(hide_password=True)
+    _emit({"revision": current, "database": safe_url}, as_json,
+          lambda d: out.print(f"database {d['database']} at revision {d['revision']}"))
+
+
+@db_app.command("current")
+def db_current(url: Annotated[str | None, typer.Option()] = None, data_dir: DataDirOpt = None,
+               as_json: JsonOpt = False) -> None:
+    """Show the applied and the latest migration."""
+    from iotfin.db import migrate
+    from iotfin.db.engine import make_engine
+
+    engine = make_engine(load_settings(data_dir=data_dir, database_url=url).resolved_database_url)
+    data = {"current": migrate.current_revision(engine), "head": migrate.head_revision()}
+    _emit(data, as_json, lambda d: out.print(f"current {d['current']} / head {d['head']}"))
+
+
+# --- sim ----------------------------------------------------------------------------------------
+
+
+@sim_app.command("generate")
+def sim_generate(
+    out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")],
+    enterprises: Annotated[int, typer.Option(min=5)] = 300,
+    days: Annotated[int, typer.Option(min=1, max=3650)] = 90,
+    seed: int = 42,
+    devices: Annotated[int | None, typer.Option(help="Target device count (default ~10 per enterprise).")] = None,
+    start: Annotated[str | None, typer.Option(help="First simulated day, YYYY-MM-DD.")] = None,
+    workers: Annotated[int, typer.Option(min=1, max=64)] = 2,
+    as_json: JsonOpt = False,
+) -> None:
+    """Generate a deterministic synthetic economy (Parquet) with its ground truth."""
+    from iotfin.sim import SimConfig, generate
+
+    kwargs: dict[str, Any] = {"enterprises": enterprises, "days": days, "seed": seed, "devices": devices}
+    if start:
+        try:
+            kwargs["start_date"] = date.fromisoformat(start)
+        except ValueError:
+            raise ValidationError(f"--start: not a date (YYYY-MM-DD): {start!r}") from None
+    with _progress(enabled=not as_json) as progress:
+        manifest = generate(SimConfig(**kwargs), out_dir, progress=progress, workers=workers)
+    data = {"out": str(out_dir), "counts": manifest["counts"], "config": manifest["config"]}
+    _emit(data, as_json, lambda d: out.print(_kv_table(f"generated into {d['out']}", d["counts"])))
+
+
+@sim_app.command("load")
+def sim_load(sim_dir: Annotated[Path, typer.Argument(help="A folder written by `iotfin sim generate`.")],
+             data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
+    """Load a simulated economy into the workspace through the platform's ingest path."""
+    from iotfin.loader import load_master_data, load_telemetry
+    from iotfin.sim import SimDataset
+
+    ws = _workspace(data_dir)
+    ws.initialise()
+    ds = SimDataset(sim_dir)
+    rows = load_master_data(ws, ds)
+    with _progress(enabled=not as_json) as progress:
+        tally, offered = load_telemetry(ws, ds, progress=progress)
+    data = {"rows": rows, "offered": offered, "accepted": tally.accepted, "duplicates": tally.duplicates,
+            "rejected": tally.rejected, "rejected_by_reason": dict(tally.rejected_by_reason)}
+    _emit(data, as_json, lambda d: out.print(_kv_table("loaded", d)))
+
+
+# --- telemetry ----------------------------------------------------------------------------------
+
+
+@telemetry_app.command("query")
+def telemetry_query(
+    device: Annotated[int, typer.Option("--device", help="Device id.")],
+    key: Annotated[str, typer.Option("--key", help="Metric key.")],
+    start: Annotated[str, typer.Option("--from", help="Start (ISO date/time, UTC if naive, or epoch ms).")],
+    end: Annotated[str, typer.Option("--to", help="End, exclusive.")],
+    agg: Annotated[str | None, typer.Option("--agg", help="Bucket such as 1m, 15min, 1h, 1d.")] = None,
+    data_dir: DataDirOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """A device's readings, or downsampled aggregates, over a time range."""
+    try:
+        start_ms, end_ms = parse_time(start), parse_time(end)
+    except ValueError as exc:
+        raise ValidationError(f"--from/--to: {exc}") from None
+    if end_ms <= start_ms:
+        raise ValidationError("--to must be after --from")
+    store = _workspace(data_dir).telemetry
+    if agg:
+        try:
+            table = store.aggregate(device, key, start_ms, end_ms, agg)
+        except ValueError as exc:
+            raise ValidationError(f"--agg: {exc}") from None
+    else:
+        table = store.series(device, key, start_ms, end_ms)
+    rows = table.to_pylist()
+    data = {"device": device, "key": key, "from": start_ms, "to": end_ms, "agg": agg, "rows": rows}
+
+    def render(d: dict[str, Any]) -> None:
+        t = Table(title=f"device {device} · {key}", title_justify="left")
+        for col in table.column_names:
+            t.add_column(col)
+        for row in rows:
+            t.add_row(*(str(v) for v in row.values()))
+        out.print(t)
+
+    _emit(data, as_json, render)
+
+
+@telemetry_app.command("stats")
+def telemetry_stats(data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
+    """Size of the telemetry store: days, files, data points, bytes per point."""
+    ws = _workspace(data_dir)
+    data = ws.telemetry.stats() | {"quarantine_by_reason": ws.quarantine.counts("reason")}
+    _emit(data, as_json, lambda d: out.print(_kv_table("telemetry store", d)))
+
+
+def main() -> None:
+    """Entry point: typed errors become one line on stderr and a meaningful exit code."""
+    try:
+        app()
+    except IotfinError as exc:
+        print(f"iotfin: error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

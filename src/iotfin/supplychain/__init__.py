@@ -1,0 +1,1 @@
+"""Supply chain: enterprises, sites, chains and their members, trading links, trade documents."""
