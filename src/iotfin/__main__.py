@@ -1,0 +1,3 @@
+from iotfin.cli import main
+
+main()
