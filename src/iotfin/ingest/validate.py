@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from iotfin.devices.registry import STATUS_ACTIVE, STATUS_REVOKED, STATUS_UNKNOWN, DeviceRegistry
+from iotfin.telemetry.model import sort_order
 
 # Reason codes: the index is stored, the text is what operators and devices see.
 REASONS = (
@@ -83,7 +84,7 @@ def validate(readings: pa.Table, registry: DeviceRegistry, limits: Limits) -> np
 
 def _repeated_in_batch(device_ids: np.ndarray, key_idx: np.ndarray, ts: np.ndarray) -> np.ndarray:
     """True for every repeat of a (device, key, ts) after its first occurrence in the batch."""
-    order = np.lexsort((ts, key_idx, device_ids))
+    order = sort_order(device_ids, key_idx, ts)
     d, k, t = device_ids[order], key_idx[order], ts[order]
     same_as_prev = np.zeros(len(order), bool)
     same_as_prev[1:] = (d[1:] == d[:-1]) & (k[1:] == k[:-1]) & (t[1:] == t[:-1])

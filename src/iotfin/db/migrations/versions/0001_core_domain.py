@@ -1,7 +1,7 @@
 """core domain: tenants, enterprises, sites, chains, trade documents, devices
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-23 01:07:07.654146
 """
 
@@ -11,7 +11,6 @@ import sqlalchemy as sa
 from alembic import op
 
 import iotfin.db.types
-
 
 revision = '0001'
 down_revision = None
