@@ -11,7 +11,7 @@ from sqlalchemy import inspect
 
 from iotfin.db import migrate
 from iotfin.db.engine import make_engine
-from iotfin.db.models import Base
+from iotfin.db.schema import metadata
 
 CORE_TABLES = {"tenants", "enterprises", "sites", "supply_chains", "chain_members", "relationships",
                "trade_documents", "device_profiles", "devices"}
@@ -31,7 +31,7 @@ def test_migrations_match_models(db_url: str) -> None:
     engine = make_engine(db_url)
     migrate.upgrade(engine)
     with engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata)
     assert diff == [], f"models and migrations disagree: {diff}"
     engine.dispose()
 
@@ -48,7 +48,8 @@ def test_cli_db_upgrade_on_url(db_url: str, tmp_path) -> None:  # noqa: ANN001
         capture_output=True, text=True, timeout=120,
     )
     assert again.returncode == 0, again.stderr
-    assert '"current":"0001"' in again.stdout
+    head = migrate.head_revision()
+    assert f'"current":"{head}","head":"{head}"' in again.stdout
 
 
 def test_bad_database_url_is_one_clear_line(tmp_path) -> None:  # noqa: ANN001

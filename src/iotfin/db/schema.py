@@ -1,0 +1,12 @@
+"""The complete schema: every bounded context's tables on one metadata.
+
+Contexts declare their tables on `iotfin.db.models.Base` in their own modules; importing this module
+registers all of them, which is what Alembic (autogenerate, migration checks) needs.
+"""
+
+from __future__ import annotations
+
+import iotfin.ledger.financing.store  # noqa: F401  financing registry
+from iotfin.db.models import Base
+
+metadata = Base.metadata

@@ -1,0 +1,1 @@
+"""Trusted data ledger: Merkle log, checkpoints, evidence bundles, financing registry."""

@@ -1,0 +1,205 @@
+"""The financing registry use cases: finance an asset (place a lien), refuse a second financing,
+release on repayment, record outside claims and rank competing claims."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from iotfin.core.errors import Conflict, NotFound, ValidationError
+from iotfin.core.money import quantize_fen, to_money
+from iotfin.db.engine import write_transaction
+from iotfin.db.models import Tenant
+from iotfin.ledger.financing.model import AssetKey, Claim, rank_claims
+from iotfin.ledger.financing.store import ExternalClaim, FinanceableAsset, FinancingAttempt, Lien
+
+# (record type, record id, canonical payload) -> None: called inside the transaction that makes the
+# change, so a lien and its ledger leaf commit together or not at all.
+Anchor = Callable[[Connection, str, str, dict[str, Any]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class LienView:
+    id: int
+    asset_id: int
+    kind: str
+    fingerprint: str
+    tenant_id: int
+    tenant_code: str
+    financing_ref: str
+    amount: Decimal
+    status: str
+    registration_no: str | None
+    registered_at: datetime | None
+    notice_at: datetime | None
+    placed_at: datetime
+    released_at: datetime | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: (v.isoformat() if isinstance(v, datetime) else str(v) if isinstance(v, Decimal) else v)
+                for k, v in asdict(self).items()}
+
+
+class DoubleFinancing(Conflict):
+    """The asset already carries an active lien; the attempt was refused and recorded."""
+
+    code = "double-financing"
+
+    def __init__(self, existing: LienView):
+        registration = f", registration {existing.registration_no}" if existing.registration_no else ""
+        super().__init__(
+            f"{existing.kind} {existing.fingerprint[:16]} is already financed: lien {existing.id} held by "
+            f"{existing.tenant_code} since {existing.placed_at.isoformat()} for {existing.amount} yuan{registration}"
+        )
+        self.existing = existing
+
+
+class FinancingRegistry:
+    def __init__(self, engine: Engine, anchor: Anchor | None = None):
+        self.engine = engine
+        self.anchor = anchor
+
+    def finance(self, key: AssetKey, tenant_id: int, financing_ref: str, amount: object, *,
+                enterprise_id: int | None = None, document_id: int | None = None,
+                registration_no: str | None = None, registered_at: datetime | None = None,
+                notice_at: datetime | None = None) -> LienView:
+        """Place a lien, or raise DoubleFinancing with the lien that is already there.
+
+        Exactly one of many concurrent attempts wins: on SQLite writers are serialised by
+        BEGIN IMMEDIATE; on PostgreSQL the partial unique index on active liens makes a racing
+        second insert fail, and the retry then sees the winner and records the refusal.
+        """
+        value = quantize_fen(to_money(amount))
+        if value <= 0:
+            raise ValidationError(f"amount must be positive, got {amount!r}")
+        if not financing_ref.strip():
+            raise ValidationError("financing_ref must not be empty")
+        if registered_at is not None and registration_no is None:
+            raise ValidationError("registered_at needs the registration_no it belongs to")
+        for attempt in range(3):
+            try:
+                with write_transaction(self.engine) as conn:
+                    asset_id = self._asset_id(conn, key, enterprise_id, document_id)
+                    existing = self._active_lien(conn, asset_id)
+                    if existing is None:
+                        lien_id = conn.execute(insert(Lien).values(
+                            asset_id=asset_id, tenant_id=tenant_id, financing_ref=financing_ref, amount=value,
+                            status="active", registration_no=registration_no, registered_at=registered_at,
+                            notice_at=notice_at, placed_at=datetime.now(UTC)).returning(Lien.id)).scalar_one()
+                        self._attempt(conn, asset_id, tenant_id, financing_ref, value, "placed", lien_id)
+                        placed = self._lien(conn, lien_id)
+                        if self.anchor:
+                            self.anchor(conn, "lien", str(lien_id), {"event": "placed", **placed.to_json()})
+                        return placed
+                    self._attempt(conn, asset_id, tenant_id, financing_ref, value, "refused", existing.id)
+                raise DoubleFinancing(existing)
+            except IntegrityError:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def release(self, lien_id: int, reason: str) -> LienView:
+        """Release a lien when the financing is repaid (or cancelled); the reason is mandatory."""
+        if not reason.strip():
+            raise ValidationError("a release needs a reason")
+        with write_transaction(self.engine) as conn:
+            lien = self._lien(conn, lien_id)
+            if lien.status != "active":
+                raise Conflict(f"lien {lien_id} is already {lien.status}")
+            conn.execute(update(Lien).where(Lien.id == lien_id).values(
+                status="released", released_at=datetime.now(UTC), release_reason=reason))
+            released = self._lien(conn, lien_id)
+            if self.anchor:
+                self.anchor(conn, "lien", str(lien_id), {"event": "released", "reason": reason, **released.to_json()})
+            return released
+
+    def add_external_claim(self, key: AssetKey, claimant: str, amount: object, *, registration_no: str | None = None,
+                           registered_at: datetime | None = None, notice_at: datetime | None = None) -> int:
+        value = quantize_fen(to_money(amount))
+        if value <= 0:
+            raise ValidationError(f"amount must be positive, got {amount!r}")
+        with write_transaction(self.engine) as conn:
+            asset_id = self._asset_id(conn, key, None, None)
+            return conn.execute(insert(ExternalClaim).values(
+                asset_id=asset_id, claimant=claimant, amount=value, registration_no=registration_no,
+                registered_at=registered_at, notice_at=notice_at, recorded_at=datetime.now(UTC)
+            ).returning(ExternalClaim.id)).scalar_one()
+
+    def status(self, key: AssetKey) -> dict[str, Any]:
+        """The asset, its liens (newest first) and every attempt to finance it."""
+        with self.engine.connect() as conn:
+            asset = conn.execute(select(FinanceableAsset).where(FinanceableAsset.fingerprint == key.fingerprint)).first()
+            if asset is None:
+                return {"fingerprint": key.fingerprint, "kind": key.kind, "registered": False, "active_lien": None,
+                        "liens": [], "attempts": []}
+            lien_ids = conn.execute(select(Lien.id).where(Lien.asset_id == asset.id).order_by(Lien.id.desc())).scalars()
+            liens = [self._lien(conn, i) for i in lien_ids]
+            attempts = conn.execute(
+                select(Tenant.code, FinancingAttempt.financing_ref, FinancingAttempt.amount, FinancingAttempt.outcome,
+                       FinancingAttempt.lien_id, FinancingAttempt.attempted_at)
+                .join(Tenant, Tenant.id == FinancingAttempt.tenant_id)
+                .where(FinancingAttempt.asset_id == asset.id).order_by(FinancingAttempt.id)).all()
+            return {
+                "fingerprint": key.fingerprint, "kind": key.kind, "registered": True, "asset_id": asset.id,
+                "identity": asset.identity,
+                "active_lien": next((lien.to_json() for lien in liens if lien.status == "active"), None),
+                "liens": [lien.to_json() for lien in liens],
+                "attempts": [{"tenant": a.code, "financing_ref": a.financing_ref, "amount": str(a.amount),
+                              "outcome": a.outcome, "lien_id": a.lien_id, "at": a.attempted_at.isoformat()}
+                             for a in attempts],
+            }
+
+    def competing_claims(self, key: AssetKey) -> list[list[Claim]]:
+        """The active lien and any outside claims, in Civil Code art. 768 priority order."""
+        with self.engine.connect() as conn:
+            asset_id = conn.execute(select(FinanceableAsset.id).where(FinanceableAsset.fingerprint == key.fingerprint)).scalar()
+            if asset_id is None:
+                raise NotFound(f"no financeable asset with fingerprint {key.fingerprint}")
+            claims = [Claim(lien.tenant_code, lien.amount, lien.registered_at, lien.registration_no, lien.notice_at,
+                            ref=f"lien:{lien.id}")
+                      for lien in [self._active_lien(conn, asset_id)] if lien is not None]
+            for c in conn.execute(select(ExternalClaim).where(ExternalClaim.asset_id == asset_id).order_by(ExternalClaim.id)):
+                claims.append(Claim(c.claimant, c.amount, c.registered_at, c.registration_no, c.notice_at,
+                                    ref=f"external:{c.id}"))
+        return rank_claims(claims)
+
+    # --- helpers --------------------------------------------------------------------------------
+
+    @staticmethod
+    def _asset_id(conn: Connection, key: AssetKey, enterprise_id: int | None, document_id: int | None) -> int:
+        found = conn.execute(select(FinanceableAsset.id).where(FinanceableAsset.fingerprint == key.fingerprint)).scalar()
+        if found is not None:
+            return int(found)
+        return int(conn.execute(insert(FinanceableAsset).values(
+            kind=key.kind, fingerprint=key.fingerprint, identity=key.as_dict(), enterprise_id=enterprise_id,
+            document_id=document_id, created_at=datetime.now(UTC)).returning(FinanceableAsset.id)).scalar_one())
+
+    def _active_lien(self, conn: Connection, asset_id: int) -> LienView | None:
+        lien_id = conn.execute(select(Lien.id).where(Lien.asset_id == asset_id, Lien.status == "active")).scalar()
+        return None if lien_id is None else self._lien(conn, int(lien_id))
+
+    @staticmethod
+    def _lien(conn: Connection, lien_id: int) -> LienView:
+        row = conn.execute(
+            select(Lien.id, Lien.asset_id, FinanceableAsset.kind, FinanceableAsset.fingerprint, Lien.tenant_id, Tenant.code,
+                   Lien.financing_ref, Lien.amount, Lien.status, Lien.registration_no, Lien.registered_at,
+                   Lien.notice_at, Lien.placed_at, Lien.released_at)
+            .join(FinanceableAsset, FinanceableAsset.id == Lien.asset_id).join(Tenant, Tenant.id == Lien.tenant_id)
+            .where(Lien.id == lien_id)
+        ).first()
+        if row is None:
+            raise NotFound(f"no lien {lien_id}")
+        return LienView(*row)
+
+    @staticmethod
+    def _attempt(conn: Connection, asset_id: int, tenant_id: int, ref: str, amount: Decimal, outcome: str,
+                 lien_id: int | None) -> None:
+        conn.execute(insert(FinancingAttempt).values(asset_id=asset_id, tenant_id=tenant_id, financing_ref=ref,
+                                                     amount=amount, outcome=outcome, lien_id=lien_id,
+                                                     attempted_at=datetime.now(UTC)))
