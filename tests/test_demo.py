@@ -30,6 +30,11 @@ def test_headless_demo_prints_one_json_summary(tmp_path: Path) -> None:
     assert s["telemetry"]["data_points"] == ingest["accepted"]
     assert s["loaded_rows"]["trade_documents"] == s["simulation"]["manifest_counts"]["trade_documents"]
     assert len(s["ground_truth"]["incidents_by_type"]) == 8
+    # Every simulated double financing is refused by the registry, and nothing else is.
+    fin = s["financing_registry"]
+    assert fin["refused"] == s["ground_truth"]["incidents_by_type"]["double_financing"] > 0
+    assert fin["placed"] + fin["refused"] == fin["requests"] and fin["released_on_repayment"] >= 0
+    assert "already financed" in fin["refused_examples"][0]["reason"]
     assert s["sample_query"]["rows"] and all(r["count"] > 0 for r in s["sample_query"]["rows"])
     for row in s["trade_documents"].values():  # money crosses JSON as a decimal string, never a float
         assert isinstance(row["amount"], str) and "." in row["amount"]

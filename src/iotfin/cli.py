@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 import iotfin
-from iotfin.core.errors import IotfinError, ValidationError
+from iotfin.core.errors import ConfigError, IotfinError, ValidationError
 from iotfin.core.jsonout import dumps
 from iotfin.core.settings import Settings, load_settings
 from iotfin.core.time import parse_time
@@ -32,6 +32,8 @@ telemetry_app = typer.Typer(help="Telemetry store queries.", no_args_is_help=Tru
 app.add_typer(db_app, name="db")
 app.add_typer(sim_app, name="sim")
 app.add_typer(telemetry_app, name="telemetry")
+financing_app = typer.Typer(help="Financing registry: liens on receivables, receipts, stock, vehicles.", no_args_is_help=True)
+app.add_typer(financing_app, name="financing")
 
 console = Console(stderr=True)
 out = Console()
@@ -44,10 +46,18 @@ def _settings(data_dir: Path | None = None) -> Settings:
     return load_settings(data_dir=data_dir)
 
 
-def _workspace(data_dir: Path | None = None):  # noqa: ANN202 - lazy import keeps `iotfin --help` fast
+def _workspace(data_dir: Path | None = None, schema: bool = False):  # noqa: ANN202 - lazy import keeps `iotfin --help` fast
+    """The workspace; with schema=True, refuse (exit 78) a database not migrated to the code's head."""
+    from iotfin.db import migrate
     from iotfin.workspace import Workspace
 
-    return Workspace(_settings(data_dir))
+    ws = Workspace(_settings(data_dir))
+    if schema:
+        current, head = migrate.current_revision(ws.engine), migrate.head_revision()
+        if current != head:
+            raise ConfigError(f"database is at schema revision {current or 'none'}, the code needs {head}: "
+                              "run `iotfin db upgrade`")
+    return ws
 
 
 def _emit(data: Any, as_json: bool, render: Callable[[Any], None]) -> None:
@@ -121,6 +131,12 @@ def _render_demo(s: dict[str, Any]) -> None:
         docs.add_row(doc_type, f"{row['count']:,}", f"{row['amount']:,}")
     out.print(docs)
     out.print(_kv_table("Telemetry ingest / 遥测接入", s["ingest"] | {"stored": s["telemetry"]}))
+    fin = s["financing_registry"]
+    out.print(_kv_table("Financing registry / 融资登记", {k: v for k, v in fin.items() if k != "refused_examples"}))
+    for example in fin["refused_examples"]:
+        out.print(f"  [red]refused / 拒绝重复融资[/red] request {example['request_id']} "
+                  f"(invoice typed as {example['invoice_number_as_typed']!r}): {example['reason']}")
+        out.print(f"    {example['reason_zh']}")
     out.print(_kv_table("Ground truth / 真实标签", s["ground_truth"]))
     out.print(_kv_table("Timings (s) / 耗时(秒)", s["timings_s"]))
 
@@ -267,6 +283,74 @@ def telemetry_stats(data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> No
     ws = _workspace(data_dir)
     data = ws.telemetry.stats() | {"quarantine_by_reason": ws.quarantine.counts("reason")}
     _emit(data, as_json, lambda d: out.print(_kv_table("telemetry store", d)))
+
+
+# --- financing registry ---------------------------------------------------------------------------
+
+AssetOpt = Annotated[str, typer.Option("--asset", help='Asset as JSON, e.g. \'{"kind": "vehicle", "vin": "..."}\'.')]
+
+
+def _asset_key(text: str):  # noqa: ANN202 - lazy import keeps `iotfin --help` fast
+    import json
+
+    from pydantic import ValidationError as PydanticError
+
+    from iotfin.ledger.financing.api import AssetIn
+
+    try:
+        return AssetIn.model_validate(json.loads(text)).key()
+    except (json.JSONDecodeError, PydanticError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ValidationError(f"--asset: {first}") from None
+
+
+@financing_app.command("place")
+def financing_place(
+    asset: AssetOpt,
+    tenant: Annotated[str, typer.Option(help="Code of the lender placing the lien.")],
+    ref: Annotated[str, typer.Option(help="The lender's financing reference.")],
+    amount: Annotated[str, typer.Option(help="Amount financed, yuan (decimal).")],
+    registration_no: Annotated[str | None, typer.Option(help="Movable-property registration number.")] = None,
+    registered_at: Annotated[str | None, typer.Option(help="Registration time (ISO 8601 with offset).")] = None,
+    notice_at: Annotated[str | None, typer.Option(help="When the debtor was notified (ISO 8601).")] = None,
+    data_dir: DataDirOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Finance an asset; a second financing is refused (exit 75) with the existing lien."""
+    from datetime import datetime
+
+    def when(text: str | None, name: str) -> datetime | None:
+        if text is None:
+            return None
+        try:
+            value = datetime.fromisoformat(text)
+        except ValueError:
+            raise ValidationError(f"--{name}: not an ISO 8601 time: {text!r}") from None
+        if value.tzinfo is None:
+            raise ValidationError(f"--{name}: needs a UTC offset, e.g. 2026-03-01T09:30:00+08:00")
+        return value
+
+    key = _asset_key(asset)
+    ws = _workspace(data_dir, schema=True)
+    lien = ws.financing.finance(key, ws.financing.tenant_id(tenant), ref, amount, registration_no=registration_no,
+                                registered_at=when(registered_at, "registered-at"), notice_at=when(notice_at, "notice-at"))
+    _emit(lien.to_json(), as_json, lambda d: out.print(_kv_table("lien placed / 已登记质押", d)))
+
+
+@financing_app.command("release")
+def financing_release(lien: Annotated[int, typer.Argument(help="Lien id.")],
+                      reason: Annotated[str, typer.Option(help="Why, e.g. repaid in full.")],
+                      data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
+    """Release a lien (repayment, cancellation)."""
+    released = _workspace(data_dir, schema=True).financing.release(lien, reason)
+    _emit(released.to_json(), as_json, lambda d: out.print(_kv_table("lien released / 已解除", d)))
+
+
+@financing_app.command("status")
+def financing_status(asset: AssetOpt, data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
+    """An asset's fingerprint, active lien, lien history and every financing attempt."""
+    data = _workspace(data_dir, schema=True).financing.status(_asset_key(asset))
+    _emit(data, as_json, lambda d: out.print_json(data=d))
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 from iotfin.core.errors import ConfigError
 from iotfin.core.settings import Settings
 from iotfin.core.time import BUSINESS_TZ, day_start_ms, utc_now
-from iotfin.loader import load_master_data, load_telemetry
+from iotfin.loader import load_financing_requests, load_master_data, load_telemetry
 from iotfin.platform_summary import platform_summary
 from iotfin.sim import SimConfig, SimDataset, generate
 from iotfin.workspace import Workspace
@@ -62,6 +62,7 @@ def run_demo(workspace_dir: Path, enterprises: int = 300, days: int = 180, seed:
     ds = SimDataset(sim_dir)
     rows = timed("load_master_data", lambda: load_master_data(ws, ds))
     tally, offered = timed("ingest_telemetry", lambda: load_telemetry(ws, ds, progress=progress))
+    financing = timed("financing_registry", lambda: load_financing_requests(ws, ds))
     summary = timed("summarise", lambda: platform_summary(ws))
     ground_truth = _ground_truth(ds, enterprises)
     summary.update(
@@ -73,10 +74,12 @@ def run_demo(workspace_dir: Path, enterprises: int = 300, days: int = 180, seed:
             "loaded_rows": rows,
             "ingest": {"offered": offered, "accepted": tally.accepted, "duplicates": tally.duplicates,
                        "rejected": tally.rejected, "rejected_by_reason": dict(tally.rejected_by_reason)},
+            "financing_registry": financing,
             "ground_truth": ground_truth,
             "sample_query": _sample_query(ws, ds, today),
             "timings_s": timings,
-            "capabilities": ["system-of-record", "simulator", "ingest-validation-quarantine", "telemetry-store"],
+            "capabilities": ["system-of-record", "simulator", "ingest-validation-quarantine", "telemetry-store",
+                             "financing-registry"],
         }
     )
     return ws, summary

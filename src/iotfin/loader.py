@@ -150,3 +150,42 @@ def load_telemetry(ws: Workspace, ds: Any, progress: Progress | None = None, now
     if pending:
         tally += ws.ingest.ingest(pa.concat_tables(pending), transport="batch", now=now_ms)
     return tally, offered
+
+
+def load_financing_requests(ws: Workspace, ds: Any) -> dict[str, Any]:
+    """Put the dataset's financing requests through the financing registry, in date order.
+
+    Receivables are keyed by the invoice fields exactly as each applicant typed them; the registry's
+    fingerprint sees through the reformatting, so the simulator's double-financing scenarios are
+    refused. Receivables whose invoice was paid within the horizon are then released as repaid.
+    """
+    from iotfin.ledger.financing.model import receivable_key, warehouse_receipt_key
+    from iotfin.ledger.financing.service import DoubleFinancing
+
+    docs = ds.table("trade_documents")
+    paid_orders = set(pc.filter(docs["order_id"], pc.equal(docs["doc_type"], "payment")).to_pylist())
+    order_of = dict(zip(docs["document_id"].to_pylist(), docs["order_id"].to_pylist(), strict=True))
+    registry = ws.financing
+    placed: dict[int, int] = {}  # document id -> lien id
+    refused: list[dict[str, Any]] = []
+    for req in ds.table("financing_requests").to_pylist():
+        if req["asset_type"] == "receivable":
+            key = receivable_key(req["invoice_code"], req["invoice_number"], req["seller_uscc"], req["buyer_uscc"],
+                                 req["amount"])
+        else:
+            key = warehouse_receipt_key(req["seller_uscc"], f"WR{req['document_id']}")
+        try:
+            lien = registry.finance(key, req["tenant_id"], f"REQ-{req['request_id']}", req["amount"],
+                                    enterprise_id=req["enterprise_id"], document_id=req["document_id"])
+            placed[req["document_id"]] = lien.id
+        except DoubleFinancing as exc:
+            refused.append({"request_id": req["request_id"], "document_id": req["document_id"],
+                            "tenant_id": req["tenant_id"], "invoice_number_as_typed": req["invoice_number"],
+                            "reason": str(exc), "reason_zh": exc.message_zh, "existing_lien": exc.existing.to_json()})
+    released = 0
+    for document_id, lien_id in placed.items():
+        if order_of.get(document_id) in paid_orders:
+            registry.release(lien_id, "invoice paid by the buyer")
+            released += 1
+    return {"requests": ds.table("financing_requests").num_rows, "placed": len(placed), "refused": len(refused),
+            "released_on_repayment": released, "refused_examples": refused[:3]}

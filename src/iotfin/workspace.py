@@ -14,6 +14,7 @@ from iotfin.devices.registry import DeviceRegistry
 from iotfin.devices.store import ensure_profiles, load_registry
 from iotfin.ingest.quarantine import QuarantineStore
 from iotfin.ingest.service import IngestService
+from iotfin.ledger.financing.service import FinancingRegistry
 from iotfin.telemetry.store import TelemetryStore
 
 
@@ -42,6 +43,10 @@ class Workspace:
     def ingest(self) -> IngestService:
         return IngestService(self.registry, self.telemetry, self.quarantine,
                              retention_days=self.settings.telemetry_retention_days)
+
+    @cached_property
+    def financing(self) -> FinancingRegistry:
+        return FinancingRegistry(self.engine)
 
     def initialise(self) -> str | None:
         """Apply migrations and seed the standard device profiles; safe to run any number of times."""

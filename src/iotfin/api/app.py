@@ -14,6 +14,7 @@ from fastapi.responses import RedirectResponse, Response
 import iotfin
 from iotfin.api import problems
 from iotfin.core.jsonout import dumps
+from iotfin.ledger.financing import api as financing_api
 from iotfin.platform_summary import platform_summary
 from iotfin.workspace import Workspace
 
@@ -27,6 +28,7 @@ def create_app(ws: Workspace) -> FastAPI:
     app.state.workspace = ws
     problems.install(app)
     app.include_router(_platform_router())
+    app.include_router(financing_api.router())
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:

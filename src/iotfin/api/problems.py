@@ -23,7 +23,7 @@ def problem(status: int, title: str, detail: str, code: str, instance: str | Non
 def install(app: FastAPI) -> None:
     @app.exception_handler(IotfinError)
     async def _domain(request: Request, exc: IotfinError) -> JSONResponse:
-        return problem(exc.http_status, type(exc).__name__, str(exc), exc.code, request.url.path)
+        return problem(exc.http_status, type(exc).__name__, str(exc), exc.code, request.url.path, **exc.problem_extra())
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

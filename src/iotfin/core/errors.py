@@ -13,6 +13,10 @@ class IotfinError(Exception):
     #: short machine-readable slug, used in problem+json `type`
     code: str = "error"
 
+    def problem_extra(self) -> dict[str, object]:
+        """Extra members for the problem+json body (RFC 9457 extensions)."""
+        return {}
+
 
 class ConfigError(IotfinError):
     """A setting is missing or invalid; the message names it."""

@@ -26,6 +26,8 @@ from iotfin.core.money import FEN, quantize_fen, to_money
 AssetKind = Literal["receivable", "warehouse_receipt", "inventory_lot", "vehicle", "equipment"]
 ASSET_KINDS: tuple[str, ...] = ("receivable", "warehouse_receipt", "inventory_lot", "vehicle", "equipment")
 FINGERPRINT_VERSION = 1
+KIND_LABELS_ZH = {"receivable": "应收账款", "warehouse_receipt": "仓单", "inventory_lot": "存货", "vehicle": "车辆",
+                  "equipment": "设备"}
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ from iotfin.core.errors import Conflict, NotFound, ValidationError
 from iotfin.core.money import quantize_fen, to_money
 from iotfin.db.engine import write_transaction
 from iotfin.db.models import Tenant
-from iotfin.ledger.financing.model import AssetKey, Claim, rank_claims
+from iotfin.ledger.financing.model import KIND_LABELS_ZH, AssetKey, Claim, rank_claims
 from iotfin.ledger.financing.store import ExternalClaim, FinanceableAsset, FinancingAttempt, Lien
 
 # (record type, record id, canonical payload) -> None: called inside the transaction that makes the
@@ -58,6 +58,13 @@ class DoubleFinancing(Conflict):
             f"{existing.tenant_code} since {existing.placed_at.isoformat()} for {existing.amount} yuan{registration}"
         )
         self.existing = existing
+        registration_zh = f"，登记编号 {existing.registration_no}" if existing.registration_no else ""
+        self.message_zh = (f"该{KIND_LABELS_ZH[existing.kind]}（{existing.fingerprint[:16]}）已被融资：{existing.tenant_code} "
+                           f"于 {existing.placed_at.isoformat()} 设立融资登记 {existing.id}，金额 {existing.amount} 元"
+                           f"{registration_zh}。重复融资申请已拒绝。")
+
+    def problem_extra(self) -> dict[str, object]:
+        return {"existing_lien": self.existing.to_json(), "detail_zh": self.message_zh}
 
 
 class FinancingRegistry:
@@ -119,6 +126,13 @@ class FinancingRegistry:
                 self.anchor(conn, "lien", str(lien_id), {"event": "released", "reason": reason, **released.to_json()})
             return released
 
+    def tenant_id(self, code: str) -> int:
+        with self.engine.connect() as conn:
+            found = conn.execute(select(Tenant.id).where(Tenant.code == code)).scalar()
+        if found is None:
+            raise NotFound(f"no tenant with code {code!r}")
+        return int(found)
+
     def add_external_claim(self, key: AssetKey, claimant: str, amount: object, *, registration_no: str | None = None,
                            registered_at: datetime | None = None, notice_at: datetime | None = None) -> int:
         value = quantize_fen(to_money(amount))
@@ -131,13 +145,14 @@ class FinancingRegistry:
                 registered_at=registered_at, notice_at=notice_at, recorded_at=datetime.now(UTC)
             ).returning(ExternalClaim.id)).scalar_one()
 
-    def status(self, key: AssetKey) -> dict[str, Any]:
-        """The asset, its liens (newest first) and every attempt to finance it."""
+    def status(self, key: AssetKey | str) -> dict[str, Any]:
+        """The asset (by key or fingerprint), its liens (newest first) and every attempt to finance it."""
+        fingerprint = key if isinstance(key, str) else key.fingerprint
         with self.engine.connect() as conn:
-            asset = conn.execute(select(FinanceableAsset).where(FinanceableAsset.fingerprint == key.fingerprint)).first()
+            asset = conn.execute(select(FinanceableAsset).where(FinanceableAsset.fingerprint == fingerprint)).first()
             if asset is None:
-                return {"fingerprint": key.fingerprint, "kind": key.kind, "registered": False, "active_lien": None,
-                        "liens": [], "attempts": []}
+                return {"fingerprint": fingerprint, "kind": None if isinstance(key, str) else key.kind,
+                        "registered": False, "active_lien": None, "liens": [], "attempts": []}
             lien_ids = conn.execute(select(Lien.id).where(Lien.asset_id == asset.id).order_by(Lien.id.desc())).scalars()
             liens = [self._lien(conn, i) for i in lien_ids]
             attempts = conn.execute(
@@ -146,7 +161,7 @@ class FinancingRegistry:
                 .join(Tenant, Tenant.id == FinancingAttempt.tenant_id)
                 .where(FinancingAttempt.asset_id == asset.id).order_by(FinancingAttempt.id)).all()
             return {
-                "fingerprint": key.fingerprint, "kind": key.kind, "registered": True, "asset_id": asset.id,
+                "fingerprint": fingerprint, "kind": asset.kind, "registered": True, "asset_id": asset.id,
                 "identity": asset.identity,
                 "active_lien": next((lien.to_json() for lien in liens if lien.status == "active"), None),
                 "liens": [lien.to_json() for lien in liens],
@@ -155,12 +170,13 @@ class FinancingRegistry:
                              for a in attempts],
             }
 
-    def competing_claims(self, key: AssetKey) -> list[list[Claim]]:
+    def competing_claims(self, key: AssetKey | str) -> list[list[Claim]]:
         """The active lien and any outside claims, in Civil Code art. 768 priority order."""
+        fingerprint = key if isinstance(key, str) else key.fingerprint
         with self.engine.connect() as conn:
-            asset_id = conn.execute(select(FinanceableAsset.id).where(FinanceableAsset.fingerprint == key.fingerprint)).scalar()
+            asset_id = conn.execute(select(FinanceableAsset.id).where(FinanceableAsset.fingerprint == fingerprint)).scalar()
             if asset_id is None:
-                raise NotFound(f"no financeable asset with fingerprint {key.fingerprint}")
+                raise NotFound(f"no financeable asset with fingerprint {fingerprint}")
             claims = [Claim(lien.tenant_code, lien.amount, lien.registered_at, lien.registration_no, lien.notice_at,
                             ref=f"lien:{lien.id}")
                       for lien in [self._active_lien(conn, asset_id)] if lien is not None]
