@@ -1,7 +1,7 @@
 """financing registry: assets, liens, external claims, attempts
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 Create Date: 2026-11-23 01:43:37.035350
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import iotfin.db.types
 
 revision = '0003'
-down_revision = '0001'
+down_revision = '0002'
 branch_labels = None
 depends_on = None
 
