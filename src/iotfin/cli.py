@@ -32,6 +32,8 @@ telemetry_app = typer.Typer(help="Telemetry store queries.", no_args_is_help=Tru
 app.add_typer(db_app, name="db")
 app.add_typer(sim_app, name="sim")
 app.add_typer(telemetry_app, name="telemetry")
+devices_app = typer.Typer(help="Devices: create, credentials, provisioning.", no_args_is_help=True)
+app.add_typer(devices_app, name="devices")
 financing_app = typer.Typer(help="Financing registry: liens on receivables, receipts, stock, vehicles.", no_args_is_help=True)
 app.add_typer(financing_app, name="financing")
 
@@ -141,13 +143,13 @@ def _render_demo(s: dict[str, Any]) -> None:
     out.print(_kv_table("Timings (s) / 耗时(秒)", s["timings_s"]))
 
 
-def _serve(ws: Any, port: int) -> None:
+def _serve(ws: Any, port: int, host: str = "127.0.0.1") -> None:
     import uvicorn
 
     from iotfin.api.app import create_app
 
-    console.print(f"serving on http://127.0.0.1:{port} (Ctrl-C to stop)")
-    uvicorn.run(create_app(ws), host="127.0.0.1", port=port, log_level="warning")
+    console.print(f"serving on http://{host}:{port} (Ctrl-C to stop)")
+    uvicorn.run(create_app(ws), host=host, port=port, log_level="warning")
 
 
 # --- db -----------------------------------------------------------------------------------------
@@ -283,6 +285,67 @@ def telemetry_stats(data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> No
     ws = _workspace(data_dir)
     data = ws.telemetry.stats() | {"quarantine_by_reason": ws.quarantine.counts("reason")}
     _emit(data, as_json, lambda d: out.print(_kv_table("telemetry store", d)))
+
+
+# --- devices and serving -------------------------------------------------------------------------
+
+
+@devices_app.command("create")
+def devices_create(
+    enterprise: Annotated[int | None, typer.Option(help="Owning enterprise id (default: the default enterprise).")] = None,
+    profile: Annotated[str, typer.Option(help="Device profile name.")] = "generic",
+    name: Annotated[str | None, typer.Option(help="Unique device name (as gateways and provisioning use).")] = None,
+    token: Annotated[str | None, typer.Option(help="Use this access token (e.g. one imported from ThingsBoard).")] = None,
+    data_dir: DataDirOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Register a device and print its id and access token (works on a fresh workspace)."""
+    ws = _workspace(data_dir)
+    ws.initialise()
+    issued = ws.devices.create(enterprise_id=enterprise, profile=profile, name=name, token=token)
+    _emit(issued.to_json(), as_json, lambda d: out.print(_kv_table("device created / 设备已创建", d)))
+
+
+@devices_app.command("rotate-token")
+def devices_rotate(device: Annotated[int, typer.Argument(help="Device id.")],
+                   grace: Annotated[int, typer.Option(help="Seconds the old token keeps working.")] = 0,
+                   data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
+    """Issue a new access token; the old one stops working now or after --grace seconds."""
+    token = _workspace(data_dir, schema=True).devices.issue_token(device, grace_s=grace)
+    _emit({"id": device, "token": token, "old_tokens_valid_for_s": grace}, as_json,
+          lambda d: out.print(_kv_table("token rotated / 令牌已轮换", d)))
+
+
+@devices_app.command("revoke")
+def devices_revoke(device: Annotated[int, typer.Argument(help="Device id.")], data_dir: DataDirOpt = None,
+                   as_json: JsonOpt = False) -> None:
+    """Revoke every credential of a device."""
+    n = _workspace(data_dir, schema=True).devices.revoke_credentials(device)
+    _emit({"id": device, "revoked_credentials": n}, as_json, lambda d: out.print(_kv_table("revoked / 已吊销", d)))
+
+
+@devices_app.command("provisioning")
+def devices_provisioning(profile: Annotated[str, typer.Option(help="Profile devices provision into.")],
+                         key: Annotated[str, typer.Option(help="Provision device key.")],
+                         secret: Annotated[str, typer.Option(help="Provision device secret.")],
+                         data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
+    """Allow ThingsBoard-style self-provisioning into a profile with this key and secret."""
+    ws = _workspace(data_dir)
+    ws.initialise()
+    ws.devices.set_provisioning(profile, key, secret)
+    _emit({"profile": profile, "provision_key": key}, as_json, lambda d: out.print(_kv_table("provisioning", d)))
+
+
+@app.command()
+def serve(
+    http_port: Annotated[int | None, typer.Option(help="HTTP port (IOTFIN_HTTP_PORT, default 8000).")] = None,
+    mqtt_port: Annotated[int | None, typer.Option(help="MQTT port (IOTFIN_MQTT_PORT, default 1883).")] = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Run the platform on the embedded default: the API and the device endpoints."""
+    ws = _workspace(data_dir)
+    ws.initialise()
+    _serve(ws, http_port or ws.settings.http_port, host=ws.settings.http_host)
 
 
 # --- financing registry ---------------------------------------------------------------------------

@@ -99,8 +99,7 @@ def load_master_data(ws: Workspace, ds: Any) -> dict[str, int]:
              "vehicle_device_id": d["vehicle_device_id"]}
             for d in ds.table("trade_documents").to_pylist()
         ])
-    ws.__dict__.pop("registry", None)  # new devices: rebuild the registry on next use
-    ws.__dict__.pop("ingest", None)
+    ws.reload_registry()  # new devices: rebuild the registry on next use
     return rows
 
 

@@ -11,6 +11,7 @@ from iotfin.core.settings import Settings
 from iotfin.db import migrate
 from iotfin.db.engine import make_engine
 from iotfin.devices.registry import DeviceRegistry
+from iotfin.devices.service import DeviceService
 from iotfin.devices.store import ensure_profiles, load_registry
 from iotfin.ingest.quarantine import QuarantineStore
 from iotfin.ingest.service import IngestService
@@ -45,6 +46,15 @@ class Workspace:
                              retention_days=self.settings.telemetry_retention_days)
 
     @cached_property
+    def devices(self) -> DeviceService:
+        return DeviceService(self.engine, self.registry)
+
+    def reload_registry(self) -> None:
+        """Rebuild the in-memory device registry (and what holds it) after bulk device changes."""
+        for name in ("registry", "ingest", "devices"):
+            self.__dict__.pop(name, None)
+
+    @cached_property
     def financing(self) -> FinancingRegistry:
         return FinancingRegistry(self.engine)
 
@@ -53,8 +63,7 @@ class Workspace:
         revision = migrate.upgrade(self.engine)
         with self.engine.begin() as conn:
             ensure_profiles(conn)
-        self.__dict__.pop("registry", None)
-        self.__dict__.pop("ingest", None)
+        self.reload_registry()
         return revision
 
     def close(self) -> None:

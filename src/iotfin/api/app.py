@@ -14,6 +14,7 @@ from fastapi.responses import RedirectResponse, Response
 import iotfin
 from iotfin.api import problems
 from iotfin.core.jsonout import dumps
+from iotfin.ingest import http as device_http
 from iotfin.ledger.financing import api as financing_api
 from iotfin.platform_summary import platform_summary
 from iotfin.workspace import Workspace
@@ -29,6 +30,7 @@ def create_app(ws: Workspace) -> FastAPI:
     problems.install(app)
     app.include_router(_platform_router())
     app.include_router(financing_api.router())
+    app.include_router(device_http.router())
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:

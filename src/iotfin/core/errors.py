@@ -34,6 +34,20 @@ class ValidationError(IotfinError):
     code = "validation"
 
 
+class Unauthorized(IotfinError):
+    """Missing, unknown, expired or revoked credentials."""
+
+    exit_code = 77  # EX_NOPERM
+    http_status = 401
+    code = "unauthorized"
+
+
+class PayloadTooLarge(IotfinError):
+    exit_code = 65
+    http_status = 413
+    code = "payload-too-large"
+
+
 class NotFound(IotfinError):
     exit_code = 66  # EX_NOINPUT
     http_status = 404

@@ -213,6 +213,9 @@ class DeviceProfile(Base):
     inactivity_timeout_s: Mapped[int] = mapped_column(Integer)
     # {"metric": {"type": "float", "unit": "kWh", "min": 0, "max": 1e9}, ...}; "*" accepts any numeric key.
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # ThingsBoard device provisioning: devices present the profile's key and secret to get credentials.
+    provision_key: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
+    provision_secret_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class Device(Base):
@@ -232,3 +235,49 @@ class Device(Base):
     commodity: Mapped[str | None] = mapped_column(String(64), nullable=True)
     installed_on: Mapped[date | None] = mapped_column(Date, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=_now)
+    # The name a device provisions itself under (ThingsBoard `deviceName`), unique when present.
+    name: Mapped[str | None] = mapped_column(String(200), unique=True, nullable=True)
+
+
+CREDENTIAL_KINDS = ("access_token", "mqtt_basic", "x509")
+
+
+class DeviceCredential(Base):
+    """How a device proves who it is. Secrets are stored as hashes: an access token as SHA-256 (it is
+    a high-entropy random string, so a fast hash is enough and keeps lookups O(1) by index), an MQTT
+    password as scrypt (a human may choose it)."""
+
+    __tablename__ = "device_credentials"
+    __table_args__ = (
+        CheckConstraint(_in("kind", CREDENTIAL_KINDS), name="kind"),
+        CheckConstraint(_in("status", ("active", "revoked")), name="status"),
+        UniqueConstraint("token_sha256"),
+        UniqueConstraint("mqtt_username"),
+        UniqueConstraint("cert_sha256"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    token_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    mqtt_client_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    mqtt_username: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    password_hash: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    cert_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=_now)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True, comment="rotation grace end")
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class DeviceAttribute(Base):
+    """ThingsBoard attributes: client-side (reported by the device), shared (set for the device)."""
+
+    __tablename__ = "device_attributes"
+    __table_args__ = (CheckConstraint(_in("scope", ("client", "shared", "server")), name="scope"),)
+
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(8), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    value: Mapped[Any] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=_now)

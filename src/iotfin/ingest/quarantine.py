@@ -62,6 +62,20 @@ class QuarantineStore:
         )
         self._write(table)
 
+    def put_raw_many(self, items: list[tuple[str, str]], transport: str, device_id: int | None = None) -> int:
+        """Keep several unparseable items of one message, (raw text, reason) each, in one file."""
+        if not items:
+            return 0
+        n = len(items)
+        table = pa.table(
+            {"device_id": [device_id] * n, "key": [None] * n, "ts": [None] * n, "value": [None] * n,
+             "raw": [raw[:65536] for raw, _ in items], "reason": [reason for _, reason in items],
+             "transport": [transport] * n, "received_ms": [now_ms()] * n},
+            schema=QUARANTINE_SCHEMA,
+        )
+        self._write(table)
+        return n
+
     def _write(self, table: pa.Table) -> None:
         with self._lock:
             self._seq += 1

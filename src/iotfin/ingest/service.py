@@ -23,6 +23,17 @@ class IngestResult:
     rejected: int = 0
     rejected_by_reason: Counter[str] = field(default_factory=Counter)
 
+    @staticmethod
+    def from_reasons(reasons: np.ndarray) -> IngestResult:
+        result = IngestResult(accepted=int((reasons == 0).sum()),
+                              duplicates=int((reasons == REASON_CODE["duplicate_in_batch"]).sum()))
+        rejected = reasons[(reasons != 0) & (reasons != REASON_CODE["duplicate_in_batch"])]
+        if rejected.size:
+            codes, counts = np.unique(rejected, return_counts=True)
+            result.rejected = int(rejected.size)
+            result.rejected_by_reason.update({REASONS[c]: int(n) for c, n in zip(codes, counts, strict=True)})
+        return result
+
     def __iadd__(self, other: IngestResult) -> IngestResult:
         self.accepted += other.accepted
         self.duplicates += other.duplicates
@@ -42,21 +53,19 @@ class IngestService:
     def ingest(self, readings: pa.Table, transport: str = "batch", now: int | None = None) -> IngestResult:
         """Store what is valid, quarantine what is not. Returns only after the good rows are durable,
         so a caller may acknowledge `accepted` readings as soon as this returns."""
+        return IngestResult.from_reasons(self.ingest_rows(readings, transport, now))
+
+    def ingest_rows(self, readings: pa.Table, transport: str = "batch", now: int | None = None) -> np.ndarray:
+        """Like `ingest`, returning the reason code of every row (0 = stored) so a caller that merged
+        several senders' readings into one commit can tell each sender what became of its own."""
         readings = readings.select(READING_SCHEMA.names).cast(READING_SCHEMA)
         reasons = validate(readings, self.registry, Limits(now_ms=now if now is not None else now_ms(),
                                                            retention_ms=self.retention_ms))
-        accepted_mask = reasons == 0
-        duplicate_mask = reasons == REASON_CODE["duplicate_in_batch"]
-        rejected_mask = ~accepted_mask & ~duplicate_mask
-        result = IngestResult()
+        rejected_mask = (reasons != 0) & (reasons != REASON_CODE["duplicate_in_batch"])
         if rejected_mask.any():
-            codes = reasons[rejected_mask]
-            names = np.asarray(REASONS, dtype=object)[codes]
+            names = np.asarray(REASONS, dtype=object)[reasons[rejected_mask]]
             self.quarantine.put(readings.filter(pa.array(rejected_mask)), names, transport)
-            result.rejected = int(rejected_mask.sum())
-            result.rejected_by_reason.update(Counter(names.tolist()))
+        accepted_mask = reasons == 0
         if accepted_mask.any():
             self.store.append(readings.filter(pa.array(accepted_mask)))
-            result.accepted = int(accepted_mask.sum())
-        result.duplicates = int(duplicate_mask.sum())
-        return result
+        return reasons

@@ -1,0 +1,100 @@
+"""ThingsBoard device-API payloads to readings. Pure: bytes in, rows and rejections out.
+
+Telemetry comes in three forms, all accepted by every transport:
+
+    {"temperature": 21.5, "humidity": 40}                       values at the server's receive time
+    {"ts": 1767225600000, "values": {"temperature": 21.5}}       values at the device's time (epoch ms)
+    [{"ts": ..., "values": {...}}, {"temperature": 20.1}, ...]    a list of either
+
+The store holds numbers: booleans become 1/0; strings, objects and nulls are rejected with the reason
+`wrong_type` (kept in quarantine like any other rejection), since a reading nobody can aggregate is
+better refused loudly than stored as text and silently ignored by every risk signal.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import pyarrow as pa
+
+from iotfin.telemetry.model import READING_SCHEMA
+
+MAX_PAYLOAD_BYTES = 1 << 20
+MAX_KEY_LENGTH = 255
+
+
+class MalformedPayload(ValueError):
+    """The payload cannot be read at all (not JSON, wrong shape, too large)."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(detail)
+        self.reason = reason
+
+
+@dataclass
+class ParsedTelemetry:
+    device_ids: list[int] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)
+    ts: list[int] = field(default_factory=list)
+    values: list[float] = field(default_factory=list)
+    rejected: list[tuple[str, str, Any]] = field(default_factory=list)  # (reason, key, raw value)
+
+    def table(self) -> pa.Table:
+        return pa.table({"device_id": self.device_ids, "key": self.keys, "ts": self.ts, "value": self.values},
+                        schema=READING_SCHEMA)
+
+
+def load_json(payload: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> Any:
+    if len(payload) > max_bytes:
+        raise MalformedPayload("payload_too_large", f"payload of {len(payload)} bytes exceeds {max_bytes}")
+    try:
+        return orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedPayload("malformed_payload", f"not JSON: {exc}") from None
+
+
+def parse_telemetry(payload: bytes | Any, device_id: int, now_ms: int, out: ParsedTelemetry | None = None) -> ParsedTelemetry:
+    """Append the readings of one device's telemetry payload to `out` (raw bytes or decoded JSON)."""
+    data = load_json(payload) if isinstance(payload, bytes | bytearray | memoryview) else payload
+    out = out if out is not None else ParsedTelemetry()
+    entries = data if isinstance(data, list) else [data]
+    if not entries:
+        raise MalformedPayload("malformed_payload", "empty telemetry list")
+    for entry in entries:
+        if not isinstance(entry, dict):
+            raise MalformedPayload("malformed_payload", f"telemetry entries must be objects, not {type(entry).__name__}")
+        if "ts" in entry and "values" in entry:
+            ts = entry["ts"]
+            if isinstance(ts, bool) or not isinstance(ts, int):
+                raise MalformedPayload("malformed_payload", f"ts must be integer epoch milliseconds, not {ts!r}")
+            values = entry["values"]
+            if not isinstance(values, dict):
+                raise MalformedPayload("malformed_payload", "values must be an object of key: value")
+        else:
+            ts, values = now_ms, entry
+        for key, raw in values.items():
+            _add(out, device_id, key, ts, raw)
+    return out
+
+
+def _add(out: ParsedTelemetry, device_id: int, key: str, ts: int, raw: Any) -> None:
+    if not key or len(key) > MAX_KEY_LENGTH:
+        out.rejected.append(("malformed_payload", key[:MAX_KEY_LENGTH], raw))
+        return
+    if isinstance(raw, bool):
+        value = 1.0 if raw else 0.0
+    elif isinstance(raw, int | float):
+        value = float(raw)
+        if isinstance(raw, int) and not math.isfinite(value):  # an integer too large for a double
+            out.rejected.append(("out_of_range", key, raw))
+            return
+    else:
+        out.rejected.append(("wrong_type", key, raw))
+        return
+    out.device_ids.append(device_id)
+    out.keys.append(key)
+    out.ts.append(ts)
+    out.values.append(value)

@@ -1,0 +1,90 @@
+"""What the ledger anchors: canonical leaf payloads. Pure: no I/O.
+
+A leaf is RFC 8785 (JCS) JSON naming the record type, its schema version and the record id. Records
+that are confidential (trade documents, liens, decisions, contracts) are anchored as a salted
+commitment, SHA-256(salt ‖ JCS(body)), never in clear: the log can be shared with partner banks and
+witnesses without disclosing content, and an evidence bundle reveals body and salt for one record
+only. Public facts (a telemetry batch's Merkle root) are anchored in clear.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import rfc8785
+
+from iotfin.core.errors import ValidationError
+
+SALT_BYTES = 32
+
+
+@dataclass(frozen=True, slots=True)
+class RecordType:
+    name: str
+    version: int
+    confidential: bool
+
+
+RECORD_TYPES: dict[str, RecordType] = {t.name: t for t in (
+    RecordType("trade_document", 1, True),
+    RecordType("lien", 1, True),
+    RecordType("telemetry_batch", 1, False),
+    RecordType("consent_grant", 1, True),
+    RecordType("credit_decision", 1, True),
+    RecordType("loan_contract", 1, True),
+    RecordType("model_fingerprint", 1, False),
+)}
+
+
+def record_type(name: str) -> RecordType:
+    try:
+        return RECORD_TYPES[name]
+    except KeyError:
+        raise ValidationError(f"unknown record type {name!r}; known: {', '.join(sorted(RECORD_TYPES))}") from None
+
+
+def jsonable(value: Any) -> Any:
+    """Values as JCS can carry them exactly: Decimal and dates as strings, no floats in money."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def canonical(body: dict[str, Any]) -> bytes:
+    return rfc8785.dumps(jsonable(body))
+
+
+def new_salt() -> bytes:
+    return secrets.token_bytes(SALT_BYTES)
+
+
+def commitment(salt: bytes, body: dict[str, Any]) -> str:
+    if len(salt) != SALT_BYTES:
+        raise ValidationError(f"salt must be {SALT_BYTES} bytes")
+    return hashlib.sha256(salt + canonical(body)).hexdigest()
+
+
+def leaf_payload(type_name: str, record_id: str, body: dict[str, Any], salt: bytes | None) -> bytes:
+    """The exact bytes the log hashes as a leaf (RFC 9162: leaf hash = SHA-256(0x00 ‖ payload))."""
+    rtype = record_type(type_name)
+    head = {"type": rtype.name, "v": rtype.version, "id": str(record_id)}
+    if rtype.confidential:
+        if salt is None:
+            raise ValidationError(f"{type_name} is confidential: anchoring needs a salt")
+        return rfc8785.dumps(head | {"commitment": commitment(salt, body)})
+    if salt is not None:
+        raise ValidationError(f"{type_name} is anchored in clear: no salt")
+    return rfc8785.dumps(head | {"body": jsonable(body)})
