@@ -21,7 +21,7 @@ def test_headless_demo_prints_one_json_summary(tmp_path: Path) -> None:
     done = _demo("--headless", "--json", "--enterprises", "40", "--days", "30", "--workspace", str(ws))
     assert done.returncode == 0, done.stderr
     s = json.loads(done.stdout)
-    assert s["economy"]["enterprises"] == 40 and s["devices"]["total"] == 400
+    assert s["economy"]["enterprises"] == 40 and s["devices"]["total"] == 400  # 10 per enterprise below 200
     assert set(s["economy"]["enterprises_by_sector"]) == {"manufacturing", "logistics", "energy", "agriculture",
                                                           "infrastructure"}
     ingest = s["ingest"]
@@ -35,6 +35,10 @@ def test_headless_demo_prints_one_json_summary(tmp_path: Path) -> None:
     assert fin["refused"] == s["ground_truth"]["incidents_by_type"]["double_financing"] > 0
     assert fin["placed"] + fin["refused"] == fin["requests"] and fin["released_on_repayment"] >= 0
     assert "already financed" in fin["refused_examples"][0]["reason"]
+    ledger = s["ledger"]  # anchored, proved, verified offline, audited
+    assert ledger["audit"]["ok"] and ledger["audit"]["leaves"] > s["loaded_rows"]["trade_documents"]
+    assert ledger["invoice_evidence"]["record_type"] == "trade_document"
+    assert ledger["reading_evidence"]["reading"]["key"] == "power_kw" and ledger["witness_cosignatures"] == 1
     assert s["sample_query"]["rows"] and all(r["count"] > 0 for r in s["sample_query"]["rows"])
     for row in s["trade_documents"].values():  # money crosses JSON as a decimal string, never a float
         assert isinstance(row["amount"], str) and "." in row["amount"]

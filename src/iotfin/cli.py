@@ -34,6 +34,8 @@ app.add_typer(sim_app, name="sim")
 app.add_typer(telemetry_app, name="telemetry")
 devices_app = typer.Typer(help="Devices: create, credentials, provisioning.", no_args_is_help=True)
 app.add_typer(devices_app, name="devices")
+ledger_app = typer.Typer(help="Trusted ledger: checkpoints, evidence bundles, audit, witnessing.", no_args_is_help=True)
+app.add_typer(ledger_app, name="ledger")
 financing_app = typer.Typer(help="Financing registry: liens on receivables, receipts, stock, vehicles.", no_args_is_help=True)
 app.add_typer(financing_app, name="financing")
 
@@ -107,6 +109,7 @@ def demo(
     as_json: JsonOpt = False,
     workspace: Annotated[Path, typer.Option(help="Demo workspace (rebuilt on every run).")] = Path(".iotfin/demo"),
     enterprises: Annotated[int, typer.Option(min=10, max=100_000)] = 300,
+    devices: Annotated[int | None, typer.Option(help="Fleet size (default: 2,000, or 10 per enterprise if fewer).")] = None,
     days: Annotated[int, typer.Option(min=30, max=3650)] = 180,
     seed: int = 42,
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
@@ -115,7 +118,8 @@ def demo(
     from iotfin.demo import run_demo
 
     with _progress(enabled=not as_json) as progress:
-        ws, summary = run_demo(workspace, enterprises=enterprises, days=days, seed=seed, progress=progress)
+        fleet = devices if devices is not None else min(2_000, 10 * enterprises)
+        ws, summary = run_demo(workspace, enterprises=enterprises, days=days, seed=seed, devices=fleet, progress=progress)
     _emit(summary, as_json, _render_demo)
     if not headless:
         _serve(ws, port)
@@ -346,6 +350,97 @@ def serve(
     ws = _workspace(data_dir)
     ws.initialise()
     _serve(ws, http_port or ws.settings.http_port, host=ws.settings.http_host)
+
+
+# --- ledger ---------------------------------------------------------------------------------------
+
+
+@ledger_app.command("key")
+def ledger_key(data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
+    """The log's verifier key (give it to whoever checks evidence)."""
+    ws = _workspace(data_dir, schema=True)
+    _emit({"verifier_key": ws.ledger.verifier_key, "origin": ws.ledger.origin}, as_json,
+          lambda d: print(d["verifier_key"]))
+
+
+@ledger_app.command("checkpoint")
+def ledger_checkpoint(witness: Annotated[str | None, typer.Option(help="Also ask this tlog-witness (base URL) to cosign.")] = None,
+                      data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
+    """Sign a checkpoint of the log as it stands (never one inconsistent with an earlier one)."""
+    from iotfin.ledger.service import request_cosignature
+
+    ws = _workspace(data_dir, schema=True)
+    note = ws.ledger.checkpoint()
+    data: dict[str, Any] = {"checkpoint": note}
+    if witness:
+        data["cosignatures"] = request_cosignature(ws.ledger, witness)
+    _emit(data, as_json, lambda d: print(d["checkpoint"] + "".join(d.get("cosignatures", [])), end=""))
+
+
+@ledger_app.command("prove")
+def ledger_prove(
+    record: Annotated[str, typer.Argument(help="TYPE:ID, e.g. trade_document:1234 or lien:7.")],
+    out_path: Annotated[Path, typer.Option("--out", help="Where to write the bundle (JSON).")],
+    data_dir: DataDirOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write an evidence bundle for one anchored record."""
+    type_name, sep, record_id = record.partition(":")
+    if not sep or not record_id:
+        raise ValidationError(f"RECORD must look like TYPE:ID, not {record!r}")
+    bundle = _workspace(data_dir, schema=True).ledger.prove(type_name, record_id)
+    _write_bundle(out_path, bundle, as_json)
+
+
+@ledger_app.command("prove-reading")
+def ledger_prove_reading(
+    device: Annotated[int, typer.Option(help="Device id.")],
+    key: Annotated[str, typer.Option(help="Metric key.")],
+    ts: Annotated[int, typer.Option(help="Reading timestamp, epoch ms.")],
+    out_path: Annotated[Path, typer.Option("--out", help="Where to write the bundle (JSON).")],
+    data_dir: DataDirOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write an evidence bundle for one stored telemetry reading."""
+    ws = _workspace(data_dir, schema=True)
+    bundle = ws.ledger.prove_reading(ws.settings.resolved_telemetry_dir, device, key, ts)
+    _write_bundle(out_path, bundle, as_json)
+
+
+def _write_bundle(path: Path, bundle: dict[str, Any], as_json: bool) -> None:
+    path.write_text(dumps(bundle, indent=True) + "\n")
+    _emit({"out": str(path), "leaf_index": bundle["leaf"]["index"]}, as_json,
+          lambda d: out.print(f"evidence written to {d['out']} (leaf {d['leaf_index']})"))
+
+
+@ledger_app.command("verify")
+def ledger_verify(
+    bundle_path: Annotated[Path, typer.Argument(help="An evidence bundle.")],
+    key: Annotated[str, typer.Option("--key", help="The log's verifier key (or @FILE holding it).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Check a bundle offline, with no database: exit 0 if it holds, 65 with the reason if not."""
+    import json
+
+    from iotfin.ledger.evidence import EvidenceInvalid, verify_bundle
+
+    vkey = Path(key[1:]).read_text().strip() if key.startswith("@") else key
+    try:
+        bundle = json.loads(bundle_path.read_text())
+    except (OSError, ValueError) as exc:
+        raise EvidenceInvalid(f"cannot read {bundle_path}: {exc}") from None
+    proved = verify_bundle(bundle, vkey)
+    _emit({"valid": True, **proved}, as_json, lambda d: out.print(f"[green]VALID[/green] {d['record_type']} {d['record_id']} "
+                                                               f"is leaf {d['leaf_index']} of checkpoint {d['checkpoint']['size']}"))
+
+
+@ledger_app.command("audit")
+def ledger_audit(data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
+    """Re-derive the log from its stored leaves and re-check every anchored record: exit 65 if anything changed."""
+    report = _workspace(data_dir, schema=True).ledger.audit()
+    _emit(report, as_json, lambda d: out.print_json(data=d))
+    if not report["ok"]:
+        raise typer.Exit(65)
 
 
 # --- financing registry ---------------------------------------------------------------------------

@@ -100,6 +100,7 @@ def load_master_data(ws: Workspace, ds: Any) -> dict[str, int]:
             for d in ds.table("trade_documents").to_pylist()
         ])
     ws.reload_registry()  # new devices: rebuild the registry on next use
+    rows["anchored_trade_documents"] = ws.ledger.anchor_all("trade_document")
     return rows
 
 
@@ -165,6 +166,9 @@ def load_financing_requests(ws: Workspace, ds: Any) -> dict[str, Any]:
     paid_orders = set(pc.filter(docs["order_id"], pc.equal(docs["doc_type"], "payment")).to_pylist())
     order_of = dict(zip(docs["document_id"].to_pylist(), docs["order_id"].to_pylist(), strict=True))
     registry = ws.financing
+    # A bulk import anchors each lien once, as it stands at the end, in one ledger batch, instead of
+    # one append per placement and release.
+    per_change_anchor, registry.anchor = registry.anchor, None
     placed: dict[int, int] = {}  # document id -> lien id
     refused: list[dict[str, Any]] = []
     for req in ds.table("financing_requests").to_pylist():
@@ -186,5 +190,7 @@ def load_financing_requests(ws: Workspace, ds: Any) -> dict[str, Any]:
         if order_of.get(document_id) in paid_orders:
             registry.release(lien_id, "invoice paid by the buyer")
             released += 1
+    registry.anchor = per_change_anchor
+    ws.ledger.anchor_from_source("lien", [str(lien_id) for lien_id in placed.values()], checkpoint=False)
     return {"requests": ds.table("financing_requests").num_rows, "placed": len(placed), "refused": len(refused),
             "released_on_repayment": released, "refused_examples": refused[:3]}

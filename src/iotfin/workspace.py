@@ -16,6 +16,7 @@ from iotfin.devices.store import ensure_profiles, load_registry
 from iotfin.ingest.quarantine import QuarantineStore
 from iotfin.ingest.service import IngestService
 from iotfin.ledger.financing.service import FinancingRegistry
+from iotfin.ledger.service import LedgerService, load_or_create_signer
 from iotfin.telemetry.store import TelemetryStore
 
 
@@ -43,7 +44,12 @@ class Workspace:
     @cached_property
     def ingest(self) -> IngestService:
         return IngestService(self.registry, self.telemetry, self.quarantine,
-                             retention_days=self.settings.telemetry_retention_days)
+                             retention_days=self.settings.telemetry_retention_days,
+                             anchor=self.ledger.anchor_telemetry_batch)
+
+    @cached_property
+    def ledger(self) -> LedgerService:
+        return LedgerService(self.engine, load_or_create_signer(self.data_dir / "ledger.key"))
 
     @cached_property
     def devices(self) -> DeviceService:
@@ -56,7 +62,7 @@ class Workspace:
 
     @cached_property
     def financing(self) -> FinancingRegistry:
-        return FinancingRegistry(self.engine)
+        return FinancingRegistry(self.engine, anchor=lambda lien_id: self.ledger.anchor_from_source("lien", [lien_id], checkpoint=False))
 
     def initialise(self) -> str | None:
         """Apply migrations and seed the standard device profiles; safe to run any number of times."""

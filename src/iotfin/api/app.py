@@ -10,11 +10,14 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
+from sqlalchemy.exc import SQLAlchemyError
 
 import iotfin
 from iotfin.api import problems
+from iotfin.core.errors import ServiceUnavailable
 from iotfin.core.jsonout import dumps
 from iotfin.ingest import http as device_http
+from iotfin.ledger import api as ledger_api
 from iotfin.ledger.financing import api as financing_api
 from iotfin.platform_summary import platform_summary
 from iotfin.workspace import Workspace
@@ -31,6 +34,7 @@ def create_app(ws: Workspace) -> FastAPI:
     app.include_router(_platform_router())
     app.include_router(financing_api.router())
     app.include_router(device_http.router())
+    app.include_router(ledger_api.router())
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:
@@ -45,8 +49,11 @@ def _platform_router() -> APIRouter:
     @router.get("/healthz", tags=["platform"])
     def healthz(request: Request) -> dict[str, Any]:
         ws: Workspace = request.app.state.workspace
-        with ws.engine.connect() as conn:
-            conn.exec_driver_sql("SELECT 1")
+        try:
+            with ws.engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+        except SQLAlchemyError as exc:  # a health check reports the outage instead of failing with it
+            raise ServiceUnavailable(f"database unreachable ({type(exc).__name__})") from exc
         return {"status": "ok", "version": iotfin.__version__}
 
     @router.get("/api/v1/summary", tags=["platform"], response_class=DecimalJSONResponse)

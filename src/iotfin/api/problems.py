@@ -34,3 +34,9 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return problem(exc.status_code, str(exc.detail), str(exc.detail), f"http-{exc.status_code}", request.url.path)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Anything else is a bug or an outage: a 500 problem with no internals in it (the server
+        # still logs the exception, which Starlette re-raises after this response).
+        return problem(500, "Internal Server Error", "an unexpected error occurred", "internal", request.url.path)

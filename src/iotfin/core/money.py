@@ -20,6 +20,10 @@ def to_money(value: object) -> Decimal:
         raise ValidationError(f"not a money amount: {value!r}") from exc
     if not amount.is_finite():
         raise ValidationError(f"money must be finite: {value!r}")
+    try:  # an amount with more digits than the decimal context holds cannot be kept to the fen
+        amount.quantize(FEN)
+    except InvalidOperation:
+        raise ValidationError(f"money amount out of range: {value!r}") from None
     return amount
 
 

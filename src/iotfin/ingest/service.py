@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -44,10 +45,12 @@ class IngestResult:
 
 class IngestService:
     def __init__(self, registry: DeviceRegistry, store: TelemetryStore, quarantine: QuarantineStore,
-                 retention_days: int = 3650):
+                 retention_days: int = 3650, anchor: Callable[[int, pa.Table], object] | None = None):
         self.registry = registry
         self.store = store
         self.quarantine = quarantine
+        # Called with (batch seq, stored readings) after each durable append: the ledger's leaf for it.
+        self.anchor = anchor
         self.retention_ms = retention_days * 86_400_000
 
     def ingest(self, readings: pa.Table, transport: str = "batch", now: int | None = None) -> IngestResult:
@@ -67,5 +70,11 @@ class IngestService:
             self.quarantine.put(readings.filter(pa.array(rejected_mask)), names, transport)
         accepted_mask = reasons == 0
         if accepted_mask.any():
-            self.store.append(readings.filter(pa.array(accepted_mask)))
+            stored = readings.filter(pa.array(accepted_mask))
+            appended = self.store.append(stored)
+            if self.anchor is not None:
+                # After the append, not inside it: a crash in between leaves a stored batch without a
+                # leaf, which `iotfin ledger audit` reports and re-anchoring repairs; never a leaf for
+                # readings that are not stored.
+                self.anchor(appended.seq, stored)
         return reasons

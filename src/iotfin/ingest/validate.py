@@ -78,7 +78,10 @@ def validate(readings: pa.Table, registry: DeviceRegistry, limits: Limits) -> np
         mark((values < row_lo) | (values > row_hi), "out_of_range")
     mark(ts > limits.now_ms + limits.max_future_ms, "ts_in_future")
     mark(ts < limits.now_ms - limits.retention_ms, "ts_too_old")
-    mark(_repeated_in_batch(device_ids, key_idx, ts), "duplicate_in_batch")
+    # Repeats are looked for among the readings that passed every other check: when the first
+    # reading of a point is rejected, the next valid one is stored, not dropped as its "duplicate".
+    ok = np.flatnonzero(reasons == 0)
+    reasons[ok[_repeated_in_batch(device_ids[ok], key_idx[ok], ts[ok])]] = REASON_CODE["duplicate_in_batch"]
     return reasons
 
 

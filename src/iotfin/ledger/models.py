@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, LargeBinary, SmallInteger, String, Text, func
+from sqlalchemy import BigInteger, CheckConstraint, Index, LargeBinary, SmallInteger, String, Text, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from iotfin.db.models import Base, Id
@@ -77,3 +77,19 @@ ledger_head = LedgerHead.__table__
 ledger_leaves = LedgerLeaf.__table__
 ledger_tiles = LedgerTile.__table__
 ledger_checkpoints = LedgerCheckpoint.__table__
+
+
+class LedgerAnchor(Base):
+    """Which leaf anchors which record, and the salt of a confidential record's commitment. The salt
+    never enters the log; an evidence bundle discloses it for one record only."""
+
+    __tablename__ = "ledger_anchors"
+    __table_args__ = (Index("ix_ledger_anchors_record", "record_type", "record_id"),)
+
+    leaf_index: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    record_type: Mapped[str] = mapped_column(String(64))
+    record_id: Mapped[str] = mapped_column(String(128))
+    salt: Mapped[bytes | None] = mapped_column(LargeBinary(32), nullable=True)
+
+
+ledger_anchors = LedgerAnchor.__table__

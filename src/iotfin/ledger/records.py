@@ -1,6 +1,7 @@
 """What the ledger anchors: canonical leaf payloads. Pure: no I/O.
 
-A leaf is RFC 8785 (JCS) JSON naming the record type, its schema version and the record id. Records
+A leaf commits to the record type and id (iotfin.ledger.entry) and an RFC 8785 (JCS) JSON payload
+with the record's schema version. Records
 that are confidential (trade documents, liens, decisions, contracts) are anchored as a salted
 commitment, SHA-256(salt ‖ JCS(body)), never in clear: the log can be shared with partner banks and
 witnesses without disclosing content, and an evidence bundle reveals body and salt for one record
@@ -77,14 +78,14 @@ def commitment(salt: bytes, body: dict[str, Any]) -> str:
     return hashlib.sha256(salt + canonical(body)).hexdigest()
 
 
-def leaf_payload(type_name: str, record_id: str, body: dict[str, Any], salt: bytes | None) -> bytes:
-    """The exact bytes the log hashes as a leaf (RFC 9162: leaf hash = SHA-256(0x00 ‖ payload))."""
+def leaf_payload(type_name: str, body: dict[str, Any], salt: bytes | None) -> bytes:
+    """The entry payload the log commits to (the leaf also commits to the record type and id, see
+    iotfin.ledger.entry): {"v", "commitment"} for confidential records, {"v", "body"} otherwise."""
     rtype = record_type(type_name)
-    head = {"type": rtype.name, "v": rtype.version, "id": str(record_id)}
     if rtype.confidential:
         if salt is None:
             raise ValidationError(f"{type_name} is confidential: anchoring needs a salt")
-        return rfc8785.dumps(head | {"commitment": commitment(salt, body)})
+        return rfc8785.dumps({"v": rtype.version, "commitment": commitment(salt, body)})
     if salt is not None:
         raise ValidationError(f"{type_name} is anchored in clear: no salt")
-    return rfc8785.dumps(head | {"body": jsonable(body)})
+    return rfc8785.dumps({"v": rtype.version, "body": jsonable(body)})

@@ -12,7 +12,7 @@ the head is assembled from whatever snapshot the query sees.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -100,8 +100,12 @@ class LedgerStore:
 
     # --- writing ------------------------------------------------------------------------------
 
-    def append_batch(self, entries: Sequence[Entry]) -> AppendResult:
-        """Append entries in order, atomically. Returns (index of the first, new size, new root)."""
+    def append_batch(self, entries: Sequence[Entry],
+                     also: Callable[[Connection, int], None] | None = None) -> AppendResult:
+        """Append entries in order, atomically. Returns (index of the first, new size, new root).
+
+        `also(conn, first_index)` runs inside the same transaction, for rows that must commit with
+        the leaves (e.g. the salts of confidential records)."""
         for entry in entries:
             check_entry(entry)
         # Leaf hashes do not depend on position: compute them before taking the write lock.
@@ -127,6 +131,8 @@ class LedgerStore:
             self._write_tiles(conn, tiles.write_runs(appended.runs, existing), existing)
             conn.execute(update(ledger_head).where(ledger_head.c.id == HEAD_ID)
                          .values(size=appended.size, root=appended.root, updated_at=func.now()))
+            if also is not None:
+                also(conn, size)
         return AppendResult(size, appended.size, appended.root)
 
     def sign_checkpoint(self, signer: SignerKey, origin: str, extensions: Sequence[str] = ()) -> str:

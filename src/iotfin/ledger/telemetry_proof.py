@@ -39,10 +39,6 @@ def series_payload(device_id: int, key: str, pairs: bytes) -> bytes:
     return SERIES_DOMAIN + int(device_id).to_bytes(8, "big", signed=True) + key.encode() + b"\x00" + pairs
 
 
-def leaf_hash(payload: bytes) -> bytes:
-    return hashlib.sha256(b"\x00" + payload).digest()
-
-
 def series_starts(readings: pa.Table) -> np.ndarray:
     """First row of each (device_id, key) series in a batch sorted by (device_id, key, ts)."""
     n = readings.num_rows

@@ -38,6 +38,7 @@ class AppendResult:
     files: int
     days: int
     bytes_written: int
+    seq: int = 0  # the batch's sequence number (its files are b<seq>.parquet)
 
 
 def sort_order(*columns: np.ndarray) -> np.ndarray:

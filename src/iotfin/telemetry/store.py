@@ -1,8 +1,10 @@
 """Parquet-by-day telemetry store.
 
 Layout: ``<root>/day=YYYY-MM-DD/b<batch_seq>.parquet``. Each append writes one file per UTC day it
-touches, to a temporary name, fsyncs it and renames it into place, then fsyncs the directory: a
-batch is either wholly visible or not at all, and once `append` returns it survives a crash.
+touches, all of them to temporary names and fsynced first, then renames them into place and fsyncs
+the directories: an append that fails leaves none of its batch visible, and once `append` returns
+the batch survives a crash. (A crash in the middle of the renames can leave part of a batch that was
+never acknowledged visible; the sender re-sends it, which is harmless, see below.)
 
 A reading is identified by (device_id, key, ts). Each file carries its batch sequence number in the
 `seq` column, so when the same point is written twice the first accepted value wins on read
@@ -93,40 +95,62 @@ class TelemetryStore:
         boundaries = np.flatnonzero(np.diff(sorted_days)) + 1
         starts = np.concatenate(([0], boundaries))
         ends = np.concatenate((boundaries, [readings.num_rows]))
-        written = 0
-        for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
-            part = readings.slice(start, end - start)
-            value, value_e6 = encode_values(part["value"].to_numpy())
-            part = pa.table([part["device_id"], part["key"], part["ts"], value, value_e6,
-                             pa.array(np.full(part.num_rows, seq, np.int64))], schema=STORED_SCHEMA)
-            day = _EPOCH.fromordinal(_EPOCH.toordinal() + int(sorted_days[start]))
-            written += self._write_atomically(self._day_dir(day) / f"b{seq:012d}.parquet", part)
+        # Two phases, so that a failure on any day (disk full, a bad partition directory) leaves
+        # none of the batch visible: every day's file is written and fsynced under a temporary
+        # name first, and only then are they all renamed into place.
+        staged: list[tuple[Path, Path]] = []
+        try:
+            for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+                part = readings.slice(start, end - start)
+                value, value_e6 = encode_values(part["value"].to_numpy())
+                part = pa.table([part["device_id"], part["key"], part["ts"], value, value_e6,
+                                 pa.array(np.full(part.num_rows, seq, np.int64))], schema=STORED_SCHEMA)
+                day = _EPOCH.fromordinal(_EPOCH.toordinal() + int(sorted_days[start]))
+                path = self._day_dir(day) / f"b{seq:012d}.parquet"
+                staged.append((self._write_temporary(path, part), path))
+        except BaseException:
+            for tmp, _ in staged:
+                tmp.unlink(missing_ok=True)
+            raise
+        written = self._publish(staged)
         files = len(starts)
-        return AppendResult(rows=readings.num_rows, files=files, days=files, bytes_written=written)
+        return AppendResult(rows=readings.num_rows, files=files, days=files, bytes_written=written, seq=seq)
 
-    def _write_atomically(self, path: Path, table: pa.Table) -> int:
+    def _write_temporary(self, path: Path, table: pa.Table) -> Path:
+        """Write and fsync `table` next to `path` under a temporary name; returns that name."""
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
-        pq.write_table(
-            table,
-            tmp,
-            compression=self._compression,
-            compression_level=self._level,
-            use_dictionary=["key"],
-            # Timestamps and ids are near-monotonic after sorting: delta encoding halves their size.
-            column_encoding={"ts": "DELTA_BINARY_PACKED", "device_id": "DELTA_BINARY_PACKED",
-                             "seq": "DELTA_BINARY_PACKED"},
-            write_statistics=True,
-        )
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
         try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-        return path.stat().st_size
+            pq.write_table(
+                table,
+                tmp,
+                compression=self._compression,
+                compression_level=self._level,
+                use_dictionary=["key"],
+                # Timestamps and ids are near-monotonic after sorting: delta encoding halves their size.
+                column_encoding={"ts": "DELTA_BINARY_PACKED", "device_id": "DELTA_BINARY_PACKED",
+                                 "seq": "DELTA_BINARY_PACKED"},
+                write_statistics=True,
+            )
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return tmp
+
+    @staticmethod
+    def _publish(staged: list[tuple[Path, Path]]) -> int:
+        """Rename staged files into place and fsync their directories; returns the bytes published."""
+        for tmp, path in staged:
+            os.replace(tmp, path)
+        for directory in {path.parent for _, path in staged}:
+            dir_fd = os.open(directory, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        return sum(path.stat().st_size for _, path in staged)
 
     def _last_seq(self) -> int:
         seqs = [int(p.stem[1:]) for p in self.root.glob("day=*/b*.parquet")]

@@ -19,9 +19,10 @@ from iotfin.db.models import Tenant
 from iotfin.ledger.financing.model import KIND_LABELS_ZH, AssetKey, Claim, rank_claims
 from iotfin.ledger.financing.store import ExternalClaim, FinanceableAsset, FinancingAttempt, Lien
 
-# (record type, record id, canonical payload) -> None: called inside the transaction that makes the
-# change, so a lien and its ledger leaf commit together or not at all.
-Anchor = Callable[[Connection, str, str, dict[str, Any]], None]
+# Called with a lien id after each change to it commits, to anchor the lien as it now stands. After,
+# not inside: the ledger serialises its own appends; a crash in between leaves an unanchored change
+# that `iotfin ledger audit` reports, never a leaf for a change that did not happen.
+Anchor = Callable[[str], object]
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,11 +102,13 @@ class FinancingRegistry:
                             notice_at=notice_at, placed_at=datetime.now(UTC)).returning(Lien.id)).scalar_one()
                         self._attempt(conn, asset_id, tenant_id, financing_ref, value, "placed", lien_id)
                         placed = self._lien(conn, lien_id)
-                        if self.anchor:
-                            self.anchor(conn, "lien", str(lien_id), {"event": "placed", **placed.to_json()})
-                        return placed
-                    self._attempt(conn, asset_id, tenant_id, financing_ref, value, "refused", existing.id)
-                raise DoubleFinancing(existing)
+                    else:
+                        self._attempt(conn, asset_id, tenant_id, financing_ref, value, "refused", existing.id)
+                if existing is not None:
+                    raise DoubleFinancing(existing)
+                if self.anchor:
+                    self.anchor(str(placed.id))
+                return placed
             except IntegrityError:
                 if attempt == 2:
                     raise
@@ -122,9 +125,9 @@ class FinancingRegistry:
             conn.execute(update(Lien).where(Lien.id == lien_id).values(
                 status="released", released_at=datetime.now(UTC), release_reason=reason))
             released = self._lien(conn, lien_id)
-            if self.anchor:
-                self.anchor(conn, "lien", str(lien_id), {"event": "released", "reason": reason, **released.to_json()})
-            return released
+        if self.anchor:
+            self.anchor(str(lien_id))
+        return released
 
     def tenant_id(self, code: str) -> int:
         with self.engine.connect() as conn:

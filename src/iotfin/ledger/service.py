@@ -1,0 +1,289 @@
+"""Ledger use cases: anchor records and telemetry batches, sign checkpoints, prove, audit."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from sqlalchemy import Connection, Engine, insert, select
+
+from iotfin.core.errors import NotFound
+from iotfin.db.models import TradeDocument
+from iotfin.ledger import merkle
+from iotfin.ledger.checkpoint import ED25519, SignerKey, VerifierKey, open_checkpoint
+from iotfin.ledger.entry import Entry, entry_leaf_hash
+from iotfin.ledger.evidence import FORMAT, b64
+from iotfin.ledger.financing.store import FinanceableAsset, Lien
+from iotfin.ledger.models import ledger_anchors, ledger_checkpoints, ledger_leaves
+from iotfin.ledger.records import jsonable, leaf_payload, new_salt, record_type
+from iotfin.ledger.store import LedgerStore
+from iotfin.ledger.telemetry_proof import series_at, series_leaf_hashes
+from iotfin.telemetry.model import sort_order
+from iotfin.telemetry.store import decode_values
+
+DEFAULT_ORIGIN = "iotfin.local/ledger"
+Loader = Callable[[Connection, str], dict[str, Any] | None]
+
+
+def _trade_document(conn: Connection, record_id: str) -> dict[str, Any] | None:
+    row = conn.execute(select(TradeDocument.__table__).where(TradeDocument.id == int(record_id))).mappings().first()
+    return None if row is None else dict(row)
+
+
+def _lien(conn: Connection, record_id: str) -> dict[str, Any] | None:
+    row = conn.execute(select(Lien.__table__, FinanceableAsset.fingerprint)
+                       .join(FinanceableAsset, FinanceableAsset.id == Lien.asset_id)
+                       .where(Lien.id == int(record_id))).mappings().first()
+    return None if row is None else dict(row)
+
+
+# Where the current state of each confidential record type lives, to prove and audit it.
+LOADERS: dict[str, Loader] = {"trade_document": _trade_document, "lien": _lien}
+
+
+def load_or_create_signer(path: Path, name: str = "iotfin-ledger", key_type: int = ED25519) -> SignerKey:
+    """A signing key kept in the data directory (mode 0600), made on first use: the log's Ed25519
+    key, or (key_type=COSIGNATURE_V1) the platform's witness key."""
+    if path.exists():
+        return SignerKey.parse(path.read_text().strip())
+    key = SignerKey.generate(name, key_type)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key.encode() + "\n")
+    return key
+
+
+class LedgerService:
+    def __init__(self, engine: Engine, signer: SignerKey, origin: str = DEFAULT_ORIGIN):
+        self.engine = engine
+        self.store = LedgerStore(engine)
+        self.signer = signer
+        self.origin = origin
+
+    @property
+    def verifier_key(self) -> str:
+        return self.signer.verifier().encode()
+
+    # --- anchoring ------------------------------------------------------------------------------
+
+    def anchor(self, type_name: str, items: Sequence[tuple[str, dict[str, Any]]], checkpoint: bool = True) -> int:
+        """Anchor records (id, body) of one type in one batch; returns the first leaf index."""
+        if not items:
+            return self.store.size()
+        rtype = record_type(type_name)
+        salts = [new_salt() if rtype.confidential else None for _ in items]
+        entries = [Entry(rtype.name, str(rid), leaf_payload(rtype.name, body, salt))
+                   for (rid, body), salt in zip(items, salts, strict=True)]
+
+        def remember(conn: Connection, first: int) -> None:
+            conn.execute(insert(ledger_anchors), [
+                {"leaf_index": first + i, "record_type": rtype.name, "record_id": str(rid), "salt": salt}
+                for i, ((rid, _), salt) in enumerate(zip(items, salts, strict=True))])
+
+        result = self.store.append_batch(entries, also=remember)
+        if checkpoint:
+            self.checkpoint()
+        return result.first_index
+
+    def anchor_from_source(self, type_name: str, record_ids: Sequence[str], checkpoint: bool = True) -> int:
+        """Anchor records as they stand now in their source tables."""
+        with self.engine.connect() as conn:
+            items = []
+            for rid in record_ids:
+                body = LOADERS[type_name](conn, str(rid))
+                if body is None:
+                    raise NotFound(f"no {type_name} {rid}")
+                items.append((str(rid), body))
+        return self.anchor(type_name, items, checkpoint)
+
+    def anchor_all(self, type_name: str, batch: int = 10_000) -> int:
+        """Anchor every record of a type as it stands now, in batches; returns how many."""
+        table = {"trade_document": TradeDocument.__table__}[type_name]
+        with self.engine.connect() as conn:
+            rows = [dict(r) for r in conn.execute(select(table).order_by(table.c.id)).mappings()]
+        for start in range(0, len(rows), batch):
+            self.anchor(type_name, [(str(r["id"]), r) for r in rows[start:start + batch]], checkpoint=False)
+        return len(rows)
+
+    def anchor_telemetry_batch(self, seq: int, readings: pa.Table) -> int:
+        """One leaf per committed telemetry batch, holding the Merkle root of its readings' series."""
+        ordered = _series_order(readings)
+        tree = merkle.MemoryTree(series_leaf_hashes(ordered))
+        ts = ordered["ts"].to_numpy()
+        body = {"seq": seq, "readings": ordered.num_rows, "series": tree.size, "root": tree.root().hex(),
+                "first_ts": int(ts.min()), "last_ts": int(ts.max())}
+        return self.anchor("telemetry_batch", [(f"seq-{seq}", body)], checkpoint=False)
+
+    def checkpoint(self) -> str:
+        return self.store.sign_checkpoint(self.signer, self.origin)
+
+    # --- proving --------------------------------------------------------------------------------
+
+    def prove(self, type_name: str, record_id: str) -> dict[str, Any]:
+        """An evidence bundle for the record's latest anchor, as it stands now (a record changed
+        since it was anchored cannot be proved: its commitment no longer matches)."""
+        rtype = record_type(type_name)
+        with self.engine.connect() as conn:
+            anchor = conn.execute(select(ledger_anchors).where(
+                ledger_anchors.c.record_type == rtype.name, ledger_anchors.c.record_id == str(record_id))
+                .order_by(ledger_anchors.c.leaf_index.desc())).first()
+            if anchor is None:
+                raise NotFound(f"{type_name} {record_id} is not anchored")
+            leaf = self.store.leaf(anchor.leaf_index)
+            if rtype.confidential:
+                body = LOADERS[rtype.name](conn, str(record_id))
+                if body is None:
+                    raise NotFound(f"{type_name} {record_id} no longer exists")
+            else:
+                body = orjson.loads(leaf.payload)["body"]
+        note = self._checkpoint_covering(anchor.leaf_index + 1)
+        checkpoint, _ = open_checkpoint(note, [self.signer.verifier()])
+        return {
+            "format": FORMAT,
+            "log": {"origin": self.origin, "verifier_key": self.verifier_key},
+            "record": {"type": rtype.name, "id": str(record_id), "body": jsonable(body),
+                       "salt": b64(anchor.salt) if anchor.salt is not None else None},
+            "leaf": {"index": anchor.leaf_index, "payload": b64(leaf.payload)},
+            "inclusion_proof": [b64(h) for h in self.store.inclusion_proof(anchor.leaf_index, checkpoint.size)],
+            "checkpoint": note,
+        }
+
+    def prove_reading(self, telemetry_root: Path, device_id: int, key: str, ts: int) -> dict[str, Any]:
+        """Evidence for one stored reading: its series, the series' place in its batch, and the batch leaf."""
+        day_dir = telemetry_root / f"day={np.datetime64(ts, 'ms').astype('datetime64[D]')}"
+        for path in sorted(day_dir.glob("b*.parquet"), reverse=False):
+            table = pq.read_table(path, filters=[("device_id", "=", device_id), ("key", "=", key), ("ts", "=", ts)])
+            if table.num_rows:
+                seq = int(table["seq"][0].as_py())
+                break
+        else:
+            raise NotFound(f"no stored reading of device {device_id} key {key!r} at {ts}")
+
+        parts = [pq.read_table(p) for p in sorted(telemetry_root.glob(f"day=*/b{seq:012d}.parquet"))]
+        batch = pa.concat_tables(parts)
+        batch = pa.table({"device_id": batch["device_id"], "key": batch["key"], "ts": batch["ts"],
+                          "value": decode_values(batch)})
+        ordered = _series_order(batch)
+        hashes = series_leaf_hashes(ordered)
+        tree = merkle.MemoryTree(hashes)
+        index = next(i for i in range(len(hashes)) if (s := series_at(ordered, i)).device_id == device_id and s.key == key)
+        series = series_at(ordered, index)
+        value = series.values[series.ts.index(ts)]
+        bundle = self.prove("telemetry_batch", f"seq-{seq}")
+        bundle["reading"] = {"device_id": device_id, "key": key, "ts": ts, "value": value, "series": series.to_json(),
+                             "series_index": index, "series_proof": [b64(h) for h in tree.inclusion_proof(index)]}
+        return bundle
+
+    def _checkpoint_covering(self, size: int) -> str:
+        latest = self.store.latest_checkpoint()
+        if latest is None or latest.size < size:
+            return self.checkpoint()
+        return latest.note
+
+    # --- auditing -------------------------------------------------------------------------------
+
+    def audit(self, chunk: int = 50_000) -> dict[str, Any]:
+        """Re-derive the whole log from the stored leaves and compare it with the head, the tiles and
+        every signed checkpoint; then re-check every confidential record's latest anchor against the
+        record as it stands now. Returns the problems found (empty lists = clean)."""
+        problems: dict[str, list[Any]] = {"log": [], "records": []}
+        tree = merkle.MemoryTree()
+        checkpoints = {}
+        with self.engine.connect() as conn:
+            for row in conn.execute(select(ledger_checkpoints.c.size, ledger_checkpoints.c.root)):
+                checkpoints[int(row.size)] = bytes(row.root)
+            c = ledger_leaves.c
+            start = 0
+            while True:
+                rows = conn.execute(select(c.idx, c.record_type, c.record_id, c.payload)
+                                    .where(c.idx >= start).order_by(c.idx).limit(chunk)).all()
+                if not rows:
+                    break
+                if rows[-1].idx != tree.size + len(rows) - 1:
+                    problems["log"].append(f"leaves missing between {tree.size} and {rows[-1].idx}")
+                    return self._audit_result(problems, tree.size)
+                hashes = [entry_leaf_hash(Entry(r.record_type, r.record_id, bytes(r.payload))) for r in rows]
+                # Append in runs that end at each signed size, so every checkpoint is compared once.
+                cuts = sorted(n - tree.size for n in checkpoints if tree.size < n <= tree.size + len(hashes))
+                done = 0
+                for cut in [*cuts, len(hashes)]:
+                    if cut > done:
+                        tree.append(hashes[done:cut])
+                        done = cut
+                    if tree.size in checkpoints and tree.root() != checkpoints[tree.size]:
+                        problems["log"].append(f"signed checkpoint at size {tree.size} does not match the leaves")
+                start = rows[-1].idx + 1
+            size = self.store.size()
+            if tree.size != size:
+                problems["log"].append(f"head says {size} leaves, {tree.size} stored")
+            elif tree.root() != self.store.root():
+                problems["log"].append("head root does not match the leaves")
+            elif size and tree.root() != merkle.root_hash(size, self.store._node_reader(conn)):  # noqa: SLF001
+                problems["log"].append("stored subtree hashes do not match the leaves")
+            latest: dict[tuple[str, str], Any] = {}
+            for a in conn.execute(select(ledger_anchors).order_by(ledger_anchors.c.leaf_index)):
+                latest[(a.record_type, a.record_id)] = a
+            for (type_name, record_id), a in latest.items():
+                if type_name not in LOADERS or a.salt is None:
+                    continue
+                body = LOADERS[type_name](conn, record_id)
+                payload = conn.execute(select(ledger_leaves.c.payload).where(ledger_leaves.c.idx == a.leaf_index)).scalar()
+                if body is None:
+                    problems["records"].append({"type": type_name, "id": record_id, "problem": "deleted"})
+                elif leaf_payload(type_name, body, bytes(a.salt)) != bytes(payload):
+                    problems["records"].append({"type": type_name, "id": record_id, "leaf_index": a.leaf_index,
+                                                "problem": "changed since anchored"})
+        return self._audit_result(problems, tree.size, len(latest))
+
+    @staticmethod
+    def _audit_result(problems: dict[str, list[Any]], leaves: int, records: int = 0) -> dict[str, Any]:
+        return {"ok": not problems["log"] and not problems["records"], "leaves": leaves, "records_checked": records,
+                **problems}
+
+
+def _series_order(readings: pa.Table) -> pa.Table:
+    """A batch in (device, key, ts) order: the order its series tree is built in."""
+    keys = pc.dictionary_encode(readings["key"]).combine_chunks()
+    rank = np.argsort(np.argsort(keys.dictionary.to_numpy(zero_copy_only=False)))[keys.indices.to_numpy()]
+    order = sort_order(readings["device_id"].to_numpy(), rank, readings["ts"].to_numpy())
+    return readings.take(pa.array(order))
+
+
+def verifier_from_text(vkey: str) -> VerifierKey:
+    return VerifierKey.parse(vkey.strip())
+
+
+# --- witnessing ------------------------------------------------------------------------------------
+
+
+def request_cosignature(service: LedgerService, url: str, timeout: float = 10.0) -> list[str]:
+    """Ask a C2SP tlog-witness to cosign our latest checkpoint; returns its cosignature lines.
+
+    Starts from what the witness last saw as far as we know (0); on 409 the witness says its size
+    and we resend with a consistency proof from there, as the protocol intends."""
+    import httpx
+
+    from iotfin.ledger.witness import format_add_checkpoint_request, parse_cosignature_response
+
+    note = service.checkpoint()
+    size = open_checkpoint(note, [service.signer.verifier()])[0].size
+    old = 0
+    for _ in range(2):
+        proof = service.store.consistency_proof(old, size) if 0 < old < size else []
+        response = httpx.post(url.rstrip("/") + "/add-checkpoint", content=format_add_checkpoint_request(old, proof, note),
+                              timeout=timeout)
+        if response.status_code == 409 and response.headers.get("content-type", "").startswith("text/x.tlog.size"):
+            old = int(response.text.strip())
+            continue
+        if response.status_code != 200:
+            raise NotFound(f"witness refused the checkpoint: HTTP {response.status_code} {response.text.strip()[:200]}")
+        return parse_cosignature_response(response.content)
+    raise NotFound("witness kept disagreeing about its latest size")
