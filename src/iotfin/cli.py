@@ -437,7 +437,8 @@ def ledger_verify(
 @ledger_app.command("audit")
 def ledger_audit(data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
     """Re-derive the log from its stored leaves and re-check every anchored record: exit 65 if anything changed."""
-    report = _workspace(data_dir, schema=True).ledger.audit()
+    ws = _workspace(data_dir, schema=True)
+    report = ws.ledger.audit(telemetry_root=ws.settings.resolved_telemetry_dir)
     _emit(report, as_json, lambda d: out.print_json(data=d))
     if not report["ok"]:
         raise typer.Exit(65)

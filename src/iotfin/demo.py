@@ -133,5 +133,5 @@ def _ledger_demo(ws: Workspace, ds: SimDataset, financing: dict[str, Any]) -> di
         if latest is not None:
             bundle = ws.ledger.prove_reading(ws.settings.resolved_telemetry_dir, device_id, "power_kw", latest[0])
             out["reading_evidence"] = verify_bundle(bundle, vkey)
-    out["audit"] = ws.ledger.audit()
+    out["audit"] = ws.ledger.audit(telemetry_root=ws.settings.resolved_telemetry_dir)
     return out

@@ -167,5 +167,5 @@ def test_healthz_reports_an_unreachable_database_as_503_problem(unreachable: Tes
 def test_an_unexpected_failure_is_still_a_problem(unreachable: TestClient) -> None:
     response = unreachable.get("/api/v1/summary")
     assert response.status_code == 500
-    body = assert_problem(response, 500, "internal")
+    assert_problem(response, 500, "internal")
     assert "nowhere" not in response.text and "Traceback" not in response.text

@@ -76,6 +76,15 @@ def test_trade_document_bundle_verifies_offline_and_tampering_fails(loaded: Work
         verify_bundle(bundle, SignerKey.generate("someone-else").verifier().encode())
 
 
+def _one_reading():  # noqa: ANN202
+    import pyarrow as pa
+
+    from iotfin.telemetry.model import READING_SCHEMA
+
+    return pa.table({"device_id": [1], "key": ["energy_kwh"], "ts": [1_767_225_600_123], "value": [1.0]},
+                    schema=READING_SCHEMA)
+
+
 def test_reading_bundle(loaded: Workspace, sim: SimDataset) -> None:
     table = loaded.telemetry.series(3, "energy_kwh", 0, 2**62)
     if table.num_rows == 0:
@@ -96,8 +105,14 @@ def test_reading_bundle(loaded: Workspace, sim: SimDataset) -> None:
 
 
 def test_audit_finds_rows_changed_behind_the_ledgers_back(loaded: Workspace) -> None:
-    report = loaded.ledger.audit()
+    root = loaded.settings.resolved_telemetry_dir
+    report = loaded.ledger.audit(telemetry_root=root)
     assert report["ok"] and report["leaves"] == loaded.ledger.store.size()
+    # A batch stored without its leaf (as after a crash between the two) is reported.
+    loaded.ingest.anchor = None
+    assert loaded.ingest.ingest(_one_reading(), transport="test").accepted == 1
+    assert {"type": "telemetry_batch", "problem": "stored but not anchored"}.items() <= \
+        loaded.ledger.audit(telemetry_root=root)["records"][0].items()
     doc = _first_doc(loaded)
     with loaded.engine.begin() as conn:
         conn.execute(text("UPDATE trade_documents SET amount = amount + 1000 WHERE id = :i"), {"i": int(doc)})

@@ -74,7 +74,6 @@ class IngestService:
             appended = self.store.append(stored)
             if self.anchor is not None:
                 # After the append, not inside it: a crash in between leaves a stored batch without a
-                # leaf, which `iotfin ledger audit` reports and re-anchoring repairs; never a leaf for
-                # readings that are not stored.
+                # leaf, which `iotfin ledger audit` reports; never a leaf for readings not stored.
                 self.anchor(appended.seq, stored)
         return reasons

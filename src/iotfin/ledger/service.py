@@ -190,7 +190,7 @@ class LedgerService:
 
     # --- auditing -------------------------------------------------------------------------------
 
-    def audit(self, chunk: int = 50_000) -> dict[str, Any]:
+    def audit(self, chunk: int = 50_000, telemetry_root: Path | None = None) -> dict[str, Any]:
         """Re-derive the whole log from the stored leaves and compare it with the head, the tiles and
         every signed checkpoint; then re-check every confidential record's latest anchor against the
         record as it stands now. Returns the problems found (empty lists = clean)."""
@@ -241,6 +241,11 @@ class LedgerService:
                 elif leaf_payload(type_name, body, bytes(a.salt)) != bytes(payload):
                     problems["records"].append({"type": type_name, "id": record_id, "leaf_index": a.leaf_index,
                                                 "problem": "changed since anchored"})
+        if telemetry_root is not None:  # a batch stored but never anchored (crash between the two)
+            stored = {int(p.stem[1:]) for p in Path(telemetry_root).glob("day=*/b*.parquet")}
+            anchored = {int(rid[4:]) for (t, rid) in latest if t == "telemetry_batch"}
+            problems["records"].extend({"type": "telemetry_batch", "id": f"seq-{n}", "problem": "stored but not anchored"}
+                                       for n in sorted(stored - anchored))
         return self._audit_result(problems, tree.size, len(latest))
 
     @staticmethod
