@@ -27,6 +27,7 @@ lint: install
 	$(BIN)/ruff check src tests bench
 
 bench: install
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python bench/sim_generate.py --enterprises 10000 --devices 100000 --days 90 --workers 2
 
 clean:
