@@ -13,8 +13,11 @@ import asyncio
 from dataclasses import dataclass
 
 import numpy as np
+import orjson
 import pyarrow as pa
 
+from iotfin.ingest.payloads import ParsedTelemetry
+from iotfin.ingest.quarantine import QuarantineStore
 from iotfin.ingest.service import IngestResult, IngestService
 
 
@@ -84,3 +87,18 @@ class GroupCommitter:
                     s.future.set_result(IngestResult.from_reasons(reasons[start:end]))
             if self._queue:
                 self._wake.set()
+
+
+async def store_parsed(ingest_quarantine: QuarantineStore, committer: GroupCommitter, parsed: ParsedTelemetry,
+                       device_id: int | None) -> tuple[IngestResult, dict[str, int]]:
+    """What every transport does with a parsed message: keep the readings the parser refused in
+    quarantine, commit the rest, and report (result, rejected count by reason, parser's and validator's)."""
+    if parsed.rejected:
+        items = [(orjson.dumps({"key": key, "value": raw}, default=str).decode(), reason)
+                 for reason, key, raw in parsed.rejected]
+        await asyncio.to_thread(ingest_quarantine.put_raw_many, items, committer.transport, device_id)
+    result = await committer.submit(parsed.table()) if parsed.device_ids else IngestResult()
+    rejected = dict(result.rejected_by_reason)
+    for reason, _key, _raw in parsed.rejected:
+        rejected[reason] = rejected.get(reason, 0) + 1
+    return result, rejected

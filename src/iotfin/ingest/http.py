@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
@@ -20,6 +19,7 @@ from iotfin.api.problems import problem
 from iotfin.core.errors import NotFound, PayloadTooLarge, Unauthorized
 from iotfin.core.time import now_ms
 from iotfin.ingest.group_commit import GroupCommitter
+from iotfin.ingest.group_commit import store_parsed as store_and_report
 from iotfin.ingest.payloads import (
     MAX_PAYLOAD_BYTES,
     MalformedPayload,
@@ -27,7 +27,6 @@ from iotfin.ingest.payloads import (
     load_json,
     parse_telemetry,
 )
-from iotfin.ingest.service import IngestResult
 from iotfin.workspace import Workspace
 
 TRANSPORT = "http"
@@ -66,26 +65,15 @@ async def _body(request: Request) -> bytes:
     return bytes(body)
 
 
-def _outcome(request: Request, result: IngestResult, parsed: ParsedTelemetry) -> Response:
-    rejected = dict(result.rejected_by_reason)
-    for reason, _key, _raw in parsed.rejected:
-        rejected[reason] = rejected.get(reason, 0) + 1
+async def store_parsed(request: Request, parsed: ParsedTelemetry, device_id: int | None) -> Response:
+    ws: Workspace = request.app.state.workspace
+    result, rejected = await store_and_report(ws.quarantine, committer(request), parsed, device_id)
     if not rejected:
         return Response(status_code=200)
     total = sum(rejected.values())
     return problem(400, "Readings rejected", f"{result.accepted} readings stored, {total} rejected",
                    "readings-rejected", request.url.path, accepted=result.accepted, duplicates=result.duplicates,
                    rejected_by_reason=rejected)
-
-
-async def store_parsed(request: Request, parsed: ParsedTelemetry, device_id: int | None) -> Response:
-    ws: Workspace = request.app.state.workspace
-    if parsed.rejected:
-        items = [(orjson.dumps({"key": key, "value": raw}, default=str).decode(), reason)
-                 for reason, key, raw in parsed.rejected]
-        await run_in_threadpool(ws.quarantine.put_raw_many, items, TRANSPORT, device_id)
-    result = await committer(request).submit(parsed.table()) if parsed.device_ids else IngestResult()
-    return _outcome(request, result, parsed)
 
 
 def router() -> APIRouter:

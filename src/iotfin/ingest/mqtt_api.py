@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 
 from iotfin.core.time import now_ms
-from iotfin.ingest.group_commit import GroupCommitter
+from iotfin.ingest.group_commit import GroupCommitter, store_parsed
 from iotfin.ingest.payloads import (
     MAX_PAYLOAD_BYTES,
     MalformedPayload,
@@ -125,12 +125,7 @@ class DeviceApiHandler:
         return await self._store(parsed, device_id)
 
     async def _store(self, parsed: ParsedTelemetry, device_id: int) -> int:
-        if parsed.rejected:
-            items = [(orjson.dumps({"key": key, "value": raw}, default=str).decode(), reason)
-                     for reason, key, raw in parsed.rejected]
-            await asyncio.to_thread(self.ws.quarantine.put_raw_many, items, TRANSPORT, device_id)
-        result = await self.committer.submit(parsed.table()) if parsed.device_ids else None
-        rejected = len(parsed.rejected) + (result.rejected if result else 0)
+        _result, rejected = await store_parsed(self.ws.quarantine, self.committer, parsed, device_id)
         return PAYLOAD_INVALID if rejected else SUCCESS
 
     async def _attribute_request(self, session: Any, device_id: int, request_id: str, payload: bytes) -> int:
