@@ -200,6 +200,12 @@ class LedgerService:
         with self.engine.connect() as conn:
             for row in conn.execute(select(ledger_checkpoints.c.size, ledger_checkpoints.c.root)):
                 checkpoints[int(row.size)] = bytes(row.root)
+            latest: dict[tuple[str, str], Any] = {}
+            for a in conn.execute(select(ledger_anchors).order_by(ledger_anchors.c.leaf_index)):
+                latest[(a.record_type, a.record_id)] = a
+            # The payloads the record check needs are kept from the one pass over the leaves.
+            wanted = {a.leaf_index for (t, _), a in latest.items() if t in LOADERS and a.salt is not None}
+            payloads: dict[int, bytes] = {}
             c = ledger_leaves.c
             start = 0
             while True:
@@ -211,6 +217,7 @@ class LedgerService:
                     problems["log"].append(f"leaves missing between {tree.size} and {rows[-1].idx}")
                     return self._audit_result(problems, tree.size)
                 hashes = [entry_leaf_hash(Entry(r.record_type, r.record_id, bytes(r.payload))) for r in rows]
+                payloads.update((r.idx, bytes(r.payload)) for r in rows if r.idx in wanted)
                 # Append in runs that end at each signed size, so every checkpoint is compared once.
                 cuts = sorted(n - tree.size for n in checkpoints if tree.size < n <= tree.size + len(hashes))
                 done = 0
@@ -228,14 +235,14 @@ class LedgerService:
                 problems["log"].append("head root does not match the leaves")
             elif size and tree.root() != merkle.root_hash(size, self.store._node_reader(conn)):  # noqa: SLF001
                 problems["log"].append("stored subtree hashes do not match the leaves")
-            latest: dict[tuple[str, str], Any] = {}
-            for a in conn.execute(select(ledger_anchors).order_by(ledger_anchors.c.leaf_index)):
-                latest[(a.record_type, a.record_id)] = a
+            bodies = {("trade_document", str(r["id"])): dict(r)  # one query, not one per document
+                      for r in conn.execute(select(TradeDocument.__table__)).mappings()}
             for (type_name, record_id), a in latest.items():
-                if type_name not in LOADERS or a.salt is None:
+                if a.leaf_index not in wanted:
                     continue
-                body = LOADERS[type_name](conn, record_id)
-                payload = conn.execute(select(ledger_leaves.c.payload).where(ledger_leaves.c.idx == a.leaf_index)).scalar()
+                body = (bodies.get((type_name, record_id)) if type_name == "trade_document"
+                        else LOADERS[type_name](conn, record_id))
+                payload = payloads.get(a.leaf_index, b"")
                 if body is None:
                     problems["records"].append({"type": type_name, "id": record_id, "problem": "deleted"})
                 elif leaf_payload(type_name, body, bytes(a.salt)) != bytes(payload):
