@@ -147,13 +147,31 @@ def _render_demo(s: dict[str, Any]) -> None:
     out.print(_kv_table("Timings (s) / 耗时(秒)", s["timings_s"]))
 
 
-def _serve(ws: Any, port: int, host: str = "127.0.0.1") -> None:
+def _serve(ws: Any, port: int, host: str = "127.0.0.1", mqtt_port: int | None = None) -> None:
+    """The HTTP API (uvicorn) and, when a port is given, the MQTT device endpoint, on one event loop."""
+    import asyncio
+
     import uvicorn
 
     from iotfin.api.app import create_app
 
-    console.print(f"serving on http://{host}:{port} (Ctrl-C to stop)")
-    uvicorn.run(create_app(ws), host=host, port=port, log_level="warning")
+    async def run() -> None:
+        mqtt = None
+        if mqtt_port is not None:
+            from iotfin.ingest.mqtt.server import MqttServer
+            from iotfin.ingest.mqtt_api import DeviceApiHandler
+
+            mqtt = MqttServer(DeviceApiHandler(ws), host=host, port=mqtt_port)
+            await mqtt.start()
+            console.print(f"MQTT device endpoint on {host}:{mqtt.port}")
+        console.print(f"serving on http://{host}:{port} (Ctrl-C to stop)")
+        try:
+            await uvicorn.Server(uvicorn.Config(create_app(ws), host=host, port=port, log_level="warning")).serve()
+        finally:
+            if mqtt is not None:
+                await mqtt.stop()
+
+    asyncio.run(run())
 
 
 # --- db -----------------------------------------------------------------------------------------
@@ -349,7 +367,8 @@ def serve(
     """Run the platform on the embedded default: the API and the device endpoints."""
     ws = _workspace(data_dir)
     ws.initialise()
-    _serve(ws, http_port or ws.settings.http_port, host=ws.settings.http_host)
+    _serve(ws, http_port or ws.settings.http_port, host=ws.settings.http_host,
+           mqtt_port=mqtt_port or ws.settings.mqtt_port)
 
 
 # --- ledger ---------------------------------------------------------------------------------------

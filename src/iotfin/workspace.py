@@ -12,7 +12,7 @@ from iotfin.db import migrate
 from iotfin.db.engine import make_engine
 from iotfin.devices.registry import DeviceRegistry
 from iotfin.devices.service import DeviceService
-from iotfin.devices.store import ensure_profiles, load_registry
+from iotfin.devices.store import ensure_profiles, load_registry, register_missing
 from iotfin.ingest.quarantine import QuarantineStore
 from iotfin.ingest.service import IngestService
 from iotfin.ledger.financing.service import FinancingRegistry
@@ -45,7 +45,8 @@ class Workspace:
     def ingest(self) -> IngestService:
         return IngestService(self.registry, self.telemetry, self.quarantine,
                              retention_days=self.settings.telemetry_retention_days,
-                             anchor=self.ledger.anchor_telemetry_batch)
+                             anchor=self.ledger.anchor_telemetry_batch,
+                             load_devices=lambda ids: register_missing(self.engine, self.registry, ids))
 
     @cached_property
     def ledger(self) -> LedgerService:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
@@ -43,6 +44,7 @@ def _default_uscc() -> str:
 
 
 DEFAULT_USCC = _default_uscc()
+TOKEN_CACHE_TTL_S = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +66,7 @@ class DeviceService:
         self.registry = registry
         # token hash -> device id, for the devices that are talking now; bounded so 11 M devices
         # do not mean 11 M dict entries. Revocation in this process evicts at once.
-        self._tokens: OrderedDict[str, int] = OrderedDict()
+        self._tokens: OrderedDict[str, tuple[int, float]] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
         self.revocation_listeners: list[Callable[[int], None]] = []
@@ -156,9 +158,10 @@ class DeviceService:
             return None
         digest = token_hash(token)
         with self._lock:
-            if digest in self._tokens:
+            cached = self._tokens.get(digest)
+            if cached is not None and cached[1] > time.monotonic():
                 self._tokens.move_to_end(digest)
-                return self._tokens[digest]
+                return cached[0]
         now = datetime.now(UTC)
         with self.engine.connect() as conn:
             device_id = conn.execute(select(DeviceCredential.device_id).where(
@@ -166,7 +169,9 @@ class DeviceService:
                 or_(DeviceCredential.expires_at.is_(None), DeviceCredential.expires_at > now))).scalar()
         if device_id is not None:
             with self._lock:
-                self._tokens[digest] = int(device_id)
+                # Revocations in this process evict at once; one made by another process (the CLI)
+                # is seen when the entry expires.
+                self._tokens[digest] = (int(device_id), time.monotonic() + TOKEN_CACHE_TTL_S)
                 if len(self._tokens) > self._cache_size:
                     self._tokens.popitem(last=False)
         return None if device_id is None else int(device_id)
@@ -279,7 +284,7 @@ class DeviceService:
 
     def _evict(self, device_id: int) -> None:
         with self._lock:
-            for digest in [d for d, dev in self._tokens.items() if dev == device_id]:
+            for digest in [d for d, (dev, _) in self._tokens.items() if dev == device_id]:
                 del self._tokens[digest]
 
     def _notify_revoked(self, device_id: int) -> None:

@@ -46,3 +46,24 @@ def load_registry(engine: Engine) -> DeviceRegistry:
             ids = np.fromiter((r.id for r in chunk), np.int64, len(chunk))
             registry.register(ids, [profiles[r.profile_id].name for r in chunk], [r.status for r in chunk])
     return registry
+
+
+def register_missing(engine: Engine, registry: DeviceRegistry, device_ids: np.ndarray) -> int:
+    """Load devices the in-memory registry does not know yet (created by another process, e.g. the
+    CLI while the server runs); returns how many were found."""
+    from iotfin.devices.registry import STATUS_UNKNOWN
+
+    ids = np.unique(np.asarray(device_ids, np.int64))
+    _, status = registry.lookup(ids)
+    unknown = ids[status == STATUS_UNKNOWN]
+    if unknown.size == 0:
+        return 0
+    with engine.connect() as conn:
+        rows = conn.execute(select(Device.id, DeviceProfile.name, Device.status)
+                            .join(DeviceProfile, DeviceProfile.id == Device.profile_id)
+                            .where(Device.id.in_(unknown.tolist()))).all()
+    known_profiles = {p.name for p in registry.profiles}
+    rows = [r for r in rows if r.name in known_profiles]
+    if rows:
+        registry.register(np.array([r.id for r in rows], np.int64), [r.name for r in rows], [r.status for r in rows])
+    return len(rows)

@@ -45,12 +45,15 @@ class IngestResult:
 
 class IngestService:
     def __init__(self, registry: DeviceRegistry, store: TelemetryStore, quarantine: QuarantineStore,
-                 retention_days: int = 3650, anchor: Callable[[int, pa.Table], object] | None = None):
+                 retention_days: int = 3650, anchor: Callable[[int, pa.Table], object] | None = None,
+                 load_devices: Callable[[np.ndarray], object] | None = None):
         self.registry = registry
         self.store = store
         self.quarantine = quarantine
         # Called with (batch seq, stored readings) after each durable append: the ledger's leaf for it.
         self.anchor = anchor
+        # Called with device ids before validation, to register devices created elsewhere meanwhile.
+        self.load_devices = load_devices
         self.retention_ms = retention_days * 86_400_000
 
     def ingest(self, readings: pa.Table, transport: str = "batch", now: int | None = None) -> IngestResult:
@@ -62,6 +65,8 @@ class IngestService:
         """Like `ingest`, returning the reason code of every row (0 = stored) so a caller that merged
         several senders' readings into one commit can tell each sender what became of its own."""
         readings = readings.select(READING_SCHEMA.names).cast(READING_SCHEMA)
+        if self.load_devices is not None and readings.num_rows:
+            self.load_devices(readings["device_id"].to_numpy())
         reasons = validate(readings, self.registry, Limits(now_ms=now if now is not None else now_ms(),
                                                            retention_ms=self.retention_ms))
         rejected_mask = (reasons != 0) & (reasons != REASON_CODE["duplicate_in_batch"])
