@@ -19,7 +19,8 @@ Rules this server keeps (the device-API semantics live in the handler, `iotfin.i
   supported), as the spec requires after that. MQTT 3.1.1 cannot refuse a QoS, so QoS 2 is
   accepted and answered with the QoS 2 handshake (PUBREC after `on_publish` returns, PUBCOMP on
   PUBREL) — with at-least-once meaning, as no session state outlives a connection. Subscriptions
-  are granted at most QoS 1.
+  are granted at most QoS 1; an invalid topic filter gets a SUBACK failure (MQTT 5 0x8F, 3.1.1
+  0x80) rather than a closed connection, and `handler.on_subscribe` decides the rest.
 * **A handler exception** in `on_publish` counts as 0x83 (or the code of a typed `IotfinError`,
   see `reason_codes.reason_code_for`): MQTT 5 PUBACK with that code, MQTT 3.1.1 close; the session
   and the server carry on.
@@ -205,8 +206,8 @@ class Session(asyncio.Protocol):
     __slots__ = ("identity", "client_id", "protocol_level", "connected_at", "last_activity",
                  "_server", "_transport", "_state", "_paused", "_keep_alive_s", "_timer",
                  "_pending", "_need", "_work", "_worker", "_unacked", "_subscriptions", "_inflight",
-                 "_next_packet_id", "_client_receive_max", "_client_max_packet", "_out", "_waiters",
-                 "_disconnect_reason", "_identity_key")
+                 "_next_packet_id", "_client_receive_max", "_client_max_packet", "_out", "_flush_scheduled",
+                 "_waiters", "_disconnect_reason", "_identity_key")
 
     def __init__(self, server: MqttServer):
         self.identity: object = None
@@ -231,6 +232,7 @@ class Session(asyncio.Protocol):
         self._client_receive_max = 0xFFFF
         self._client_max_packet = 0             # 0 = no limit
         self._out: list[bytes] | None = None    # packets written this loop iteration, sent together
+        self._flush_scheduled = False
         self._waiters: list[asyncio.Future[None]] | None = None
         self._disconnect_reason: str | None = None
         self._identity_key: tuple[object, str] | None = None
@@ -557,7 +559,11 @@ class Session(asyncio.Protocol):
         if len(work) >= PAUSE_READING_AT:
             self._pause(_PAUSED_FOR_WORK)
         if self._worker is None:
-            self._worker = self._server._spawn(self._run_work())
+            server = self._server
+            assert server._loop is not None
+            # not _spawn: a done-callback would cost every message burst another loop iteration
+            self._worker = server._loop.create_task(self._run_work())
+            server._tasks.add(self._worker)
 
     async def _run_work(self) -> None:
         work = self._work
@@ -574,9 +580,17 @@ class Session(asyncio.Protocol):
                     self._handle_unsubscribe(item[1], item[2])
                 else:
                     self._close_transport()
+                if not work:
+                    self._flush()  # the queue is drained: the replies go now, not an iteration later
+                elif self._out is not None:
+                    self._schedule_flush()  # the next handler call may wait; these replies must not
                 if self._paused & _PAUSED_FOR_WORK and len(work) <= RESUME_READING_AT:
                     self._resume(_PAUSED_FOR_WORK)
+        except Exception:  # a bug in the server itself: lose this connection, not the server
+            log.exception("%r: unexpected error while handling packets", self)
+            self._close(rc.IMPLEMENTATION_SPECIFIC_ERROR, "internal error", drop_work=True)
         finally:
+            self._server._tasks.discard(self._worker)  # type: ignore[arg-type]
             self._worker = None
             self._work = None  # an idle session keeps no queue
             if self._state == _CLOSED:
@@ -599,10 +613,11 @@ class Session(asyncio.Protocol):
         if not qos:
             return
         self._unacked -= 1
+        # replies from the worker are flushed by the worker (_run_work), not a loop iteration later
         if self.protocol_level == codec.MQTT_5:
-            self._send(codec.encode_puback(packet_id, code if code in rc.PUBACK_CODES else rc.UNSPECIFIED_ERROR))
+            self._queue_packet(codec.encode_puback(packet_id, code if code in rc.PUBACK_CODES else rc.UNSPECIFIED_ERROR))
         elif code < 0x80 or code in rc.FINAL_REJECTIONS:
-            self._send(codec.encode_puback(packet_id, 0, codec.PUBREC if qos == 2 else codec.PUBACK))
+            self._queue_packet(codec.encode_puback(packet_id, 0, codec.PUBREC if qos == 2 else codec.PUBACK))
         else:
             self._close(code, f"publish failed (0x{code:02x}); closed without PUBACK so the client resends",
                         drop_work=True)
@@ -634,7 +649,7 @@ class Session(asyncio.Protocol):
                 elif code not in rc.SUBACK_FAILURE_CODES:
                     code = rc.UNSPECIFIED_ERROR
             codes.append(code if v5 or code < 0x80 else rc.UNSPECIFIED_ERROR)
-        self._send(codec.encode_suback(v5, packet_id, codes))
+        self._queue_packet(codec.encode_suback(v5, packet_id, codes))
 
     def _handle_unsubscribe(self, packet_id: int, topic_filters: list[str]) -> None:
         codes = []
@@ -642,7 +657,7 @@ class Session(asyncio.Protocol):
         for topic_filter in topic_filters:
             codes.append(rc.SUCCESS if subscriptions.pop(topic_filter, None) is not None
                          else rc.NO_SUBSCRIPTION_EXISTED)
-        self._send(codec.encode_unsuback(self.protocol_level == codec.MQTT_5, packet_id, codes))
+        self._queue_packet(codec.encode_unsuback(self.protocol_level == codec.MQTT_5, packet_id, codes))
 
     def _notify_disconnect(self) -> None:
         if self.connected_at is None:
@@ -663,14 +678,24 @@ class Session(asyncio.Protocol):
 
     def _send(self, packet: bytes) -> None:
         """Queue a packet; everything queued in one loop iteration goes out in one write."""
+        self._queue_packet(packet)
+        self._schedule_flush()
+
+    def _queue_packet(self, packet: bytes) -> None:
         if self._out is not None:
             self._out.append(packet)
-            return
-        if self._transport is None or self._transport.is_closing():
-            return
-        self._out = [packet]
-        assert self._server._loop is not None
-        self._server._loop.call_soon(self._flush)
+        elif self._transport is not None and not self._transport.is_closing():
+            self._out = [packet]
+
+    def _schedule_flush(self) -> None:
+        if not self._flush_scheduled and self._out is not None:
+            self._flush_scheduled = True
+            assert self._server._loop is not None
+            self._server._loop.call_soon(self._scheduled_flush)
+
+    def _scheduled_flush(self) -> None:
+        self._flush_scheduled = False
+        self._flush()
 
     def _flush(self) -> None:
         out, self._out = self._out, None
@@ -696,7 +721,10 @@ class Session(asyncio.Protocol):
         if self._disconnect_reason is None:
             self._disconnect_reason = reason
         if self._state == _CONNECTED and self.protocol_level == codec.MQTT_5:
-            self._send(codec.encode_disconnect(code, reason[:200]))
+            packet = codec.encode_disconnect(code, reason[:200])
+            if self._client_max_packet and len(packet) > self._client_max_packet:
+                packet = codec.encode_disconnect(code)  # the reason string is what may be left out
+            self._send(packet)
         self._state = _CLOSING
         if drop_work and self._work:
             self._work.clear()
