@@ -170,6 +170,7 @@ def _serve(ws: Any, port: int, host: str = "127.0.0.1", mqtt_port: int | None = 
         finally:
             if mqtt is not None:
                 await mqtt.stop()
+            await ws.device_runtime.aclose()  # buffered device events and state reach the database
 
     asyncio.run(run())
 
@@ -529,6 +530,11 @@ def financing_status(asset: AssetOpt, data_dir: DataDirOpt = None, as_json: Json
     """An asset's fingerprint, active lien, lien history and every financing attempt."""
     data = _workspace(data_dir, schema=True).financing.status(_asset_key(asset))
     _emit(data, as_json, lambda d: out.print_json(data=d))
+
+
+from iotfin.devices.cli import register as _register_device_commands  # noqa: E402 - after the helpers it uses
+
+_register_device_commands(devices_app)
 
 
 def main() -> None:
