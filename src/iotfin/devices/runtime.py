@@ -27,7 +27,7 @@ class DeviceRuntime:
     def __init__(self, engine: Engine, registry: DeviceRegistry, load_devices: Callable[[np.ndarray], object] | None = None,
                  sweep_s: float = 1.0, persist_state_s: float = 2.0, event_flush_s: float = 0.5):
         self.events = DeviceEventLog(engine)
-        self.state = DeviceStateTracker(engine, registry, self.events)
+        self.state = DeviceStateTracker(engine, registry, self.events, load_devices)
         self.guard = ProvenanceGuard(engine, registry, load_devices=load_devices)
         self.sweep_s = sweep_s
         self.persist_state_s = persist_state_s
@@ -57,6 +57,7 @@ class DeviceRuntime:
             self.state.persist()
             self._next_state = now + self.persist_state_s
         self.events.flush()
+        self.guard.persist([])  # counters of accepted messages that had no readings to commit
 
     async def aclose(self) -> None:
         if self._task is not None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -32,8 +33,12 @@ from iotfin.devices.registry import DeviceRegistry
 
 
 class DeviceStateTracker:
-    def __init__(self, engine: Engine, registry: DeviceRegistry, events: DeviceEventLog):
+    def __init__(self, engine: Engine, registry: DeviceRegistry, events: DeviceEventLog,
+                 load_devices: Callable[[np.ndarray], object] | None = None):
         self.engine = engine
+        # registers devices created by another process since the registry was loaded (in the sweep's
+        # thread: the transports' calls above never wait on the database)
+        self.load_devices = load_devices
         self.registry = registry
         self.events = events
         self._last = np.zeros(0, np.uint32)
@@ -85,11 +90,14 @@ class DeviceStateTracker:
     def sweep(self, now_s: float | None = None) -> int:
         """Mark devices offline whose last activity is older than their profile's timeout; returns how many."""
         now = int(now_s if now_s is not None else time.time())
-        with self._lock:
-            online = np.flatnonzero(self._online)
-            if online.size == 0:
-                return 0
+        online = np.flatnonzero(self._online)
+        if online.size == 0:
+            return 0
+        profile, _ = self.registry.lookup(online)
+        if self.load_devices is not None and (profile < 0).any():
+            self.load_devices(online[profile < 0])
             profile, _ = self.registry.lookup(online)
+        with self._lock:
             timeouts = np.array([p.inactivity_timeout_s for p in self.registry.profiles] + [3600], np.int64)
             expired = online[(now - self._last[online].astype(np.int64)) > timeouts[profile]]
             self._online[expired] = 0
