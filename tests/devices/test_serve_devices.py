@@ -27,10 +27,18 @@ from tests.services import missing_service
 TS = 1_767_225_600_000
 
 
+_handed_out: set[int] = set()
+
+
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port not handed out before in this run (two quick binds can get the same one)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def wait_for(predicate: Callable[[], object], timeout: float = 10.0) -> Any:
@@ -59,10 +67,10 @@ class Platform:
     def json(self, *args: str) -> Any:
         return json.loads(self.cli(*args, "--json").stdout)
 
-    def start(self) -> None:
+    def start(self, *extra: str) -> None:
         self.server = subprocess.Popen([sys.executable, "-m", "iotfin", "serve", "--http-port", str(self.http_port),
-                                        "--mqtt-port", str(self.mqtt_port)], env=self.env, stdout=subprocess.PIPE,
-                                       stderr=subprocess.PIPE, text=True)
+                                        "--mqtt-port", str(self.mqtt_port), *extra], env=self.env,
+                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 60
         while True:
             assert self.server.poll() is None, self.server.stderr.read() if self.server.stderr else ""
@@ -308,3 +316,107 @@ def test_claiming_over_http_mqtt_and_cli(platform: Platform, tmp_path: Path) -> 
     ws.close()
     assert owners == {"meter-claim-1": buyer, "meter-claim-2": buyer}
     assert [e["kind"] for e in platform.events(second["id"], kind="claimed")] == ["claimed"]
+
+
+# --- X.509 over TLS -------------------------------------------------------------------------------------
+
+
+def _certificates(folder: Path) -> dict[str, Path]:
+    """A CA, a server certificate for 127.0.0.1, two device certificates from the CA, and one from a rogue CA."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = dt.datetime.now(dt.UTC)
+    paths: dict[str, Path] = {}
+
+    def write(name: str, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> None:
+        paths[name] = folder / f"{name}.pem"
+        paths[name].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        paths[name + "_key"] = folder / f"{name}.key"
+        paths[name + "_key"].write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                                           serialization.PrivateFormat.PKCS8,
+                                                           serialization.NoEncryption()))
+
+    def issue(name: str, issuer: tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None, ca: bool = False,
+              ip: str | None = None) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+        key = ec.generate_private_key(ec.SECP256R1())
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+        builder = (x509.CertificateBuilder().subject_name(subject)
+                   .issuer_name(issuer[0].subject if issuer else subject).public_key(key.public_key())
+                   .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+                   .not_valid_after(now + dt.timedelta(days=1))
+                   .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        if ip:
+            builder = builder.add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(ip))]),
+                                            critical=False)
+        cert = builder.sign(issuer[1] if issuer else key, hashes.SHA256())
+        write(name, cert, key)
+        return cert, key
+
+    ca = issue("ca", None, ca=True)
+    issue("server", ca, ip="127.0.0.1")
+    issue("device", ca)
+    issue("stranger", ca)
+    rogue = issue("rogue_ca", None, ca=True)
+    issue("rogue_device", rogue)
+    return paths
+
+
+def _mosquitto_tls(platform: Platform, port: int, certs: dict[str, Path], device: str, payload: str,
+                   ca: str = "ca") -> subprocess.CompletedProcess[str]:
+    if shutil.which("mosquitto_pub") is None:
+        missing_service("mosquitto_pub (Debian package mosquitto-clients)")
+    return subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "--cafile", str(certs[ca]),
+                           "--cert", str(certs[device]), "--key", str(certs[device + "_key"]), "-q", "1",
+                           "-V", "mqttv5", "-i", device, "-t", "v1/devices/me/telemetry", "-m", payload],
+                          capture_output=True, text=True, timeout=30)
+
+
+def test_x509_client_certificates_over_mqtts(platform: Platform, tmp_path: Path) -> None:
+    import ssl
+
+    certs = _certificates(tmp_path)
+    device = platform.create("x509-meter")
+    registered = platform.json("devices", "x509", str(device["id"]), "--cert", str(certs["device"]))
+    assert len(registered["cert_sha256"]) == 64
+    bad = platform.cli("devices", "x509", str(device["id"]), "--cert", str(certs["device_key"]), ok=False)
+    assert bad.returncode == 65 and "X.509" in bad.stderr
+    platform.stop()
+    mqtts = _free_port()
+    platform.start("--mqtts-port", str(mqtts), "--tls-cert", str(certs["server"]), "--tls-key",
+                   str(certs["server_key"]), "--tls-client-ca", str(certs["ca"]))
+    sent = _mosquitto_tls(platform, mqtts, certs, "device", '{"ts": 1767225600000, "values": {"v": 7}}')
+    assert sent.returncode == 0, sent.stderr
+    unknown = _mosquitto_tls(platform, mqtts, certs, "stranger", '{"v": 1}')  # a good CA, but no device has it
+    assert unknown.returncode != 0 and "not authori" in unknown.stderr.lower()
+    rogue = _mosquitto_tls(platform, mqtts, certs, "rogue_device", '{"v": 1}')  # TLS refuses the chain
+    assert rogue.returncode != 0
+    # a device without a certificate may still use TLS with its access token (paho, MQTT 3.1.1)
+    import paho.mqtt.client as mqtt
+
+    token_device = platform.create()
+    acks: list[int] = []
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="tls-token", protocol=mqtt.MQTTv311)
+    client.tls_set(ca_certs=str(certs["ca"]), cert_reqs=ssl.CERT_REQUIRED)
+    client.username_pw_set(token_device["token"])
+    client.on_publish = lambda c, u, mid, reason, props: acks.append(mid)
+    client.connect("127.0.0.1", mqtts)
+    client.loop_start()
+    try:
+        info = client.publish("v1/devices/me/telemetry", b'{"ts": 1767225600000, "values": {"v": 8}}', qos=1)
+        info.wait_for_publish(10)
+        wait_for(lambda: info.mid in acks)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    assert platform.points(device["id"], "v") == [7.0] and platform.points(token_device["id"], "v") == [8.0]
+    connects = [e["detail"] for e in platform.events(device["id"], kind="connect")]
+    assert connects and connects[0]["credential"] == "x509"
+    platform.cli("devices", "revoke", str(device["id"]))
+    revoked = _mosquitto_tls(platform, mqtts, certs, "device", '{"v": 2}')
+    assert revoked.returncode != 0 and "not authori" in revoked.stderr.lower()

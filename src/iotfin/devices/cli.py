@@ -69,6 +69,20 @@ def register(devices_app: typer.Typer) -> None:  # noqa: C901 - one nested funct
             guard.set_profile_required(profile, not off)
             _show("authentication requirement / 消息认证要求", {"profile": profile, "required": not off}, as_json)
 
+    @devices_app.command("x509")
+    def x509(device: DeviceArg, cert: Annotated[Path, typer.Option(help="The device's certificate (PEM or DER).")],
+             data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
+        """Register an X.509 certificate the device authenticates with over MQTT/TLS (mqtts)."""
+        from iotfin import cli
+        from iotfin.core.errors import NotFound
+
+        try:
+            data = cert.read_bytes()
+        except OSError as exc:
+            raise NotFound(f"cannot read {cert}: {exc.strerror}") from None
+        fingerprint = cli._workspace(data_dir, schema=True).devices.set_x509(device, data)
+        _show("X.509 credential / X.509 证书凭据", {"id": device, "cert_sha256": fingerprint}, as_json)
+
     @devices_app.command("provenance")
     def provenance(device: DeviceArg, data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
         """The device's message-authentication set-up and counter high-water mark."""

@@ -82,11 +82,22 @@ class DeviceApiHandler:
                            protocol_level: int) -> DeviceIdentity | None:
         self._loop = asyncio.get_running_loop()
         device_id = await asyncio.to_thread(self.ws.devices.resolve_mqtt, client_id, username, password)
+        return self._connected(device_id, client_id, protocol_level, "access_token" if not password else "mqtt_basic")
+
+    async def authenticate_certificate(self, client_id: str, certificate_der: bytes,
+                                       protocol_level: int) -> DeviceIdentity | None:
+        """MQTT over TLS with a client certificate: the device is the one holding that X.509 credential."""
+        self._loop = asyncio.get_running_loop()
+        device_id = await asyncio.to_thread(self.ws.devices.resolve_certificate, certificate_der)
+        return self._connected(device_id, client_id, protocol_level, "x509")
+
+    def _connected(self, device_id: int | None, client_id: str, protocol_level: int, how: str) -> DeviceIdentity | None:
         if device_id is None:
             return None
         self.ws.device_runtime.ensure_running()
         self.ws.device_runtime.state.connected(device_id, {"transport": TRANSPORT, "client_id": client_id,
-                                                           "mqtt": "5" if protocol_level == 5 else "3.1.1"})
+                                                           "mqtt": "5" if protocol_level == 5 else "3.1.1",
+                                                           "credential": how})
         return DeviceIdentity(device_id)
 
     async def on_subscribe(self, session: Any, topic_filter: str, qos: int) -> int:
