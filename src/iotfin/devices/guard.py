@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import Engine, bindparam, select, update
 
@@ -173,8 +174,6 @@ class ProvenanceGuard:
             raise
 
     def _check(self, device_id: int, data: Any) -> Verified:
-        import orjson
-
         envelope = open_envelope(data)
         policy = self._policy[device_id] if device_id < self._policy.size else _UNKNOWN
         keys = self._keys.get(device_id) if policy == _KEYED else None
