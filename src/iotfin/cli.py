@@ -147,7 +147,8 @@ def _render_demo(s: dict[str, Any]) -> None:
     out.print(_kv_table("Timings (s) / 耗时(秒)", s["timings_s"]))
 
 
-def _serve(ws: Any, port: int, host: str = "127.0.0.1", mqtt_port: int | None = None) -> None:
+def _serve(ws: Any, port: int, host: str = "127.0.0.1", mqtt_port: int | None = None,
+           mqtts: tuple[int, Any] | None = None) -> None:
     """The HTTP API (uvicorn) and, when a port is given, the MQTT device endpoint, on one event loop."""
     import asyncio
 
@@ -156,20 +157,28 @@ def _serve(ws: Any, port: int, host: str = "127.0.0.1", mqtt_port: int | None = 
     from iotfin.api.app import create_app
 
     async def run() -> None:
-        mqtt = None
+        mqtt = secure = None
         if mqtt_port is not None:
             from iotfin.ingest.mqtt.server import MqttServer
             from iotfin.ingest.mqtt_api import DeviceApiHandler
 
-            mqtt = MqttServer(DeviceApiHandler(ws), host=host, port=mqtt_port)
+            handler = DeviceApiHandler(ws)
+            mqtt = MqttServer(handler, host=host, port=mqtt_port)
             await mqtt.start()
             console.print(f"MQTT device endpoint on {host}:{mqtt.port}")
+            if mqtts is not None:  # MQTT over TLS, X.509 client certificates: same handler, same commits
+                secure = MqttServer(handler, host=host, port=mqtts[0], ssl=mqtts[1])
+                await secure.start()
+                console.print(f"MQTT over TLS (mqtts) on {host}:{secure.port}")
         console.print(f"serving on http://{host}:{port} (Ctrl-C to stop)")
         try:
             await uvicorn.Server(uvicorn.Config(create_app(ws), host=host, port=port, log_level="warning")).serve()
         finally:
             if mqtt is not None:
                 await mqtt.stop()
+            if secure is not None:
+                await secure.stop()
+            await ws.device_runtime.aclose()  # buffered device events and state reach the database
 
     asyncio.run(run())
 
@@ -362,13 +371,27 @@ def devices_provisioning(profile: Annotated[str, typer.Option(help="Profile devi
 def serve(
     http_port: Annotated[int | None, typer.Option(help="HTTP port (IOTFIN_HTTP_PORT, default 8000).")] = None,
     mqtt_port: Annotated[int | None, typer.Option(help="MQTT port (IOTFIN_MQTT_PORT, default 1883).")] = None,
+    mqtts_port: Annotated[int | None, typer.Option(help="Also serve MQTT over TLS on this port (needs --tls-cert/--tls-key).")] = None,
+    tls_cert: Annotated[Path | None, typer.Option(help="Server certificate chain (PEM) for mqtts.")] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="Server private key (PEM) for mqtts.")] = None,
+    tls_client_ca: Annotated[Path | None, typer.Option(help="CA bundle devices' X.509 certificates chain to.")] = None,
     data_dir: DataDirOpt = None,
 ) -> None:
     """Run the platform on the embedded default: the API and the device endpoints."""
+    mqtts = None
+    if mqtts_port is not None:
+        if tls_cert is None or tls_key is None:
+            raise ConfigError("--mqtts-port needs --tls-cert and --tls-key")
+        from iotfin.ingest.mqtt.tls import server_context
+
+        try:
+            mqtts = (mqtts_port, server_context(tls_cert, tls_key, tls_client_ca))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot load the TLS certificate, key or client CA: {exc}") from None
     ws = _workspace(data_dir)
     ws.initialise()
     _serve(ws, http_port or ws.settings.http_port, host=ws.settings.http_host,
-           mqtt_port=mqtt_port or ws.settings.mqtt_port)
+           mqtt_port=mqtt_port or ws.settings.mqtt_port, mqtts=mqtts)
 
 
 # --- ledger ---------------------------------------------------------------------------------------
@@ -529,6 +552,11 @@ def financing_status(asset: AssetOpt, data_dir: DataDirOpt = None, as_json: Json
     """An asset's fingerprint, active lien, lien history and every financing attempt."""
     data = _workspace(data_dir, schema=True).financing.status(_asset_key(asset))
     _emit(data, as_json, lambda d: out.print_json(data=d))
+
+
+from iotfin.devices.cli import register as _register_device_commands  # noqa: E402 - after the helpers it uses
+
+_register_device_commands(devices_app)
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ from iotfin.core.settings import Settings
 from iotfin.db import migrate
 from iotfin.db.engine import make_engine
 from iotfin.devices.registry import DeviceRegistry
+from iotfin.devices.runtime import DeviceRuntime
 from iotfin.devices.service import DeviceService
 from iotfin.devices.store import ensure_profiles, load_registry, register_missing
 from iotfin.ingest.quarantine import QuarantineStore
@@ -56,9 +57,15 @@ class Workspace:
     def devices(self) -> DeviceService:
         return DeviceService(self.engine, self.registry)
 
+    @cached_property
+    def device_runtime(self) -> DeviceRuntime:
+        """Provenance guard, device events and online/offline state of the serving process."""
+        return DeviceRuntime(self.engine, self.registry,
+                             load_devices=lambda ids: register_missing(self.engine, self.registry, ids))
+
     def reload_registry(self) -> None:
         """Rebuild the in-memory device registry (and what holds it) after bulk device changes."""
-        for name in ("registry", "ingest", "devices"):
+        for name in ("registry", "ingest", "devices", "device_runtime"):
             self.__dict__.pop(name, None)
 
     @cached_property

@@ -16,6 +16,7 @@ import iotfin
 from iotfin.api import problems
 from iotfin.core.errors import ServiceUnavailable
 from iotfin.core.jsonout import dumps
+from iotfin.devices import api as devices_api
 from iotfin.ingest import http as device_http
 from iotfin.ledger import api as ledger_api
 from iotfin.ledger.financing import api as financing_api
@@ -33,6 +34,7 @@ def create_app(ws: Workspace) -> FastAPI:
     problems.install(app)
     app.include_router(_platform_router())
     app.include_router(financing_api.router())
+    app.include_router(devices_api.router())
     app.include_router(device_http.router())
     app.include_router(ledger_api.router())
 

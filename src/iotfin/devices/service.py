@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 import uuid
@@ -151,6 +152,35 @@ class DeviceService:
             conn.execute(insert(DeviceCredential).values(
                 device_id=device_id, kind="mqtt_basic", mqtt_username=username, mqtt_client_id=client_id,
                 password_hash=hash_password(password), status="active", created_at=datetime.now(UTC)))
+
+    def set_x509(self, device_id: int, certificate: bytes) -> str:
+        """X.509 credential (ThingsBoard's "X.509 certificate"): the device authenticates over MQTT/TLS
+        with this certificate; stored as the SHA-256 fingerprint of its DER form. Takes PEM or DER."""
+        from cryptography import x509
+        from cryptography.hazmat.primitives.serialization import Encoding
+
+        try:
+            cert = (x509.load_pem_x509_certificate(certificate) if certificate.lstrip().startswith(b"-----")
+                    else x509.load_der_x509_certificate(certificate))
+        except ValueError as exc:
+            raise ValidationError(f"not an X.509 certificate in PEM or DER: {exc}") from None
+        fingerprint = hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest()
+        with write_transaction(self.engine) as conn:
+            self._require_device(conn, device_id)
+            if conn.execute(select(DeviceCredential.id).where(DeviceCredential.cert_sha256 == fingerprint)).scalar():
+                raise Conflict("that certificate is registered already")
+            conn.execute(insert(DeviceCredential).values(device_id=device_id, kind="x509", cert_sha256=fingerprint,
+                                                         status="active", created_at=datetime.now(UTC)))
+        return fingerprint
+
+    def resolve_certificate(self, certificate_der: bytes) -> int | None:
+        """The device whose active X.509 credential is this certificate (one indexed lookup)."""
+        fingerprint = hashlib.sha256(certificate_der).hexdigest()
+        with self.engine.connect() as conn:
+            device_id = conn.execute(select(DeviceCredential.device_id).where(
+                DeviceCredential.cert_sha256 == fingerprint, DeviceCredential.kind == "x509",
+                DeviceCredential.status == "active")).scalar()
+        return None if device_id is None else int(device_id)
 
     def resolve_token(self, token: str) -> int | None:
         """The device an access token belongs to, if the token is valid now."""

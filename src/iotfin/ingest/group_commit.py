@@ -10,7 +10,8 @@ by one commit plus the delay; throughput grows with the number of concurrent sen
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 import orjson
@@ -25,11 +26,16 @@ from iotfin.ingest.service import IngestResult, IngestService
 class _Submission:
     readings: pa.Table
     future: asyncio.Future[IngestResult]
+    counters: list[tuple[int, int]] = field(default_factory=list)  # (device, message counter) it carries
 
 
 class GroupCommitter:
-    def __init__(self, ingest: IngestService, transport: str, max_delay_s: float = 0.002, max_rows: int = 1_000_000):
+    def __init__(self, ingest: IngestService, transport: str, max_delay_s: float = 0.002, max_rows: int = 1_000_000,
+                 on_commit: Callable[[list[tuple[int, int]]], None] | None = None):
         self.ingest = ingest
+        # Runs in the commit's thread after the readings are durable and before anyone hears so, with
+        # the message counters the commit carried: provenance persists its high-water marks here.
+        self.on_commit = on_commit
         self.transport = transport
         self.max_delay_s = max_delay_s
         self.max_rows = max_rows
@@ -39,7 +45,7 @@ class GroupCommitter:
         self._task: asyncio.Task[None] | None = None
         self.commits = 0
 
-    async def submit(self, readings: pa.Table) -> IngestResult:
+    async def submit(self, readings: pa.Table, counters: list[tuple[int, int]] | None = None) -> IngestResult:
         """Resolves once this submission's accepted rows are durable (or it was rejected)."""
         if readings.num_rows == 0:
             return IngestResult()
@@ -47,7 +53,7 @@ class GroupCommitter:
         if self._task is None or self._task.done():
             self._wake = asyncio.Event()
             self._task = loop.create_task(self._run())
-        submission = _Submission(readings, loop.create_future())
+        submission = _Submission(readings, loop.create_future(), counters or [])
         self._queue.append(submission)
         self._queued_rows += readings.num_rows
         assert self._wake is not None
@@ -62,6 +68,12 @@ class GroupCommitter:
             except asyncio.CancelledError:
                 pass
 
+    def _commit(self, merged: pa.Table, counters: list[tuple[int, int]]) -> np.ndarray:
+        reasons = self.ingest.ingest_rows(merged, self.transport)
+        if self.on_commit is not None and counters:
+            self.on_commit(counters)
+        return reasons
+
     async def _run(self) -> None:
         assert self._wake is not None
         while True:
@@ -74,7 +86,8 @@ class GroupCommitter:
                 continue
             try:
                 merged = pa.concat_tables([s.readings for s in batch])
-                reasons = await asyncio.to_thread(self.ingest.ingest_rows, merged, self.transport)
+                counters = [c for s in batch for c in s.counters]
+                reasons = await asyncio.to_thread(self._commit, merged, counters)
             except Exception as exc:  # noqa: BLE001 - every waiter must hear of the failure, then carry on
                 for s in batch:
                     if not s.future.done():
@@ -90,14 +103,15 @@ class GroupCommitter:
 
 
 async def store_parsed(ingest_quarantine: QuarantineStore, committer: GroupCommitter, parsed: ParsedTelemetry,
-                       device_id: int | None) -> tuple[IngestResult, dict[str, int]]:
+                       device_id: int | None, counters: list[tuple[int, int]] | None = None,
+                       ) -> tuple[IngestResult, dict[str, int]]:
     """What every transport does with a parsed message: keep the readings the parser refused in
     quarantine, commit the rest, and report (result, rejected count by reason, parser's and validator's)."""
     if parsed.rejected:
         items = [(orjson.dumps({"key": key, "value": raw}, default=str).decode(), reason)
                  for reason, key, raw in parsed.rejected]
         await asyncio.to_thread(ingest_quarantine.put_raw_many, items, committer.transport, device_id)
-    result = await committer.submit(parsed.table()) if parsed.device_ids else IngestResult()
+    result = await committer.submit(parsed.table(), counters) if parsed.device_ids else IngestResult()
     rejected = dict(result.rejected_by_reason)
     for reason, _key, _raw in parsed.rejected:
         rejected[reason] = rejected.get(reason, 0) + 1

@@ -16,8 +16,10 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from iotfin.api.problems import problem
-from iotfin.core.errors import NotFound, PayloadTooLarge, Unauthorized
+from iotfin.core.errors import NotFound, PayloadTooLarge, Unauthorized, ValidationError
 from iotfin.core.time import now_ms
+from iotfin.devices import claims
+from iotfin.devices.guard import Verified
 from iotfin.ingest.group_commit import GroupCommitter
 from iotfin.ingest.group_commit import store_parsed as store_and_report
 from iotfin.ingest.payloads import (
@@ -27,6 +29,7 @@ from iotfin.ingest.payloads import (
     load_json,
     parse_telemetry,
 )
+from iotfin.ingest.provenance import activity, store_verified, verify_message
 from iotfin.workspace import Workspace
 
 TRANSPORT = "http"
@@ -41,7 +44,8 @@ class ProvisionRequest(BaseModel):
 def committer(request: Request) -> GroupCommitter:
     state = request.app.state
     if getattr(state, "http_committer", None) is None:
-        state.http_committer = GroupCommitter(state.workspace.ingest, TRANSPORT)
+        ws: Workspace = state.workspace
+        state.http_committer = GroupCommitter(ws.ingest, TRANSPORT, on_commit=ws.device_runtime.guard.persist)
     return state.http_committer
 
 
@@ -50,6 +54,7 @@ async def _device(request: Request, token: str) -> int:
     device_id = await run_in_threadpool(ws.devices.resolve_token, token)
     if device_id is None:
         raise Unauthorized("unknown, expired or revoked access token")
+    activity(ws, device_id)
     return device_id
 
 
@@ -65,9 +70,13 @@ async def _body(request: Request) -> bytes:
     return bytes(body)
 
 
-async def store_parsed(request: Request, parsed: ParsedTelemetry, device_id: int | None) -> Response:
+async def store_parsed(request: Request, parsed: ParsedTelemetry, device_id: int | None,
+                       verified: Verified | None = None) -> Response:
     ws: Workspace = request.app.state.workspace
-    result, rejected = await store_and_report(ws.quarantine, committer(request), parsed, device_id)
+    if verified is not None and device_id is not None:
+        result, rejected = await store_verified(ws, committer(request), parsed, device_id, verified)
+    else:
+        result, rejected = await store_and_report(ws.quarantine, committer(request), parsed, device_id)
     if not rejected:
         return Response(status_code=200)
     total = sum(rejected.values())
@@ -86,12 +95,13 @@ def router() -> APIRouter:
         body = await _body(request)
         ws: Workspace = request.app.state.workspace
         try:
-            parsed = parse_telemetry(body, device_id, now_ms())
+            verified = await verify_message(ws, device_id, load_json(body), body, TRANSPORT)
+            parsed = parse_telemetry(verified.data, device_id, now_ms())
         except MalformedPayload as exc:
             await run_in_threadpool(ws.quarantine.put_raw, body.decode("utf-8", "replace"), exc.reason, TRANSPORT,
                                     device_id)
             return problem(400, "Malformed payload", str(exc), exc.reason, request.url.path)
-        return await store_parsed(request, parsed, device_id)
+        return await store_parsed(request, parsed, device_id, verified)
 
     @r.post("/{token}/telemetry/bulk", responses={400: {"description": "some or all readings rejected"}})
     async def telemetry_bulk(token: str, request: Request) -> Response:
@@ -101,7 +111,8 @@ def router() -> APIRouter:
         body = await _body(request)
         ws: Workspace = request.app.state.workspace
         try:
-            data = load_json(body)
+            verified = await verify_message(ws, gateway_id, load_json(body), body, TRANSPORT)
+            data = verified.data
             if not isinstance(data, dict) or not data:
                 raise MalformedPayload("malformed_payload", "bulk telemetry must be an object: device name -> telemetry")
             ids = await run_in_threadpool(ws.devices.resolve_names_for_gateway, gateway_id, list(data))
@@ -116,7 +127,22 @@ def router() -> APIRouter:
             await run_in_threadpool(ws.quarantine.put_raw, body.decode("utf-8", "replace"), exc.reason, TRANSPORT,
                                     gateway_id)
             return problem(400, "Malformed payload", str(exc), exc.reason, request.url.path)
-        return await store_parsed(request, parsed, gateway_id)
+        activity(ws, *ids.values())
+        return await store_parsed(request, parsed, gateway_id, verified)
+
+    @r.post("/{token}/claim")
+    async def claim_request(token: str, request: Request) -> Response:
+        """ThingsBoard device claiming: `{"secretKey": "...", "durationMs": 60000}` (both optional)
+        opens a window in which an enterprise can claim this device with the secret."""
+        device_id = await _device(request, token)
+        body = await _body(request)
+        try:
+            secret, duration = claims.parse_claim_request(load_json(body) if body.strip() else None)
+        except (MalformedPayload, ValidationError) as exc:
+            return problem(400, "Malformed claim request", str(exc), "malformed_payload", request.url.path)
+        ws: Workspace = request.app.state.workspace
+        await run_in_threadpool(claims.announce, ws.engine, device_id, secret, duration)
+        return Response(status_code=200)
 
     @r.post("/{token}/attributes")
     async def post_attributes(token: str, request: Request) -> Response:

@@ -11,6 +11,7 @@ PUBACK rules (PUBACK is sent only when this handler returns, i.e. after the dura
 | every reading stored | 0x00 success | PUBACK |
 | some or all readings rejected (quarantined with reasons) | 0x99 payload format invalid | PUBACK (3.1.1 has no reason codes; the rejection is counted in quarantine) |
 | topic outside the device API, or another enterprise's device | 0x87 not authorised | PUBACK |
+| provenance failure: bad signature/MAC, replayed counter, unsigned where required (quarantined, tamper event) | 0x87 not authorised | PUBACK (final: resending the same message cannot help) |
 | internal failure (nothing stored) | 0x83 implementation specific error | connection closed, so the client resends |
 """
 
@@ -23,8 +24,12 @@ from typing import Any
 
 import orjson
 
+from iotfin.core.errors import ValidationError
 from iotfin.core.time import now_ms
-from iotfin.ingest.group_commit import GroupCommitter, store_parsed
+from iotfin.devices import claims
+from iotfin.devices.guard import Verified
+from iotfin.devices.provenance import ProvenanceRejected
+from iotfin.ingest.group_commit import GroupCommitter
 from iotfin.ingest.payloads import (
     MAX_PAYLOAD_BYTES,
     MalformedPayload,
@@ -32,6 +37,7 @@ from iotfin.ingest.payloads import (
     load_json,
     parse_telemetry,
 )
+from iotfin.ingest.provenance import activity, store_verified, verify_message
 from iotfin.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -49,6 +55,7 @@ GATEWAY_CONNECT = "v1/gateway/connect"
 GATEWAY_DISCONNECT = "v1/gateway/disconnect"
 GATEWAY_TELEMETRY = "v1/gateway/telemetry"
 GATEWAY_ATTRIBUTES = "v1/gateway/attributes"
+CLAIM = "v1/devices/me/claim"
 
 # What the ThingsBoard SDKs ask for with the `getSessionLimits` RPC before sending; no rate limits
 # here ("" = none), a payload limit equal to ours, and a generous in-flight window.
@@ -64,7 +71,7 @@ class DeviceIdentity:
 class DeviceApiHandler:
     def __init__(self, ws: Workspace, committer: GroupCommitter | None = None):
         self.ws = ws
-        self.committer = committer or GroupCommitter(ws.ingest, TRANSPORT)
+        self.committer = committer or GroupCommitter(ws.ingest, TRANSPORT, on_commit=ws.device_runtime.guard.persist)
         self.sessions: dict[int, set[Any]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         ws.devices.revocation_listeners.append(self._on_revoked)
@@ -75,7 +82,23 @@ class DeviceApiHandler:
                            protocol_level: int) -> DeviceIdentity | None:
         self._loop = asyncio.get_running_loop()
         device_id = await asyncio.to_thread(self.ws.devices.resolve_mqtt, client_id, username, password)
-        return None if device_id is None else DeviceIdentity(device_id)
+        return self._connected(device_id, client_id, protocol_level, "access_token" if not password else "mqtt_basic")
+
+    async def authenticate_certificate(self, client_id: str, certificate_der: bytes,
+                                       protocol_level: int) -> DeviceIdentity | None:
+        """MQTT over TLS with a client certificate: the device is the one holding that X.509 credential."""
+        self._loop = asyncio.get_running_loop()
+        device_id = await asyncio.to_thread(self.ws.devices.resolve_certificate, certificate_der)
+        return self._connected(device_id, client_id, protocol_level, "x509")
+
+    def _connected(self, device_id: int | None, client_id: str, protocol_level: int, how: str) -> DeviceIdentity | None:
+        if device_id is None:
+            return None
+        self.ws.device_runtime.ensure_running()
+        self.ws.device_runtime.state.connected(device_id, {"transport": TRANSPORT, "client_id": client_id,
+                                                           "mqtt": "5" if protocol_level == 5 else "3.1.1",
+                                                           "credential": how})
+        return DeviceIdentity(device_id)
 
     async def on_subscribe(self, session: Any, topic_filter: str, qos: int) -> int:
         allowed = topic_filter.startswith(("v1/devices/me/", "v1/gateway/"))
@@ -87,10 +110,12 @@ class DeviceApiHandler:
         identity = getattr(session, "identity", None)
         if identity is not None:
             self.sessions.get(identity.device_id, set()).discard(session)
+            self.ws.device_runtime.state.disconnected(identity.device_id, {"transport": TRANSPORT, "reason": reason})
 
     async def on_publish(self, session: Any, topic: str, payload: bytes, qos: int) -> int:
         device_id = session.identity.device_id
         self.sessions.setdefault(device_id, set()).add(session)
+        activity(self.ws, device_id)
         try:
             if topic == TELEMETRY:
                 return await self._telemetry(device_id, payload)
@@ -112,7 +137,18 @@ class DeviceApiHandler:
                 return await self._gateway_telemetry(device_id, payload)
             if topic == GATEWAY_ATTRIBUTES:
                 return await self._gateway_attributes(device_id, payload)
+            if topic == CLAIM:
+                secret, duration = claims.parse_claim_request(load_json(payload) if payload.strip() else None)
+                await asyncio.to_thread(claims.announce, self.ws.engine, device_id, secret, duration)
+                return SUCCESS
             return NOT_AUTHORIZED
+        except ProvenanceRejected:
+            return NOT_AUTHORIZED  # quarantined and signalled by verify_message
+        except ValidationError as exc:
+            await asyncio.to_thread(self.ws.quarantine.put_raw, payload.decode("utf-8", "replace"),
+                                    "malformed_payload", TRANSPORT, device_id)
+            log.info("device %s: %s", device_id, exc)
+            return PAYLOAD_INVALID
         except MalformedPayload as exc:
             await asyncio.to_thread(self.ws.quarantine.put_raw, payload.decode("utf-8", "replace"), exc.reason,
                                     TRANSPORT, device_id)
@@ -121,11 +157,12 @@ class DeviceApiHandler:
     # --- topics --------------------------------------------------------------------------------
 
     async def _telemetry(self, device_id: int, payload: bytes) -> int:
-        parsed = parse_telemetry(payload, device_id, now_ms())
-        return await self._store(parsed, device_id)
+        verified = await verify_message(self.ws, device_id, load_json(payload), payload, TRANSPORT)
+        parsed = parse_telemetry(verified.data, device_id, now_ms())
+        return await self._store(parsed, device_id, verified)
 
-    async def _store(self, parsed: ParsedTelemetry, device_id: int) -> int:
-        _result, rejected = await store_parsed(self.ws.quarantine, self.committer, parsed, device_id)
+    async def _store(self, parsed: ParsedTelemetry, device_id: int, verified: Verified) -> int:
+        _result, rejected = await store_verified(self.ws, self.committer, parsed, device_id, verified)
         return PAYLOAD_INVALID if rejected else SUCCESS
 
     async def _attribute_request(self, session: Any, device_id: int, request_id: str, payload: bytes) -> int:
@@ -164,8 +201,9 @@ class DeviceApiHandler:
         device = await asyncio.to_thread(self.ws.devices.ensure_gateway_device, gateway_id, name, profile)
         return SUCCESS if device is not None else NOT_AUTHORIZED
 
-    async def _gateway_names(self, gateway_id: int, payload: bytes) -> tuple[dict[str, Any], dict[str, int]]:
-        body = load_json(payload)
+    async def _gateway_names(self, gateway_id: int, payload: bytes,
+                             verified: Verified | None = None) -> tuple[dict[str, Any], dict[str, int]]:
+        body = verified.data if verified is not None else load_json(payload)
         if not isinstance(body, dict) or not body:
             raise MalformedPayload("malformed_payload", "gateway messages must be an object: device name -> data")
         ids = {}
@@ -176,7 +214,10 @@ class DeviceApiHandler:
         return body, ids
 
     async def _gateway_telemetry(self, gateway_id: int, payload: bytes) -> int:
-        body, ids = await self._gateway_names(gateway_id, payload)
+        # one signature (or MAC) for the whole batch of the gateway's devices, verified once
+        verified = await verify_message(self.ws, gateway_id, load_json(payload), payload, TRANSPORT)
+        body, ids = await self._gateway_names(gateway_id, payload, verified)
+        activity(self.ws, *ids.values())
         parsed = ParsedTelemetry()
         now = now_ms()
         for name, data in body.items():
@@ -184,7 +225,7 @@ class DeviceApiHandler:
                 parse_telemetry(data, ids[name], now, parsed)
             else:
                 parsed.rejected.append(("unknown_device", str(name), None))
-        return await self._store(parsed, gateway_id)
+        return await self._store(parsed, gateway_id, verified)
 
     async def _gateway_attributes(self, gateway_id: int, payload: bytes) -> int:
         body, ids = await self._gateway_names(gateway_id, payload)

@@ -50,6 +50,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import ssl as ssl_module
 from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -118,7 +119,7 @@ class MqttServer:
 
     def __init__(self, handler: MqttHandler, host: str = "127.0.0.1", port: int = 1883,
                  max_packet_size: int = 1 << 20, connect_timeout_s: float = 10.0, *,
-                 receive_maximum: int = 1000, backlog: int = 1024):
+                 receive_maximum: int = 1000, backlog: int = 1024, ssl: ssl_module.SSLContext | None = None):
         if not 0 < receive_maximum <= 0xFFFF:
             raise ValueError("receive_maximum must be 1..65535")
         self.handler = handler
@@ -129,6 +130,9 @@ class MqttServer:
         self.stats = ServerStats()
         self._port = port
         self._backlog = backlog
+        # MQTT over TLS (mqtts): with a context that asks for client certificates, a device may
+        # authenticate by its certificate (the handler's optional `authenticate_certificate`)
+        self._ssl = ssl
         self._listener: asyncio.Server | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._connections: set[Session] = set()
@@ -152,7 +156,7 @@ class MqttServer:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._listener = await self._loop.create_server(
-            lambda: Session(self), self.host, self._port, backlog=self._backlog, reuse_address=True)
+            lambda: Session(self), self.host, self._port, backlog=self._backlog, reuse_address=True, ssl=self._ssl)
         self._port = self._listener.sockets[0].getsockname()[1]
         log.info("MQTT server listening on %s:%d", self.host, self._port)
 
@@ -288,6 +292,12 @@ class Session(asyncio.Protocol):
         """Close the connection (MQTT 5: DISCONNECT with `reason_code` first, e.g. 0x87 when the
         device's credential was revoked); packets not yet handled are dropped unacknowledged."""
         self._close(reason_code, f"closed by the server (0x{reason_code:02x})", drop_work=True)
+
+    def _peer_certificate(self) -> bytes | None:
+        """The client's TLS certificate (DER) when it presented one, else None."""
+        transport = self._transport
+        ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+        return ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
 
     # --- asyncio.Protocol ---------------------------------------------------------------------
 
@@ -502,8 +512,13 @@ class Session(asyncio.Protocol):
         server = self._server
         v5 = packet.protocol_level == codec.MQTT_5
         try:
-            identity = await server.handler.authenticate(packet.client_id, packet.username, packet.password,
-                                                         packet.protocol_level)
+            certificate = self._peer_certificate()
+            if certificate is not None and hasattr(server.handler, "authenticate_certificate"):
+                identity = await server.handler.authenticate_certificate(packet.client_id, certificate,
+                                                                         packet.protocol_level)
+            else:
+                identity = await server.handler.authenticate(packet.client_id, packet.username, packet.password,
+                                                             packet.protocol_level)
         except Unauthorized:
             identity = None
         except Exception:
