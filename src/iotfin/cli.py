@@ -165,9 +165,13 @@ def _serve(ws: Any, port: int, host: str = "127.0.0.1", mqtt_port: int | None = 
             await mqtt.start()
             console.print(f"MQTT device endpoint on {host}:{mqtt.port}")
         console.print(f"serving on http://{host}:{port} (Ctrl-C to stop)")
+        from iotfin.ingest.revocations import watch_revocations
+
+        watcher = asyncio.create_task(watch_revocations(ws.devices))
         try:
             await uvicorn.Server(uvicorn.Config(create_app(ws), host=host, port=port, log_level="warning")).serve()
         finally:
+            watcher.cancel()
             if mqtt is not None:
                 await mqtt.stop()
 
