@@ -159,9 +159,9 @@ def _serve(ws: Any, port: int, host: str = "127.0.0.1", mqtt_port: int | None = 
         mqtt = None
         if mqtt_port is not None:
             from iotfin.ingest.mqtt.server import MqttServer
-            from iotfin.ingest.mqtt_api import DeviceApiHandler
+            from iotfin.ingest.mqtt_api import CONCURRENT_TOPICS, DeviceApiHandler
 
-            mqtt = MqttServer(DeviceApiHandler(ws), host=host, port=mqtt_port)
+            mqtt = MqttServer(DeviceApiHandler(ws), host=host, port=mqtt_port, concurrent_topics=CONCURRENT_TOPICS)
             await mqtt.start()
             console.print(f"MQTT device endpoint on {host}:{mqtt.port}")
         console.print(f"serving on http://{host}:{port} (Ctrl-C to stop)")
