@@ -137,6 +137,9 @@ def _render_demo(s: dict[str, Any]) -> None:
         docs.add_row(doc_type, f"{row['count']:,}", f"{row['amount']:,}")
     out.print(docs)
     out.print(_kv_table("Telemetry ingest / 遥测接入", s["ingest"] | {"stored": s["telemetry"]}))
+    out.print(_kv_table("Data points by transport / 各接入方式数据点", {
+        k: "sent {sent:,} · acknowledged {acknowledged:,} · rejected {rejected:,} · stored {stored:,}".format(**v)
+        for k, v in s["telemetry_transports"].items() if isinstance(v, dict)}))
     fin = s["financing_registry"]
     out.print(_kv_table("Financing registry / 融资登记", {k: v for k, v in fin.items() if k != "refused_examples"}))
     for example in fin["refused_examples"]:
