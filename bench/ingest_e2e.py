@@ -436,8 +436,17 @@ def run_iotfin(args: argparse.Namespace, root: Path) -> dict[str, object]:
                 w.start()
             time.sleep(0.5)
             cpu = serve.cpu_seconds()
+            profiler = None
+            if args.profile:
+                assert serve.proc is not None
+                profiler = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "--pid",
+                                             str(serve.proc.pid), "--duration", str(int(args.bulk_duration)),
+                                             "--format", "raw", "--threads", "--output", args.profile + ".bulk"],
+                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             go.set()
             got = [results.get(timeout=600) for _ in workers]
+            if profiler is not None:
+                profiler.wait(60)
             for w in workers:
                 w.join()
             points = sum(g[0] for g in got)
@@ -555,7 +564,8 @@ def main() -> None:
     parser.add_argument("--bulk-procs", type=int, default=2)
     parser.add_argument("--gateway-messages", type=int, default=100, help="prebuilt ~0.5 MB gateway messages")
     parser.add_argument("--skip-mosquitto", action="store_true")
-    parser.add_argument("--profile", help="write py-spy's collapsed stacks of the server in phase 1 here")
+    parser.add_argument("--profile", help="write py-spy's collapsed stacks of the server in phase 1 here "
+                        "(and of the HTTP bulk phase to <file>.bulk)")
     parser.add_argument("--idle", type=int, default=10_000, help="idle MQTT sessions (0: skip)")
     args = parser.parse_args()
     resource.setrlimit(resource.RLIMIT_NOFILE, (resource.getrlimit(resource.RLIMIT_NOFILE)[1],) * 2)
