@@ -28,6 +28,17 @@ def test_headless_demo_prints_one_json_summary(tmp_path: Path) -> None:
     # Every simulated reading is plausible: all of it passes validation and is stored.
     assert ingest["offered"] > 100_000 and ingest["accepted"] == ingest["offered"] and ingest["rejected"] == 0
     assert s["telemetry"]["data_points"] == ingest["accepted"]
+    # The last days arrived over the wire: MQTT (device and gateway API) and the HTTP bulk endpoint.
+    transports = s["telemetry_transports"]
+    assert len(transports["wire_days"]) == 3
+    for name in ("http_bulk", "mqtt", "mqtt_gateway"):
+        t = transports[name]
+        assert t["sent"] > 0 and t["messages"] > 0, name
+        assert t["acknowledged"] == t["sent"] == t["stored"] and t["rejected"] == 0, (name, t)
+    assert transports["mqtt"]["messages"] >= 300  # a connection per device not behind a gateway
+    assert sum(transports[n]["sent"] for n in ("batch_import", "http_bulk", "mqtt", "mqtt_gateway")) == ingest["offered"]
+    assert transports["batch_import"]["stored"] == transports["batch_import"]["sent"]
+    assert all(s["timings_s"][f"ingest_telemetry.{stage}"] > 0 for stage in ("import_history", "http_bulk", "mqtt"))
     assert s["loaded_rows"]["trade_documents"] == s["simulation"]["manifest_counts"]["trade_documents"]
     assert len(s["ground_truth"]["incidents_by_type"]) == 8
     # Every simulated double financing is refused by the registry, and nothing else is.

@@ -137,6 +137,9 @@ def _render_demo(s: dict[str, Any]) -> None:
         docs.add_row(doc_type, f"{row['count']:,}", f"{row['amount']:,}")
     out.print(docs)
     out.print(_kv_table("Telemetry ingest / 遥测接入", s["ingest"] | {"stored": s["telemetry"]}))
+    out.print(_kv_table("Data points by transport / 各接入方式数据点", {
+        k: "sent {sent:,} · acknowledged {acknowledged:,} · rejected {rejected:,} · stored {stored:,}".format(**v)
+        for k, v in s["telemetry_transports"].items() if isinstance(v, dict)}))
     fin = s["financing_registry"]
     out.print(_kv_table("Financing registry / 融资登记", {k: v for k, v in fin.items() if k != "refused_examples"}))
     for example in fin["refused_examples"]:
@@ -160,20 +163,24 @@ def _serve(ws: Any, port: int, host: str = "127.0.0.1", mqtt_port: int | None = 
         mqtt = secure = None
         if mqtt_port is not None:
             from iotfin.ingest.mqtt.server import MqttServer
-            from iotfin.ingest.mqtt_api import DeviceApiHandler
+            from iotfin.ingest.mqtt_api import CONCURRENT_TOPICS, DeviceApiHandler
 
             handler = DeviceApiHandler(ws)
-            mqtt = MqttServer(handler, host=host, port=mqtt_port)
+            mqtt = MqttServer(handler, host=host, port=mqtt_port, concurrent_topics=CONCURRENT_TOPICS)
             await mqtt.start()
             console.print(f"MQTT device endpoint on {host}:{mqtt.port}")
             if mqtts is not None:  # MQTT over TLS, X.509 client certificates: same handler, same commits
-                secure = MqttServer(handler, host=host, port=mqtts[0], ssl=mqtts[1])
+                secure = MqttServer(handler, host=host, port=mqtts[0], ssl=mqtts[1], concurrent_topics=CONCURRENT_TOPICS)
                 await secure.start()
                 console.print(f"MQTT over TLS (mqtts) on {host}:{secure.port}")
         console.print(f"serving on http://{host}:{port} (Ctrl-C to stop)")
+        from iotfin.ingest.revocations import watch_revocations
+
+        watcher = asyncio.create_task(watch_revocations(ws.devices))
         try:
             await uvicorn.Server(uvicorn.Config(create_app(ws), host=host, port=port, log_level="warning")).serve()
         finally:
+            watcher.cancel()
             if mqtt is not None:
                 await mqtt.stop()
             if secure is not None:

@@ -46,6 +46,7 @@ def _default_uscc() -> str:
 
 DEFAULT_USCC = _default_uscc()
 TOKEN_CACHE_TTL_S = 30.0
+REVOCATION_POLL_OVERLAP_S = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +73,7 @@ class DeviceService:
         self._lock = threading.Lock()
         self.revocation_listeners: list[Callable[[int], None]] = []
         self._gateway_children: dict[tuple[int, str], int] = {}
+        self._revocations_seen: dict[int, datetime] = {}  # credential id -> when acted on
 
     # --- devices -------------------------------------------------------------------------------
 
@@ -143,6 +145,32 @@ class DeviceService:
         self._evict(device_id)
         self._notify_revoked(device_id)
         return int(n)
+
+    def apply_revocations_since(self, since: datetime) -> tuple[set[int], datetime]:
+        """Act on credentials revoked (or past their rotation grace) by another process since `since`:
+        evict them and tell the revocation listeners, so live sessions close. Returns the devices and
+        the point to poll from next (`iotfin serve` polls this; revocations in this process act at once).
+
+        The window reaches `REVOCATION_POLL_OVERLAP_S` further back than asked, because a revocation's
+        time is taken before its transaction commits; credentials already acted on are skipped."""
+        now = datetime.now(UTC)
+        window = since - timedelta(seconds=REVOCATION_POLL_OVERLAP_S)
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(DeviceCredential.id, DeviceCredential.device_id).where(or_(
+                and_(DeviceCredential.revoked_at.is_not(None), DeviceCredential.revoked_at > window),
+                and_(DeviceCredential.expires_at.is_not(None), DeviceCredential.expires_at > window,
+                     DeviceCredential.expires_at <= now)))).all()
+        seen = self._revocations_seen
+        for credential_id in [c for c, at in seen.items() if at < window]:
+            del seen[credential_id]
+        devices = set()
+        for credential_id, device_id in rows:
+            if credential_id not in seen:
+                seen[credential_id] = now
+                devices.add(int(device_id))
+        for device_id in devices:
+            self._notify_revoked(device_id)
+        return devices, now
 
     def set_mqtt_basic(self, device_id: int, username: str, password: str, client_id: str | None = None) -> None:
         if not username:

@@ -56,6 +56,10 @@ GATEWAY_DISCONNECT = "v1/gateway/disconnect"
 GATEWAY_TELEMETRY = "v1/gateway/telemetry"
 GATEWAY_ATTRIBUTES = "v1/gateway/attributes"
 CLAIM = "v1/devices/me/claim"
+# A device's telemetry messages may be handled together (one group commit for a session's pipelined
+# messages; the store orders by timestamp, not arrival). Attributes and gateway connects stay in
+# order: two attribute writes of one session must not race.
+CONCURRENT_TOPICS = frozenset({TELEMETRY})
 
 # What the ThingsBoard SDKs ask for with the `getSessionLimits` RPC before sending; no rate limits
 # here ("" = none), a payload limit equal to ours, and a generous in-flight window.

@@ -70,7 +70,7 @@ class TelemetryStore:
         self._compression = compression
         self._level = compression_level
         self._lock = threading.Lock()
-        self._seq = self._last_seq()
+        self._seq: int | None = None  # read on the first append: a reader never needs it
 
     # --- writing ---------------------------------------------------------------------------
 
@@ -80,6 +80,8 @@ class TelemetryStore:
             return AppendResult(0, 0, 0, 0)
         readings = readings.select(READING_SCHEMA.names).cast(READING_SCHEMA)
         with self._lock:
+            if self._seq is None:
+                self._seq = self._last_seq()
             self._seq += 1
             seq = self._seq
         ts = readings["ts"].to_numpy()
@@ -153,8 +155,12 @@ class TelemetryStore:
         return sum(path.stat().st_size for _, path in staged)
 
     def _last_seq(self) -> int:
+        """The writer's starting point, found on its first append. Leftover temporary files (a crash
+        mid-write: never acknowledged) are removed here and not when a store is opened, because a
+        reader (`iotfin telemetry query` while `iotfin serve` runs) would otherwise delete the
+        serving process's files in the middle of a commit (found by tests/ingest_faults)."""
         seqs = [int(p.stem[1:]) for p in self.root.glob("day=*/b*.parquet")]
-        for leftover in self.root.glob("day=*/*.tmp"):  # a crash mid-write: never acknowledged
+        for leftover in self.root.glob("day=*/*.tmp"):
             leftover.unlink()
         return max(seqs, default=0)
 
