@@ -21,6 +21,7 @@ from iotfin.ledger.checkpoint import ED25519, SignerKey, VerifierKey, open_check
 from iotfin.ledger.entry import Entry, entry_leaf_hash
 from iotfin.ledger.evidence import FORMAT, b64
 from iotfin.ledger.financing.store import FinanceableAsset, Lien
+from iotfin.lending.store import loan_contract_body
 from iotfin.ledger.models import ledger_anchors, ledger_checkpoints, ledger_leaves
 from iotfin.ledger.records import jsonable, leaf_payload, new_salt, record_type
 from iotfin.ledger.store import LedgerStore
@@ -45,7 +46,7 @@ def _lien(conn: Connection, record_id: str) -> dict[str, Any] | None:
 
 
 # Where the current state of each confidential record type lives, to prove and audit it.
-LOADERS: dict[str, Loader] = {"trade_document": _trade_document, "lien": _lien}
+LOADERS: dict[str, Loader] = {"trade_document": _trade_document, "lien": _lien, "loan_contract": loan_contract_body}
 
 
 def load_or_create_signer(path: Path, name: str = "iotfin-ledger", key_type: int = ED25519) -> SignerKey:
