@@ -503,24 +503,27 @@ def close_day(state: LoanState, on: date) -> DayResult:
     if s.cur < len(s.schedule):
         inst = s.schedule[s.cur]
         target = accrual_target(inst.interest, inst.start, inst.due, on)
-        entries += _opt(journal("accrual", on, {"interest": target - s.accrued_in_period}, s.loan_id))
-        s = replace(s, accrued_in_period=target)
-    billed = bill_through(s, on)
-    s, entries = billed.state, entries + list(billed.entries)
+        if target != s.accrued_in_period:
+            entries += _opt(journal("accrual", on, {"interest": target - s.accrued_in_period}, s.loan_id))
+            s = replace(s, accrued_in_period=target)
+        if inst.due <= on:
+            billed = bill_through(s, on)
+            s, entries = billed.state, entries + list(billed.entries)
+    changes: dict[str, object] = {}
     since = s.overdue_since
     dpd = (on - since).days if since is not None and since < on else 0
     if dpd > 0:
         penalty = daily_penalty(s.principal_due, s.penalty_rate)
         entries += _opt(journal("penalty", on, {"penalty": penalty}, s.loan_id))
-        s = replace(s, penalty_due=s.penalty_due + penalty)
+        changes["penalty_due"] = s.penalty_due + penalty
     if dpd >= DEFAULT_DPD and not s.subsidy_clawed and (s.subsidy_due or s.subsidy_received):
         clawed = s.subsidy_due + s.subsidy_received
         entries += _opt(journal("subsidy_clawback", on, {"interest": clawed, "unpaid": s.subsidy_due,
                                                          "refunded": s.subsidy_received}, s.loan_id))
-        s = replace(s, bills=_insert_bill(s.bills, Bill(on, interest=clawed)), subsidy_due=ZERO,
-                    subsidy_received=ZERO, subsidy_clawed=True)
+        changes.update(bills=_insert_bill(s.bills, Bill(on, interest=clawed)), subsidy_due=ZERO,
+                       subsidy_received=ZERO, subsidy_clawed=True)
     restructured = s.restructured_until is not None and on <= s.restructured_until
-    s = replace(s, last_closed=on, dpd=dpd, tier=classify(dpd, restructured, s.restructured_floor))
+    s = replace(s, last_closed=on, dpd=dpd, tier=classify(dpd, restructured, s.restructured_floor), **changes)
     return DayResult(s, tuple(entries))
 
 
@@ -588,11 +591,18 @@ def payoff_amount(state: LoanState, on: date) -> Decimal:
     """What settles the loan in full on `on` (after that day's billing): everything due, the current
     period's interest accrued to `on`, and the principal not yet due."""
     billed = bill_through(state, on).state
-    accrued = ZERO
+    borrower_accrued = ZERO
     if billed.cur < len(billed.schedule):
-        inst = billed.schedule[billed.cur]
-        accrued = accrual_target(inst.interest, inst.start, inst.due, on)
-    return billed.total_due + accrued + billed.principal_not_due
+        accrued, subsidy = accrued_split(billed.schedule[billed.cur], on)
+        borrower_accrued = accrued - subsidy
+    return billed.total_due + borrower_accrued + billed.principal_not_due
+
+
+def accrued_split(inst: Instalment, on: date) -> tuple[Decimal, Decimal]:
+    """Interest of an interrupted period accrued to `on`, and the subsidised part of it (pro rata, floor)."""
+    accrued = accrual_target(inst.interest, inst.start, inst.due, on)
+    subsidy = (inst.subsidy * accrued / inst.interest).quantize(FEN, rounding=ROUND_FLOOR) if inst.interest else ZERO
+    return accrued, min(accrued, subsidy)
 
 
 def repay(state: LoanState, on: date, amount: Decimal, prepay: bool = False, method: Method | None = None,
@@ -616,8 +626,7 @@ def repay(state: LoanState, on: date, amount: Decimal, prepay: bool = False, met
         if s.cur >= len(s.schedule):
             raise ValidationError(f"loan {s.loan_id} has nothing left to prepay")
         inst = s.schedule[s.cur]
-        accrued = accrual_target(inst.interest, inst.start, inst.due, on)
-        accrued_subsidy = min(accrued, (inst.subsidy * accrued / inst.interest).quantize(FEN) if inst.interest else ZERO)
+        accrued, accrued_subsidy = accrued_split(inst, on)
         entries += _opt(journal("accrual", on, {"interest": accrued - s.accrued_in_period}, s.loan_id))
         pay_interest = min(rest, accrued - accrued_subsidy)
         pay_principal = rest - pay_interest
