@@ -16,8 +16,8 @@ from iotfin.devices.store import ensure_profiles, load_registry, register_missin
 from iotfin.ingest.quarantine import QuarantineStore
 from iotfin.ingest.service import IngestService
 from iotfin.ledger.financing.service import FinancingRegistry
-from iotfin.lending.service import LendingService
 from iotfin.ledger.service import LedgerService, load_or_create_signer
+from iotfin.lending.service import LendingService
 from iotfin.telemetry.store import TelemetryStore
 
 

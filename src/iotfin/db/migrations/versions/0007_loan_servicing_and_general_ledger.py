@@ -12,7 +12,6 @@ from alembic import op
 
 import iotfin.db.types
 
-
 revision = '0007'
 down_revision = '0005'
 branch_labels = None
