@@ -273,7 +273,7 @@ class LendingService:
                         status="done", finished_at=datetime.now(UTC)))
                     break
                 result = v.close_book(book, v.day(on), store.next_instalments(conn, ids))
-                store.write_chunk(conn, ids, book, result)
+                store.write_chunk(conn, ids, book, result, on)
                 entries = v.totals_to_entries(result.totals, on, memo=f"close {on} loans {ids[0]}..{ids[-1]}")
                 store.post(conn, entries)
                 conn.execute(update(CloseRun).where(CloseRun.business_date == on).values(

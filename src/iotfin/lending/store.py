@@ -3,8 +3,8 @@ vectorised close, journal entries, trial balance and sub-ledger sums.
 
 The close reads and writes the book through the DB-API cursor, not the ORM: a million rows as
 Python objects would cost more than the close itself. Money columns keep the platform's Money
-type: on SQLite they hold integer fen, on PostgreSQL NUMERIC(18,2) yuan; `_fen_in`/`_fen_out`
-convert at this one place.
+type: on SQLite they hold integer fen, on PostgreSQL NUMERIC(18,2) yuan; the SQL of the
+close converts at this one place (`_int_expr`, `_money_sql`).
 """
 
 from __future__ import annotations
@@ -150,25 +150,10 @@ def subledger_totals(conn: Connection) -> dict[str, Decimal]:
 # --- the book as arrays, for the vectorised close ------------------------------------------------
 
 
-def _fen_in(conn: Connection, values: list[Any]) -> np.ndarray:
-    if conn.dialect.name == "sqlite":
-        return np.fromiter((0 if x is None else x for x in values), np.int64, len(values))
-    return np.fromiter((0 if x is None else int(x * 100) for x in values), np.int64, len(values))
-
-
 def _fen_out(conn: Connection, values: np.ndarray) -> list[Any]:
     if conn.dialect.name == "sqlite":
         return values.tolist()
     return [Decimal(int(x)).scaleb(-2) for x in values.tolist()]
-
-
-def _days_in(values: list[Any]) -> np.ndarray:
-    arr = np.array([v.NONE if x is None else x for x in values], dtype=object)
-    out = np.full(len(values), v.NONE, np.int64)
-    present = arr != v.NONE
-    if present.any():
-        out[present] = np.array([str(x) for x in arr[present]], dtype="datetime64[D]").astype(np.int64)
-    return out
 
 
 def _days_out(values: np.ndarray) -> list[Any]:
@@ -186,32 +171,56 @@ def _dates_for(conn: Connection, values: np.ndarray) -> list[Any]:
 READ_COLS = ("id",) + v.BOOK_COLUMNS
 
 
+def _int_expr(conn: Connection, column: str) -> str:
+    """SQL that reads a loans column as the close's integer: dates as days since 1970 (-1 for none),
+    money as fen, tiers as their index. The database does the conversion, so a chunk arrives as
+    rows of integers that numpy takes in one call."""
+    sqlite = conn.dialect.name == "sqlite"
+    if column in DATE_COLS:
+        return _days_expr(conn, column)
+    if column in MONEY_COLS:
+        return column if sqlite else f"CAST({column} * 100 AS BIGINT)"
+    if column in ("tier", "restructured_floor"):
+        return "CASE " + " ".join(f"WHEN {column} = '{t}' THEN {i}" for i, t in enumerate(TIER_NAMES)) + " END"
+    if column == "subsidy_clawed":
+        return f"CAST({column} AS INTEGER)"
+    return column
+
+
+def _days_expr(conn: Connection, column: str) -> str:
+    if conn.dialect.name == "sqlite":
+        return f"COALESCE(CAST(julianday({column}) - 2440587.5 AS INTEGER), -1)"
+    return f"COALESCE({column} - DATE '1970-01-01', -1)"
+
+
+def _date_sql(conn: Connection, ph: str) -> str:
+    """SQL turning a days-since-1970 parameter (-1: none) into a date."""
+    if conn.dialect.name == "sqlite":
+        return f"CASE WHEN {ph} < 0 THEN NULL ELSE date({ph} * 86400, 'unixepoch') END"
+    return f"CASE WHEN {ph}::int < 0 THEN NULL ELSE DATE '1970-01-01' + {ph}::int END"
+
+
+def _money_sql(conn: Connection, ph: str) -> str:
+    return ph if conn.dialect.name == "sqlite" else f"{ph}::bigint / 100.0"
+
+
+def _cursor(conn: Connection) -> Any:
+    return conn.connection.driver_connection.cursor()
+
+
 def read_chunk(conn: Connection, on: date, after_id: int, limit: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Active loans not yet closed for `on`, in id order after `after_id`: ids and the book arrays."""
-    select_cols = ", ".join(READ_COLS)
-    sql = (f"SELECT {select_cols} FROM loans WHERE status = 'active' AND last_closed < %s AND id > %s "
-           f"ORDER BY id LIMIT %s")
-    if conn.dialect.name == "sqlite":
-        sql = sql.replace("%s", "?")
-    cur = conn.connection.driver_connection.cursor()
-    cur.execute(sql, (_date_param(conn, on), after_id, limit))
+    ph = _placeholder(conn)
+    cols = ", ".join(_int_expr(conn, c) for c in READ_COLS)
+    cur = _cursor(conn)
+    cur.execute(f"SELECT {cols} FROM loans WHERE status = 'active' AND last_closed < {ph} AND id > {ph} "
+                f"ORDER BY id LIMIT {ph}", (_date_param(conn, on), after_id, limit))
     rows = cur.fetchall()
     cur.close()
     if not rows:
         return np.zeros(0, np.int64), {}
-    columns = list(zip(*rows, strict=True))
-    ids = np.array(columns[0], np.int64)
-    book: dict[str, np.ndarray] = {}
-    for name, values in zip(READ_COLS[1:], columns[1:], strict=True):
-        if name in MONEY_COLS:
-            book[name] = _fen_in(conn, list(values))
-        elif name in DATE_COLS:
-            book[name] = _days_in(list(values))
-        elif name in ("tier", "restructured_floor"):
-            book[name] = np.array([TIER_NAMES.index(t) for t in values], np.int64)
-        else:
-            book[name] = np.array([int(x) for x in values], np.int64)
-    return ids, book
+    table = np.array(rows, dtype=np.int64)
+    return table[:, 0].copy(), {name: table[:, k + 1].copy() for k, name in enumerate(READ_COLS[1:])}
 
 
 def _date_param(conn: Connection, d: date) -> Any:
@@ -222,44 +231,59 @@ def _placeholder(conn: Connection) -> str:
     return "?" if conn.dialect.name == "sqlite" else "%s"
 
 
-DAILY_COLS = ("accrued", "penalty_due", "dpd", "tier", "last_closed")
+DAILY_COLS = ("accrued", "penalty_due", "dpd", "tier")
 CHANGED_COLS = ("principal_not_due", "principal_due", "interest_due", "fee_due", "subsidy_due", "subsidy_received",
                 "subsidy_clawed", "overdue_since") + v.CUR_COLUMNS
 
 
-def write_chunk(conn: Connection, ids: np.ndarray, book: dict[str, np.ndarray], result: v.CloseResult) -> None:
+def _set_sql(conn: Connection, column: str, ph: str) -> str:
+    if column in DATE_COLS:
+        return f"{column} = {_date_sql(conn, ph)}"
+    if column in MONEY_COLS:
+        return f"{column} = {_money_sql(conn, ph)}"
+    if column in ("tier", "restructured_floor"):
+        return f"{column} = ({ph})"
+    if column == "subsidy_clawed":
+        return f"{column} = ({ph} = 1)" if conn.dialect.name == "postgresql" else f"{column} = {ph}"
+    return f"{column} = {ph}"
+
+
+def write_chunk(conn: Connection, ids: np.ndarray, book: dict[str, np.ndarray], result: v.CloseResult,
+                on: date) -> None:
     """Write a closed chunk back: what changes every day for every loan, then the loans that were
-    billed or clawed back, then their new bills."""
+    billed or clawed back, then their new bills. Integers go in; the database makes dates and money."""
     ph = _placeholder(conn)
-    cur = conn.connection.driver_connection.cursor()
+    cur = _cursor(conn)
 
     def column(name: str, idx: np.ndarray | slice) -> list[Any]:
         values = book[name][idx]
-        if name in MONEY_COLS:
-            return _fen_out(conn, values)
-        if name in DATE_COLS:
-            return _dates_for(conn, values)
         if name in ("tier", "restructured_floor"):
             return [TIER_NAMES[t] for t in values.tolist()]
-        if name == "subsidy_clawed":
-            return [bool(x) for x in values.tolist()]
         return values.tolist()
 
     every = slice(None)
-    sets = ", ".join(f"{c} = {ph}" for c in DAILY_COLS)
-    cur.executemany(f"UPDATE loans SET {sets} WHERE id = {ph}",
+    sets = ", ".join(_set_sql(conn, c, ph) for c in DAILY_COLS)
+    cur.executemany(f"UPDATE loans SET {sets}, last_closed = {_date_sql(conn, str(v.day(on)))} WHERE id = {ph}",
                     list(zip(*(column(c, every) for c in DAILY_COLS), ids.tolist(), strict=True)))
-    changed = np.searchsorted(ids, ids[result.changed]) if result.changed.size else result.changed
+    changed = result.changed
     if changed.size:
-        sets = ", ".join(f"{c} = {ph}" for c in CHANGED_COLS)
-        cur.executemany(f"UPDATE loans SET {sets} WHERE id = {ph}",
-                        list(zip(*(column(c, changed) for c in CHANGED_COLS), ids[changed].tolist(), strict=True)))
+        names = [c for c in CHANGED_COLS]
+        params = [column(c, changed) for c in names]
+        # a date parameter appears twice in its CASE: pass it twice
+        sets_parts, cols = [], []
+        for c, values in zip(names, params, strict=True):
+            sets_parts.append(_set_sql(conn, c, ph))
+            cols += [values, values] if c in DATE_COLS else [values]
+        cur.executemany(f"UPDATE loans SET {', '.join(sets_parts)} WHERE id = {ph}",
+                        list(zip(*cols, ids[changed].tolist(), strict=True)))
     bills = result.bills
     if bills["loan"].size:
+        due = bills["due"].tolist()
         cur.executemany(
-            f"INSERT INTO loan_bills (loan_id, due_date, fee, interest, principal) VALUES ({ph}, {ph}, {ph}, {ph}, {ph})",
-            list(zip(ids[bills["loan"]].tolist(), _dates_for(conn, bills["due"]), _fen_out(conn, bills["fee"]),
-                     _fen_out(conn, bills["interest"]), _fen_out(conn, bills["principal"]), strict=True)))
+            f"INSERT INTO loan_bills (loan_id, due_date, fee, interest, principal) VALUES ({ph}, "
+            f"{_date_sql(conn, ph)}, {_money_sql(conn, ph)}, {_money_sql(conn, ph)}, {_money_sql(conn, ph)})",
+            list(zip(ids[bills["loan"]].tolist(), due, due, bills["fee"].tolist(), bills["interest"].tolist(),
+                     bills["principal"].tolist(), strict=True)))
     cur.close()
 
 
@@ -267,31 +291,36 @@ def next_instalments(conn: Connection, ids: np.ndarray) -> v.NextInstalments:
     """For the close: the instalment after (loan, seq), for the loans billed today."""
 
     def fetch(loan_idx: np.ndarray, seqs: np.ndarray) -> dict[str, np.ndarray]:
-        wanted = list(zip(ids[loan_idx].tolist(), (seqs + 1).tolist(), strict=True))
-        found: dict[tuple[int, int], tuple[Any, ...]] = {}
+        want_ids, want_seq = ids[loan_idx], seqs + 1
         ph = _placeholder(conn)
-        cur = conn.connection.driver_connection.cursor()
-        for start in range(0, len(wanted), 500):
-            part = wanted[start:start + 500]
-            cond = " OR ".join([f"(loan_id = {ph} AND seq = {ph})"] * len(part))
-            cur.execute(f"SELECT loan_id, seq, start_date, due_date, principal, interest, fee, subsidy "
-                        f"FROM loan_instalments WHERE {cond}", [x for pair in part for x in pair])
-            for row in cur.fetchall():
-                found[(row[0], row[1])] = row
+        cols = ", ".join(["loan_id", "seq"] + [_days_expr(conn, c) for c in ("start_date", "due_date")] +
+                         [c if conn.dialect.name == "sqlite" else f"CAST({c} * 100 AS BIGINT)"
+                          for c in ("principal", "interest", "fee", "subsidy")])
+        cur = _cursor(conn)
+        rows: list[tuple[int, ...]] = []
+        step = 1000
+        for start in range(0, len(want_ids), step):
+            part_ids = want_ids[start:start + step].tolist()
+            cur.execute(f"SELECT {cols} FROM loan_instalments WHERE loan_id IN ({', '.join([ph] * len(part_ids))})",
+                        part_ids)
+            rows += cur.fetchall()
         cur.close()
-        rows = [found.get(key) for key in wanted]
-        out = {k: np.zeros(len(rows), np.int64) for k in v.CUR_COLUMNS}
-        present = [r for r in rows if r is not None]
-        mask = np.array([r is not None for r in rows], bool)
+        out = {k: np.zeros(len(want_ids), np.int64) for k in v.CUR_COLUMNS}
         out["cur_start"][:] = v.NONE
         out["cur_due"][:] = v.NONE
-        if present:
-            cols = list(zip(*present, strict=True))
-            out["cur_seq"][mask] = np.array(cols[1], np.int64)
-            out["cur_start"][mask] = _days_in(list(cols[2]))
-            out["cur_due"][mask] = _days_in(list(cols[3]))
-            for name, values in zip(("cur_principal", "cur_interest", "cur_fee", "cur_subsidy"), cols[4:], strict=True):
-                out[name][mask] = _fen_in(conn, list(values))
+        if rows:
+            table = np.array(rows, dtype=np.int64)
+            # match (loan, seq) pairs: sort the fetched rows by key, look the wanted keys up
+            key = table[:, 0] * 100_000 + table[:, 1]
+            order = np.argsort(key)
+            key = key[order]
+            wanted = want_ids * 100_000 + want_seq
+            pos = np.clip(np.searchsorted(key, wanted), 0, len(key) - 1)
+            hit = key[pos] == wanted
+            found = table[order][pos[hit]]
+            for k, name in enumerate(("cur_seq", "cur_start", "cur_due", "cur_principal", "cur_interest", "cur_fee",
+                                      "cur_subsidy")):
+                out[name][hit] = found[:, k + 1]
         return out
 
     return fetch
