@@ -267,6 +267,8 @@ class LendingService:
         after, closed, chunks = 0, 0, 0
         while True:
             with write_transaction(self.engine) as conn:
+                if conn.dialect.name == "sqlite":  # a chunk's pages stay cached between its read and its write
+                    conn.exec_driver_sql("PRAGMA cache_size = -262144")
                 ids, book = store.read_chunk(conn, on, after, chunk)
                 if ids.size == 0:
                     conn.execute(update(CloseRun).where(CloseRun.business_date == on).values(

@@ -96,7 +96,6 @@ def upgrade() -> None:
     with op.batch_alter_table('loans', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_loans_credit_line_id'), ['credit_line_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_loans_enterprise_id'), ['enterprise_id'], unique=False)
-        batch_op.create_index('ix_loans_status_last_closed', ['status', 'last_closed'], unique=False)
 
     op.create_table('gl_entries',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -195,7 +194,6 @@ def downgrade() -> None:
 
     op.drop_table('gl_entries')
     with op.batch_alter_table('loans', schema=None) as batch_op:
-        batch_op.drop_index('ix_loans_status_last_closed')
         batch_op.drop_index(batch_op.f('ix_loans_enterprise_id'))
         batch_op.drop_index(batch_op.f('ix_loans_credit_line_id'))
 
