@@ -64,6 +64,7 @@ def run_demo(workspace_dir: Path, enterprises: int = 300, days: int = 180, seed:
     tally, offered = timed("ingest_telemetry", lambda: load_telemetry(ws, ds, progress=progress))
     financing = timed("financing_registry", lambda: load_financing_requests(ws, ds))
     ledger = timed("ledger_evidence", lambda: _ledger_demo(ws, ds, financing))
+    lending = timed("lending", lambda: _lending_demo(ws, ds, config.start_date + timedelta(days=days - 1)))
     summary = timed("summarise", lambda: platform_summary(ws))
     ground_truth = _ground_truth(ds, enterprises)
     summary.update(
@@ -77,14 +78,21 @@ def run_demo(workspace_dir: Path, enterprises: int = 300, days: int = 180, seed:
                        "rejected": tally.rejected, "rejected_by_reason": dict(tally.rejected_by_reason)},
             "financing_registry": financing,
             "ledger": ledger,
+            "lending": lending,
             "ground_truth": ground_truth,
             "sample_query": _sample_query(ws, ds, today),
             "timings_s": timings,
             "capabilities": ["system-of-record", "simulator", "ingest-validation-quarantine", "telemetry-store",
-                             "financing-registry", "trusted-ledger", "device-http-api"],
+                             "financing-registry", "trusted-ledger", "device-http-api", "loan-servicing-gl"],
         }
     )
     return ws, summary
+
+
+def _lending_demo(ws: Workspace, ds: SimDataset, end: Any) -> dict[str, Any]:
+    from iotfin.lending import demo as lending
+
+    return lending.demo_step(ws, lending.approved_offers_from_financing(ws, ds), end, lending.defaults_from(ds))
 
 
 def _ground_truth(ds: SimDataset, enterprises: int) -> dict[str, Any]:

@@ -270,19 +270,21 @@ class LendingService:
                 if conn.dialect.name == "sqlite":  # a chunk's pages stay cached between its read and its write
                     conn.exec_driver_sql("PRAGMA cache_size = -262144")
                 ids, book = store.read_chunk(conn, on, after, chunk)
-                if ids.size == 0:
+                last = ids.size < chunk  # a short chunk is the last: the run is done with it
+                if ids.size:
+                    result = v.close_book(book, v.day(on), store.next_instalments(conn, ids))
+                    store.write_chunk(conn, ids, book, result, on)
+                    entries = v.totals_to_entries(result.totals, on, memo=f"close {on} loans {ids[0]}..{ids[-1]}")
+                    store.post(conn, entries)
+                    conn.execute(update(CloseRun).where(CloseRun.business_date == on).values(
+                        loans_closed=CloseRun.loans_closed + result.closed, chunks=CloseRun.chunks + 1))
+                    after = int(ids[-1])
+                    closed += result.closed
+                    chunks += 1
+                if last:
                     conn.execute(update(CloseRun).where(CloseRun.business_date == on).values(
                         status="done", finished_at=datetime.now(UTC)))
                     break
-                result = v.close_book(book, v.day(on), store.next_instalments(conn, ids))
-                store.write_chunk(conn, ids, book, result, on)
-                entries = v.totals_to_entries(result.totals, on, memo=f"close {on} loans {ids[0]}..{ids[-1]}")
-                store.post(conn, entries)
-                conn.execute(update(CloseRun).where(CloseRun.business_date == on).values(
-                    loans_closed=CloseRun.loans_closed + result.closed, chunks=CloseRun.chunks + 1))
-            after = int(ids[-1])
-            closed += result.closed
-            chunks += 1
             if fail_after_chunks is not None and chunks >= fail_after_chunks:
                 raise CloseInterrupted(f"close of {on} interrupted after {chunks} chunks (on purpose)")
         return {"business_date": on, "loans_closed": closed, "chunks": chunks,
