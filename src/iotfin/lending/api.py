@@ -72,10 +72,10 @@ class CloseIn(BaseModel):
     date: date
 
 
-def _json(data: Any) -> Any:
+def _json(data: Any, status: int = 200) -> Any:
     from iotfin.api.app import DecimalJSONResponse
 
-    return DecimalJSONResponse(data)
+    return DecimalJSONResponse(data, status_code=status)
 
 
 def router() -> APIRouter:
@@ -108,7 +108,7 @@ def router() -> APIRouter:
         offer = Offer(body.enterprise_id, body.product, Decimal(body.principal), Decimal(body.annual_rate), body.term,
                       Decimal(body.subsidy_rate), body.credit_line_id)
         loan_id = svc(request).book(offer, body.start, actor="api", contract_ref=body.contract_ref)
-        return _json({"loan_id": loan_id})
+        return _json({"loan_id": loan_id}, 201)
 
     @r.get("/loans/{loan_id}")
     def show(loan_id: int, request: Request) -> Any:
