@@ -254,12 +254,12 @@ class Tier(StrEnum):
 TIER_ORDER = tuple(Tier)
 TIER_ZH = {Tier.NORMAL: "正常", Tier.SPECIAL_MENTION: "关注", Tier.SUBSTANDARD: "次级", Tier.DOUBTFUL: "可疑",
            Tier.LOSS: "损失"}
-# Days past due at which a loan is at least this tier (《商业银行金融资产风险分类办法》, 2023, art. 9–11:
-# any overdue → special mention; > 90 days → substandard; > 270 → doubtful; > 360 → loss).
+# Days past due at which a loan is at least this tier, as we read 《商业银行金融资产风险分类办法》 (CBIRC/PBOC
+# Order 2023 No. 1): any overdue → special mention; > 90 days → substandard; > 270 → doubtful; > 360 → loss.
 DPD_THRESHOLDS: tuple[tuple[int, Tier], ...] = ((361, Tier.LOSS), (271, Tier.DOUBTFUL), (91, Tier.SUBSTANDARD),
                                                 (1, Tier.SPECIAL_MENTION), (0, Tier.NORMAL))
 DEFAULT_DPD = 91  # non-performing from here: subsidies are clawed back
-RESTRUCTURE_OBSERVATION_DAYS = 365  # art. 19: an observation period of at least a year
+RESTRUCTURE_OBSERVATION_DAYS = 365  # restructured loans are observed for at least a year
 
 
 def classify(dpd: int, restructured: bool = False, floor: Tier = Tier.NORMAL) -> Tier:
