@@ -50,6 +50,11 @@ def test_headless_demo_prints_one_json_summary(tmp_path: Path) -> None:
     assert ledger["audit"]["ok"] and ledger["audit"]["leaves"] > s["loaded_rows"]["trade_documents"]
     assert ledger["invoice_evidence"]["record_type"] == "trade_document"
     assert ledger["reading_evidence"]["reading"]["key"] == "power_kw" and ledger["witness_cosignatures"] == 1
+    lending = s["lending"]  # approved offers booked, closed every day, ledger balanced and reconciled
+    assert lending["loans_booked"] > 0 and lending["business_days_closed"] > 0
+    assert lending["trial_balance"]["balanced"] and lending["reconciled"]
+    assert sum(t["loans"] for t in lending["portfolio"]["by_tier"].values()) == lending["portfolio"]["active_loans"]
+    assert lending["key_facts_example"]["key_facts_zh"][0] == "贷款关键信息说明"
     assert s["sample_query"]["rows"] and all(r["count"] > 0 for r in s["sample_query"]["rows"])
     for row in s["trade_documents"].values():  # money crosses JSON as a decimal string, never a float
         assert isinstance(row["amount"], str) and "." in row["amount"]

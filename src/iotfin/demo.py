@@ -66,6 +66,7 @@ def run_demo(workspace_dir: Path, enterprises: int = 300, days: int = 180, seed:
     timings.update({f"ingest_telemetry.{stage}": t for stage, t in streamed["timings_s"].items()})
     financing = timed("financing_registry", lambda: load_financing_requests(ws, ds))
     ledger = timed("ledger_evidence", lambda: _ledger_demo(ws, ds, financing))
+    lending = timed("lending", lambda: _lending_demo(ws, ds, config.start_date + timedelta(days=days - 1)))
     summary = timed("summarise", lambda: platform_summary(ws))
     ground_truth = _ground_truth(ds, enterprises)
     summary.update(
@@ -80,14 +81,21 @@ def run_demo(workspace_dir: Path, enterprises: int = 300, days: int = 180, seed:
             "telemetry_transports": streamed["transports"] | {"wire_days": streamed["wire_days"]},
             "financing_registry": financing,
             "ledger": ledger,
+            "lending": lending,
             "ground_truth": ground_truth,
             "sample_query": _sample_query(ws, ds, today),
             "timings_s": timings,
             "capabilities": ["system-of-record", "simulator", "ingest-validation-quarantine", "telemetry-store",
-                             "financing-registry", "trusted-ledger", "device-http-api", "device-mqtt-api"],
+                             "financing-registry", "trusted-ledger", "device-http-api", "device-mqtt-api", "loan-servicing-gl"],
         }
     )
     return ws, summary
+
+
+def _lending_demo(ws: Workspace, ds: SimDataset, end: Any) -> dict[str, Any]:
+    from iotfin.lending import demo as lending
+
+    return lending.demo_step(ws, lending.approved_offers_from_financing(ws, ds), end, lending.defaults_from(ds))
 
 
 def _ground_truth(ds: SimDataset, enterprises: int) -> dict[str, Any]:

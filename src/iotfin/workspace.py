@@ -18,6 +18,7 @@ from iotfin.ingest.quarantine import QuarantineStore
 from iotfin.ingest.service import IngestService
 from iotfin.ledger.financing.service import FinancingRegistry
 from iotfin.ledger.service import LedgerService, load_or_create_signer
+from iotfin.lending.service import LendingService
 from iotfin.telemetry.store import TelemetryStore
 
 
@@ -71,6 +72,11 @@ class Workspace:
     @cached_property
     def financing(self) -> FinancingRegistry:
         return FinancingRegistry(self.engine, anchor=lambda lien_id: self.ledger.anchor_from_source("lien", [lien_id], checkpoint=False))
+
+    @cached_property
+    def lending(self) -> LendingService:
+        return LendingService(self.engine, anchor=lambda loan_id: self.ledger.anchor_from_source(
+            "loan_contract", [loan_id], checkpoint=False))
 
     def initialise(self) -> str | None:
         """Apply migrations and seed the standard device profiles; safe to run any number of times."""

@@ -20,6 +20,7 @@ from iotfin.devices import api as devices_api
 from iotfin.ingest import http as device_http
 from iotfin.ledger import api as ledger_api
 from iotfin.ledger.financing import api as financing_api
+from iotfin.lending import api as lending_api
 from iotfin.platform_summary import platform_summary
 from iotfin.workspace import Workspace
 
@@ -37,6 +38,7 @@ def create_app(ws: Workspace) -> FastAPI:
     app.include_router(devices_api.router())
     app.include_router(device_http.router())
     app.include_router(ledger_api.router())
+    app.include_router(lending_api.router())
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:

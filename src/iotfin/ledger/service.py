@@ -25,6 +25,7 @@ from iotfin.ledger.models import ledger_anchors, ledger_checkpoints, ledger_leav
 from iotfin.ledger.records import jsonable, leaf_payload, new_salt, record_type
 from iotfin.ledger.store import LedgerStore
 from iotfin.ledger.telemetry_proof import series_at, series_leaf_hashes
+from iotfin.lending.store import loan_contract_body
 from iotfin.telemetry.model import sort_order
 from iotfin.telemetry.store import decode_values
 
@@ -45,7 +46,7 @@ def _lien(conn: Connection, record_id: str) -> dict[str, Any] | None:
 
 
 # Where the current state of each confidential record type lives, to prove and audit it.
-LOADERS: dict[str, Loader] = {"trade_document": _trade_document, "lien": _lien}
+LOADERS: dict[str, Loader] = {"trade_document": _trade_document, "lien": _lien, "loan_contract": loan_contract_body}
 
 
 def load_or_create_signer(path: Path, name: str = "iotfin-ledger", key_type: int = ED25519) -> SignerKey:

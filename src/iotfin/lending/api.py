@@ -1,0 +1,168 @@
+"""HTTP adapter of loan servicing: `/api/v1/lending/...`.
+
+Money and rates cross the API as decimal strings; a JSON number is refused (a float cannot carry a
+fen exactly). Like the financing registry, these endpoints wait for partner identity and consent
+(issue 9) before they are exposed beyond the operator.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
+
+from iotfin.lending import model as m
+from iotfin.lending.service import LendingService, Offer
+
+MoneyStr = Field(pattern=r"^\d{1,16}(\.\d{1,2})?$", examples=["125000.00"])
+RateStr = Field(pattern=r"^0(\.\d{1,6})?$|^1(\.0{1,6})?$", examples=["0.0435"])
+
+
+class TermsIn(BaseModel):
+    principal: str = MoneyStr
+    annual_rate: str = RateStr
+    term: int = Field(ge=1, le=360)
+    start: date
+    product: str | None = Field(default=None, description="sets method, day count, fees and penalty")
+    method: m.Method = m.Method.EQUAL_INSTALMENT
+    day_count: m.DayCount = m.DayCount.D30_360
+    grace_principal: int = Field(default=0, ge=0)
+    grace_interest: int = Field(default=0, ge=0)
+    subsidy_rate: str = Field(default="0", pattern=r"^0(\.\d{1,6})?$")
+
+
+class BookIn(BaseModel):
+    enterprise_id: int
+    product: str
+    principal: str = MoneyStr
+    annual_rate: str = RateStr
+    term: int = Field(ge=1, le=360)
+    start: date
+    subsidy_rate: str = Field(default="0", pattern=r"^0(\.\d{1,6})?$")
+    credit_line_id: int | None = None
+    contract_ref: str | None = Field(default=None, max_length=64)
+
+
+class RepaymentIn(BaseModel):
+    amount: str = MoneyStr
+    date: date
+    prepay: bool = False
+
+
+class ActionIn(BaseModel):
+    date: date
+    reason: str = Field(min_length=1, max_length=500)
+    actor: str = Field(default="monitor", max_length=64)
+
+
+class MarginCallIn(ActionIn):
+    amount: str = MoneyStr
+    deadline: date
+
+
+class RestructureIn(ActionIn):
+    term: int = Field(ge=1, le=360)
+    grace_principal: int = Field(default=0, ge=0)
+
+
+class CloseIn(BaseModel):
+    date: date
+
+
+def _json(data: Any, status: int = 200) -> Any:
+    from iotfin.api.app import DecimalJSONResponse
+
+    return DecimalJSONResponse(data, status_code=status)
+
+
+def router() -> APIRouter:
+    r = APIRouter(prefix="/api/v1/lending", tags=["lending"])
+
+    def svc(request: Request) -> LendingService:
+        return request.app.state.workspace.lending
+
+    @r.post("/schedules")
+    def preview_schedule(body: TermsIn) -> Any:
+        """A cent-exact schedule for these terms (nothing is stored)."""
+        terms = _terms(body)
+        return _json({"instalments": [{"seq": i.seq, "due": i.due, "principal": i.principal, "interest": i.interest,
+                                       "fee": i.fee, "subsidy": i.subsidy} for i in m.schedule(terms)]})
+
+    @r.post("/key-facts")
+    def key_facts(body: TermsIn) -> Any:
+        """The key-facts statement (zh-CN and en): APR by IRR, gross and net of subsidy, total cost, rights."""
+        from iotfin.lending.disclosure import key_facts, product_key_facts
+
+        if body.product:
+            facts = product_key_facts(body.product, Decimal(body.principal), Decimal(body.annual_rate), body.term,
+                                      body.start, Decimal(body.subsidy_rate))
+        else:
+            facts = key_facts(_terms(body))
+        return _json(facts.to_json())
+
+    @r.post("/loans", status_code=201)
+    def book(body: BookIn, request: Request) -> Any:
+        offer = Offer(body.enterprise_id, body.product, Decimal(body.principal), Decimal(body.annual_rate), body.term,
+                      Decimal(body.subsidy_rate), body.credit_line_id)
+        loan_id = svc(request).book(offer, body.start, actor="api", contract_ref=body.contract_ref)
+        return _json({"loan_id": loan_id}, 201)
+
+    @r.get("/loans/{loan_id}")
+    def show(loan_id: int, request: Request) -> Any:
+        return _json(svc(request).loan(loan_id))
+
+    @r.post("/loans/{loan_id}/repayments")
+    def repay(loan_id: int, body: RepaymentIn, request: Request) -> Any:
+        return _json(svc(request).repay(loan_id, Decimal(body.amount), body.date, body.prepay, actor="api"))
+
+    @r.post("/loans/{loan_id}/acceleration")
+    def accelerate(loan_id: int, body: ActionIn, request: Request) -> Any:
+        return _json(svc(request).accelerate(loan_id, body.date, body.reason, actor=body.actor))
+
+    @r.post("/loans/{loan_id}/margin-calls")
+    def margin_call(loan_id: int, body: MarginCallIn, request: Request) -> Any:
+        return _json(svc(request).margin_call(loan_id, Decimal(body.amount), body.deadline, body.reason, body.date,
+                                              actor=body.actor))
+
+    @r.post("/loans/{loan_id}/restructurings")
+    def restructure(loan_id: int, body: RestructureIn, request: Request) -> Any:
+        return _json(svc(request).restructure(loan_id, body.date, body.term, body.grace_principal, body.reason,
+                                              actor=body.actor))
+
+    @r.post("/credit-lines/{line_id}/freeze")
+    def freeze(line_id: int, body: ActionIn, request: Request) -> Any:
+        return _json(svc(request).set_line_status(line_id, "frozen", body.reason, body.date, actor=body.actor))
+
+    @r.post("/credit-lines/{line_id}/unfreeze")
+    def unfreeze(line_id: int, body: ActionIn, request: Request) -> Any:
+        return _json(svc(request).set_line_status(line_id, "active", body.reason, body.date, actor=body.actor))
+
+    @r.post("/close")
+    def close(body: CloseIn, request: Request) -> Any:
+        """Close of business through `date` (idempotent)."""
+        return _json({"days": svc(request).close_through(body.date)})
+
+    @r.get("/trial-balance")
+    def trial_balance(request: Request) -> Any:
+        s = svc(request)
+        return _json(s.trial_balance() | {"reconciliation": s.reconcile()})
+
+    @r.get("/portfolio")
+    def portfolio(request: Request) -> Any:
+        return _json(svc(request).portfolio())
+
+    return r
+
+
+def _terms(body: TermsIn) -> m.Terms:
+    if body.product:
+        prod = m.product(body.product)
+        method, day_count, fee = prod.method, prod.day_count, prod.periodic_fee
+    else:
+        method, day_count, fee = body.method, body.day_count, Decimal("0.00")
+    return m.Terms(Decimal(body.principal), Decimal(body.annual_rate), body.term, body.start, method, day_count,
+                   body.grace_principal, body.grace_interest, fee, Decimal(body.subsidy_rate))
+

@@ -1,0 +1,335 @@
+"""Persistence of loan servicing: loan rows <-> the domain's LoanState, the book as numpy arrays for the
+vectorised close, journal entries, trial balance and sub-ledger sums.
+
+The close reads and writes the book through the DB-API cursor, not the ORM: a million rows as
+Python objects would cost more than the close itself. Money columns keep the platform's Money
+type: on SQLite they hold integer fen, on PostgreSQL NUMERIC(18,2) yuan; the SQL of the
+close converts at this one place (`_int_expr`, `_money_sql`).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Connection, delete, func, insert, select, update
+
+from iotfin.core.errors import NotFound
+from iotfin.core.money import FEN, ZERO
+from iotfin.lending import model as m
+from iotfin.lending import vector as v
+from iotfin.lending.models import GlEntry, GlLine, Loan, LoanBill, LoanInstalment
+
+PPM = Decimal(1_000_000)
+TIER_NAMES = [t.value for t in m.TIER_ORDER]
+
+MONEY_COLS = {"principal_not_due", "accrued", "principal_due", "interest_due", "fee_due", "penalty_due", "subsidy_due",
+              "subsidy_received", "cur_principal", "cur_interest", "cur_fee", "cur_subsidy"}
+DATE_COLS = {"last_closed", "overdue_since", "restructured_until", "cur_start", "cur_due"}
+
+
+def ppm(rate: Decimal) -> int:
+    return int(rate * PPM)
+
+
+def rate(ppm_value: int) -> Decimal:
+    return (Decimal(int(ppm_value)) / PPM).quantize(m.RATE_QUANTUM)
+
+
+# --- one loan as a LoanState ---------------------------------------------------------------------
+
+
+def load_state(conn: Connection, loan_id: int, for_update: bool = False) -> tuple[Loan, m.LoanState]:
+    query = select(Loan).where(Loan.id == loan_id)
+    if for_update and conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    row = conn.execute(query).first()
+    if row is None:
+        raise NotFound(f"no loan {loan_id}")
+    loan = row[0] if isinstance(row[0], Loan) else row
+    insts = conn.execute(select(LoanInstalment).where(LoanInstalment.loan_id == loan_id)
+                         .order_by(LoanInstalment.seq)).all()
+    schedule = tuple(m.Instalment(i.seq, i.start_date, i.due_date, i.principal, i.interest, i.fee, i.subsidy)
+                     for i in insts)
+    bills = tuple(m.Bill(b.due_date, b.fee, b.interest, b.principal) for b in conn.execute(
+        select(LoanBill).where(LoanBill.loan_id == loan_id).order_by(LoanBill.due_date, LoanBill.id)).all())
+    cur = next((k for k, i in enumerate(schedule) if i.seq == loan.cur_seq), len(schedule))
+    state = m.LoanState(
+        loan.id, schedule, rate(loan.penalty_ppm), loan.last_closed, loan.principal_not_due, cur, loan.accrued, bills,
+        loan.penalty_due, loan.subsidy_due, loan.subsidy_received, bool(loan.subsidy_clawed), loan.dpd, m.Tier(loan.tier),
+        loan.restructured_until, m.Tier(loan.restructured_floor), m.product(loan.product).allocation)
+    return loan, state
+
+
+def save_state(conn: Connection, state: m.LoanState, schedule_changed: bool = False) -> None:
+    """Write a loan's sub-ledger back: its balances, its unpaid bills and (when changed) its unbilled schedule."""
+    cur = state.schedule[state.cur] if state.cur < len(state.schedule) else None
+    values: dict[str, Any] = {
+        "last_closed": state.last_closed, "principal_not_due": state.principal_not_due,
+        "accrued": state.accrued_in_period, "principal_due": state.principal_due, "interest_due": state.interest_due,
+        "fee_due": state.fee_due, "penalty_due": state.penalty_due, "subsidy_due": state.subsidy_due,
+        "subsidy_received": state.subsidy_received, "subsidy_clawed": state.subsidy_clawed,
+        "overdue_since": state.overdue_since, "dpd": state.dpd, "tier": state.tier.value,
+        "restructured_until": state.restructured_until, "restructured_floor": state.restructured_floor.value,
+        "cur_seq": cur.seq if cur else 0, "cur_start": cur.start if cur else None, "cur_due": cur.due if cur else None,
+        "cur_principal": cur.principal if cur else ZERO, "cur_interest": cur.interest if cur else ZERO,
+        "cur_fee": cur.fee if cur else ZERO, "cur_subsidy": cur.subsidy if cur else ZERO,
+        "status": "settled" if state.closed else "active",
+    }
+    conn.execute(update(Loan).where(Loan.id == state.loan_id).values(**values))
+    conn.execute(delete(LoanBill).where(LoanBill.loan_id == state.loan_id))
+    if state.bills:
+        conn.execute(insert(LoanBill), [{"loan_id": state.loan_id, "due_date": b.due, "fee": b.fee,
+                                         "interest": b.interest, "principal": b.principal} for b in state.bills])
+    if schedule_changed:
+        tail = state.schedule[state.cur:]
+        past_last = state.schedule[state.cur - 1].seq if state.cur else 0
+        conn.execute(delete(LoanInstalment).where(LoanInstalment.loan_id == state.loan_id,
+                                                  LoanInstalment.seq > past_last))
+        insert_schedule(conn, state.loan_id, tail)
+
+
+def insert_schedule(conn: Connection, loan_id: int, instalments: tuple[m.Instalment, ...]) -> None:
+    if instalments:
+        conn.execute(insert(LoanInstalment), [
+            {"loan_id": loan_id, "seq": i.seq, "start_date": i.start, "due_date": i.due, "principal": i.principal,
+             "interest": i.interest, "fee": i.fee, "subsidy": i.subsidy} for i in instalments])
+
+
+# --- the general ledger -------------------------------------------------------------------------
+
+
+def post(conn: Connection, entries: list[m.JournalEntry]) -> int:
+    """Insert balanced entries (each checked again here); returns how many."""
+    for entry in entries:
+        m.check_balanced(entry)
+        entry_id = conn.execute(insert(GlEntry).values(event=entry.event, business_date=entry.business_date,
+                                                       loan_id=entry.loan_id, memo=entry.memo[:200])).inserted_primary_key[0]
+        conn.execute(insert(GlLine), [{"entry_id": entry_id, "account": ln.account, "debit": ln.debit,
+                                       "credit": ln.credit} for ln in entry.lines])
+    return len(entries)
+
+
+def trial_balance(conn: Connection, through: date | None = None) -> dict[str, tuple[Decimal, Decimal]]:
+    query = (select(GlLine.account, func.sum(GlLine.debit), func.sum(GlLine.credit))
+             .join(GlEntry, GlEntry.id == GlLine.entry_id).group_by(GlLine.account).order_by(GlLine.account))
+    if through is not None:
+        query = query.where(GlEntry.business_date <= through)
+    out = {}
+    for account, debit, credit in conn.execute(query).all():
+        out[account] = (_sum_money(conn, debit), _sum_money(conn, credit))
+    return out
+
+
+def _sum_money(conn: Connection, value: Any) -> Decimal:
+    """A SUM over a Money column: typed (a Decimal in yuan) when SQLAlchemy knows the column, raw
+    otherwise (integer fen on SQLite)."""
+    if value is None:
+        return ZERO
+    if isinstance(value, int) and conn.dialect.name == "sqlite":
+        return (Decimal(value) / 100).quantize(FEN)
+    return Decimal(value).quantize(FEN)
+
+
+def subledger_totals(conn: Connection) -> dict[str, Decimal]:
+    """What the loan sub-ledger says each GL control account should hold."""
+    cols = {m.NOT_DUE: Loan.principal_not_due, m.ACCRUED: Loan.accrued, m.PENALTY_RECV: Loan.penalty_due,
+            m.SUBSIDY_RECV: Loan.subsidy_due}
+    row = conn.execute(select(*(func.sum(c) for c in cols.values()))).one()
+    out = {acc: _sum_money(conn, val) for acc, val in zip(cols, row, strict=True)}
+    bills = conn.execute(select(func.sum(LoanBill.principal), func.sum(LoanBill.interest), func.sum(LoanBill.fee))).one()
+    out[m.PRINCIPAL_DUE], out[m.INTEREST_DUE], out[m.FEE_RECV] = (_sum_money(conn, x) for x in bills)
+    loans = conn.execute(select(func.sum(Loan.principal_due), func.sum(Loan.interest_due), func.sum(Loan.fee_due))).one()
+    # the loan rows carry the bills' totals too (the close reads them); they must agree with the bills
+    out["loans.principal_due"], out["loans.interest_due"], out["loans.fee_due"] = (_sum_money(conn, x) for x in loans)
+    return out
+
+
+# --- the book as arrays, for the vectorised close ------------------------------------------------
+
+
+def _fen_out(conn: Connection, values: np.ndarray) -> list[Any]:
+    if conn.dialect.name == "sqlite":
+        return values.tolist()
+    return [Decimal(int(x)).scaleb(-2) for x in values.tolist()]
+
+
+def _days_out(values: np.ndarray) -> list[Any]:
+    text = np.datetime_as_string(values.astype("datetime64[D]"))
+    return [None if n == v.NONE else s for n, s in zip(values.tolist(), text.tolist(), strict=True)]
+
+
+def _dates_for(conn: Connection, values: np.ndarray) -> list[Any]:
+    out = _days_out(values)
+    if conn.dialect.name == "sqlite":
+        return out
+    return [None if s is None else date.fromisoformat(s) for s in out]
+
+
+READ_COLS = ("id",) + v.BOOK_COLUMNS
+
+
+def _int_expr(conn: Connection, column: str) -> str:
+    """SQL that reads a loans column as the close's integer: dates as days since 1970 (-1 for none),
+    money as fen, tiers as their index. The database does the conversion, so a chunk arrives as
+    rows of integers that numpy takes in one call."""
+    sqlite = conn.dialect.name == "sqlite"
+    if column in DATE_COLS:
+        return _days_expr(conn, column)
+    if column in MONEY_COLS:
+        return column if sqlite else f"CAST({column} * 100 AS BIGINT)"
+    if column in ("tier", "restructured_floor"):
+        return "CASE " + " ".join(f"WHEN {column} = '{t}' THEN {i}" for i, t in enumerate(TIER_NAMES)) + " END"
+    if column == "subsidy_clawed":
+        return f"CAST({column} AS INTEGER)"
+    return column
+
+
+def _days_expr(conn: Connection, column: str) -> str:
+    if conn.dialect.name == "sqlite":
+        return f"COALESCE(CAST(julianday({column}) - 2440587.5 AS INTEGER), -1)"
+    return f"COALESCE({column} - DATE '1970-01-01', -1)"
+
+
+def _date_sql(conn: Connection, ph: str) -> str:
+    """SQL turning a days-since-1970 parameter (-1: none) into a date."""
+    if conn.dialect.name == "sqlite":
+        return f"CASE WHEN {ph} < 0 THEN NULL ELSE date({ph} * 86400, 'unixepoch') END"
+    return f"CASE WHEN {ph}::int < 0 THEN NULL ELSE DATE '1970-01-01' + {ph}::int END"
+
+
+def _money_sql(conn: Connection, ph: str) -> str:
+    return ph if conn.dialect.name == "sqlite" else f"{ph}::bigint / 100.0"
+
+
+def _cursor(conn: Connection) -> Any:
+    return conn.connection.driver_connection.cursor()
+
+
+def read_chunk(conn: Connection, on: date, after_id: int, limit: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Active loans not yet closed for `on`, in id order after `after_id`: ids and the book arrays."""
+    ph = _placeholder(conn)
+    cols = ", ".join(_int_expr(conn, c) for c in READ_COLS)
+    cur = _cursor(conn)
+    cur.execute(f"SELECT {cols} FROM loans WHERE status = 'active' AND last_closed < {ph} AND id > {ph} "
+                f"ORDER BY id LIMIT {ph}", (_date_param(conn, on), after_id, limit))
+    rows = cur.fetchall()
+    cur.close()
+    if not rows:
+        return np.zeros(0, np.int64), {}
+    table = np.array(rows, dtype=np.int64)
+    return table[:, 0].copy(), {name: table[:, k + 1].copy() for k, name in enumerate(READ_COLS[1:])}
+
+
+def _date_param(conn: Connection, d: date) -> Any:
+    return d.isoformat() if conn.dialect.name == "sqlite" else d
+
+
+def _placeholder(conn: Connection) -> str:
+    return "?" if conn.dialect.name == "sqlite" else "%s"
+
+
+DAILY_COLS = ("accrued", "penalty_due", "dpd", "tier")
+CHANGED_COLS = ("principal_not_due", "principal_due", "interest_due", "fee_due", "subsidy_due", "subsidy_received",
+                "subsidy_clawed", "overdue_since") + v.CUR_COLUMNS
+
+
+def _set_sql(conn: Connection, column: str, ph: str) -> str:
+    if column in DATE_COLS:
+        return f"{column} = {_date_sql(conn, ph)}"
+    if column in MONEY_COLS:
+        return f"{column} = {_money_sql(conn, ph)}"
+    if column in ("tier", "restructured_floor"):
+        return f"{column} = ({ph})"
+    if column == "subsidy_clawed":
+        return f"{column} = ({ph} = 1)" if conn.dialect.name == "postgresql" else f"{column} = {ph}"
+    return f"{column} = {ph}"
+
+
+def write_chunk(conn: Connection, ids: np.ndarray, book: dict[str, np.ndarray], result: v.CloseResult,
+                on: date) -> None:
+    """Write a closed chunk back: what changes every day for every loan, then the loans that were
+    billed or clawed back, then their new bills. Integers go in; the database makes dates and money."""
+    ph = _placeholder(conn)
+    cur = _cursor(conn)
+
+    def column(name: str, idx: np.ndarray | slice) -> list[Any]:
+        values = book[name][idx]
+        if name in ("tier", "restructured_floor"):
+            return [TIER_NAMES[t] for t in values.tolist()]
+        return values.tolist()
+
+    every = slice(None)
+    sets = ", ".join(_set_sql(conn, c, ph) for c in DAILY_COLS)
+    cur.executemany(f"UPDATE loans SET {sets}, last_closed = {_date_sql(conn, str(v.day(on)))} WHERE id = {ph}",
+                    list(zip(*(column(c, every) for c in DAILY_COLS), ids.tolist(), strict=True)))
+    changed = result.changed
+    if changed.size:
+        names = [c for c in CHANGED_COLS]
+        params = [column(c, changed) for c in names]
+        # a date parameter appears twice in its CASE: pass it twice
+        sets_parts, cols = [], []
+        for c, values in zip(names, params, strict=True):
+            sets_parts.append(_set_sql(conn, c, ph))
+            cols += [values, values] if c in DATE_COLS else [values]
+        cur.executemany(f"UPDATE loans SET {', '.join(sets_parts)} WHERE id = {ph}",
+                        list(zip(*cols, ids[changed].tolist(), strict=True)))
+    bills = result.bills
+    if bills["loan"].size:
+        due = bills["due"].tolist()
+        cur.executemany(
+            f"INSERT INTO loan_bills (loan_id, due_date, fee, interest, principal) VALUES ({ph}, "
+            f"{_date_sql(conn, ph)}, {_money_sql(conn, ph)}, {_money_sql(conn, ph)}, {_money_sql(conn, ph)})",
+            list(zip(ids[bills["loan"]].tolist(), due, due, bills["fee"].tolist(), bills["interest"].tolist(),
+                     bills["principal"].tolist(), strict=True)))
+    cur.close()
+
+
+def next_instalments(conn: Connection, ids: np.ndarray) -> v.NextInstalments:
+    """For the close: the instalment after (loan, seq), for the loans billed today."""
+
+    def fetch(loan_idx: np.ndarray, seqs: np.ndarray) -> dict[str, np.ndarray]:
+        want_ids, want_seq = ids[loan_idx], seqs + 1
+        ph = _placeholder(conn)
+        cols = ", ".join(["loan_id", "seq"] + [_days_expr(conn, c) for c in ("start_date", "due_date")] +
+                         [c if conn.dialect.name == "sqlite" else f"CAST({c} * 100 AS BIGINT)"
+                          for c in ("principal", "interest", "fee", "subsidy")])
+        cur = _cursor(conn)
+        rows: list[tuple[int, ...]] = []
+        step = 1000
+        for start in range(0, len(want_ids), step):
+            part_ids = want_ids[start:start + step].tolist()
+            cur.execute(f"SELECT {cols} FROM loan_instalments WHERE loan_id IN ({', '.join([ph] * len(part_ids))})",
+                        part_ids)
+            rows += cur.fetchall()
+        cur.close()
+        out = {k: np.zeros(len(want_ids), np.int64) for k in v.CUR_COLUMNS}
+        out["cur_start"][:] = v.NONE
+        out["cur_due"][:] = v.NONE
+        if rows:
+            table = np.array(rows, dtype=np.int64)
+            # match (loan, seq) pairs: sort the fetched rows by key, look the wanted keys up
+            key = table[:, 0] * 100_000 + table[:, 1]
+            order = np.argsort(key)
+            key = key[order]
+            wanted = want_ids * 100_000 + want_seq
+            pos = np.clip(np.searchsorted(key, wanted), 0, len(key) - 1)
+            hit = key[pos] == wanted
+            found = table[order][pos[hit]]
+            for k, name in enumerate(("cur_seq", "cur_start", "cur_due", "cur_principal", "cur_interest", "cur_fee",
+                                      "cur_subsidy")):
+                out[name][hit] = found[:, k + 1]
+        return out
+
+    return fetch
+
+
+def loan_contract_body(conn: Connection, record_id: str) -> dict[str, Any] | None:
+    """What a signed loan contract commits to in the ledger: its terms, which never change after signing
+    (rescheduling is a new event, not an edit of the contract)."""
+    row = conn.execute(select(Loan.id, Loan.contract_ref, Loan.enterprise_id, Loan.credit_line_id, Loan.product,
+                              Loan.method, Loan.day_count, Loan.principal, Loan.rate_ppm, Loan.subsidy_ppm,
+                              Loan.penalty_ppm, Loan.term, Loan.start_date).where(Loan.id == int(record_id))).mappings().first()
+    return None if row is None else dict(row)
