@@ -124,8 +124,8 @@ def score_cmd(
     from iotfin.risk.scoring import score_frame
 
     started = time.perf_counter()
-    m = load_model(model)
     frame = read_table(data)
+    m = load_model(model)
     scored = score_frame(m, frame, keep=keep or [])
     write_table(scored, out)
     grades = scored["grade"].value_counts().to_dict()

@@ -20,8 +20,10 @@ h2{border-bottom:2px solid #246;padding-bottom:4px;margin-top:2em}.muted{color:#
 def _svg(fig: Any) -> str:
     import matplotlib.pyplot as plt
 
+    plt.rcParams["svg.fonttype"] = "none"
     buf = io.StringIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight")
+    # One draw (no bbox_inches="tight", which draws twice) and text kept as text: ~5× faster than the defaults.
+    fig.savefig(buf, format="svg")
     plt.close(fig)
     text = buf.getvalue()
     return f'<div class="fig">{text[text.index("<svg"):]}</div>'
@@ -33,7 +35,9 @@ def _fig(w: float = 5.0, h: float = 3.6):  # noqa: ANN202
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    return plt.subplots(figsize=(w, h))
+    fig, ax = plt.subplots(figsize=(w, h))
+    fig.subplots_adjust(left=0.14, right=0.96, bottom=0.14, top=0.9)
+    return fig, ax
 
 
 def _table(header: list[str], rows: list[list[Any]], left: int = 1) -> str:
@@ -110,20 +114,25 @@ def _distribution(y: np.ndarray, score: np.ndarray, part: str) -> str:
     return _svg(fig)
 
 
-def _bins_plot(f: BinnedFeature, label: str) -> str:
-    fig, ax = _fig(5.0, 3.0)
-    n = f.n_bins + 1  # fitted bins and missing
-    counts = f.count[:n]
-    rate = f.event[:n] / np.maximum(counts, 1)
-    x = np.arange(n)
-    ax.bar(x, counts, color="#9ab")
-    ax.set_ylabel("rows")
-    ax.set_xticks(x, [lab if len(lab) < 18 else lab[:16] + "…" for lab in f.labels[:n]], rotation=30, ha="right", fontsize=7)
-    ax2 = ax.twinx()
-    ax2.plot(x, rate, "o-", color="#c33")
-    ax2.set_ylabel("bad rate", color="#c33")
-    ax.set_title(f"{label} (IV {f.iv:.3f})", fontsize=9)
-    return _svg(fig)
+def _bins_table(f: BinnedFeature, points: np.ndarray) -> str:
+    """Bins as a table with inline bars for rows and bad rate: a chart per feature without a
+    matplotlib figure each (drawing one costs ~1 s on this machine; a report has dozens)."""
+    total = max(int(f.count.sum()), 1)
+    rates = f.event / np.maximum(f.count, 1)
+    top = max(float(rates.max()), 1e-9)
+    rows = []
+    for b in range(f.n_bins + 2):
+        if b == f.unknown_bin:
+            continue
+        share = f.count[b] / total
+        rate = rates[b] if f.count[b] else float("nan")
+        bar = lambda w, c: f'<span style="display:inline-block;height:10px;width:{w:.0f}px;background:{c}"></span>'  # noqa: E731
+        rows.append(f'<tr><td class="l">{html.escape(f.labels[b])}</td><td>{int(f.count[b]):,}</td>'
+                    f'<td class="l">{bar(160 * share, "#9ab")} {share:.1%}</td>'
+                    f'<td class="l">{bar(0 if np.isnan(rate) else 160 * rate / top, "#c55")} {_fmt(rate)}</td>'
+                    f'<td>{f.woe[b]:.3f}</td><td>{points[b]:.1f}</td></tr>')
+    head = "".join(f"<th>{h}</th>" for h in ("bin", "rows", "share of rows", "bad rate", "WoE", "points"))
+    return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
 
 
 def render_report(manifest: Mapping[str, Any], linear: WoeLinear, binned: Mapping[str, BinnedFeature], y: np.ndarray,
@@ -142,11 +151,9 @@ def render_report(manifest: Mapping[str, Any], linear: WoeLinear, binned: Mappin
     parts_html = []
     for j, f in enumerate(linear.features):
         lab = labels.get(f.name, {})
-        bin_rows = [[f.labels[b], int(f.count[b]), (f.event[b] / f.count[b]) if f.count[b] else float("nan"),
-                     float(f.woe[b]), float(points[j, b])] for b in range(f.n_bins + 2)]
         parts_html.append(f"<h3>{html.escape(lab.get('en', f.name))} / {html.escape(lab.get('zh', f.name))} "
                           f"<span class='muted'>({html.escape(f.name)}, coefficient {linear.coef[j]:.3f})</span></h3>"
-                          + _bins_plot(f, f.name) + _table(["bin", "rows", "bad rate", "WoE", "points"], bin_rows))
+                          + f"<p class='muted'>IV {f.iv:.3f}</p>" + _bins_table(f, points[j]))
     judge = "oot" if "oot" in predictions else "test"
     score = scaling.score(logit(predictions[judge][champion]))
     sections = [
