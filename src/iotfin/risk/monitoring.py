@@ -51,7 +51,7 @@ def monitor(model: RiskModel, frame: pd.DataFrame, outcome: str | None = None, b
     numeric, categorical = model.inputs
     require_columns(list(map(str, frame.columns)), [*numeric, *categorical])
     now = datetime.now(UTC).isoformat(timespec="seconds")
-    columns = {n: frame[n].to_numpy() for n in (*numeric, *categorical)}
+    columns = {n: frame[n] for n in (*numeric, *categorical)}
     scored = score_columns(model, columns, top=0)
     base = model.baseline
     alerts: list[Alert] = []

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -26,8 +27,12 @@ class CategoricalColumn:
         return table[self.codes]  # codes == -1 picks the appended `missing` entry
 
 
-def numeric(name: str, values: np.ndarray) -> np.ndarray:
+def numeric(name: str, values: Any) -> np.ndarray:
     """A column as float64 (NaN = missing); text that is not a number is refused, never read as missing."""
+    if isinstance(values, pd.Series):
+        if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+            return values.to_numpy(dtype=np.float64, na_value=np.nan)
+        values = values.to_numpy(dtype=object)
     arr = np.asarray(values)
     if arr.dtype.kind in "fiub":
         return arr.astype(np.float64, copy=False)
@@ -45,12 +50,21 @@ def numeric(name: str, values: np.ndarray) -> np.ndarray:
     return parsed.to_numpy(dtype=np.float64)
 
 
-def categorical(values: np.ndarray) -> CategoricalColumn:
-    series = pd.Series(np.asarray(values), dtype=object)
-    # Categories are compared as text, so 3 and "3" (CSV vs JSON) are the same category.
-    text = series.where(series.isna(), series.astype(str).str.strip())
-    codes, uniques = pd.factorize(text, use_na_sentinel=True)
-    return CategoricalColumn(codes.astype(np.int64, copy=False), [str(u) for u in uniques])
+def categorical(values: Any) -> CategoricalColumn:
+    """Codes and distinct values; categories are compared as stripped text, so 3 and "3" (CSV vs
+    JSON) are the same category. Distinct values that read the same after stripping may both appear
+    in `uniques`: lookups go by text, so they land in the same bin."""
+    if len(values) < 64:  # an online request: plain Python beats building pandas objects
+        pos: dict[str, int] = {}
+        codes = np.empty(len(values), dtype=np.int64)
+        for i, v in enumerate(values):
+            if v is None or (isinstance(v, float) and v != v) or v is pd.NA:
+                codes[i] = -1
+            else:
+                codes[i] = pos.setdefault(str(v).strip(), len(pos))
+        return CategoricalColumn(codes, list(pos))
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)  # Arrow strings: dictionary-encoded natively
+    return CategoricalColumn(np.asarray(codes, dtype=np.int64), [str(u).strip() for u in uniques])
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,8 +74,8 @@ class Prepared:
     categorical: dict[str, CategoricalColumn]
 
 
-def prepare(columns: Mapping[str, np.ndarray], numeric_names: Sequence[str], categorical_names: Sequence[str]) -> Prepared:
-    lengths = {len(np.asarray(v)) for v in columns.values()}
+def prepare(columns: Mapping[str, Any], numeric_names: Sequence[str], categorical_names: Sequence[str]) -> Prepared:
+    lengths = {len(v) for v in columns.values()}
     if len(lengths) > 1:
         raise ValidationError("columns of different lengths")
     n = lengths.pop() if lengths else 0

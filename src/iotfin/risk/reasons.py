@@ -15,8 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from iotfin.risk.models.bundle import DIMENSION_LABELS
 from iotfin.risk.woe import Scaling, WoeLinear
@@ -29,9 +31,7 @@ _UNKNOWN = {"en": "a value not seen in training", "zh": "训练中未出现的�
 class ReasonTable:
     points: np.ndarray  # (features, bins)
     best: np.ndarray  # (features,)
-    code: np.ndarray  # (features, bins) object
-    en: np.ndarray
-    zh: np.ndarray
+    texts: dict[str, tuple[pd.CategoricalDtype, np.ndarray]]  # "code"/"en"/"zh" -> (distinct texts, (feature, bin) position -> text)
 
     @classmethod
     def build(cls, linear: WoeLinear, scaling: Scaling, label: Callable[[str], Mapping[str, str]],
@@ -55,29 +55,34 @@ class ReasonTable:
                 code[j, b] = f"{f.name}#{b}"
                 en[j, b] = f"{names['en']}{dim_en}: {v_en}"
                 zh[j, b] = f"{names['zh']}{dim_zh}：{v_zh}"
-        return cls(points, linear.best_points(scaling), code, en, zh)
+        texts = {}
+        for name, table in (("code", code), ("en", en), ("zh", zh)):
+            distinct, position = np.unique(table.ravel().astype(str), return_inverse=True)
+            texts[name] = (pd.CategoricalDtype(pd.Index(distinct, dtype=object)), position.astype(np.int64))
+        return cls(points, linear.best_points(scaling), texts)
 
-    def top(self, idx: np.ndarray, k: int) -> dict[str, np.ndarray]:
-        """reason_1..k (code), reason_i_en, reason_i_zh, reason_i_points (points lost) per row."""
+    def top(self, idx: np.ndarray, k: int) -> dict[str, Any]:
+        """reason_1..k (code), reason_i_en, reason_i_zh, reason_i_points (points lost) per row.
+
+        Text columns are pandas Categoricals over the (feature, bin) texts: a million rows share a
+        few hundred strings instead of holding a million (empty where no reason is given)."""
         n, m = idx.shape
-        feat = np.arange(m)
-        shortfall = np.maximum(self.best - self.points[feat, idx], 0.0) if m else np.zeros((n, 0))
-        k_eff = min(k, m)
-        order = np.argsort(-shortfall, axis=1, kind="stable")[:, :k_eff]
+        width = self.points.shape[1]
+        shortfall = np.maximum(self.best - WoeLinear.lookup(self.points, idx), 0.0)
         rows = np.arange(n)
-        out: dict[str, np.ndarray] = {}
-        for r in range(k):
-            if r < k_eff:
-                j = order[:, r]
-                b = idx[rows, j]
+        flat = (np.arange(m) * width)[None, :] + idx  # (feature, bin) position in the text tables
+        out: dict[str, Any] = {}
+        for r in range(1, k + 1):
+            if r <= m:
+                j = shortfall.argmax(axis=1)  # first of equals, so reasons are stable
                 lost = shortfall[rows, j]
-                given = lost > 1e-9
-                out[f"reason_{r + 1}"] = np.where(given, self.code[j, b], "")
-                out[f"reason_{r + 1}_en"] = np.where(given, self.en[j, b], "")
-                out[f"reason_{r + 1}_zh"] = np.where(given, self.zh[j, b], "")
-                out[f"reason_{r + 1}_points"] = np.where(given, lost, 0.0)
+                pos = np.where(lost > 1e-9, flat[rows, j], -1)
+                shortfall[rows, j] = -1.0
             else:
-                empty = np.full(n, "", dtype=object)
-                out.update({f"reason_{r + 1}": empty, f"reason_{r + 1}_en": empty, f"reason_{r + 1}_zh": empty,
-                            f"reason_{r + 1}_points": np.zeros(n)})
+                lost, pos = np.zeros(n), np.full(n, -1)
+            for name, suffix in (("code", ""), ("en", "_en"), ("zh", "_zh")):
+                distinct, text_of = self.texts[name]
+                out[f"reason_{r}{suffix}"] = pd.Categorical.from_codes(np.where(pos >= 0, text_of[pos], -1),
+                                                                       dtype=distinct, validate=False)
+            out[f"reason_{r}_points"] = np.where(pos >= 0, lost, 0.0)
         return out

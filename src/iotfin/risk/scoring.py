@@ -63,7 +63,7 @@ def score_frame(model: RiskModel, frame: pd.DataFrame, keep: list[str] | None = 
     require_columns(list(map(str, frame.columns)), [*numeric, *categorical])
     keep = keep or []
     require_columns(list(map(str, frame.columns)), keep)
-    scored = score_columns(model, {name: frame[name].to_numpy() for name in (*numeric, *categorical)}, top)
+    scored = score_columns(model, {name: frame[name] for name in (*numeric, *categorical)}, top)
     data = {name: frame[name].to_numpy() for name in keep} | scored
     return pd.DataFrame(data, index=pd.RangeIndex(len(frame)))
 
@@ -72,8 +72,14 @@ def score_one(model: RiskModel, record: Mapping[str, Any], top: int = TOP_REASON
     """One online request (a dict of feature values; absent or null = missing), same path as a batch."""
     numeric, categorical = model.inputs
     scored = score_columns(model, columns_from_record(record, [*numeric, *categorical]), top)
-    row = {k: (v[0].item() if isinstance(v[0], np.generic) else v[0]) for k, v in scored.items()}
+    row = {k: _scalar(v[0]) for k, v in scored.items()}
     return _structured(model, row, top)
+
+
+def _scalar(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    return "" if value is None or (isinstance(value, float) and value != value) else value
 
 
 def _structured(model: RiskModel, row: dict[str, Any], top: int) -> dict[str, Any]:
