@@ -24,10 +24,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
+from tests.risk.synth import enterprises  # noqa: E402
 
 from iotfin.risk import TrainConfig, load_model, score_frame, score_one, train  # noqa: E402
 from iotfin.risk.models.train import _optb_input  # noqa: E402
-from tests.risk.synth import enterprises  # noqa: E402
 
 
 def optbinning_peer(frame, numeric, categorical) -> float:  # noqa: ANN001
@@ -53,8 +53,8 @@ def main() -> None:
     parser.add_argument("--online", type=int, default=3000)
     parser.add_argument("--repeat", type=int, default=3, help="batch scoring runs (median reported)")
     args = parser.parse_args()
-    import optbinning  # noqa: F401 - imported before timing, as in a running service
     import lightgbm  # noqa: F401
+    import optbinning  # noqa: F401 - imported before timing, as in a running service
 
     frame = enterprises(args.train_rows, seed=1)
     numeric = [c for c in frame.columns if frame[c].dtype.kind == "f"]

@@ -16,7 +16,7 @@ from iotfin.risk.models.train import _optb_input
 from iotfin.risk.prepare import prepare
 from iotfin.risk.woe import BinnedFeature, Scaling, WoeLinear, sigmoid
 from tests.risk.conftest import FAST
-from tests.risk.synth import LABELS, enterprises
+from tests.risk.synth import enterprises
 
 
 def test_training_summary_and_model_folder(scorecard_model) -> None:
@@ -37,6 +37,14 @@ def test_training_summary_and_model_folder(scorecard_model) -> None:
     assert "enterprise_id" not in manifest["inputs"]["numeric"] + manifest["inputs"]["categorical"]
     # monotone constraints follow the scorecard's trends: risk falls with on-time rate, rises with DSO
     assert model.challenger.monotone["on_time_rate"] == -1 and model.challenger.monotone["dso_days"] == 1
+    # read back from the folder, both models give the out-of-time figures measured in training
+    from iotfin.risk.metrics import auc
+
+    frame = enterprises(4000, seed=1)
+    oot = frame[frame["as_of"] >= manifest["splits"]["oot_from"]]
+    scored = score_frame(model, oot)
+    for name in ("scorecard", "challenger"):
+        assert auc(oot["default"].to_numpy(), scored[f"pd_{name}"].to_numpy()) == pytest.approx(ev["oot"][name]["auc"], abs=1e-12)
     report = (vdir / "report.html").read_text()
     for needle in ("<svg", "ROC", "Calibration", "Score distribution", "Information value", "Out-of-time",
                    "按时付款率", "Scorecard bins"):

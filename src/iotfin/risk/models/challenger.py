@@ -61,14 +61,16 @@ class Challenger:
         return sigmoid(a * self.margin(prepared) + b)
 
     def to_json(self) -> dict[str, Any]:
-        return {"numeric": self.numeric, "categorical": self.categorical, "platt": list(self.platt),
+        # categoricals as [name, categories] pairs: their order is the matrix's column order, which a
+        # JSON object written with sorted keys would not keep
+        return {"numeric": self.numeric, "categorical": [[k, v] for k, v in self.categorical.items()], "platt": list(self.platt),
                 "monotone": self.monotone, "best_iteration": self.booster.current_iteration()}
 
     @classmethod
     def load(cls, meta: Mapping[str, Any], model_text: str) -> Challenger:
         import lightgbm as lgb
 
-        return cls(lgb.Booster(model_str=model_text), list(meta["numeric"]), {k: list(v) for k, v in meta["categorical"].items()},
+        return cls(lgb.Booster(model_str=model_text), list(meta["numeric"]), {k: list(v) for k, v in meta["categorical"]},
                    (float(meta["platt"][0]), float(meta["platt"][1])), dict(meta["monotone"]))
 
 
