@@ -40,6 +40,9 @@ app.add_typer(ledger_app, name="ledger")
 financing_app = typer.Typer(help="Financing registry: liens on receivables, receipts, stock, vehicles.", no_args_is_help=True)
 app.add_typer(financing_app, name="financing")
 app.add_typer(loan_app, name="loan")
+from iotfin.risk.cli import risk_app  # noqa: E402 - the risk context's own sub-app
+
+app.add_typer(risk_app, name="risk")
 
 console = Console(stderr=True)
 out = Console()

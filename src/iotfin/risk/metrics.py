@@ -1,0 +1,39 @@
+"""Discrimination and calibration measures (thin wrappers over scikit-learn). Pure: no I/O."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def auc(y: np.ndarray, p: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(y, p)) if 0 < y.sum() < len(y) else float("nan")
+
+
+def ks(y: np.ndarray, p: np.ndarray) -> float:
+    """Kolmogorov-Smirnov: the largest gap between the bads' and goods' cumulative distributions."""
+    from sklearn.metrics import roc_curve
+
+    if not 0 < y.sum() < len(y):
+        return float("nan")
+    fpr, tpr, _ = roc_curve(y, p)
+    return float(np.max(tpr - fpr))
+
+
+def brier(y: np.ndarray, p: np.ndarray) -> float:
+    return float(np.mean((p - y) ** 2))
+
+
+def summary(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    return {"rows": int(len(y)), "bad_rate": float(y.mean()) if len(y) else float("nan"), "auc": auc(y, p),
+            "ks": ks(y, p), "brier": brier(y, p), "mean_pd": float(p.mean()) if len(p) else float("nan")}
+
+
+def psi(expected: np.ndarray, actual: np.ndarray, eps: float = 1e-4) -> float:
+    """Population stability index between two distributions over the same bins (shares or counts)."""
+    e = np.asarray(expected, dtype=float)
+    a = np.asarray(actual, dtype=float)
+    e = np.maximum(e / max(e.sum(), 1e-300), eps)
+    a = np.maximum(a / max(a.sum(), 1e-300), eps)
+    return float(np.sum((a - e) * np.log(a / e)))
