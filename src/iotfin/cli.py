@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 import iotfin
+from iotfin.consent.cli import consent_app
 from iotfin.core.errors import ConfigError, IotfinError, ValidationError
 from iotfin.core.jsonout import dumps
 from iotfin.core.settings import Settings, load_settings
@@ -38,6 +39,7 @@ ledger_app = typer.Typer(help="Trusted ledger: checkpoints, evidence bundles, au
 app.add_typer(ledger_app, name="ledger")
 financing_app = typer.Typer(help="Financing registry: liens on receivables, receipts, stock, vehicles.", no_args_is_help=True)
 app.add_typer(financing_app, name="financing")
+app.add_typer(consent_app, name="consent")
 
 console = Console(stderr=True)
 out = Console()

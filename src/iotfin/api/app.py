@@ -14,6 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 import iotfin
 from iotfin.api import problems
+from iotfin.consent import api as consent_api
 from iotfin.core.errors import ServiceUnavailable
 from iotfin.core.jsonout import dumps
 from iotfin.ingest import http as device_http
@@ -35,6 +36,7 @@ def create_app(ws: Workspace) -> FastAPI:
     app.include_router(financing_api.router())
     app.include_router(device_http.router())
     app.include_router(ledger_api.router())
+    app.include_router(consent_api.router())
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:
