@@ -7,7 +7,7 @@ any process takes effect on the next request; grants are anchored in the ledger 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -131,16 +131,20 @@ class ConsentService:
                                 decision.allowed, decision.reason, decision.grant_id, onward_to, detail)])
         return decision
 
-    def check_many(self, recipient: str, enterprise_ids: Iterable[int], reads: Sequence[ReadRequest],
+    def check_many(self, recipient: str, enterprise_ids: Iterable[int],
+                   reads: Sequence[ReadRequest] | Mapping[int, Sequence[ReadRequest]],
                    now: datetime | None = None, detail: str | None = None) -> dict[int, list[Decision]]:
-        """Decide the same reads for many enterprises with one query for the grants; every decision
-        is logged. Returns, per enterprise, the decisions in the order of `reads`."""
+        """Decide reads for many enterprises (the same reads for all, or a mapping enterprise ->
+        reads) with one query for the grants; every decision is logged. Returns, per enterprise,
+        the decisions in the order of its reads."""
         now = now or self.clock()
         validate_recipient(recipient)
-        for r in reads:
-            validate_scope(r.scope)
-            validate_purpose(r.purpose)
         ids = list(enterprise_ids)
+        plan = reads if isinstance(reads, Mapping) else {eid: reads for eid in ids}
+        for eid in ids:
+            for r in plan.get(eid, ()):
+                validate_scope(r.scope)
+                validate_purpose(r.purpose)
         by_enterprise: dict[int, list[Grant]] = {i: [] for i in ids}
         with self.engine.connect() as conn:
             grants = store.grants_of_recipient(conn, recipient, ids if len(ids) < 1000 else None)
@@ -150,11 +154,12 @@ class ConsentService:
         out: dict[int, list[Decision]] = {}
         accesses: list[Access] = []
         for eid in ids:
+            mine = plan.get(eid, ())
             decisions = [check(by_enterprise[eid], recipient, eid, r.scope, r.purpose, (r.start, r.end), now)
-                         for r in reads]
+                         for r in mine]
             out[eid] = decisions
             accesses.extend(Access(eid, recipient, r.scope, r.purpose, r.start, r.end, now, d.allowed, d.reason,
-                                   d.grant_id, None, detail) for r, d in zip(reads, decisions, strict=True))
+                                   d.grant_id, None, detail) for r, d in zip(mine, decisions, strict=True))
         self.log.append(accesses)
         return out
 

@@ -1,0 +1,1 @@
+"""Credit risk: features (entity, asset, transaction), models, grades, reasons, monitoring."""
