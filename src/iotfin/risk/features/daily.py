@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import duckdb
@@ -67,7 +68,19 @@ def _rollup_sql(files: list[Path], dedup: bool) -> str:
             f"FROM ({src}) r GROUP BY device_id, key, lday")
 
 
-def refresh(store: TelemetryStore, cache_dir: Path, progress: Callable[[str, int, int], None] | None = None) -> list[Path]:
+def _build(files: list[Path], target: Path, fp: str) -> None:
+    # One thread per partition (and partitions in parallel): a single-threaded aggregation sums in
+    # one order, so rebuilding a partition gives bit-identical aggregates.
+    with duckdb.connect(config={"threads": 1}) as con:
+        table = con.sql(_rollup_sql(files, _needs_dedup(files))).to_arrow_table()
+    table = table.sort_by([("device_id", "ascending"), ("metric", "ascending"), ("lday", "ascending")])
+    tmp = target.with_suffix(".tmp")
+    pq.write_table(table.cast(DAILY_SCHEMA).replace_schema_metadata({"source": fp}), tmp, compression="zstd")
+    os.replace(tmp, target)
+
+
+def refresh(store: TelemetryStore, cache_dir: Path, progress: Callable[[str, int, int], None] | None = None,
+            workers: int | None = None) -> list[Path]:
     """Bring the per-partition aggregates up to date; returns the aggregate files, one per partition."""
     cache_dir.mkdir(parents=True, exist_ok=True)
     days = store.days()
@@ -76,28 +89,19 @@ def refresh(store: TelemetryStore, cache_dir: Path, progress: Callable[[str, int
         if stale.name not in wanted:
             stale.unlink()
     out: list[Path] = []
-    con: duckdb.DuckDBPyConnection | None = None
-    try:
-        for i, day in enumerate(days):
-            files = sorted((store.root / f"day={day.isoformat()}").glob("*.parquet"))
-            target = cache_dir / f"day={day.isoformat()}.parquet"
-            fp = _fingerprint(files)
-            if target.exists():
-                meta = pq.read_schema(target).metadata or {}
-                if meta.get(b"source") == fp.encode():
-                    out.append(target)
-                    continue
-            con = con or duckdb.connect()
-            table = con.sql(_rollup_sql(files, _needs_dedup(files))).to_arrow_table().cast(DAILY_SCHEMA)
-            tmp = target.with_suffix(".tmp")
-            pq.write_table(table.replace_schema_metadata({"source": fp}), tmp, compression="zstd")
-            os.replace(tmp, target)
-            out.append(target)
+    todo: list[tuple[list[Path], Path, str]] = []
+    for day in days:
+        files = sorted((store.root / f"day={day.isoformat()}").glob("*.parquet"))
+        target = cache_dir / f"day={day.isoformat()}.parquet"
+        fp = _fingerprint(files)
+        out.append(target)
+        if target.exists() and (pq.read_schema(target).metadata or {}).get(b"source") == fp.encode():
+            continue
+        todo.append((files, target, fp))
+    with ThreadPoolExecutor(max_workers=workers or min(4, os.cpu_count() or 2)) as pool:
+        for i, _ in enumerate(pool.map(lambda job: _build(*job), todo)):
             if progress:
-                progress("feature rollup", i + 1, len(days))
-    finally:
-        if con is not None:
-            con.close()
+                progress("feature rollup", i + 1, len(todo))
     return out
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -142,20 +142,23 @@ class FeatureEngine:
 
     # --- computing ------------------------------------------------------------------------------
 
-    def unscoped(self, as_of: date, enterprise_ids: Sequence[int] | None = None) -> tuple[pa.Table, pa.Table]:
-        """(features of every enterprise as of the date before any consent scoping, devices table)."""
+    def unscoped(self, as_of: date, enterprise_ids: Sequence[int] | None = None,
+                 query: Callable[[int], str] = feature_query) -> tuple[pa.Table, pa.Table]:
+        """(features of every enterprise as of the date before any consent scoping, devices table).
+        `query` is the feature SQL for an as-of day number (tests pass the Spark reading of it)."""
         a = day_number(_check_as_of(as_of))
         inputs = self._sor(enterprise_ids) | self._market()
         rollups = self.refresh_telemetry()
         since = a - MAX_LOOKBACK
         wanted = [f for f in rollups if since - 1 <= day_number(date.fromisoformat(f.stem[4:])) <= a]
-        with duckdb.connect() as con:
+        # One thread: the aggregation order, and so every floating-point sum, is the same each run.
+        with duckdb.connect(config={"threads": 1}) as con:
             telemetry = daily.combine(con, wanted, since, a)
             if enterprise_ids is not None:
                 telemetry = telemetry.filter(pc.is_in(telemetry["device_id"], value_set=inputs["dev"]["device_id"]))
             for name, table in (inputs | {"daily": telemetry}).items():
                 con.register(name, table)
-            result = con.sql(feature_query(a)).to_arrow_table()
+            result = con.sql(query(a)).to_arrow_table()
         schema = pa.schema([("enterprise_id", pa.int64())] + [(f.name, _ARROW[f.kind]) for f in CATALOGUE])
         return result.cast(schema), inputs["dev"]
 
