@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 import iotfin
+from iotfin.consent.cli import consent_app
 from iotfin.core.errors import ConfigError, IotfinError, ValidationError
 from iotfin.core.jsonout import dumps
 from iotfin.core.settings import Settings, load_settings
@@ -43,6 +44,7 @@ app.add_typer(loan_app, name="loan")
 from iotfin.risk.cli import risk_app  # noqa: E402 - the risk context's own sub-app
 
 app.add_typer(risk_app, name="risk")
+app.add_typer(consent_app, name="consent")
 
 console = Console(stderr=True)
 out = Console()

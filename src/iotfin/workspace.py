@@ -7,6 +7,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
+from iotfin.consent.service import ConsentService
 from iotfin.core.settings import Settings
 from iotfin.db import migrate
 from iotfin.db.engine import make_engine
@@ -78,6 +79,10 @@ class Workspace:
         return LendingService(self.engine, anchor=lambda loan_id: self.ledger.anchor_from_source(
             "loan_contract", [loan_id], checkpoint=False))
 
+    @cached_property
+    def consent(self) -> ConsentService:
+        return ConsentService(self.engine, anchor=lambda ids: self.ledger.anchor_from_source("consent_grant", ids, checkpoint=False))
+
     def initialise(self) -> str | None:
         """Apply migrations and seed the standard device profiles; safe to run any number of times."""
         revision = migrate.upgrade(self.engine)
@@ -87,5 +92,7 @@ class Workspace:
         return revision
 
     def close(self) -> None:
+        if "consent" in self.__dict__:
+            self.consent.close()
         if "engine" in self.__dict__:
             self.engine.dispose()

@@ -14,6 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 import iotfin
 from iotfin.api import problems
+from iotfin.consent import api as consent_api
 from iotfin.core.errors import ServiceUnavailable
 from iotfin.core.jsonout import dumps
 from iotfin.devices import api as devices_api
@@ -39,6 +40,7 @@ def create_app(ws: Workspace) -> FastAPI:
     app.include_router(device_http.router())
     app.include_router(ledger_api.router())
     app.include_router(lending_api.router())
+    app.include_router(consent_api.router())
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:

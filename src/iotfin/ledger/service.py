@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from sqlalchemy import Connection, Engine, insert, select
 
+from iotfin.consent.store import grant_body
 from iotfin.core.errors import NotFound
 from iotfin.db.models import TradeDocument
 from iotfin.ledger import merkle
@@ -46,7 +47,8 @@ def _lien(conn: Connection, record_id: str) -> dict[str, Any] | None:
 
 
 # Where the current state of each confidential record type lives, to prove and audit it.
-LOADERS: dict[str, Loader] = {"trade_document": _trade_document, "lien": _lien, "loan_contract": loan_contract_body}
+LOADERS: dict[str, Loader] = {"trade_document": _trade_document, "lien": _lien, "loan_contract": loan_contract_body,
+                             "consent_grant": grant_body}
 
 
 def load_or_create_signer(path: Path, name: str = "iotfin-ledger", key_type: int = ED25519) -> SignerKey:

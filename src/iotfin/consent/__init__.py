@@ -1,0 +1,1 @@
+"""Enterprise consent (数据授权): grants, enforcement, access log."""

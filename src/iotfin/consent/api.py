@@ -1,0 +1,107 @@
+"""HTTP adapter of consent: `/api/v1/consents/...`.
+
+Until partner identity lands (OAuth2 client credentials, issue 9 item 2), the caller states who it
+is: the enterprise in enterprise-side calls (grant, withdraw, reconfirm, access log) and the
+recipient in `check`. The rules and the log are the same whoever calls.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, Field
+
+from iotfin.consent.model import MAX_RECONFIRM_DAYS, PURPOSES, REASONS, SCOPES, GrantRequest
+from iotfin.consent.service import ConsentService, grant_json
+
+
+class GrantIn(BaseModel):
+    enterprise_id: int = Field(gt=0)
+    recipient: str = Field(min_length=1, max_length=64, examples=["bank-a"])
+    purpose: str = Field(examples=["credit_assessment"])
+    scopes: list[str] = Field(min_length=1, max_length=len(SCOPES), examples=[["telemetry:energy", "trade_documents"]])
+    window_start: date
+    window_end: date | None = Field(default=None, description="defaults to the expiry date")
+    expires_at: datetime | None = Field(default=None, description="at most 12 months ahead; defaults to 12 months")
+    reconfirm_days: int = Field(default=MAX_RECONFIRM_DAYS, ge=1, le=MAX_RECONFIRM_DAYS)
+    onward_recipients: list[str] = Field(default_factory=list, max_length=20)
+
+
+class EnterpriseIn(BaseModel):
+    enterprise_id: int = Field(gt=0, description="the enterprise the consent belongs to")
+
+
+class CheckIn(BaseModel):
+    recipient: str = Field(min_length=1, max_length=64)
+    enterprise_id: int = Field(gt=0)
+    scope: str
+    purpose: str
+    data_start: date
+    data_end: date
+    onward_to: str | None = Field(default=None, max_length=64)
+
+
+def router() -> APIRouter:
+    r = APIRouter(prefix="/api/v1/consents", tags=["consent"])
+
+    def service(request: Request) -> ConsentService:
+        return request.app.state.workspace.consent
+
+    @r.get("/vocabulary")
+    def vocabulary() -> dict[str, Any]:
+        """Scopes, purposes and decision reasons, with their zh-CN and en labels."""
+        return {"scopes": {k: {"zh": v[0], "en": v[1], "covers": v[2]} for k, v in SCOPES.items()},
+                "purposes": {k: {"zh": v[0], "en": v[1]} for k, v in PURPOSES.items()},
+                "reasons": {k: {"zh": v[0], "en": v[1]} for k, v in REASONS.items()}}
+
+    @r.post("", status_code=201)
+    def grant(body: GrantIn, request: Request) -> dict[str, Any]:
+        """The enterprise grants a recipient scopes for a purpose, a data window and an expiry; anchored in the ledger."""
+        svc = service(request)
+        now = svc.clock()
+        expires = body.expires_at or now + timedelta(days=365)
+        req = GrantRequest(enterprise_id=body.enterprise_id, recipient=body.recipient, purpose=body.purpose,
+                           scopes=tuple(body.scopes), window_start=body.window_start,
+                           window_end=body.window_end or expires.date(), expires_at=expires,
+                           reconfirm_days=body.reconfirm_days, onward_recipients=tuple(body.onward_recipients))
+        return grant_json(svc.grant(req, now), now)
+
+    @r.get("")
+    def list_grants(request: Request, enterprise_id: int = Query(gt=0), recipient: str | None = None) -> dict[str, Any]:
+        svc = service(request)
+        now = svc.clock()
+        return {"items": [grant_json(g, now) for g in svc.grants(enterprise_id, recipient)]}
+
+    @r.get("/access-log")
+    def access_log(request: Request, enterprise_id: int = Query(gt=0), limit: int = Query(100, ge=1, le=1000),
+                   after_id: int = Query(0, ge=0), recipient: str | None = None) -> dict[str, Any]:
+        """Every read of the enterprise's data by others, allowed or refused; page with `after_id`."""
+        rows = service(request).access_log(enterprise_id, limit, after_id, recipient)
+        return {"items": rows, "next_after_id": rows[-1]["id"] if len(rows) == limit else None}
+
+    @r.post("/check")
+    def check(body: CheckIn, request: Request) -> dict[str, Any]:
+        """Decide (and log) one read by a recipient; 200 with `allowed` false when refused."""
+        decision = service(request).check(body.recipient, body.enterprise_id, body.scope, body.purpose,
+                                          (body.data_start, body.data_end), onward_to=body.onward_to)
+        return decision.to_json()
+
+    @r.get("/{grant_id}")
+    def get(grant_id: int, request: Request) -> dict[str, Any]:
+        svc = service(request)
+        return grant_json(svc.get(grant_id), svc.clock())
+
+    @r.post("/{grant_id}/withdraw")
+    def withdraw(grant_id: int, body: EnterpriseIn, request: Request) -> dict[str, Any]:
+        """Withdraw: refused from the next request on. Withdrawing twice is refused (422)."""
+        svc = service(request)
+        return grant_json(svc.withdraw(grant_id, body.enterprise_id), svc.clock())
+
+    @r.post("/{grant_id}/reconfirm")
+    def reconfirm(grant_id: int, body: EnterpriseIn, request: Request) -> dict[str, Any]:
+        svc = service(request)
+        return grant_json(svc.reconfirm(grant_id, body.enterprise_id), svc.clock())
+
+    return r

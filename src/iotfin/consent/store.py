@@ -1,0 +1,210 @@
+"""Persistence of consent grants and the access log (SQLAlchemy Core on the platform's metadata).
+
+The access log is append-only: rows are inserted, never updated or deleted by the platform, and a
+writer batches them (see `AccessLogWriter`) so that logging a read costs a list append, not a commit.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Connection,
+    Date,
+    Engine,
+    ForeignKey,
+    Index,
+    SmallInteger,
+    String,
+    insert,
+    select,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from iotfin.consent.model import Access, Grant
+from iotfin.db.models import Base, Id
+from iotfin.db.types import UTCDateTime
+
+
+class ConsentGrant(Base):
+    __tablename__ = "consent_grants"
+    __table_args__ = (
+        CheckConstraint("window_end >= window_start", name="window"),
+        CheckConstraint("expires_at > granted_at", name="expiry"),
+        CheckConstraint("reconfirm_days BETWEEN 1 AND 90", name="reconfirm_days"),
+        Index("ix_consent_grants_enterprise_recipient", "enterprise_id", "recipient"),
+        Index("ix_consent_grants_recipient", "recipient"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    enterprise_id: Mapped[int] = mapped_column(ForeignKey("enterprises.id"))
+    recipient: Mapped[str] = mapped_column(String(64))
+    purpose: Mapped[str] = mapped_column(String(32))
+    scopes: Mapped[list[str]] = mapped_column(JSON)
+    window_start: Mapped[date] = mapped_column(Date)
+    window_end: Mapped[date] = mapped_column(Date)
+    granted_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    confirmed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    reconfirm_days: Mapped[int] = mapped_column(SmallInteger)
+    onward_recipients: Mapped[list[str]] = mapped_column(JSON)
+    withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class ConsentAccess(Base):
+    """One read (or refused read) of an enterprise's data by someone other than the enterprise."""
+
+    __tablename__ = "consent_access_log"
+    __table_args__ = (Index("ix_consent_access_log_enterprise_at", "enterprise_id", "at"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    # No foreign key: an attempt to read an enterprise that does not exist is logged too.
+    enterprise_id: Mapped[int] = mapped_column(Id)
+    recipient: Mapped[str] = mapped_column(String(64))
+    scope: Mapped[str] = mapped_column(String(32))
+    purpose: Mapped[str] = mapped_column(String(32))
+    data_start: Mapped[date] = mapped_column(Date)
+    data_end: Mapped[date] = mapped_column(Date)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    allowed: Mapped[bool] = mapped_column(Boolean)
+    reason: Mapped[str] = mapped_column(String(32))
+    grant_id: Mapped[int | None] = mapped_column(ForeignKey("consent_grants.id"), nullable=True)
+    onward_to: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    detail: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+
+grants_t = ConsentGrant.__table__
+access_t = ConsentAccess.__table__
+
+
+def to_grant(row: Any) -> Grant:
+    return Grant(id=row.id, enterprise_id=row.enterprise_id, recipient=row.recipient, purpose=row.purpose,
+                 scopes=frozenset(row.scopes), window_start=row.window_start, window_end=row.window_end,
+                 granted_at=row.granted_at, expires_at=row.expires_at, confirmed_at=row.confirmed_at,
+                 reconfirm_days=row.reconfirm_days, onward_recipients=frozenset(row.onward_recipients or ()),
+                 withdrawn_at=row.withdrawn_at)
+
+
+def insert_grants(conn: Connection, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """Insert validated grant rows; returns their ids in order."""
+    if not rows:
+        return []
+    if conn.dialect.name in ("postgresql", "sqlite"):
+        result = conn.execute(insert(grants_t).returning(grants_t.c.id, sort_by_parameter_order=True), list(rows))
+        return [r[0] for r in result]
+    return [conn.execute(insert(grants_t), row).inserted_primary_key[0] for row in rows]  # pragma: no cover
+
+
+def get_grant(conn: Connection, grant_id: int, for_update: bool = False) -> Grant | None:
+    query = select(grants_t).where(grants_t.c.id == grant_id)
+    if for_update:
+        query = query.with_for_update()
+    row = conn.execute(query).first()
+    return None if row is None else to_grant(row)
+
+
+def grants_for(conn: Connection, enterprise_id: int, recipient: str | None = None) -> list[Grant]:
+    query = select(grants_t).where(grants_t.c.enterprise_id == enterprise_id)
+    if recipient is not None:
+        query = query.where(grants_t.c.recipient == recipient)
+    return [to_grant(r) for r in conn.execute(query.order_by(grants_t.c.id))]
+
+
+def grants_of_recipient(conn: Connection, recipient: str, enterprise_ids: Iterable[int] | None = None) -> list[Grant]:
+    query = select(grants_t).where(grants_t.c.recipient == recipient)
+    if enterprise_ids is not None:
+        query = query.where(grants_t.c.enterprise_id.in_(list(enterprise_ids)))
+    return [to_grant(r) for r in conn.execute(query.order_by(grants_t.c.id))]
+
+
+def grant_body(conn: Connection, record_id: str) -> dict[str, Any] | None:
+    """The grant as the ledger anchors and proves it (iotfin.ledger.service.LOADERS)."""
+    row = conn.execute(select(grants_t).where(grants_t.c.id == int(record_id))).mappings().first()
+    return None if row is None else dict(row)
+
+
+def access_rows(accesses: Iterable[Access]) -> list[dict[str, Any]]:
+    return [{"enterprise_id": a.enterprise_id, "recipient": a.recipient, "scope": a.scope, "purpose": a.purpose,
+             "data_start": a.data_start, "data_end": a.data_end, "at": a.at, "allowed": a.allowed,
+             "reason": a.reason, "grant_id": a.grant_id, "onward_to": a.onward_to, "detail": a.detail}
+            for a in accesses]
+
+
+def list_access(conn: Connection, enterprise_id: int, limit: int = 100, after_id: int = 0,
+                recipient: str | None = None) -> list[dict[str, Any]]:
+    query = select(access_t).where(access_t.c.enterprise_id == enterprise_id, access_t.c.id > after_id)
+    if recipient is not None:
+        query = query.where(access_t.c.recipient == recipient)
+    return [dict(r) for r in conn.execute(query.order_by(access_t.c.id).limit(limit)).mappings()]
+
+
+class AccessLogWriter:
+    """Batches access-log rows: `append` costs a list append under a lock; rows reach the database in
+    one multi-row INSERT when `max_rows` are pending, when a background flusher finds rows older
+    than `max_delay_s`, or on `flush()` (called before the log is listed and when the workspace
+    closes). A crash can lose at most the rows of the last `max_delay_s`; grants are never batched.
+    """
+
+    def __init__(self, engine: Engine, max_rows: int = 1000, max_delay_s: float = 0.2):
+        self.engine = engine
+        self.max_rows = max_rows
+        self.max_delay_s = max_delay_s
+        self._pending: list[Access] = []
+        self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.written = 0
+
+    def append(self, accesses: Sequence[Access]) -> None:
+        with self._lock:
+            self._pending.extend(accesses)
+            full = len(self._pending) >= self.max_rows
+            if self._thread is None and not full:
+                self._start()
+        if full:
+            self.flush()
+        else:
+            self._wake.set()
+
+    def _start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="consent-access-log", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait()
+            self._wake.clear()
+            if self._stop.wait(self.max_delay_s):
+                break
+            self.flush()
+
+    def flush(self) -> int:
+        with self._flush_lock:
+            with self._lock:
+                batch, self._pending = self._pending, []
+            if not batch:
+                return 0
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(insert(access_t), access_rows(batch))
+            except BaseException:
+                with self._lock:  # keep them for the next flush rather than lose them
+                    self._pending[:0] = batch
+                raise
+            self.written += len(batch)
+            return len(batch)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self.flush()
