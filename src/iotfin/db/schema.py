@@ -6,6 +6,7 @@ registers all of them, which is what Alembic (autogenerate, migration checks) ne
 
 from __future__ import annotations
 
+import iotfin.decision.store  # noqa: F401  credit decisioning
 import iotfin.ledger.financing.store  # noqa: F401  financing registry
 import iotfin.ledger.models  # noqa: F401  transparency log
 from iotfin.db.models import Base
