@@ -16,6 +16,7 @@ import iotfin
 from iotfin.api import problems
 from iotfin.core.errors import ServiceUnavailable
 from iotfin.core.jsonout import dumps
+from iotfin.decision import api as decision_api
 from iotfin.ingest import http as device_http
 from iotfin.ledger import api as ledger_api
 from iotfin.ledger.financing import api as financing_api
@@ -35,6 +36,7 @@ def create_app(ws: Workspace) -> FastAPI:
     app.include_router(financing_api.router())
     app.include_router(device_http.router())
     app.include_router(ledger_api.router())
+    app.include_router(decision_api.router())
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:

@@ -17,6 +17,7 @@ Every amount and rate is a Decimal; money is quantised to the fen where it is of
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
@@ -163,7 +164,7 @@ class RiskAssessment:
                 grade=str(data["grade"]),
                 pd=to_rate(data["pd"], "assessment.pd"),
                 sub_scores={str(k): to_rate(v, f"assessment.sub_scores.{k}") for k, v in dict(data["sub_scores"]).items()},
-                features=dict(data.get("features") or {}),
+                features={str(k): _feature(v) for k, v in dict(data.get("features") or {}).items()},
                 reasons=tuple(Reason.from_json(r) for r in data.get("reasons") or ()),
                 consent_ok=bool(data["consent_ok"]),
                 as_of=as_of,
@@ -175,6 +176,16 @@ class RiskAssessment:
             raise ValidationError(f"assessment: missing field {exc.args[0]!r}") from None
         except (TypeError, ValueError) as exc:
             raise ValidationError(f"assessment: {exc}") from None
+
+
+_NUMBER = re.compile(r"^-?\d+(\.\d+)?([eE][-+]?\d+)?$")
+
+
+def _feature(value: Any) -> Any:
+    """Features travel as JSON; decimal strings ("0.95") come back as Decimals, as they left."""
+    if isinstance(value, str) and _NUMBER.match(value):
+        return Decimal(value)
+    return value
 
 
 def _int(value: object, what: str) -> int:

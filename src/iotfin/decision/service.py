@@ -722,3 +722,10 @@ def replay_decisions(draft: CompiledStrategy, past: Sequence[tuple[Application, 
                       "volume": str(Decimal(a["volume"]) - Decimal(b["volume"])),
                       "expected_loss": str(Decimal(a["expected_loss"]) - Decimal(b["expected_loss"]))},
             "changed": sum(changes.values()), "changes": dict(sorted(changes.items())), "examples": examples}
+
+
+def workspace_service(ws: Any, assess: Assess | None = None, apr: AprPort = apr_equal_instalment) -> DecisionService:
+    """The decision service on a workspace's database, anchoring every decision in its ledger."""
+    return DecisionService(ws.engine, assess=assess, apr=apr,
+                           anchor=lambda decision_id: ws.ledger.anchor_from_source("credit_decision", [decision_id],
+                                                                                   checkpoint=False))

@@ -220,11 +220,13 @@ def _terms(value: Any) -> Terms | None:
     return Terms(cap, margin, tenor)
 
 
-def compact_trace(trace: Mapping[str, Any]) -> dict[str, Any]:
+def compact_trace(trace: Mapping[str, Any], nodes: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     """The rule trace kept with a decision: for each rule node, in evaluation order, its name and the
     ids of the rules that matched (the outputs are in the strategy output kept beside it)."""
     out = {}
     for nid, t in sorted(trace.items(), key=lambda kv: kv[1].get("order", 0)):
+        if nodes.get(nid, {}).get("type") in ("inputNode", "outputNode"):
+            continue  # they carry nothing to explain
         data = t.get("traceData")
         if isinstance(data, list):
             matched = [d.get("rule", {}).get("_id") for d in data if isinstance(d, dict)]
@@ -233,16 +235,17 @@ def compact_trace(trace: Mapping[str, Any]) -> dict[str, Any]:
         elif isinstance(data, dict):  # an expression node: each key and its value
             matched = [{k: v.get("result") if isinstance(v, dict) else v} for k, v in data.items()]
         else:
-            continue  # input and output nodes carry nothing to explain
+            matched = []  # a table where no rule matched
         out[nid] = {"order": t.get("order"), "name": t.get("name"), "matched": matched}
     return out
 
 
-def outcome_from_result(result: Mapping[str, Any], trace: Mapping[str, Any] | None = None) -> StrategyOutcome:
+def outcome_from_result(result: Mapping[str, Any], trace: Mapping[str, Any] | None = None,
+                        nodes: Mapping[str, Mapping[str, Any]] | None = None) -> StrategyOutcome:
     decision = result.get("decision")
     return StrategyOutcome(decision if isinstance(decision, str) else None, _reasons(result.get("declines")),
                            _reasons(result.get("referrals")), _terms(result.get("terms")), dict(result),
-                           compact_trace(trace) if trace else {})
+                           compact_trace(trace, nodes or {}) if trace else {})
 
 
 class CompiledStrategy:
@@ -263,7 +266,7 @@ class CompiledStrategy:
             node = self.nodes.get(str(err.get("nodeId")), {})
             raise StrategyError(f"evaluation failed: {err.get('source', err)}", node_id=err.get("nodeId"),
                                 node_name=node.get("name")) from None
-        return outcome_from_result(response["result"], response.get("trace"))
+        return outcome_from_result(response["result"], response.get("trace"), self.nodes)
 
     async def evaluate_async(self, context: Mapping[str, Any]) -> Mapping[str, Any]:
         return (await self.decision.async_evaluate(orjson.dumps(context).decode()))["result"]
