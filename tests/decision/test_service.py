@@ -25,8 +25,16 @@ APP = Application(1, "iot-working-capital", D("500000"), 12)
 
 @pytest.fixture
 def svc(workspace: Workspace) -> DecisionService:
+    """On SQLite and PostgreSQL."""
     add_enterprises(workspace.engine, range(1, 8), core=7)
     return workspace_service(workspace)
+
+
+@pytest.fixture
+def lite(sqlite_workspace: Workspace) -> DecisionService:
+    """SQLite only: for what does not depend on the backend."""
+    add_enterprises(sqlite_workspace.engine, range(1, 8), core=7)
+    return workspace_service(sqlite_workspace)
 
 
 def test_decision_is_stored_anchored_and_provable(svc: DecisionService, workspace: Workspace) -> None:
@@ -50,7 +58,8 @@ def test_decision_is_stored_anchored_and_provable(svc: DecisionService, workspac
     assert other["exposure"] == {"borrower": "0.00", "core": "1000000.00"}
 
 
-def test_bad_applications_store_nothing(svc: DecisionService, workspace: Workspace) -> None:
+def test_bad_applications_store_nothing(lite: DecisionService, sqlite_workspace: Workspace) -> None:
+    svc, workspace = lite, sqlite_workspace
     with pytest.raises(NotFound, match="no enterprise 99"):
         svc.decide(Application(99, "iot-working-capital", D("500000"), 12), assessment(99))
     with pytest.raises(ValidationError, match="unknown product"):
@@ -69,7 +78,8 @@ def test_bad_applications_store_nothing(svc: DecisionService, workspace: Workspa
         svc.decide(Application(1, "iot-working-capital", D("500000"), 12, ref="A-1"), assessment(1))
 
 
-def test_assess_port_is_used(workspace: Workspace) -> None:
+def test_assess_port_is_used(sqlite_workspace: Workspace) -> None:
+    workspace = sqlite_workspace
     add_enterprises(workspace.engine, range(1, 3))
     seen = []
     svc = workspace_service(workspace, assess=lambda eid: seen.append(eid) or assessment(eid, grade="AA"))
@@ -90,7 +100,8 @@ def test_published_versions_are_immutable_in_the_database(svc: DecisionService, 
         assert conn.execute(text("SELECT published_by FROM decision_strategies")).scalar() == "王敏 (risk)"
 
 
-def test_malformed_strategy_is_rejected_at_publish_and_nothing_stored(svc: DecisionService) -> None:
+def test_malformed_strategy_is_rejected_at_publish_and_nothing_stored(lite: DecisionService) -> None:
+    svc = lite
     graph = json.loads(default_strategy_text())
     graph["nodes"][1]["content"]["rules"][0]["admission-in-consent_ok"] = "== == false"
     with pytest.raises(StrategyError) as exc:
@@ -110,7 +121,8 @@ def _stricter() -> dict:
     return graph
 
 
-def test_champion_challenger_split_and_rollback(svc: DecisionService) -> None:
+def test_champion_challenger_split_and_rollback(lite: DecisionService) -> None:
+    svc = lite
     svc.publish(default_strategy_text(), by="risk")
     v2 = svc.publish(_stricter(), by="risk", activate=False)["version"]
     assert svc.deployment()["champion_version"] == 1
@@ -136,7 +148,8 @@ def test_champion_challenger_split_and_rollback(svc: DecisionService) -> None:
         svc.rollback("other", by="cro")
 
 
-def test_replay_shows_what_a_draft_would_change(svc: DecisionService) -> None:
+def test_replay_shows_what_a_draft_would_change(lite: DecisionService) -> None:
+    svc = lite
     for eid, grade in ((1, "A"), (2, "A"), (3, "AA"), (4, "B"), (5, "CCC")):
         svc.decide(Application(eid, "iot-working-capital", D("200000"), 12),
                    assessment(eid, grade=grade, pd={"A": "0.01", "AA": "0.005", "B": "0.05", "CCC": "0.2"}[grade]))
@@ -182,7 +195,8 @@ def test_review_queue_with_four_eyes(svc: DecisionService) -> None:
     assert svc.queue() == []
 
 
-def test_counter_offer_and_decline(svc: DecisionService) -> None:
+def test_counter_offer_and_decline(lite: DecisionService) -> None:
+    svc = lite
     a = svc.decide(Application(3, "iot-working-capital", D("300000"), 12), assessment(3, grade="B", pd="0.05"))
     with pytest.raises(ValidationError, match="needs amount"):
         svc.review(a["application_id"], officer="li", action="counter_offer", reason="smaller")
