@@ -9,7 +9,6 @@ the CLI's `decision run`, the service and replay all go through it.
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+import zen
 from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -344,7 +344,7 @@ class DecisionService:
                batch: int = 2_000) -> dict[str, Any]:
         """What a draft strategy would have decided on past applications, against what was decided:
         approval rate, expected loss and volume, before and after, and the decision changes. Nothing
-        is stored. The draft is evaluated in batches with zen-engine's async evaluation gathered."""
+        is stored. The draft is evaluated in batches with zen-engine's batch evaluation."""
         draft_compiled, warnings = compile_strategy(draft)
         query = (select(CreditApplication.id, CreditApplication.inputs, CreditDecision.decision,
                         CreditDecision.offered_amount, CreditDecision.result)
@@ -485,345 +485,21 @@ class DecisionService:
         if not ZERO < annual <= ceiling:
             raise ValidationError(f"rate {annual} must be above 0 and at most the legal ceiling {ceiling}")
         return value, int(tenor), annual
-
-
-# --- replay ---------------------------------------------------------------------------------
-
-    def replay(self, draft: str | bytes | Mapping[str, Any], *, name: str = "default", limit: int | None = None,
-               batch: int = 2_000) -> dict[str, Any]:
-        """What a draft strategy would have decided on past applications, against what was decided:
-        approval rate, expected loss and volume, before and after, and the decision changes. Nothing
-        is stored. The draft is evaluated in batches with zen-engine's async evaluation gathered."""
-        draft_compiled, warnings = compile_strategy(draft)
-        query = (select(CreditApplication.id, CreditApplication.inputs, CreditDecision.decision,
-                        CreditDecision.offered_amount, CreditDecision.result)
-                 .join(CreditDecision, CreditDecision.application_id == CreditApplication.id)
-                 .where(CreditDecision.source == "strategy", CreditDecision.strategy_name == name)
-                 .order_by(CreditApplication.id))
-        if limit is not None:
-            query = query.limit(limit)
-        with self.engine.connect() as conn:
-            rows = conn.execute(query).all()
-        past = [(Application.from_json(r.inputs["application"]), RiskAssessment.from_json(r.inputs["assessment"]),
-                 r.decision, r.offered_amount, r.result) for r in rows]
-        report = replay_decisions(draft_compiled, past, self.policy, business_date(self.clock()), batch=batch)
-        return report | {"strategy": name, "warnings": warnings}
-
-    # --- review queue ---------------------------------------------------------------------------
-
-    def queue(self, limit: int = 100) -> list[dict[str, Any]]:
-        """Referred applications (and those awaiting a second officer), oldest first."""
-        with self.engine.connect() as conn:
-            rows = conn.execute(select(CreditApplication.id, CreditApplication.enterprise_id, CreditApplication.product,
-                                       CreditApplication.amount, CreditApplication.tenor_months, CreditApplication.status,
-                                       CreditApplication.received_at, Enterprise.name, Enterprise.name_en)
-                                .join(Enterprise, Enterprise.id == CreditApplication.enterprise_id)
-                                .where(CreditApplication.status.in_(("referred", "awaiting_second_approval")))
-                                .order_by(CreditApplication.id).limit(limit)).mappings().all()
-        return [dict(r) for r in rows]
-
-    def application(self, application_id: int) -> dict[str, Any]:
-        """An application with the evidence an officer needs: inputs, risk assessment (grade, PD,
-        sub-scores, features, reasons), every decision (reasons, limits, pricing, rule trace), reviews."""
-        with self.engine.connect() as conn:
-            app = conn.execute(select(CreditApplication).where(CreditApplication.id == application_id)).mappings().first()
-            if app is None:
-                raise NotFound(f"no credit application {application_id}")
-            enterprise = conn.execute(select(Enterprise.id, Enterprise.name, Enterprise.name_en, Enterprise.uscc,
-                                             Enterprise.sector, Enterprise.region).where(
-                Enterprise.id == app["enterprise_id"])).mappings().first()
-            decisions = conn.execute(select(CreditDecision).where(CreditDecision.application_id == application_id)
-                                     .order_by(CreditDecision.id)).mappings().all()
-            reviews = conn.execute(select(CreditReview).where(CreditReview.application_id == application_id)
-                                   .order_by(CreditReview.id)).mappings().all()
-        return {**{k: v for k, v in dict(app).items()}, "enterprise": dict(enterprise or {}),
-                "decisions": [dict(d) for d in decisions], "reviews": [dict(r) for r in reviews]}
-
-    def review(self, application_id: int, *, officer: str, action: str, reason: str, amount: object = None,
-               tenor_months: int | None = None, rate: object = None) -> dict[str, Any]:
-        """An officer's action on a referred application. The reason is mandatory. Approvals and
-        counter-offers above the four-eyes amount need a second, different officer to approve."""
-        if action not in ("approve", "decline", "counter_offer"):
-            raise ValidationError(f"action must be approve, decline or counter_offer, not {action!r}")
-        if not officer.strip():
-            raise ValidationError("a review needs the officer's name")
-        if not reason.strip():
-            raise ValidationError("a review needs a reason")
-        now = self.clock()
-        with write_transaction(self.engine) as conn:
-            app = conn.execute(select(CreditApplication).where(CreditApplication.id == application_id)).mappings().first()
-            if app is None:
-                raise NotFound(f"no credit application {application_id}")
-            if app["status"] not in ("referred", "awaiting_second_approval"):
-                raise Conflict(f"application {application_id} is {app['status']}, not awaiting review")
-            application = Application.from_json(app["inputs"]["application"])
-            product = self.policy.products[application.product]
-            first = conn.execute(select(CreditDecision).where(CreditDecision.application_id == application_id,
-                                                              CreditDecision.source == "strategy")
-                                 .order_by(CreditDecision.id).limit(1)).mappings().first()
-            pending = None
-            if app["status"] == "awaiting_second_approval":
-                pending = conn.execute(select(CreditReview).where(CreditReview.application_id == application_id)
-                                       .order_by(CreditReview.id.desc()).limit(1)).mappings().first()
-            terms = self._review_terms(action, application, product, first, pending, amount, tenor_months, rate)
-            conn.execute(insert(CreditReview).values(
-                application_id=application_id, officer=officer, action=action, reason=reason,
-                amount=terms[0] if terms else None, tenor_months=terms[1] if terms else None,
-                rate=str(terms[2]) if terms else None, reviewed_at=now))
-            final = True
-            officers = [officer]
-            if action != "decline":
-                if pending is not None:
-                    if pending["officer"] == officer:
-                        raise Conflict(f"four-eyes: application {application_id} was approved by {officer}; "
-                                       "a second, different officer must confirm it")
-                    same = (pending["amount"], pending["tenor_months"], pending["rate"]) == (terms[0], terms[1], str(terms[2]))
-                    final = action == "approve" and same
-                    officers = [pending["officer"], officer]
-                else:
-                    final = terms[0] <= self.policy.four_eyes_amount
-            if not final:
-                conn.execute(update(CreditApplication).where(CreditApplication.id == application_id).values(
-                    status="awaiting_second_approval", updated_at=now))
-                return {"application_id": application_id, "status": "awaiting_second_approval",
-                        "four_eyes": True, "pending": {"officer": officer, "action": action,
-                                                       "amount": terms[0], "tenor_months": terms[1], "rate": str(terms[2])}}
-            decision = "decline" if action == "decline" else ("counter_offer" if (pending and pending["action"] == "counter_offer")
-                                                              or action == "counter_offer" else "approve")
-            body: dict[str, Any] = {"decision": decision, "reasons": [{"code": f"REVIEW_{action.upper()}", "zh": reason,
-                                                                        "en": reason}],
-                                    "officers": officers, "application": application.to_json()}
-            if terms is not None:
-                net = max(ZERO, terms[2] - application.subsidy_rate)
-                fee = quantize_fen(terms[0] * product.upfront_fee_rate)
-                annual = self.apr(terms[0], net, terms[1], fee)
-                body |= {"offered_amount": str(terms[0]), "tenor_months": terms[1], "rate": str(terms[2]),
-                         "net_rate": str(net), "apr": str(annual),
-                         "disclosure": apr_disclosure(terms[0], terms[1], net, annual, terms[2], application.subsidy_rate,
-                                                      application.subsidy_provider, fee)}
-            decision_id = self._insert_decision(conn, application_id, "review", decision, body, now, ", ".join(officers),
-                                                None, None, None, terms[0] if terms else None,
-                                                terms[1] if terms else None, str(terms[2]) if terms else None)
-            conn.execute(update(CreditApplication).where(CreditApplication.id == application_id).values(
-                status=STATUS_OF[decision], approved_amount=terms[0] if terms else None, updated_at=now))
-        if self.anchor:
-            self.anchor(str(decision_id))
-        return {"application_id": application_id, "decision_id": decision_id, "status": STATUS_OF[decision]} | body
-
-    def _review_terms(self, action: str, app: Application, product: Product, first: Mapping[str, Any] | None,
-                      pending: Mapping[str, Any] | None, amount: object, tenor: int | None, rate: object
-                      ) -> tuple[Decimal, int, Decimal] | None:
-        if action == "decline":
-            return None
-        if action == "approve":
-            if any(v is not None for v in (amount, tenor, rate)):
-                raise ValidationError("approve takes the proposed terms; to change them, make a counter_offer")
-            if pending is not None:
-                return pending["amount"], int(pending["tenor_months"]), Decimal(pending["rate"])
-            if first is None or first["offered_amount"] is None or first["rate"] is None or not first["offered_amount"] > 0:
-                raise ValidationError("the strategy proposed no terms: make a counter_offer with amount, tenor and rate")
-            return first["offered_amount"], int(first["tenor_months"]), Decimal(first["rate"])
-        if amount is None or tenor is None or rate is None:
-            raise ValidationError("a counter_offer needs amount, tenor_months and rate")
-        value = quantize_fen(to_money(amount))
-        annual = to_rate(rate, "rate")
-        counter = Application(app.enterprise_id, app.product, value, int(tenor))
-        validate_application(counter, self.policy.products)
-        ceiling = min(self.policy.pricing.ceiling_lpr_multiple
-                      * self.policy.curve.fixing_on(business_date(self.clock())).one_year, self.policy.pricing.ceiling_abs)
-        if not ZERO < annual <= ceiling:
-            raise ValidationError(f"rate {annual} must be above 0 and at most the legal ceiling {ceiling}")
-        return value, int(tenor), annual
-
-
-def _money_sum(conn: Any, value: Any) -> Decimal:
-    """A SUM over a Money column comes back raw: fen (an integer) on SQLite, NUMERIC on PostgreSQL."""
-    if conn.dialect.name == "sqlite":
-        return (Decimal(int(value or 0)) / 100).quantize(Decimal("0.01"))
-    return quantize_fen(Decimal(value or 0))
-
-
-# --- replay ---------------------------------------------------------------------------------
-
-    def replay(self, draft: str | bytes | Mapping[str, Any], *, name: str = "default", limit: int | None = None,
-               batch: int = 2_000) -> dict[str, Any]:
-        """What a draft strategy would have decided on past applications, against what was decided:
-        approval rate, expected loss and volume, before and after, and the decision changes. Nothing
-        is stored. The draft is evaluated in batches with zen-engine's async evaluation gathered."""
-        draft_compiled, warnings = compile_strategy(draft)
-        query = (select(CreditApplication.id, CreditApplication.inputs, CreditDecision.decision,
-                        CreditDecision.offered_amount, CreditDecision.result)
-                 .join(CreditDecision, CreditDecision.application_id == CreditApplication.id)
-                 .where(CreditDecision.source == "strategy", CreditDecision.strategy_name == name)
-                 .order_by(CreditApplication.id))
-        if limit is not None:
-            query = query.limit(limit)
-        with self.engine.connect() as conn:
-            rows = conn.execute(query).all()
-        past = [(Application.from_json(r.inputs["application"]), RiskAssessment.from_json(r.inputs["assessment"]),
-                 r.decision, r.offered_amount, r.result) for r in rows]
-        report = replay_decisions(draft_compiled, past, self.policy, business_date(self.clock()), batch=batch)
-        return report | {"strategy": name, "warnings": warnings}
-
-    # --- review queue ---------------------------------------------------------------------------
-
-    def queue(self, limit: int = 100) -> list[dict[str, Any]]:
-        """Referred applications (and those awaiting a second officer), oldest first."""
-        with self.engine.connect() as conn:
-            rows = conn.execute(select(CreditApplication.id, CreditApplication.enterprise_id, CreditApplication.product,
-                                       CreditApplication.amount, CreditApplication.tenor_months, CreditApplication.status,
-                                       CreditApplication.received_at, Enterprise.name, Enterprise.name_en)
-                                .join(Enterprise, Enterprise.id == CreditApplication.enterprise_id)
-                                .where(CreditApplication.status.in_(("referred", "awaiting_second_approval")))
-                                .order_by(CreditApplication.id).limit(limit)).mappings().all()
-        return [dict(r) for r in rows]
-
-    def application(self, application_id: int) -> dict[str, Any]:
-        """An application with the evidence an officer needs: inputs, risk assessment (grade, PD,
-        sub-scores, features, reasons), every decision (reasons, limits, pricing, rule trace), reviews."""
-        with self.engine.connect() as conn:
-            app = conn.execute(select(CreditApplication).where(CreditApplication.id == application_id)).mappings().first()
-            if app is None:
-                raise NotFound(f"no credit application {application_id}")
-            enterprise = conn.execute(select(Enterprise.id, Enterprise.name, Enterprise.name_en, Enterprise.uscc,
-                                             Enterprise.sector, Enterprise.region).where(
-                Enterprise.id == app["enterprise_id"])).mappings().first()
-            decisions = conn.execute(select(CreditDecision).where(CreditDecision.application_id == application_id)
-                                     .order_by(CreditDecision.id)).mappings().all()
-            reviews = conn.execute(select(CreditReview).where(CreditReview.application_id == application_id)
-                                   .order_by(CreditReview.id)).mappings().all()
-        return {**{k: v for k, v in dict(app).items()}, "enterprise": dict(enterprise or {}),
-                "decisions": [dict(d) for d in decisions], "reviews": [dict(r) for r in reviews]}
-
-    def review(self, application_id: int, *, officer: str, action: str, reason: str, amount: object = None,
-               tenor_months: int | None = None, rate: object = None) -> dict[str, Any]:
-        """An officer's action on a referred application. The reason is mandatory. Approvals and
-        counter-offers above the four-eyes amount need a second, different officer to approve."""
-        if action not in ("approve", "decline", "counter_offer"):
-            raise ValidationError(f"action must be approve, decline or counter_offer, not {action!r}")
-        if not officer.strip():
-            raise ValidationError("a review needs the officer's name")
-        if not reason.strip():
-            raise ValidationError("a review needs a reason")
-        now = self.clock()
-        with write_transaction(self.engine) as conn:
-            app = conn.execute(select(CreditApplication).where(CreditApplication.id == application_id)).mappings().first()
-            if app is None:
-                raise NotFound(f"no credit application {application_id}")
-            if app["status"] not in ("referred", "awaiting_second_approval"):
-                raise Conflict(f"application {application_id} is {app['status']}, not awaiting review")
-            application = Application.from_json(app["inputs"]["application"])
-            product = self.policy.products[application.product]
-            first = conn.execute(select(CreditDecision).where(CreditDecision.application_id == application_id,
-                                                              CreditDecision.source == "strategy")
-                                 .order_by(CreditDecision.id).limit(1)).mappings().first()
-            pending = None
-            if app["status"] == "awaiting_second_approval":
-                pending = conn.execute(select(CreditReview).where(CreditReview.application_id == application_id)
-                                       .order_by(CreditReview.id.desc()).limit(1)).mappings().first()
-            terms = self._review_terms(action, application, product, first, pending, amount, tenor_months, rate)
-            conn.execute(insert(CreditReview).values(
-                application_id=application_id, officer=officer, action=action, reason=reason,
-                amount=terms[0] if terms else None, tenor_months=terms[1] if terms else None,
-                rate=str(terms[2]) if terms else None, reviewed_at=now))
-            final = True
-            officers = [officer]
-            if action != "decline":
-                if pending is not None:
-                    if pending["officer"] == officer:
-                        raise Conflict(f"four-eyes: application {application_id} was approved by {officer}; "
-                                       "a second, different officer must confirm it")
-                    same = (pending["amount"], pending["tenor_months"], pending["rate"]) == (terms[0], terms[1], str(terms[2]))
-                    final = action == "approve" and same
-                    officers = [pending["officer"], officer]
-                else:
-                    final = terms[0] <= self.policy.four_eyes_amount
-            if not final:
-                conn.execute(update(CreditApplication).where(CreditApplication.id == application_id).values(
-                    status="awaiting_second_approval", updated_at=now))
-                return {"application_id": application_id, "status": "awaiting_second_approval",
-                        "four_eyes": True, "pending": {"officer": officer, "action": action,
-                                                       "amount": terms[0], "tenor_months": terms[1], "rate": str(terms[2])}}
-            decision = "decline" if action == "decline" else ("counter_offer" if (pending and pending["action"] == "counter_offer")
-                                                              or action == "counter_offer" else "approve")
-            body: dict[str, Any] = {"decision": decision, "reasons": [{"code": f"REVIEW_{action.upper()}", "zh": reason,
-                                                                        "en": reason}],
-                                    "officers": officers, "application": application.to_json()}
-            if terms is not None:
-                net = max(ZERO, terms[2] - application.subsidy_rate)
-                fee = quantize_fen(terms[0] * product.upfront_fee_rate)
-                annual = self.apr(terms[0], net, terms[1], fee)
-                body |= {"offered_amount": str(terms[0]), "tenor_months": terms[1], "rate": str(terms[2]),
-                         "net_rate": str(net), "apr": str(annual),
-                         "disclosure": apr_disclosure(terms[0], terms[1], net, annual, terms[2], application.subsidy_rate,
-                                                      application.subsidy_provider, fee)}
-            decision_id = self._insert_decision(conn, application_id, "review", decision, body, now, ", ".join(officers),
-                                                None, None, None, terms[0] if terms else None,
-                                                terms[1] if terms else None, str(terms[2]) if terms else None)
-            conn.execute(update(CreditApplication).where(CreditApplication.id == application_id).values(
-                status=STATUS_OF[decision], approved_amount=terms[0] if terms else None, updated_at=now))
-        if self.anchor:
-            self.anchor(str(decision_id))
-        return {"application_id": application_id, "decision_id": decision_id, "status": STATUS_OF[decision]} | body
-
-    def _review_terms(self, action: str, app: Application, product: Product, first: Mapping[str, Any] | None,
-                      pending: Mapping[str, Any] | None, amount: object, tenor: int | None, rate: object
-                      ) -> tuple[Decimal, int, Decimal] | None:
-        if action == "decline":
-            return None
-        if action == "approve":
-            if any(v is not None for v in (amount, tenor, rate)):
-                raise ValidationError("approve takes the proposed terms; to change them, make a counter_offer")
-            if pending is not None:
-                return pending["amount"], int(pending["tenor_months"]), Decimal(pending["rate"])
-            if first is None or first["offered_amount"] is None or first["rate"] is None or not first["offered_amount"] > 0:
-                raise ValidationError("the strategy proposed no terms: make a counter_offer with amount, tenor and rate")
-            return first["offered_amount"], int(first["tenor_months"]), Decimal(first["rate"])
-        if amount is None or tenor is None or rate is None:
-            raise ValidationError("a counter_offer needs amount, tenor_months and rate")
-        value = quantize_fen(to_money(amount))
-        annual = to_rate(rate, "rate")
-        counter = Application(app.enterprise_id, app.product, value, int(tenor))
-        validate_application(counter, self.policy.products)
-        ceiling = min(self.policy.pricing.ceiling_lpr_multiple
-                      * self.policy.curve.fixing_on(business_date(self.clock())).one_year, self.policy.pricing.ceiling_abs)
-        if not ZERO < annual <= ceiling:
-            raise ValidationError(f"rate {annual} must be above 0 and at most the legal ceiling {ceiling}")
-        return value, int(tenor), annual
-
-
-def _money_sum(conn: Any, value: Any) -> Decimal:
-    """A SUM over a Money column comes back raw: fen (an integer) on SQLite, NUMERIC on PostgreSQL."""
-    if conn.dialect.name == "sqlite":
-        return (Decimal(int(value or 0)) / 100).quantize(Decimal("0.01"))
-    return quantize_fen(Decimal(value or 0))
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value
 
 
 # --- replay ------------------------------------------------------------------------------------
 
 
 def _evaluate_all(strategy: CompiledStrategy, contexts: Sequence[Mapping[str, Any]], batch: int) -> list[Any]:
-    """Evaluate many contexts with zen-engine's async evaluation gathered (runs on its own threads)."""
-    async def run() -> list[Any]:
-        out: list[Any] = []
-        for start in range(0, len(contexts), batch):
-            chunk = contexts[start:start + batch]
-            out.extend(await asyncio.gather(*(strategy.evaluate_async(c) for c in chunk), return_exceptions=True))
-        return out
-
-    return asyncio.run(run())
+    """Evaluate many contexts with zen-engine's `evaluate_batch` (its own threads; measured ~4x less
+    CPU per evaluation than one `evaluate` call at a time, see docs/benchmarks.md). A failed
+    evaluation comes back as an exception, which replay turns into a referral."""
+    engine = zen.ZenEngine({"loader": {"type": "static", "content": {"draft": strategy.graph}}})
+    out: list[Any] = []
+    for start in range(0, len(contexts), batch):
+        answers = engine.evaluate_batch([{"key": "draft", "context": c} for c in contexts[start:start + batch]])
+        out.extend(a["data"]["result"] if a.get("success") else RuntimeError(str(a.get("error"))) for a in answers)
+    return out
 
 
 def replay_decisions(draft: CompiledStrategy, past: Sequence[tuple[Application, RiskAssessment, str, Decimal | None, Any]],
