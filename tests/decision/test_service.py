@@ -160,6 +160,7 @@ def test_replay_shows_what_a_draft_would_change(lite: DecisionService) -> None:
     assert D(report["delta"]["volume"]) == D("-400000.00")
     assert D(report["delta"]["expected_loss"]) == -2 * D("200000") * D("0.01") * D("0.45")
     assert D(report["delta"]["approval_rate"]) == D("-0.4")
+    assert svc.replay(_stricter(), workers=2) == report  # split over worker processes, same answer
     same = svc.replay(default_strategy_text())
     assert same["changed"] == 0 and same["current"] == same["draft"]
     broken = copy.deepcopy(_stricter())

@@ -9,8 +9,11 @@ the CLI's `decision run`, the service and replay all go through it.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -63,6 +66,7 @@ from iotfin.decision.strategies import (
     CompiledStrategy,
     StrategyError,
     compile_strategy,
+    compiled_graph,
     default_strategy_text,
     outcome_from_result,
     strategy_context,
@@ -341,24 +345,33 @@ class DecisionService:
     # --- replay ---------------------------------------------------------------------------------
 
     def replay(self, draft: str | bytes | Mapping[str, Any], *, name: str = "default", limit: int | None = None,
-               batch: int = 2_000) -> dict[str, Any]:
+               batch: int = 2_000, workers: int | None = None) -> dict[str, Any]:
         """What a draft strategy would have decided on past applications, against what was decided:
         approval rate, expected loss and volume, before and after, and the decision changes. Nothing
-        is stored. The draft is evaluated in batches with zen-engine's batch evaluation."""
+        is stored. The draft is evaluated with zen-engine's batch evaluation; above 20,000
+        applications the work is split over `workers` processes (default: up to 2, one per core)."""
         draft_compiled, warnings = compile_strategy(draft)
-        query = (select(CreditApplication.id, CreditApplication.inputs, CreditDecision.decision,
-                        CreditDecision.offered_amount, CreditDecision.result)
+        query = (select(CreditApplication.inputs, CreditDecision.decision, CreditDecision.offered_amount,
+                        CreditDecision.result["exposure"], CreditDecision.result["limit"])
                  .join(CreditDecision, CreditDecision.application_id == CreditApplication.id)
                  .where(CreditDecision.source == "strategy", CreditDecision.strategy_name == name)
                  .order_by(CreditApplication.id))
         if limit is not None:
             query = query.limit(limit)
         with self.engine.connect() as conn:
-            rows = conn.execute(query).all()
-        past = [(Application.from_json(r.inputs["application"]), RiskAssessment.from_json(r.inputs["assessment"]),
-                 r.decision, r.offered_amount, r.result) for r in rows]
-        report = replay_decisions(draft_compiled, past, self.policy, business_date(self.clock()), batch=batch)
-        return report | {"strategy": name, "warnings": warnings}
+            rows = [(r[0], r[1], r[2], {"exposure": r[3], "limit": r[4]}) for r in conn.execute(query)]
+        on = business_date(self.clock())
+        workers = workers if workers is not None else (min(2, os.cpu_count() or 1) if len(rows) > 20_000 else 1)
+        if workers <= 1:
+            parts = [_replay_part(draft_compiled.graph, rows, self.policy, on, batch)]
+        else:
+            size = -(-len(rows) // workers)
+            chunks = [rows[i:i + size] for i in range(0, len(rows), size)]
+            # spawn, not fork: zen-engine runs its own threads, which a forked child would not have
+            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+                parts = list(pool.map(_replay_part, [draft_compiled.graph] * len(chunks), chunks,
+                                      [self.policy] * len(chunks), [on] * len(chunks), [batch] * len(chunks)))
+        return _replay_report(parts, len(rows)) | {"strategy": name, "warnings": warnings}
 
     # --- review queue ---------------------------------------------------------------------------
 
@@ -502,10 +515,17 @@ def _evaluate_all(strategy: CompiledStrategy, contexts: Sequence[Mapping[str, An
     return out
 
 
-def replay_decisions(draft: CompiledStrategy, past: Sequence[tuple[Application, RiskAssessment, str, Decimal | None, Any]],
-                     policy: DecisionPolicy, on: date, *, batch: int = 2_000) -> dict[str, Any]:
-    """Decide past applications with the draft (no disclosure, no trace, exposure as recorded) and
-    compare with what was decided."""
+def _replay_part(graph: Mapping[str, Any], rows: Sequence[tuple[Any, str, Decimal | None, Any]],
+                 policy: DecisionPolicy, on: date, batch: int) -> dict[str, Any]:
+    """Replay of one share of past applications (runs in a worker process): rows are (inputs,
+    decision, offered amount, {exposure, limit}) as stored."""
+    past = [(Application.from_json(inputs["application"]), RiskAssessment.from_json(inputs["assessment"]), old,
+             amount, recorded) for inputs, old, amount, recorded in rows]
+    return _tally(compiled_graph(graph), past, policy, on, batch)
+
+
+def _tally(draft: CompiledStrategy, past: Sequence[tuple[Application, RiskAssessment, str, Decimal | None, Any]],
+           policy: DecisionPolicy, on: date, batch: int) -> dict[str, Any]:
     contexts = [strategy_context(app, assessment) for app, assessment, *_ in past]
     results = _evaluate_all(draft, contexts, batch)
     before = {"approved": 0, "volume": ZERO, "expected_loss": ZERO}
@@ -514,8 +534,8 @@ def replay_decisions(draft: CompiledStrategy, past: Sequence[tuple[Application, 
     examples: list[dict[str, Any]] = []
     for (app, assessment, old, old_amount, old_body), result in zip(past, results, strict=True):
         recorded = old_body if isinstance(old_body, dict) else {}
-        exposure = Exposure(Decimal(recorded.get("exposure", {}).get("borrower", "0")),
-                            Decimal(recorded.get("exposure", {}).get("core", "0")))
+        exposure = Exposure(Decimal((recorded.get("exposure") or {}).get("borrower", "0")),
+                            Decimal((recorded.get("exposure") or {}).get("core", "0")))
         has_core = (recorded.get("limit") or {}).get("core_headroom") is not None
         if isinstance(result, BaseException):
             new = DecisionResult("refer", app, "draft", None, "draft", (NO_DECISION,))
@@ -535,18 +555,34 @@ def replay_decisions(draft: CompiledStrategy, past: Sequence[tuple[Application, 
             if len(examples) < 20:
                 examples.append({"enterprise_id": app.enterprise_id, "ref": app.ref, "was": old, "now": new.decision,
                                  "reasons": [r.code for r in new.reasons]})
-    n = len(past)
+    return {"before": before, "after": after, "changes": changes, "examples": examples}
 
-    def summary(s: dict[str, Any]) -> dict[str, Any]:
-        return {"approved": s["approved"], "approval_rate": str((Decimal(s["approved"]) / n).quantize(Decimal("0.0001")))
-                if n else "0", "volume": str(quantize_fen(s["volume"])), "expected_loss": str(quantize_fen(s["expected_loss"]))}
 
-    b, a = summary(before), summary(after)
+def _replay_report(parts: Sequence[Mapping[str, Any]], n: int) -> dict[str, Any]:
+    def total(side: str) -> dict[str, Any]:
+        approved = sum(p[side]["approved"] for p in parts)
+        volume = quantize_fen(sum((p[side]["volume"] for p in parts), ZERO))
+        loss = quantize_fen(sum((p[side]["expected_loss"] for p in parts), ZERO))
+        rate = (Decimal(approved) / n).quantize(Decimal("0.0001")) if n else Decimal("0")
+        return {"approved": approved, "approval_rate": str(rate), "volume": str(volume), "expected_loss": str(loss)}
+
+    changes: Counter[str] = Counter()
+    for p in parts:
+        changes.update(p["changes"])
+    b, a = total("before"), total("after")
     return {"applications": n, "current": b, "draft": a,
             "delta": {"approval_rate": str(Decimal(a["approval_rate"]) - Decimal(b["approval_rate"])),
                       "volume": str(Decimal(a["volume"]) - Decimal(b["volume"])),
                       "expected_loss": str(Decimal(a["expected_loss"]) - Decimal(b["expected_loss"]))},
-            "changed": sum(changes.values()), "changes": dict(sorted(changes.items())), "examples": examples}
+            "changed": sum(changes.values()), "changes": dict(sorted(changes.items())),
+            "examples": [e for p in parts for e in p["examples"]][:20]}
+
+
+def replay_decisions(draft: CompiledStrategy, past: Sequence[tuple[Application, RiskAssessment, str, Decimal | None, Any]],
+                     policy: DecisionPolicy, on: date, *, batch: int = 2_000) -> dict[str, Any]:
+    """Decide past applications with the draft in this process (no disclosure, no trace, exposure
+    as recorded) and compare with what was decided."""
+    return _replay_report([_tally(draft, past, policy, on, batch)], len(past))
 
 
 def workspace_service(ws: Any, assess: Assess | None = None, apr: AprPort = apr_equal_instalment) -> DecisionService:

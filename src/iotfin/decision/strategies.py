@@ -279,6 +279,12 @@ def canonical_text(graph: Mapping[str, Any]) -> str:
 _ENGINE = zen.ZenEngine()
 
 
+def compiled_graph(graph: Mapping[str, Any]) -> CompiledStrategy:
+    """A graph that was validated when it was published or compiled, rebuilt (e.g. in a worker)."""
+    text = canonical_text(graph)
+    return CompiledStrategy(text, dict(graph), _ENGINE.create_decision(text), {n["id"]: n for n in graph["nodes"]})
+
+
 def compile_strategy(content: str | bytes | Mapping[str, Any], samples: Sequence[tuple[Application, RiskAssessment]] | None = None
                      ) -> tuple[CompiledStrategy, list[str]]:
     """Parse, check, build and try a strategy. Returns it and warnings (sample inputs for which it
