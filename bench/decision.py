@@ -9,7 +9,7 @@ Prints one JSON object:
 - decide: one decision end to end through DecisionService.decide on SQLite (assessment from the
   assess port, enterprise and exposure queries, strategy, limits, pricing, disclosure, the
   application and decision rows committed durably (WAL, synchronous=FULL), the decision anchored
-  in the ledger). The assess port returns a prepared RiskAssessment: the risk engine's own cost is
+  in the ledger); and the same without the ledger anchor (its own durable transaction). The assess port returns a prepared RiskAssessment: the risk engine's own cost is
   not in this branch and is measured by its own benchmark;
 - replay: DecisionService.replay of a draft strategy over --replay stored past applications (read
   from the database, strategy evaluated with zen-engine evaluate_batch in batches of 2,000,
@@ -41,7 +41,13 @@ from sqlalchemy import insert
 from iotfin.core.settings import Settings
 from iotfin.db.models import Enterprise
 from iotfin.decision.model import GRADES, Application, Exposure, RiskAssessment
-from iotfin.decision.service import DecisionPolicy, _evaluate_all, evaluate_application, workspace_service
+from iotfin.decision.service import (
+    DecisionPolicy,
+    DecisionService,
+    _evaluate_all,
+    evaluate_application,
+    workspace_service,
+)
 from iotfin.decision.store import CreditApplication, CreditDecision
 from iotfin.decision.strategies import compile_strategy, default_strategy_text, strategy_context
 from iotfin.workspace import Workspace
@@ -120,6 +126,15 @@ def main() -> None:
             decide_ms.append((time.perf_counter() - started) * 1000)
             outcomes[out["decision"]] += 1
 
+        log(f"decide without ledger anchoring x {args.decisions}")
+        bare = DecisionService(ws.engine, assess=prepared.__getitem__)
+        bare_ms = []
+        for _ in range(args.decisions):
+            app = application(rng, rng.randint(1, args.enterprises))
+            started = time.perf_counter()
+            bare.decide(app)
+            bare_ms.append((time.perf_counter() - started) * 1000)
+
         log(f"bulk-insert {args.replay} past applications")
         rows_app, rows_dec = [], []
         now = datetime.now(UTC)
@@ -180,6 +195,7 @@ def main() -> None:
                          "database": "SQLite, WAL, synchronous=FULL", "seed": args.seed},
             "evaluate": stats(eval_ms),
             "decide_end_to_end": stats(decide_ms) | {"outcomes": outcomes},
+            "decide_without_anchoring": stats(bare_ms),
             "replay": {"applications": report["applications"], "seconds": round(replay_s, 2),
                        "applications_per_s": round(report["applications"] / replay_s),
                        "changed": report["changed"], "delta": report["delta"]},
