@@ -62,6 +62,8 @@ def test_bad_applications_store_nothing(lite: DecisionService, sqlite_workspace:
     svc, workspace = lite, sqlite_workspace
     with pytest.raises(NotFound, match="no enterprise 99"):
         svc.decide(Application(99, "iot-working-capital", D("500000"), 12), assessment(99))
+    with pytest.raises(NotFound, match="no enterprise 42"):
+        svc.decide(Application(1, "iot-working-capital", D("500000"), 12, core_enterprise_id=42), assessment(1))
     with pytest.raises(ValidationError, match="unknown product"):
         svc.decide(Application(1, "crypto", D("500000"), 12), assessment(1))
     with pytest.raises(ValidationError, match="out of range"):

@@ -286,8 +286,9 @@ class DecisionService:
         version = deployment["challenger_version"] if challenger else deployment["champion_version"]
         compiled = self.compiled(strategy, version)
         with self.engine.connect() as conn:
-            if conn.execute(select(Enterprise.id).where(Enterprise.id == app.enterprise_id)).scalar() is None:
-                raise NotFound(f"no enterprise {app.enterprise_id}")
+            for eid in {app.enterprise_id, app.core_enterprise_id} - {None}:
+                if conn.execute(select(Enterprise.id).where(Enterprise.id == eid)).scalar() is None:
+                    raise NotFound(f"no enterprise {eid}")
             core = app.core_enterprise_id if app.core_enterprise_id is not None else self._core_of(conn, app.enterprise_id)
             exposure = self._exposure(conn, app.enterprise_id, core)
         now = self.clock()
@@ -310,7 +311,7 @@ class DecisionService:
                                                     result.offered_amount, result.tenor_months,
                                                     None if result.pricing is None else str(result.pricing.gross_rate))
         except IntegrityError as exc:
-            if app.ref is not None and "ref" in str(exc.orig).lower():
+            if app.ref is not None and any(k in str(exc.orig) for k in ("credit_applications.ref", "uq_credit_applications_ref")):
                 raise Conflict(f"an application with ref {app.ref!r} was already decided") from None
             raise
         if self.anchor:
