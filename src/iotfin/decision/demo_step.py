@@ -53,7 +53,7 @@ def build_applications(ds: Any, limit: int | None = None) -> list[Application]:
     return apps
 
 
-def decide_applications(ws: Any, ds: Any, assess: Assess, limit: int | None = 120) -> dict[str, Any]:
+def decide_applications(ws: Any, ds: Any, assess: Assess, limit: int | None = 80) -> dict[str, Any]:
     """Decide the simulator's applications; returns counts, volumes and one example of each outcome."""
     svc = workspace_service(ws, assess=assess)
     counts: Counter[str] = Counter()
