@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal as D
 
 import pytest
@@ -12,8 +13,8 @@ from sqlalchemy import delete, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from iotfin.core.errors import Conflict, NotFound, ServiceUnavailable, ValidationError
-from iotfin.decision.model import Application
-from iotfin.decision.service import DecisionService, workspace_service
+from iotfin.decision.model import Application, LimitPolicy
+from iotfin.decision.service import DecisionPolicy, DecisionService, workspace_service
 from iotfin.decision.store import CreditDecision, DecisionStrategy
 from iotfin.decision.strategies import StrategyError, default_strategy_text
 from iotfin.ledger.evidence import verify_bundle
@@ -215,3 +216,16 @@ def test_counter_offer_and_decline(lite: DecisionService) -> None:
     b = svc.decide(Application(4, "iot-working-capital", D("300000"), 12), assessment(4, grade="B", pd="0.05"))
     out = svc.review(b["application_id"], officer="li", action="decline", reason="经营异常 / abnormal operations")
     assert out["status"] == "declined" and "offered_amount" not in out
+
+
+def test_concurrent_decisions_cannot_spend_the_same_headroom(workspace: Workspace) -> None:
+    add_enterprises(workspace.engine, range(1, 3))
+    policy = DecisionPolicy(limits=LimitPolicy(single_borrower_max=D("1000000")))
+    svc = DecisionService(workspace.engine, policy=policy)
+    svc.ensure_default()
+    apps = [Application(1, "iot-working-capital", D("800000"), 12, ref=f"race-{i}") for i in range(4)]
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda a: svc.decide(a, assessment(1, grade="AA", pd="0.005")), apps))
+    approved = sorted(D(r["offered_amount"]) for r in results if r["decision"] == "approve")
+    assert sum(approved) == D("1000000.00") and approved == [D("250000.00"), D("750000.00")]  # activity limit 750k
+    assert sorted(r["decision"] for r in results) == ["approve", "approve", "decline", "decline"]

@@ -285,20 +285,27 @@ class DecisionService:
             str(app.enterprise_id), deployment["challenger_bps"], self.policy.split_salt)
         version = deployment["challenger_version"] if challenger else deployment["champion_version"]
         compiled = self.compiled(strategy, version)
-        with self.engine.connect() as conn:
-            for eid in {app.enterprise_id, app.core_enterprise_id} - {None}:
-                if conn.execute(select(Enterprise.id).where(Enterprise.id == eid)).scalar() is None:
-                    raise NotFound(f"no enterprise {eid}")
-            core = app.core_enterprise_id if app.core_enterprise_id is not None else self._core_of(conn, app.enterprise_id)
-            exposure = self._exposure(conn, app.enterprise_id, core)
-        now = self.clock()
-        result = evaluate_application(compiled, app, assessment, self.policy, exposure, business_date(now),
-                                      strategy_name=strategy, version=version,
-                                      arm="challenger" if challenger else "champion", has_core=core is not None,
-                                      apr=self.apr)
-        body = result.to_json() | {"assessment": assessment.to_json(), "exposure": exposure.to_json()}
         try:
+            # One transaction from reading the exposure to storing the decision, so two decisions
+            # cannot both spend the same headroom: SQLite serialises writers (BEGIN IMMEDIATE); on
+            # PostgreSQL the borrower's and the core enterprise's rows are locked, in id order.
             with write_transaction(self.engine) as conn:
+                core = app.core_enterprise_id
+                if core is None:
+                    core = self._core_of(conn, app.enterprise_id)
+                wanted = sorted({app.enterprise_id} | ({core} if core is not None else set()))
+                found = set(conn.execute(select(Enterprise.id).where(Enterprise.id.in_(wanted)).order_by(Enterprise.id)
+                                         .with_for_update()).scalars())
+                for eid in wanted:
+                    if eid not in found:
+                        raise NotFound(f"no enterprise {eid}")
+                exposure = self._exposure(conn, app.enterprise_id, core)
+                now = self.clock()
+                result = evaluate_application(compiled, app, assessment, self.policy, exposure, business_date(now),
+                                              strategy_name=strategy, version=version,
+                                              arm="challenger" if challenger else "champion",
+                                              has_core=core is not None, apr=self.apr)
+                body = result.to_json() | {"assessment": assessment.to_json(), "exposure": exposure.to_json()}
                 app_id = conn.execute(insert(CreditApplication).values(
                     ref=app.ref, enterprise_id=app.enterprise_id, core_enterprise_id=core, product=app.product,
                     amount=app.amount, tenor_months=app.tenor_months,
