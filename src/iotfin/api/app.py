@@ -18,6 +18,7 @@ from iotfin.consent import api as consent_api
 from iotfin.core.errors import ServiceUnavailable
 from iotfin.core.jsonout import dumps
 from iotfin.devices import api as devices_api
+from iotfin.decision import api as decision_api
 from iotfin.ingest import http as device_http
 from iotfin.ledger import api as ledger_api
 from iotfin.ledger.financing import api as financing_api
@@ -41,6 +42,7 @@ def create_app(ws: Workspace) -> FastAPI:
     app.include_router(ledger_api.router())
     app.include_router(lending_api.router())
     app.include_router(consent_api.router())
+    app.include_router(decision_api.router())
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:

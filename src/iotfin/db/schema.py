@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import iotfin.devices.models  # noqa: F401  provenance, device events and state, claims
 import iotfin.consent.store  # noqa: F401  consent grants, access log
+import iotfin.decision.store  # noqa: F401  credit decisioning
 import iotfin.ledger.financing.store  # noqa: F401  financing registry
 import iotfin.ledger.models  # noqa: F401  transparency log
 import iotfin.lending.models  # noqa: F401  loan servicing and general ledger

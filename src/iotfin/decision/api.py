@@ -1,0 +1,148 @@
+"""HTTP adapter of credit decisioning: `/api/v1/credit-applications`, the review queue, strategies.
+
+Money and rates cross the API as decimal strings ("500000.00", "0.0607"); a JSON number is refused.
+Until the risk engine is wired into the service (`app.state.decision_service`), an application
+carries its risk assessment in the body; once it is wired, an assessment in the body is refused,
+so an applicant can never assert its own grade.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Body, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from iotfin.core.errors import ValidationError
+from iotfin.core.jsonout import dumps
+from iotfin.decision.model import Application, RiskAssessment
+from iotfin.decision.service import DecisionService, workspace_service
+
+DECIMAL = r"^-?\d{1,16}(\.\d{1,8})?$"
+
+
+class JSONOut(Response):
+    """JSON with Decimals as strings and datetimes in ISO 8601."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return dumps(content).encode()
+
+
+class ApplicationIn(BaseModel):
+    enterprise_id: int = Field(gt=0)
+    product: str = Field(min_length=1, max_length=32, examples=["iot-working-capital"])
+    amount: str = Field(pattern=DECIMAL, examples=["500000.00"])
+    tenor_months: int = Field(gt=0, le=600)
+    ref: str | None = Field(default=None, max_length=64, description="the applicant's own reference (unique)")
+    core_enterprise_id: int | None = None
+    subsidy_rate: str = Field(default="0", pattern=DECIMAL, description="third-party interest subsidy (贴息), annual")
+    subsidy_provider: str | None = Field(default=None, max_length=200)
+    strategy: str = Field(default="default", max_length=64)
+    assessment: dict[str, Any] | None = Field(default=None, description="the risk assessment, until the risk engine is wired")
+
+    def application(self) -> Application:
+        return Application.from_json(self.model_dump(exclude={"strategy", "assessment"}))
+
+
+class ReviewIn(BaseModel):
+    officer: str = Field(min_length=1, max_length=100)
+    action: Literal["approve", "decline", "counter_offer"]
+    reason: str = Field(min_length=1, description="mandatory: why")
+    amount: str | None = Field(default=None, pattern=DECIMAL)
+    tenor_months: int | None = Field(default=None, gt=0)
+    rate: str | None = Field(default=None, pattern=DECIMAL)
+
+
+class PublishIn(BaseModel):
+    published_by: str = Field(min_length=1, max_length=100)
+    note: str | None = None
+    activate: bool = True
+    content: dict[str, Any] = Field(description="the JDM graph (GoRules editor export)")
+
+
+class DeployIn(BaseModel):
+    deployed_by: str = Field(min_length=1, max_length=100)
+    champion: int = Field(ge=1)
+    challenger: int | None = Field(default=None, ge=1)
+    challenger_bps: int = Field(default=0, ge=0, le=10_000)
+
+
+class RollbackIn(BaseModel):
+    rolled_back_by: str = Field(min_length=1, max_length=100)
+
+
+def service(request: Request) -> DecisionService:
+    state = request.app.state
+    svc = getattr(state, "decision_service", None)
+    if svc is None:
+        svc = state.decision_service = workspace_service(state.workspace)
+    return svc
+
+
+def router() -> APIRouter:
+    r = APIRouter(prefix="/api/v1", tags=["credit decisioning"])
+
+    @r.post("/credit-applications", status_code=201, response_class=JSONOut,
+            responses={404: {"description": "unknown enterprise"}, 422: {"description": "bad application"}})
+    def apply(body: ApplicationIn, request: Request) -> JSONOut:
+        """Decide an application: approve, decline or refer, with limit, rate, tenor, APR disclosure,
+        reasons (zh/en) and the rule trace. Stored and anchored in the ledger."""
+        svc = service(request)
+        if body.assessment is not None and svc.assess is not None:
+            raise ValidationError("the risk assessment is computed by the platform's risk engine; do not send one")
+        assessment = None if body.assessment is None else RiskAssessment.from_json(body.assessment)
+        return JSONOut(svc.decide(body.application(), assessment, strategy=body.strategy), status_code=201)
+
+    @r.get("/credit-applications/{application_id}", response_class=JSONOut)
+    def application(application_id: int, request: Request) -> JSONOut:
+        """An application with its evidence, decisions (with rule traces) and reviews."""
+        return JSONOut(service(request).application(application_id))
+
+    @r.get("/review-queue", response_class=JSONOut)
+    def queue(request: Request, limit: int = 100) -> JSONOut:
+        """Referred applications, and those awaiting a second officer (four-eyes), oldest first."""
+        return JSONOut({"items": service(request).queue(limit)})
+
+    @r.post("/credit-applications/{application_id}/reviews", response_class=JSONOut)
+    def review(application_id: int, body: ReviewIn, request: Request) -> JSONOut:
+        """Approve, decline or counter-offer a referred application; the reason is mandatory. Above
+        the four-eyes amount an approval needs a second, different officer."""
+        return JSONOut(service(request).review(application_id, officer=body.officer, action=body.action,
+                                               reason=body.reason, amount=body.amount,
+                                               tenor_months=body.tenor_months, rate=body.rate))
+
+    @r.get("/decision-strategies/{name}", response_class=JSONOut)
+    def versions(name: str, request: Request) -> JSONOut:
+        svc = service(request)
+        return JSONOut({"name": name, "deployment": svc.deployment(name), "versions": svc.versions(name)})
+
+    @r.get("/decision-strategies/{name}/versions/{version}")
+    def content(name: str, version: int, request: Request) -> dict[str, Any]:
+        """The JDM graph of a version, ready to open in the GoRules editor."""
+        return service(request).strategy_content(name, version)
+
+    @r.post("/decision-strategies/{name}/versions", status_code=201, response_class=JSONOut)
+    def publish(name: str, body: PublishIn, request: Request) -> JSONOut:
+        """Publish a new immutable version (validated first: a malformed graph is a 422 naming the
+        node, rule row and column)."""
+        return JSONOut(service(request).publish(body.content, by=body.published_by, name=name, note=body.note,
+                                                activate=body.activate), status_code=201)
+
+    @r.post("/decision-strategies/{name}/replay", response_class=JSONOut)
+    def replay(name: str, request: Request, content: dict[str, Any] = Body(...), limit: int | None = None) -> JSONOut:
+        """What a draft (the body: a JDM graph) would have decided on past applications."""
+        return JSONOut(service(request).replay(content, name=name, limit=limit))
+
+    @r.post("/decision-strategies/{name}/deployments", response_class=JSONOut)
+    def deploy(name: str, body: DeployIn, request: Request) -> JSONOut:
+        return JSONOut(service(request).deploy(name, body.champion, by=body.deployed_by, challenger=body.challenger,
+                                               challenger_bps=body.challenger_bps))
+
+    @r.post("/decision-strategies/{name}/rollback", response_class=JSONOut)
+    def rollback(name: str, body: RollbackIn, request: Request) -> JSONOut:
+        return JSONOut(service(request).rollback(name, by=body.rolled_back_by))
+
+    return r

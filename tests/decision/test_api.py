@@ -1,0 +1,95 @@
+"""Credit applications, the review queue and strategies over HTTP (problem+json for bad input)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from fastapi.testclient import TestClient
+
+from iotfin.api.app import create_app
+from iotfin.decision.strategies import default_strategy_text
+from iotfin.workspace import Workspace
+from tests.decision.conftest import add_enterprises, assessment
+
+BODY = {"enterprise_id": 1, "product": "iot-working-capital", "amount": "500000.00", "tenor_months": 12,
+        "assessment": assessment(1).to_json()}
+
+
+@pytest.fixture
+def client(sqlite_workspace: Workspace) -> TestClient:
+    add_enterprises(sqlite_workspace.engine, range(1, 4))
+    return TestClient(create_app(sqlite_workspace))
+
+
+def test_apply_review_and_evidence(client: TestClient) -> None:
+    r = client.post("/api/v1/credit-applications", json=BODY | {"subsidy_rate": "0.01", "subsidy_provider": "县财政"})
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["decision"] == "approve" and body["offered_amount"] == "500000.00"
+    assert isinstance(body["rate"], str) and "县财政贴息" in body["disclosure"]["zh"]
+    referred = client.post("/api/v1/credit-applications", json=BODY | {
+        "enterprise_id": 2, "assessment": assessment(2, grade="B", pd="0.05").to_json()}).json()
+    assert referred["decision"] == "refer"
+    queue = client.get("/api/v1/review-queue").json()["items"]
+    assert [q["id"] for q in queue] == [referred["application_id"]] and queue[0]["name"] == "企业2"
+    evidence = client.get(f"/api/v1/credit-applications/{referred['application_id']}").json()
+    assert evidence["decisions"][0]["result"]["reasons"][0]["code"] == "REVIEW_GRADE_B"
+    missing_reason = client.post(f"/api/v1/credit-applications/{referred['application_id']}/reviews",
+                                 json={"officer": "li", "action": "approve", "reason": ""})
+    assert missing_reason.status_code == 422
+    done = client.post(f"/api/v1/credit-applications/{referred['application_id']}/reviews",
+                       json={"officer": "li", "action": "decline", "reason": "经营异常"})
+    assert done.status_code == 200 and done.json()["status"] == "declined"
+    again = client.post(f"/api/v1/credit-applications/{referred['application_id']}/reviews",
+                        json={"officer": "li", "action": "decline", "reason": "again"})
+    assert again.status_code == 409 and again.headers["content-type"].startswith("application/problem+json")
+
+
+@pytest.mark.parametrize(("change", "status", "fragment"), [
+    ({"amount": 500000.5}, 422, "amount"),
+    ({"product": "payday"}, 422, "unknown product"),
+    ({"tenor_months": 40}, 422, "tenor 40"),
+    ({"enterprise_id": 99, "assessment": assessment(99).to_json()}, 404, "no enterprise 99"),
+    ({"assessment": None}, 503, "no risk engine"),
+    ({"assessment": assessment(1).to_json() | {"grade": "Z"}}, 422, "grade"),
+])
+def test_bad_applications_are_problems(client: TestClient, change: dict, status: int, fragment: str) -> None:
+    r = client.post("/api/v1/credit-applications", json=BODY | change)
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/problem+json") and fragment in r.text
+    assert client.get("/api/v1/review-queue").json()["items"] == []
+
+
+def test_assessment_in_body_refused_once_the_risk_engine_is_wired(client: TestClient, sqlite_workspace: Workspace) -> None:
+    from iotfin.decision.service import workspace_service
+
+    client.app.state.decision_service = workspace_service(sqlite_workspace, assess=lambda eid: assessment(eid))
+    refused = client.post("/api/v1/credit-applications", json=BODY)
+    assert refused.status_code == 422 and "risk engine" in refused.json()["detail"]
+    ok = client.post("/api/v1/credit-applications", json={k: v for k, v in BODY.items() if k != "assessment"})
+    assert ok.status_code == 201
+
+
+def test_publish_replay_deploy_rollback(client: TestClient) -> None:
+    graph = json.loads(default_strategy_text())
+    r = client.post("/api/v1/decision-strategies/default/versions", json={"published_by": "risk", "content": graph})
+    assert r.status_code == 201 and r.json()["version"] == 1
+    graph["nodes"][2]["content"]["rules"][0]["grade-terms-out-margin"] = "0.004 *"
+    bad = client.post("/api/v1/decision-strategies/default/versions", json={"published_by": "risk", "content": graph})
+    assert bad.status_code == 422 and bad.json()["location"]["rule_id"] == "grade-terms-r1"
+    assert bad.json()["type"].endswith("/strategy-invalid")
+    client.post("/api/v1/credit-applications", json=BODY)
+    replay = client.post("/api/v1/decision-strategies/default/replay", json=json.loads(default_strategy_text()))
+    assert replay.status_code == 200 and replay.json()["applications"] == 1 and replay.json()["changed"] == 0
+    v2 = client.post("/api/v1/decision-strategies/default/versions",
+                     json={"published_by": "risk", "content": json.loads(default_strategy_text()), "activate": False})
+    assert v2.json()["version"] == 2
+    dep = client.post("/api/v1/decision-strategies/default/deployments",
+                      json={"deployed_by": "cro", "champion": 1, "challenger": 2, "challenger_bps": 1000})
+    assert dep.status_code == 200 and dep.json()["challenger_bps"] == 1000
+    back = client.post("/api/v1/decision-strategies/default/rollback", json={"rolled_back_by": "cro"})
+    assert back.json()["challenger_version"] is None
+    listing = client.get("/api/v1/decision-strategies/default").json()
+    assert [v["version"] for v in listing["versions"]] == [1, 2]
+    assert client.get("/api/v1/decision-strategies/default/versions/1").json()["contentType"] == "application/vnd.gorules.decision"
