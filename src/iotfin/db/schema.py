@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import iotfin.ledger.financing.store  # noqa: F401  financing registry
 import iotfin.ledger.models  # noqa: F401  transparency log
+import iotfin.monitor.store  # noqa: F401  monitoring alerts, notifications, commodity prices
 from iotfin.db.models import Base
 
 metadata = Base.metadata
