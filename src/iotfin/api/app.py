@@ -19,6 +19,7 @@ from iotfin.core.jsonout import dumps
 from iotfin.ingest import http as device_http
 from iotfin.ledger import api as ledger_api
 from iotfin.ledger.financing import api as financing_api
+from iotfin.monitor import api as monitor_api
 from iotfin.platform_summary import platform_summary
 from iotfin.workspace import Workspace
 
@@ -35,6 +36,7 @@ def create_app(ws: Workspace) -> FastAPI:
     app.include_router(financing_api.router())
     app.include_router(device_http.router())
     app.include_router(ledger_api.router())
+    app.include_router(monitor_api.router())
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:
