@@ -20,6 +20,7 @@ from iotfin.core.errors import ConfigError
 from iotfin.core.settings import Settings
 from iotfin.core.time import BUSINESS_TZ, day_start_ms, utc_now
 from iotfin.loader import load_financing_requests, load_master_data, load_telemetry
+from iotfin.monitor.demo_step import attach_monitor, monitor_demo
 from iotfin.platform_summary import platform_summary
 from iotfin.sim import SimConfig, SimDataset, generate
 from iotfin.workspace import Workspace
@@ -61,9 +62,11 @@ def run_demo(workspace_dir: Path, enterprises: int = 300, days: int = 180, seed:
     manifest = timed("simulate", lambda: generate(config, sim_dir, progress=progress, workers=workers))
     ds = SimDataset(sim_dir)
     rows = timed("load_master_data", lambda: load_master_data(ws, ds))
+    timed("monitor_attach", lambda: attach_monitor(ws))  # subscribes to the ingest below
     tally, offered = timed("ingest_telemetry", lambda: load_telemetry(ws, ds, progress=progress))
     financing = timed("financing_registry", lambda: load_financing_requests(ws, ds))
     ledger = timed("ledger_evidence", lambda: _ledger_demo(ws, ds, financing))
+    monitoring = timed("monitoring", lambda: monitor_demo(ws, ds))
     summary = timed("summarise", lambda: platform_summary(ws))
     ground_truth = _ground_truth(ds, enterprises)
     summary.update(
@@ -77,11 +80,12 @@ def run_demo(workspace_dir: Path, enterprises: int = 300, days: int = 180, seed:
                        "rejected": tally.rejected, "rejected_by_reason": dict(tally.rejected_by_reason)},
             "financing_registry": financing,
             "ledger": ledger,
+            "monitoring": monitoring,
             "ground_truth": ground_truth,
             "sample_query": _sample_query(ws, ds, today),
             "timings_s": timings,
             "capabilities": ["system-of-record", "simulator", "ingest-validation-quarantine", "telemetry-store",
-                             "financing-registry", "trusted-ledger", "device-http-api"],
+                             "financing-registry", "trusted-ledger", "device-http-api", "post-loan-monitoring"],
         }
     )
     return ws, summary

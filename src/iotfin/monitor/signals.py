@@ -27,11 +27,14 @@ import pyarrow.compute as pc
 import shapely
 
 from iotfin.monitor.model import DeviceMeta, SignalEvent, Thresholds
+from iotfin.telemetry.model import sort_order
 
 HOUR_MS = 3_600_000
 RING_HOURS = 24
 LOCAL_OFFSET_MS = 8 * HOUR_MS  # Asia/Shanghai, no DST: night-time rules use local hours
 NO_TS = np.iinfo(np.int64).min
+_SIGNAL_KEYS = frozenset({"weight_t", "volume_m3", "runtime_min", "energy_kwh", "door_open", "seal_intact", "lat", "lon",
+                          "temperature_c", "humidity_pct"})
 
 
 def _group_bounds(sorted_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -139,6 +142,7 @@ class SignalEngine:
         self.energy_back = np.zeros(ne, np.int8)
         # doors: seal broken and after-hours-open runs
         self.door_last_ts = np.full(nd, NO_TS, np.int64)
+        self.seal_last_ts = np.full(nd, NO_TS, np.int64)
         self.seal_since = np.full(nd, NO_TS, np.int64)
         self.open_since = np.full(nd, NO_TS, np.int64)
         self.open_flag = np.zeros(nd, np.int8)
@@ -148,12 +152,13 @@ class SignalEngine:
         self.risk_since = np.full(ng, NO_TS, np.int64)
         self.risk_flag = np.zeros(ng, np.int8)
         # environment: out-of-band run
-        self.env_last_ts = np.full(nv, NO_TS, np.int64)
+        self.env_last_ts = np.full((2, nv), NO_TS, np.int64)
         self.band_since = np.full((2, nv), NO_TS, np.int64)  # temperature, humidity
         self.band_flag = np.zeros((2, nv), np.int8)
         # enterprises: machine idle flag, livestock count baseline and level
         ents = meta.enterprise_count
         self.ent_idle = np.zeros(ents, np.int8)
+        self.ent_busy_ts = np.full(ents, NO_TS, np.int64)
         self.herd_peak = np.zeros(ents, np.int32)
         self.herd_level = np.zeros(ents, np.int8)
         self.now = NO_TS
@@ -175,9 +180,9 @@ class SignalEngine:
             "stock": RING_HOURS * 8 + 8 + 8 + 1,
             "machine_sensor": RING_HOURS * 8 + 8 + 8 + 8,
             "electricity_meter": 8 + 8 + 8 + 1,
-            "door_seal": 8 + 8 + 8 + 1,
+            "door_seal": 4 * 8 + 1,
             "gps_tracker": 8 + 8 + 8 + 1,
-            "env_sensor": 8 + 2 * (8 + 1),
+            "env_sensor": 2 * (8 + 8 + 1),
         }
         return {"total": total, "devices": self.meta.size, "per_device": round(total / max(self.meta.size, 1), 1),
                 "per_kind": per_kind}
@@ -199,18 +204,18 @@ class SignalEngine:
         events: list[SignalEvent] = []
         ts = stored["ts"].to_numpy()
         events += self._heartbeat(ids, ts)
-        keys = stored["key"]
+        encoded = pc.dictionary_encode(stored["key"]).combine_chunks()
+        names = encoded.dictionary.to_pylist()
+        codes = encoded.indices.to_numpy()
         by_key: dict[str, pa.Table] = {}
-        for key in ("weight_t", "volume_m3", "runtime_min", "energy_kwh", "door_open", "seal_intact", "lat",
-                    "lon", "speed_kmh", "temperature_c", "humidity_pct"):
-            mask = pc.equal(keys, key)
-            if pc.any(mask).as_py():
-                by_key[key] = stored.filter(mask)
+        for code, key in enumerate(names):
+            if key in _SIGNAL_KEYS:
+                by_key[key] = stored.take(pa.array(np.flatnonzero(codes == code)))
         for key in ("weight_t", "volume_m3"):
             if key in by_key:
                 events += self._stock(by_key[key])
         if "runtime_min" in by_key:
-            self._machines(by_key["runtime_min"])
+            events += self._machines(by_key["runtime_min"])
         if "energy_kwh" in by_key:
             events += self._energy(by_key["energy_kwh"])
         if "door_open" in by_key or "seal_intact" in by_key:
@@ -252,18 +257,36 @@ class SignalEngine:
                            detail=detail)
 
     def _heartbeat(self, ids: np.ndarray, ts: np.ndarray) -> list[SignalEvent]:
-        newest = np.full(self.meta.size, NO_TS, np.int64)
-        np.maximum.at(newest, ids, ts)
-        touched = np.flatnonzero(newest != NO_TS)
+        order = sort_order(ids, ts)
+        ids, ts = ids[order], ts[order]
+        starts, dev = _group_bounds(ids)
+        last_idx = np.r_[starts[1:], ids.size] - 1
         events = []
-        back = touched[self.dark[touched] == 1]
-        for d in back:
-            gap = int(newest[d] - self.last_ts[d]) if newest[d] > self.last_ts[d] else 0
-            self.offline_ms[d] += gap
+        # Silences inside the batch (a bulk load or a gateway's backfill spans hours): a gap longer
+        # than the device's limit between two readings, or after the last one known, is a dark spell
+        # that has already ended. A device the clock already took for dark is handled below.
+        group = np.repeat(np.arange(starts.size), np.diff(np.r_[starts, ids.size]))
+        base = np.where(self.dark[dev] == 1, NO_TS, self.last_ts[dev])
+        prev = np.r_[NO_TS, ts[:-1]]
+        prev[starts] = NO_TS
+        prev = np.maximum(prev, base[group])  # a late reading cannot open a gap before a newer one
+        limit = self.meta.dark_after_ms[ids]
+        gap = (prev != NO_TS) & (ts - prev > limit)
+        for j in np.flatnonzero(gap):
+            d = int(ids[j])
+            self.offline_ms[d] += int(ts[j] - prev[j])
+            hours = round(int(ts[j] - prev[j]) / HOUR_MS, 1)
+            events.append(self._event(d, "device_dark", 1.0, True, int(prev[j] + limit[j]), gap_h=hours, in_batch=True))
+            events.append(self._event(d, "device_dark", 0.0, False, int(ts[j]), gap_h=hours))
+        for i in np.flatnonzero(self.dark[dev] == 1):
+            d = int(dev[i])
+            first = int(ts[starts[i]])
+            gap_ms = max(first - int(self.last_ts[d]), 0)
+            self.offline_ms[d] += gap_ms
             self.dark[d] = 0
-            events.append(self._event(int(d), "device_dark", 0.0, False, int(newest[d]), gap_h=round(gap / HOUR_MS, 1)))
-        self.last_ts[touched] = np.maximum(self.last_ts[touched], newest[touched])
-        self.now = max(self.now, int(newest[touched].max()))
+            events.append(self._event(d, "device_dark", 0.0, False, first, gap_h=round(gap_ms / HOUR_MS, 1)))
+        self.last_ts[dev] = np.maximum(self.last_ts[dev], ts[last_idx])
+        self.now = max(self.now, int(ts[last_idx].max()))
         return events
 
     def _sorted(self, table: pa.Table, row_of: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -306,10 +329,11 @@ class SignalEngine:
         rows = self.stock_row[device_ids]
         return np.where(rows >= 0, self.stock_last[np.maximum(rows, 0)], np.nan)
 
-    def _machines(self, table: pa.Table) -> None:
+    def _machines(self, table: pa.Table) -> list[SignalEvent]:
         ids, rows, ts, values = self._sorted(table, self.machine_row)
         if ids.size == 0:
-            return
+            return []
+        events = self._idle_in_batch(ids[values > 0], ts[values > 0])
         starts, _ = _group_bounds(ids)
         r = rows[starts]
         np.maximum.at(self.machine_last_ts, rows, ts)
@@ -319,6 +343,32 @@ class SignalEngine:
         newest_hour = np.full(self.runtime_ring.rows, -1, np.int64)
         newest_hour[r] = self.machine_last_ts[r] // HOUR_MS
         self.runtime_ring.add(rows, ts // HOUR_MS, values, newest_hour)
+        return events
+
+    def _idle_in_batch(self, ids: np.ndarray, ts: np.ndarray) -> list[SignalEvent]:
+        """Enterprise-wide pauses between busy machine readings inside one batch (bulk loads): a pause
+        of at least `idle_after` is an idle spell that has already ended. Spells the clock caught
+        (`tick`) are not raised twice."""
+        ents = self.meta.enterprise[ids]
+        order = sort_order(ents, ts)
+        ents, ts = ents[order], ts[order]
+        starts, ent = _group_bounds(ents)
+        if ent.size == 0:
+            return []
+        group = np.repeat(np.arange(starts.size), np.diff(np.r_[starts, ents.size]))
+        prev = np.r_[NO_TS, ts[:-1]]
+        prev[starts] = NO_TS
+        prev = np.maximum(prev, np.where(self.ent_idle[ent] == 1, NO_TS, self.ent_busy_ts[ent])[group])
+        events = []
+        for j in np.flatnonzero((prev != NO_TS) & (ts - prev >= self.t.idle_after_ms)):
+            e = int(ents[j])
+            hours = round(int(ts[j] - prev[j]) / HOUR_MS, 1)
+            events.append(self._ent_event(e, "production_idle", hours, True, int(prev[j] + self.t.idle_after_ms),
+                                          idle_h=hours, in_batch=True))
+            events.append(self._ent_event(e, "production_idle", 0.0, False, int(ts[j])))
+        last_idx = np.r_[starts[1:], ents.size] - 1
+        self.ent_busy_ts[ent] = np.maximum(self.ent_busy_ts[ent], ts[last_idx])
+        return events
 
     def operating_rate(self) -> np.ndarray:
         """Per enterprise: machine runtime over each machine's last 24 h / minutes in 24 h (NaN: no machines)."""
@@ -383,7 +433,8 @@ class SignalEngine:
         any_back = np.logical_or.reduceat(step_back, starts)
         first_back = np.where(any_back, np.r_[ts, 0][np.minimum(_first_true(step_back, starts), ids.size)], 0)
         events = []
-        for i in range(r.size):
+        was_v = self.energy_back[r] == 1
+        for i in np.flatnonzero((~was_v & (any_back | behind)) | (was_v & ~behind & ~any_back)):
             was = bool(self.energy_back[r[i]])
             now_back = bool(behind[i])
             if (any_back[i] or now_back) and not was:
@@ -419,10 +470,14 @@ class SignalEngine:
         last_idx = np.r_[starts[1:], ids.size] - 1
         last_ts[r] = ts[last_idx]
         since[r] = run[last_idx]
-        state = active if active is not None else None
-        for i in range(r.size):
+        state = active
+        was_v = state[r] == 1
+        any_held = np.logical_or.reduceat(held, starts)
+        all_flags = np.logical_and.reduceat(flags, starts)
+        # Only devices whose condition may change are looked at one by one.
+        for i in np.flatnonzero((~was_v & any_held) | (was_v & ~all_flags)):
             seg = slice(starts[i], last_idx[i] + 1)
-            was = bool(state[r[i]]) if state is not None else False
+            was = bool(state[r[i]])
             h = held[seg]
             if not was and h.any():
                 j = starts[i] + int(np.argmax(h))
@@ -450,7 +505,7 @@ class SignalEngine:
         events = []
         if seal is not None:
             seal_state = (self.seal_since != NO_TS).astype(np.int8)
-            events += self._runs(seal, self.door_row, self.door_last_ts.copy(), self.seal_since,
+            events += self._runs(seal, self.door_row, self.seal_last_ts, self.seal_since,
                                  lambda i, t, v: v < 0.5, "seal_broken", 0, seal_state)
         if door is not None:
             night = self.t.night_hours
@@ -493,8 +548,7 @@ class SignalEngine:
     def _band(self, table: pa.Table, key: str) -> list[SignalEvent]:
         k = 0 if key == "temperature_c" else 1
         lo, hi = (self.meta.temp_lo, self.meta.temp_hi) if k == 0 else (self.meta.hum_lo, self.meta.hum_hi)
-        last = self.env_last_ts.copy() if k == 0 else self.env_last_ts
-        return self._runs(table, self.env_row, last, self.band_since[k],
+        return self._runs(table, self.env_row, self.env_last_ts[k], self.band_since[k],
                           lambda i, t, v: (v < lo[i]) | (v > hi[i]), "environment_out_of_band",
                           self.t.band_min_ms, self.band_flag[k], lambda j: {"metric": key})
 
