@@ -207,15 +207,15 @@ class AlertBook:
 
     An alert is keyed by (enterprise, incident type). It opens when the first device (or the
     enterprise itself) enters a condition the rules rate at watch or above; more devices, and the same
-    condition again after it cleared within `suppress_ms`, fold into it (counted, not re-raised); a
-    higher tier escalates it. The rules see whether the device currently holds the condition
+    condition again within `suppress_ms` after it cleared, fold into it (counted, not re-raised); a
+    higher tier escalates it. Once quiet for longer than `suppress_ms`, the condition returning is a
+    new incident and a new alert, whether or not an officer has resolved the old one yet. The rules see whether the device currently holds the condition
     (`active`), so their thresholds can differ for entering and leaving (hysteresis, in the rules).
     """
 
     def __init__(self, suppress_ms: int = 72 * HOUR_MS, first_id: int = 1):
         self.suppress_ms = suppress_ms
         self.conditions: dict[tuple[int, str], Condition] = {}
-        self.resolved: set[int] = set()
         self.held: dict[tuple[int, int, str], str] = {}  # (enterprise, device or 0, signal) -> incident type
         self._next_id = first_id
         self.suppressed = 0
@@ -232,8 +232,8 @@ class AlertBook:
         if decision.tier > Tier.none:
             key = (event.enterprise_id, decision.incident_type)
             cond = self.conditions.get(key)
-            if cond is None or (cond.alert_id in self.resolved and not cond.devices and
-                                (cond.cleared_at is None or at - cond.cleared_at > self.suppress_ms)):
+            if cond is None or (not cond.devices and cond.cleared_at is not None
+                                and at - cond.cleared_at > self.suppress_ms):
                 cond = Condition(self._next_id, decision.tier, {sub})
                 self._next_id += 1
                 self.conditions[key] = cond
@@ -262,9 +262,6 @@ class AlertBook:
                 cond.cleared_at = at
                 changes.append(Change("clear", cond.alert_id, key, cond.tier, at, decision, event))
         return changes
-
-    def mark_resolved(self, alert_id: int) -> None:
-        self.resolved.add(alert_id)
 
 
 # --- alert lifecycle --------------------------------------------------------------------------------
