@@ -131,7 +131,7 @@ def load_device_meta(engine: Engine, risk_zones: list[RiskZone] | None = None) -
             fence_of[i] = len(fences)
             fences.append(circle_polygon(float(r[3]), float(r[4]), float(r[5])))
     meta = DeviceMeta.build(ids, ents, types, fence_of, fences, risk_zones)
-    for i, r in enumerate(rows):
+    for r in rows:
         if r[2] == "env_sensor":
             lo, hi = COLD_CHAIN_BAND_C if r[6] == "cold_chain" else STORE_BAND_C
             meta.temp_lo[r[0]], meta.temp_hi[r[0]] = lo, hi
