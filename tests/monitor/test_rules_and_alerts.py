@@ -136,7 +136,7 @@ def _prices(days: int, start: date, fall_on: int | None = None) -> list[PricePoi
 def test_a_price_fall_revalues_every_pledged_lot_and_calls_margin(rules: RuleSet) -> None:
     calls: list[str] = []
     book = PriceBook()
-    book.add(_prices(5, date(2026, 1, 1)))
+    book.add(_prices(4, date(2026, 1, 1)))  # to 2026-01-04; the readings are of 2026-01-05
     svc = MonitorService(_meta(), rules, prices=book, loan_action=lambda a, e, ctx: calls.append(a))
     svc.set_lots([PledgedLot("WR-1", 7, "coal", [1, 2], exposure=Decimal("100000.00"), haircut=Decimal("0.7"))])
     svc.on_commit(_rows((1, "weight_t", T0, 120.0), (2, "weight_t", T0, 100.0)))
@@ -144,9 +144,11 @@ def test_a_price_fall_revalues_every_pledged_lot_and_calls_margin(rules: RuleSet
     # 220 t × 850 × 0.7 = 130,900.00 over 100,000.00
     assert lot["collateral_value"] == "130900.00" and lot["coverage"] == pytest.approx(1.309)
     assert calls == [] and not svc.alerts
-    book.add([PricePoint("coal", date(2026, 1, 6), Decimal("600.00"), "t")])  # the price falls 29 %
+    # Today's price falls 29 %; tomorrow's (already published) is not in force yet.
+    book.add([PricePoint("coal", date(2026, 1, 5), Decimal("600.00"), "t"),
+              PricePoint("coal", date(2026, 1, 6), Decimal("100.00"), "t")])
     svc.on_prices()
     [lot] = svc.coverage()
-    assert lot["collateral_value"] == "92400.00" and lot["price_day"] == "2026-01-06"
+    assert lot["collateral_value"] == "92400.00" and lot["price_day"] == "2026-01-05"
     [alert] = svc.alerts.values()
     assert alert.incident_type == "collateral_shortfall" and alert.tier == Tier.margin_call and calls == ["margin_call"]

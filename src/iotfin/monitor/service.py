@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from iotfin.core.money import quantize_fen, to_money
+from iotfin.core.time import business_date, ms_to_datetime
 from iotfin.monitor.model import (
     HOUR_MS,
     AlertBook,
@@ -32,7 +33,7 @@ from iotfin.monitor.model import (
 )
 from iotfin.monitor.prices import PriceBook
 from iotfin.monitor.rules import RuleSet
-from iotfin.monitor.signals import SignalEngine
+from iotfin.monitor.signals import NO_TS, SignalEngine
 
 LoanAction = Callable[[str, int, dict[str, Any]], object]  # (action, enterprise id, context)
 Notify = Callable[[dict[str, Any]], object]
@@ -221,9 +222,12 @@ class MonitorService:
     def coverage(self) -> list[dict[str, Any]]:
         """Each pledged lot: measured quantity, price, value after haircut, exposure and coverage."""
         out = []
+        now = self.signals.now
+        # The price of the monitor's business day (Asia/Shanghai); before any reading, the latest known.
+        today = None if now == NO_TS else business_date(ms_to_datetime(now))
         for lot in self.lots:
             qty = self.signals.stock_quantity(np.asarray(lot.device_ids, np.int64))
-            price = self.prices.latest(lot.commodity)
+            price = self.prices.latest(lot.commodity, as_of=today)
             if price is None or np.isnan(qty).all():
                 continue
             quantity = to_money(Decimal(str(round(float(np.nansum(qty)), 3))))
