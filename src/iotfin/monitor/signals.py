@@ -33,6 +33,7 @@ HOUR_MS = 3_600_000
 RING_HOURS = 24
 LOCAL_OFFSET_MS = 8 * HOUR_MS  # Asia/Shanghai, no DST: night-time rules use local hours
 NO_TS = np.iinfo(np.int64).min
+Cols = tuple[np.ndarray, np.ndarray, np.ndarray]  # device ids, timestamps, values
 _SIGNAL_KEYS = frozenset({"weight_t", "volume_m3", "runtime_min", "energy_kwh", "door_open", "seal_intact", "lat", "lon",
                           "temperature_c", "humidity_pct"})
 
@@ -207,10 +208,12 @@ class SignalEngine:
         encoded = pc.dictionary_encode(stored["key"]).combine_chunks()
         names = encoded.dictionary.to_pylist()
         codes = encoded.indices.to_numpy()
-        by_key: dict[str, pa.Table] = {}
+        values = stored["value"].to_numpy()
+        by_key: dict[str, Cols] = {}
         for code, key in enumerate(names):
             if key in _SIGNAL_KEYS:
-                by_key[key] = stored.take(pa.array(np.flatnonzero(codes == code)))
+                idx = np.flatnonzero(codes == code)
+                by_key[key] = (ids[idx], ts[idx], values[idx])
         for key in ("weight_t", "volume_m3"):
             if key in by_key:
                 events += self._stock(by_key[key])
@@ -289,18 +292,16 @@ class SignalEngine:
         self.now = max(self.now, int(ts[last_idx].max()))
         return events
 
-    def _sorted(self, table: pa.Table, row_of: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        ids = table["device_id"].to_numpy()
+    def _sorted(self, cols: Cols, row_of: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        ids, ts, values = cols
         rows = row_of[ids]
         keep = rows >= 0
-        ids, rows = ids[keep], rows[keep]
-        ts = table["ts"].to_numpy()[keep]
-        values = table["value"].to_numpy()[keep]
-        order = np.lexsort((ts, ids))
+        ids, rows, ts, values = ids[keep], rows[keep], ts[keep], values[keep]
+        order = sort_order(ids, ts)
         return ids[order], rows[order], ts[order], values[order]
 
-    def _stock(self, table: pa.Table) -> list[SignalEvent]:
-        ids, rows, ts, values = self._sorted(table, self.stock_row)
+    def _stock(self, cols: Cols) -> list[SignalEvent]:
+        ids, rows, ts, values = self._sorted(cols, self.stock_row)
         if ids.size == 0:
             return []
         starts, dev = _group_bounds(ids)
@@ -329,8 +330,8 @@ class SignalEngine:
         rows = self.stock_row[device_ids]
         return np.where(rows >= 0, self.stock_last[np.maximum(rows, 0)], np.nan)
 
-    def _machines(self, table: pa.Table) -> list[SignalEvent]:
-        ids, rows, ts, values = self._sorted(table, self.machine_row)
+    def _machines(self, cols: Cols) -> list[SignalEvent]:
+        ids, rows, ts, values = self._sorted(cols, self.machine_row)
         if ids.size == 0:
             return []
         events = self._idle_in_batch(ids[values > 0], ts[values > 0])
@@ -408,8 +409,8 @@ class SignalEngine:
             events.append(self._ent_event(int(e), "production_idle", 0.0, False, int(last_busy[e])))
         return events
 
-    def _energy(self, table: pa.Table) -> list[SignalEvent]:
-        ids, rows, ts, values = self._sorted(table, self.meter_row)
+    def _energy(self, cols: Cols) -> list[SignalEvent]:
+        ids, rows, ts, values = self._sorted(cols, self.meter_row)
         if ids.size == 0:
             return []
         # Late readings (not newer than the last processed one) cannot say the counter ran backwards.
@@ -447,12 +448,12 @@ class SignalEngine:
                 events.append(self._event(int(dev[i]), "counter_regression", 0.0, False, int(ts[last_idx[i]])))
         return events
 
-    def _runs(self, table: pa.Table, row_of: np.ndarray, last_ts: np.ndarray, since: np.ndarray,
+    def _runs(self, cols: Cols, row_of: np.ndarray, last_ts: np.ndarray, since: np.ndarray,
               flag_fn: Any, signal: str, min_ms: int, active: np.ndarray | None,
               value_fn: Any = None) -> list[SignalEvent]:
         """Generic run-length condition: `flag_fn(ids, ts, values)` per reading; the condition holds once
         a run of True lasts `min_ms` (0: at once), and ends at the first False after it."""
-        ids, rows, ts, values = self._sorted(table, row_of)
+        ids, rows, ts, values = self._sorted(cols, row_of)
         if ids.size == 0:
             return []
         flags = flag_fn(ids, ts, values)
@@ -501,7 +502,7 @@ class SignalEngine:
                     events.append(self._event(int(dev[i]), signal, 1.0, True, int(ts[j]), since=int(run[j])))
         return events
 
-    def _doors(self, door: pa.Table | None, seal: pa.Table | None) -> list[SignalEvent]:
+    def _doors(self, door: Cols | None, seal: Cols | None) -> list[SignalEvent]:
         events = []
         if seal is not None:
             seal_state = (self.seal_since != NO_TS).astype(np.int8)
@@ -518,12 +519,9 @@ class SignalEngine:
                                  "door_open_after_hours", self.t.door_open_min_ms, self.open_flag)
         return events
 
-    def _gps(self, lat: pa.Table, lon: pa.Table) -> list[SignalEvent]:
-        pos = lat.select(["device_id", "ts", "value"]).rename_columns(["device_id", "ts", "lat"]).join(
-            lon.select(["device_id", "ts", "value"]).rename_columns(["device_id", "ts", "lon"]), ["device_id", "ts"])
-        ids = pos["device_id"].to_numpy()
+    def _gps(self, lat: Cols, lon: Cols) -> list[SignalEvent]:
+        ids, ts, y, x = _pair(lat, lon)
         fence_of = self.meta.fence[ids]
-        x, y = pos["lon"].to_numpy(), pos["lat"].to_numpy()
         fenced = fence_of >= 0
         outside = np.zeros(ids.size, bool)
         if fenced.any() and self.meta.fences is not None:
@@ -535,8 +533,8 @@ class SignalEngine:
             tree = self.meta.risk_tree
             hits = tree.query(shapely.points(x, y), predicate="within")
             in_risk[np.unique(hits[0])] = True
-        flags = pa.table({"device_id": ids, "ts": pos["ts"], "value": outside.astype(np.float64)})
-        risk = pa.table({"device_id": ids, "ts": pos["ts"], "value": in_risk.astype(np.float64)})
+        flags = (ids, ts, outside.astype(np.float64))
+        risk = (ids, ts, in_risk.astype(np.float64))
         out_state = (self.out_since != NO_TS).astype(np.int8)
         last = self.gps_last_ts.copy()
         events = self._runs(flags, self.gps_row, last, self.out_since, lambda i, t, v: v > 0.5, "geofence_exit", 0,
@@ -545,10 +543,10 @@ class SignalEngine:
                              "risk_dwell", self.t.risk_dwell_ms, self.risk_flag)
         return events
 
-    def _band(self, table: pa.Table, key: str) -> list[SignalEvent]:
+    def _band(self, cols: Cols, key: str) -> list[SignalEvent]:
         k = 0 if key == "temperature_c" else 1
         lo, hi = (self.meta.temp_lo, self.meta.temp_hi) if k == 0 else (self.meta.hum_lo, self.meta.hum_hi)
-        return self._runs(table, self.env_row, self.env_last_ts[k], self.band_since[k],
+        return self._runs(cols, self.env_row, self.env_last_ts[k], self.band_since[k],
                           lambda i, t, v: (v < lo[i]) | (v > hi[i]), "environment_out_of_band",
                           self.t.band_min_ms, self.band_flag[k], lambda j: {"metric": key})
 
@@ -568,6 +566,24 @@ class SignalEngine:
             events.append(self._ent_event(int(e), "livestock_count_drop", level[e] / 10, bool(level[e] > 0), now,
                                           heard=int(count[e]), peak=int(self.herd_peak[e])))
         return events
+
+
+def _pair(lat: Cols, lon: Cols) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(device, ts, lat, lon) of the positions whose lat and lon readings share device and timestamp."""
+    la = sort_order(lat[0], lat[1])
+    lo = sort_order(lon[0], lon[1])
+    lat = tuple(c[la] for c in lat)
+    lon = tuple(c[lo] for c in lon)
+    if lat[0].size == lon[0].size and np.array_equal(lat[0], lon[0]) and np.array_equal(lat[1], lon[1]):
+        return lat[0], lat[1], lat[2], lon[2]  # the usual case: every fix sends both
+    # Otherwise join on (device, ts): a structured array sorts and searches on both fields.
+    key = np.dtype([("d", np.int64), ("t", np.int64)])
+    lk = np.empty(lat[0].size, key)
+    lk["d"], lk["t"] = lat[0], lat[1]
+    ok = np.empty(lon[0].size, key)
+    ok["d"], ok["t"] = lon[0], lon[1]
+    _, li, oi = np.intersect1d(lk, ok, assume_unique=False, return_indices=True)
+    return lat[0][li], lat[1][li], lat[2][li], lon[2][oi]
 
 
 def _rows_for(mask: np.ndarray) -> np.ndarray:
