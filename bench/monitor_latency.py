@@ -115,7 +115,7 @@ def state_per_device(fleet: int) -> dict[str, Any]:
     meta = DeviceMeta.build(ids, (ids // 10).astype(np.int32), [DEVICE_TYPES[t] for t in types])
     engine = SignalEngine(meta)
     b = engine.state_bytes()
-    meta_bytes = sum(v.nbytes for v in vars(meta).values() if isinstance(v, np.ndarray) and v.dtype != object)
+    meta_bytes = sum(v.nbytes for v in vars(meta).values() if isinstance(v, np.ndarray))
     return {"fleet": fleet, "state_bytes_per_device": b["per_device"], "metadata_bytes_per_device":
             round(meta_bytes / meta.size, 1), "per_kind": b["per_kind"]}
 

@@ -96,10 +96,16 @@ class DeviceMeta:
                 setattr(self, name, nan.copy())
         if self.risk_zones:
             self.risk_tree = STRtree([z.polygon for z in self.risk_zones])
-        self.type_name = np.array([*DEVICE_TYPES, ""], dtype=object)[self.type_code]
         self.is_stock = np.isin(self.type_code, [DEVICE_TYPES.index(t) for t in STOCK_TYPES])
         dark = np.array([DARK_AFTER_MS[t] for t in DEVICE_TYPES] + [0], np.int64)
         self.dark_after_ms = dark[self.type_code]
+
+    def is_type(self, device_type: str) -> np.ndarray:
+        return self.type_code == DEVICE_TYPES.index(device_type)
+
+    def type_of(self, device: int) -> str:
+        code = int(self.type_code[device])
+        return DEVICE_TYPES[code] if code >= 0 else ""
 
     @property
     def size(self) -> int:

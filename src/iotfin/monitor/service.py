@@ -147,7 +147,7 @@ class MonitorService:
                                     events["kind"].to_pylist(), strict=True):
             if not (0 < device < meta.size) or meta.enterprise[device] < 0:
                 continue
-            out.append(SignalEvent("provenance", device, int(meta.enterprise[device]), str(meta.type_name[device]),
+            out.append(SignalEvent("provenance", device, int(meta.enterprise[device]), meta.type_of(device),
                                    1.0, True, int(ts), max(self.signals.now, int(ts)), {"kind": kind, "one_shot": True}))
         return self.handle(out, started)
 

@@ -119,11 +119,11 @@ class SignalEngine:
         self.dark = np.zeros(n, np.int8)
         # --- per-signal rows for the device types that have them (secondary index: -1 = none)
         self.stock_row = _rows_for(meta.is_stock)
-        self.machine_row = _rows_for(meta.type_name == "machine_sensor")
-        self.meter_row = _rows_for(meta.type_name == "electricity_meter")
-        self.door_row = _rows_for(meta.type_name == "door_seal")
-        self.gps_row = _rows_for(meta.type_name == "gps_tracker")
-        self.env_row = _rows_for(meta.type_name == "env_sensor")
+        self.machine_row = _rows_for(meta.is_type("machine_sensor"))
+        self.meter_row = _rows_for(meta.is_type("electricity_meter"))
+        self.door_row = _rows_for(meta.is_type("door_seal"))
+        self.gps_row = _rows_for(meta.is_type("gps_tracker"))
+        self.env_row = _rows_for(meta.is_type("env_sensor"))
         ns, nm, ne = int(meta.is_stock.sum()), int((self.machine_row >= 0).sum()), int((self.meter_row >= 0).sum())
         nd, ng, nv = int((self.door_row >= 0).sum()), int((self.gps_row >= 0).sum()), int((self.env_row >= 0).sum())
         # stock: hourly peak ring, latest value and its time, quantised drop level
@@ -251,7 +251,7 @@ class SignalEngine:
 
     def _event(self, device: int, signal: str, value: float, active: bool, ts: int, **detail: Any) -> SignalEvent:
         return SignalEvent(signal=signal, device_id=device, enterprise_id=int(self.meta.enterprise[device]),
-                           device_type=str(self.meta.type_name[device]), value=float(value), active=active,
+                           device_type=self.meta.type_of(device), value=float(value), active=active,
                            ts=int(ts), detected_at=int(max(self.now, ts)), detail=detail)
 
     def _ent_event(self, enterprise: int, signal: str, value: float, active: bool, ts: int, **detail: Any) -> SignalEvent:
@@ -551,7 +551,7 @@ class SignalEngine:
                           self.t.band_min_ms, self.band_flag[k], lambda j: {"metric": key})
 
     def _herd(self, now: int) -> list[SignalEvent]:
-        tags = np.flatnonzero(self.meta.type_name == "livestock_tag")
+        tags = np.flatnonzero(self.meta.is_type("livestock_tag"))
         if tags.size == 0:
             return []
         heard = self.last_ts[tags] > now - self.t.herd_window_ms
