@@ -96,6 +96,7 @@ class MonitorService:
         self.events_seen = 0
         self.rule_evaluations = 0
         self.latencies_s: list[float] = []
+        self.busy_s = 0.0  # wall time in a subscriber that times itself (the demo's)
 
     # --- entry points -----------------------------------------------------------------------------
 
