@@ -56,6 +56,12 @@ def test_headless_demo_prints_one_json_summary(tmp_path: Path) -> None:
     assert sum(t["loans"] for t in lending["portfolio"]["by_tier"].values()) == lending["portfolio"]["active_loans"]
     assert lending["key_facts_example"]["key_facts_zh"][0] == "贷款关键信息说明"
     assert s["sample_query"]["rows"] and all(r["count"] > 0 for r in s["sample_query"]["rows"])
+    monitoring = s["monitoring"]  # the monitor saw the demo's ingest and caught the injected incidents
+    assert monitoring["signals"]["readings_seen"] == ingest["accepted"]
+    detections = monitoring["detections"]
+    assert len(detections) == 6 and all(d["incidents"] >= 2 for d in detections.values())
+    assert sum(d["detected"] for d in detections.values()) >= 0.8 * sum(d["incidents"] for d in detections.values())
+    assert all(a["reason_zh"] and a["reason_en"] for a in monitoring["example_alerts"])
     for row in s["trade_documents"].values():  # money crosses JSON as a decimal string, never a float
         assert isinstance(row["amount"], str) and "." in row["amount"]
     assert (ws / "iotfin.db").exists()

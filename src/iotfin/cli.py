@@ -26,6 +26,7 @@ from iotfin.core.settings import Settings, load_settings
 from iotfin.core.time import parse_time
 from iotfin.lending.cli import loan_app
 from iotfin.decision.cli import decision_app
+from iotfin.monitor.cli import monitor_app
 
 app = typer.Typer(help="iotfin: IoT-backed lending for small and micro enterprises.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -47,6 +48,7 @@ from iotfin.risk.cli import risk_app  # noqa: E402 - the risk context's own sub-
 app.add_typer(risk_app, name="risk")
 app.add_typer(consent_app, name="consent")
 app.add_typer(decision_app, name="decision")
+app.add_typer(monitor_app, name="monitor")
 
 console = Console(stderr=True)
 out = Console()

@@ -21,6 +21,7 @@ from iotfin.core.settings import Settings
 from iotfin.core.time import BUSINESS_TZ, day_start_ms, utc_now
 from iotfin.ingest.demo_stream import stream_telemetry
 from iotfin.loader import load_financing_requests, load_master_data
+from iotfin.monitor.demo_step import attach_monitor, monitor_demo
 from iotfin.platform_summary import platform_summary
 from iotfin.sim import SimConfig, SimDataset, generate
 from iotfin.workspace import Workspace
@@ -62,10 +63,12 @@ def run_demo(workspace_dir: Path, enterprises: int = 300, days: int = 180, seed:
     manifest = timed("simulate", lambda: generate(config, sim_dir, progress=progress, workers=workers))
     ds = SimDataset(sim_dir)
     rows = timed("load_master_data", lambda: load_master_data(ws, ds))
+    timed("monitor_attach", lambda: attach_monitor(ws))  # subscribes to the ingest below
     streamed = timed("ingest_telemetry", lambda: stream_telemetry(ws, ds, progress=progress))
     timings.update({f"ingest_telemetry.{stage}": t for stage, t in streamed["timings_s"].items()})
     financing = timed("financing_registry", lambda: load_financing_requests(ws, ds))
     ledger = timed("ledger_evidence", lambda: _ledger_demo(ws, ds, financing))
+    monitoring = timed("monitoring", lambda: monitor_demo(ws, ds))
     lending = timed("lending", lambda: _lending_demo(ws, ds, config.start_date + timedelta(days=days - 1)))
     summary = timed("summarise", lambda: platform_summary(ws))
     ground_truth = _ground_truth(ds, enterprises)
@@ -82,11 +85,13 @@ def run_demo(workspace_dir: Path, enterprises: int = 300, days: int = 180, seed:
             "financing_registry": financing,
             "ledger": ledger,
             "lending": lending,
+            "monitoring": monitoring,
             "ground_truth": ground_truth,
             "sample_query": _sample_query(ws, ds, today),
             "timings_s": timings,
             "capabilities": ["system-of-record", "simulator", "ingest-validation-quarantine", "telemetry-store",
-                             "financing-registry", "trusted-ledger", "device-http-api", "device-mqtt-api", "loan-servicing-gl"],
+                             "financing-registry", "trusted-ledger", "device-http-api", "device-mqtt-api",
+                             "loan-servicing-gl", "post-loan-monitoring"],
         }
     )
     return ws, summary

@@ -23,6 +23,7 @@ from iotfin.ingest import http as device_http
 from iotfin.ledger import api as ledger_api
 from iotfin.ledger.financing import api as financing_api
 from iotfin.lending import api as lending_api
+from iotfin.monitor import api as monitor_api
 from iotfin.platform_summary import platform_summary
 from iotfin.workspace import Workspace
 
@@ -43,6 +44,7 @@ def create_app(ws: Workspace) -> FastAPI:
     app.include_router(lending_api.router())
     app.include_router(consent_api.router())
     app.include_router(decision_api.router())
+    app.include_router(monitor_api.router())
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:

@@ -12,6 +12,7 @@ import iotfin.decision.store  # noqa: F401  credit decisioning
 import iotfin.ledger.financing.store  # noqa: F401  financing registry
 import iotfin.ledger.models  # noqa: F401  transparency log
 import iotfin.lending.models  # noqa: F401  loan servicing and general ledger
+import iotfin.monitor.store  # noqa: F401  monitoring alerts, notifications, commodity prices
 from iotfin.db.models import Base
 
 metadata = Base.metadata

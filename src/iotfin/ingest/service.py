@@ -46,7 +46,8 @@ class IngestResult:
 class IngestService:
     def __init__(self, registry: DeviceRegistry, store: TelemetryStore, quarantine: QuarantineStore,
                  retention_days: int = 3650, anchor: Callable[[int, pa.Table], object] | None = None,
-                 load_devices: Callable[[np.ndarray], object] | None = None):
+                 load_devices: Callable[[np.ndarray], object] | None = None,
+                 on_commit: list[Callable[[pa.Table], object]] | None = None):
         self.registry = registry
         self.store = store
         self.quarantine = quarantine
@@ -55,6 +56,9 @@ class IngestService:
         # Called with device ids before validation, to register devices created elsewhere meanwhile.
         self.load_devices = load_devices
         self.retention_ms = retention_days * 86_400_000
+        # Called in order with the stored readings after each durable append (e.g. the monitor's
+        # streaming signals); append to subscribe.
+        self.on_commit: list[Callable[[pa.Table], object]] = list(on_commit or [])
 
     def ingest(self, readings: pa.Table, transport: str = "batch", now: int | None = None) -> IngestResult:
         """Store what is valid, quarantine what is not. Returns only after the good rows are durable,
@@ -81,4 +85,6 @@ class IngestService:
                 # After the append, not inside it: a crash in between leaves a stored batch without a
                 # leaf, which `iotfin ledger audit` reports; never a leaf for readings not stored.
                 self.anchor(appended.seq, stored)
+            for subscriber in self.on_commit:
+                subscriber(stored)
         return reasons

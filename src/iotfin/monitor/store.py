@@ -1,0 +1,283 @@
+"""Persistence for monitoring: device metadata for the signals, alerts with their audit trail,
+notifications, and commodity prices (system of record, SQLite or PostgreSQL)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Date,
+    Engine,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    func,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from iotfin.core.errors import NotFound
+from iotfin.core.time import ms_to_datetime
+from iotfin.db.models import Base, Id
+from iotfin.db.types import Money, UTCDateTime
+from iotfin.monitor.model import ALERT_STATUSES, DeviceMeta, RiskZone, Tier, check_transition, circle_polygon
+from iotfin.monitor.prices import PricePoint
+
+COLD_CHAIN_BAND_C = (0.0, 8.0)  # cold-chain rooms
+STORE_BAND_C = (-10.0, 40.0)  # any other store
+HUMIDITY_BAND = (15.0, 90.0)
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class MonitorAlert(Base):
+    __tablename__ = "monitor_alerts"
+    __table_args__ = (CheckConstraint(_in("status", ALERT_STATUSES), name="status"),
+                      CheckConstraint(_in("tier", tuple(t.name for t in Tier)), name="tier"))
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=False)
+    enterprise_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    incident_type: Mapped[str] = mapped_column(String(48))
+    tier: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    rule: Mapped[str] = mapped_column(String(32))
+    rules_version: Mapped[str] = mapped_column(String(64))
+    reason_zh: Mapped[str] = mapped_column(String(500))
+    reason_en: Mapped[str] = mapped_column(String(500))
+    devices: Mapped[str] = mapped_column(Text, default="[]")
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    raised_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    cleared_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    signal_events: Mapped[int] = mapped_column(Integer, default=1)
+    assigned_to: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    resolution_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class MonitorAlertEvent(Base):
+    """Audit trail: every change of an alert, by the monitor or an officer."""
+
+    __tablename__ = "monitor_alert_events"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("monitor_alerts.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(128))
+    detail: Mapped[str] = mapped_column(Text, default="{}")
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class MonitorNotification(Base):
+    """What the lender and the enterprise are to be told; the webhook worker delivers and stamps them."""
+
+    __tablename__ = "monitor_notifications"
+    __table_args__ = (CheckConstraint(_in("audience", ("lender", "enterprise")), name="audience"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("monitor_alerts.id", ondelete="CASCADE"), index=True)
+    enterprise_id: Mapped[int] = mapped_column(BigInteger)
+    audience: Mapped[str] = mapped_column(String(16))
+    tier: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(16))
+    text_zh: Mapped[str] = mapped_column(Text)
+    text_en: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class CommodityPrice(Base):
+    __tablename__ = "commodity_prices"
+    __table_args__ = (CheckConstraint("price > 0", name="positive"),)
+
+    commodity: Mapped[str] = mapped_column(String(32), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    price: Mapped[Decimal] = mapped_column(Money)
+    unit: Mapped[str] = mapped_column(String(8), default="")
+
+
+# --- device metadata ------------------------------------------------------------------------------
+
+
+def load_device_meta(engine: Engine, risk_zones: list[RiskZone] | None = None) -> tuple[DeviceMeta, dict[int, str]]:
+    """Signal metadata for every active device, and enterprise names; GPS trackers are fenced to a
+    circle of their site's geofence radius."""
+    with engine.connect() as conn:
+        rows = conn.execute(text(
+            "SELECT d.id, d.enterprise_id, d.device_type, s.lat, s.lon, s.geofence_radius_m, e.subsector "
+            "FROM devices d LEFT JOIN sites s ON s.id = d.site_id JOIN enterprises e ON e.id = d.enterprise_id "
+            "WHERE d.status = 'active' ORDER BY d.id")).all()
+        names = {int(i): str(n) for i, n in conn.execute(text("SELECT id, name FROM enterprises"))}
+    from iotfin.monitor.model import DEVICE_TYPES
+
+    rows = [r for r in rows if r[2] in DEVICE_TYPES]
+    ids = np.array([r[0] for r in rows], np.int64)
+    ents = np.array([r[1] for r in rows], np.int32)
+    types = [r[2] for r in rows]
+    fences: list[Any] = []
+    fence_of = np.full(ids.size, -1, np.int32)
+    for i, r in enumerate(rows):
+        if r[2] == "gps_tracker" and r[3] is not None and r[5]:
+            fence_of[i] = len(fences)
+            fences.append(circle_polygon(float(r[3]), float(r[4]), float(r[5])))
+    meta = DeviceMeta.build(ids, ents, types, fence_of, fences, risk_zones)
+    for r in rows:
+        if r[2] == "env_sensor":
+            lo, hi = COLD_CHAIN_BAND_C if r[6] == "cold_chain" else STORE_BAND_C
+            meta.temp_lo[r[0]], meta.temp_hi[r[0]] = lo, hi
+            meta.hum_lo[r[0]], meta.hum_hi[r[0]] = HUMIDITY_BAND
+    return meta, names
+
+
+# --- alerts ------------------------------------------------------------------------------------------
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class AlertStore:
+    def __init__(self, engine: Engine, rules_version: str = ""):
+        self.engine = engine
+        self.rules_version = rules_version
+
+    def next_alert_id(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.coalesce(func.max(MonitorAlert.id), 0))).scalar_one()) + 1
+
+    def record_change(self, change: Any, view: Any) -> None:
+        """Write one Change of the alert book (open/escalate/reactivate/clear) and its audit row."""
+        at = ms_to_datetime(change.at)
+        detail = {"signal": change.event.signal, "value": change.event.value, "device_id": change.event.device_id,
+                  "observed_at": change.event.ts, "rule": change.decision.rule, "tier": change.tier.name}
+        with self.engine.begin() as conn:
+            if change.kind == "open":
+                conn.execute(MonitorAlert.__table__.insert().values(
+                    id=view.alert_id, enterprise_id=view.enterprise_id, incident_type=view.incident_type,
+                    tier=view.tier.name, status="open", rule=view.rule, rules_version=self.rules_version,
+                    reason_zh=view.reason_zh, reason_en=view.reason_en, devices=json.dumps(sorted(view.devices)),
+                    opened_at=at, raised_at=ms_to_datetime(view.raised_at) if view.raised_at else None,
+                    signal_events=1, updated_at=_now()))
+            else:
+                values: dict[str, Any] = {"signal_events": view.signal_events, "devices": json.dumps(sorted(view.devices)),
+                                          "updated_at": _now()}
+                if change.kind == "escalate":
+                    values |= {"tier": view.tier.name, "rule": view.rule, "reason_zh": view.reason_zh,
+                               "reason_en": view.reason_en}
+                if view.raised_at is not None:
+                    values["raised_at"] = ms_to_datetime(view.raised_at)
+                values["cleared_at"] = at if change.kind == "clear" else None
+                conn.execute(update(MonitorAlert).where(MonitorAlert.id == view.alert_id).values(**values))
+            conn.execute(MonitorAlertEvent.__table__.insert().values(
+                alert_id=view.alert_id, kind=change.kind, actor="monitor", detail=json.dumps(detail), at=at))
+
+    def audit(self, alert_id: int, kind: str, actor: str, detail: dict[str, Any]) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(MonitorAlertEvent.__table__.insert().values(
+                alert_id=alert_id, kind=kind, actor=actor, detail=json.dumps(detail, ensure_ascii=False), at=_now()))
+
+    def add_notification(self, notice: dict[str, Any]) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(MonitorNotification.__table__.insert().values(
+                alert_id=notice["alert_id"], enterprise_id=notice["enterprise_id"], audience=notice["audience"],
+                tier=notice["tier"], kind=notice["kind"], text_zh=notice["text_zh"], text_en=notice["text_en"],
+                created_at=_now()))
+
+    # --- officer side
+
+    def get(self, alert_id: int) -> dict[str, Any]:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(MonitorAlert).where(MonitorAlert.id == alert_id)).mappings().first()
+            if row is None:
+                raise NotFound(f"no alert {alert_id}")
+            trail = conn.execute(select(MonitorAlertEvent).where(MonitorAlertEvent.alert_id == alert_id)
+                                 .order_by(MonitorAlertEvent.id)).mappings().all()
+        out = _alert_json(row)
+        out["audit"] = [{"kind": t["kind"], "actor": t["actor"], "detail": json.loads(t["detail"]),
+                         "at": t["at"].isoformat()} for t in trail]
+        return out
+
+    def list(self, status: str | None = None, enterprise_id: int | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        query = select(MonitorAlert).order_by(MonitorAlert.id.desc()).limit(limit)
+        if status:
+            query = query.where(MonitorAlert.status == status)
+        if enterprise_id is not None:
+            query = query.where(MonitorAlert.enterprise_id == enterprise_id)
+        with self.engine.connect() as conn:
+            return [_alert_json(r) for r in conn.execute(query).mappings().all()]
+
+    def transition(self, alert_id: int, target: str, actor: str, reason: str | None = None) -> dict[str, Any]:
+        with self.engine.begin() as conn:
+            row = conn.execute(select(MonitorAlert.status).where(MonitorAlert.id == alert_id)).first()
+            if row is None:
+                raise NotFound(f"no alert {alert_id}")
+            check_transition(row[0], target, reason)
+            values: dict[str, Any] = {"status": target, "updated_at": _now()}
+            if target == "resolved":
+                values["resolution_reason"] = reason.strip() if reason else None
+            # Compare-and-set on the status read above: two officers cannot both move the same alert.
+            done = conn.execute(update(MonitorAlert).where(MonitorAlert.id == alert_id, MonitorAlert.status == row[0])
+                                .values(**values)).rowcount
+            if done != 1:
+                from iotfin.core.errors import Conflict
+
+                raise Conflict(f"alert {alert_id} changed meanwhile; reload and retry")
+            conn.execute(MonitorAlertEvent.__table__.insert().values(
+                alert_id=alert_id, kind=target, actor=actor, detail=json.dumps({"reason": reason}, ensure_ascii=False),
+                at=_now()))
+        return self.get(alert_id)
+
+    def assign(self, alert_id: int, officer: str, actor: str) -> dict[str, Any]:
+        from iotfin.core.errors import ValidationError
+
+        if not officer.strip():
+            raise ValidationError("assign: the officer must be named")
+        with self.engine.begin() as conn:
+            done = conn.execute(update(MonitorAlert).where(MonitorAlert.id == alert_id)
+                                .values(assigned_to=officer.strip(), updated_at=_now())).rowcount
+            if not done:
+                raise NotFound(f"no alert {alert_id}")
+            conn.execute(MonitorAlertEvent.__table__.insert().values(
+                alert_id=alert_id, kind="assigned", actor=actor, detail=json.dumps({"officer": officer.strip()}),
+                at=_now()))
+        return self.get(alert_id)
+
+    def notifications(self, alert_id: int | None = None) -> list[dict[str, Any]]:
+        query = select(MonitorNotification).order_by(MonitorNotification.id)
+        if alert_id is not None:
+            query = query.where(MonitorNotification.alert_id == alert_id)
+        with self.engine.connect() as conn:
+            return [{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in r.items()}
+                    for r in conn.execute(query).mappings().all()]
+
+    # --- prices
+
+    def save_prices(self, points: list[PricePoint]) -> int:
+        table = CommodityPrice.__table__
+        with self.engine.begin() as conn:
+            for p in points:
+                conn.execute(table.delete().where(table.c.commodity == p.commodity, table.c.day == p.day))
+            conn.execute(table.insert(), [{"commodity": p.commodity, "day": p.day, "price": p.price, "unit": p.unit}
+                                          for p in points])
+        return len(points)
+
+    def load_prices(self) -> list[PricePoint]:
+        with self.engine.connect() as conn:
+            return [PricePoint(r.commodity, r.day, r.price, r.unit)
+                    for r in conn.execute(select(CommodityPrice).order_by(CommodityPrice.commodity, CommodityPrice.day))]
+
+
+def _alert_json(row: Any) -> dict[str, Any]:
+    out = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in dict(row).items()}
+    out["devices"] = json.loads(out.get("devices") or "[]")
+    return out
