@@ -38,6 +38,11 @@ ledger_app = typer.Typer(help="Trusted ledger: checkpoints, evidence bundles, au
 app.add_typer(ledger_app, name="ledger")
 financing_app = typer.Typer(help="Financing registry: liens on receivables, receipts, stock, vehicles.", no_args_is_help=True)
 app.add_typer(financing_app, name="financing")
+from iotfin.identity.cli import clients_app, protection_app, users_app  # noqa: E402  open API administration
+
+app.add_typer(clients_app, name="clients")
+app.add_typer(users_app, name="users")
+app.add_typer(protection_app, name="protection")
 
 console = Console(stderr=True)
 out = Console()

@@ -6,8 +6,12 @@ registers all of them, which is what Alembic (autogenerate, migration checks) ne
 
 from __future__ import annotations
 
+import iotfin.api.idempotency  # noqa: F401  idempotency keys
+import iotfin.identity.models  # noqa: F401  partner clients, console users
 import iotfin.ledger.financing.store  # noqa: F401  financing registry
 import iotfin.ledger.models  # noqa: F401  transparency log
+import iotfin.protection.models  # noqa: F401  complaints, hardship requests
+import iotfin.webhooks.models  # noqa: F401  webhook subscriptions, outbox, deliveries
 from iotfin.db.models import Base
 
 metadata = Base.metadata
