@@ -28,16 +28,19 @@ class KeyRing:
         self._keys: dict[str, bytes] = {}
         self._created: dict[str, str] = {}
         self._active = ""
+        self._mtime = 0
         self._load_or_create()
 
     # --- reading -------------------------------------------------------------------------------
 
     @property
     def active_kid(self) -> str:
+        self._follow_file()
         return self._active
 
     @property
     def active_key(self) -> bytes:
+        self._follow_file()
         return self._keys[self._active]
 
     def kids(self) -> list[str]:
@@ -45,6 +48,15 @@ class KeyRing:
 
     def get(self, kid: str) -> bytes | None:
         return self._keys.get(kid)
+
+    def _follow_file(self) -> None:
+        # A rotation by another process (the CLI) takes effect here at the next signing/encryption.
+        try:
+            changed = self.path.stat().st_mtime_ns != self._mtime
+        except OSError:
+            return
+        if changed:
+            self.reload()
 
     def reload(self) -> None:
         """Pick up a rotation done by another process (the CLI) on the same workspace."""
@@ -97,6 +109,7 @@ class KeyRing:
         if active not in keys:
             raise ConfigError(f"{self.path}: the active key {active!r} is not in the ring")
         self._keys, self._created, self._active = keys, created, active
+        self._mtime = self.path.stat().st_mtime_ns
 
     def _write(self) -> None:
         now = datetime.now(UTC).isoformat()
@@ -109,6 +122,7 @@ class KeyRing:
         with os.fdopen(fd, "w") as fh:
             json.dump(data, fh)
         os.replace(tmp, self.path)
+        self._mtime = self.path.stat().st_mtime_ns
 
 
 def _new_kid() -> str:
