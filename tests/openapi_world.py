@@ -17,7 +17,7 @@ from iotfin.db.models import Enterprise, Tenant
 from iotfin.workspace import Workspace
 
 PASSWORD = "correct horse battery staple"
-BANK_SCOPES = ("summary:read financing:read financing:write webhooks:manage complaints:read complaints:handle "
+BANK_SCOPES = ("financing:read financing:write webhooks:manage complaints:read complaints:handle "
                "hardship:review hardship:decide")
 ENTERPRISE_SCOPES = "complaints:submit complaints:read hardship:submit hardship:review webhooks:manage"
 
@@ -67,7 +67,7 @@ def build_world(ws: Workspace, *, background: bool = False, users: bool = True) 
         "bank_b": ident.create_client("bank B core", BANK_SCOPES, tenant="bank-b"),
         "ent_1": ident.create_client("firm 1 ERP", ENTERPRISE_SCOPES, enterprise_id=1),
         "ent_2": ident.create_client("firm 2 ERP", ENTERPRISE_SCOPES, enterprise_id=2),
-        "ops": ident.create_client("operator tools", "summary:read financing:read financing:write ledger:evidence "
+        "ops": ident.create_client("operator tools", "financing:read financing:write ledger:evidence "
                                    "complaints:submit complaints:read complaints:handle hardship:submit "
                                    "hardship:review hardship:decide webhooks:manage identity:manage", tenant="ops"),
     }

@@ -15,7 +15,6 @@ from iotfin.core.errors import Forbidden, NotFound, ValidationError
 
 #: Every scope the API knows, with what it allows (shown in the OpenAPI document).
 SCOPES: dict[str, str] = {
-    "summary:read": "platform-wide aggregates",
     "financing:read": "financing registry: asset status and competing claims",
     "financing:write": "financing registry: place and release the caller's own liens",
     "ledger:evidence": "evidence bundles of anchored records (auditors)",
@@ -31,10 +30,10 @@ SCOPES: dict[str, str] = {
 
 #: Console roles and the scopes each one carries.
 ROLE_SCOPES: dict[str, frozenset[str]] = {
-    "risk_officer": frozenset({"summary:read", "financing:read", "financing:write", "complaints:read",
+    "risk_officer": frozenset({"financing:read", "financing:write", "complaints:read",
                                "complaints:handle", "hardship:review", "webhooks:manage"}),
-    "approver": frozenset({"summary:read", "financing:read", "hardship:review", "hardship:decide", "complaints:read"}),
-    "auditor": frozenset({"summary:read", "financing:read", "ledger:evidence", "complaints:read", "hardship:review"}),
+    "approver": frozenset({"financing:read", "hardship:review", "hardship:decide", "complaints:read"}),
+    "auditor": frozenset({"financing:read", "ledger:evidence", "complaints:read", "hardship:review"}),
     "platform_admin": frozenset(SCOPES),
     "enterprise_admin": frozenset({"complaints:submit", "complaints:read", "hardship:submit", "hardship:review",
                                    "webhooks:manage"}),
