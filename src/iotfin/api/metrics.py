@@ -13,7 +13,6 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from iotfin.core.errors import PayloadTooLarge
 from iotfin.core.jsonout import dumps
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -70,18 +69,27 @@ class BodyLimitMiddleware:
             await self._refuse(scope, send)
             return
         seen = 0
+        started = False
 
         async def counting_receive() -> Message:
-            # Raised inside the app, so the problem+json handler answers it like any domain error.
             nonlocal seen
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise PayloadTooLarge(f"request body exceeds {self.max_bytes} bytes")
+                    raise _BodyTooLarge
             return message
 
-        await self.app(scope, counting_receive, send)
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except _BodyTooLarge:
+            if not started:
+                await self._refuse(scope, send)
 
     async def _refuse(self, scope: Scope, send: Send) -> None:
         body: dict[str, Any] = {"type": "https://iotfin.dev/problems/payload-too-large", "title": "PayloadTooLarge",
@@ -91,3 +99,8 @@ class BodyLimitMiddleware:
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/problem+json"), (b"content-length", str(len(raw)).encode())]})
         await send({"type": "http.response.body", "body": raw})
+
+
+class _BodyTooLarge(BaseException):  # noqa: N818
+    """Not an Exception on purpose: FastAPI turns any Exception raised while reading a body into a
+    400, and the app's handlers would answer 500; this one must reach BodyLimitMiddleware."""

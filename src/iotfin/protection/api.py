@@ -8,23 +8,25 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from iotfin.api.auth import require
+from iotfin.api.fields import Text
 from iotfin.api.idempotency import IdempotentRoute
 from iotfin.api.pagination import PageParams, page_params
 from iotfin.identity.model import Principal
 from iotfin.protection.model import COMPLAINT_CATEGORIES, HARDSHIP_REASONS, RELIEF_KINDS, RESOLUTIONS
 
-Text = Annotated[str, Field(min_length=1, max_length=4000)]
-Short = Annotated[str, Field(min_length=1, max_length=200)]
+Long = Text(4000)
+Short = Text(200)
+Reason = Text(1000)
 Phone = Annotated[str, Field(min_length=5, max_length=32, pattern=r"^\+?[0-9 -]{5,32}$")]
 
 
 class ComplaintIn(BaseModel):
     category: Literal[tuple(COMPLAINT_CATEGORIES)]  # type: ignore[valid-type]
     subject: Short
-    description: Text
-    tenant: str | None = Field(default=None, max_length=64, description="code of the lender concerned")
+    description: Long
+    tenant: Text(64) | None = Field(default=None, description="code of the lender concerned")
     enterprise_id: int | None = Field(default=None, ge=1, description="only when the platform files on an enterprise's behalf")
-    contact_name: str | None = Field(default=None, min_length=1, max_length=100)
+    contact_name: Text(100) | None = None
     contact_phone: Phone | None = None
 
 
@@ -33,27 +35,27 @@ class AssignIn(BaseModel):
 
 
 class ReasonIn(BaseModel):
-    reason: Annotated[str, Field(min_length=1, max_length=1000)]
+    reason: Reason
 
 
 class ResolveIn(BaseModel):
     resolution: Literal[tuple(RESOLUTIONS)]  # type: ignore[valid-type]
-    note: Text
+    note: Long
 
 
 class HardshipIn(BaseModel):
-    tenant: str = Field(min_length=1, max_length=64, description="code of the lender")
-    loan_ref: str = Field(min_length=1, max_length=100)
+    tenant: Text(64) = Field(description="code of the lender")
+    loan_ref: Text(100)
     reason_code: Literal[tuple(HARDSHIP_REASONS)]  # type: ignore[valid-type]
     relief: Literal[tuple(RELIEF_KINDS)]  # type: ignore[valid-type]
-    description: Text
+    description: Long
     contact_phone: Phone | None = None
     enterprise_id: int | None = Field(default=None, ge=1)
 
 
 class DecisionIn(BaseModel):
     approve: bool
-    reason: Annotated[str, Field(min_length=1, max_length=1000)]
+    reason: Reason
 
 
 Reader = Annotated[Principal, Depends(require("complaints:read"))]

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from iotfin.api.auth import require
+from iotfin.api.fields import Text
 from iotfin.api.pagination import PageParams, page_params
 from iotfin.identity.model import Principal
 
@@ -17,7 +18,7 @@ Manager = Annotated[Principal, Depends(require("webhooks:manage"))]
 class SubscriptionIn(BaseModel):
     url: str = Field(min_length=8, max_length=500, examples=["https://partner.example/hooks/iotfin"])
     event_types: list[str] = Field(min_length=1, max_length=20, examples=[["decision.made", "alert.raised"]])
-    description: str = Field(default="", max_length=200)
+    description: Text(200, min_length=0) = ""
 
 
 def router() -> APIRouter:
