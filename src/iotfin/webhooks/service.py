@@ -171,7 +171,7 @@ class WebhookService:
             if row is None or not who.can_see(row.tenant_id, row.enterprise_id):
                 raise NotFound(f"no delivery {delivery_id}")
             attempts = conn.execute(select(WebhookAttempt).where(WebhookAttempt.delivery_id == delivery_id)
-                                    .order_by(WebhookAttempt.attempt)).scalars().all()
+                                    .order_by(WebhookAttempt.attempt)).all()
         return self._delivery_json(row) | {"attempt_log": [
             {"attempt": a.attempt, "at": a.at.isoformat(), "status_code": a.status_code, "error": a.error,
              "duration_ms": a.duration_ms} for a in attempts]}
