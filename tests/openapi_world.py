@@ -34,24 +34,71 @@ def enterprise_row(n: int) -> dict:
                 legal_rep_phone="13900000000", tax_grade="B", litigation_count=0, key_person_changes=0)
 
 
+CLIENTS = {  # name: (display name, scopes, tenant, enterprise)
+    "bank_a": ("bank A core", BANK_SCOPES, "bank-a", None),
+    "bank_b": ("bank B core", BANK_SCOPES, "bank-b", None),
+    "ent_1": ("firm 1 ERP", ENTERPRISE_SCOPES, None, 1),
+    "ent_2": ("firm 2 ERP", ENTERPRISE_SCOPES, None, 2),
+    "ops": ("operator tools", "financing:read financing:write ledger:evidence complaints:submit complaints:read "
+            "complaints:handle hardship:submit hardship:review hardship:decide webhooks:manage identity:manage", "ops", None),
+}
+USERS = {  # name: (roles, tenant, enterprise)
+    "a_officer": (["risk_officer"], "bank-a", None),
+    "a_approver": (["approver"], "bank-a", None),
+    "a_auditor": (["auditor"], "bank-a", None),
+    "admin": (["platform_admin"], None, None),
+    "e1_admin": (["enterprise_admin"], None, 1),
+}
+
+
 @dataclass
 class World:
+    """Principals are created on first use (argon2 hashing is deliberately slow)."""
+
     ws: Workspace
     http: TestClient
     clients: dict[str, IotfinClient] = field(default_factory=dict)
-    credentials: dict[str, dict] = field(default_factory=dict)
+    _credentials: dict[str, dict] = field(default_factory=dict)
+
+    @property
+    def credentials(self) -> _Credentials:
+        return _Credentials(self)
+
+    def _make(self, name: str) -> None:
+        if name in CLIENTS:
+            display, scopes, tenant, enterprise = CLIENTS[name]
+            c = self.ws.identity.create_client(display, scopes, tenant=tenant, enterprise_id=enterprise)
+            self._credentials[name] = c
+            self.clients[name] = IotfinClient(client_id=c["client_id"], client_secret=c["client_secret"], http=self.http)
+        else:
+            roles, tenant, enterprise = USERS[name]
+            self.ws.identity.create_user(name, PASSWORD, roles, tenant=tenant, enterprise_id=enterprise)
+            self.clients[name] = IotfinClient(username=name, password=PASSWORD, http=self.http)
 
     def __getitem__(self, name: str) -> IotfinClient:
+        if name not in self.clients:
+            self._make(name)
         return self.clients[name]
 
     def token(self, name: str) -> str:
-        return self.clients[name].token()
+        return self[name].token()
 
     def headers(self, name: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token(name)}"}
 
 
-def build_world(ws: Workspace, *, background: bool = False, users: bool = True) -> World:
+class _Credentials:
+    def __init__(self, world: World):
+        self.world = world
+
+    def __getitem__(self, name: str) -> dict:
+        self.world[name]
+        return self.world._credentials[name]
+
+
+def build_world(ws: Workspace, *, background: bool = False) -> World:
+    """Tenants bank-a, bank-b (lenders) and ops (the operator), enterprises 1 and 2, and the
+    principals of CLIENTS and USERS, each created on first use."""
     with ws.engine.begin() as conn:
         conn.execute(insert(Tenant), [
             {"code": "bank-a", "name": "甲银行", "name_en": "Bank A", "kind": "bank"},
@@ -59,27 +106,4 @@ def build_world(ws: Workspace, *, background: bool = False, users: bool = True) 
             {"code": "ops", "name": "平台运营", "name_en": "Platform operator", "kind": "platform"},
         ])
         conn.execute(insert(Enterprise), [enterprise_row(1), enterprise_row(2)])
-    http = TestClient(create_app(ws, background=background))
-    world = World(ws, http)
-    ident = ws.identity
-    made = {
-        "bank_a": ident.create_client("bank A core", BANK_SCOPES, tenant="bank-a"),
-        "bank_b": ident.create_client("bank B core", BANK_SCOPES, tenant="bank-b"),
-        "ent_1": ident.create_client("firm 1 ERP", ENTERPRISE_SCOPES, enterprise_id=1),
-        "ent_2": ident.create_client("firm 2 ERP", ENTERPRISE_SCOPES, enterprise_id=2),
-        "ops": ident.create_client("operator tools", "financing:read financing:write ledger:evidence "
-                                   "complaints:submit complaints:read complaints:handle hardship:submit "
-                                   "hardship:review hardship:decide webhooks:manage identity:manage", tenant="ops"),
-    }
-    for name, c in made.items():
-        world.credentials[name] = c
-        world.clients[name] = IotfinClient(client_id=c["client_id"], client_secret=c["client_secret"], http=http)
-    if users:
-        for name, roles, tenant, ent in (("a_officer", ["risk_officer"], "bank-a", None),
-                                         ("a_approver", ["approver"], "bank-a", None),
-                                         ("a_auditor", ["auditor"], "bank-a", None),
-                                         ("admin", ["platform_admin"], None, None),
-                                         ("e1_admin", ["enterprise_admin"], None, 1)):
-            ident.create_user(name, PASSWORD, roles, tenant=tenant, enterprise_id=ent)
-            world.clients[name] = IotfinClient(username=name, password=PASSWORD, http=http)
-    return world
+    return World(ws, TestClient(create_app(ws, background=background)))

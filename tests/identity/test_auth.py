@@ -116,6 +116,7 @@ def test_expired_forged_and_unknown_key_tokens(shared_world: World) -> None:
 
 def test_wrong_scope_is_403(shared_world: World) -> None:
     w = shared_world
+    w["a_officer"]  # created on first use
     narrow = w.http.post("/oauth/token", data={"grant_type": "password", "username": "a_officer",
                                                "password": PASSWORD, "scope": "financing:read"}).json()["access_token"]
     r = w.http.get("/api/v1/complaints", headers={"Authorization": f"Bearer {narrow}"})
@@ -123,7 +124,7 @@ def test_wrong_scope_is_403(shared_world: World) -> None:
 
 
 def test_signing_key_rotation_and_retirement(workspace: Workspace) -> None:
-    world = build_world(workspace, users=False)
+    world = build_world(workspace)
     before = world.token("bank_a")
     old_kid = workspace.tokens.keys.active_kid
     # Rotated by another process (the CLI) on the same workspace: the server picks the new key up.
@@ -143,7 +144,7 @@ def test_rate_limit_per_client(tmp_path) -> None:  # noqa: ANN001
     ws = Workspace(Settings(data_dir=tmp_path / "ws", rate_limit_per_s=0.5, rate_limit_burst=3))
     ws.initialise()
     try:
-        world = build_world(ws, users=False)
+        world = build_world(ws)
         a, b = world.headers("bank_a"), world.headers("bank_b")
         statuses = [world.http.get("/api/v1/me", headers=a).status_code for _ in range(4)]
         assert statuses == [200, 200, 200, 429]
@@ -185,7 +186,7 @@ def test_clients_need_an_owner_and_known_scopes(shared_world: World) -> None:
 
 
 def test_deactivated_client_gets_no_token(workspace: Workspace) -> None:
-    world = build_world(workspace, users=False)
+    world = build_world(workspace)
     cred = world.credentials["bank_b"]
     workspace.identity.deactivate_client(cred["client_id"])
     r = TestClient(create_app(workspace, background=False)).post(

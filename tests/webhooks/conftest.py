@@ -14,7 +14,7 @@ from tests.openapi_world import World, build_world
 
 @pytest.fixture
 def world(workspace: Workspace) -> World:
-    return build_world(workspace, users=False)
+    return build_world(workspace)
 
 
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

@@ -180,7 +180,7 @@ def test_outbox_is_written_in_the_business_transaction(world: World) -> None:
 
 def test_worker_runs_in_the_app_lifespan(workspace: Workspace, receiver: Receiver) -> None:
     receiver.fail_first = 0
-    world = build_world(workspace, users=False)
+    world = build_world(workspace)
     sub = world["ent_1"].subscribe(receiver.url, ["ping"])
     receiver.secret = sub["secret"]
     with TestClient(create_app(workspace)) as live:  # lifespan starts the delivery worker
