@@ -49,6 +49,11 @@ app.add_typer(risk_app, name="risk")
 app.add_typer(consent_app, name="consent")
 app.add_typer(decision_app, name="decision")
 app.add_typer(monitor_app, name="monitor")
+from iotfin.identity.cli import clients_app, protection_app, users_app  # noqa: E402  open API administration
+
+app.add_typer(clients_app, name="clients")
+app.add_typer(users_app, name="users")
+app.add_typer(protection_app, name="protection")
 
 console = Console(stderr=True)
 out = Console()

@@ -82,6 +82,40 @@ class Workspace:
     @cached_property
     def consent(self) -> ConsentService:
         return ConsentService(self.engine, anchor=lambda ids: self.ledger.anchor_from_source("consent_grant", ids, checkpoint=False))
+    # --- open API: identity, webhooks, customer protection (docs/api.md, docs/protection.md) -------
+
+    @cached_property
+    def tokens(self):  # noqa: ANN201 - lazy imports keep the CLI's start fast
+        from iotfin.identity.keyring import KeyRing
+        from iotfin.identity.tokens import TokenIssuer
+
+        return TokenIssuer(KeyRing(self.data_dir / "token_keys.json"), ttl_s=self.settings.token_ttl_s)
+
+    @cached_property
+    def identity(self):  # noqa: ANN201
+        from iotfin.identity.service import IdentityService
+
+        return IdentityService(self.engine, self.tokens)
+
+    @cached_property
+    def pii(self):  # noqa: ANN201
+        from iotfin.identity.keyring import KeyRing
+        from iotfin.protection.crypto import FieldCipher
+
+        return FieldCipher(KeyRing(self.data_dir / "pii_keys.json"))
+
+    @cached_property
+    def webhooks(self):  # noqa: ANN201
+        from iotfin.webhooks.service import WebhookService
+
+        return WebhookService(self.engine, self.pii)
+
+    @cached_property
+    def protection(self):  # noqa: ANN201
+        from iotfin.protection.service import ProtectionService
+
+        return ProtectionService(self.engine, self.pii, ack_hours=self.settings.complaint_ack_hours,
+                                 resolve_days=self.settings.complaint_resolve_days, events=self.webhooks.emit)
 
     def initialise(self) -> str | None:
         """Apply migrations and seed the standard device profiles; safe to run any number of times."""

@@ -1,11 +1,15 @@
 """The platform's HTTP application.
 
-Until partner identity and consent land (see docs/api.md), the API exposes only platform-wide
-aggregates and health: no enterprise-level data is readable without a consent check.
+Partner systems and console users authenticate with bearer tokens from `POST /oauth/token`
+(docs/api.md); every router filters by the caller's tenant or enterprise. Enterprise-level data
+stays behind the consent check (consent context) as it lands.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
@@ -13,7 +17,9 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.exc import SQLAlchemyError
 
 import iotfin
-from iotfin.api import problems
+from iotfin.api import auth, problems
+from iotfin.api.metrics import BodyLimitMiddleware, MetricsMiddleware, metrics_text
+from iotfin.api.ratelimit import TokenBuckets
 from iotfin.consent import api as consent_api
 from iotfin.core.errors import ServiceUnavailable
 from iotfin.core.jsonout import dumps
@@ -25,18 +31,43 @@ from iotfin.ledger.financing import api as financing_api
 from iotfin.lending import api as lending_api
 from iotfin.monitor import api as monitor_api
 from iotfin.platform_summary import platform_summary
+from iotfin.protection import api as protection_api
+from iotfin.webhooks import api as webhooks_api
 from iotfin.workspace import Workspace
 
 
-def create_app(ws: Workspace) -> FastAPI:
+def create_app(ws: Workspace, background: bool = True) -> FastAPI:
+    """The API. With `background`, its lifespan runs the webhook delivery worker (as `iotfin serve` does)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from iotfin.protection.redact import install as redact_logs
+        from iotfin.webhooks.worker import DeliveryWorker
+
+        redact_logs()
+        stop = asyncio.Event()
+        task = asyncio.create_task(DeliveryWorker(ws.webhooks).run(stop)) if background else None
+        try:
+            yield
+        finally:
+            stop.set()
+            if task is not None:
+                await task
+
     app = FastAPI(
         title="iotfin",
         version=iotfin.__version__,
         summary="IoT-backed lending to small and micro enterprises",
+        lifespan=lifespan,
     )
     app.state.workspace = ws
+    app.state.rate_limits = TokenBuckets(ws.settings.rate_limit_per_s, ws.settings.rate_limit_burst)
+    app.state.login_limits = TokenBuckets(10.0, 30)  # token requests per client address
     problems.install(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=ws.settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware)
     app.include_router(_platform_router())
+    app.include_router(auth.router())
     app.include_router(financing_api.router())
     app.include_router(devices_api.router())
     app.include_router(device_http.router())
@@ -45,6 +76,13 @@ def create_app(ws: Workspace) -> FastAPI:
     app.include_router(consent_api.router())
     app.include_router(decision_api.router())
     app.include_router(monitor_api.router())
+    app.include_router(webhooks_api.router())
+    app.include_router(protection_api.router())
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        body, content_type = metrics_text()
+        return Response(body, media_type=content_type)
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:

@@ -7,7 +7,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from iotfin.core.errors import IotfinError
+from iotfin.core.errors import IotfinError, TooManyRequests, Unauthorized
 
 PROBLEM = "application/problem+json"
 
@@ -23,7 +23,12 @@ def problem(status: int, title: str, detail: str, code: str, instance: str | Non
 def install(app: FastAPI) -> None:
     @app.exception_handler(IotfinError)
     async def _domain(request: Request, exc: IotfinError) -> JSONResponse:
-        return problem(exc.http_status, type(exc).__name__, str(exc), exc.code, request.url.path, **exc.problem_extra())
+        response = problem(exc.http_status, type(exc).__name__, str(exc), exc.code, request.url.path, **exc.problem_extra())
+        if isinstance(exc, TooManyRequests):
+            response.headers["Retry-After"] = str(exc.problem_extra()["retry_after"])
+        elif isinstance(exc, Unauthorized) and request.url.path.startswith(("/api/v1/", "/oauth/")):
+            response.headers["WWW-Authenticate"] = 'Bearer realm="iotfin"'
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

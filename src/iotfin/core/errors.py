@@ -66,3 +66,26 @@ class ServiceUnavailable(IotfinError):
     exit_code = 69  # EX_UNAVAILABLE
     http_status = 503
     code = "unavailable"
+
+
+class Forbidden(IotfinError):
+    """Authenticated, but the credentials do not carry the scope or role the action needs."""
+
+    exit_code = 77  # EX_NOPERM
+    http_status = 403
+    code = "forbidden"
+
+
+class TooManyRequests(IotfinError):
+    """A client went over its rate limit; `retry_after` says when a request will be accepted again."""
+
+    exit_code = 75  # EX_TEMPFAIL
+    http_status = 429
+    code = "rate-limited"
+
+    def __init__(self, message: str, retry_after: float):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    def problem_extra(self) -> dict[str, object]:
+        return {"retry_after": max(1, round(self.retry_after + 0.4999))}

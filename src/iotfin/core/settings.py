@@ -61,6 +61,14 @@ class Settings(BaseSettings):
     mqtt_port: int = Field(default=1883, ge=1, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     telemetry_retention_days: int = Field(default=3650, ge=1)
+    # Open API (docs/api.md): partner token lifetime, per-client rate limit, request body cap.
+    token_ttl_s: int = Field(default=900, ge=30, le=86_400, description="lifetime of issued access tokens")
+    rate_limit_per_s: float = Field(default=50.0, gt=0, description="sustained requests per second per client")
+    rate_limit_burst: int = Field(default=100, ge=1, description="requests a client may send at once")
+    max_body_bytes: int = Field(default=1 << 20, ge=1024, description="largest request body accepted")
+    # Customer protection (docs/protection.md): complaint deadlines.
+    complaint_ack_hours: int = Field(default=24, ge=1, description="a complaint must be acknowledged within")
+    complaint_resolve_days: int = Field(default=15, ge=1, description="a complaint must be resolved within")
 
     @field_validator("database_url")
     @classmethod

@@ -4,12 +4,14 @@ endpoint (`POST /add-checkpoint`) so partner institutions' logs can be cosigned 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from iotfin.api.auth import require
+from iotfin.identity.model import Principal
 from iotfin.ledger.checkpoint import COSIGNATURE_V1, VerifierKey
 from iotfin.ledger.service import load_or_create_signer
 from iotfin.ledger.witness import SIZE_CONTENT_TYPE, SizeConflict, Witness, WitnessError
@@ -46,8 +48,10 @@ def router() -> APIRouter:
         return ws_of(request).ledger.verifier_key + "\n"
 
     @r.get("/api/v1/ledger/evidence/{record_type}/{record_id}")
-    def evidence(record_type: str, record_id: str, request: Request) -> dict[str, Any]:
-        """An offline-verifiable evidence bundle for one anchored record."""
+    def evidence(record_type: str, record_id: str, request: Request,
+                 who: Annotated[Principal, Depends(require("ledger:evidence"))]) -> dict[str, Any]:
+        """An offline-verifiable evidence bundle for one anchored record (scope ledger:evidence:
+        auditors and the operator; bundles can carry trade-document details)."""
         return ws_of(request).ledger.prove(record_type, record_id)
 
     @r.post("/add-checkpoint", responses={409: {"description": "old size or root conflict"}})

@@ -2,17 +2,25 @@
 
 Money crosses the API as decimal strings ("125000.00"); a JSON number is refused, since a float
 cannot carry a fen exactly.
+
+Access: reads need `financing:read`, and show every lender's liens — the registry is a public
+register (like the PBoC's movable-property financing registry), which is what lets a lender see
+that an asset is already financed. Placing and releasing need `financing:write` and act only for
+the caller's own tenant (the operator may act for any). Placing a lien takes an Idempotency-Key.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
-from iotfin.core.errors import ValidationError
+from iotfin.api.auth import require
+from iotfin.api.idempotency import IdempotentRoute
+from iotfin.core.errors import Forbidden, NotFound, ValidationError
+from iotfin.identity.model import Principal
 from iotfin.ledger.financing.model import (
     AssetKey,
     equipment_key,
@@ -76,21 +84,28 @@ class ReleaseIn(BaseModel):
     reason: str = Field(min_length=1)
 
 
+Reader = Annotated[Principal, Depends(require("financing:read"))]
+Writer = Annotated[Principal, Depends(require("financing:write"))]
+
+
 def router() -> APIRouter:
-    r = APIRouter(prefix="/api/v1/financing", tags=["financing registry"])
+    r = APIRouter(prefix="/api/v1/financing", tags=["financing registry"], route_class=IdempotentRoute)
 
     def registry(request: Request) -> FinancingRegistry:
         return request.app.state.workspace.financing
 
     @r.post("/fingerprints")
-    def fingerprint(asset: AssetIn) -> dict[str, Any]:
+    def fingerprint(asset: AssetIn, who: Reader) -> dict[str, Any]:
         """The canonical identity and fingerprint of an asset, without registering anything."""
         key = asset.key()
         return {"kind": key.kind, "fingerprint": key.fingerprint, "identity": key.as_dict()}
 
     @r.post("/liens", status_code=201, responses={409: {"description": "already financed; the body names the lien"}})
-    def place_lien(body: LienIn, request: Request) -> dict[str, Any]:
-        """Finance an asset. A second financing of the same asset is refused (409) with the existing lien."""
+    def place_lien(body: LienIn, request: Request, who: Writer) -> dict[str, Any]:
+        """Finance an asset. A second financing of the same asset is refused (409) with the existing lien.
+        A lender places liens in its own name only (`tenant` = its code)."""
+        if not who.platform and body.tenant != who.tenant_code:
+            raise Forbidden("a lender places liens in its own name only")
         reg = registry(request)
         lien = reg.finance(body.asset.key(), reg.tenant_id(body.tenant), body.financing_ref, body.amount,
                            registration_no=body.registration_no, registered_at=body.registered_at,
@@ -98,15 +113,18 @@ def router() -> APIRouter:
         return lien.to_json()
 
     @r.post("/liens/{lien_id}/release")
-    def release_lien(lien_id: int, body: ReleaseIn, request: Request) -> dict[str, Any]:
-        return registry(request).release(lien_id, body.reason).to_json()
+    def release_lien(lien_id: int, body: ReleaseIn, request: Request, who: Writer) -> dict[str, Any]:
+        reg = registry(request)
+        if not who.platform and reg.lien(lien_id).tenant_code != who.tenant_code:
+            raise NotFound(f"no lien {lien_id} of {who.tenant_code}")
+        return reg.release(lien_id, body.reason).to_json()
 
     @r.get("/assets/{fingerprint}")
-    def asset_status(fingerprint: str, request: Request) -> dict[str, Any]:
+    def asset_status(fingerprint: str, request: Request, who: Reader) -> dict[str, Any]:
         return registry(request).status(fingerprint)
 
     @r.get("/assets/{fingerprint}/claims")
-    def claims(fingerprint: str, request: Request) -> dict[str, Any]:
+    def claims(fingerprint: str, request: Request, who: Reader) -> dict[str, Any]:
         """Competing claims in Civil Code art. 768 order; claims in one group share pro rata."""
         groups = registry(request).competing_claims(fingerprint)
         return {"groups": [[{"claimant": c.claimant, "amount": str(c.amount), "ref": c.ref,

@@ -129,6 +129,10 @@ class FinancingRegistry:
             self.anchor(str(lien_id))
         return released
 
+    def lien(self, lien_id: int) -> LienView:
+        with self.engine.connect() as conn:
+            return self._lien(conn, lien_id)
+
     def tenant_id(self, code: str) -> int:
         with self.engine.connect() as conn:
             found = conn.execute(select(Tenant.id).where(Tenant.code == code)).scalar()

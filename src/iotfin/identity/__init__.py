@@ -1,0 +1,1 @@
+"""Identity and access: partner clients, console users, roles, scopes, tokens, tenant isolation."""

@@ -1,0 +1,137 @@
+"""Who is calling, and what they may do: principals, roles, scopes, and the tenant-isolation rules.
+
+Pure: no I/O. A principal is either a partner system (OAuth2 client credentials) or a console user
+(username and password). It belongs to at most one lender tenant or one enterprise; a principal of
+the platform operator (tenant kind `platform`, or a user with no tenant and no enterprise) sees
+every tenant.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from iotfin.core.errors import Forbidden, NotFound, ValidationError
+
+#: Every scope the API knows, with what it allows (shown in the OpenAPI document).
+SCOPES: dict[str, str] = {
+    "financing:read": "financing registry: asset status and competing claims",
+    "financing:write": "financing registry: place and release the caller's own liens",
+    "ledger:evidence": "evidence bundles of anchored records (auditors)",
+    "webhooks:manage": "webhook subscriptions and the delivery log of the caller's tenant or enterprise",
+    "complaints:submit": "file complaints",
+    "complaints:read": "read complaints of the caller's tenant or enterprise",
+    "complaints:handle": "acknowledge, assign, escalate and resolve complaints",
+    "hardship:submit": "file hardship requests",
+    "hardship:review": "read and review hardship requests",
+    "hardship:decide": "approve or decline hardship requests",
+    "identity:manage": "create partner clients and console users (platform operator)",
+}
+
+#: Console roles and the scopes each one carries.
+ROLE_SCOPES: dict[str, frozenset[str]] = {
+    "risk_officer": frozenset({"financing:read", "financing:write", "complaints:read",
+                               "complaints:handle", "hardship:review", "webhooks:manage"}),
+    "approver": frozenset({"financing:read", "hardship:review", "hardship:decide", "complaints:read"}),
+    "auditor": frozenset({"financing:read", "ledger:evidence", "complaints:read", "hardship:review"}),
+    "platform_admin": frozenset(SCOPES),
+    "enterprise_admin": frozenset({"complaints:submit", "complaints:read", "hardship:submit", "hardship:review",
+                                   "webhooks:manage"}),
+}
+ROLES = tuple(ROLE_SCOPES)
+
+#: Scopes only the platform operator's own principals may hold.
+PLATFORM_ONLY = frozenset({"identity:manage"})
+#: Scopes that make sense for an enterprise's principals (the rest are lender or operator work).
+ENTERPRISE_SCOPES = ROLE_SCOPES["enterprise_admin"]
+
+
+@dataclass(frozen=True)
+class Principal:
+    subject: str                      # "client:<client_id>" or "user:<username>"
+    tenant_id: int | None = None
+    tenant_code: str | None = None
+    enterprise_id: int | None = None
+    platform: bool = False            # the operator: sees every tenant
+    roles: frozenset[str] = field(default_factory=frozenset)
+    scopes: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def kind(self) -> str:
+        return self.subject.split(":", 1)[0]
+
+    def has(self, scope: str) -> bool:
+        return scope in self.scopes
+
+    def require(self, *scopes: str, roles: tuple[str, ...] = ()) -> None:
+        missing = [s for s in scopes if s not in self.scopes]
+        if missing:
+            raise Forbidden(f"this action needs the scope {' '.join(missing)}")
+        if roles and not set(roles) & self.roles:
+            raise Forbidden(f"this action needs one of the roles {', '.join(roles)}")
+
+    # --- tenant isolation -----------------------------------------------------------------------
+
+    def can_see(self, tenant_id: int | None, enterprise_id: int | None) -> bool:
+        """Whether a record owned by this tenant and/or enterprise is visible to the principal."""
+        if self.platform:
+            return True
+        if self.enterprise_id is not None:
+            return enterprise_id == self.enterprise_id
+        return self.tenant_id is not None and tenant_id == self.tenant_id
+
+    def ensure_visible(self, tenant_id: int | None, enterprise_id: int | None, what: str) -> None:
+        """Refuse a record of someone else as *not found*: a 403 would confirm that it exists."""
+        if not self.can_see(tenant_id, enterprise_id):
+            raise NotFound(f"no {what}")
+
+    def owner(self) -> tuple[int | None, int | None]:
+        """The (tenant_id, enterprise_id) that records created by this principal belong to."""
+        return (None, self.enterprise_id) if self.enterprise_id is not None else (self.tenant_id, None)
+
+    # --- token claims ----------------------------------------------------------------------------
+
+    def claims(self) -> dict[str, Any]:
+        return {"sub": self.subject, "tid": self.tenant_id, "ten": self.tenant_code, "eid": self.enterprise_id,
+                "plt": self.platform, "roles": sorted(self.roles), "scope": " ".join(sorted(self.scopes))}
+
+    @classmethod
+    def from_claims(cls, claims: dict[str, Any]) -> Principal:
+        return cls(subject=str(claims["sub"]), tenant_id=claims.get("tid"), tenant_code=claims.get("ten"),
+                   enterprise_id=claims.get("eid"), platform=bool(claims.get("plt")),
+                   roles=frozenset(claims.get("roles") or ()), scopes=frozenset(str(claims.get("scope", "")).split()))
+
+
+def parse_scopes(text: str | list[str] | tuple[str, ...] | None) -> frozenset[str]:
+    """Space- or comma-separated scopes; every one must be known."""
+    items = text.replace(",", " ").split() if isinstance(text, str) else list(text or ())
+    unknown = sorted(set(items) - set(SCOPES))
+    if unknown:
+        raise ValidationError(f"unknown scope {', '.join(unknown)} (known: {', '.join(SCOPES)})")
+    return frozenset(items)
+
+
+def check_roles(roles: list[str] | tuple[str, ...]) -> frozenset[str]:
+    unknown = sorted(set(roles) - set(ROLES))
+    if unknown or not roles:
+        raise ValidationError(f"roles must be among {', '.join(ROLES)} (got {', '.join(roles) or 'none'})")
+    return frozenset(roles)
+
+
+def allowed_scopes(platform: bool, enterprise: bool, roles: frozenset[str] = frozenset()) -> frozenset[str]:
+    """What a principal of this kind may ever hold: its roles' scopes for a user (all for a client),
+    cut to the enterprise scopes for an enterprise and without the operator's scopes for a lender."""
+    base = frozenset().union(*(ROLE_SCOPES[r] for r in roles)) if roles else frozenset(SCOPES)
+    if enterprise:
+        return base & ENTERPRISE_SCOPES
+    return base if platform else base - PLATFORM_ONLY
+
+
+def grant(requested: frozenset[str] | None, held: frozenset[str]) -> frozenset[str]:
+    """OAuth2 scope down-scoping: a token carries the requested scopes, all of which must be held."""
+    if not requested:
+        return held
+    extra = sorted(requested - held)
+    if extra:
+        raise Forbidden(f"scope not granted to this client: {' '.join(extra)}")
+    return requested

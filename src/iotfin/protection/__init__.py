@@ -1,0 +1,1 @@
+"""Customer protection: complaints, hardship requests, personal-data encryption, log redaction."""

@@ -1,0 +1,297 @@
+"""Customer-protection use cases: the complaint lifecycle with deadlines, hardship requests feeding
+the lending relief path (through `ReliefPort`), and re-encryption of personal fields after a key
+rotation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from sqlalchemy import Engine, insert, select, update
+
+from iotfin.api.pagination import PageParams, paginate
+from iotfin.core.errors import NotFound, ValidationError
+from iotfin.db.engine import write_transaction
+from iotfin.db.models import Enterprise, Tenant
+from iotfin.identity.access import owned_by
+from iotfin.identity.model import Principal
+from iotfin.protection import model as m
+from iotfin.protection.crypto import FieldCipher
+from iotfin.protection.models import Complaint, HardshipRequest
+
+# Which encrypted columns exist: (table class, column attribute) -> AES-GCM associated data.
+ENCRYPTED_FIELDS = {
+    (Complaint, "contact_name_enc"): "complaints.contact_name",
+    (Complaint, "contact_phone_enc"): "complaints.contact_phone",
+    (HardshipRequest, "contact_phone_enc"): "hardship_requests.contact_phone",
+}
+
+
+@dataclass(frozen=True)
+class ApprovedRelief:
+    """What lending needs to apply an approved hardship request."""
+
+    request_id: int
+    tenant_id: int
+    enterprise_id: int
+    loan_ref: str
+    relief: str
+    reason_code: str
+
+
+class ReliefPort(Protocol):
+    """Lending's relief path. The integrator wires `iotfin.lending` here; it returns lending's
+    reference for the relief it put in place (a deferral, a new schedule, a fee waiver)."""
+
+    def apply(self, relief: ApprovedRelief) -> str: ...
+
+
+Emit = Callable[..., str]
+
+
+class ProtectionService:
+    def __init__(self, engine: Engine, cipher: FieldCipher, *, ack_hours: int = 24, resolve_days: int = 15,
+                 events: Emit | None = None, relief: ReliefPort | None = None,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
+        self.engine = engine
+        self.cipher = cipher
+        self.ack_hours = ack_hours
+        self.resolve_days = resolve_days
+        self.events = events
+        self.relief = relief
+        self.clock = clock
+
+    # --- complaints ---------------------------------------------------------------------------
+
+    def submit_complaint(self, who: Principal, *, category: str, subject: str, description: str,
+                         tenant: str | None = None, enterprise_id: int | None = None,
+                         contact_name: str | None = None, contact_phone: str | None = None) -> dict[str, Any]:
+        m.check_choice(category, m.COMPLAINT_CATEGORIES, "category")
+        now = self.clock()
+        due = m.deadlines(now, self.ack_hours, self.resolve_days)
+        with write_transaction(self.engine) as conn:
+            tenant_id = self._tenant_id(conn, tenant) if tenant else None
+            if who.enterprise_id is not None:
+                if enterprise_id not in (None, who.enterprise_id):
+                    raise ValidationError("an enterprise files complaints in its own name only")
+                enterprise_id = who.enterprise_id
+            elif not who.platform:
+                raise ValidationError("complaints are filed by the enterprise, or by the platform on its behalf")
+            if enterprise_id is not None and conn.execute(select(Enterprise.id).where(Enterprise.id == enterprise_id)).first() is None:
+                raise NotFound(f"no enterprise {enterprise_id}")
+            cid = conn.execute(insert(Complaint).values(
+                tenant_id=tenant_id, enterprise_id=enterprise_id, category=category, subject=subject,
+                description=description, submitted_by=who.subject, status="submitted", submitted_at=now,
+                ack_due_at=due.acknowledge_by, resolve_due_at=due.resolve_by,
+                contact_name_enc=self.cipher.encrypt(contact_name, "complaints.contact_name"),
+                contact_phone_enc=self.cipher.encrypt(contact_phone, "complaints.contact_phone"),
+            ).returning(Complaint.id)).scalar_one()
+            self._emit(conn, "complaint.updated", {"complaint_id": cid, "status": "submitted"}, tenant_id, enterprise_id)
+        return self.complaint(who, cid)
+
+    def complaint(self, who: Principal, complaint_id: int) -> dict[str, Any]:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(Complaint).where(Complaint.id == complaint_id)).first()
+        if row is None or not self._visible(who, row.tenant_id, row.enterprise_id):
+            raise NotFound(f"no complaint {complaint_id}")
+        return self._complaint_json(row, personal=True)
+
+    def complaints(self, who: Principal, page: PageParams, status: str | None = None,
+                   overdue_only: bool = False) -> tuple[list[dict[str, Any]], str | None]:
+        c = Complaint
+        stmt = owned_by(select(c), who, c.tenant_id, c.enterprise_id)
+        if status:
+            stmt = stmt.where(c.status == status)
+        if overdue_only:
+            now = self.clock()
+            stmt = stmt.where(c.status != "resolved").where(
+                (c.resolve_due_at < now) | ((c.status == "submitted") & (c.ack_due_at < now)))
+        with self.engine.connect() as conn:
+            rows, cursor = paginate(conn, stmt, c.id, page)
+        return [self._complaint_json(r, personal=False) for r in rows], cursor
+
+    def acknowledge(self, who: Principal, complaint_id: int) -> dict[str, Any]:
+        return self._move(who, complaint_id, "acknowledge", {"acknowledged_at": self.clock()})
+
+    def assign(self, who: Principal, complaint_id: int, assignee: str) -> dict[str, Any]:
+        return self._move(who, complaint_id, "assign", {"assignee": assignee})
+
+    def escalate(self, who: Principal, complaint_id: int, reason: str) -> dict[str, Any]:
+        return self._move(who, complaint_id, "escalate", {"escalated_at": self.clock(), "escalation_reason": reason})
+
+    def resolve(self, who: Principal, complaint_id: int, resolution_code: str, text: str) -> dict[str, Any]:
+        m.check_choice(resolution_code, m.RESOLUTIONS, "resolution")
+        return self._move(who, complaint_id, "resolve", {"resolved_at": self.clock(), "resolution_code": resolution_code,
+                                                         "resolution_text": text})
+
+    def _move(self, who: Principal, complaint_id: int, action: str, values: dict[str, Any]) -> dict[str, Any]:
+        with write_transaction(self.engine) as conn:
+            row = conn.execute(select(Complaint).where(Complaint.id == complaint_id)).first()
+            if row is None or not self._handles(who, row.tenant_id):
+                raise NotFound(f"no complaint {complaint_id}")
+            status = m.complaint_transition(row.status, action)
+            conn.execute(update(Complaint).where(Complaint.id == complaint_id).values(status=status, **values))
+            self._emit(conn, "complaint.updated", {"complaint_id": complaint_id, "status": status},
+                       row.tenant_id, row.enterprise_id)
+        return self.complaint(who, complaint_id)
+
+    # --- hardship requests --------------------------------------------------------------------
+
+    def submit_hardship(self, who: Principal, *, tenant: str, loan_ref: str, reason_code: str, relief: str,
+                        description: str, contact_phone: str | None = None,
+                        enterprise_id: int | None = None) -> dict[str, Any]:
+        m.check_choice(reason_code, m.HARDSHIP_REASONS, "reason_code")
+        m.check_choice(relief, m.RELIEF_KINDS, "relief")
+        with write_transaction(self.engine) as conn:
+            tenant_id = self._tenant_id(conn, tenant)
+            if who.enterprise_id is not None:
+                enterprise_id = who.enterprise_id
+            elif not who.platform or enterprise_id is None:
+                raise ValidationError("hardship requests are filed by the enterprise, or by the platform naming it")
+            hid = conn.execute(insert(HardshipRequest).values(
+                tenant_id=tenant_id, enterprise_id=enterprise_id, loan_ref=loan_ref, reason_code=reason_code,
+                relief=relief, description=description, submitted_by=who.subject, status="submitted",
+                submitted_at=self.clock(), relief_status="not_applicable",
+                contact_phone_enc=self.cipher.encrypt(contact_phone, "hardship_requests.contact_phone"),
+            ).returning(HardshipRequest.id)).scalar_one()
+        return self.hardship(who, hid)
+
+    def hardship(self, who: Principal, request_id: int) -> dict[str, Any]:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(HardshipRequest).where(HardshipRequest.id == request_id)).first()
+        if row is None or not self._visible(who, row.tenant_id, row.enterprise_id):
+            raise NotFound(f"no hardship request {request_id}")
+        return self._hardship_json(row, personal=True)
+
+    def hardship_requests(self, who: Principal, page: PageParams,
+                          status: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+        h = HardshipRequest
+        stmt = owned_by(select(h), who, h.tenant_id, h.enterprise_id)
+        if status:
+            stmt = stmt.where(h.status == status)
+        with self.engine.connect() as conn:
+            rows, cursor = paginate(conn, stmt, h.id, page)
+        return [self._hardship_json(r, personal=False) for r in rows], cursor
+
+    def review_hardship(self, who: Principal, request_id: int, note: str) -> dict[str, Any]:
+        with write_transaction(self.engine) as conn:
+            row = self._lender_hardship(conn, who, request_id)
+            status = m.hardship_transition(row.status, "review")
+            conn.execute(update(HardshipRequest).where(HardshipRequest.id == request_id)
+                         .values(status=status, reviewer=who.subject, review_note=note))
+        return self.hardship(who, request_id)
+
+    def decide_hardship(self, who: Principal, request_id: int, approve: bool, reason: str) -> dict[str, Any]:
+        """Approve or decline (with a reason the enterprise reads). An approval goes to lending's
+        relief path when one is wired; until then it waits there as `awaiting_lending`."""
+        with write_transaction(self.engine) as conn:
+            row = self._lender_hardship(conn, who, request_id)
+            status = m.hardship_transition(row.status, "approve" if approve else "decline")
+            relief_status = "awaiting_lending" if approve else "not_applicable"
+            conn.execute(update(HardshipRequest).where(HardshipRequest.id == request_id).values(
+                status=status, decided_by=who.subject, decided_at=self.clock(), decision_reason=reason,
+                relief_status=relief_status))
+            self._emit(conn, "hardship.decided", {"hardship_request_id": request_id, "status": status,
+                                                  "loan_ref": row.loan_ref}, row.tenant_id, row.enterprise_id)
+            approved = ApprovedRelief(request_id, row.tenant_id, row.enterprise_id, row.loan_ref, row.relief,
+                                      row.reason_code)
+        if approve and self.relief is not None:
+            ref = self.relief.apply(approved)
+            with self.engine.begin() as conn:
+                conn.execute(update(HardshipRequest).where(HardshipRequest.id == request_id)
+                             .values(relief_status="applied", relief_ref=ref))
+        return self.hardship(who, request_id)
+
+    def _lender_hardship(self, conn: Any, who: Principal, request_id: int) -> Any:
+        row = conn.execute(select(HardshipRequest).where(HardshipRequest.id == request_id)).first()
+        if row is None or not self._handles(who, row.tenant_id):
+            raise NotFound(f"no hardship request {request_id}")
+        return row
+
+    # --- personal data ------------------------------------------------------------------------
+
+    def reencrypt(self, batch: int = 500) -> dict[str, int]:
+        """Rewrite every personal field not under the active key; returns counts per column."""
+        counts: dict[str, int] = {}
+        for (table, attr), context in ENCRYPTED_FIELDS.items():
+            column = getattr(table, attr)
+            done = 0
+            last = 0
+            while True:
+                with write_transaction(self.engine) as conn:
+                    rows = conn.execute(select(table.id, column).where(table.id > last, column.is_not(None))
+                                        .order_by(table.id).limit(batch)).all()
+                    for row_id, value in rows:
+                        if self.cipher.needs_reencrypt(value):
+                            conn.execute(update(table).where(table.id == row_id)
+                                         .values({attr: self.cipher.reencrypt(value, context)}))
+                            done += 1
+                if len(rows) < batch:
+                    break
+                last = rows[-1][0]
+            counts[context] = done
+        return counts
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _visible(who: Principal, tenant_id: int | None, enterprise_id: int | None) -> bool:
+        if who.platform:
+            return True
+        if who.enterprise_id is not None:
+            return enterprise_id == who.enterprise_id
+        return who.tenant_id is not None and tenant_id == who.tenant_id
+
+    @staticmethod
+    def _handles(who: Principal, tenant_id: int | None) -> bool:
+        """Complaints and hardship requests are handled by the lender concerned or the operator."""
+        return who.platform or (who.enterprise_id is None and who.tenant_id is not None and who.tenant_id == tenant_id)
+
+    @staticmethod
+    def _tenant_id(conn: Any, code: str) -> int:
+        found = conn.execute(select(Tenant.id).where(Tenant.code == code)).scalar()
+        if found is None:
+            raise NotFound(f"no tenant with code {code!r}")
+        return int(found)
+
+    def _emit(self, conn: Any, event_type: str, payload: dict[str, Any], tenant_id: int | None,
+              enterprise_id: int | None) -> None:
+        if self.events is not None:
+            self.events(conn, event_type, payload, tenant_id=tenant_id, enterprise_id=enterprise_id)
+
+    def _complaint_json(self, c: Any, personal: bool) -> dict[str, Any]:
+        late = m.overdue(c.status, c.acknowledged_at, c.ack_due_at, c.resolve_due_at, self.clock())
+        data: dict[str, Any] = {
+            "id": c.id, "tenant_id": c.tenant_id, "enterprise_id": c.enterprise_id, "category": c.category,
+            "category_text": m.texts(c.category, m.COMPLAINT_CATEGORIES), "subject": c.subject,
+            "description": c.description, "status": c.status, "status_text": m.texts(c.status, m.COMPLAINT_STATUSES),
+            "submitted_at": _iso(c.submitted_at), "acknowledge_by": _iso(c.ack_due_at), "resolve_by": _iso(c.resolve_due_at),
+            "acknowledged_at": _iso(c.acknowledged_at), "assignee": c.assignee, "escalated_at": _iso(c.escalated_at),
+            "escalation_reason": c.escalation_reason, "resolved_at": _iso(c.resolved_at),
+            "resolution_code": c.resolution_code, "resolution_text": m.texts(c.resolution_code, m.RESOLUTIONS),
+            "resolution_note": c.resolution_text, "overdue": late,
+        }
+        if personal:
+            data["contact_name"] = self.cipher.decrypt(c.contact_name_enc, "complaints.contact_name")
+            data["contact_phone"] = self.cipher.decrypt(c.contact_phone_enc, "complaints.contact_phone")
+        return data
+
+    def _hardship_json(self, h: Any, personal: bool) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "id": h.id, "tenant_id": h.tenant_id, "enterprise_id": h.enterprise_id, "loan_ref": h.loan_ref,
+            "reason_code": h.reason_code, "reason_text": m.texts(h.reason_code, m.HARDSHIP_REASONS),
+            "relief": h.relief, "relief_text": m.texts(h.relief, m.RELIEF_KINDS), "description": h.description,
+            "status": h.status, "status_text": m.texts(h.status, m.HARDSHIP_STATUSES),
+            "submitted_at": _iso(h.submitted_at), "reviewer": h.reviewer, "review_note": h.review_note,
+            "decided_by": h.decided_by, "decided_at": _iso(h.decided_at), "decision_reason": h.decision_reason,
+            "relief_status": h.relief_status, "relief_ref": h.relief_ref,
+        }
+        if personal:
+            data["contact_phone"] = self.cipher.decrypt(h.contact_phone_enc, "hardship_requests.contact_phone")
+        return data
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None

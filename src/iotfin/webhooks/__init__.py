@@ -1,0 +1,1 @@
+"""Webhooks: subscriptions, a transactional outbox, signed deliveries with retries, a delivery log."""

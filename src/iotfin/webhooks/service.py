@@ -1,0 +1,206 @@
+"""Webhook use cases: subscriptions, the outbox write (`emit`), claiming due deliveries for the
+worker, recording attempts, and the delivery log."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, insert, or_, select, update
+
+from iotfin.api.pagination import PageParams, paginate
+from iotfin.core.errors import NotFound, ValidationError
+from iotfin.core.jsonout import dumps
+from iotfin.db.engine import write_transaction
+from iotfin.identity.access import owned_by
+from iotfin.identity.model import Principal
+from iotfin.protection.crypto import FieldCipher
+from iotfin.webhooks.model import MAX_ATTEMPTS, backoff_s, check_event_types, check_url
+from iotfin.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEvent, WebhookSubscription
+
+SECRET_CONTEXT = "webhook_subscriptions.secret"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One delivery attempt the worker is to make."""
+
+    delivery_id: int
+    attempt: int
+    url: str
+    secret: str
+    event_id: str
+    event_type: str
+    body: bytes
+
+
+class WebhookService:
+    def __init__(self, engine: Engine, cipher: FieldCipher):
+        self.engine = engine
+        self.cipher = cipher
+
+    # --- subscriptions ------------------------------------------------------------------------
+
+    def subscribe(self, who: Principal, url: str, event_types: list[str], description: str = "") -> dict[str, Any]:
+        tenant_id, enterprise_id = who.owner()
+        if tenant_id is None and enterprise_id is None:
+            raise ValidationError("a subscription belongs to a tenant or an enterprise; this caller has neither")
+        types = check_event_types(event_types)
+        secret = "whsec_" + secrets.token_urlsafe(32)
+        with self.engine.begin() as conn:
+            sub_id = conn.execute(insert(WebhookSubscription).values(
+                tenant_id=tenant_id, enterprise_id=enterprise_id, url=check_url(url), event_types=types,
+                description=description, secret_enc=self.cipher.encrypt(secret, SECRET_CONTEXT), active=True,
+            ).returning(WebhookSubscription.id)).scalar_one()
+        return self._subscription_json(sub_id, url, types, description, True) | {"secret": secret}
+
+    def subscriptions(self, who: Principal, page: PageParams) -> tuple[list[dict[str, Any]], str | None]:
+        s = WebhookSubscription
+        stmt = owned_by(select(s.id, s.url, s.event_types, s.description, s.active), who, s.tenant_id, s.enterprise_id)
+        with self.engine.connect() as conn:
+            rows, cursor = paginate(conn, stmt, s.id, page)
+        return [self._subscription_json(r.id, r.url, r.event_types, r.description, r.active) for r in rows], cursor
+
+    def unsubscribe(self, who: Principal, sub_id: int) -> None:
+        with self.engine.begin() as conn:
+            self._visible_subscription(conn, who, sub_id)
+            conn.execute(update(WebhookSubscription).where(WebhookSubscription.id == sub_id).values(active=False))
+            # Nothing more goes out to a cancelled subscription.
+            conn.execute(update(WebhookDelivery).where(WebhookDelivery.subscription_id == sub_id,
+                                                       WebhookDelivery.status == "pending")
+                         .values(status="failed", last_error="subscription cancelled"))
+
+    def ping(self, who: Principal, sub_id: int) -> str:
+        with self.engine.begin() as conn:
+            sub = self._visible_subscription(conn, who, sub_id)
+            return self.emit(conn, "ping", {"subscription_id": sub_id}, tenant_id=sub.tenant_id,
+                             enterprise_id=sub.enterprise_id, only_subscription=sub_id)
+
+    # --- the outbox ---------------------------------------------------------------------------
+
+    def emit(self, conn: Connection, event_type: str, payload: dict[str, Any], *, tenant_id: int | None = None,
+             enterprise_id: int | None = None, only_subscription: int | None = None) -> str:
+        """Record an event and one pending delivery per matching subscription, on the caller's
+        connection: the event exists exactly when the caller's transaction commits."""
+        check_event_types([event_type])
+        event_id = str(uuid.uuid4())
+        now = datetime.now(UTC)
+        pk = conn.execute(insert(WebhookEvent).values(
+            event_id=event_id, event_type=event_type, tenant_id=tenant_id, enterprise_id=enterprise_id,
+            payload=payload, created_at=now).returning(WebhookEvent.id)).scalar_one()
+        s = WebhookSubscription
+        owners = [c for c in (s.tenant_id == tenant_id if tenant_id is not None else None,
+                              s.enterprise_id == enterprise_id if enterprise_id is not None else None) if c is not None]
+        if not owners:
+            return event_id
+        stmt = select(s.id, s.event_types).where(s.active.is_(True), or_(*owners))
+        if only_subscription is not None:
+            stmt = stmt.where(s.id == only_subscription)
+        targets = [r.id for r in conn.execute(stmt) if event_type in r.event_types]
+        if targets:
+            conn.execute(insert(WebhookDelivery), [
+                {"event_id": pk, "subscription_id": t, "status": "pending", "attempts": 0, "next_attempt_at": now}
+                for t in targets])
+        return event_id
+
+    # --- the worker's side --------------------------------------------------------------------
+
+    def claim_due(self, limit: int = 20, lease_s: float = 60.0, now: datetime | None = None) -> list[Job]:
+        """Take up to `limit` due deliveries, pushing their next attempt `lease_s` ahead so another
+        worker does not take them too (on PostgreSQL, SKIP LOCKED keeps workers apart meanwhile)."""
+        now = now or datetime.now(UTC)
+        d, e, s = WebhookDelivery, WebhookEvent, WebhookSubscription
+        with write_transaction(self.engine) as conn:
+            rows = conn.execute(
+                select(d.id, d.attempts, s.url, s.secret_enc, e.event_id, e.event_type, e.payload, e.created_at)
+                .join(e, e.id == d.event_id).join(s, s.id == d.subscription_id)
+                .where(d.status == "pending", d.next_attempt_at <= now)
+                .order_by(d.next_attempt_at).limit(limit).with_for_update(skip_locked=True, of=d)
+            ).all()
+            if rows:
+                conn.execute(update(d).where(d.id.in_([r.id for r in rows]))
+                             .values(next_attempt_at=now + timedelta(seconds=lease_s)))
+        return [Job(r.id, r.attempts + 1, r.url, self.cipher.decrypt(r.secret_enc, SECRET_CONTEXT), r.event_id,
+                    r.event_type, dumps({"id": r.event_id, "type": r.event_type,
+                                         "created_at": r.created_at.isoformat(), "data": r.payload}).encode())
+                for r in rows]
+
+    def record_attempt(self, job: Job, status_code: int | None, error: str | None, duration_ms: int,
+                       max_attempts: int = MAX_ATTEMPTS, base_backoff_s: float = 2.0,
+                       backoff: Callable[[int], float] | None = None) -> str:
+        """Log one attempt and move the delivery on: delivered on a 2xx, else retried later or,
+        after `max_attempts`, failed. Returns the delivery's new status."""
+        now = datetime.now(UTC)
+        ok = status_code is not None and 200 <= status_code < 300
+        if ok:
+            values: dict[str, Any] = {"status": "delivered", "delivered_at": now}
+        elif job.attempt >= max_attempts:
+            values = {"status": "failed"}
+        else:
+            delay = backoff(job.attempt) if backoff else backoff_s(job.attempt, base_backoff_s)
+            values = {"status": "pending", "next_attempt_at": now + timedelta(seconds=delay)}
+        error = error[:300] if error else None
+        with write_transaction(self.engine) as conn:
+            conn.execute(insert(WebhookAttempt).values(delivery_id=job.delivery_id, attempt=job.attempt, at=now,
+                                                       status_code=status_code, error=error, duration_ms=duration_ms))
+            conn.execute(update(WebhookDelivery).where(WebhookDelivery.id == job.delivery_id, WebhookDelivery.status == "pending")
+                         .values(attempts=job.attempt, last_status_code=status_code, last_error=error, **values))
+        return values["status"]
+
+    # --- the delivery log ---------------------------------------------------------------------
+
+    def deliveries(self, who: Principal, page: PageParams, status: str | None = None,
+                   event_type: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+        stmt = owned_by(self._log_select(), who, WebhookSubscription.tenant_id, WebhookSubscription.enterprise_id)
+        if status:
+            stmt = stmt.where(WebhookDelivery.status == status)
+        if event_type:
+            stmt = stmt.where(WebhookEvent.event_type == event_type)
+        with self.engine.connect() as conn:
+            rows, cursor = paginate(conn, stmt, WebhookDelivery.id, page)
+        return [self._delivery_json(r) for r in rows], cursor
+
+    def delivery(self, who: Principal, delivery_id: int) -> dict[str, Any]:
+        with self.engine.connect() as conn:
+            row = conn.execute(self._log_select().add_columns(WebhookSubscription.tenant_id, WebhookSubscription.enterprise_id)
+                               .where(WebhookDelivery.id == delivery_id)).first()
+            if row is None or not who.can_see(row.tenant_id, row.enterprise_id):
+                raise NotFound(f"no delivery {delivery_id}")
+            attempts = conn.execute(select(WebhookAttempt).where(WebhookAttempt.delivery_id == delivery_id)
+                                    .order_by(WebhookAttempt.attempt)).all()
+        return self._delivery_json(row) | {"attempt_log": [
+            {"attempt": a.attempt, "at": a.at.isoformat(), "status_code": a.status_code, "error": a.error,
+             "duration_ms": a.duration_ms} for a in attempts]}
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _log_select():  # noqa: ANN205
+        d, e, s = WebhookDelivery, WebhookEvent, WebhookSubscription
+        return (select(d.id, d.subscription_id, d.status, d.attempts, d.next_attempt_at, d.last_status_code,
+                       d.last_error, d.delivered_at, e.event_id, e.event_type, s.url)
+                .join(e, e.id == d.event_id).join(s, s.id == d.subscription_id))
+
+    @staticmethod
+    def _delivery_json(r: Any) -> dict[str, Any]:
+        return {"id": r.id, "subscription_id": r.subscription_id, "event_id": r.event_id, "event_type": r.event_type,
+                "url": r.url, "status": r.status, "attempts": r.attempts,
+                "next_attempt_at": r.next_attempt_at.isoformat() if r.status == "pending" else None,
+                "last_status_code": r.last_status_code, "last_error": r.last_error,
+                "delivered_at": r.delivered_at.isoformat() if r.delivered_at else None}
+
+    @staticmethod
+    def _subscription_json(sub_id: int, url: str, types: list[str], description: str, active: bool) -> dict[str, Any]:
+        return {"id": sub_id, "url": url, "event_types": types, "description": description, "active": active}
+
+    @staticmethod
+    def _visible_subscription(conn: Connection, who: Principal, sub_id: int) -> Any:
+        row = conn.execute(select(WebhookSubscription).where(WebhookSubscription.id == sub_id)).first()
+        if row is None or not who.can_see(row.tenant_id, row.enterprise_id):
+            raise NotFound(f"no subscription {sub_id}")
+        return row
+
