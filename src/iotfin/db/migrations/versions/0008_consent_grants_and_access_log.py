@@ -1,7 +1,7 @@
 """consent grants and access log
 
 Revision ID: 0008
-Revises: 0005
+Revises: 0007
 Create Date: 2026-12-01 13:06:11.704184
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import iotfin.db.types
 
 revision = '0008'
-down_revision = '0005'
+down_revision = '0007'
 branch_labels = None
 depends_on = None
 

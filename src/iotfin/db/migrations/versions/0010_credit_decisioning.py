@@ -1,7 +1,7 @@
 """credit decisioning: strategy versions (immutable), deployments, applications, decisions (immutable), reviews
 
 Revision ID: 0010
-Revises: 0005
+Revises: 0008
 Create Date: 2026-12-01 13:09:33.510042
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import iotfin.db.types
 
 revision = '0010'
-down_revision = '0005'
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 

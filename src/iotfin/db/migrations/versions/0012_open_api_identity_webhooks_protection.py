@@ -1,7 +1,7 @@
 """open api identity webhooks protection
 
 Revision ID: 0012
-Revises: 0005
+Revises: 0011
 Create Date: 2026-12-01 13:24:01.122362
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import iotfin.db.types
 
 revision = '0012'
-down_revision = '0005'
+down_revision = '0011'
 branch_labels = None
 depends_on = None
 
