@@ -24,8 +24,8 @@ from iotfin.core.errors import ConfigError, IotfinError, ValidationError
 from iotfin.core.jsonout import dumps
 from iotfin.core.settings import Settings, load_settings
 from iotfin.core.time import parse_time
-from iotfin.lending.cli import loan_app
 from iotfin.decision.cli import decision_app
+from iotfin.lending.cli import loan_app
 from iotfin.monitor.cli import monitor_app
 
 app = typer.Typer(help="iotfin: IoT-backed lending for small and micro enterprises.", no_args_is_help=True,

@@ -23,8 +23,8 @@ from iotfin.api.ratelimit import TokenBuckets
 from iotfin.consent import api as consent_api
 from iotfin.core.errors import ServiceUnavailable
 from iotfin.core.jsonout import dumps
-from iotfin.devices import api as devices_api
 from iotfin.decision import api as decision_api
+from iotfin.devices import api as devices_api
 from iotfin.ingest import http as device_http
 from iotfin.ledger import api as ledger_api
 from iotfin.ledger.financing import api as financing_api

@@ -6,17 +6,15 @@ registers all of them, which is what Alembic (autogenerate, migration checks) ne
 
 from __future__ import annotations
 
-import iotfin.devices.models  # noqa: F401  provenance, device events and state, claims
+import iotfin.api.idempotency  # noqa: F401  idempotency keys
 import iotfin.consent.store  # noqa: F401  consent grants, access log
 import iotfin.decision.store  # noqa: F401  credit decisioning
-import iotfin.ledger.financing.store  # noqa: F401  financing registry
-import iotfin.ledger.models  # noqa: F401  transparency log
+import iotfin.devices.models  # noqa: F401  provenance, device events and state, claims
+import iotfin.identity.models  # noqa: F401  partner clients, console users
+import iotfin.ledger.financing.store  # noqa: F401  financing registry  # noqa: F401  financing registry
+import iotfin.ledger.models  # noqa: F401  transparency log  # noqa: F401  transparency log
 import iotfin.lending.models  # noqa: F401  loan servicing and general ledger
 import iotfin.monitor.store  # noqa: F401  monitoring alerts, notifications, commodity prices
-import iotfin.api.idempotency  # noqa: F401  idempotency keys
-import iotfin.identity.models  # noqa: F401  partner clients, console users
-import iotfin.ledger.financing.store  # noqa: F401  financing registry
-import iotfin.ledger.models  # noqa: F401  transparency log
 import iotfin.protection.models  # noqa: F401  complaints, hardship requests
 import iotfin.webhooks.models  # noqa: F401  webhook subscriptions, outbox, deliveries
 from iotfin.db.models import Base
