@@ -71,20 +71,26 @@ class Platform:
         return json.loads(self.cli(*args, "--json").stdout)
 
     def start(self, *extra: str) -> None:
-        extra = extra or self.args
-        self.args = extra
-        self.server = subprocess.Popen([sys.executable, "-m", "iotfin", "serve", "--http-port", str(self.http_port),
-                                        "--mqtt-port", str(self.mqtt_port), *extra], env=self.env,
-                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 60
-        while True:
-            assert self.server.poll() is None, self.server.stderr.read() if self.server.stderr else ""
-            try:
-                httpx.get(f"{self.url}/healthz", timeout=1)
-                return
-            except httpx.TransportError:
-                assert time.monotonic() < deadline
-                time.sleep(0.3)
+        """Start `iotfin serve`; when a port picked as free was taken meanwhile (the machine is shared
+        with other test runs), pick new ports and try again."""
+        self.args = extra or self.args
+        for _attempt in range(3):
+            args = [a if a != "{mqtts}" else str(self.mqtts_port) for a in self.args]
+            self.server = subprocess.Popen([sys.executable, "-m", "iotfin", "serve", "--http-port", str(self.http_port),
+                                            "--mqtt-port", str(self.mqtt_port), *args], env=self.env,
+                                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            deadline = time.monotonic() + 120
+            while self.server.poll() is None:
+                try:
+                    httpx.get(f"{self.url}/healthz", timeout=1)
+                    return
+                except httpx.TransportError:
+                    assert time.monotonic() < deadline, "iotfin serve did not answer in 120 s"
+                    time.sleep(0.3)
+            error = self.server.stderr.read() if self.server.stderr else ""
+            assert "address already in use" in error, error
+            self.http_port, self.mqtt_port, self.mqtts_port = _free_port(), _free_port(), _free_port()
+        raise AssertionError("no free ports for iotfin serve after 3 attempts")
 
     def stop(self) -> None:
         if self.server is not None:
@@ -149,7 +155,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
         ensure_profiles(conn, [Profile("chatty", "chatty", 1, 2, {})])
     ws.close()
     p.mqtts_port = _free_port()
-    p.start("--mqtts-port", str(p.mqtts_port), "--tls-cert", str(p.certs["server"]), "--tls-key",
+    p.start("--mqtts-port", "{mqtts}", "--tls-cert", str(p.certs["server"]), "--tls-key",
             str(p.certs["server_key"]), "--tls-client-ca", str(p.certs["ca"]))
     try:
         yield p
