@@ -84,7 +84,7 @@ class Serve:
         return QuarantineStore(self.data_dir / "quarantine").counts(by)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")  # one server for the whole suite: starting one takes seconds
 def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
     server = Serve(tmp_path_factory.mktemp("serve") / "ws")
     server.start()

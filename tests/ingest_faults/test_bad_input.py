@@ -233,3 +233,15 @@ def test_many_bad_connections_at_once_leave_a_good_publisher_alone(serve: Serve)
             s.close()
     assert len(serve.points(device.id, "n")) == 100
     assert_still_serving(serve)
+
+
+def test_a_timestamp_beyond_int64_fails_only_its_own_message(serve: Serve) -> None:
+    device, other = serve.device(), serve.device()
+    with raw.RawClient(serve.mqtt_port) as bad, raw.RawClient(serve.mqtt_port) as good:
+        bad.handshake(client_id="bad-ts", username=device.token, level=5)
+        good.handshake(client_id="good-ts", username=other.token, level=5)
+        # pipelined together, so both can land in one group commit
+        bad.send(raw.publish(TELEMETRY, b'{"ts": %d, "values": {"v": 1}}' % (2**63 + 5), qos=1, packet_id=1, level=5))
+        good.send(raw.publish(TELEMETRY, reading(T0, v=2.0), qos=1, packet_id=1, level=5))
+        assert ack(bad) == (1, 0x99) and ack(good) == (1, 0)
+    assert serve.points(other.id, "v") == [(T0, 2.0)] and serve.points(device.id, "v") == []

@@ -24,6 +24,7 @@ from iotfin.telemetry.model import READING_SCHEMA
 
 MAX_PAYLOAD_BYTES = 1 << 20
 MAX_KEY_LENGTH = 255
+_MIN_TS, _MAX_TS = -(2**63), 2**63 - 1
 
 
 class MalformedPayload(ValueError):
@@ -68,7 +69,9 @@ def parse_telemetry(payload: bytes | Any, device_id: int, now_ms: int, out: Pars
             raise MalformedPayload("malformed_payload", f"telemetry entries must be objects, not {type(entry).__name__}")
         if "ts" in entry and "values" in entry:
             ts = entry["ts"]
-            if isinstance(ts, bool) or not isinstance(ts, int):
+            if isinstance(ts, bool) or not isinstance(ts, int) or not _MIN_TS <= ts <= _MAX_TS:
+                # (the range check matters: readings of many messages share one commit, and one
+                # timestamp beyond int64 would otherwise fail the whole commit, not just its message)
                 raise MalformedPayload("malformed_payload", f"ts must be integer epoch milliseconds, not {ts!r}")
             values = entry["values"]
             if not isinstance(values, dict):
