@@ -69,7 +69,10 @@ def run_demo(workspace_dir: Path, enterprises: int = 300, days: int = 180, seed:
     financing = timed("financing_registry", lambda: load_financing_requests(ws, ds))
     ledger = timed("ledger_evidence", lambda: _ledger_demo(ws, ds, financing))
     monitoring = timed("monitoring", lambda: monitor_demo(ws, ds))
-    lending = timed("lending", lambda: _lending_demo(ws, ds, config.start_date + timedelta(days=days - 1)))
+    last_day = config.start_date + timedelta(days=days - 1)
+    rating, assess = timed("risk_rating", lambda: _risk_demo(ws, ds, config.start_date, last_day, workspace_dir))
+    decisions = timed("credit_decisions", lambda: _decision_demo(ws, ds, assess))
+    lending = timed("lending", lambda: _lending_demo(ws, ds, last_day))
     summary = timed("summarise", lambda: platform_summary(ws))
     ground_truth = _ground_truth(ds, enterprises)
     summary.update(
@@ -84,6 +87,8 @@ def run_demo(workspace_dir: Path, enterprises: int = 300, days: int = 180, seed:
             "telemetry_transports": streamed["transports"] | {"wire_days": streamed["wire_days"]},
             "financing_registry": financing,
             "ledger": ledger,
+            "risk": rating,
+            "decisions": decisions,
             "lending": lending,
             "monitoring": monitoring,
             "ground_truth": ground_truth,
@@ -91,10 +96,31 @@ def run_demo(workspace_dir: Path, enterprises: int = 300, days: int = 180, seed:
             "timings_s": timings,
             "capabilities": ["system-of-record", "simulator", "ingest-validation-quarantine", "telemetry-store",
                              "financing-registry", "trusted-ledger", "device-http-api", "device-mqtt-api",
-                             "loan-servicing-gl", "post-loan-monitoring"],
+                             "loan-servicing-gl", "post-loan-monitoring", "credit-risk-three-dimension",
+                             "credit-decisioning"],
         }
     )
     return ws, summary
+
+
+def _lenders(ds: SimDataset) -> dict[int, str]:
+    """Each enterprise's lender: the bank its supply chain works with (the simulator's tenants)."""
+    codes = dict(zip(ds.table("tenants")["tenant_id"].to_pylist(), ds.table("tenants")["code"].to_pylist(), strict=True))
+    ents = ds.table("enterprises")
+    return {eid: codes[t] for eid, t in zip(ents["enterprise_id"].to_pylist(), ents["lender_tenant_id"].to_pylist(),
+                                            strict=True)}
+
+
+def _risk_demo(ws: Workspace, ds: SimDataset, start: Any, end: Any, workspace_dir: Path) -> tuple[dict[str, Any], Any]:
+    from iotfin.risk.demo_step import rate_enterprises
+
+    return rate_enterprises(ws, ds, start, end, workspace_dir / "models" / "enterprise", _lenders(ds))
+
+
+def _decision_demo(ws: Workspace, ds: SimDataset, assess: Any) -> dict[str, Any]:
+    from iotfin.decision.demo_step import decide_applications
+
+    return decide_applications(ws, ds, assess)
 
 
 def _lending_demo(ws: Workspace, ds: SimDataset, end: Any) -> dict[str, Any]:

@@ -1,0 +1,123 @@
+"""The demo's rating step: train the enterprise three-dimension model on the simulator's history and
+rate every enterprise today, for the lender its chain works with, within that lender's consent.
+
+Training rows are point-in-time feature snapshots at several past dates, each labelled with the
+simulator's ground truth (a default within the following `HORIZON_DAYS`), so no snapshot sees its
+own outcome. The features are unscoped for training (the simulated enterprises are nobody's data;
+see `training_set`); today's ratings use `compute_features` for each lender, so what a lender was
+not granted is NULL (the model treats it as missing) and every read is in the access log.
+
+What `assess` returns is the credit decision's input (`iotfin.decision.model.RiskAssessment`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable, Mapping
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from iotfin.decision.model import Reason, RiskAssessment
+from iotfin.risk.features.catalogue import CATALOGUE
+from iotfin.risk.features.engine import compute_features, training_set
+
+HORIZON_DAYS = 90
+SNAPSHOT_EVERY_DAYS = 7
+FIRST_SNAPSHOT_DAY = 45  # the first 45 days give the 30-day features a full window
+
+
+def _snapshots(start: date, end: date) -> list[date]:
+    """As-of dates whose whole outcome horizon lies inside the simulated calendar."""
+    last = end - timedelta(days=HORIZON_DAYS)
+    out, day = [], start + timedelta(days=FIRST_SNAPSHOT_DAY)
+    while day <= last:
+        out.append(day)
+        day += timedelta(days=SNAPSHOT_EVERY_DAYS)
+    return out
+
+
+def _sub_score(pd_dim: float) -> Decimal:
+    """A dimension's sub-score on the decision's 0..100 scale: 100 × (1 − the dimension's PD)."""
+    return Decimal(str(round(100.0 * (1.0 - float(pd_dim)), 1)))
+
+
+def _known(value: Any) -> Any:
+    """A feature's value, or None where it is missing (NULL, or NaN once in pandas)."""
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
+
+
+def _decimal(value: Any) -> Decimal:
+    value = _known(value)
+    return Decimal("0") if value is None else Decimal(str(value)).quantize(Decimal("0.01"))
+
+
+def rate_enterprises(ws: Any, ds: Any, start: date, end: date, model_dir: Path,
+                     lender_of: Mapping[int, str]) -> tuple[dict[str, Any], Callable[[int], RiskAssessment]]:
+    """Train on the history, rate every enterprise in `lender_of` as of `end` for its lender.
+    Returns the step's summary and `assess(enterprise_id)` for the decision service."""
+    from iotfin.risk import load_model, rate, train_enterprise_model
+
+    dates = _snapshots(start, end)
+    history = training_set(ws, ds, dates, HORIZON_DAYS)
+    dimensions = {f.name: f.dimension for f in CATALOGUE}
+    labels = {f.name: {"zh": f.zh, "en": f.en} for f in CATALOGUE}
+    frame = history.drop_columns(["enterprise_id"]).to_pandas()
+    trained = train_enterprise_model(frame, "default", dimensions, model_dir, labels=labels,
+                                     date_col="as_of", workspace=ws)
+    model = load_model(trained["path"])
+
+    by_lender: dict[str, list[int]] = {}
+    for eid, lender in lender_of.items():
+        by_lender.setdefault(lender, []).append(eid)
+    as_of = datetime.combine(end, time(23, 59, 59), tzinfo=UTC)
+    profiles: dict[int, dict[str, Any]] = {}
+    withheld = 0
+    for lender, ids in sorted(by_lender.items()):
+        table: pa.Table = compute_features(ws, end, lender, ids)
+        if table.num_rows == 0:
+            continue
+        withheld += int(pc.sum(pc.list_value_length(table["withheld"])).as_py() or 0) \
+            if pa.types.is_list(table["withheld"].type) else 0
+        features = table.drop_columns(["withheld"]).to_pandas()
+        scored = rate(model, features, keep=["enterprise_id"])
+        for row, feats in zip(scored.to_dict("records"), features.to_dict("records"), strict=True):
+            profiles[int(row["enterprise_id"])] = {"score": row, "features": feats, "lender": lender}
+
+    def assess(enterprise_id: int) -> RiskAssessment:
+        p = profiles[enterprise_id]
+        row, feats = p["score"], p["features"]
+        reasons = tuple(Reason(code=str(row[f"reason_{i}"]), zh=str(row[f"reason_{i}_zh"]), en=str(row[f"reason_{i}_en"]))
+                        for i in range(1, 4) if row.get(f"reason_{i}"))
+        coverage = _known(feats.get("a_device_coverage_7d"))
+        return RiskAssessment(
+            enterprise_id=enterprise_id, grade=str(row["grade"]), pd=Decimal(str(round(float(row["pd"]), 6))),
+            sub_scores={dim: _sub_score(row[f"{dim}_pd"]) for dim in ("entity", "asset", "transaction")},
+            features={"device_coverage": 0.0 if coverage is None else float(coverage),
+                      "history_days": (end - start).days,
+                      "litigation_count": int(_known(feats.get("e_litigation_count")) or 0),
+                      "blacklisted": False},
+            reasons=reasons, consent_ok=True, as_of=as_of,
+            collateral_value=_decimal(feats.get("a_collateral_value")),
+            trade_volume_12m=_decimal(feats.get("t_sales_90d")) * 4,  # the last quarter, annualised
+            capacity_revenue_12m=Decimal("0"),
+        )
+
+    grades = Counter(str(p["score"]["grade"]) for p in profiles.values())
+    example_id = min(profiles) if profiles else None
+    summary = {
+        "training": {"snapshots": [d.isoformat() for d in dates], "rows": history.num_rows,
+                     "bads": int(pc.sum(history["default"]).as_py() or 0), "horizon_days": HORIZON_DAYS,
+                     "model": {k: trained.get(k) for k in ("model", "champion", "selected", "evaluation", "anchor", "seconds")}},
+        "rated": len(profiles), "grades": dict(sorted(grades.items())), "features_withheld": withheld,
+        "example": None if example_id is None else {
+            "enterprise_id": example_id, "lender": profiles[example_id]["lender"],
+            **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in profiles[example_id]["score"].items()
+               if k in ("pd", "score", "grade") or k.endswith(("_grade", "_score")) or k.startswith("reason_")}},
+    }
+    return summary, assess
