@@ -6,6 +6,8 @@ writer batches them (see `AccessLogWriter`) so that logging a read costs a list 
 
 from __future__ import annotations
 
+import atexit
+import logging
 import threading
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
@@ -79,6 +81,7 @@ class ConsentAccess(Base):
     detail: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
 
+log = logging.getLogger(__name__)
 grants_t = ConsentGrant.__table__
 access_t = ConsentAccess.__table__
 
@@ -147,8 +150,9 @@ def list_access(conn: Connection, enterprise_id: int, limit: int = 100, after_id
 class AccessLogWriter:
     """Batches access-log rows: `append` costs a list append under a lock; rows reach the database in
     one multi-row INSERT when `max_rows` are pending, when a background flusher finds rows older
-    than `max_delay_s`, or on `flush()` (called before the log is listed and when the workspace
-    closes). A crash can lose at most the rows of the last `max_delay_s`; grants are never batched.
+    than `max_delay_s`, or on `flush()` (called before the log is listed, when the workspace closes
+    and when the process exits). A crash can lose at most the rows of the last `max_delay_s`;
+    grants are never batched.
     """
 
     def __init__(self, engine: Engine, max_rows: int = 1000, max_delay_s: float = 0.2):
@@ -177,6 +181,7 @@ class AccessLogWriter:
     def _start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="consent-access-log", daemon=True)
         self._thread.start()
+        atexit.register(self.close)  # a server that exits without closing its workspace loses nothing
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -184,7 +189,10 @@ class AccessLogWriter:
             self._wake.clear()
             if self._stop.wait(self.max_delay_s):
                 break
-            self.flush()
+            try:
+                self.flush()
+            except Exception:  # the rows stay pending for the next flush; the thread carries on
+                log.exception("access log flush failed; %d rows pending", len(self._pending))
 
     def flush(self) -> int:
         with self._flush_lock:
@@ -203,6 +211,8 @@ class AccessLogWriter:
             return len(batch)
 
     def close(self) -> None:
+        if self._thread is not None:
+            atexit.unregister(self.close)
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
