@@ -36,6 +36,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--workspace", type=Path, required=True, help="a workspace made by `iotfin demo`")
     parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--reuse-rollup", action="store_true", help="keep the built rollup (skip measuring its build)")
     args = parser.parse_args()
     root = args.workspace
     ws = Workspace(Settings(data_dir=root, database_url=f"sqlite:///{(root / 'iotfin.db').resolve()}",
@@ -47,7 +48,8 @@ def main() -> None:
     as_of = date.fromisoformat(cfg["start_date"]) + timedelta(days=cfg["days"] - 1)
     points = sum(pq.ParquetFile(f).metadata.num_rows for f in ws.telemetry.files())
 
-    shutil.rmtree(root / "features", ignore_errors=True)
+    if not args.reuse_rollup:
+        shutil.rmtree(root / "features", ignore_errors=True)
     eng = engine_for(ws)
     started = time.perf_counter()
     eng.refresh_telemetry()
