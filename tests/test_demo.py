@@ -40,6 +40,8 @@ def test_headless_demo_prints_one_json_summary(tmp_path: Path) -> None:
     assert ledger["invoice_evidence"]["record_type"] == "trade_document"
     assert ledger["reading_evidence"]["reading"]["key"] == "power_kw" and ledger["witness_cosignatures"] == 1
     assert s["sample_query"]["rows"] and all(r["count"] > 0 for r in s["sample_query"]["rows"])
+    cf = s["consent_features"]  # each enterprise in a chain granted its bank; every decision logged
+    assert cf["grants"] > 0 and cf["features_delivered"] > 0 and cf["features_withheld"] > 0 and cf["access_log_rows"] > 0
     for row in s["trade_documents"].values():  # money crosses JSON as a decimal string, never a float
         assert isinstance(row["amount"], str) and "." in row["amount"]
     assert (ws / "iotfin.db").exists()
