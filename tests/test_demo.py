@@ -62,6 +62,8 @@ def test_headless_demo_prints_one_json_summary(tmp_path: Path) -> None:
     assert len(detections) == 6 and all(d["incidents"] >= 2 for d in detections.values())
     assert sum(d["detected"] for d in detections.values()) >= 0.8 * sum(d["incidents"] for d in detections.values())
     assert all(a["reason_zh"] and a["reason_en"] for a in monitoring["example_alerts"])
+    cf = s["consent_features"]  # each enterprise in a chain granted its bank; every decision logged
+    assert cf["grants"] > 0 and cf["features_delivered"] > 0 and cf["features_withheld"] > 0 and cf["access_log_rows"] > 0
     for row in s["trade_documents"].values():  # money crosses JSON as a decimal string, never a float
         assert isinstance(row["amount"], str) and "." in row["amount"]
     assert (ws / "iotfin.db").exists()

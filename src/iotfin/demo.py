@@ -23,6 +23,7 @@ from iotfin.ingest.demo_stream import stream_telemetry
 from iotfin.loader import load_financing_requests, load_master_data
 from iotfin.monitor.demo_step import attach_monitor, monitor_demo
 from iotfin.platform_summary import platform_summary
+from iotfin.risk.features.demo import consent_and_features
 from iotfin.sim import SimConfig, SimDataset, generate
 from iotfin.workspace import Workspace
 
@@ -70,6 +71,7 @@ def run_demo(workspace_dir: Path, enterprises: int = 300, days: int = 180, seed:
     ledger = timed("ledger_evidence", lambda: _ledger_demo(ws, ds, financing))
     monitoring = timed("monitoring", lambda: monitor_demo(ws, ds))
     last_day = config.start_date + timedelta(days=days - 1)
+    features = timed("consent_features", lambda: consent_and_features(ws, ds, last_day))
     rating, assess = timed("risk_rating", lambda: _risk_demo(ws, ds, config.start_date, last_day, workspace_dir))
     decisions = timed("credit_decisions", lambda: _decision_demo(ws, ds, assess))
     lending = timed("lending", lambda: _lending_demo(ws, ds, last_day))
@@ -87,6 +89,7 @@ def run_demo(workspace_dir: Path, enterprises: int = 300, days: int = 180, seed:
             "telemetry_transports": streamed["transports"] | {"wire_days": streamed["wire_days"]},
             "financing_registry": financing,
             "ledger": ledger,
+            "consent_features": features,
             "risk": rating,
             "decisions": decisions,
             "lending": lending,
@@ -96,8 +99,8 @@ def run_demo(workspace_dir: Path, enterprises: int = 300, days: int = 180, seed:
             "timings_s": timings,
             "capabilities": ["system-of-record", "simulator", "ingest-validation-quarantine", "telemetry-store",
                              "financing-registry", "trusted-ledger", "device-http-api", "device-mqtt-api",
-                             "loan-servicing-gl", "post-loan-monitoring", "credit-risk-three-dimension",
-                             "credit-decisioning"],
+                             "loan-servicing-gl", "post-loan-monitoring", "consent-risk-features",
+                             "credit-risk-three-dimension", "credit-decisioning"],
         }
     )
     return ws, summary

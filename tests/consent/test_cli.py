@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from sqlalchemy import create_engine
-
+from iotfin.core.settings import Settings
+from iotfin.workspace import Workspace
 from tests.consent.conftest import add_enterprises
 
 
@@ -20,11 +20,10 @@ def _iotfin(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_grant_check_withdraw_log(tmp_path: Path) -> None:
-    subprocess.run([sys.executable, "-m", "iotfin", "db", "upgrade", "--data-dir", str(tmp_path / "ws")], check=True,
-                   capture_output=True, timeout=120)
-    engine = create_engine(f"sqlite:///{tmp_path / 'ws' / 'iotfin.db'}")
-    add_enterprises(engine, [5])
-    engine.dispose()
+    ws = Workspace(Settings(data_dir=tmp_path / "ws"))  # the same database the commands open
+    ws.initialise()
+    add_enterprises(ws.engine, [5])
+    ws.close()
     check = ("check", "--enterprise", "5", "--recipient", "bank-a", "--scope", "telemetry:gps",
              "--purpose", "post_loan_monitoring", "--data-start", "2026-10-01", "--data-end", "2026-10-31")
 
@@ -49,6 +48,3 @@ def test_grant_check_withdraw_log(tmp_path: Path) -> None:
                        "credit_assessment", "--scope", "alerts", "--window-start", "2026-01-01",
                        "--expires", "2028-01-01T00:00:00+08:00")
     assert too_long.returncode == 65 and too_long.stderr.count("\n") == 1 and "12 months" in too_long.stderr
-    naive = _iotfin(tmp_path, "grant", "--enterprise", "5", "--recipient", "bank-a", "--purpose",
-                    "credit_assessment", "--scope", "alerts", "--window-start", "2026-01-01", "--expires", "2027-01-01")
-    assert naive.returncode == 65 and "UTC offset" in naive.stderr

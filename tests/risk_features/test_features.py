@@ -4,6 +4,7 @@ against the simulator's injected incidents, training labels from its ground trut
 from __future__ import annotations
 
 import json
+import math
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -112,6 +113,15 @@ def test_consent_scopes_what_a_lender_sees(ws) -> None:  # noqa: ANN001
     for eid in ids[10:]:  # no grant at all
         assert rows[eid]["withheld"] and all(rows[eid][n] is None for n in FEATURES)
         assert set(rows[eid]["withheld"]) >= {"e_age_years", "t_sales_90d", "a_energy_kwh_30d"}
+
+    # A batch over some enterprises reads only their data and gives the same rows (sums over fewer
+    # rows may be added in another order: equal to the last few bits).
+    some = compute_features(ws, AS_OF, "bank-a", enterprise_ids=[ids[0], ids[7], ids[30]]).to_pylist()
+    for r in some:
+        full = rows[r["enterprise_id"]]
+        assert r.keys() == full.keys()
+        assert all(r[k] == full[k] or (isinstance(r[k], float) and math.isclose(r[k], full[k], rel_tol=1e-12))
+                   for k in r), r["enterprise_id"]
 
     # Online: the same values as the batch, and a withdrawal takes effect on the next request.
     one = features_for(ws, ids[0], AS_OF, "bank-a")

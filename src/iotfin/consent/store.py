@@ -6,6 +6,8 @@ writer batches them (see `AccessLogWriter`) so that logging a read costs a list 
 
 from __future__ import annotations
 
+import atexit
+import logging
 import threading
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
@@ -22,6 +24,7 @@ from sqlalchemy import (
     Index,
     SmallInteger,
     String,
+    bindparam,
     insert,
     select,
 )
@@ -79,6 +82,7 @@ class ConsentAccess(Base):
     detail: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
 
+log = logging.getLogger(__name__)
 grants_t = ConsentGrant.__table__
 access_t = ConsentAccess.__table__
 
@@ -109,18 +113,28 @@ def get_grant(conn: Connection, grant_id: int, for_update: bool = False) -> Gran
     return None if row is None else to_grant(row)
 
 
+# Built once: the checks on every read run these with new parameters only (no statement building).
+_OF_ENTERPRISE = select(grants_t).where(grants_t.c.enterprise_id == bindparam("e")).order_by(grants_t.c.id)
+_OF_PAIR = select(grants_t).where(grants_t.c.enterprise_id == bindparam("e"),
+                                  grants_t.c.recipient == bindparam("r")).order_by(grants_t.c.id)
+_OF_RECIPIENT = select(grants_t).where(grants_t.c.recipient == bindparam("r")).order_by(grants_t.c.id)
+_OF_RECIPIENT_IN = select(grants_t).where(grants_t.c.recipient == bindparam("r"), grants_t.c.enterprise_id.in_(
+    bindparam("ids", expanding=True))).order_by(grants_t.c.id)
+
+
 def grants_for(conn: Connection, enterprise_id: int, recipient: str | None = None) -> list[Grant]:
-    query = select(grants_t).where(grants_t.c.enterprise_id == enterprise_id)
-    if recipient is not None:
-        query = query.where(grants_t.c.recipient == recipient)
-    return [to_grant(r) for r in conn.execute(query.order_by(grants_t.c.id))]
+    if recipient is None:
+        return [to_grant(r) for r in conn.execute(_OF_ENTERPRISE, {"e": enterprise_id})]
+    return [to_grant(r) for r in conn.execute(_OF_PAIR, {"e": enterprise_id, "r": recipient})]
 
 
 def grants_of_recipient(conn: Connection, recipient: str, enterprise_ids: Iterable[int] | None = None) -> list[Grant]:
-    query = select(grants_t).where(grants_t.c.recipient == recipient)
-    if enterprise_ids is not None:
-        query = query.where(grants_t.c.enterprise_id.in_(list(enterprise_ids)))
-    return [to_grant(r) for r in conn.execute(query.order_by(grants_t.c.id))]
+    if enterprise_ids is None:
+        return [to_grant(r) for r in conn.execute(_OF_RECIPIENT, {"r": recipient})]
+    ids = list(enterprise_ids)
+    if len(ids) == 1:
+        return [to_grant(r) for r in conn.execute(_OF_PAIR, {"e": ids[0], "r": recipient})]
+    return [to_grant(r) for r in conn.execute(_OF_RECIPIENT_IN, {"r": recipient, "ids": ids})]
 
 
 def grant_body(conn: Connection, record_id: str) -> dict[str, Any] | None:
@@ -146,9 +160,10 @@ def list_access(conn: Connection, enterprise_id: int, limit: int = 100, after_id
 
 class AccessLogWriter:
     """Batches access-log rows: `append` costs a list append under a lock; rows reach the database in
-    one multi-row INSERT when `max_rows` are pending, when a background flusher finds rows older
-    than `max_delay_s`, or on `flush()` (called before the log is listed and when the workspace
-    closes). A crash can lose at most the rows of the last `max_delay_s`; grants are never batched.
+    one multi-row INSERT by a background thread — at once when `max_rows` are pending, otherwise
+    `max_delay_s` after the first pending row — or on `flush()` (called before the log is listed, when the workspace closes
+    and when the process exits). A crash can lose at most the rows of the last `max_delay_s`;
+    grants are never batched.
     """
 
     def __init__(self, engine: Engine, max_rows: int = 1000, max_delay_s: float = 0.2):
@@ -159,32 +174,40 @@ class AccessLogWriter:
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._wake = threading.Event()
+        self._full = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.written = 0
 
     def append(self, accesses: Sequence[Access]) -> None:
+        """Queue rows; the flusher thread writes them (at once when a batch is full), so a read never
+        waits for a commit."""
         with self._lock:
             self._pending.extend(accesses)
             full = len(self._pending) >= self.max_rows
-            if self._thread is None and not full:
+            if self._thread is None:
                 self._start()
+        self._wake.set()
         if full:
-            self.flush()
-        else:
-            self._wake.set()
+            self._full.set()
 
     def _start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="consent-access-log", daemon=True)
         self._thread.start()
+        atexit.register(self.close)  # a server that exits without closing its workspace loses nothing
 
     def _run(self) -> None:
         while not self._stop.is_set():
             self._wake.wait()
             self._wake.clear()
-            if self._stop.wait(self.max_delay_s):
+            self._full.wait(self.max_delay_s)  # a full batch goes at once, others after max_delay_s
+            self._full.clear()
+            if self._stop.is_set():
                 break
-            self.flush()
+            try:
+                self.flush()
+            except Exception:  # the rows stay pending for the next flush; the thread carries on
+                log.exception("access log flush failed; %d rows pending", len(self._pending))
 
     def flush(self) -> int:
         with self._flush_lock:
@@ -203,8 +226,11 @@ class AccessLogWriter:
             return len(batch)
 
     def close(self) -> None:
+        if self._thread is not None:
+            atexit.unregister(self.close)
         self._stop.set()
         self._wake.set()
+        self._full.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
         self.flush()

@@ -24,6 +24,7 @@ PRIMARY_METRIC = {"electricity_meter": "power_kw", "machine_sensor": "runtime_mi
 # Daily aggregates the features read; the rest of the telemetry is not needed.
 ROLLUP_METRICS = tuple(sorted(set(PRIMARY_METRIC.values())))
 
+
 # Lending value after a haircut for price risk, liquidity and spoilage, by commodity (collateral
 # policy: a lender's own table replaces this default). Livestock tags are valued at the cattle price.
 HAIRCUT = {"steel": Decimal("0.60"), "copper": Decimal("0.60"), "cotton": Decimal("0.50"), "grain": Decimal("0.50"),

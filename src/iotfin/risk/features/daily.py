@@ -5,8 +5,15 @@ one row per device-metric-day instead of the raw points.
 
 A (device, metric, ts) reading always lands in one UTC day partition, so the store's
 first-accepted-wins deduplication is exact within a partition. Ingest refuses duplicates within a
-batch, so a partition whose files hold disjoint sets of devices has none to remove; only
-partitions where two files share a device pay for the deduplicating GROUP BY.
+batch, so a partition whose files hold disjoint sets of devices has none to remove; only a
+partition where two files share a device is sorted and deduplicated first.
+
+The aggregation is a segmented reduction in numpy rather than a GROUP BY: every store file is sorted
+by (device, ts, key), so once one metric's rows are picked out, each (device, local day) is a
+contiguous run and count, sum, maximum and last value are `reduceat`s over run boundaries — no
+hashing. On the demo's 69 M points that is several times faster than DuckDB's hash aggregate over
+the same files (see docs/benchmarks.md), and each sum runs in timestamp order, so a rebuilt
+partition is bit-identical.
 """
 
 from __future__ import annotations
@@ -18,13 +25,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from iotfin.core.time import MS_PER_DAY
 from iotfin.risk.features.catalogue import ROLLUP_METRICS
-from iotfin.telemetry.store import VALUE_SQL, TelemetryStore
+from iotfin.telemetry.store import TelemetryStore
 
 # Asia/Shanghai has kept UTC+8 without daylight saving since 1991: a local day is (ts + 8 h) // 1 day.
 LOCAL_OFFSET_MS = 8 * 3_600_000
@@ -32,7 +40,8 @@ DAILY_SCHEMA = pa.schema([
     ("device_id", pa.int64()), ("metric", pa.string()), ("lday", pa.int32()), ("n", pa.int64()),
     ("total", pa.float64()), ("vmax", pa.float64()), ("last_ts", pa.int64()), ("last_v", pa.float64()),
 ])
-_FORMAT = "daily-v1"
+_FORMAT = "daily-v3"
+_COLUMNS = ["device_id", "key", "ts", "value", "value_e6"]
 
 
 def _fingerprint(files: list[Path]) -> str:
@@ -43,39 +52,69 @@ def _fingerprint(files: list[Path]) -> str:
     return h.hexdigest()
 
 
-def _needs_dedup(files: list[Path]) -> bool:
-    if len(files) < 2:
-        return False
-    seen: pa.Array | None = None
-    for f in files:
-        devices = pc.unique(pq.read_table(f, columns=["device_id"])["device_id"].combine_chunks())
-        if seen is not None and pc.any(pc.is_in(devices, value_set=seen)).as_py():
-            return True
-        seen = devices if seen is None else pa.concat_arrays([seen, devices])
-    return False
+def _read(path: Path, seq: bool = False) -> pa.Table:
+    table = pq.read_table(path, columns=_COLUMNS + (["seq"] if seq else []), read_dictionary=["key"])
+    return table.unify_dictionaries().combine_chunks()
 
 
-def _rollup_sql(files: list[Path], dedup: bool) -> str:
-    listing = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
-    metrics = ", ".join(f"'{m}'" for m in ROLLUP_METRICS)
-    if dedup:
-        src = (f"SELECT device_id, key, ts, arg_min({VALUE_SQL}, seq) AS v FROM read_parquet([{listing}]) "
-               f"WHERE key IN ({metrics}) GROUP BY device_id, key, ts")
-    else:
-        src = f"SELECT device_id, key, ts, {VALUE_SQL} AS v FROM read_parquet([{listing}]) WHERE key IN ({metrics})"
-    return (f"SELECT device_id, key AS metric, CAST((ts + {LOCAL_OFFSET_MS}) // {MS_PER_DAY} AS INTEGER) AS lday, "
-            f"COUNT(*) AS n, SUM(v) AS total, MAX(v) AS vmax, MAX(ts) AS last_ts, arg_max(v, ts) AS last_v "
-            f"FROM ({src}) r GROUP BY device_id, key, lday")
+def _first_accepted(tables: list[pa.Table]) -> pa.Table:
+    """Several files sharing devices: one table sorted by (device, ts, key) with the first accepted
+    value of each (device, key, ts) — the store's read rule."""
+    table = pa.concat_tables([t.set_column(1, "key", t["key"].cast(pa.string())) for t in tables]).combine_chunks()
+    table = table.sort_by([("device_id", "ascending"), ("ts", "ascending"), ("key", "ascending"), ("seq", "ascending")])
+    d, t, k = (table[c].to_numpy(zero_copy_only=False) for c in ("device_id", "ts", "key"))
+    first = np.ones(table.num_rows, dtype=bool)
+    first[1:] = (d[1:] != d[:-1]) | (t[1:] != t[:-1]) | (k[1:] != k[:-1])
+    table = table.filter(pa.array(first))
+    return table.set_column(1, "key", pc.dictionary_encode(table["key"])).combine_chunks()
+
+
+def _aggregate(table: pa.Table) -> pa.Table:
+    """Daily aggregates of one table sorted by (device, ts, key)."""
+    keys = table["key"].chunk(0) if table["key"].num_chunks else pa.array([], pa.dictionary(pa.int32(), pa.string()))
+    names = keys.dictionary.to_pylist() if table.num_rows else []
+    codes = keys.indices.to_numpy(zero_copy_only=False)
+    device = table["device_id"].to_numpy()
+    ts = table["ts"].to_numpy()
+    stored = table["value"].to_numpy(zero_copy_only=False)
+    scaled = table["value_e6"].to_numpy(zero_copy_only=False)
+    parts = []
+    for code, name in enumerate(names):
+        if name not in ROLLUP_METRICS:
+            continue
+        pick = np.flatnonzero(codes == code)
+        if pick.size == 0:
+            continue
+        d, t = device[pick], ts[pick]
+        # The store's decoding (iotfin.telemetry.store.decode_values), for the picked rows only.
+        v = np.where(np.isnan(stored[pick]), scaled[pick] / 1_000_000.0, stored[pick])
+        lday = (t + LOCAL_OFFSET_MS) // MS_PER_DAY
+        starts = np.flatnonzero(np.r_[True, (d[1:] != d[:-1]) | (lday[1:] != lday[:-1])])
+        ends = np.r_[starts[1:], d.size] - 1
+        parts.append(pa.table({
+            "device_id": d[starts], "metric": pa.array([name] * starts.size, pa.string()),
+            "lday": lday[starts].astype(np.int32), "n": (ends - starts + 1).astype(np.int64),
+            "total": np.add.reduceat(v, starts), "vmax": np.maximum.reduceat(v, starts),
+            "last_ts": t[ends], "last_v": v[ends]}, schema=DAILY_SCHEMA))
+    return pa.concat_tables(parts) if parts else DAILY_SCHEMA.empty_table()
 
 
 def _build(files: list[Path], target: Path, fp: str) -> None:
-    # One thread per partition (and partitions in parallel): a single-threaded aggregation sums in
-    # one order, so rebuilding a partition gives bit-identical aggregates.
-    with duckdb.connect(config={"threads": 1}) as con:
-        table = con.sql(_rollup_sql(files, _needs_dedup(files))).to_arrow_table()
+    tables = [_read(f) for f in files]
+    if len(tables) > 1:
+        seen: pa.Array | None = None
+        shared = False
+        for t in tables:
+            devices = pc.unique(t["device_id"])
+            shared = shared or (seen is not None and pc.any(pc.is_in(devices, value_set=seen)).as_py())
+            seen = devices if seen is None else pa.concat_arrays([seen, devices])
+        if shared:
+            tables = [_first_accepted([_read(f, seq=True) for f in files])]
+    # Files with disjoint devices: their aggregates never share a (device, metric, day).
+    table = pa.concat_tables([_aggregate(t) for t in tables])
     table = table.sort_by([("device_id", "ascending"), ("metric", "ascending"), ("lday", "ascending")])
     tmp = target.with_suffix(".tmp")
-    pq.write_table(table.cast(DAILY_SCHEMA).replace_schema_metadata({"source": fp}), tmp, compression="zstd")
+    pq.write_table(table.replace_schema_metadata({"source": fp}), tmp, compression="zstd")
     os.replace(tmp, target)
 
 
@@ -98,6 +137,7 @@ def refresh(store: TelemetryStore, cache_dir: Path, progress: Callable[[str, int
         if target.exists() and (pq.read_schema(target).metadata or {}).get(b"source") == fp.encode():
             continue
         todo.append((files, target, fp))
+    # numpy and Parquet decoding release the GIL: partitions are built in parallel threads.
     with ThreadPoolExecutor(max_workers=workers or min(4, os.cpu_count() or 2)) as pool:
         for i, _ in enumerate(pool.map(lambda job: _build(*job), todo)):
             if progress:

@@ -9,6 +9,7 @@ scope it holds a valid grant for, for the features' data period. The others are 
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 import weakref
@@ -168,15 +169,7 @@ class FeatureEngine:
     def reads_for(as_of: date, device_types: Iterable[str], purpose: str) -> dict[tuple[str, int], ReadRequest]:
         """The (scope, look-back) reads the catalogue makes of one enterprise, given its device types:
         telemetry scopes only for data it has devices for (no device, no data, nothing read)."""
-        held = {TELEMETRY_SCOPE_OF_DEVICE[t] for t in device_types if t in TELEMETRY_SCOPE_OF_DEVICE}
-        reads: dict[tuple[str, int], ReadRequest] = {}
-        for f in CATALOGUE:
-            for scope in _expand(f, held):
-                if scope.startswith("telemetry:") and scope not in held:
-                    continue
-                reads.setdefault((scope, f.lookback_days), ReadRequest(
-                    scope, purpose, as_of - timedelta(days=f.lookback_days - 1), as_of))
-        return reads
+        return dict(_reads(as_of, frozenset(device_types), purpose))
 
     @staticmethod
     def withheld(as_of: date, device_types: Iterable[str], decisions: dict[tuple[str, int], Decision]) -> dict[str, str]:
@@ -245,6 +238,19 @@ class FeatureEngine:
 
 def days_of(array: pa.ChunkedArray | pa.Array) -> pa.Array:
     return pc.cast(pc.cast(array, pa.date32()), pa.int32())
+
+
+@functools.lru_cache(maxsize=4096)
+def _reads(as_of: date, device_types: frozenset[str], purpose: str) -> tuple[tuple[tuple[str, int], ReadRequest], ...]:
+    held = {TELEMETRY_SCOPE_OF_DEVICE[t] for t in device_types if t in TELEMETRY_SCOPE_OF_DEVICE}
+    reads: dict[tuple[str, int], ReadRequest] = {}
+    for f in CATALOGUE:
+        for scope in _expand(f, held):
+            if scope.startswith("telemetry:") and scope not in held:
+                continue
+            reads.setdefault((scope, f.lookback_days), ReadRequest(
+                scope, purpose, as_of - timedelta(days=f.lookback_days - 1), as_of))
+    return tuple(reads.items())
 
 
 def _expand(f: Feature, held: set[str]) -> list[str]:
