@@ -82,12 +82,14 @@ def rate_enterprises(ws: Any, ds: Any, start: date, end: date, model_dir: Path,
         table: pa.Table = compute_features(ws, end, lender, ids)
         if table.num_rows == 0:
             continue
-        withheld += int(pc.sum(pc.list_value_length(table["withheld"])).as_py() or 0) \
-            if pa.types.is_list(table["withheld"].type) else 0
+        held = [len(w or ()) for w in table["withheld"].to_pylist()]
+        withheld += sum(held)
         features = table.drop_columns(["withheld"]).to_pandas()
         scored = rate(model, features, keep=["enterprise_id"])
-        for row, feats in zip(scored.to_dict("records"), features.to_dict("records"), strict=True):
-            profiles[int(row["enterprise_id"])] = {"score": row, "features": feats, "lender": lender}
+        for row, feats, n_held in zip(scored.to_dict("records"), features.to_dict("records"), held, strict=True):
+            # no grant for this lender at all: every feature withheld, which the strategy declines
+            profiles[int(row["enterprise_id"])] = {"score": row, "features": feats, "lender": lender,
+                                                   "consent_ok": n_held < len(CATALOGUE)}
 
     def assess(enterprise_id: int) -> RiskAssessment:
         p = profiles[enterprise_id]
@@ -102,8 +104,9 @@ def rate_enterprises(ws: Any, ds: Any, start: date, end: date, model_dir: Path,
                       "history_days": (end - start).days,
                       "litigation_count": int(_known(feats.get("e_litigation_count")) or 0),
                       "blacklisted": False},
-            reasons=reasons, consent_ok=True, as_of=as_of,
-            collateral_value=_decimal(feats.get("a_collateral_value")),
+            reasons=reasons, consent_ok=p["consent_ok"], as_of=as_of,
+            # IoT-verified collateral: weighed stock and counted livestock, each after its haircut
+            collateral_value=_decimal(feats.get("a_collateral_value")) + _decimal(feats.get("a_livestock_value")),
             trade_volume_12m=_decimal(feats.get("t_sales_90d")) * 4,  # the last quarter, annualised
             capacity_revenue_12m=Decimal("0"),
         )
