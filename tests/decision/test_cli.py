@@ -5,11 +5,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
+from iotfin.core.settings import Settings
 from iotfin.decision.model import Application
+from iotfin.decision.service import workspace_service
 from iotfin.decision.strategies import default_strategy_text
-from tests.decision.conftest import assessment
+from iotfin.workspace import Workspace
+from tests.decision.conftest import add_enterprises, assessment
 
 
 def iotfin(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -46,7 +50,11 @@ def test_run_decides_an_application_file(tmp_path: Path) -> None:
 
 def test_publish_versions_and_queue_in_a_workspace(tmp_path: Path) -> None:
     data = tmp_path / "ws"
-    assert iotfin("db", "upgrade", "--data-dir", str(data)).returncode == 0
+    ws = Workspace(Settings(data_dir=data))
+    ws.initialise()
+    add_enterprises(ws.engine, range(1, 2))
+    key = ws.ledger.verifier_key
+    ws.close()
     strategy = tmp_path / "s.json"
     strategy.write_text(default_strategy_text())
     r = iotfin("decision", "publish", str(strategy), "--by", "risk officer", "--data-dir", str(data), "--json")
@@ -56,3 +64,13 @@ def test_publish_versions_and_queue_in_a_workspace(tmp_path: Path) -> None:
     assert listing["versions"][0]["published_by"] == "risk officer" and listing["deployment"]["champion_version"] == 1
     r = iotfin("decision", "rollback", "--by", "x", "--data-dir", str(data))
     assert r.returncode == 75 and "no previous deployment" in r.stderr
+
+    ws = Workspace(Settings(data_dir=data))  # decide one in-process, then prove it from the CLI
+    decided = workspace_service(ws).decide(Application(1, "iot-working-capital", Decimal("200000"), 12), assessment(1))
+    ws.ledger.checkpoint()
+    ws.close()
+    r = iotfin("ledger", "prove", f"credit_decision:{decided['decision_id']}", "--out", str(tmp_path / "b.json"),
+               "--data-dir", str(data))
+    assert r.returncode == 0, r.stderr
+    r = iotfin("ledger", "verify", str(tmp_path / "b.json"), "--key", key)
+    assert r.returncode == 0, r.stderr

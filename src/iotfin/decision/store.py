@@ -27,7 +27,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from iotfin.db.models import Base, Id
 from iotfin.db.types import Money, UTCDateTime
-from iotfin.ledger import service as ledger_service
 
 APPLICATION_STATUSES = ("approved", "declined", "referred", "awaiting_second_approval")
 IMMUTABLE_TABLES = ("decision_strategies", "credit_decisions")
@@ -136,14 +135,11 @@ class CreditReview(Base):
 
 
 def load_decision(conn: Connection, record_id: str) -> dict[str, Any] | None:
-    """The credit decision as it stands (for the ledger: anchoring, proving, auditing)."""
+    """The credit decision as it stands: the ledger's loader for `credit_decision` records
+    (anchoring, proving, auditing; see iotfin.ledger.service.LOADERS)."""
     try:
         key = int(record_id)
     except ValueError:
         return None
     row = conn.execute(select(CreditDecision.__table__).where(CreditDecision.id == key)).mappings().first()
     return None if row is None else dict(row)
-
-
-# The ledger proves and audits confidential records by reloading them from their source table.
-ledger_service.LOADERS.setdefault("credit_decision", load_decision)

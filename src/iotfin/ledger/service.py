@@ -46,9 +46,15 @@ def _lien(conn: Connection, record_id: str) -> dict[str, Any] | None:
     return None if row is None else dict(row)
 
 
+def _credit_decision(conn: Connection, record_id: str) -> dict[str, Any] | None:
+    from iotfin.decision.store import load_decision  # the decision context owns its table
+
+    return load_decision(conn, record_id)
+
+
 # Where the current state of each confidential record type lives, to prove and audit it.
 LOADERS: dict[str, Loader] = {"trade_document": _trade_document, "lien": _lien, "loan_contract": loan_contract_body,
-                             "consent_grant": grant_body}
+                             "consent_grant": grant_body, "credit_decision": _credit_decision}
 
 
 def load_or_create_signer(path: Path, name: str = "iotfin-ledger", key_type: int = ED25519) -> SignerKey:
