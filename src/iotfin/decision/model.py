@@ -531,42 +531,15 @@ def equal_instalment(principal: Decimal, annual_rate: Decimal, months: int) -> l
     return payments
 
 
-def irr_monthly(received: Decimal, payments: Sequence[Decimal]) -> Decimal:
-    """The monthly rate r at which the payments' present value equals what was received.
-
-    A bracketed bisection on Decimal, not numpy_financial.irr: that one works in float and solves a
-    polynomial's roots, where here the present value is strictly decreasing in r, so bisection on
-    [0, 1] always converges to the one root, to 1e-12, without floats."""
-    if received <= 0 or not payments:
-        raise ValidationError("an IRR needs a positive amount received and at least one payment")
-    with localcontext() as ctx:
-        ctx.prec = 28
-
-        def pv(r: Decimal) -> Decimal:
-            total, factor, step = ZERO, ONE, ONE / (1 + r)
-            for p in payments:
-                factor *= step
-                total += p * factor
-            return total
-
-        if pv(ZERO) <= received:
-            return ZERO  # payments at or below the amount received: no interest in them
-        lo, hi = ZERO, ONE
-        while hi - lo > Decimal("1e-12"):
-            mid = (lo + hi) / 2
-            if pv(mid) > received:
-                lo = mid
-            else:
-                hi = mid
-        return (lo + hi) / 2
-
-
 def apr_equal_instalment(principal: Decimal, annual_rate: Decimal, months: int, upfront_fee: Decimal = ZERO) -> Decimal:
     """The annualised rate of an equal-instalment loan by the IRR method (the PBoC's 2021 disclosure
-    rule: monthly IRR x 12), counting a fee deducted at drawdown as cost. The lending context's
-    `annualised_rate` replaces this through the decision service's `apr` port."""
+    rule: monthly IRR x 12), counting a fee deducted at drawdown as cost, solved by the lending
+    context's `annualised_rate` (the same IRR the key-facts statement shows at signing)."""
+    from iotfin.lending.disclosure import annualised_rate  # the one IRR of the platform (lending owns it)
+
     payments = equal_instalment(principal, annual_rate, months)
-    return (irr_monthly(principal - upfront_fee, payments) * 12).quantize(BP, rounding=ROUND_HALF_UP)
+    flows = [(0, principal - upfront_fee)] + [(i, -p) for i, p in enumerate(payments, start=1)]
+    return annualised_rate(flows).quantize(BP, rounding=ROUND_HALF_UP)
 
 
 def apr_disclosure(amount: Decimal, months: int, net_rate: Decimal, apr: Decimal, gross_rate: Decimal,

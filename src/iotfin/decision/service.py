@@ -2,7 +2,7 @@
 
 The service is built with ports, so the contexts it depends on plug in without it importing them:
 `assess(enterprise_id) -> RiskAssessment` (the risk engine), `apr(principal, annual_rate, months,
-upfront_fee) -> APR` (lending's IRR; `apr_equal_instalment` until it is wired) and `anchor(decision_id)`
+upfront_fee) -> APR` (`apr_equal_instalment`, which uses lending's IRR) and `anchor(decision_id)`
 (the ledger). `evaluate_application` is the whole decision for one application without storage:
 the CLI's `decision run`, the service and replay all go through it.
 """
