@@ -114,6 +114,8 @@ class Endpoints:
             self._call(self.handler.committer.close())
             if getattr(self.app.state, "http_committer", None) is not None:
                 self._call(self.app.state.http_committer.close())
+            if "device_runtime" in self.ws.__dict__:  # buffered device events and state reach the database
+                self._call(self.ws.device_runtime.aclose())
             self.ws.devices.revocation_listeners.remove(self.handler._on_revoked)
             self.loop.call_soon_threadsafe(self.loop.stop)
             self.thread.join(10)
