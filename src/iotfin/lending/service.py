@@ -18,11 +18,12 @@ from sqlalchemy import Connection, Engine, func, insert, select, update
 
 from iotfin.core.errors import Conflict, NotFound, ValidationError
 from iotfin.core.money import ZERO, to_money
+from iotfin.core.time import business_date, utc_now
 from iotfin.db.engine import write_transaction
 from iotfin.lending import model as m
 from iotfin.lending import store
 from iotfin.lending import vector as v
-from iotfin.lending.models import CloseRun, CreditLine, Loan, LoanEvent
+from iotfin.lending.models import CloseRun, CreditLine, Loan, LoanBill, LoanEvent
 
 DEFAULT_CHUNK = 100_000
 Anchor = Callable[[str], object]
@@ -82,8 +83,6 @@ class LendingService:
             store.insert_schedule(conn, loan_id, sched)
             entries = [m.journal("disbursement", start, {"principal": terms.principal}, loan_id)]
             if fee:
-                from iotfin.lending.models import LoanBill
-
                 conn.execute(insert(LoanBill).values(loan_id=loan_id, due_date=start, fee=fee, interest=ZERO,
                                                      principal=ZERO))
                 conn.execute(update(Loan).where(Loan.id == loan_id).values(overdue_since=start))
@@ -109,7 +108,7 @@ class LendingService:
         used = conn.execute(select(func.coalesce(func.sum(Loan.principal_not_due), 0),
                                    func.coalesce(func.sum(Loan.principal_due), 0))
                             .where(Loan.credit_line_id == line.id, Loan.status == "active")).one()
-        outstanding = sum((store._sum_money(conn, x) for x in used), ZERO)
+        outstanding = sum((store.sum_money(conn, x) for x in used), ZERO)
         if outstanding + to_money(offer.principal) > line.credit_limit:
             raise Conflict(f"drawdown {offer.principal} exceeds what is available under credit line {line.id}: "
                            f"{line.credit_limit - outstanding} of {line.credit_limit}")
@@ -125,7 +124,7 @@ class LendingService:
             line_id = conn.execute(insert(CreditLine).values(
                 enterprise_id=enterprise_id, product=product, credit_limit=limit, rate_ppm=store.ppm(annual_rate),
                 expires_on=expires_on)).inserted_primary_key[0]
-            self._event(conn, "line_opened", date.today(), actor, credit_line_id=line_id,
+            self._event(conn, "line_opened", business_date(utc_now()), actor, credit_line_id=line_id,
                         detail={"limit": limit, "rate": annual_rate, "expires_on": expires_on})
         return line_id
 
@@ -143,7 +142,7 @@ class LendingService:
                     raise ValidationError(f"book_batch books term loans, not {o.product}")
                 groups.setdefault((o.product, o.term), []).append(i)
             total_principal = total_fee = 0
-            ph = store._placeholder(conn)
+            ph = store.placeholder(conn)
             cur = conn.connection.driver_connection.cursor()
             for (code, term), members in groups.items():
                 prod = m.product(code)
@@ -161,8 +160,8 @@ class LendingService:
                 penalty = np.array([store.ppm(m.penalty_rate(store.rate(r), prod.penalty_markup)) for r in rates])
                 total_principal += int(principal.sum())
                 total_fee += int(upfront.sum())
-                fen = lambda a: store._fen_out(conn, a)  # noqa: E731
-                day = store._dates_for
+                fen = lambda a: store.money_params(conn, a)  # noqa: E731
+                day = store.date_params
                 rows = list(zip(
                     ids[idx].tolist(), [o.enterprise_id for o in (offers[i] for i in members)], [code] * len(members),
                     [prod.method.value] * len(members), [prod.day_count.value] * len(members), fen(principal),
@@ -218,7 +217,7 @@ class LendingService:
                 raise ValidationError(f"loan {loan_id} is closed through {state.last_closed}: a repayment on {on} "
                                       "would change a closed day")
             result, paid = m.repay(state, on, amount, prepay, m.Method(loan.method), m.DayCount(loan.day_count),
-                                   store.rate(loan.rate_ppm))
+                                   store.rate(loan.rate_ppm), store.rate(loan.subsidy_ppm))
             store.save_state(conn, result.state, schedule_changed=prepay)
             store.post(conn, list(result.entries))
             detail = {"amount": amount, "prepay": prepay, "penalty": paid.penalty, "fee": paid.fee,
@@ -314,7 +313,8 @@ class LendingService:
                 raise ValidationError(f"loan {loan_id} is closed through {state.last_closed}")
             before = [_inst_json(i) for i in state.schedule[state.cur:]]
             result = m.reschedule(state, on, store.rate(loan.rate_ppm), term, m.Method(loan.method),
-                                  m.DayCount(loan.day_count), grace_principal)
+                                  m.DayCount(loan.day_count), grace_principal, m.product(loan.product).periodic_fee,
+                                  store.rate(loan.subsidy_ppm))
             store.save_state(conn, result.state, schedule_changed=True)
             store.post(conn, list(result.entries))
             detail = {"reason": reason, "term": term, "grace_principal": grace_principal,
@@ -403,9 +403,9 @@ class LendingService:
             by_tier = {}
             for tier, count, nd, pd, idue, pen in rows:
                 by_tier[tier] = {"tier_zh": m.TIER_ZH[m.Tier(tier)], "loans": count,
-                                 "principal": store._sum_money(conn, nd) + store._sum_money(conn, pd),
-                                 "overdue_principal": store._sum_money(conn, pd),
-                                 "interest_due": store._sum_money(conn, idue), "penalty_due": store._sum_money(conn, pen)}
+                                 "principal": store.sum_money(conn, nd) + store.sum_money(conn, pd),
+                                 "overdue_principal": store.sum_money(conn, pd),
+                                 "interest_due": store.sum_money(conn, idue), "penalty_due": store.sum_money(conn, pen)}
         ordered = {t.value: by_tier[t.value] for t in m.TIER_ORDER if t.value in by_tier}
         npl = sum((r["principal"] for t, r in ordered.items() if m.tier_index(m.Tier(t)) >= 2), ZERO)
         total = sum((r["principal"] for r in ordered.values()), ZERO)
