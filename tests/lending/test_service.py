@@ -90,7 +90,9 @@ def test_close_matches_the_reference_and_resumes_after_a_failure_between_chunks(
 
 
 def test_close_refuses_to_skip_a_day(workspace: Workspace) -> None:
-    _book_mix(workspace, n_batch=2)
+    ids = _book_mix(workspace, n_batch=2)
+    later = workspace.lending.book(Offer(1, "iot-term", D("5000"), D("0.08"), 3), START)  # ids continue after a batch
+    assert later == max(ids) + 1
     with pytest.raises(Conflict, match="close 2026-01-02 first"):
         workspace.lending.close_day(date(2026, 1, 5))
     assert len(workspace.lending.close_through(date(2026, 1, 5))) == 4

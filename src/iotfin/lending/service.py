@@ -134,6 +134,8 @@ class LendingService:
         if not offers:
             return np.zeros(0, np.int64)
         with write_transaction(self.engine) as conn:
+            if conn.dialect.name == "postgresql":  # ids are taken below: no booking in between
+                conn.exec_driver_sql("LOCK TABLE loans IN EXCLUSIVE MODE")
             first_id = (conn.execute(select(func.max(Loan.id))).scalar() or 0) + 1
             ids = np.arange(first_id, first_id + len(offers), dtype=np.int64)
             groups: dict[tuple[str, int], list[int]] = {}
@@ -196,6 +198,8 @@ class LendingService:
                     cur.executemany("INSERT INTO loan_bills (loan_id, due_date, fee, interest, principal) "
                                     f"VALUES ({ph}, {ph}, {ph}, 0, 0)", fee_rows)
             cur.close()
+            if conn.dialect.name == "postgresql":  # later single bookings draw ids after these
+                conn.exec_driver_sql("SELECT setval(pg_get_serial_sequence('loans', 'id'), (SELECT max(id) FROM loans))")
             to_yuan = lambda x: (Decimal(x) / 100).quantize(m.FEN)  # noqa: E731
             entries = [m.journal("disbursement", start, {"principal": to_yuan(total_principal)},
                                  memo=f"batch of {len(offers)} loans"),
