@@ -429,7 +429,7 @@ class LendingService:
                 "due": {"penalty": state.penalty_due, "fee": state.fee_due, "interest": state.interest_due,
                         "principal": state.principal_due},
                 "subsidy_due": state.subsidy_due, "schedule": [_inst_json(i) for i in state.schedule],
-                "next_instalment": state.cur < len(state.schedule) and _inst_json(state.schedule[state.cur]) or None,
+                "next_instalment": _inst_json(state.schedule[state.cur]) if state.cur < len(state.schedule) else None,
                 "events": [{"kind": k, "business_date": d, "actor": a, "detail": det} for k, d, a, det in events]}
 
     def _event(self, conn: Connection, kind: str, on: date, actor: str, loan_id: int | None = None,
