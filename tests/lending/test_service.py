@@ -57,6 +57,8 @@ def test_close_books_reconciles_and_is_idempotent(workspace: Workspace) -> None:
     assert svc.loan(ids[1])["tier"] == "normal"  # paid on its due date
     assert svc.loan(ids[0])["tier"] == "special-mention" and svc.loan(ids[0])["dpd"] == 14
     portfolio = svc.portfolio()
+    assert sum(portfolio["by_dpd_bucket"].values()) == portfolio["active_loans"]
+    assert portfolio["by_dpd_bucket"]["1-30"] >= 1
     assert portfolio["active_loans"] == len(ids) - sum(1 for i in ids if svc.loan(i)["status"] == "settled")
     with workspace.engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(CloseRun).where(CloseRun.status == "done")).scalar() == 45

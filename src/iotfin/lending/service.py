@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, case, func, insert, select, update
 
 from iotfin.core.errors import Conflict, NotFound, ValidationError
 from iotfin.core.money import ZERO, to_money
@@ -26,6 +26,9 @@ from iotfin.lending import vector as v
 from iotfin.lending.models import CloseRun, CreditLine, Loan, LoanBill, LoanEvent
 
 DEFAULT_CHUNK = 100_000
+# delinquency buckets of the portfolio report: name, highest days past due in it
+DPD_BUCKETS = (("current", 0), ("1-30", 30), ("31-60", 60), ("61-90", 90), ("91-180", 180), ("181-360", 360),
+               ("360+", None))
 Anchor = Callable[[str], object]
 
 
@@ -404,6 +407,9 @@ class LendingService:
                                        func.sum(Loan.penalty_due))
                                 .where(Loan.status == "active").group_by(Loan.tier)).all()
             settled = conn.execute(select(func.count()).where(Loan.status == "settled")).scalar()
+            bucket = case(*((Loan.dpd <= hi, name) for name, hi in DPD_BUCKETS[:-1]), else_=DPD_BUCKETS[-1][0])
+            buckets = {name: count for name, count in conn.execute(
+                select(bucket, func.count()).where(Loan.status == "active").group_by(bucket)).all()}
             by_tier = {}
             for tier, count, nd, pd, idue, pen in rows:
                 by_tier[tier] = {"tier_zh": m.TIER_ZH[m.Tier(tier)], "loans": count,
@@ -414,6 +420,7 @@ class LendingService:
         npl = sum((r["principal"] for t, r in ordered.items() if m.tier_index(m.Tier(t)) >= 2), ZERO)
         total = sum((r["principal"] for r in ordered.values()), ZERO)
         return {"by_tier": ordered, "active_loans": sum(r["loans"] for r in ordered.values()), "settled_loans": settled,
+                "by_dpd_bucket": {name: buckets.get(name, 0) for name, _ in DPD_BUCKETS},
                 "principal_outstanding": total, "npl_principal": npl,
                 "npl_ratio": str((npl / total).quantize(Decimal("0.0001"))) if total else "0"}
 
