@@ -259,20 +259,11 @@ class LendingService:
         (its loans, their bills, its GL entries and the run's progress). Idempotent: loans already closed
         for `on` are skipped; after a crash, running it again closes the rest."""
         started = time.perf_counter()
-        with write_transaction(self.engine) as conn:
-            lagging = conn.execute(select(func.min(Loan.last_closed)).where(
-                Loan.status == "active", Loan.last_closed < on - timedelta(days=1))).scalar()
-            if lagging is not None:
-                raise Conflict(f"loans last closed on {lagging}: close {lagging + timedelta(days=1)} first "
-                               f"(or use close_through)")
-            status = conn.execute(select(CloseRun.status).where(CloseRun.business_date == on)).scalar_one_or_none()
-            if status is None:
-                conn.execute(insert(CloseRun).values(business_date=on, status="running", loans_closed=0, chunks=0))
-            elif status == "done":
-                conn.execute(update(CloseRun).where(CloseRun.business_date == on).values(status="running"))
         after, closed, chunks = 0, 0, 0
         while True:
             with write_transaction(self.engine) as conn:
+                if chunks == 0:  # starting (or resuming): in the first chunk's transaction
+                    self._start_run(conn, on)
                 if conn.dialect.name == "sqlite":  # a chunk's pages stay cached between its read and its write
                     conn.exec_driver_sql("PRAGMA cache_size = -262144")
                 ids, book = store.read_chunk(conn, on, after, chunk)
@@ -295,6 +286,19 @@ class LendingService:
                 raise CloseInterrupted(f"close of {on} interrupted after {chunks} chunks (on purpose)")
         return {"business_date": on, "loans_closed": closed, "chunks": chunks,
                 "seconds": round(time.perf_counter() - started, 3)}
+
+    @staticmethod
+    def _start_run(conn: Connection, on: date) -> None:
+        lagging = conn.execute(select(func.min(Loan.last_closed)).where(
+            Loan.status == "active", Loan.last_closed < on - timedelta(days=1))).scalar()
+        if lagging is not None:
+            raise Conflict(f"loans last closed on {lagging}: close {lagging + timedelta(days=1)} first "
+                           f"(or use close_through)")
+        status = conn.execute(select(CloseRun.status).where(CloseRun.business_date == on)).scalar_one_or_none()
+        if status is None:
+            conn.execute(insert(CloseRun).values(business_date=on, status="running", loans_closed=0, chunks=0))
+        elif status == "done":
+            conn.execute(update(CloseRun).where(CloseRun.business_date == on).values(status="running"))
 
     def close_through(self, on: date, chunk: int = DEFAULT_CHUNK) -> list[dict[str, Any]]:
         """Close every business day from the earliest open one through `on`."""
