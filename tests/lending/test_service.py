@@ -57,6 +57,8 @@ def test_close_books_reconciles_and_is_idempotent(workspace: Workspace) -> None:
     assert svc.loan(ids[1])["tier"] == "normal"  # paid on its due date
     assert svc.loan(ids[0])["tier"] == "special-mention" and svc.loan(ids[0])["dpd"] == 14
     portfolio = svc.portfolio()
+    assert sum(portfolio["by_dpd_bucket"].values()) == portfolio["active_loans"]
+    assert portfolio["by_dpd_bucket"]["1-30"] >= 1
     assert portfolio["active_loans"] == len(ids) - sum(1 for i in ids if svc.loan(i)["status"] == "settled")
     with workspace.engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(CloseRun).where(CloseRun.status == "done")).scalar() == 45
@@ -90,7 +92,9 @@ def test_close_matches_the_reference_and_resumes_after_a_failure_between_chunks(
 
 
 def test_close_refuses_to_skip_a_day(workspace: Workspace) -> None:
-    _book_mix(workspace, n_batch=2)
+    ids = _book_mix(workspace, n_batch=2)
+    later = workspace.lending.book(Offer(1, "iot-term", D("5000"), D("0.08"), 3), START)  # ids continue after a batch
+    assert later == max(ids) + 1
     with pytest.raises(Conflict, match="close 2026-01-02 first"):
         workspace.lending.close_day(date(2026, 1, 5))
     assert len(workspace.lending.close_through(date(2026, 1, 5))) == 4

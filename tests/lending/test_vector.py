@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from datetime import date, timedelta
 from decimal import Decimal
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -121,15 +123,13 @@ def test_vector_close_equals_the_reference_over_random_books(seed: int) -> None:
             elif payers[i] == "never" and s.dpd == 30 and s.restructured_until is None and rng.random() < 0.5:
                 states[i] = m.reschedule(s, on, D("0.05"), 3, m.Method.EQUAL_INSTALMENT, m.DayCount.ACT_360, 1).state
             if states[i].subsidy_due and rng.random() < 0.05:
-                states[i] = m.replace(states[i], subsidy_due=D(0), subsidy_received=states[i].subsidy_received
+                states[i] = replace(states[i], subsidy_due=D(0), subsidy_received=states[i].subsidy_received
                                       + states[i].subsidy_due)
 
 
 def test_close_refuses_a_gap_and_skips_loans_already_closed() -> None:
     s = m.new_state(0, m.Terms(D("1000"), D("0.1"), 3, date(2026, 1, 1)), D("0.5"))
     book = _book([s])
-    import pytest
-
     with pytest.raises(m.ValidationError, match="close the earlier days"):
         v.close_book(book, v.day(date(2026, 1, 3)), _next_from([s]))
     v.close_book(book, v.day(date(2026, 1, 2)), _next_from([s]))

@@ -102,8 +102,8 @@ def demo_step(ws: Any, offers: Sequence[tuple[Offer, date]], end: date, defaults
             day += timedelta(days=1)
     finally:
         svc.anchor = anchor
-    if booked:
-        ws.ledger.anchor_from_source("loan_contract", [str(i) for i in booked], checkpoint=False)
+    if booked:  # the signed contracts, in one ledger batch, under a new signed checkpoint
+        ws.ledger.anchor_from_source("loan_contract", [str(i) for i in booked], checkpoint=True)
     tb = svc.trial_balance()
     return {
         "loans_booked": len(booked), "booked_by_product": {k[7:]: v for k, v in sorted(stats.items()) if k.startswith("booked_")},

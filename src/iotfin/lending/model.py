@@ -606,7 +606,8 @@ def accrued_split(inst: Instalment, on: date) -> tuple[Decimal, Decimal]:
 
 
 def repay(state: LoanState, on: date, amount: Decimal, prepay: bool = False, method: Method | None = None,
-          day_count: DayCount | None = None, annual_rate: Decimal | None = None) -> tuple[DayResult, Allocation]:
+          day_count: DayCount | None = None, annual_rate: Decimal | None = None,
+          subsidy_rate: Decimal | None = None) -> tuple[DayResult, Allocation]:
     """A repayment on `on`: bill what is due by then, pay it in allocation order; with prepay=True the
     rest first pays the current period's accrued interest, then principal not yet due, and the
     remaining instalments are re-amortised over the same due dates (or the loan is settled)."""
@@ -641,7 +642,7 @@ def repay(state: LoanState, on: date, amount: Decimal, prepay: bool = False, met
         fee = inst.fee
         new_tail = () if remaining_principal == 0 else build_schedule(
             remaining_principal, annual_rate, on, dues, method, day_count, periodic_fee=fee,
-            subsidy_rate=_subsidy_rate(inst, annual_rate), first_seq=inst.seq)
+            subsidy_rate=_subsidy_rate(inst, annual_rate) if subsidy_rate is None else subsidy_rate, first_seq=inst.seq)
         unpaid_interest = accrued - accrued_subsidy - pay_interest
         bills = s.bills if not unpaid_interest else _insert_bill(s.bills, Bill(on, interest=unpaid_interest))
         s = replace(s, schedule=s.schedule[:s.cur] + new_tail, accrued_in_period=ZERO, bills=bills,
@@ -671,7 +672,7 @@ def penalty_rate(annual_rate: Decimal, markup: Decimal) -> Decimal:
 
 
 def reschedule(state: LoanState, on: date, annual_rate: Decimal, term: int, method: Method, day_count: DayCount,
-               grace_principal: int = 0) -> DayResult:
+               grace_principal: int = 0, periodic_fee: Decimal = ZERO, subsidy_rate: Decimal = ZERO) -> DayResult:
     """Relief: the principal outstanding (overdue principal capitalised) is re-amortised from `on` over
     `term` months, with an optional principal grace (a deferral). Interest, fees and penalty already
     due stay due. The loan is restructured: in observation for a year, at least special mention and no
@@ -691,9 +692,11 @@ def reschedule(state: LoanState, on: date, annual_rate: Decimal, term: int, meth
     principal = s.principal_not_due + overdue_principal
     if principal == 0:
         raise ValidationError(f"loan {s.loan_id} has no principal left to reschedule")
-    terms = Terms(principal, annual_rate, term, on, method, day_count, grace_principal=grace_principal)
+    terms = Terms(principal, annual_rate, term, on, method, day_count, grace_principal=grace_principal,
+                  periodic_fee=periodic_fee, subsidy_rate=subsidy_rate)
     tail = build_schedule(principal, annual_rate, on, terms.due_dates(), method, day_count,
-                          grace_principal=grace_principal, first_seq=(s.schedule[s.cur - 1].seq + 1) if s.cur else 1)
+                          grace_principal=grace_principal, periodic_fee=periodic_fee, subsidy_rate=subsidy_rate,
+                          first_seq=(s.schedule[s.cur - 1].seq + 1) if s.cur else 1)
     floor = max(s.tier, Tier.SPECIAL_MENTION, key=TIER_ORDER.index)
     s = replace(s, schedule=s.schedule[:s.cur] + tail, accrued_in_period=ZERO, bills=bills, principal_not_due=principal,
                 restructured_until=max(on + timedelta(days=RESTRUCTURE_OBSERVATION_DAYS), tail[min(1, len(tail) - 1)].due),

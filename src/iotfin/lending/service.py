@@ -14,17 +14,21 @@ from decimal import Decimal
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, case, func, insert, select, update
 
 from iotfin.core.errors import Conflict, NotFound, ValidationError
 from iotfin.core.money import ZERO, to_money
+from iotfin.core.time import business_date, utc_now
 from iotfin.db.engine import write_transaction
 from iotfin.lending import model as m
 from iotfin.lending import store
 from iotfin.lending import vector as v
-from iotfin.lending.models import CloseRun, CreditLine, Loan, LoanEvent
+from iotfin.lending.models import CloseRun, CreditLine, Loan, LoanBill, LoanEvent
 
 DEFAULT_CHUNK = 100_000
+# delinquency buckets of the portfolio report: name, highest days past due in it
+DPD_BUCKETS = (("current", 0), ("1-30", 30), ("31-60", 60), ("61-90", 90), ("91-180", 180), ("181-360", 360),
+               ("360+", None))
 Anchor = Callable[[str], object]
 
 
@@ -82,8 +86,6 @@ class LendingService:
             store.insert_schedule(conn, loan_id, sched)
             entries = [m.journal("disbursement", start, {"principal": terms.principal}, loan_id)]
             if fee:
-                from iotfin.lending.models import LoanBill
-
                 conn.execute(insert(LoanBill).values(loan_id=loan_id, due_date=start, fee=fee, interest=ZERO,
                                                      principal=ZERO))
                 conn.execute(update(Loan).where(Loan.id == loan_id).values(overdue_since=start))
@@ -109,7 +111,7 @@ class LendingService:
         used = conn.execute(select(func.coalesce(func.sum(Loan.principal_not_due), 0),
                                    func.coalesce(func.sum(Loan.principal_due), 0))
                             .where(Loan.credit_line_id == line.id, Loan.status == "active")).one()
-        outstanding = sum((store._sum_money(conn, x) for x in used), ZERO)
+        outstanding = sum((store.sum_money(conn, x) for x in used), ZERO)
         if outstanding + to_money(offer.principal) > line.credit_limit:
             raise Conflict(f"drawdown {offer.principal} exceeds what is available under credit line {line.id}: "
                            f"{line.credit_limit - outstanding} of {line.credit_limit}")
@@ -125,7 +127,7 @@ class LendingService:
             line_id = conn.execute(insert(CreditLine).values(
                 enterprise_id=enterprise_id, product=product, credit_limit=limit, rate_ppm=store.ppm(annual_rate),
                 expires_on=expires_on)).inserted_primary_key[0]
-            self._event(conn, "line_opened", date.today(), actor, credit_line_id=line_id,
+            self._event(conn, "line_opened", business_date(utc_now()), actor, credit_line_id=line_id,
                         detail={"limit": limit, "rate": annual_rate, "expires_on": expires_on})
         return line_id
 
@@ -135,6 +137,8 @@ class LendingService:
         if not offers:
             return np.zeros(0, np.int64)
         with write_transaction(self.engine) as conn:
+            if conn.dialect.name == "postgresql":  # ids are taken below: no booking in between
+                conn.exec_driver_sql("LOCK TABLE loans IN EXCLUSIVE MODE")
             first_id = (conn.execute(select(func.max(Loan.id))).scalar() or 0) + 1
             ids = np.arange(first_id, first_id + len(offers), dtype=np.int64)
             groups: dict[tuple[str, int], list[int]] = {}
@@ -143,7 +147,7 @@ class LendingService:
                     raise ValidationError(f"book_batch books term loans, not {o.product}")
                 groups.setdefault((o.product, o.term), []).append(i)
             total_principal = total_fee = 0
-            ph = store._placeholder(conn)
+            ph = store.placeholder(conn)
             cur = conn.connection.driver_connection.cursor()
             for (code, term), members in groups.items():
                 prod = m.product(code)
@@ -161,8 +165,8 @@ class LendingService:
                 penalty = np.array([store.ppm(m.penalty_rate(store.rate(r), prod.penalty_markup)) for r in rates])
                 total_principal += int(principal.sum())
                 total_fee += int(upfront.sum())
-                fen = lambda a: store._fen_out(conn, a)  # noqa: E731
-                day = store._dates_for
+                fen = lambda a: store.money_params(conn, a)  # noqa: E731
+                day = store.date_params
                 rows = list(zip(
                     ids[idx].tolist(), [o.enterprise_id for o in (offers[i] for i in members)], [code] * len(members),
                     [prod.method.value] * len(members), [prod.day_count.value] * len(members), fen(principal),
@@ -197,6 +201,8 @@ class LendingService:
                     cur.executemany("INSERT INTO loan_bills (loan_id, due_date, fee, interest, principal) "
                                     f"VALUES ({ph}, {ph}, {ph}, 0, 0)", fee_rows)
             cur.close()
+            if conn.dialect.name == "postgresql":  # later single bookings draw ids after these
+                conn.exec_driver_sql("SELECT setval(pg_get_serial_sequence('loans', 'id'), (SELECT max(id) FROM loans))")
             to_yuan = lambda x: (Decimal(x) / 100).quantize(m.FEN)  # noqa: E731
             entries = [m.journal("disbursement", start, {"principal": to_yuan(total_principal)},
                                  memo=f"batch of {len(offers)} loans"),
@@ -218,7 +224,7 @@ class LendingService:
                 raise ValidationError(f"loan {loan_id} is closed through {state.last_closed}: a repayment on {on} "
                                       "would change a closed day")
             result, paid = m.repay(state, on, amount, prepay, m.Method(loan.method), m.DayCount(loan.day_count),
-                                   store.rate(loan.rate_ppm))
+                                   store.rate(loan.rate_ppm), store.rate(loan.subsidy_ppm))
             store.save_state(conn, result.state, schedule_changed=prepay)
             store.post(conn, list(result.entries))
             detail = {"amount": amount, "prepay": prepay, "penalty": paid.penalty, "fee": paid.fee,
@@ -253,20 +259,11 @@ class LendingService:
         (its loans, their bills, its GL entries and the run's progress). Idempotent: loans already closed
         for `on` are skipped; after a crash, running it again closes the rest."""
         started = time.perf_counter()
-        with write_transaction(self.engine) as conn:
-            lagging = conn.execute(select(func.min(Loan.last_closed)).where(
-                Loan.status == "active", Loan.last_closed < on - timedelta(days=1))).scalar()
-            if lagging is not None:
-                raise Conflict(f"loans last closed on {lagging}: close {lagging + timedelta(days=1)} first "
-                               f"(or use close_through)")
-            status = conn.execute(select(CloseRun.status).where(CloseRun.business_date == on)).scalar_one_or_none()
-            if status is None:
-                conn.execute(insert(CloseRun).values(business_date=on, status="running", loans_closed=0, chunks=0))
-            elif status == "done":
-                conn.execute(update(CloseRun).where(CloseRun.business_date == on).values(status="running"))
         after, closed, chunks = 0, 0, 0
         while True:
             with write_transaction(self.engine) as conn:
+                if chunks == 0:  # starting (or resuming): in the first chunk's transaction
+                    self._start_run(conn, on)
                 if conn.dialect.name == "sqlite":  # a chunk's pages stay cached between its read and its write
                     conn.exec_driver_sql("PRAGMA cache_size = -262144")
                 ids, book = store.read_chunk(conn, on, after, chunk)
@@ -289,6 +286,19 @@ class LendingService:
                 raise CloseInterrupted(f"close of {on} interrupted after {chunks} chunks (on purpose)")
         return {"business_date": on, "loans_closed": closed, "chunks": chunks,
                 "seconds": round(time.perf_counter() - started, 3)}
+
+    @staticmethod
+    def _start_run(conn: Connection, on: date) -> None:
+        lagging = conn.execute(select(func.min(Loan.last_closed)).where(
+            Loan.status == "active", Loan.last_closed < on - timedelta(days=1))).scalar()
+        if lagging is not None:
+            raise Conflict(f"loans last closed on {lagging}: close {lagging + timedelta(days=1)} first "
+                           f"(or use close_through)")
+        status = conn.execute(select(CloseRun.status).where(CloseRun.business_date == on)).scalar_one_or_none()
+        if status is None:
+            conn.execute(insert(CloseRun).values(business_date=on, status="running", loans_closed=0, chunks=0))
+        elif status == "done":
+            conn.execute(update(CloseRun).where(CloseRun.business_date == on).values(status="running"))
 
     def close_through(self, on: date, chunk: int = DEFAULT_CHUNK) -> list[dict[str, Any]]:
         """Close every business day from the earliest open one through `on`."""
@@ -314,7 +324,8 @@ class LendingService:
                 raise ValidationError(f"loan {loan_id} is closed through {state.last_closed}")
             before = [_inst_json(i) for i in state.schedule[state.cur:]]
             result = m.reschedule(state, on, store.rate(loan.rate_ppm), term, m.Method(loan.method),
-                                  m.DayCount(loan.day_count), grace_principal)
+                                  m.DayCount(loan.day_count), grace_principal, m.product(loan.product).periodic_fee,
+                                  store.rate(loan.subsidy_ppm))
             store.save_state(conn, result.state, schedule_changed=True)
             store.post(conn, list(result.entries))
             detail = {"reason": reason, "term": term, "grace_principal": grace_principal,
@@ -400,16 +411,20 @@ class LendingService:
                                        func.sum(Loan.penalty_due))
                                 .where(Loan.status == "active").group_by(Loan.tier)).all()
             settled = conn.execute(select(func.count()).where(Loan.status == "settled")).scalar()
+            bucket = case(*((Loan.dpd <= hi, name) for name, hi in DPD_BUCKETS[:-1]), else_=DPD_BUCKETS[-1][0])
+            buckets = {name: count for name, count in conn.execute(
+                select(bucket, func.count()).where(Loan.status == "active").group_by(bucket)).all()}
             by_tier = {}
             for tier, count, nd, pd, idue, pen in rows:
                 by_tier[tier] = {"tier_zh": m.TIER_ZH[m.Tier(tier)], "loans": count,
-                                 "principal": store._sum_money(conn, nd) + store._sum_money(conn, pd),
-                                 "overdue_principal": store._sum_money(conn, pd),
-                                 "interest_due": store._sum_money(conn, idue), "penalty_due": store._sum_money(conn, pen)}
+                                 "principal": store.sum_money(conn, nd) + store.sum_money(conn, pd),
+                                 "overdue_principal": store.sum_money(conn, pd),
+                                 "interest_due": store.sum_money(conn, idue), "penalty_due": store.sum_money(conn, pen)}
         ordered = {t.value: by_tier[t.value] for t in m.TIER_ORDER if t.value in by_tier}
         npl = sum((r["principal"] for t, r in ordered.items() if m.tier_index(m.Tier(t)) >= 2), ZERO)
         total = sum((r["principal"] for r in ordered.values()), ZERO)
         return {"by_tier": ordered, "active_loans": sum(r["loans"] for r in ordered.values()), "settled_loans": settled,
+                "by_dpd_bucket": {name: buckets.get(name, 0) for name, _ in DPD_BUCKETS},
                 "principal_outstanding": total, "npl_principal": npl,
                 "npl_ratio": str((npl / total).quantize(Decimal("0.0001"))) if total else "0"}
 
@@ -425,7 +440,7 @@ class LendingService:
                 "due": {"penalty": state.penalty_due, "fee": state.fee_due, "interest": state.interest_due,
                         "principal": state.principal_due},
                 "subsidy_due": state.subsidy_due, "schedule": [_inst_json(i) for i in state.schedule],
-                "next_instalment": state.cur < len(state.schedule) and _inst_json(state.schedule[state.cur]) or None,
+                "next_instalment": _inst_json(state.schedule[state.cur]) if state.cur < len(state.schedule) else None,
                 "events": [{"kind": k, "business_date": d, "actor": a, "detail": det} for k, d, a, det in events]}
 
     def _event(self, conn: Connection, kind: str, on: date, actor: str, loan_id: int | None = None,

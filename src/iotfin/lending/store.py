@@ -119,11 +119,11 @@ def trial_balance(conn: Connection, through: date | None = None) -> dict[str, tu
         query = query.where(GlEntry.business_date <= through)
     out = {}
     for account, debit, credit in conn.execute(query).all():
-        out[account] = (_sum_money(conn, debit), _sum_money(conn, credit))
+        out[account] = (sum_money(conn, debit), sum_money(conn, credit))
     return out
 
 
-def _sum_money(conn: Connection, value: Any) -> Decimal:
+def sum_money(conn: Connection, value: Any) -> Decimal:
     """A SUM over a Money column: typed (a Decimal in yuan) when SQLAlchemy knows the column, raw
     otherwise (integer fen on SQLite)."""
     if value is None:
@@ -138,19 +138,19 @@ def subledger_totals(conn: Connection) -> dict[str, Decimal]:
     cols = {m.NOT_DUE: Loan.principal_not_due, m.ACCRUED: Loan.accrued, m.PENALTY_RECV: Loan.penalty_due,
             m.SUBSIDY_RECV: Loan.subsidy_due}
     row = conn.execute(select(*(func.sum(c) for c in cols.values()))).one()
-    out = {acc: _sum_money(conn, val) for acc, val in zip(cols, row, strict=True)}
+    out = {acc: sum_money(conn, val) for acc, val in zip(cols, row, strict=True)}
     bills = conn.execute(select(func.sum(LoanBill.principal), func.sum(LoanBill.interest), func.sum(LoanBill.fee))).one()
-    out[m.PRINCIPAL_DUE], out[m.INTEREST_DUE], out[m.FEE_RECV] = (_sum_money(conn, x) for x in bills)
+    out[m.PRINCIPAL_DUE], out[m.INTEREST_DUE], out[m.FEE_RECV] = (sum_money(conn, x) for x in bills)
     loans = conn.execute(select(func.sum(Loan.principal_due), func.sum(Loan.interest_due), func.sum(Loan.fee_due))).one()
     # the loan rows carry the bills' totals too (the close reads them); they must agree with the bills
-    out["loans.principal_due"], out["loans.interest_due"], out["loans.fee_due"] = (_sum_money(conn, x) for x in loans)
+    out["loans.principal_due"], out["loans.interest_due"], out["loans.fee_due"] = (sum_money(conn, x) for x in loans)
     return out
 
 
 # --- the book as arrays, for the vectorised close ------------------------------------------------
 
 
-def _fen_out(conn: Connection, values: np.ndarray) -> list[Any]:
+def money_params(conn: Connection, values: np.ndarray) -> list[Any]:
     if conn.dialect.name == "sqlite":
         return values.tolist()
     return [Decimal(int(x)).scaleb(-2) for x in values.tolist()]
@@ -161,7 +161,7 @@ def _days_out(values: np.ndarray) -> list[Any]:
     return [None if n == v.NONE else s for n, s in zip(values.tolist(), text.tolist(), strict=True)]
 
 
-def _dates_for(conn: Connection, values: np.ndarray) -> list[Any]:
+def date_params(conn: Connection, values: np.ndarray) -> list[Any]:
     out = _days_out(values)
     if conn.dialect.name == "sqlite":
         return out
@@ -210,7 +210,7 @@ def _cursor(conn: Connection) -> Any:
 
 def read_chunk(conn: Connection, on: date, after_id: int, limit: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Active loans not yet closed for `on`, in id order after `after_id`: ids and the book arrays."""
-    ph = _placeholder(conn)
+    ph = placeholder(conn)
     cols = ", ".join(_int_expr(conn, c) for c in READ_COLS)
     cur = _cursor(conn)
     cur.execute(f"SELECT {cols} FROM loans WHERE status = 'active' AND last_closed < {ph} AND id > {ph} "
@@ -227,7 +227,7 @@ def _date_param(conn: Connection, d: date) -> Any:
     return d.isoformat() if conn.dialect.name == "sqlite" else d
 
 
-def _placeholder(conn: Connection) -> str:
+def placeholder(conn: Connection) -> str:
     return "?" if conn.dialect.name == "sqlite" else "%s"
 
 
@@ -252,7 +252,7 @@ def write_chunk(conn: Connection, ids: np.ndarray, book: dict[str, np.ndarray], 
                 on: date) -> None:
     """Write a closed chunk back: what changes every day for every loan, then the loans that were
     billed or clawed back, then their new bills. Integers go in; the database makes dates and money."""
-    ph = _placeholder(conn)
+    ph = placeholder(conn)
     cur = _cursor(conn)
 
     def column(name: str, idx: np.ndarray | slice) -> list[Any]:
@@ -292,7 +292,7 @@ def next_instalments(conn: Connection, ids: np.ndarray) -> v.NextInstalments:
 
     def fetch(loan_idx: np.ndarray, seqs: np.ndarray) -> dict[str, np.ndarray]:
         want_ids, want_seq = ids[loan_idx], seqs + 1
-        ph = _placeholder(conn)
+        ph = placeholder(conn)
         cols = ", ".join(["loan_id", "seq"] + [_days_expr(conn, c) for c in ("start_date", "due_date")] +
                          [c if conn.dialect.name == "sqlite" else f"CAST({c} * 100 AS BIGINT)"
                           for c in ("principal", "interest", "fee", "subsidy")])

@@ -17,6 +17,7 @@ from fractions import Fraction
 
 import numpy as np
 
+from iotfin.core.errors import ValidationError
 from iotfin.lending import model as m
 
 EPOCH = date(1970, 1, 1)
@@ -222,7 +223,7 @@ def close_book(book: dict[str, np.ndarray], on: int, next_instalments: NextInsta
     """
     todo = book["last_closed"] < on
     if np.any(book["last_closed"][todo] != on - 1):
-        raise m.ValidationError(f"loans last closed before {to_date(on - 1)}: close the earlier days first")
+        raise ValidationError(f"loans last closed before {to_date(on - 1)}: close the earlier days first")
     idx = np.flatnonzero(todo)
     b = {k: v[idx] for k, v in book.items()}
     totals: dict[str, dict[str, int]] = {}
