@@ -203,14 +203,10 @@ def train(data: pd.DataFrame | Path | str, target: str, model_dir: Path | str, *
 
         challenger = None
         if dimensions is None and config.challenger:
-            from sklearn.model_selection import train_test_split
-
             t0 = time.perf_counter()
-            fit_rows, cal_rows = train_test_split(tr, test_size=0.2, stratify=y_tr, random_state=config.seed)
             monotone = {n: binned[n].trend for n in numeric}
-            challenger = fit_challenger(_prepared(frame, fit_rows, numeric, categorical), y_all[fit_rows],
-                                        _prepared(frame, cal_rows, numeric, categorical), y_all[cal_rows],
-                                        numeric, categorical, monotone)
+            challenger = fit_challenger(_prepared(frame, tr, numeric, categorical), y_tr, numeric, categorical,
+                                        monotone, seed=config.seed)
             timings["challenger_s"] = time.perf_counter() - t0
 
     eff = _effective(linear, enterprise)
