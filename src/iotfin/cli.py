@@ -23,6 +23,7 @@ from iotfin.core.errors import ConfigError, IotfinError, ValidationError
 from iotfin.core.jsonout import dumps
 from iotfin.core.settings import Settings, load_settings
 from iotfin.core.time import parse_time
+from iotfin.risk.cli import risk_app
 
 app = typer.Typer(help="iotfin: IoT-backed lending for small and micro enterprises.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -38,8 +39,6 @@ ledger_app = typer.Typer(help="Trusted ledger: checkpoints, evidence bundles, au
 app.add_typer(ledger_app, name="ledger")
 financing_app = typer.Typer(help="Financing registry: liens on receivables, receipts, stock, vehicles.", no_args_is_help=True)
 app.add_typer(financing_app, name="financing")
-from iotfin.risk.cli import risk_app  # noqa: E402 - the risk context's own sub-app
-
 app.add_typer(risk_app, name="risk")
 
 console = Console(stderr=True)
