@@ -27,6 +27,7 @@ from iotfin.core.time import parse_time
 from iotfin.decision.cli import decision_app
 from iotfin.lending.cli import loan_app
 from iotfin.monitor.cli import monitor_app
+from iotfin.risk.cli import risk_app
 
 app = typer.Typer(help="iotfin: IoT-backed lending for small and micro enterprises.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -43,8 +44,6 @@ app.add_typer(ledger_app, name="ledger")
 financing_app = typer.Typer(help="Financing registry: liens on receivables, receipts, stock, vehicles.", no_args_is_help=True)
 app.add_typer(financing_app, name="financing")
 app.add_typer(loan_app, name="loan")
-from iotfin.risk.cli import risk_app  # noqa: E402 - the risk context's own sub-app
-
 app.add_typer(risk_app, name="risk")
 app.add_typer(consent_app, name="consent")
 app.add_typer(decision_app, name="decision")

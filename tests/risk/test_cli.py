@@ -28,7 +28,7 @@ def test_train_score_monitor_and_prove_through_the_cli(tmp_path: Path) -> None:
     ws = Workspace(Settings(data_dir=ws_dir))
     ws.initialise()
     ws.close()
-    enterprises(3000, seed=31).to_csv(tmp_path / "train.csv", index=False)
+    enterprises(2000, seed=31).to_csv(tmp_path / "train.csv", index=False)
     (tmp_path / "labels.json").write_text(json.dumps(LABELS, ensure_ascii=False))
     trained = json.loads(iotfin("risk", "train", "train.csv", "--target", "default", "--model", "models/credit",
                                 "--date-col", "as_of", "--exclude", "enterprise_id", "--catalogue", "labels.json",
@@ -67,7 +67,7 @@ def test_train_score_monitor_and_prove_through_the_cli(tmp_path: Path) -> None:
 
 
 def test_enterprise_model_and_bad_input_through_the_cli(tmp_path: Path) -> None:
-    enterprises(2500, seed=41).to_parquet(tmp_path / "train.parquet")
+    enterprises(1500, seed=41).to_parquet(tmp_path / "train.parquet")
     catalogue = [{"name": k, "dimension": v, **LABELS.get(k, {})} for k, v in DIMENSIONS.items()]
     (tmp_path / "catalogue.json").write_text(json.dumps(catalogue, ensure_ascii=False))
     trained = json.loads(iotfin("risk", "train", "train.parquet", "--target", "default", "--model", "ent",

@@ -153,7 +153,7 @@ def test_versions_never_overwrite_and_altered_files_are_refused(tmp_path, synth_
     assert first["training_data_sha256"] == second["training_data_sha256"]
     assert first["model_sha256"] != second["model_sha256"]
     card = tmp_path / "m" / "v0001" / "scorecard.json"
-    card.write_text(card.read_text().replace('"intercept": ', '"intercept": 1 + ', 1).replace("1 + ", "", 1) + " ")
+    card.write_text(card.read_text() + " ")  # one byte more: no longer the file that was trained
     with pytest.raises(ValidationError, match="altered"):
         load_model(tmp_path / "m" / "v0001")
     with pytest.raises(NotFound):

@@ -37,3 +37,14 @@ def psi(expected: np.ndarray, actual: np.ndarray, eps: float = 1e-4) -> float:
     e = np.maximum(e / max(e.sum(), 1e-300), eps)
     a = np.maximum(a / max(a.sum(), 1e-300), eps)
     return float(np.sum((a - e) * np.log(a / e)))
+
+
+def approvable_share(pd_: np.ndarray, max_bad_rate: float, y: np.ndarray | None = None) -> float:
+    """The largest share of applicants a lender can approve, best PD first, while the bad rate of
+    those approved stays at or below `max_bad_rate`: the expected bad rate (mean PD) by default, the
+    realised one when outcomes `y` are given. Compares models "at the same bad rate" (issue 5)."""
+    order = np.argsort(np.asarray(pd_, dtype=float), kind="stable")
+    bads = (np.asarray(y, dtype=float) if y is not None else np.asarray(pd_, dtype=float))[order]
+    rate = np.cumsum(bads) / np.arange(1, len(bads) + 1)
+    ok = np.flatnonzero(rate <= max_bad_rate)
+    return float((ok[-1] + 1) / len(bads)) if len(ok) else 0.0

@@ -138,9 +138,14 @@ def load_model(path: Path | str, verify: bool = True) -> RiskModel:
     return model
 
 
+def combined_linear(linear: WoeLinear, dimensions: dict[str, dict[str, float]], bias: float,
+                    feature_dimension: dict[str, str]) -> WoeLinear:
+    """The enterprise model as one WoE-linear model: each coefficient × its dimension's weight, and
+    the intercepts folded into one (ln odds = bias + Σ_d w_d · (intercept_d + Σ_j∈d coef_j · WoE_j))."""
+    weights = np.array([dimensions[feature_dimension[n]]["weight"] for n in linear.names])
+    intercept = bias + sum(d["weight"] * d["intercept"] for d in dimensions.values())
+    return WoeLinear(linear.features, linear.coef * weights, intercept)
+
+
 def enterprise_effective(model: RiskModel) -> WoeLinear:
-    """The enterprise model as one WoE-linear model: coefficient × its dimension's weight."""
-    lin = model.linear
-    weights = np.array([model.dimensions[model.feature_dimension[n]]["weight"] for n in lin.names])
-    intercept = model.bias + sum(d["weight"] * d["intercept"] for d in model.dimensions.values())
-    return WoeLinear(lin.features, lin.coef * weights, intercept)
+    return combined_linear(model.linear, model.dimensions, model.bias, model.feature_dimension)

@@ -20,7 +20,7 @@ from iotfin.core.errors import ValidationError
 from iotfin.risk import data as rdata
 from iotfin.risk import metrics
 from iotfin.risk.grades import GRADE_NAMES, grade_index, scale_table
-from iotfin.risk.models.bundle import DIMENSIONS, FORMAT, load_model, write_version
+from iotfin.risk.models.bundle import DIMENSIONS, FORMAT, combined_linear, load_model, write_version
 from iotfin.risk.models.challenger import fit_challenger
 from iotfin.risk.prepare import Prepared, prepare
 from iotfin.risk.woe import BinnedFeature, Scaling, WoeLinear, logit, sigmoid
@@ -82,7 +82,7 @@ def _splits(frame: pd.DataFrame, y: np.ndarray, date_col: str | None, cfg: Train
     return parts
 
 
-def _binning(frame: pd.DataFrame, y: np.ndarray, numeric: list[str], categorical: list[str], cfg: TrainConfig):  # noqa: ANN202
+def _binning(numeric: list[str], categorical: list[str], cfg: TrainConfig):  # noqa: ANN202
     from optbinning import BinningProcess
 
     names = [*numeric, *categorical]
@@ -177,7 +177,7 @@ def train(data: pd.DataFrame | Path | str, target: str, model_dir: Path | str, *
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # optbinning/sklearn chatter on small bins; the report shows the bins
         t0 = time.perf_counter()
-        bp = _binning(frame, y_tr, numeric, categorical, config)
+        bp = _binning(numeric, categorical, config)
         enterprise: dict[str, Any] = {}
         if dimensions is None:
             from optbinning import Scorecard
@@ -203,14 +203,10 @@ def train(data: pd.DataFrame | Path | str, target: str, model_dir: Path | str, *
 
         challenger = None
         if dimensions is None and config.challenger:
-            from sklearn.model_selection import train_test_split
-
             t0 = time.perf_counter()
-            fit_rows, cal_rows = train_test_split(tr, test_size=0.2, stratify=y_tr, random_state=config.seed)
             monotone = {n: binned[n].trend for n in numeric}
-            challenger = fit_challenger(_prepared(frame, fit_rows, numeric, categorical), y_all[fit_rows],
-                                        _prepared(frame, cal_rows, numeric, categorical), y_all[cal_rows],
-                                        numeric, categorical, monotone)
+            challenger = fit_challenger(_prepared(frame, tr, numeric, categorical), y_tr, numeric, categorical,
+                                        monotone, seed=config.seed)
             timings["challenger_s"] = time.perf_counter() - t0
 
     eff = _effective(linear, enterprise)
@@ -288,10 +284,7 @@ def _json(obj: Any) -> bytes:
 def _effective(linear: WoeLinear, enterprise: dict[str, Any]) -> WoeLinear:
     if not enterprise:
         return linear
-    dims, fdim = enterprise["dimensions"], enterprise["feature_dimension"]
-    weights = np.array([dims[fdim[n]]["weight"] for n in linear.names])
-    intercept = enterprise["bias"] + sum(d["weight"] * d["intercept"] for d in dims.values())
-    return WoeLinear(linear.features, linear.coef * weights, intercept)
+    return combined_linear(linear, enterprise["dimensions"], enterprise["bias"], enterprise["feature_dimension"])
 
 
 def _fit_dimensions(binned: dict[str, BinnedFeature], selected: list[str], dimensions: Mapping[str, str],
