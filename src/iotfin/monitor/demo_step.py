@@ -65,7 +65,7 @@ def monitor_demo(ws: Any, ds: Any) -> dict[str, Any]:
     monitor.tick(batch_clock(monitor))
     incidents = ds.table("incidents").to_pylist()
     cfg = ds.manifest["config"]
-    report = match(list(monitor.alerts.values()), incidents, float(ds.table("devices").num_rows * cfg["days"]), 0)
+    report = match(list(monitor.alerts.values()), incidents, float(ds.table("devices").num_rows * cfg["days"]))
     snapshot = monitor.snapshot()
     examples = sorted((a for a in monitor.alerts.values() if a.raised_at is not None),
                       key=lambda a: (a.incident_type, a.raised_at))

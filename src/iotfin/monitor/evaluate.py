@@ -101,8 +101,7 @@ def _local_midnight_ms(start_date: str) -> int:
     return day_start_ms(date.fromisoformat(start_date)) - 8 * HOUR_MS
 
 
-def match(alerts: list[AlertView], incidents: list[dict[str, Any]], device_days: float,
-          horizon_end_ms: int) -> dict[str, Any]:
+def match(alerts: list[AlertView], incidents: list[dict[str, Any]], device_days: float) -> dict[str, Any]:
     """Per incident type: recall, median/p95 time to detect (hours); false alerts per 1,000 device-days."""
     raised = [a for a in alerts if a.raised_at is not None and a.tier >= Tier.alert]
     used: set[int] = set()
@@ -187,7 +186,7 @@ def evaluate(enterprises: int = 120, days: int = 30, seed: int = 7, devices: int
         timings["ingest_and_monitor_s"] = round(time.perf_counter() - t0, 2)
         incidents = ds.table("incidents").to_pylist()
         device_days = _device_days(ds, cfg)
-        report = match(list(monitor.alerts.values()), incidents, device_days, cfg.end_ms)
+        report = match(list(monitor.alerts.values()), incidents, device_days)
         lat = np.array(monitor.latencies_s) if monitor.latencies_s else np.zeros(1)
         report.update({
             "simulation": {"enterprises": enterprises, "days": days, "seed": seed,
