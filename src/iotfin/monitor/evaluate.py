@@ -25,9 +25,10 @@ from iotfin.telemetry.model import READING_SCHEMA
 
 # Incident types the IoT signals are meant to catch, and the alert incident type that catches each.
 DETECTABLE = ("device_dark", "device_replay", "device_tamper", "geofence_exit", "inventory_moved_out",
-              "production_shutdown")
-NOT_IOT = {"double_financing": "caught by the financing registry when the second request is made, not by IoT signals",
+              "production_shutdown", "double_financing")
+NOT_IOT = {"double_financing": "raised from the financing registry's refusal of the second request, not from device signals",
            "fabricated_trade": "needs trade-document vs. telemetry reconciliation; not built in this issue"}
+FINANCING_HOUR = 9  # financing requests carry a day only: they are put to the registry at 09:00 local
 EARLY_MS = 2 * HOUR_MS  # an alert this long before a ground-truth start still counts (skewed device clocks)
 LATE_MS = 24 * HOUR_MS  # ... and this long after its end
 
@@ -50,9 +51,33 @@ def arrival_table(ds: Any, device_type: str, day: Any, metrics: list[str]) -> pa
     return pa.concat_tables(parts)
 
 
+def finance(ws: Any, monitor: MonitorService, requests: list[dict[str, Any]], now: int) -> int:
+    """Put one day's financing requests to the real financing registry (as `iotfin.loader` does);
+    each refusal of an asset already financed goes to the monitor. Returns the refusals."""
+    from iotfin.ledger.financing.model import receivable_key, warehouse_receipt_key
+    from iotfin.ledger.financing.service import DoubleFinancing
+
+    refused = 0
+    for req in requests:
+        if req["asset_type"] == "receivable":
+            key = receivable_key(req["invoice_code"], req["invoice_number"], req["seller_uscc"], req["buyer_uscc"],
+                                 req["amount"])
+        else:
+            key = warehouse_receipt_key(req["seller_uscc"], f"WR{req['document_id']}")
+        try:
+            ws.financing.finance(key, req["tenant_id"], f"REQ-{req['request_id']}", req["amount"],
+                                 enterprise_id=req["enterprise_id"], document_id=req["document_id"])
+        except DoubleFinancing as exc:
+            refused += 1
+            monitor.financing_refused(req["enterprise_id"], now, {"request_id": req["request_id"],
+                                                                  "document_id": req["document_id"], "reason": str(exc)})
+    return refused
+
+
 def replay_telemetry(ws: Any, ds: Any, monitor: MonitorService, step_ms: int = HOUR_MS,
                      progress: Any = None) -> dict[str, Any]:
-    """Feed every telemetry reading through ws.ingest in arrival order, `step_ms` per batch."""
+    """Feed every telemetry reading through ws.ingest in arrival order, `step_ms` per batch; put each
+    day's financing requests to the registry at FINANCING_HOUR local."""
     from iotfin.loader import _metrics_by_type
 
     metrics = _metrics_by_type(ds)
@@ -61,7 +86,11 @@ def replay_telemetry(ws: Any, ds: Any, monitor: MonitorService, step_ms: int = H
     cfg = ds.manifest["config"]
     start_ms = _local_midnight_ms(cfg["start_date"])
     carry = None
-    accepted = rejected = batches = 0
+    accepted = rejected = batches = refused = 0
+    requests: dict[Any, list[dict[str, Any]]] = {}
+    for req in ds.table("financing_requests").to_pylist():
+        requests.setdefault(req["requested_on"], []).append(req)
+    ws.financing.anchor = None  # as in the loader's bulk import: liens are not anchored one by one here
     ingest_s = 0.0
     for i, day in enumerate(days):
         tables = [arrival_table(ds, t, day, metrics[t]) for t in types if day in ds.telemetry_days(t)]
@@ -86,11 +115,14 @@ def replay_telemetry(ws: Any, ds: Any, monitor: MonitorService, step_ms: int = H
                 rejected += result.rejected
                 batches += 1
             monitor.tick(now)
+            if k + 1 == FINANCING_HOUR * HOUR_MS // step_ms:
+                refused += finance(ws, monitor, requests.pop(day, []), now)
             lo = hi
         carry = day_table.slice(lo) if lo < day_table.num_rows else None
         if progress:
             progress("monitor evaluate", i + 1, len(days))
-    return {"batches": batches, "accepted": accepted, "rejected": rejected, "ingest_and_monitor_s": round(ingest_s, 2)}
+    return {"batches": batches, "accepted": accepted, "rejected": rejected, "ingest_and_monitor_s": round(ingest_s, 2),
+            "financing_refused": refused}
 
 
 def _local_midnight_ms(start_date: str) -> int:

@@ -152,6 +152,13 @@ class MonitorService:
                                    1.0, True, int(ts), max(self.signals.now, int(ts)), {"kind": kind, "one_shot": True}))
         return self.handle(out, started)
 
+    def financing_refused(self, enterprise_id: int, at_ms: int, detail: dict[str, Any]) -> list[Change]:
+        """The financing registry refused an asset already financed (a receivable offered twice): an
+        early warning on the enterprise that offered it, whichever lender it went to."""
+        event = SignalEvent("double_financing", None, int(enterprise_id), "", 1.0, True, int(at_ms),
+                            max(self.signals.now, int(at_ms)), {"one_shot": True, **detail})
+        return self.handle([event], time.perf_counter())
+
     def set_lots(self, lots: list[PledgedLot]) -> None:
         self.lots = list(lots)
 
