@@ -159,6 +159,26 @@ class MonitorService:
                             max(self.signals.now, int(at_ms)), {"one_shot": True, **detail})
         return self.handle([event], time.perf_counter())
 
+    def check_deliveries(self, notes: list[dict[str, Any]], day: int, now_ms: int) -> list[Change]:
+        """Trade vs. telemetry, at the end of local day `day` (days since 1970-01-01 local): a delivery
+        note of that day naming a vehicle that reported that day but never left its depot is a sign of
+        fabricated trade. Notes: dicts with document_id, enterprise_id (the seller), vehicle_device_id.
+        A vehicle not heard that day proves nothing and is skipped."""
+        s = self.signals
+        day_start = day * 86_400_000 - 8 * HOUR_MS
+        events = []
+        for note in notes:
+            v = note.get("vehicle_device_id")
+            if v is None or not (0 < v < s.meta.size) or s.gps_row[v] < 0:
+                continue
+            if s.last_ts[v] < day_start or s.dark[v]:
+                continue
+            if s.moved_day[s.gps_row[v]] < day:
+                events.append(SignalEvent("delivery_without_trip", int(v), int(note["enterprise_id"]), "gps_tracker",
+                                          1.0, True, now_ms, max(s.now, now_ms),
+                                          {"one_shot": True, "document_id": note["document_id"]}))
+        return self.handle(events, time.perf_counter())
+
     def set_lots(self, lots: list[PledgedLot]) -> None:
         self.lots = list(lots)
 
