@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from iotfin.core.errors import ConfigError
-from iotfin.monitor.evaluate import DETECTABLE, match
+from iotfin.monitor.evaluate import SIGNAL_INCIDENTS, match
 from iotfin.monitor.model import DEVICE_TYPES
 from iotfin.monitor.service import MonitorService
 from iotfin.monitor.signals import NO_TS
@@ -85,7 +85,7 @@ def monitor_demo(ws: Any, ds: Any) -> dict[str, Any]:
         "alerts_by_tier": snapshot["alerts_by_tier"],
         "suppressed_repeats": snapshot["suppressed_repeats"],
         "detections": {k: {"incidents": v["incidents"], "detected": v["detected"]}
-                       for k, v in report["per_incident_type"].items() if k in DETECTABLE},
+                       for k, v in report["per_incident_type"].items() if k in SIGNAL_INCIDENTS},
         "false_alerts": report["false_alerts"],
         "example_alerts": shown,
         "rules_version": monitor.rules.version,

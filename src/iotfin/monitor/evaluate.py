@@ -25,8 +25,9 @@ from iotfin.monitor.service import AlertView, MonitorService
 from iotfin.telemetry.model import READING_SCHEMA
 
 # Incident types the IoT signals are meant to catch, and the alert incident type that catches each.
-DETECTABLE = ("device_dark", "device_replay", "device_tamper", "geofence_exit", "inventory_moved_out",
-              "production_shutdown", "double_financing", "fabricated_trade")
+SIGNAL_INCIDENTS = ("device_dark", "device_replay", "device_tamper", "geofence_exit", "inventory_moved_out",
+                    "production_shutdown")  # seen in the device stream alone
+DETECTABLE = (*SIGNAL_INCIDENTS, "double_financing", "fabricated_trade")  # + financing refusals, delivery notes
 NOT_IOT = {"double_financing": "raised from the financing registry's refusal of the second request, not from device signals",
            "fabricated_trade": "seen only when a delivery note names a vehicle that did not move that day (about half "
                                "of them); invoices with no energy or stock movement behind them are not reconciled"}
@@ -179,7 +180,7 @@ def match(alerts: list[AlertView], incidents: list[dict[str, Any]], device_days:
     false_by: dict[str, int] = {}
     for a in false:
         false_by[a.incident_type] = false_by.get(a.incident_type, 0) + 1
-    detectable = [per_type[k] for k in DETECTABLE if per_type[k]["incidents"]]
+    detectable = [per_type[k] for k in SIGNAL_INCIDENTS if per_type[k]["incidents"]]
     return {
         "per_incident_type": per_type,
         "false_alerts": len(false),
@@ -188,7 +189,7 @@ def match(alerts: list[AlertView], incidents: list[dict[str, Any]], device_days:
         "false_alert_examples": [a.to_json() for a in false[:5]],
         "condition_alerts_without_ground_truth": by_other,
         "watch_only_alerts": sum(1 for a in alerts if a.tier == Tier.watch),
-        "min_recall_iot_types": min((e["recall"] for e in detectable), default=None),
+        "min_recall_device_signal_types": min((e["recall"] for e in detectable), default=None),
         "device_days": round(device_days, 1),
     }
 
