@@ -25,6 +25,10 @@ from iotfin.monitor.service import MonitorService
 from iotfin.monitor.signals import NO_TS
 
 _ATTR = "_monitor_demo"
+# Slices of the demo's multi-day batches: short enough that a pledged-stock peak is still within the
+# 24-hour window when a drop is seen (silences and pauses inside a slice are found in the slice),
+# long enough to keep the demo's added time small.
+DEMO_STEP_MS = 12 * 3_600_000
 
 
 def attach_monitor(ws: Any) -> MonitorService:
@@ -37,7 +41,7 @@ def attach_monitor(ws: Any) -> MonitorService:
 
     def on_commit(stored: pa.Table) -> None:
         started = time.perf_counter()
-        monitor.on_commit_bulk(stored, clock=lambda: batch_clock(monitor))
+        monitor.on_commit_bulk(stored, step_ms=DEMO_STEP_MS, clock=lambda: batch_clock(monitor))
         monitor.busy_s += time.perf_counter() - started
 
     ws.ingest.on_commit.append(on_commit)
