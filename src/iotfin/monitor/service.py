@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from iotfin.core.money import quantize_fen, to_money
+from iotfin.core.money import quantize_fen
 from iotfin.core.time import business_date, ms_to_datetime
 from iotfin.monitor.model import (
     HOUR_MS,
@@ -258,7 +258,9 @@ class MonitorService:
             price = self.prices.latest(lot.commodity, as_of=today)
             if price is None or np.isnan(qty).all():
                 continue
-            quantity = to_money(Decimal(str(round(float(np.nansum(qty)), 3))))
+            # Measured tonnes (or m³, head) from sensor floats, kept to the kilogram as a Decimal so
+            # the money arithmetic below stays in Decimal.
+            quantity = Decimal(str(round(float(np.nansum(qty)), 3)))
             value = quantize_fen(quantity * price.price * lot.haircut)
             ratio = (value / lot.exposure) if lot.exposure > 0 else Decimal("Infinity")
             out.append({"lot_id": lot.lot_id, "enterprise_id": lot.enterprise_id, "commodity": lot.commodity,
