@@ -29,8 +29,9 @@ SIGNAL_INCIDENTS = ("device_dark", "device_replay", "device_tamper", "geofence_e
                     "production_shutdown")  # seen in the device stream alone
 DETECTABLE = (*SIGNAL_INCIDENTS, "double_financing", "fabricated_trade")  # + financing refusals, delivery notes
 NOT_IOT = {"double_financing": "raised from the financing registry's refusal of the second request, not from device signals",
-           "fabricated_trade": "seen only when a delivery note names a vehicle that did not move that day (about half "
-                               "of them); invoices with no energy or stock movement behind them are not reconciled"}
+           "fabricated_trade": "seen only when a delivery note names a vehicle that did not move that day (at most "
+                               "half of them carry one); invoices with no energy or stock movement behind them are "
+                               "not reconciled"}
 FINANCING_HOUR = 9  # financing requests carry a day only: they are put to the registry at 09:00 local
 _EPOCH = date(1970, 1, 1)
 EARLY_MS = 2 * HOUR_MS  # an alert this long before a ground-truth start still counts (skewed device clocks)
