@@ -152,3 +152,26 @@ def test_a_price_fall_revalues_every_pledged_lot_and_calls_margin(rules: RuleSet
     assert lot["collateral_value"] == "92400.00" and lot["price_day"] == "2026-01-05"
     [alert] = svc.alerts.values()
     assert alert.incident_type == "collateral_shortfall" and alert.tier == Tier.margin_call and calls == ["margin_call"]
+
+
+def test_a_delivery_note_naming_a_truck_that_never_left_is_flagged(rules: RuleSet) -> None:
+    from iotfin.monitor.model import circle_polygon
+    from iotfin.monitor.signals import local_day
+
+    meta = DeviceMeta.build(np.array([1, 2, 3]), [7, 7, 8], ["gps_tracker"] * 3, np.array([0, 0, 0]),
+                            [circle_polygon(31.3, 120.58, 60_000)])
+    svc = MonitorService(meta, rules)
+    rows = []
+    for i in range(12):  # truck 1 stays in the yard, truck 2 drives 20 km out; truck 3 is never heard
+        t = T0 + 8 * H + i * 600_000
+        rows += [(1, "lat", t, 31.3001), (1, "lon", t, 120.5801), (2, "lat", t, 31.3 + 0.02 * i), (2, "lon", t, 120.58)]
+    svc.on_commit(_rows(*rows))
+    day = int(local_day(np.array([T0]))[0])
+    notes = [{"document_id": 10, "enterprise_id": 7, "vehicle_device_id": 1},
+             {"document_id": 11, "enterprise_id": 7, "vehicle_device_id": 2},
+             {"document_id": 12, "enterprise_id": 8, "vehicle_device_id": 3},
+             {"document_id": 13, "enterprise_id": 8, "vehicle_device_id": None}]
+    changes = svc.check_deliveries(notes, day, T0 + 24 * H)
+    assert [(c.kind, c.key, c.event.detail["document_id"]) for c in changes] == [
+        ("open", (7, "fabricated_trade"), 10)]
+    assert changes[0].decision.reason_zh == "送货单所列车辆当日未出场"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +25,15 @@ from iotfin.monitor.service import AlertView, MonitorService
 from iotfin.telemetry.model import READING_SCHEMA
 
 # Incident types the IoT signals are meant to catch, and the alert incident type that catches each.
-DETECTABLE = ("device_dark", "device_replay", "device_tamper", "geofence_exit", "inventory_moved_out",
-              "production_shutdown")
-NOT_IOT = {"double_financing": "caught by the financing registry when the second request is made, not by IoT signals",
-           "fabricated_trade": "needs trade-document vs. telemetry reconciliation; not built in this issue"}
+SIGNAL_INCIDENTS = ("device_dark", "device_replay", "device_tamper", "geofence_exit", "inventory_moved_out",
+                    "production_shutdown")  # seen in the device stream alone
+DETECTABLE = (*SIGNAL_INCIDENTS, "double_financing", "fabricated_trade")  # + financing refusals, delivery notes
+NOT_IOT = {"double_financing": "raised from the financing registry's refusal of the second request, not from device signals",
+           "fabricated_trade": "seen only when a delivery note names a vehicle that did not move that day (at most "
+                               "half of them carry one); invoices with no energy or stock movement behind them are "
+                               "not reconciled"}
+FINANCING_HOUR = 9  # financing requests carry a day only: they are put to the registry at 09:00 local
+_EPOCH = date(1970, 1, 1)
 EARLY_MS = 2 * HOUR_MS  # an alert this long before a ground-truth start still counts (skewed device clocks)
 LATE_MS = 24 * HOUR_MS  # ... and this long after its end
 
@@ -50,9 +56,33 @@ def arrival_table(ds: Any, device_type: str, day: Any, metrics: list[str]) -> pa
     return pa.concat_tables(parts)
 
 
+def finance(ws: Any, monitor: MonitorService, requests: list[dict[str, Any]], now: int) -> int:
+    """Put one day's financing requests to the real financing registry (as `iotfin.loader` does);
+    each refusal of an asset already financed goes to the monitor. Returns the refusals."""
+    from iotfin.ledger.financing.model import receivable_key, warehouse_receipt_key
+    from iotfin.ledger.financing.service import DoubleFinancing
+
+    refused = 0
+    for req in requests:
+        if req["asset_type"] == "receivable":
+            key = receivable_key(req["invoice_code"], req["invoice_number"], req["seller_uscc"], req["buyer_uscc"],
+                                 req["amount"])
+        else:
+            key = warehouse_receipt_key(req["seller_uscc"], f"WR{req['document_id']}")
+        try:
+            ws.financing.finance(key, req["tenant_id"], f"REQ-{req['request_id']}", req["amount"],
+                                 enterprise_id=req["enterprise_id"], document_id=req["document_id"])
+        except DoubleFinancing as exc:
+            refused += 1
+            monitor.financing_refused(req["enterprise_id"], now, {"request_id": req["request_id"],
+                                                                  "document_id": req["document_id"], "reason": str(exc)})
+    return refused
+
+
 def replay_telemetry(ws: Any, ds: Any, monitor: MonitorService, step_ms: int = HOUR_MS,
                      progress: Any = None) -> dict[str, Any]:
-    """Feed every telemetry reading through ws.ingest in arrival order, `step_ms` per batch."""
+    """Feed every telemetry reading through ws.ingest in arrival order, `step_ms` per batch; put each
+    day's financing requests to the registry at FINANCING_HOUR local."""
     from iotfin.loader import _metrics_by_type
 
     metrics = _metrics_by_type(ds)
@@ -61,7 +91,17 @@ def replay_telemetry(ws: Any, ds: Any, monitor: MonitorService, step_ms: int = H
     cfg = ds.manifest["config"]
     start_ms = _local_midnight_ms(cfg["start_date"])
     carry = None
-    accepted = rejected = batches = 0
+    accepted = rejected = batches = refused = 0
+    requests: dict[Any, list[dict[str, Any]]] = {}
+    for req in ds.table("financing_requests").to_pylist():
+        requests.setdefault(req["requested_on"], []).append(req)
+    ws.financing.anchor = None  # as in the loader's bulk import: liens are not anchored one by one here
+    notes: dict[Any, list[dict[str, Any]]] = {}
+    for doc in ds.table("trade_documents").to_pylist():
+        if doc["doc_type"] == "delivery_note" and doc["vehicle_device_id"] is not None:
+            notes.setdefault(doc["issued_on"], []).append(
+                {"document_id": doc["document_id"], "enterprise_id": doc["seller_id"],
+                 "vehicle_device_id": doc["vehicle_device_id"]})
     ingest_s = 0.0
     for i, day in enumerate(days):
         tables = [arrival_table(ds, t, day, metrics[t]) for t in types if day in ds.telemetry_days(t)]
@@ -86,23 +126,24 @@ def replay_telemetry(ws: Any, ds: Any, monitor: MonitorService, step_ms: int = H
                 rejected += result.rejected
                 batches += 1
             monitor.tick(now)
+            if k + 1 == FINANCING_HOUR * HOUR_MS // step_ms:
+                refused += finance(ws, monitor, requests.pop(day, []), now)
             lo = hi
         carry = day_table.slice(lo) if lo < day_table.num_rows else None
+        monitor.check_deliveries(notes.pop(day, []), (day - _EPOCH).days, day_end)
         if progress:
             progress("monitor evaluate", i + 1, len(days))
-    return {"batches": batches, "accepted": accepted, "rejected": rejected, "ingest_and_monitor_s": round(ingest_s, 2)}
+    return {"batches": batches, "accepted": accepted, "rejected": rejected, "ingest_and_monitor_s": round(ingest_s, 2),
+            "financing_refused": refused}
 
 
 def _local_midnight_ms(start_date: str) -> int:
-    from datetime import date
-
     from iotfin.core.time import day_start_ms
 
     return day_start_ms(date.fromisoformat(start_date)) - 8 * HOUR_MS
 
 
-def match(alerts: list[AlertView], incidents: list[dict[str, Any]], device_days: float,
-          horizon_end_ms: int) -> dict[str, Any]:
+def match(alerts: list[AlertView], incidents: list[dict[str, Any]], device_days: float) -> dict[str, Any]:
     """Per incident type: recall, median/p95 time to detect (hours); false alerts per 1,000 device-days."""
     raised = [a for a in alerts if a.raised_at is not None and a.tier >= Tier.alert]
     used: set[int] = set()
@@ -140,7 +181,7 @@ def match(alerts: list[AlertView], incidents: list[dict[str, Any]], device_days:
     false_by: dict[str, int] = {}
     for a in false:
         false_by[a.incident_type] = false_by.get(a.incident_type, 0) + 1
-    detectable = [per_type[k] for k in DETECTABLE if per_type[k]["incidents"]]
+    detectable = [per_type[k] for k in SIGNAL_INCIDENTS if per_type[k]["incidents"]]
     return {
         "per_incident_type": per_type,
         "false_alerts": len(false),
@@ -149,7 +190,7 @@ def match(alerts: list[AlertView], incidents: list[dict[str, Any]], device_days:
         "false_alert_examples": [a.to_json() for a in false[:5]],
         "condition_alerts_without_ground_truth": by_other,
         "watch_only_alerts": sum(1 for a in alerts if a.tier == Tier.watch),
-        "min_recall_iot_types": min((e["recall"] for e in detectable), default=None),
+        "min_recall_device_signal_types": min((e["recall"] for e in detectable), default=None),
         "device_days": round(device_days, 1),
     }
 
@@ -187,7 +228,7 @@ def evaluate(enterprises: int = 120, days: int = 30, seed: int = 7, devices: int
         timings["ingest_and_monitor_s"] = round(time.perf_counter() - t0, 2)
         incidents = ds.table("incidents").to_pylist()
         device_days = _device_days(ds, cfg)
-        report = match(list(monitor.alerts.values()), incidents, device_days, cfg.end_ms)
+        report = match(list(monitor.alerts.values()), incidents, device_days)
         lat = np.array(monitor.latencies_s) if monitor.latencies_s else np.zeros(1)
         report.update({
             "simulation": {"enterprises": enterprises, "days": days, "seed": seed,

@@ -51,6 +51,7 @@ class Thresholds:
     risk_dwell_ms: int = 30 * MINUTE_MS
     band_min_ms: int = 30 * MINUTE_MS
     herd_window_ms: int = 24 * HOUR_MS
+    moved_km: float = 2.0  # a vehicle this far from its fence centre has left the depot
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,7 @@ class DeviceMeta:
     hum_lo: np.ndarray | None = None
     hum_hi: np.ndarray | None = None
     risk_tree: STRtree | None = None
+    fence_centre: np.ndarray | None = None  # (lon, lat) of each fence's centroid
 
     def __post_init__(self) -> None:
         n = self.size
@@ -94,6 +96,8 @@ class DeviceMeta:
         for name in ("temp_lo", "temp_hi", "hum_lo", "hum_hi"):
             if getattr(self, name) is None:
                 setattr(self, name, nan.copy())
+        if self.fences is not None and len(self.fences):
+            self.fence_centre = shapely.get_coordinates(shapely.centroid(self.fences))
         if self.risk_zones:
             self.risk_tree = STRtree([z.polygon for z in self.risk_zones])
         self.is_stock = np.isin(self.type_code, [DEVICE_TYPES.index(t) for t in STOCK_TYPES])

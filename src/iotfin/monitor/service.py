@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from iotfin.core.money import quantize_fen, to_money
+from iotfin.core.money import quantize_fen
 from iotfin.core.time import business_date, ms_to_datetime
 from iotfin.monitor.model import (
     HOUR_MS,
@@ -152,6 +152,33 @@ class MonitorService:
                                    1.0, True, int(ts), max(self.signals.now, int(ts)), {"kind": kind, "one_shot": True}))
         return self.handle(out, started)
 
+    def financing_refused(self, enterprise_id: int, at_ms: int, detail: dict[str, Any]) -> list[Change]:
+        """The financing registry refused an asset already financed (a receivable offered twice): an
+        early warning on the enterprise that offered it, whichever lender it went to."""
+        event = SignalEvent("double_financing", None, int(enterprise_id), "", 1.0, True, int(at_ms),
+                            max(self.signals.now, int(at_ms)), {"one_shot": True, **detail})
+        return self.handle([event], time.perf_counter())
+
+    def check_deliveries(self, notes: list[dict[str, Any]], day: int, now_ms: int) -> list[Change]:
+        """Trade vs. telemetry, at the end of local day `day` (days since 1970-01-01 local): a delivery
+        note of that day naming a vehicle that reported that day but never left its depot is a sign of
+        fabricated trade. Notes: dicts with document_id, enterprise_id (the seller), vehicle_device_id.
+        A vehicle not heard that day proves nothing and is skipped."""
+        s = self.signals
+        day_start = day * 86_400_000 - 8 * HOUR_MS
+        events = []
+        for note in notes:
+            v = note.get("vehicle_device_id")
+            if v is None or not (0 < v < s.meta.size) or s.gps_row[v] < 0:
+                continue
+            if s.last_ts[v] < day_start or s.dark[v]:
+                continue
+            if s.moved_day[s.gps_row[v]] < day:
+                events.append(SignalEvent("delivery_without_trip", int(v), int(note["enterprise_id"]), "gps_tracker",
+                                          1.0, True, now_ms, max(s.now, now_ms),
+                                          {"one_shot": True, "document_id": note["document_id"]}))
+        return self.handle(events, time.perf_counter())
+
     def set_lots(self, lots: list[PledgedLot]) -> None:
         self.lots = list(lots)
 
@@ -231,7 +258,9 @@ class MonitorService:
             price = self.prices.latest(lot.commodity, as_of=today)
             if price is None or np.isnan(qty).all():
                 continue
-            quantity = to_money(Decimal(str(round(float(np.nansum(qty)), 3))))
+            # Measured tonnes (or m³, head) from sensor floats, kept to the kilogram as a Decimal so
+            # the money arithmetic below stays in Decimal.
+            quantity = Decimal(str(round(float(np.nansum(qty)), 3)))
             value = quantize_fen(quantity * price.price * lot.haircut)
             ratio = (value / lot.exposure) if lot.exposure > 0 else Decimal("Infinity")
             out.append({"lot_id": lot.lot_id, "enterprise_id": lot.enterprise_id, "commodity": lot.commodity,

@@ -152,6 +152,7 @@ class SignalEngine:
         self.out_since = np.full(ng, NO_TS, np.int64)
         self.risk_since = np.full(ng, NO_TS, np.int64)
         self.risk_flag = np.zeros(ng, np.int8)
+        self.moved_day = np.full(ng, -1, np.int32)  # last local day with a fix 2 km or more from the fence centre
         # environment: out-of-band run
         self.env_last_ts = np.full((2, nv), NO_TS, np.int64)
         self.band_since = np.full((2, nv), NO_TS, np.int64)  # temperature, humidity
@@ -182,7 +183,7 @@ class SignalEngine:
             "machine_sensor": RING_HOURS * 8 + 8 + 8 + 8,
             "electricity_meter": 8 + 8 + 8 + 1,
             "door_seal": 4 * 8 + 1,
-            "gps_tracker": 8 + 8 + 8 + 1,
+            "gps_tracker": 8 + 8 + 8 + 1 + 4,
             "env_sensor": 2 * (8 + 8 + 1),
         }
         return {"total": total, "devices": self.meta.size, "per_device": round(total / max(self.meta.size, 1), 1),
@@ -533,6 +534,15 @@ class SignalEngine:
             tree = self.meta.risk_tree
             hits = tree.query(shapely.points(x, y), predicate="within")
             in_risk[np.unique(hits[0])] = True
+        if fenced.any() and self.meta.fence_centre is not None:
+            # Did the vehicle leave its depot today? (checked against delivery notes: a note naming a
+            # truck that never moved that day is a sign of fabricated trade)
+            cx, cy = self.meta.fence_centre[fence_of[fenced]].T
+            dx = (x[fenced] - cx) * 111.0 * np.cos(np.radians(cy))
+            dy = (y[fenced] - cy) * 111.0
+            away = np.hypot(dx, dy) >= self.t.moved_km
+            rows = self.gps_row[ids[fenced][away]]
+            np.maximum.at(self.moved_day, rows, local_day(ts[fenced][away]))
         flags = (ids, ts, outside.astype(np.float64))
         risk = (ids, ts, in_risk.astype(np.float64))
         out_state = (self.out_since != NO_TS).astype(np.int8)
@@ -566,6 +576,11 @@ class SignalEngine:
             events.append(self._ent_event(int(e), "livestock_count_drop", level[e] / 10, bool(level[e] > 0), now,
                                           heard=int(count[e]), peak=int(self.herd_peak[e])))
         return events
+
+
+def local_day(ts: np.ndarray) -> np.ndarray:
+    """Asia/Shanghai day number (days since 1970-01-01 local) of UTC ms timestamps."""
+    return ((ts + LOCAL_OFFSET_MS) // 86_400_000).astype(np.int32)
 
 
 def _pair(lat: Cols, lon: Cols) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

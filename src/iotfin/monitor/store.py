@@ -25,11 +25,19 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from iotfin.core.errors import NotFound
+from iotfin.core.errors import Conflict, NotFound, ValidationError
 from iotfin.core.time import ms_to_datetime
 from iotfin.db.models import Base, Id
 from iotfin.db.types import Money, UTCDateTime
-from iotfin.monitor.model import ALERT_STATUSES, DeviceMeta, RiskZone, Tier, check_transition, circle_polygon
+from iotfin.monitor.model import (
+    ALERT_STATUSES,
+    DEVICE_TYPES,
+    DeviceMeta,
+    RiskZone,
+    Tier,
+    check_transition,
+    circle_polygon,
+)
 from iotfin.monitor.prices import PricePoint
 
 COLD_CHAIN_BAND_C = (0.0, 8.0)  # cold-chain rooms
@@ -118,8 +126,6 @@ def load_device_meta(engine: Engine, risk_zones: list[RiskZone] | None = None) -
             "FROM devices d LEFT JOIN sites s ON s.id = d.site_id JOIN enterprises e ON e.id = d.enterprise_id "
             "WHERE d.status = 'active' ORDER BY d.id")).all()
         names = {int(i): str(n) for i, n in conn.execute(text("SELECT id, name FROM enterprises"))}
-    from iotfin.monitor.model import DEVICE_TYPES
-
     rows = [r for r in rows if r[2] in DEVICE_TYPES]
     ids = np.array([r[0] for r in rows], np.int64)
     ents = np.array([r[1] for r in rows], np.int32)
@@ -229,8 +235,6 @@ class AlertStore:
             done = conn.execute(update(MonitorAlert).where(MonitorAlert.id == alert_id, MonitorAlert.status == row[0])
                                 .values(**values)).rowcount
             if done != 1:
-                from iotfin.core.errors import Conflict
-
                 raise Conflict(f"alert {alert_id} changed meanwhile; reload and retry")
             conn.execute(MonitorAlertEvent.__table__.insert().values(
                 alert_id=alert_id, kind=target, actor=actor, detail=json.dumps({"reason": reason}, ensure_ascii=False),
@@ -238,8 +242,6 @@ class AlertStore:
         return self.get(alert_id)
 
     def assign(self, alert_id: int, officer: str, actor: str) -> dict[str, Any]:
-        from iotfin.core.errors import ValidationError
-
         if not officer.strip():
             raise ValidationError("assign: the officer must be named")
         with self.engine.begin() as conn:
