@@ -59,6 +59,7 @@ def create_app(ws: Workspace, background: bool = True) -> FastAPI:
     app.state.rate_limits = TokenBuckets(ws.settings.rate_limit_per_s, ws.settings.rate_limit_burst)
     app.state.login_limits = TokenBuckets(10.0, 30)  # token requests per client address
     problems.install(app)
+    problems.document(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=ws.settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware)
     app.include_router(_platform_router())
