@@ -22,7 +22,7 @@ from iotfin.core.settings import Settings
 from iotfin.workspace import Workspace
 from tests.openapi_world import build_world
 
-EXAMPLES = 6
+EXAMPLES = 4
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 # The device transport authenticates by the token in its path and has its own fuzz-free contract tests.
 SKIP = ("/api/v1/{token}/", "/add-checkpoint")

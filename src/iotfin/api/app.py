@@ -95,7 +95,8 @@ def _platform_router() -> APIRouter:
             raise ServiceUnavailable(f"database unreachable ({type(exc).__name__})") from exc
         return {"status": "ok", "version": iotfin.__version__}
 
-    @router.get("/api/v1/summary", tags=["platform"], response_class=DecimalJSONResponse)
+    @router.get("/api/v1/summary", tags=["platform"], response_class=DecimalJSONResponse, response_model=None,
+                responses={200: {"content": {"application/json": {"schema": {"type": "object"}}}}})
     def summary(request: Request) -> DecimalJSONResponse:
         """Platform-wide counts: enterprises by sector, devices by type, documents, telemetry stored."""
         return DecimalJSONResponse(platform_summary(request.app.state.workspace))
