@@ -39,6 +39,9 @@ def test_headless_demo_prints_one_json_summary(tmp_path: Path) -> None:
     assert ledger["audit"]["ok"] and ledger["audit"]["leaves"] > s["loaded_rows"]["trade_documents"]
     assert ledger["invoice_evidence"]["record_type"] == "trade_document"
     assert ledger["reading_evidence"]["reading"]["key"] == "power_kw" and ledger["witness_cosignatures"] == 1
+    api = s["open_api"]  # partner credentials, token, the client, one complaint filed and resolved
+    assert api["summary_enterprises_via_client"] == 40 and api["complaint"]["status"] == "resolved"
+    assert api["complaint"]["resolution_zh"] and api["complaint"]["overdue"] == []
     assert s["sample_query"]["rows"] and all(r["count"] > 0 for r in s["sample_query"]["rows"])
     for row in s["trade_documents"].values():  # money crosses JSON as a decimal string, never a float
         assert isinstance(row["amount"], str) and "." in row["amount"]

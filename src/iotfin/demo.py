@@ -21,6 +21,7 @@ from iotfin.core.settings import Settings
 from iotfin.core.time import BUSINESS_TZ, day_start_ms, utc_now
 from iotfin.loader import load_financing_requests, load_master_data, load_telemetry
 from iotfin.platform_summary import platform_summary
+from iotfin.protection.demo import open_api_demo
 from iotfin.sim import SimConfig, SimDataset, generate
 from iotfin.workspace import Workspace
 
@@ -64,6 +65,7 @@ def run_demo(workspace_dir: Path, enterprises: int = 300, days: int = 180, seed:
     tally, offered = timed("ingest_telemetry", lambda: load_telemetry(ws, ds, progress=progress))
     financing = timed("financing_registry", lambda: load_financing_requests(ws, ds))
     ledger = timed("ledger_evidence", lambda: _ledger_demo(ws, ds, financing))
+    open_api = timed("open_api", lambda: open_api_demo(ws))
     summary = timed("summarise", lambda: platform_summary(ws))
     ground_truth = _ground_truth(ds, enterprises)
     summary.update(
@@ -77,11 +79,12 @@ def run_demo(workspace_dir: Path, enterprises: int = 300, days: int = 180, seed:
                        "rejected": tally.rejected, "rejected_by_reason": dict(tally.rejected_by_reason)},
             "financing_registry": financing,
             "ledger": ledger,
+            "open_api": open_api,
             "ground_truth": ground_truth,
             "sample_query": _sample_query(ws, ds, today),
             "timings_s": timings,
             "capabilities": ["system-of-record", "simulator", "ingest-validation-quarantine", "telemetry-store",
-                             "financing-registry", "trusted-ledger", "device-http-api"],
+                             "financing-registry", "trusted-ledger", "device-http-api", "open-api-protection"],
         }
     )
     return ws, summary
