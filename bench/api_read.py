@@ -89,7 +89,7 @@ def run_wrk(url: str, token: str, rate: int, duration: int, connections: int, th
     script.write_text(LUA % {"pause": pause_ms, "token": token})
     out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--timeout", "5s",
                           "-s", str(script), url], capture_output=True, text=True, check=True)
-    line = next(l for l in out.stdout.splitlines() if l.startswith("RESULT "))
+    line = next(row for row in out.stdout.splitlines() if row.startswith("RESULT "))
     result = json.loads(line[len("RESULT "):])
     result["achieved_rps"] = round(result["requests"] / (result["duration_us"] / 1e6), 1)
     return result
