@@ -23,6 +23,7 @@ from iotfin.ingest.demo_stream import stream_telemetry
 from iotfin.loader import load_financing_requests, load_master_data
 from iotfin.monitor.demo_step import attach_monitor, monitor_demo
 from iotfin.platform_summary import platform_summary
+from iotfin.protection.demo import open_api_demo
 from iotfin.risk.features.demo import consent_and_features
 from iotfin.sim import SimConfig, SimDataset, generate
 from iotfin.workspace import Workspace
@@ -75,6 +76,7 @@ def run_demo(workspace_dir: Path, enterprises: int = 300, days: int = 180, seed:
     rating, assess = timed("risk_rating", lambda: _risk_demo(ws, ds, config.start_date, last_day, workspace_dir))
     decisions = timed("credit_decisions", lambda: _decision_demo(ws, ds, assess))
     lending = timed("lending", lambda: _lending_demo(ws, ds, last_day))
+    open_api = timed("open_api", lambda: open_api_demo(ws))
     summary = timed("summarise", lambda: platform_summary(ws))
     ground_truth = _ground_truth(ds, enterprises)
     summary.update(
@@ -94,13 +96,14 @@ def run_demo(workspace_dir: Path, enterprises: int = 300, days: int = 180, seed:
             "decisions": decisions,
             "lending": lending,
             "monitoring": monitoring,
+            "open_api": open_api,
             "ground_truth": ground_truth,
             "sample_query": _sample_query(ws, ds, today),
             "timings_s": timings,
             "capabilities": ["system-of-record", "simulator", "ingest-validation-quarantine", "telemetry-store",
                              "financing-registry", "trusted-ledger", "device-http-api", "device-mqtt-api",
                              "loan-servicing-gl", "post-loan-monitoring", "consent-risk-features",
-                             "credit-risk-three-dimension", "credit-decisioning"],
+                             "credit-risk-three-dimension", "credit-decisioning", "open-api-protection"],
         }
     )
     return ws, summary

@@ -19,7 +19,14 @@ ASSET = {"kind": "receivable", "invoice_code": "370226123451", "invoice_number":
 def client(workspace: Workspace) -> TestClient:
     with workspace.engine.begin() as conn:
         conn.execute(insert(Tenant), [{"code": c, "name": c, "name_en": c, "kind": "bank"} for c in ("bank-a", "bank-b")])
-    return TestClient(create_app(workspace))
+        conn.execute(insert(Tenant), [{"code": "ops", "name": "ops", "name_en": "ops", "kind": "platform"}])
+    # The operator's system acts for either lender (per-lender access is tested in tests/identity).
+    cred = workspace.identity.create_client("registry tests", "financing:read financing:write", tenant="ops")
+    client = TestClient(create_app(workspace))
+    token = client.post("/oauth/token", data={"grant_type": "client_credentials", "client_id": cred["client_id"],
+                                              "client_secret": cred["client_secret"]}).json()["access_token"]
+    client.headers["Authorization"] = f"Bearer {token}"
+    return client
 
 
 def test_place_refuse_release(client: TestClient) -> None:

@@ -64,6 +64,7 @@ def create_app(ws: Workspace, background: bool = True) -> FastAPI:
     app.state.rate_limits = TokenBuckets(ws.settings.rate_limit_per_s, ws.settings.rate_limit_burst)
     app.state.login_limits = TokenBuckets(10.0, 30)  # token requests per client address
     problems.install(app)
+    problems.document(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=ws.settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware)
     app.include_router(_platform_router())
@@ -104,7 +105,8 @@ def _platform_router() -> APIRouter:
             raise ServiceUnavailable(f"database unreachable ({type(exc).__name__})") from exc
         return {"status": "ok", "version": iotfin.__version__}
 
-    @router.get("/api/v1/summary", tags=["platform"], response_class=DecimalJSONResponse)
+    @router.get("/api/v1/summary", tags=["platform"], response_class=DecimalJSONResponse, response_model=None,
+                responses={200: {"content": {"application/json": {"schema": {"type": "object"}}}}})
     def summary(request: Request) -> DecimalJSONResponse:
         """Platform-wide counts: enterprises by sector, devices by type, documents, telemetry stored."""
         return DecimalJSONResponse(platform_summary(request.app.state.workspace))

@@ -38,8 +38,11 @@ oauth2 = OAuth2(
 )
 
 
-def principal(request: Request, authorization: Annotated[str | None, Depends(oauth2)]) -> Principal:
-    """The verified caller. 401 without a valid bearer token, 429 over the rate limit."""
+async def principal(request: Request, authorization: Annotated[str | None, Depends(oauth2)]) -> Principal:
+    """The verified caller. 401 without a valid bearer token, 429 over the rate limit.
+
+    Async on purpose: verifying an HS256 token is ~30 µs of CPU, cheaper than the thread-pool hop
+    FastAPI makes for a sync dependency."""
     cached = getattr(request.state, "principal", None)
     if cached is not None:
         return cached
@@ -58,7 +61,7 @@ def principal(request: Request, authorization: Annotated[str | None, Depends(oau
 def require(*scopes: str, roles: tuple[str, ...] = ()) -> Callable[..., Principal]:
     """A dependency: the caller, who must hold every scope given (and one of `roles`, if given)."""
 
-    def dependency(who: Annotated[Principal, Depends(principal)]) -> Principal:
+    async def dependency(who: Annotated[Principal, Depends(principal)]) -> Principal:
         who.require(*scopes, roles=roles)
         return who
 
@@ -96,7 +99,7 @@ def router() -> APIRouter:
         return identity.token(who, scope)
 
     @r.get("/api/v1/me")
-    def me(who: Annotated[Principal, Depends(principal)]) -> dict[str, Any]:
+    async def me(who: Annotated[Principal, Depends(principal)]) -> dict[str, Any]:
         """The caller as the platform sees it: subject, tenant or enterprise, roles, scopes."""
         return {"subject": who.subject, "tenant": who.tenant_code, "tenant_id": who.tenant_id,
                 "enterprise_id": who.enterprise_id, "platform": who.platform, "roles": sorted(who.roles),

@@ -1,31 +1,18 @@
-"""One way to page through lists: keyset pagination on the record id with an opaque cursor.
-
-Every list endpoint takes `page: Annotated[PageParams, Depends(page_params)]` and returns
+"""One way to page through lists: every list endpoint takes
+`page: Annotated[PageParams, Depends(page_params)]` and returns
 `{"items": [...], "next_cursor": "..." | null}`; a client passes `cursor=<next_cursor>` until it is
-null. Keyset (rather than offset) pages stay stable while rows are being added and cost the same
-at page 1 and page 10,000.
+null. The keyset logic is in iotfin.db.pagination.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Query
-from sqlalchemy import Connection, Select
 
-from iotfin.core.errors import ValidationError
+from iotfin.db.pagination import MAX_LIMIT, PageParams, decode_cursor, encode_cursor, paginate
 
-MAX_LIMIT = 200
-
-
-@dataclass(frozen=True)
-class PageParams:
-    limit: int
-    after: int | None
+__all__ = ["PageParams", "encode_cursor", "page_params", "paginate"]
 
 
 def page_params(
@@ -33,28 +20,3 @@ def page_params(
     cursor: Annotated[str | None, Query(max_length=64, description="`next_cursor` of the previous page")] = None,
 ) -> PageParams:
     return PageParams(limit, decode_cursor(cursor) if cursor else None)
-
-
-def encode_cursor(last_id: int) -> str:
-    return base64.urlsafe_b64encode(f"id:{last_id}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> int:
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        prefix, _, value = text.partition(":")
-        if prefix != "id" or not value.isdigit():
-            raise ValueError(text)
-        return int(value)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise ValidationError("cursor: not a cursor this API issued") from None
-
-
-def paginate(conn: Connection, stmt: Select, id_column: Any, page: PageParams) -> tuple[Sequence[Any], str | None]:
-    """Run `stmt` for one page (ordered by `id_column`); returns the rows and the next cursor."""
-    if page.after is not None:
-        stmt = stmt.where(id_column > page.after)
-    rows = conn.execute(stmt.order_by(id_column).limit(page.limit + 1)).all()
-    more = len(rows) > page.limit
-    rows = rows[: page.limit]
-    return rows, (encode_cursor(int(rows[-1]._mapping[id_column.key])) if more else None)

@@ -45,3 +45,39 @@ def install(app: FastAPI) -> None:
         # Anything else is a bug or an outage: a 500 problem with no internals in it (the server
         # still logs the exception, which Starlette re-raises after this response).
         return problem(500, "Internal Server Error", "an unexpected error occurred", "internal", request.url.path)
+
+
+PROBLEM_SCHEMA = {
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {"type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+                   "detail": {"type": "string"}, "instance": {"type": "string"}},
+    "additionalProperties": True,
+}
+
+
+def document(app: FastAPI) -> None:
+    """Make the OpenAPI document say what the API does on errors: every operation may answer with a
+    problem+json (`default` response), and FastAPI's 422 schema is replaced by the problem schema
+    the handlers above actually send."""
+    from fastapi.openapi.utils import get_openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema:
+            return app.openapi_schema
+        spec = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
+        spec.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+        spec["components"]["schemas"].pop("HTTPValidationError", None)
+        spec["components"]["schemas"].pop("ValidationError", None)
+        problem_content = {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+        for path_item in spec.get("paths", {}).values():
+            for operation in path_item.values():
+                responses = operation.setdefault("responses", {})
+                for code, response in responses.items():
+                    if not code.startswith("2") and (code == "422" or "content" not in response):
+                        response["content"] = problem_content
+                responses["default"] = {"description": "an error, as RFC 9457 problem details", "content": problem_content}
+        app.openapi_schema = spec
+        return spec
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -11,10 +11,10 @@ from typing import Any, Protocol
 
 from sqlalchemy import Engine, insert, select, update
 
-from iotfin.api.pagination import PageParams, paginate
 from iotfin.core.errors import NotFound, ValidationError
 from iotfin.db.engine import write_transaction
 from iotfin.db.models import Enterprise, Tenant
+from iotfin.db.pagination import PageParams, paginate
 from iotfin.identity.access import owned_by
 from iotfin.identity.model import Principal
 from iotfin.protection import model as m
@@ -94,7 +94,7 @@ class ProtectionService:
     def complaint(self, who: Principal, complaint_id: int) -> dict[str, Any]:
         with self.engine.connect() as conn:
             row = conn.execute(select(Complaint).where(Complaint.id == complaint_id)).first()
-        if row is None or not self._visible(who, row.tenant_id, row.enterprise_id):
+        if row is None or not who.can_see(row.tenant_id, row.enterprise_id):
             raise NotFound(f"no complaint {complaint_id}")
         return self._complaint_json(row, personal=True)
 
@@ -161,7 +161,7 @@ class ProtectionService:
     def hardship(self, who: Principal, request_id: int) -> dict[str, Any]:
         with self.engine.connect() as conn:
             row = conn.execute(select(HardshipRequest).where(HardshipRequest.id == request_id)).first()
-        if row is None or not self._visible(who, row.tenant_id, row.enterprise_id):
+        if row is None or not who.can_see(row.tenant_id, row.enterprise_id):
             raise NotFound(f"no hardship request {request_id}")
         return self._hardship_json(row, personal=True)
 
@@ -235,14 +235,6 @@ class ProtectionService:
         return counts
 
     # --- helpers ------------------------------------------------------------------------------
-
-    @staticmethod
-    def _visible(who: Principal, tenant_id: int | None, enterprise_id: int | None) -> bool:
-        if who.platform:
-            return True
-        if who.enterprise_id is not None:
-            return enterprise_id == who.enterprise_id
-        return who.tenant_id is not None and tenant_id == who.tenant_id
 
     @staticmethod
     def _handles(who: Principal, tenant_id: int | None) -> bool:

@@ -12,10 +12,10 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, or_, select, update
 
-from iotfin.api.pagination import PageParams, paginate
 from iotfin.core.errors import NotFound, ValidationError
 from iotfin.core.jsonout import dumps
 from iotfin.db.engine import write_transaction
+from iotfin.db.pagination import PageParams, paginate
 from iotfin.identity.access import owned_by
 from iotfin.identity.model import Principal
 from iotfin.protection.crypto import FieldCipher

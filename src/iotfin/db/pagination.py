@@ -1,0 +1,51 @@
+"""Keyset pagination on the record id with an opaque cursor (used by services; the HTTP
+dependency that reads `limit` and `cursor` is iotfin.api.pagination.page_params).
+
+Keyset (rather than offset) pages stay stable while rows are being added and cost the same at
+page 1 and page 10,000.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Select
+
+from iotfin.core.errors import ValidationError
+
+MAX_LIMIT = 200
+
+
+@dataclass(frozen=True)
+class PageParams:
+    limit: int
+    after: int | None
+
+
+def encode_cursor(last_id: int) -> str:
+    return base64.urlsafe_b64encode(f"id:{last_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        prefix, _, value = text.partition(":")
+        if prefix != "id" or not value.isdigit():
+            raise ValueError(text)
+        return int(value)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise ValidationError("cursor: not a cursor this API issued") from None
+
+
+def paginate(conn: Connection, stmt: Select, id_column: Any, page: PageParams) -> tuple[Sequence[Any], str | None]:
+    """Run `stmt` for one page (ordered by `id_column`); returns the rows and the next cursor."""
+    if page.after is not None:
+        stmt = stmt.where(id_column > page.after)
+    rows = conn.execute(stmt.order_by(id_column).limit(page.limit + 1)).all()
+    more = len(rows) > page.limit
+    rows = rows[: page.limit]
+    return rows, (encode_cursor(int(rows[-1]._mapping[id_column.key])) if more else None)
