@@ -126,6 +126,8 @@ def _risk_demo(ws: Workspace, ds: SimDataset, start: Any, end: Any, workspace_di
 def _decision_demo(ws: Workspace, ds: SimDataset, assess: Any) -> dict[str, Any]:
     from iotfin.decision.demo_step import decide_applications
 
+    if assess is None:  # no risk model (see the risk step's reason): nothing to decide with
+        return {"skipped": "no risk model was trained"}
     return decide_applications(ws, ds, assess)
 
 

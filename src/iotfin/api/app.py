@@ -20,9 +20,9 @@ import iotfin
 from iotfin.api import auth, problems
 from iotfin.api.metrics import BodyLimitMiddleware, MetricsMiddleware, metrics_text
 from iotfin.api.ratelimit import TokenBuckets
+from iotfin.api.responses import DecimalJSONResponse
 from iotfin.consent import api as consent_api
 from iotfin.core.errors import ServiceUnavailable
-from iotfin.core.jsonout import dumps
 from iotfin.decision import api as decision_api
 from iotfin.devices import api as devices_api
 from iotfin.ingest import http as device_http
@@ -113,11 +113,3 @@ def _platform_router() -> APIRouter:
 
     return router
 
-
-class DecimalJSONResponse(Response):
-    """JSON with money as decimal strings. FastAPI's default encoder would turn Decimal into float."""
-
-    media_type = "application/json"
-
-    def render(self, content: Any) -> bytes:
-        return dumps(content).encode()

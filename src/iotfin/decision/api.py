@@ -11,24 +11,17 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi import APIRouter, Body, Request
-from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
+from iotfin.api.responses import DecimalJSONResponse
 from iotfin.core.errors import ValidationError
-from iotfin.core.jsonout import dumps
 from iotfin.decision.model import Application, RiskAssessment
 from iotfin.decision.service import DecisionService, workspace_service
 
 DECIMAL = r"^-?\d{1,16}(\.\d{1,8})?$"
 
 
-class JSONOut(Response):
-    """JSON with Decimals as strings and datetimes in ISO 8601."""
-
-    media_type = "application/json"
-
-    def render(self, content: Any) -> bytes:
-        return dumps(content).encode()
+JSONOut = DecimalJSONResponse  # Decimals as strings, datetimes in ISO 8601
 
 
 class ApplicationIn(BaseModel):

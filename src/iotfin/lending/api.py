@@ -73,7 +73,7 @@ class CloseIn(BaseModel):
 
 
 def _json(data: Any, status: int = 200) -> Any:
-    from iotfin.api.app import DecimalJSONResponse
+    from iotfin.api.responses import DecimalJSONResponse
 
     return DecimalJSONResponse(data, status_code=status)
 

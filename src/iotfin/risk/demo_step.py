@@ -28,18 +28,22 @@ from iotfin.risk.features.catalogue import CATALOGUE
 from iotfin.risk.features.engine import compute_features, training_set
 
 HORIZON_DAYS = 90
+MIN_BADS = 5  # fewer defaults in the history than this: no model is trained (too little to learn from)
 SNAPSHOT_EVERY_DAYS = 7
 FIRST_SNAPSHOT_DAY = 45  # the first 45 days give the 30-day features a full window
 
 
-def _snapshots(start: date, end: date) -> list[date]:
-    """As-of dates whose whole outcome horizon lies inside the simulated calendar."""
-    last = end - timedelta(days=HORIZON_DAYS)
-    out, day = [], start + timedelta(days=FIRST_SNAPSHOT_DAY)
-    while day <= last:
+def _plan(start: date, end: date) -> tuple[list[date], int]:
+    """As-of dates whose whole outcome horizon lies inside the simulated calendar, and the horizon:
+    90 days, or a third of a shorter calendar (the tests' small economies)."""
+    span = (end - start).days
+    horizon = min(HORIZON_DAYS, max(7, span // 3))
+    day = start + timedelta(days=min(FIRST_SNAPSHOT_DAY, max(1, span // 3)))
+    out = []
+    while day <= end - timedelta(days=horizon):
         out.append(day)
         day += timedelta(days=SNAPSHOT_EVERY_DAYS)
-    return out
+    return out, horizon
 
 
 def _sub_score(pd_dim: float) -> Decimal:
@@ -58,13 +62,18 @@ def _decimal(value: Any) -> Decimal:
 
 
 def rate_enterprises(ws: Any, ds: Any, start: date, end: date, model_dir: Path,
-                     lender_of: Mapping[int, str]) -> tuple[dict[str, Any], Callable[[int], RiskAssessment]]:
+                     lender_of: Mapping[int, str]) -> tuple[dict[str, Any], Callable[[int], RiskAssessment] | None]:
     """Train on the history, rate every enterprise in `lender_of` as of `end` for its lender.
-    Returns the step's summary and `assess(enterprise_id)` for the decision service."""
+    Returns the step's summary and `assess(enterprise_id)` for the decision service (None when the
+    history holds too few defaults to train on)."""
     from iotfin.risk import load_model, rate, train_enterprise_model
 
-    dates = _snapshots(start, end)
-    history = training_set(ws, ds, dates, HORIZON_DAYS)
+    dates, horizon = _plan(start, end)
+    history = training_set(ws, ds, dates, horizon) if dates else None
+    bads = 0 if history is None else int(pc.sum(history["default"]).as_py() or 0)
+    if bads < MIN_BADS:
+        return {"trained": False, "reason": f"{bads} defaults in the simulated history (at least {MIN_BADS} needed): "
+                "run a longer or larger economy", "snapshots": [d.isoformat() for d in dates]}, None
     dimensions = {f.name: f.dimension for f in CATALOGUE}
     labels = {f.name: {"zh": f.zh, "en": f.en} for f in CATALOGUE}
     frame = history.drop_columns(["enterprise_id"]).to_pandas()
@@ -114,8 +123,9 @@ def rate_enterprises(ws: Any, ds: Any, start: date, end: date, model_dir: Path,
     grades = Counter(str(p["score"]["grade"]) for p in profiles.values())
     example_id = min(profiles) if profiles else None
     summary = {
+        "trained": True,
         "training": {"snapshots": [d.isoformat() for d in dates], "rows": history.num_rows,
-                     "bads": int(pc.sum(history["default"]).as_py() or 0), "horizon_days": HORIZON_DAYS,
+                     "bads": bads, "horizon_days": horizon,
                      "model": {k: trained.get(k) for k in ("model", "champion", "selected", "evaluation", "anchor", "seconds")}},
         "rated": len(profiles), "grades": dict(sorted(grades.items())), "features_withheld": withheld,
         "example": None if example_id is None else {
