@@ -529,8 +529,12 @@ class SignalEngine:
         fenced = fence_of >= 0
         outside = np.zeros(ids.size, bool)
         if fenced.any() and self.meta.fences is not None:
-            geoms = self.meta.fences[fence_of[fenced]]
-            outside[fenced] = ~shapely.contains_xy(geoms, x[fenced], y[fenced])
+            f = fence_of[fenced]
+            cx, cy = self.meta.fence_centre[f].T
+            # Most fixes are near the depot: inside the fence's inner circle, no polygon test needed.
+            near = (x[fenced] - cx) ** 2 + (y[fenced] - cy) ** 2 < self.meta.fence_inner[f] ** 2
+            test = np.flatnonzero(fenced)[~near]
+            outside[test] = ~shapely.contains_xy(self.meta.fences[fence_of[test]], x[test], y[test])
         in_risk = np.zeros(ids.size, bool)
         if self.meta.risk_zones is not None and len(self.meta.risk_zones):
             # any risk zone: vectorised over points with the zones' STRtree
