@@ -193,3 +193,11 @@ def test_unknown_devices_are_counted_not_mixed_in() -> None:
 def test_state_bytes_are_reported() -> None:
     b = engine().state_bytes()
     assert b["devices"] == 13 and b["total"] > 0 and b["per_kind"]["every_device"] == 41
+
+
+def test_the_callers_clock_decides_silence_not_the_newest_reading() -> None:
+    e = engine()
+    # A bulk load holds the load cell's day before the meter's: the meter is not silent as of T0 + 1 h.
+    e.on_commit(readings((1, "power_kw", T0, 5.0), (4, "weight_t", T0 + 20 * H, 10.0)))
+    assert signals(e.tick(T0 + H), "device_dark") == []
+    assert signals(e.tick(T0 + 9 * H), "device_dark") == [(True, T0)]

@@ -89,6 +89,7 @@ class DeviceMeta:
     hum_hi: np.ndarray | None = None
     risk_tree: STRtree | None = None
     fence_centre: np.ndarray | None = None  # (lon, lat) of each fence's centroid
+    fence_inner: np.ndarray | None = None  # radius of a circle about the centroid inside the fence
 
     def __post_init__(self) -> None:
         n = self.size
@@ -97,7 +98,13 @@ class DeviceMeta:
             if getattr(self, name) is None:
                 setattr(self, name, nan.copy())
         if self.fences is not None and len(self.fences):
-            self.fence_centre = shapely.get_coordinates(shapely.centroid(self.fences))
+            centroids = shapely.centroid(self.fences)
+            self.fence_centre = shapely.get_coordinates(centroids)
+            # Radius (in the polygons' own planar lon/lat units) of a circle about the centroid that
+            # lies inside the polygon: points within it need no point-in-polygon test. 0 when the
+            # centroid is outside (concave fences).
+            inside = shapely.contains(self.fences, centroids)
+            self.fence_inner = np.where(inside, shapely.distance(centroids, shapely.boundary(self.fences)), 0.0)
         if self.risk_zones:
             self.risk_tree = STRtree([z.polygon for z in self.risk_zones])
         self.is_stock = np.isin(self.type_code, [DEVICE_TYPES.index(t) for t in STOCK_TYPES])

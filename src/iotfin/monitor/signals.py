@@ -234,18 +234,21 @@ class SignalEngine:
     # ------------------------------------------------------------------ clock
 
     def tick(self, now_ms: int) -> list[SignalEvent]:
-        """Advance the monitor's clock: heartbeat gaps, machine idleness, livestock counts."""
+        """Silence-based signals as of `now_ms` (heartbeat gaps, machine idleness, livestock counts).
+
+        The caller's clock is the authority here, not the newest timestamp seen: a bulk load that holds
+        one device type's day before another's must not make the lagging type look silent."""
         self.now = max(self.now, now_ms)
         events: list[SignalEvent] = []
         heard = self.last_ts != NO_TS
         limit = self.meta.dark_after_ms
-        gone = heard & (self.dark == 0) & (self.now - self.last_ts > limit)
+        gone = heard & (self.dark == 0) & (now_ms - self.last_ts > limit)
         for d in np.flatnonzero(gone):
             self.dark[d] = 1
             events.append(self._event(int(d), "device_dark", 1.0, True, int(self.last_ts[d]),
-                                      gap_h=round((self.now - int(self.last_ts[d])) / HOUR_MS, 1)))
-        events += self._idle(self.now)
-        events += self._herd(self.now)
+                                      gap_h=round((now_ms - int(self.last_ts[d])) / HOUR_MS, 1)))
+        events += self._idle(now_ms)
+        events += self._herd(now_ms)
         return events
 
     # ------------------------------------------------------------------ signals
@@ -526,8 +529,12 @@ class SignalEngine:
         fenced = fence_of >= 0
         outside = np.zeros(ids.size, bool)
         if fenced.any() and self.meta.fences is not None:
-            geoms = self.meta.fences[fence_of[fenced]]
-            outside[fenced] = ~shapely.contains_xy(geoms, x[fenced], y[fenced])
+            f = fence_of[fenced]
+            cx, cy = self.meta.fence_centre[f].T
+            # Most fixes are near the depot: inside the fence's inner circle, no polygon test needed.
+            near = (x[fenced] - cx) ** 2 + (y[fenced] - cy) ** 2 < self.meta.fence_inner[f] ** 2
+            test = np.flatnonzero(fenced)[~near]
+            outside[test] = ~shapely.contains_xy(self.meta.fences[fence_of[test]], x[test], y[test])
         in_risk = np.zeros(ids.size, bool)
         if self.meta.risk_zones is not None and len(self.meta.risk_zones):
             # any risk zone: vectorised over points with the zones' STRtree
