@@ -55,6 +55,9 @@ def test_headless_demo_prints_one_json_summary(tmp_path: Path) -> None:
     assert lending["trial_balance"]["balanced"] and lending["reconciled"]
     assert sum(t["loans"] for t in lending["portfolio"]["by_tier"].values()) == lending["portfolio"]["active_loans"]
     assert lending["key_facts_example"]["key_facts_zh"][0] == "贷款关键信息说明"
+    # 30 days hold too few defaults to train on: the risk step says so, and nothing is decided without a model
+    assert s["risk"]["trained"] is False and "defaults" in s["risk"]["reason"]
+    assert s["decisions"] == {"skipped": "no risk model was trained"}
     api = s["open_api"]  # partner credentials, token, the client, one complaint filed and resolved
     assert api["summary_enterprises_via_client"] == 40 and api["complaint"]["status"] == "resolved"
     assert api["complaint"]["resolution_zh"] and api["complaint"]["overdue"] == []

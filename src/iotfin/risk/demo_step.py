@@ -28,6 +28,7 @@ from iotfin.risk.features.catalogue import CATALOGUE
 from iotfin.risk.features.engine import compute_features, training_set
 
 HORIZON_DAYS = 90
+MIN_PRESENT = 0.1  # share of training rows a feature must be present in to be used
 MIN_BADS = 5  # fewer defaults in the history than this: no model is trained (too little to learn from)
 SNAPSHOT_EVERY_DAYS = 7
 FIRST_SNAPSHOT_DAY = 45  # the first 45 days give the 30-day features a full window
@@ -76,7 +77,11 @@ def rate_enterprises(ws: Any, ds: Any, start: date, end: date, model_dir: Path,
                 "run a longer or larger economy", "snapshots": [d.isoformat() for d in dates]}, None
     dimensions = {f.name: f.dimension for f in CATALOGUE}
     labels = {f.name: {"zh": f.zh, "en": f.en} for f in CATALOGUE}
-    frame = history.drop_columns(["enterprise_id"]).to_pandas()
+    # a feature almost nobody in the history has (livestock in a small economy, say) has too little
+    # to bin: optbinning's pre-binning fails on a training split with no value at all
+    empty = [f.name for f in CATALOGUE if history.num_rows - history[f.name].null_count < MIN_PRESENT * history.num_rows]
+    frame = history.drop_columns(["enterprise_id", *empty]).to_pandas()
+    dimensions = {k: v for k, v in dimensions.items() if k not in empty}
     trained = train_enterprise_model(frame, "default", dimensions, model_dir, labels=labels,
                                      date_col="as_of", workspace=ws)
     model = load_model(trained["path"])
