@@ -3,16 +3,21 @@ client or console user for every kind of principal, each with an IotfinClient bo
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import insert
+from sqlalchemy import create_engine, insert, text
 
 from iotfin.api.app import create_app
 from iotfin.client import IotfinClient
 from iotfin.core.ids import USCC_ALPHABET, uscc_check_char
+from iotfin.core.settings import Settings
 from iotfin.db.models import Enterprise, Tenant
 from iotfin.workspace import Workspace
 
@@ -107,3 +112,37 @@ def build_world(ws: Workspace, *, background: bool = False) -> World:
         ])
         conn.execute(insert(Enterprise), [enterprise_row(1), enterprise_row(2)])
     return World(ws, TestClient(create_app(ws, background=background)))
+
+
+# --- fixtures shared by tests/identity, tests/protection and tests/webhooks (their conftest imports them) ---
+
+
+@pytest.fixture
+def world(workspace: Workspace) -> World:
+    return build_world(workspace)
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def shared_world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    """One world per module and backend, for the read-mostly matrix tests (argon2 hashing is slow on purpose)."""
+    tmp: Path = tmp_path_factory.mktemp("world")
+    admin = None
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp / 'iotfin.db'}"
+    else:
+        server = request.getfixturevalue("postgres")
+        name = f"t_{uuid.uuid4().hex[:12]}"
+        admin = create_engine(server.url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        url = server.url_for(name)
+    ws = Workspace(Settings(data_dir=tmp / "ws", database_url=url))
+    ws.initialise()
+    try:
+        yield build_world(ws)
+    finally:
+        ws.close()
+        if admin is not None:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            admin.dispose()
