@@ -77,18 +77,13 @@ class ConsentService:
 
     def _load(self, grant_id: int, enterprise_id: int | None) -> Grant:
         with self.engine.connect() as conn:
-            grant = store.get_grant(conn, grant_id)
-        if grant is None or (enterprise_id is not None and grant.enterprise_id != enterprise_id):
-            raise NotFound(f"no consent {grant_id}" + (f" of enterprise {enterprise_id}" if enterprise_id else ""))
-        return grant
+            return _owned(store.get_grant(conn, grant_id), grant_id, enterprise_id)
 
     def withdraw(self, grant_id: int, enterprise_id: int | None = None, now: datetime | None = None) -> Grant:
         """Withdraw a grant; every check from `now` on is refused. Withdrawing twice is an error."""
         now = now or self.clock()
         with write_transaction(self.engine) as conn:
-            grant = store.get_grant(conn, grant_id, for_update=True)
-            if grant is None or (enterprise_id is not None and grant.enterprise_id != enterprise_id):
-                raise NotFound(f"no consent {grant_id}")
+            grant = _owned(store.get_grant(conn, grant_id, for_update=True), grant_id, enterprise_id)
             can_withdraw(grant, now)
             conn.execute(update(store.grants_t).where(store.grants_t.c.id == grant_id).values(withdrawn_at=now))
         self._anchor([grant_id])
@@ -98,9 +93,7 @@ class ConsentService:
         """The enterprise confirms the grant again; the next reconfirmation is due `reconfirm_days` later."""
         now = now or self.clock()
         with write_transaction(self.engine) as conn:
-            grant = store.get_grant(conn, grant_id, for_update=True)
-            if grant is None or (enterprise_id is not None and grant.enterprise_id != enterprise_id):
-                raise NotFound(f"no consent {grant_id}")
+            grant = _owned(store.get_grant(conn, grant_id, for_update=True), grant_id, enterprise_id)
             can_reconfirm(grant, now)
             conn.execute(update(store.grants_t).where(store.grants_t.c.id == grant_id).values(confirmed_at=now))
         self._anchor([grant_id])
@@ -190,3 +183,10 @@ def grant_json(grant: Grant, now: datetime) -> dict[str, Any]:
         "onward_recipients": sorted(grant.onward_recipients), "withdrawn_at": grant.withdrawn_at,
         "status": grant.status(now),
     }
+
+
+def _owned(grant: Grant | None, grant_id: int, enterprise_id: int | None) -> Grant:
+    """The grant, if it exists and (when an enterprise is named) is that enterprise's; else NotFound."""
+    if grant is None or (enterprise_id is not None and grant.enterprise_id != enterprise_id):
+        raise NotFound(f"no consent {grant_id}" + (f" of enterprise {enterprise_id}" if enterprise_id else ""))
+    return grant
