@@ -49,6 +49,7 @@ import httpx
 import orjson
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from mqtt_server import connect_packet, idle_opener, varint
 
 from iotfin.core.settings import Settings
 from iotfin.core.time import now_ms
@@ -65,25 +66,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        n, digit = n >> 7, n & 0x7F
-        out.append(digit | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def connect_packet(client_id: str, username: str | None, keep_alive: int = 600) -> bytes:
-    cid = client_id.encode()
-    flags = 0x02 | (0x80 if username else 0)
-    body = b"\x00\x04MQTT\x04" + bytes([flags]) + keep_alive.to_bytes(2, "big") + len(cid).to_bytes(2, "big") + cid
-    if username:
-        user = username.encode()
-        body += len(user).to_bytes(2, "big") + user
-    return b"\x10" + varint(len(body)) + body
 
 
 def reading(i: int) -> bytes:
@@ -157,7 +139,7 @@ def mqtt_load(port: int, tokens: list[str | None], window: int, duration: float,
 
     async def one(k: int, token: str | None, deadline_box: list[float]) -> tuple[int, list[float]]:
         reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 20)
-        writer.write(connect_packet(f"load-{offset + k}", token))
+        writer.write(connect_packet(f"load-{offset + k}", username=token))
         connack = await reader.readexactly(4)
         if connack[3] != 0:
             raise RuntimeError(f"CONNACK {connack!r}")
@@ -261,39 +243,6 @@ def http_bulk_load(port: int, token: str, bodies: list[tuple[bytes, int]], durat
         results.put((stored, requests, started, time.perf_counter()))
 
 
-def idle_opener(port: int, token: str, count: int, ready: mp.Event, release: mp.Event, failures: mp.Value) -> None:
-    resource.setrlimit(resource.RLIMIT_NOFILE, (resource.getrlimit(resource.RLIMIT_NOFILE)[1],) * 2)
-
-    async def open_all() -> list[socket.socket]:
-        loop = asyncio.get_running_loop()
-        sockets: list[socket.socket] = []
-        gate = asyncio.Semaphore(100)
-
-        async def one(i: int) -> None:
-            async with gate:
-                sock = socket.socket()
-                sock.setblocking(False)
-                try:
-                    await loop.sock_connect(sock, ("127.0.0.1", port))
-                    await loop.sock_sendall(sock, connect_packet(f"idle-{i}", token))
-                    connack = await loop.sock_recv(sock, 4)
-                    if connack != b"\x20\x02\x00\x00":
-                        raise RuntimeError(connack)
-                    sockets.append(sock)
-                except Exception:
-                    failures.value += 1
-                    sock.close()
-
-        await asyncio.gather(*(one(i) for i in range(count)))
-        return sockets
-
-    sockets = asyncio.run(open_all())
-    ready.set()
-    release.wait(600)
-    for sock in sockets:
-        sock.close()
-
-
 # --- phases ------------------------------------------------------------------------------------
 
 
@@ -326,7 +275,7 @@ def markers(serve: Serve, telemetry_dir: Path, token: str, device_id: int, stop:
     """One marker reading every 100 ms; time until it is in a published Parquet file."""
     seen: set[Path] = set()
     with socket.create_connection(("127.0.0.1", serve.mqtt_port)) as sock:
-        sock.sendall(connect_packet("marker", token))
+        sock.sendall(connect_packet("marker", username=token))
         sock.recv(4)
         i = 0
         while not stop.is_set():
@@ -464,7 +413,7 @@ def run_iotfin(args: argparse.Namespace, root: Path) -> dict[str, object]:
             cpu = serve.cpu_seconds()
             acked = 0
             with socket.create_connection(("127.0.0.1", serve.mqtt_port)) as sock:
-                sock.sendall(connect_packet("bulk-gw", gateway.token))
+                sock.sendall(connect_packet("bulk-gw", username=gateway.token))
                 sock.recv(4)
                 started = time.perf_counter()
                 k = 0
@@ -492,8 +441,8 @@ def run_iotfin(args: argparse.Namespace, root: Path) -> dict[str, object]:
             time.sleep(1.0)
             before = serve.rss_bytes()
             ready, release, failures = ctx.Event(), ctx.Event(), ctx.Value("i", 0)
-            opener = ctx.Process(target=idle_opener, args=(serve.mqtt_port, marker.token, args.idle, ready, release,
-                                                           failures))
+            opener = ctx.Process(target=idle_opener, args=(serve.mqtt_port, args.idle, ready, release, failures,
+                                                           marker.token, 600))
             started = time.perf_counter()
             opener.start()
             ready.wait(600)

@@ -23,6 +23,7 @@ import json
 import multiprocessing as mp
 import os
 import platform
+import resource
 import socket
 import subprocess
 import sys
@@ -163,13 +164,32 @@ def run_publishers(port: int, clients: int, messages: int, window: int) -> dict[
             "p99_ms": round(latencies[int(len(latencies) * 0.99)] * 1000, 3)}
 
 
-def connect_packet(client_id: str, keep_alive: int) -> bytes:
+def varint(n: int) -> bytes:
+    """MQTT variable-byte integer (remaining length)."""
+    out = bytearray()
+    while True:
+        n, digit = n >> 7, n & 0x7F
+        out.append(digit | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def connect_packet(client_id: str, keep_alive: int = 600, username: str | None = None) -> bytes:
+    """An MQTT 3.1.1 CONNECT (clean session), with a username when the server authenticates by token."""
     cid = client_id.encode()
-    body = b"\x00\x04MQTT\x04\x02" + keep_alive.to_bytes(2, "big") + len(cid).to_bytes(2, "big") + cid
-    return bytes([0x10, len(body)]) + body
+    flags = 0x02 | (0x80 if username else 0)
+    body = b"\x00\x04MQTT\x04" + bytes([flags]) + keep_alive.to_bytes(2, "big") + len(cid).to_bytes(2, "big") + cid
+    if username:
+        user = username.encode()
+        body += len(user).to_bytes(2, "big") + user
+    return b"\x10" + varint(len(body)) + body
 
 
-def idle_opener(port: int, count: int, ready: mp.Event, release: mp.Event, failures: mp.Value) -> None:
+def idle_opener(port: int, count: int, ready: mp.Event, release: mp.Event, failures: mp.Value,
+                username: str | None = None, hold_seconds: float = 300) -> None:
+    """Open `count` MQTT sessions that then stay silent until `release` (the idle-memory probe)."""
+    resource.setrlimit(resource.RLIMIT_NOFILE, (resource.getrlimit(resource.RLIMIT_NOFILE)[1],) * 2)
+
     async def open_all() -> list[socket.socket]:
         loop = asyncio.get_running_loop()
         sockets: list[socket.socket] = []
@@ -181,7 +201,7 @@ def idle_opener(port: int, count: int, ready: mp.Event, release: mp.Event, failu
                 sock.setblocking(False)
                 try:
                     await loop.sock_connect(sock, ("127.0.0.1", port))
-                    await loop.sock_sendall(sock, connect_packet(f"idle-{i}", 600))
+                    await loop.sock_sendall(sock, connect_packet(f"idle-{i}", 600, username))
                     connack = await loop.sock_recv(sock, 4)
                     if connack != b"\x20\x02\x00\x00":
                         raise RuntimeError(connack)
@@ -195,7 +215,7 @@ def idle_opener(port: int, count: int, ready: mp.Event, release: mp.Event, failu
 
     sockets = asyncio.run(open_all())
     ready.set()
-    release.wait(300)
+    release.wait(hold_seconds)
     for sock in sockets:
         sock.close()
 
