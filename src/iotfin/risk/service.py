@@ -53,6 +53,8 @@ def consented_reads(ws: Any, enterprise_ids: Iterable[int], withheld: Mapping[in
                 continue
             for s in f.scopes:
                 for scope in (sorted(held) if s == ALL_TELEMETRY else [s]):
+                    if scope.startswith("telemetry:") and scope not in held:
+                        continue  # no device of that kind: nothing was read (as the feature engine plans reads)
                     widest[scope] = max(widest.get(scope, 0), f.lookback_days)
         out[eid] = [[s, n] for s, n in sorted(widest.items())]
     return out
