@@ -13,9 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from sqlalchemy import select
 
 from iotfin.consent.model import REASONS, TELEMETRY_SCOPE_OF_DEVICE
@@ -26,10 +25,14 @@ from iotfin.db.models import Device, Tenant
 from iotfin.identity.model import Principal
 from iotfin.risk import store
 from iotfin.risk.features.catalogue import ALL_TELEMETRY, CATALOGUE
-from iotfin.risk.features.engine import DEFAULT_PURPOSE
 from iotfin.risk.grades import grade_of
-from iotfin.risk.models.bundle import RiskModel
-from iotfin.risk.scoring import TOP_REASONS, profile_of_row
+
+if TYPE_CHECKING:  # the read path stays light: no pandas, DuckDB or LightGBM for a profile read
+    import pandas as pd
+
+    from iotfin.risk.models.bundle import RiskModel
+
+PURPOSE = "credit_assessment"  # the purpose features are read for (iotfin.risk.features.engine.DEFAULT_PURPOSE)
 
 
 def consented_reads(ws: Any, enterprise_ids: Iterable[int], withheld: Mapping[int, Iterable[str]]) -> dict[int, list[list[Any]]]:
@@ -61,9 +64,11 @@ def consented_reads(ws: Any, enterprise_ids: Iterable[int], withheld: Mapping[in
 
 
 def record_ratings(ws: Any, model: RiskModel, lender: str, as_of: date, scored: pd.DataFrame,
-                   withheld: Mapping[int, Iterable[str]], purpose: str = DEFAULT_PURPOSE,
+                   withheld: Mapping[int, Iterable[str]], purpose: str = PURPOSE,
                    rated_at: datetime | None = None) -> int:
     """Store the ratings of `scored` (a `rate` table with an enterprise_id column) made for `lender`."""
+    from iotfin.risk.scoring import TOP_REASONS, profile_of_row
+
     if scored.empty:
         return 0
     ids = [int(i) for i in scored["enterprise_id"]]
