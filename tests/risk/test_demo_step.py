@@ -46,7 +46,21 @@ def test_ratings_come_from_a_trained_model_and_decide_applications(economy) -> N
     profile = assess(summary["example"]["enterprise_id"])
     assert set(profile.sub_scores) == {"entity", "asset", "transaction"}
     assert all(0 <= v <= 100 for v in profile.sub_scores.values()) and 0 <= profile.pd <= 1
-    assert all(r.zh and r.en for r in profile.reasons)
+    assert all(r.zh and r.en and r.code != "nan" for r in profile.reasons)
+    # the decision's inputs come from the enterprise's own features, not from the calendar
+    assert summary["training"]["model"]["champion"] in ("scorecard", "challenger")
+    assert set(summary["training"]["model"]["evaluation"]["test"]) == {"scorecard", "challenger"}
+    assessments = [assess(e) for e in sorted(_lenders(ds))]
+    days = [a.features["history_days"] for a in assessments]
+    assert all(0 <= d <= DAYS for d in days) and len(set(days)) > 1
+    assert any(a.capacity_revenue_12m > 0 for a in assessments)
+    # every rating is stored, and the operator's profile view reads it back
+    assert summary["ratings_stored"] == summary["rated"]
+    from iotfin.risk.service import operator_profile
+
+    stored = operator_profile(ws, profile.enterprise_id)
+    assert stored["grade"] == profile.grade and stored["as_of"] == end.isoformat()
+    assert set(stored["dimensions"]) == {"entity", "asset", "transaction"}
     decided = decide_applications(ws, ds, assess, limit=15)
     assert decided["applications"] == 15
     assert decided["approved"] + decided["declined"] + decided["referred"] == 15

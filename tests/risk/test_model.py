@@ -187,3 +187,21 @@ def test_bad_scoring_input_is_refused_with_a_reason(scorecard_model) -> None:
         score_one(model, {"dso_days": "n/a"})
     # the string spelling of a number is a number
     assert score_one(model, {"dso_days": "45"})["pd"] == score_one(model, {"dso_days": 45})["pd"]
+
+
+def test_challenger_fast_paths_give_lightgbms_own_scores(scorecard_model) -> None:
+    """The single-row C fast path (online) and the two-thread halves (large batches) are LightGBM's
+    own `Booster.predict`, bit for bit."""
+    from iotfin.risk.models.challenger import PARALLEL_FROM
+    from iotfin.risk.prepare import prepare
+
+    _, model = scorecard_model
+    ch = model.challenger
+    numeric, categorical = model.inputs
+    frame = enterprises(PARALLEL_FROM + 1001, seed=9)
+    prepared = prepare({n: frame[n] for n in (*numeric, *categorical)}, numeric, categorical)
+    direct = ch.booster.predict(ch.matrix(prepared), raw_score=True, num_threads=1)
+    np.testing.assert_array_equal(ch.margin(prepared), direct)
+    for i in (0, 1, 777, PARALLEL_FROM + 1000):
+        one = prepare({n: frame[n].iloc[i:i + 1] for n in (*numeric, *categorical)}, numeric, categorical)
+        assert ch.margin(one)[0] == direct[i]

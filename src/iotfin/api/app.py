@@ -32,6 +32,7 @@ from iotfin.lending import api as lending_api
 from iotfin.monitor import api as monitor_api
 from iotfin.platform_summary import platform_summary
 from iotfin.protection import api as protection_api
+from iotfin.risk import api as risk_api
 from iotfin.webhooks import api as webhooks_api
 from iotfin.workspace import Workspace
 
@@ -79,6 +80,7 @@ def create_app(ws: Workspace, background: bool = True) -> FastAPI:
     app.include_router(monitor_api.router())
     app.include_router(webhooks_api.router())
     app.include_router(protection_api.router())
+    app.include_router(risk_api.router())
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:

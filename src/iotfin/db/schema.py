@@ -16,6 +16,7 @@ import iotfin.ledger.models  # noqa: F401  transparency log  # noqa: F401  trans
 import iotfin.lending.models  # noqa: F401  loan servicing and general ledger
 import iotfin.monitor.store  # noqa: F401  monitoring alerts, notifications, commodity prices
 import iotfin.protection.models  # noqa: F401  complaints, hardship requests
+import iotfin.risk.store  # noqa: F401  credit ratings (three-dimension profiles)
 import iotfin.webhooks.models  # noqa: F401  webhook subscriptions, outbox, deliveries
 from iotfin.db.models import Base
 

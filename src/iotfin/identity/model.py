@@ -26,17 +26,18 @@ SCOPES: dict[str, str] = {
     "hardship:review": "read and review hardship requests",
     "hardship:decide": "approve or decline hardship requests",
     "identity:manage": "create partner clients and console users (platform operator)",
+    "risk:read": "credit profiles (three-dimension ratings) the caller's tenant asked for, or of the caller's enterprise",
 }
 
 #: Console roles and the scopes each one carries.
 ROLE_SCOPES: dict[str, frozenset[str]] = {
     "risk_officer": frozenset({"financing:read", "financing:write", "complaints:read",
-                               "complaints:handle", "hardship:review", "webhooks:manage"}),
-    "approver": frozenset({"financing:read", "hardship:review", "hardship:decide", "complaints:read"}),
-    "auditor": frozenset({"financing:read", "ledger:evidence", "complaints:read", "hardship:review"}),
+                               "complaints:handle", "hardship:review", "webhooks:manage", "risk:read"}),
+    "approver": frozenset({"financing:read", "hardship:review", "hardship:decide", "complaints:read", "risk:read"}),
+    "auditor": frozenset({"financing:read", "ledger:evidence", "complaints:read", "hardship:review", "risk:read"}),
     "platform_admin": frozenset(SCOPES),
     "enterprise_admin": frozenset({"complaints:submit", "complaints:read", "hardship:submit", "hardship:review",
-                                   "webhooks:manage"}),
+                                   "webhooks:manage", "risk:read"}),
 }
 ROLES = tuple(ROLE_SCOPES)
 

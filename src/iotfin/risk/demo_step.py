@@ -7,7 +7,11 @@ own outcome. The features are unscoped for training (the simulated enterprises a
 see `training_set`); today's ratings use `compute_features` for each lender, so what a lender was
 not granted is NULL (the model treats it as missing) and every read is in the access log.
 
-What `assess` returns is the credit decision's input (`iotfin.decision.model.RiskAssessment`).
+Each rating is stored (`credit_ratings`, with the consent reads it drew on) for the credit-profile
+view of the API and console. What `assess` returns is the credit decision's input
+(`iotfin.decision.model.RiskAssessment`), filled from the enterprise's own features: days with device
+data, IoT-verified collateral, annualised verified sales, and the revenue its electricity use
+supports at its sector's sales per kWh in the history.
 """
 
 from __future__ import annotations
@@ -62,12 +66,29 @@ def _decimal(value: Any) -> Decimal:
     return Decimal("0") if value is None else Decimal(str(value)).quantize(Decimal("0.01"))
 
 
+def _revenue_per_kwh(history: Any) -> dict[str, float]:
+    """Yuan of sales per kWh by sector ("" = all sectors), the median over the training snapshots
+    that have both sales and electricity: what an enterprise's electricity use supports in revenue
+    when it has no verified trade of its own (the decision's `capacity_revenue_12m`)."""
+    import pandas as pd
+
+    sales = pd.to_numeric(history["t_sales_90d"], errors="coerce").astype(float) / 90
+    kwh = pd.to_numeric(history["a_energy_kwh_30d"], errors="coerce").astype(float) / 30
+    ok = (sales > 0) & (kwh > 0)
+    ratio = (sales[ok] / kwh[ok])
+    out = {"": float(ratio.median())} if ok.any() else {}
+    if "e_sector" in history:
+        out |= {str(k): float(v) for k, v in ratio.groupby(history["e_sector"][ok]).median().items()}
+    return out
+
+
 def rate_enterprises(ws: Any, ds: Any, start: date, end: date, model_dir: Path,
                      lender_of: Mapping[int, str]) -> tuple[dict[str, Any], Callable[[int], RiskAssessment] | None]:
     """Train on the history, rate every enterprise in `lender_of` as of `end` for its lender.
     Returns the step's summary and `assess(enterprise_id)` for the decision service (None when the
     history holds too few defaults to train on)."""
     from iotfin.risk import load_model, rate, train_enterprise_model
+    from iotfin.risk.service import record_ratings
 
     dates, horizon = _plan(start, end)
     history = training_set(ws, ds, dates, horizon) if dates else None
@@ -86,20 +107,24 @@ def rate_enterprises(ws: Any, ds: Any, start: date, end: date, model_dir: Path,
                                      date_col="as_of", workspace=ws)
     model = load_model(trained["path"])
 
+    revenue_per_kwh = _revenue_per_kwh(history.select(["e_sector", "t_sales_90d", "a_energy_kwh_30d"]).to_pandas())
     by_lender: dict[str, list[int]] = {}
     for eid, lender in lender_of.items():
         by_lender.setdefault(lender, []).append(eid)
     as_of = datetime.combine(end, time(23, 59, 59), tzinfo=UTC)
     profiles: dict[int, dict[str, Any]] = {}
-    withheld = 0
+    withheld = stored = 0
     for lender, ids in sorted(by_lender.items()):
         table: pa.Table = compute_features(ws, end, lender, ids)
         if table.num_rows == 0:
             continue
-        held = [len(w or ()) for w in table["withheld"].to_pylist()]
+        held_names = [list(w or ()) for w in table["withheld"].to_pylist()]
+        held = [len(w) for w in held_names]
         withheld += sum(held)
         features = table.drop_columns(["withheld"]).to_pandas()
         scored = rate(model, features, keep=["enterprise_id"])
+        stored += record_ratings(ws, model, lender, end, scored,
+                                 dict(zip(table["enterprise_id"].to_pylist(), held_names, strict=True)))
         for row, feats, n_held in zip(scored.to_dict("records"), features.to_dict("records"), held, strict=True):
             # no grant for this lender at all: every feature withheld, which the strategy declines
             profiles[int(row["enterprise_id"])] = {"score": row, "features": feats, "lender": lender,
@@ -109,20 +134,24 @@ def rate_enterprises(ws: Any, ds: Any, start: date, end: date, model_dir: Path,
         p = profiles[enterprise_id]
         row, feats = p["score"], p["features"]
         reasons = tuple(Reason(code=str(row[f"reason_{i}"]), zh=str(row[f"reason_{i}_zh"]), en=str(row[f"reason_{i}_en"]))
-                        for i in range(1, 4) if row.get(f"reason_{i}"))
+                        for i in range(1, 4) if _known(row.get(f"reason_{i}")))  # NaN: no reason
         coverage = _known(feats.get("a_device_coverage_7d"))
+        energy_30d = _known(feats.get("a_energy_kwh_30d"))
+        per_kwh = revenue_per_kwh.get(str(feats.get("e_sector")), revenue_per_kwh.get("", 0.0))
+        capacity = 0.0 if energy_30d is None else float(energy_30d) / 30 * 365 * per_kwh
         return RiskAssessment(
             enterprise_id=enterprise_id, grade=str(row["grade"]), pd=Decimal(str(round(float(row["pd"]), 6))),
             sub_scores={dim: _sub_score(row[f"{dim}_pd"]) for dim in ("entity", "asset", "transaction")},
             features={"device_coverage": 0.0 if coverage is None else float(coverage),
-                      "history_days": (end - start).days,
+                      # days with device data in the last year, as far as this lender may see (withheld: 0)
+                      "history_days": int(_known(feats.get("a_telemetry_days_365d")) or 0),
                       "litigation_count": int(_known(feats.get("e_litigation_count")) or 0),
                       "blacklisted": False},
             reasons=reasons, consent_ok=p["consent_ok"], as_of=as_of,
             # IoT-verified collateral: weighed stock and counted livestock, each after its haircut
             collateral_value=_decimal(feats.get("a_collateral_value")) + _decimal(feats.get("a_livestock_value")),
             trade_volume_12m=_decimal(feats.get("t_sales_90d")) * 4,  # the last quarter, annualised
-            capacity_revenue_12m=Decimal("0"),
+            capacity_revenue_12m=_decimal(capacity),
         )
 
     grades = Counter(str(p["score"]["grade"]) for p in profiles.values())
@@ -132,7 +161,8 @@ def rate_enterprises(ws: Any, ds: Any, start: date, end: date, model_dir: Path,
         "training": {"snapshots": [d.isoformat() for d in dates], "rows": history.num_rows,
                      "bads": bads, "horizon_days": horizon,
                      "model": {k: trained.get(k) for k in ("model", "champion", "selected", "evaluation", "anchor", "seconds")}},
-        "rated": len(profiles), "grades": dict(sorted(grades.items())), "features_withheld": withheld,
+        "rated": len(profiles), "ratings_stored": stored, "grades": dict(sorted(grades.items())),
+        "features_withheld": withheld,
         "example": None if example_id is None else {
             "enterprise_id": example_id, "lender": profiles[example_id]["lender"],
             **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in profiles[example_id]["score"].items()

@@ -25,13 +25,15 @@ from iotfin.risk.woe import Scaling, WoeLinear
 
 _MISSING = {"en": "not reported", "zh": "未提供"}
 _UNKNOWN = {"en": "a value not seen in training", "zh": "训练中未出现的取值"}
+SMALL = 64  # up to this many rows (online requests), reason texts are plain strings, not Categoricals
 
 
 @dataclass(frozen=True, slots=True)
 class ReasonTable:
     points: np.ndarray  # (features, bins)
     best: np.ndarray  # (features,)
-    texts: dict[str, tuple[pd.CategoricalDtype, np.ndarray]]  # "code"/"en"/"zh" -> (distinct texts, (feature, bin) position -> text)
+    # "code"/"en"/"zh" -> (distinct texts, (feature, bin) position -> text, the distinct texts as an array)
+    texts: dict[str, tuple[pd.CategoricalDtype, np.ndarray, np.ndarray]]
 
     @classmethod
     def build(cls, linear: WoeLinear, scaling: Scaling, label: Callable[[str], Mapping[str, str]],
@@ -58,7 +60,8 @@ class ReasonTable:
         texts = {}
         for name, table in (("code", code), ("en", en), ("zh", zh)):
             distinct, position = np.unique(table.ravel().astype(str), return_inverse=True)
-            texts[name] = (pd.CategoricalDtype(pd.Index(distinct, dtype=object)), position.astype(np.int64))
+            texts[name] = (pd.CategoricalDtype(pd.Index(distinct, dtype=object)), position.astype(np.int64),
+                           np.asarray(distinct, dtype=object))
         return cls(points, linear.best_points(scaling), texts)
 
     def top(self, idx: np.ndarray, k: int) -> dict[str, Any]:
@@ -81,8 +84,11 @@ class ReasonTable:
             else:
                 lost, pos = np.zeros(n), np.full(n, -1)
             for name, suffix in (("code", ""), ("en", "_en"), ("zh", "_zh")):
-                distinct, text_of = self.texts[name]
-                out[f"reason_{r}{suffix}"] = pd.Categorical.from_codes(np.where(pos >= 0, text_of[pos], -1),
-                                                                       dtype=distinct, validate=False)
+                distinct, text_of, plain = self.texts[name]
+                codes = np.where(pos >= 0, text_of[pos], -1)
+                if n <= SMALL:  # an online request: plain strings, no pandas objects to build
+                    out[f"reason_{r}{suffix}"] = np.where(codes >= 0, plain[codes], "")
+                else:
+                    out[f"reason_{r}{suffix}"] = pd.Categorical.from_codes(codes, dtype=distinct, validate=False)
             out[f"reason_{r}_points"] = np.where(pos >= 0, lost, 0.0)
         return out

@@ -76,6 +76,11 @@ def score_one(model: RiskModel, record: Mapping[str, Any], top: int = TOP_REASON
     return _structured(model, row, top)
 
 
+def profile_of_row(model: RiskModel, row: Mapping[str, Any], top: int = TOP_REASONS) -> dict[str, Any]:
+    """The structured profile (as `score_one` gives) of one row of a `score_frame` / `rate` table."""
+    return _structured(model, {k: _scalar(v) for k, v in row.items()}, top)
+
+
 def _scalar(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()

@@ -99,6 +99,10 @@ CATALOGUE: tuple[Feature, ...] = (
     Feature("a_data_completeness_30d", "asset", (ALL_TELEMETRY,), 30, "ratio", "数据完整率(30天)", "data completeness (30 d)",
             "readings received / readings expected from each device's interval, over the days in the last 30 it "
             "was installed", "CAST(cov.readings_30d AS DOUBLE) / NULLIF(cov.expected_30d, 0)"),
+    Feature("a_telemetry_days_365d", "asset", (ALL_TELEMETRY,), 365, "days", "有设备数据的天数(365天)",
+            "days with device data (365 d)", "business days in the last 365 on which any of the enterprise's devices "
+            "reported (0 without devices): how long a history of trusted device data there is",
+            "COALESCE(hist.data_days, 0)", "integer"),
     # --- transaction 交易 -------------------------------------------------------------------------
     Feature("t_sales_90d", "transaction", (TRADE,), 90, "yuan", "销售额(90天)", "invoiced sales (90 d)",
             "invoices issued as seller in the last 90 days", "COALESCE(sal.sales_90d, 0)", "decimal"),

@@ -98,6 +98,11 @@ cov AS (
     ON r.device_id = d.device_id AND r.metric = d.primary_metric
   WHERE d.installed_day <= A_DAY
   GROUP BY d.enterprise_id),
+hist AS (
+  SELECT d.enterprise_id, COUNT(DISTINCT x.lday) AS data_days
+  FROM daily x JOIN dev d ON x.device_id = d.device_id
+  WHERE x.lday <= A_DAY AND x.lday > A_DAY - 365
+  GROUP BY d.enterprise_id),
 inv_docs AS (
   SELECT * FROM docs WHERE doc_type = 'invoice' AND issued_day <= A_DAY AND issued_day > A_DAY - 365),
 paid AS (
@@ -170,6 +175,7 @@ LEFT JOIN inv ON inv.enterprise_id = ent.enterprise_id
 LEFT JOIN coll ON coll.enterprise_id = ent.enterprise_id
 LEFT JOIN live ON live.enterprise_id = ent.enterprise_id
 LEFT JOIN cov ON cov.enterprise_id = ent.enterprise_id
+LEFT JOIN hist ON hist.enterprise_id = ent.enterprise_id
 LEFT JOIN sal ON sal.enterprise_id = ent.enterprise_id
 LEFT JOIN rec ON rec.enterprise_id = ent.enterprise_id
 LEFT JOIN pay ON pay.enterprise_id = ent.enterprise_id

@@ -202,7 +202,7 @@ def train(data: pd.DataFrame | Path | str, target: str, model_dir: Path | str, *
             raise ValidationError(f"no feature has information value ≥ {config.min_iv} on the training rows")
 
         challenger = None
-        if dimensions is None and config.challenger:
+        if config.challenger:  # the enterprise model gets one too: same monotone LightGBM path
             t0 = time.perf_counter()
             monotone = {n: binned[n].trend for n in numeric}
             challenger = fit_challenger(_prepared(frame, tr, numeric, categorical), y_tr, numeric, categorical,
