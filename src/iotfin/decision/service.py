@@ -20,8 +20,9 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+import orjson
 import zen
-from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Engine, Text, bindparam, cast, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from iotfin.core.errors import Conflict, NotFound, ServiceUnavailable, ValidationError
@@ -374,15 +375,17 @@ class DecisionService:
         is stored. The draft is evaluated with zen-engine's batch evaluation; above 20,000
         applications the work is split over `workers` processes (default: up to 2, one per core)."""
         draft_compiled, warnings = compile_strategy(draft)
-        query = (select(CreditApplication.inputs, CreditDecision.decision, CreditDecision.offered_amount,
-                        CreditDecision.result["exposure"], CreditDecision.result["limit"])
+        # The JSON comes back as text and is parsed in the workers (orjson): parsed here with the
+        # driver's json module it was a sixth of a replay's time, all of it in this one process.
+        query = (select(cast(CreditApplication.inputs, Text), CreditDecision.decision, CreditDecision.offered_amount,
+                        cast(CreditDecision.result["exposure"], Text), cast(CreditDecision.result["limit"], Text))
                  .join(CreditDecision, CreditDecision.application_id == CreditApplication.id)
                  .where(CreditDecision.source == "strategy", CreditDecision.strategy_name == name)
                  .order_by(CreditApplication.id))
         if limit is not None:
             query = query.limit(limit)
         with self.engine.connect() as conn:
-            rows = [(r[0], r[1], r[2], {"exposure": r[3], "limit": r[4]}) for r in conn.execute(query)]
+            rows = [tuple(r) for r in conn.execute(query)]
         on = business_date(self.clock())
         workers = workers if workers is not None else (min(2, os.cpu_count() or 1) if len(rows) > 20_000 else 1)
         if workers <= 1:
@@ -538,12 +541,17 @@ def _evaluate_all(strategy: CompiledStrategy, contexts: Sequence[Mapping[str, An
     return out
 
 
-def _replay_part(graph: Mapping[str, Any], rows: Sequence[tuple[Any, str, Decimal | None, Any]],
+def _replay_part(graph: Mapping[str, Any], rows: Sequence[tuple[str, str, Decimal | None, str | None, str | None]],
                  policy: DecisionPolicy, on: date, batch: int) -> dict[str, Any]:
     """Replay of one share of past applications (runs in a worker process): rows are (inputs,
-    decision, offered amount, {exposure, limit}) as stored."""
-    past = [(Application.from_json(inputs["application"]), RiskAssessment.from_json(inputs["assessment"]), old,
-             amount, recorded) for inputs, old, amount, recorded in rows]
+    decision, offered amount, exposure, limit) as stored, the JSON ones as text."""
+    past = []
+    for inputs_text, old, amount, exposure_text, limit_text in rows:
+        inputs = orjson.loads(inputs_text)
+        recorded = {"exposure": orjson.loads(exposure_text) if exposure_text else None,
+                    "limit": orjson.loads(limit_text) if limit_text else None}
+        past.append((Application.from_json(inputs["application"]), RiskAssessment.from_json(inputs["assessment"]),
+                     old, amount, recorded))
     return _tally(compiled_graph(graph), past, policy, on, batch)
 
 
