@@ -31,7 +31,6 @@ from iotfin.core.time import business_date, utc_now
 from iotfin.db.engine import write_transaction
 from iotfin.db.models import ChainMember, Enterprise, SupplyChain
 from iotfin.decision.model import (
-    LIMIT_BELOW_MINIMUM,
     LIMIT_REDUCED,
     NO_DECISION,
     PRICE_ABOVE_CEILING,
@@ -52,6 +51,7 @@ from iotfin.decision.model import (
     apr_equal_instalment,
     credit_limit,
     in_challenger,
+    limit_below_minimum,
     plain,
     price,
     to_rate,
@@ -149,12 +149,14 @@ def evaluate_application(strategy: CompiledStrategy, app: Application, assessmen
             decision, reasons = "refer", [TERMS_MISSING]
         return DecisionResult(decision, reasons=tuple(reasons), **common)
     tenor = min(app.tenor_months, terms.max_tenor_months)
-    limit = credit_limit(assessment, product.advance_rate, terms.limit_cap, exposure, policy.limits, has_core)
+    limit = credit_limit(assessment, product.advance_rate, terms.limit_cap, exposure, policy.limits, has_core,
+                         secured=product.collateral_secured)
     offered = min(app.amount, limit.limit)
     pricing = price(assessment.pd, product.lgd, terms.margin, tenor, on, policy.curve, policy.pricing, app.subsidy_rate)
     if decision == "approve":
         if offered < product.min_amount:
-            return DecisionResult("decline", reasons=(LIMIT_BELOW_MINIMUM,), limit=limit, pricing=pricing, **common)
+            return DecisionResult("decline", reasons=(limit_below_minimum(limit.binding),), limit=limit, pricing=pricing,
+                                  **common)
         if pricing.bound in ("cap", "legal_ceiling") and pricing.raroc < policy.pricing.hurdle_rate:
             decision, reasons = "refer", [PRICE_ABOVE_CEILING]
         else:
