@@ -2,10 +2,11 @@
 
 The service is built with ports, so the contexts it depends on plug in without it importing them:
 `assess(enterprise_id) -> RiskAssessment` (the risk engine), `apr(principal, annual_rate, months,
-upfront_fee) -> APR` (`apr_equal_instalment`, which uses lending's IRR) and `anchor(conn, decision_id)`
-(the ledger, called inside the transaction that stores the decision, so a decision and its anchor
-commit together: there is no stored decision without its anchor, and one durable commit, not two). `evaluate_application` is the whole decision for one application without storage:
-the CLI's `decision run`, the service and replay all go through it.
+upfront_fee) -> APR` (`apr_equal_instalment`, which uses lending's IRR) and
+`anchor(conn, decision_id)` (the ledger, called inside the transaction that stores the decision, so
+a decision and its anchor commit together: no stored decision without its anchor, and one durable
+commit, not two). `evaluate_application` is the whole decision for one application without
+storage: the CLI's `decision run`, the service and replay all go through it.
 """
 
 from __future__ import annotations
