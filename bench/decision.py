@@ -7,10 +7,11 @@ Prints one JSON object:
 - evaluate: one decision without storage (strategy evaluated once with its rule trace, limits,
   pricing, APR by IRR and the zh/en disclosure) — `evaluate_application`;
 - decide: one decision end to end through DecisionService.decide on SQLite (assessment from the
-  assess port, enterprise and exposure queries, strategy, limits, pricing, disclosure, the
-  application and decision rows committed durably (WAL, synchronous=FULL), the decision anchored
-  in the ledger); and the same without the ledger anchor (its own durable transaction). The assess port returns a prepared RiskAssessment: the risk engine's own cost is
-  not in this branch and is measured by its own benchmark;
+  assess port, deployment, enterprise and exposure queries, strategy, limits, pricing,
+  disclosure, the application and decision rows and the decision's ledger anchor in ONE
+  transaction committed durably (WAL, synchronous=FULL)); and the same without the ledger anchor.
+  The assess port returns a prepared RiskAssessment: the risk engine's own cost is measured by its
+  own benchmark;
 - replay: DecisionService.replay of a draft strategy over --replay stored past applications (read
   from the database, strategy evaluated with zen-engine evaluate_batch in batches of 2,000,
   limits and pricing per application, report); the past decision rows are bulk-inserted synthetic
@@ -100,6 +101,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7)
     args = ap.parse_args()
     rng = random.Random(args.seed)
+    load_at_start = [round(x, 2) for x in os.getloadavg()]
     root = Path(tempfile.mkdtemp(prefix="iotfin-bench-decision-"))
     try:
         ws = Workspace(Settings(data_dir=root, database_url=f"sqlite:///{root / 'iotfin.db'}"))
@@ -118,11 +120,13 @@ def main() -> None:
 
         log(f"evaluate x {args.evaluations}")
         eval_ms = []
+        eval_cpu = cpu_seconds()
         for _ in range(args.evaluations):
             eid = rng.randint(1, args.enterprises)
             started = time.perf_counter()
             evaluate_application(compiled, application(rng, eid), prepared[eid], policy, Exposure(), date(2026, 12, 1))
             eval_ms.append((time.perf_counter() - started) * 1000)
+        eval_cpu = cpu_seconds() - eval_cpu
 
         log(f"decide x {args.decisions}")
         decide_ms, outcomes = [], {"approve": 0, "decline": 0, "refer": 0}
@@ -139,11 +143,13 @@ def main() -> None:
         log(f"decide without ledger anchoring x {args.decisions}")
         bare = DecisionService(ws.engine, assess=prepared.__getitem__)
         bare_ms = []
+        bare_cpu = cpu_seconds()
         for _ in range(args.decisions):
             app = application(rng, rng.randint(1, args.enterprises))
             started = time.perf_counter()
             bare.decide(app)
             bare_ms.append((time.perf_counter() - started) * 1000)
+        bare_cpu = cpu_seconds() - bare_cpu
 
         log(f"bulk-insert {args.replay} past applications")
         rows_app, rows_dec = [], []
@@ -199,16 +205,18 @@ def main() -> None:
         result = {
             "benchmark": "decision",
             "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
+                        "load_avg_at_start": load_at_start,
                         "load_avg_at_end": [round(x, 2) for x in os.getloadavg()]},
             "workload": {"strategy": "packaged default (JDM, 4 rule nodes)", "enterprises": args.enterprises,
                          "evaluations": args.evaluations, "decisions": args.decisions, "replayed": report["applications"],
                          "database": "SQLite, WAL, synchronous=FULL", "seed": args.seed},
-            "evaluate": stats(eval_ms),
+            "evaluate": stats(eval_ms) | {"cpu_ms_per_evaluation": round(eval_cpu / args.evaluations * 1000, 3)},
             "decide_end_to_end": stats(decide_ms) | {"outcomes": outcomes,
                                                      "cpu_ms_per_decision": round(decide_cpu / args.decisions * 1000, 3)},
-            "decide_without_anchoring": stats(bare_ms),
+            "decide_without_anchoring": stats(bare_ms) | {"cpu_ms_per_decision": round(bare_cpu / args.decisions * 1000, 3)},
             "replay": {"applications": report["applications"], "seconds": round(replay_s, 2),
                        "cpu_seconds_all_processes": round(replay_cpu, 2),
+                       "cpu_ms_per_application": round(replay_cpu / report["applications"] * 1000, 3),
                        "applications_per_s": round(report["applications"] / replay_s),
                        "changed": report["changed"], "delta": report["delta"]},
             "peer_zen_evaluate": {"contexts": len(sample), "sync_per_s": round(len(sample) / sync_s),

@@ -56,6 +56,12 @@ def test_publish_versions_and_queue_in_a_workspace(tmp_path: Path) -> None:
     key = ws.ledger.verifier_key
     ws.close()
     strategy = tmp_path / "s.json"
+    broken = json.loads(default_strategy_text())
+    broken["nodes"][2]["content"]["rules"][0]["grade-terms-in-grade"] = '"AAA",,'
+    strategy.write_text(json.dumps(broken))
+    r = iotfin("decision", "publish", str(strategy), "--by", "risk officer", "--data-dir", str(data), "--json")
+    assert r.returncode == 65 and len(r.stderr.strip().splitlines()) == 1
+    assert "node 'grade-terms'" in r.stderr and "rule 1 [grade-terms-r1]" in r.stderr and "column" in r.stderr
     strategy.write_text(default_strategy_text())
     r = iotfin("decision", "publish", str(strategy), "--by", "risk officer", "--data-dir", str(data), "--json")
     assert r.returncode == 0, r.stderr

@@ -90,6 +90,10 @@ def test_limit_is_the_minimum_and_names_what_binds() -> None:
                           "capacity_revenue_12m": D("2000000")})
     lim = credit_limit(a, D("0.5"), D("3000000"), Exposure(), policy, False)
     assert lim.activity_basis == "electricity_capacity" and lim.activity_based == D("300000.00")
+    # an unsecured product: the collateral figure is reported, it does not bind
+    lim = credit_limit(assessment(1, collateral="0", trade="1000000"), D("0.5"), D("3000000"), Exposure(), policy,
+                       False, secured=False)
+    assert (lim.secured, lim.asset_based, lim.binding, lim.limit) == (False, D("0.00"), "activity_based", D("250000.00"))
 
 
 def test_equal_instalment_and_apr_against_known_values() -> None:

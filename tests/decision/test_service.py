@@ -69,6 +69,12 @@ def test_bad_applications_store_nothing(lite: DecisionService, sqlite_workspace:
         svc.decide(Application(1, "crypto", D("500000"), 12), assessment(1))
     with pytest.raises(ValidationError, match="out of range"):
         svc.decide(Application(1, "iot-working-capital", D("5"), 12), assessment(1))
+    with pytest.raises(ValidationError, match="out of range"):
+        svc.decide(Application(1, "iot-working-capital", D("3000000.01"), 12), assessment(1))
+    with pytest.raises(ValidationError, match="tenor 37 months is out of range"):
+        svc.decide(Application(1, "iot-working-capital", D("500000"), 37), assessment(1))
+    with pytest.raises(ValidationError, match="tenor 13 months"):
+        svc.decide(Application(1, "inventory-pledge", D("500000"), 13), assessment(1))
     with pytest.raises(ValidationError, match="assessment is of enterprise 2"):
         svc.decide(APP, assessment(2))
     with pytest.raises(ServiceUnavailable, match="no risk engine"):
@@ -79,6 +85,44 @@ def test_bad_applications_store_nothing(lite: DecisionService, sqlite_workspace:
     svc.decide(Application(1, "iot-working-capital", D("500000"), 12, ref="A-1"), assessment(1))
     with pytest.raises(Conflict, match="A-1"):
         svc.decide(Application(1, "iot-working-capital", D("500000"), 12, ref="A-1"), assessment(1))
+
+
+def test_a_decision_and_its_anchor_commit_together(workspace: Workspace) -> None:
+    """The anchor is written in the decision's own transaction: if anchoring fails, nothing of the
+    application is stored (and no leaf is left behind); when it succeeds, the decision is anchored
+    before decide returns."""
+    add_enterprises(workspace.engine, range(1, 3))
+    ledger = workspace.ledger
+
+    def anchor_then_fail(conn, decision_id: str) -> None:  # noqa: ANN001
+        ledger.anchor_from_source("credit_decision", [decision_id], checkpoint=False, conn=conn)
+        raise RuntimeError("the ledger failed after the leaf was written")
+
+    before = ledger.store.size()
+    with pytest.raises(RuntimeError, match="ledger failed"):
+        DecisionService(workspace.engine, anchor=anchor_then_fail).decide(APP, assessment(1))
+    assert ledger.store.size() == before
+    with workspace.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM credit_applications")).scalar() == 0
+        assert conn.execute(text("SELECT count(*) FROM credit_decisions")).scalar() == 0
+    decided = workspace_service(workspace).decide(APP, assessment(1))
+    assert ledger.store.size() == before + 1
+    ledger.checkpoint()
+    assert verify_bundle(ledger.prove("credit_decision", str(decided["decision_id"])), ledger.verifier_key)
+    assert ledger.audit()["ok"]
+
+
+def test_a_strategy_without_a_decision_is_stored_as_a_referral(lite: DecisionService) -> None:
+    graph = json.loads(default_strategy_text())
+    decide_node = next(n for n in graph["nodes"] if n["id"] == "decide")
+    decide_node["content"]["expressions"][0]["key"] = "verdict"  # says nothing under `decision`
+    published = lite.publish(graph, by="risk")
+    assert published["warnings"] and all("no decision" in w for w in published["warnings"])
+    result = lite.decide(APP, assessment(1, grade="AAA", pd="0.001"))  # the best applicant: still not approved
+    assert result["decision"] == "refer" and result["status"] == "referred"
+    assert [r["code"] for r in result["reasons"]] == ["NO_DECISION"]
+    assert lite.application(result["application_id"])["approved_amount"] is None  # no exposure taken
+    assert [q["id"] for q in lite.queue()] == [result["application_id"]]
 
 
 def test_assess_port_is_used(sqlite_workspace: Workspace) -> None:

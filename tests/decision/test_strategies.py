@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal as D
 from typing import Any
@@ -76,14 +77,43 @@ def test_default_admission_and_routing(kw: dict[str, Any], decision: str, codes:
 
 
 def test_amount_above_limit_is_approved_for_less_and_says_so() -> None:
-    result = decide(DEFAULT, Application(1, "iot-working-capital", D("1500000"), 30), collateral="1000000")
-    assert result.decision == "approve" and result.offered_amount == D("500000.00")
+    result = decide(DEFAULT, Application(1, "iot-working-capital", D("1500000"), 30), trade="2000000")
+    assert result.decision == "approve" and result.offered_amount == D("500000.00")  # 25 % of the trade volume
     assert [r.code for r in result.reasons] == ["LIMIT_REDUCED", "TENOR_REDUCED"] and result.tenor_months == 24
+    assert result.limit is not None and result.limit.binding == "activity_based"
 
 
-def test_limit_below_product_minimum_declines() -> None:
+def test_limit_below_product_minimum_declines_and_names_what_binds() -> None:
     result = decide(DEFAULT, collateral="60000", trade="100000")
     assert result.decision == "decline" and [r.code for r in result.reasons] == ["LIMIT_BELOW_MINIMUM"]
+    assert "经营流水" in result.reasons[0].zh and "activity" in result.reasons[0].en
+
+
+def test_collateral_binds_only_for_the_collateral_secured_product() -> None:
+    """The limit policy per product: an enterprise with no IoT-verified stock gets an unsecured
+    working-capital or receivable-financing loan sized on its activity, but no inventory pledge;
+    with stock, the pledge loan is limited by collateral x advance rate."""
+    no_stock = {"collateral": "0", "trade": "2000000"}
+    for product, tenor in (("iot-working-capital", 12), ("receivable-financing", 6)):
+        result = decide(DEFAULT, Application(1, product, D("300000"), tenor), **no_stock)
+        assert result.decision == "approve" and result.offered_amount == D("300000.00"), product
+        assert result.limit is not None and not result.limit.secured and result.limit.asset_based == D("0.00")
+        assert result.limit.to_json()["secured"] is False
+    pledge = decide(DEFAULT, Application(1, "inventory-pledge", D("300000"), 6), **no_stock)
+    assert pledge.decision == "decline" and pledge.limit is not None and pledge.limit.binding == "asset_based"
+    assert pledge.limit.secured and "押品" in pledge.reasons[0].zh and "collateral" in pledge.reasons[0].en
+    stocked = decide(DEFAULT, Application(1, "inventory-pledge", D("900000"), 6), collateral="1000000", trade="9000000")
+    assert stocked.decision == "approve" and stocked.offered_amount == D("600000.00")  # 60 % advance rate
+    assert stocked.limit is not None and stocked.limit.binding == "asset_based"
+    # unsecured, but no verified activity either: nothing to lend against
+    idle = decide(DEFAULT, Application(1, "iot-working-capital", D("300000"), 12), collateral="5000000", trade="0")
+    assert idle.decision == "decline" and idle.limit is not None and idle.limit.binding == "activity_based"
+    # the policy is data: the same enterprise under a catalogue where working capital is secured
+    secured = {**DecisionPolicy().products}
+    secured["iot-working-capital"] = replace(secured["iot-working-capital"], collateral_secured=True)
+    strict = decide(DEFAULT, Application(1, "iot-working-capital", D("300000"), 12),
+                    policy=DecisionPolicy(products=secured), **no_stock)
+    assert strict.decision == "decline" and strict.limit is not None and strict.limit.binding == "asset_based"
 
 
 def test_price_over_the_ceiling_with_raroc_below_hurdle_is_referred() -> None:

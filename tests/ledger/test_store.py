@@ -16,7 +16,7 @@ from sqlalchemy import Engine, text
 
 from iotfin.core.errors import NotFound, ValidationError
 from iotfin.db import migrate
-from iotfin.db.engine import make_engine
+from iotfin.db.engine import make_engine, write_transaction
 from iotfin.ledger import merkle
 from iotfin.ledger.checkpoint import SignerKey, open_checkpoint
 from iotfin.ledger.entry import Entry
@@ -141,6 +141,32 @@ def test_failure_mid_batch_changes_nothing(store: LedgerStore, monkeypatch: pyte
     assert store.append_batch(items[300:]).root == ref.mth(ref.hashes_of(items))
 
 
+def test_append_inside_the_callers_transaction_commits_and_rolls_back_with_it(store: LedgerStore,
+                                                                               engine: Engine) -> None:
+    """`conn=`: the leaves join the caller's write transaction (one durable commit for a record and
+    its anchor); if the caller's transaction fails, the leaves and the head go with it."""
+    items = ref.entries(0, 40)
+    store.append_batch(items[:10])
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE side_rows (n INTEGER)"))
+    with write_transaction(engine) as conn:
+        conn.execute(text("INSERT INTO side_rows VALUES (1)"))
+        result = store.append_batch(items[10:20], conn=conn)
+        assert result.first_index == 10 and result.size == 20
+    assert store.size() == 20 and store.root() == ref.mth(ref.hashes_of(items[:20]))
+    assert store.leaf(19).record_id == items[19].record_id
+
+    with pytest.raises(RuntimeError, match="caller failed"), write_transaction(engine) as conn:
+        conn.execute(text("INSERT INTO side_rows VALUES (2)"))
+        store.append_batch(items[20:30], conn=conn)
+        raise RuntimeError("caller failed after the append")
+    assert store.size() == 20 and store.root() == ref.mth(ref.hashes_of(items[:20]))
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM side_rows")).scalar() == 1
+        assert conn.execute(text("SELECT count(*) FROM ledger_leaves")).scalar() == 20
+    assert store.append_batch(items[20:], conn=None).root == ref.mth(ref.hashes_of(items))
+
+
 def test_process_killed_mid_batch_leaves_a_consistent_log(db_url: str) -> None:
     """A real crash: the appending process dies (os._exit) after writing leaves, before commit."""
     engine = make_engine(db_url)
@@ -150,7 +176,7 @@ def test_process_killed_mid_batch_leaves_a_consistent_log(db_url: str) -> None:
     store.append_batch(items[:500])
     child = textwrap.dedent(f"""
         import os, sys
-        from iotfin.db.engine import make_engine
+        from iotfin.db.engine import make_engine, write_transaction
         from iotfin.ledger.store import LedgerStore
         from tests.ledger import reference as ref
         def die(*args):

@@ -95,6 +95,21 @@ TERMS_MISSING = Reason("TERMS_MISSING", "决策策略未给出该等级的额度
                        "The strategy gave no limit and price for this grade; referred to an officer")
 LIMIT_BELOW_MINIMUM = Reason("LIMIT_BELOW_MINIMUM", "可授信额度低于产品最低金额",
                              "The limit available is below the product's minimum amount")
+# What binds, as the applicant reads it in LIMIT_BELOW_MINIMUM (see `limit_below_minimum`).
+LIMIT_NAMES: dict[str, tuple[str, str]] = {
+    "asset_based": ("物联网核验的押品价值不足", "too little IoT-verified collateral value"),
+    "activity_based": ("经核验的经营流水不足", "too little verified trade or operating activity"),
+    "strategy_cap": ("授信策略对该等级的额度上限", "the strategy's cap for the grade"),
+    "single_borrower": ("单一客户授信集中度上限", "the single-borrower concentration limit"),
+    "core_enterprise": ("同一核心企业供应链授信集中度上限", "the concentration limit for the core enterprise's chain"),
+}
+
+
+def limit_below_minimum(binding: str) -> Reason:
+    """LIMIT_BELOW_MINIMUM with the constraint that binds named, so a decline explains itself."""
+    zh, en = LIMIT_NAMES.get(binding, ("", binding))
+    return Reason(LIMIT_BELOW_MINIMUM.code, f"{LIMIT_BELOW_MINIMUM.zh}（{zh}）" if zh else LIMIT_BELOW_MINIMUM.zh,
+                  f"{LIMIT_BELOW_MINIMUM.en} ({en})")
 LIMIT_REDUCED = Reason("LIMIT_REDUCED", "批准金额低于申请金额（受额度约束）",
                        "Approved for less than requested (limited by the credit limit)")
 TENOR_REDUCED = Reason("TENOR_REDUCED", "批准期限短于申请期限（受策略最长期限约束）",
@@ -202,6 +217,13 @@ def _int(value: object, what: str) -> int:
 
 @dataclass(frozen=True, slots=True)
 class Product:
+    """A loan product. `collateral_secured` is the limit policy (docs/decisioning.md, "Limits"): a
+    product secured by pledged goods (inventory / warehouse-receipt pledge) is limited by the
+    IoT-verified collateral value x `advance_rate`; for an unsecured product (working capital
+    repaid from operating revenue, receivable financing repaid from the buyer's payment) the
+    collateral-based figure is reported but does not bind, and the activity-based limit, the
+    strategy's cap and the exposure policy decide."""
+
     code: str
     name_zh: str
     name_en: str
@@ -212,6 +234,7 @@ class Product:
     advance_rate: Decimal  # share of IoT-verified collateral value lent against
     lgd: Decimal  # loss given default used in pricing
     upfront_fee_rate: Decimal = ZERO  # one-off service fee, deducted at drawdown; it enters the APR
+    collateral_secured: bool = False  # the asset-based limit binds only for collateral-secured products
 
 
 PRODUCTS: dict[str, Product] = {p.code: p for p in (
@@ -220,7 +243,7 @@ PRODUCTS: dict[str, Product] = {p.code: p for p in (
     Product("receivable-financing", "应收账款融资", "Receivable financing", Decimal("10000"), Decimal("5000000"),
             1, 12, Decimal("0.80"), Decimal("0.35")),
     Product("inventory-pledge", "存货（仓单）质押贷", "Inventory / warehouse-receipt pledge loan", Decimal("50000"),
-            Decimal("5000000"), 1, 12, Decimal("0.60"), Decimal("0.40")),
+            Decimal("5000000"), 1, 12, Decimal("0.60"), Decimal("0.40"), collateral_secured=True),
 )}
 
 
@@ -476,9 +499,10 @@ class LimitBreakdown:
     core_headroom: Decimal | None
     limit: Decimal
     binding: str
+    secured: bool = True  # whether the asset-based limit took part (collateral-secured product)
 
     def to_json(self) -> dict[str, Any]:
-        return {"asset_based": str(self.asset_based), "activity_based": str(self.activity_based),
+        return {"secured": self.secured, "asset_based": str(self.asset_based), "activity_based": str(self.activity_based),
                 "activity_basis": self.activity_basis, "strategy_cap": str(quantize_fen(self.strategy_cap)),
                 "single_borrower_headroom": str(self.single_borrower_headroom),
                 "core_headroom": None if self.core_headroom is None else str(self.core_headroom),
@@ -486,8 +510,10 @@ class LimitBreakdown:
 
 
 def credit_limit(assessment: RiskAssessment, advance_rate: Decimal, strategy_cap: Decimal, exposure: Exposure,
-                 policy: LimitPolicy, has_core: bool) -> LimitBreakdown:
-    """min(asset-based, activity-based, strategy cap, exposure headroom), rounded down, never negative."""
+                 policy: LimitPolicy, has_core: bool, secured: bool = True) -> LimitBreakdown:
+    """min(asset-based, activity-based, strategy cap, exposure headroom), rounded down, never negative.
+    The asset-based limit takes part only for a collateral-secured product (`secured`); for an
+    unsecured one it is still computed and reported, but the other limits decide."""
     asset = quantize_fen(assessment.collateral_value * advance_rate)
     if assessment.trade_volume_12m > 0:
         activity, basis = quantize_fen(assessment.trade_volume_12m * policy.activity_share), "trade_volume"
@@ -495,14 +521,15 @@ def credit_limit(assessment: RiskAssessment, advance_rate: Decimal, strategy_cap
         activity, basis = quantize_fen(assessment.capacity_revenue_12m * policy.capacity_share), "electricity_capacity"
     single = max(ZERO, policy.single_borrower_max - exposure.borrower)
     core = max(ZERO, policy.per_core_max - exposure.core) if has_core else None
-    candidates = {"asset_based": asset, "activity_based": activity, "strategy_cap": strategy_cap,
-                  "single_borrower": single}
+    candidates = {"activity_based": activity, "strategy_cap": strategy_cap, "single_borrower": single}
+    if secured:
+        candidates = {"asset_based": asset} | candidates  # (first: it is named when it ties)
     if core is not None:
         candidates["core_enterprise"] = core
     binding = min(candidates, key=lambda k: candidates[k])
     limit = max(ZERO, candidates[binding])
     limit = (limit / policy.rounding).to_integral_value(ROUND_DOWN) * policy.rounding
-    return LimitBreakdown(asset, activity, basis, strategy_cap, single, core, quantize_fen(limit), binding)
+    return LimitBreakdown(asset, activity, basis, strategy_cap, single, core, quantize_fen(limit), binding, secured)
 
 
 # --- APR disclosure ----------------------------------------------------------------------------

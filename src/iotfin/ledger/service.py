@@ -83,8 +83,11 @@ class LedgerService:
 
     # --- anchoring ------------------------------------------------------------------------------
 
-    def anchor(self, type_name: str, items: Sequence[tuple[str, dict[str, Any]]], checkpoint: bool = True) -> int:
-        """Anchor records (id, body) of one type in one batch; returns the first leaf index."""
+    def anchor(self, type_name: str, items: Sequence[tuple[str, dict[str, Any]]], checkpoint: bool = True,
+               conn: Connection | None = None) -> int:
+        """Anchor records (id, body) of one type in one batch; returns the first leaf index. With
+        `conn` (the caller's open write transaction) the leaves commit with the caller's rows, and
+        no checkpoint is signed (it could not be before the commit)."""
         if not items:
             return self.store.size()
         rtype = record_type(type_name)
@@ -97,21 +100,31 @@ class LedgerService:
                 {"leaf_index": first + i, "record_type": rtype.name, "record_id": str(rid), "salt": salt}
                 for i, ((rid, _), salt) in enumerate(zip(items, salts, strict=True))])
 
-        result = self.store.append_batch(entries, also=remember)
-        if checkpoint:
+        result = self.store.append_batch(entries, also=remember, conn=conn)
+        if checkpoint and conn is None:
             self.checkpoint()
         return result.first_index
 
-    def anchor_from_source(self, type_name: str, record_ids: Sequence[str], checkpoint: bool = True) -> int:
-        """Anchor records as they stand now in their source tables."""
-        with self.engine.connect() as conn:
-            items = []
-            for rid in record_ids:
-                body = LOADERS[type_name](conn, str(rid))
-                if body is None:
-                    raise NotFound(f"no {type_name} {rid}")
-                items.append((str(rid), body))
+    def anchor_from_source(self, type_name: str, record_ids: Sequence[str], checkpoint: bool = True,
+                           conn: Connection | None = None) -> int:
+        """Anchor records as they stand now in their source tables. With `conn`, the records are
+        read in, and anchored as part of, the caller's write transaction: a record and its anchor
+        commit together or not at all (see LedgerStore.append_batch)."""
+        if conn is not None:
+            return self.anchor(type_name, self._load(conn, type_name, record_ids), checkpoint=False, conn=conn)
+        with self.engine.connect() as own:
+            items = self._load(own, type_name, record_ids)
         return self.anchor(type_name, items, checkpoint)
+
+    @staticmethod
+    def _load(conn: Connection, type_name: str, record_ids: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
+        items = []
+        for rid in record_ids:
+            body = LOADERS[type_name](conn, str(rid))
+            if body is None:
+                raise NotFound(f"no {type_name} {rid}")
+            items.append((str(rid), body))
+        return items
 
     def anchor_all(self, type_name: str, batch: int = 10_000) -> int:
         """Anchor every record of a type as it stands now, in batches; returns how many."""
