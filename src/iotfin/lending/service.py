@@ -64,9 +64,11 @@ class LendingService:
         return m.Terms(to_money(offer.principal), Decimal(offer.annual_rate), offer.term, start, prod.method,
                        prod.day_count, periodic_fee=prod.periodic_fee, subsidy_rate=Decimal(offer.subsidy_rate))
 
-    def book(self, offer: Offer, start: date, actor: str = "system", contract_ref: str | None = None) -> int:
+    def book(self, offer: Offer, start: date, actor: str = "system", contract_ref: str | None = None,
+             signed: dict[str, Any] | None = None) -> int:
         """Sign and disburse one loan: its schedule, the upfront fee bill, the GL entries, the audit event;
-        the contract is anchored in the ledger once committed."""
+        the contract is anchored in the ledger once committed. `signed` records what the borrower signed
+        (e.g. the key-facts statement's APR, total cost and digests) on the booking event."""
         prod = m.product(offer.product)
         terms = self.terms_for(offer, start)
         sched = m.schedule(terms)
@@ -96,7 +98,8 @@ class LendingService:
             store.post(conn, [e for e in entries if e is not None])
             self._event(conn, "booked", start, actor, loan_id=loan_id, credit_line_id=offer.credit_line_id,
                         detail={"principal": terms.principal, "rate": terms.annual_rate, "term": terms.term,
-                                "product": prod.code, "upfront_fee": fee, "subsidy_rate": terms.subsidy_rate})
+                                "product": prod.code, "upfront_fee": fee, "subsidy_rate": terms.subsidy_rate}
+                        | ({"signed": signed} if signed else {}))
         if self.anchor is not None:
             self.anchor(str(loan_id))
         return loan_id
