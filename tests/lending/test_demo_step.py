@@ -22,16 +22,6 @@ from iotfin.workspace import Workspace
 from tests.decision.test_demo_step import entity_assess
 
 
-@pytest.fixture
-def sqlite_workspace(tmp_path: Path) -> Iterator[Workspace]:
-    ws = Workspace(Settings(data_dir=tmp_path / "ws", database_url=f"sqlite:///{tmp_path / 'iotfin.db'}"))
-    ws.initialise()
-    try:
-        yield ws
-    finally:
-        ws.close()
-
-
 def test_demo_books_the_approved_decisions(sqlite_workspace: Workspace, tmp_path: Path) -> None:
     ws = sqlite_workspace
     config = SimConfig(enterprises=40, days=60, seed=11, devices=120)

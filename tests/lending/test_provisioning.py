@@ -31,7 +31,10 @@ def _outstanding(svc: LendingService, loan_id: int) -> Decimal:
 
 
 def test_provisions_follow_the_tier_are_released_on_repayment_and_loss_loans_are_written_off(
-        workspace: Workspace) -> None:
+        sqlite_workspace: Workspace) -> None:
+    """400 daily closes (SQLite only; the provision column's SQL runs on PostgreSQL in test_service.py and
+    in the tests below)."""
+    workspace = sqlite_workspace
     ents = make_enterprises(workspace.engine, 2)
     svc = workspace.lending
     good = svc.book(Offer(ents[0], "equipment-principal", D("12000"), D("0.06"), 6), START)

@@ -35,7 +35,7 @@ DEMO_PRICING: dict[str, tuple[str, int, Decimal, Decimal]] = {
 }
 AGRICULTURE_SUBSIDY = Decimal("0.020000")  # 贴息 a local government pays on agricultural loans
 MAX_DEMO_PRINCIPAL = Decimal("5000000.00")
-LATE_PAYER_EVERY = 7  # enterprise ids divisible by this pay 15 days late
+LATE_PAYER_EVERY = 5  # every 5th loan booked (the 1st, 6th, ...) is paid 15 days late
 LATE_DAYS = 15
 ACCELERATE_AT_DPD = 90
 
@@ -122,7 +122,7 @@ def demo_step(ws: Any, offers: Sequence[tuple[Offer, date]], end: date, defaults
     """Book `offers` on their dates, each with its key-facts statement signed (APR, total cost and the
     digests of the zh/en texts on the booking event) and the contract anchored; a credit-line offer opens
     the line and draws it down (LINE_DRAWDOWNS). Close every business day through `end`: borrowers pay what falls
-    due on the day (every LATE_PAYER_EVERY-th enterprise LATE_DAYS late), defaulted enterprises stop
+    due on the day (every LATE_PAYER_EVERY-th loan LATE_DAYS late), defaulted enterprises stop
     paying from their default date (the simulator's ground truth); a defaulted borrower's loan is
     restructured once on request at 20 days past due (green channel) and accelerated at 90; the
     subsidy payer settles its receivable on the first of each month."""
@@ -221,7 +221,7 @@ def _borrowers_act(svc: Any, ws: Any, day: date, defaults: Mapping[int, date], s
             continue
         if due <= 0:
             continue
-        if ent % LATE_PAYER_EVERY == 0 and dpd < LATE_DAYS:
+        if loan_id % LATE_PAYER_EVERY == 1 and dpd < LATE_DAYS:
             continue
         result = svc.repay(loan_id, due, day, actor="demo-borrower")
         stats["repayments"] += 1
