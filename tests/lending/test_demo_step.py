@@ -3,14 +3,11 @@ lines with drawdowns, key facts signed, contracts anchored, closed every day, re
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
 from sqlalchemy import func, select
 
-from iotfin.core.settings import Settings
 from iotfin.decision.demo_step import decide_applications
 from iotfin.decision.store import CreditApplication
 from iotfin.ledger.models import ledger_anchors
