@@ -329,6 +329,11 @@ class LendingService:
                 raise Conflict(f"loan {loan_id} is {loan.status}")
             if on < state.last_closed:
                 raise ValidationError(f"loan {loan_id} is closed through {state.last_closed}")
+            ref = (extra or {}).get("request_ref")
+            if ref is not None:  # checked under the loan's lock: one grant per request, even when called twice at once
+                previous = self._relief_for(conn, loan_id, ref)
+                if previous is not None:
+                    return previous | {"already_granted": True}
             before = [_inst_json(i) for i in state.schedule[state.cur:]]
             result = self._provided(m.reschedule(state, on, store.rate(loan.rate_ppm), term, m.Method(loan.method),
                                                  m.DayCount(loan.day_count), grace_principal,
@@ -361,12 +366,11 @@ class LendingService:
             raise ValidationError(f"relief kind must be deferral or reschedule, not {kind!r}")
         if not actor.strip():
             raise ValidationError("relief needs the actor who approved it")
-        if request_ref is not None:
-            previous = self._relief_for(loan_id, request_ref)
-            if previous is not None:
-                return previous | {"already_granted": True}
         with self.engine.connect() as conn:
             _, state = store.load_state(conn, loan_id)
+            previous = None if request_ref is None else self._relief_for(conn, loan_id, request_ref)
+        if previous is not None:
+            return previous | {"already_granted": True}
         left = max(1, len(state.schedule) - state.cur)
         if kind == "deferral":
             if not 1 <= months <= 12:
@@ -378,15 +382,14 @@ class LendingService:
             new_term, grace = term, 0
         detail = self.restructure(loan_id, on, new_term, grace, reason, actor,
                                   extra={"relief_kind": kind, "request_ref": request_ref})
-        return detail | {"loan_id": loan_id, "already_granted": False}
+        return {"loan_id": loan_id, "already_granted": False} | detail
 
-    def _relief_for(self, loan_id: int, request_ref: str) -> dict[str, Any] | None:
-        with self.engine.connect() as conn:
-            store.load_state(conn, loan_id)  # NotFound for an unknown loan
-            for (detail,) in conn.execute(select(LoanEvent.detail).where(
-                    LoanEvent.loan_id == loan_id, LoanEvent.kind == "restructured").order_by(LoanEvent.id)):
-                if detail.get("request_ref") == request_ref:
-                    return dict(detail) | {"loan_id": loan_id}
+    @staticmethod
+    def _relief_for(conn: Connection, loan_id: int, request_ref: str) -> dict[str, Any] | None:
+        for (detail,) in conn.execute(select(LoanEvent.detail).where(
+                LoanEvent.loan_id == loan_id, LoanEvent.kind == "restructured").order_by(LoanEvent.id)):
+            if detail.get("request_ref") == request_ref:
+                return dict(detail) | {"loan_id": loan_id}
         return None
 
     # --- provisioning, write-off and recovery ------------------------------------------------------
