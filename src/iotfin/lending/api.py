@@ -60,7 +60,7 @@ class ActionIn(BaseModel):
 
 class RecoveryIn(BaseModel):
     date: date
-    amount: str = Field(min_length=1, max_length=32)
+    amount: str = MoneyStr
     actor: str = Field(default="collections", max_length=64)
 
 
