@@ -134,7 +134,8 @@ def _decision_demo(ws: Workspace, ds: SimDataset, assess: Any) -> dict[str, Any]
 def _lending_demo(ws: Workspace, ds: SimDataset, end: Any) -> dict[str, Any]:
     from iotfin.lending import demo as lending
 
-    return lending.demo_step(ws, lending.approved_offers_from_financing(ws, ds), end, lending.defaults_from(ds))
+    offers, source = lending.offers_for_demo(ws, ds)
+    return lending.demo_step(ws, offers, end, lending.defaults_from(ds), source)
 
 
 def _ground_truth(ds: SimDataset, enterprises: int) -> dict[str, Any]:

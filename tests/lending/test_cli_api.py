@@ -128,6 +128,10 @@ def test_http_api(tmp_path: Path) -> None:
     assert client.post(f"/api/v1/lending/loans/{loan_id}/acceleration", json=action | {"date": "2026-01-10"}).status_code == 200
     shown = client.get(f"/api/v1/lending/loans/{loan_id}").json()
     assert shown["principal_not_due"] == "0.00" and shown["due"]["principal"] == "20000.00"
+    r = client.post(f"/api/v1/lending/loans/{loan_id}/write-off", json=action | {"date": "2026-01-10"})
+    assert r.status_code in (400, 422) and "not loss" in r.text  # only loss loans are written off
+    r = client.post(f"/api/v1/lending/loans/{loan_id}/recoveries", json={"date": "2026-01-10", "amount": "1.00"})
+    assert r.status_code == 409 and "not written off" in r.text
     tb = client.get("/api/v1/lending/trial-balance").json()
     assert tb["balanced"] and tb["reconciliation"]["reconciled"]
     assert client.get("/api/v1/lending/loans/999").status_code == 404

@@ -62,7 +62,7 @@ def _book(states: list[m.LoanState]) -> dict[str, np.ndarray]:
                "cur_seq": cur.seq if cur else 0, "cur_start": v.day(cur.start) if cur else v.NONE,
                "cur_due": v.day(cur.due) if cur else v.NONE, "cur_principal": _fen(cur.principal) if cur else 0,
                "cur_interest": _fen(cur.interest) if cur else 0, "cur_fee": _fen(cur.fee) if cur else 0,
-               "cur_subsidy": _fen(cur.subsidy) if cur else 0}
+               "cur_subsidy": _fen(cur.subsidy) if cur else 0, "provision": _fen(s.provision)}
         for k in v.BOOK_COLUMNS:
             cols[k].append(row[k])
     return {k: np.array(vals, np.int64) for k, vals in cols.items()}

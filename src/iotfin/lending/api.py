@@ -58,6 +58,12 @@ class ActionIn(BaseModel):
     actor: str = Field(default="monitor", max_length=64)
 
 
+class RecoveryIn(BaseModel):
+    date: date
+    amount: str = MoneyStr
+    actor: str = Field(default="collections", max_length=64)
+
+
 class MarginCallIn(ActionIn):
     amount: str = MoneyStr
     deadline: date
@@ -121,6 +127,14 @@ def router() -> APIRouter:
     @r.post("/loans/{loan_id}/acceleration")
     def accelerate(loan_id: int, body: ActionIn, request: Request) -> Any:
         return _json(svc(request).accelerate(loan_id, body.date, body.reason, actor=body.actor))
+
+    @r.post("/loans/{loan_id}/write-off")
+    def write_off(loan_id: int, body: ActionIn, request: Request) -> Any:
+        return _json(svc(request).write_off(loan_id, body.date, body.reason, actor=body.actor))
+
+    @r.post("/loans/{loan_id}/recoveries")
+    def recover(loan_id: int, body: RecoveryIn, request: Request) -> Any:
+        return _json(svc(request).recover(loan_id, Decimal(body.amount), body.date, actor=body.actor))
 
     @r.post("/loans/{loan_id}/margin-calls")
     def margin_call(loan_id: int, body: MarginCallIn, request: Request) -> Any:

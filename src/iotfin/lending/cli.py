@@ -212,6 +212,22 @@ def accelerate_cmd(loan: Annotated[int, typer.Argument()], date_: DateOpt, reaso
     _emit(_ws(data_dir).lending.accelerate(loan, _date(date_), reason, actor="cli"), as_json)
 
 
+@loan_app.command("write-off")
+def write_off_cmd(loan: Annotated[int, typer.Argument()], date_: DateOpt, reason: Annotated[str, typer.Option()],
+                  data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
+    """Write off a loan classified loss against the loan-loss allowance (核销)."""
+    detail = _ws(data_dir).lending.write_off(loan, _date(date_), reason, actor="cli")
+    _emit(detail, as_json, lambda d: _print(f"loan {loan} written off: {d['total']} yuan "
+                                            f"({d['allowance_used']} from the allowance) / 已核销"))
+
+
+@loan_app.command("recover")
+def recover_cmd(loan: Annotated[int, typer.Argument()], amount: Annotated[str, typer.Option()], date_: DateOpt,
+                data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
+    """Cash recovered on a written-off loan (已核销贷款收回)."""
+    _emit(_ws(data_dir).lending.recover(loan, to_money(amount), _date(date_), actor="cli"), as_json)
+
+
 @loan_app.command("margin-call")
 def margin_call_cmd(loan: Annotated[int, typer.Argument()], amount: Annotated[str, typer.Option()],
                     deadline: Annotated[str, typer.Option()], reason: Annotated[str, typer.Option()], date_: DateOpt,

@@ -275,6 +275,31 @@ def tier_index(tier: Tier) -> int:
     return TIER_ORDER.index(tier)
 
 
+# Loan-loss provisioning (贷款损失准备) by tier, as a share of the principal outstanding (not yet due +
+# overdue). The defaults are the rates of the PBOC's 《银行贷款损失准备计提指引》 (银发〔2002〕98号): specific
+# provisions of 2 % on special mention, 25 % substandard, 50 % doubtful, 100 % loss, and its 1 % general
+# reserve, applied here per loan to normal loans. Configurable (`LendingService(provision_rates=...)`,
+# checked by `check_provision_rates`); rates carry six decimals.
+PROVISION_RATES: dict[Tier, Decimal] = {Tier.NORMAL: Decimal("0.01"), Tier.SPECIAL_MENTION: Decimal("0.02"),
+                                        Tier.SUBSTANDARD: Decimal("0.25"), Tier.DOUBTFUL: Decimal("0.50"),
+                                        Tier.LOSS: Decimal("1")}
+
+
+def check_provision_rates(rates: dict[Tier, Decimal]) -> dict[Tier, Decimal]:
+    """Every tier given, each rate in [0, 1] with at most six decimals, never lower for a worse tier."""
+    if set(rates) != set(Tier):
+        raise ValidationError(f"provision rates must give every tier: {', '.join(t.value for t in Tier)}")
+    ordered = [Decimal(rates[t]) for t in TIER_ORDER]
+    for t, r in zip(TIER_ORDER, ordered, strict=True):
+        if not ZERO <= r <= 1 or r != r.quantize(RATE_QUANTUM):
+            raise ValidationError(f"provision rate for {t.value} must be between 0 and 1 with at most 6 decimals, not {r}")
+    if any(a > b for a, b in zip(ordered, ordered[1:], strict=False)):
+        raise ValidationError("provision rates must not fall as the tier worsens")
+    if ordered[-1] != 1:
+        raise ValidationError("loans classified loss are provisioned in full (rate 1): they are written off against it")
+    return dict(zip(TIER_ORDER, ordered, strict=True))
+
+
 # --- the general ledger: chart of accounts and booking rules as data -------------------------
 
 
@@ -298,11 +323,15 @@ CHART: dict[str, Account] = {a.code: a for a in (
     Account("6011.01", "Interest income", "利息收入", "income"),
     Account("6011.02", "Penalty interest income", "罚息收入", "income"),
     Account("6021", "Fee income", "手续费收入", "income"),
+    Account("1304", "Loan loss allowance", "贷款损失准备", "contra-asset"),
+    Account("6702.01", "Credit impairment loss — loan provisions", "信用减值损失—贷款", "expense"),
+    Account("6702.02", "Recoveries of loans written off", "已核销贷款收回", "income"),
 )}
 
 CASH, NOT_DUE, PRINCIPAL_DUE = "1002", "1303.01", "1303.02"
 ACCRUED, INTEREST_DUE, PENALTY_RECV, FEE_RECV, SUBSIDY_RECV = "1132.01", "1132.02", "1132.03", "1221.01", "1221.02"
 INTEREST_INCOME, PENALTY_INCOME, FEE_INCOME = "6011.01", "6011.02", "6021"
+ALLOWANCE, PROVISION_EXPENSE, RECOVERY_INCOME = "1304", "6702.01", "6702.02"
 
 # event -> lines (account, +1 debit / -1 credit, component). A rule is balanced when its components
 # satisfy the identity noted beside it; `journal` checks every entry it builds.
@@ -322,6 +351,13 @@ BOOKING_RULES: dict[str, tuple[tuple[str, int, str], ...]] = {
     # interest = unpaid + refunded: the borrower owes the subsidy again, the payer is refunded
     "subsidy_clawback": ((INTEREST_DUE, 1, "interest"), (SUBSIDY_RECV, -1, "unpaid"), (CASH, -1, "refunded")),
     "capitalise_overdue": ((NOT_DUE, 1, "principal"), (PRINCIPAL_DUE, -1, "principal")),
+    # a negative provision is a release (the allowance falls, the expense is reversed)
+    "provision": ((PROVISION_EXPENSE, 1, "provision"), (ALLOWANCE, -1, "provision")),
+    # allowance + shortfall = principal_not_due + principal_due + accrued + interest + fee + penalty
+    "write_off": ((ALLOWANCE, 1, "allowance"), (PROVISION_EXPENSE, 1, "shortfall"),
+                  (NOT_DUE, -1, "principal_not_due"), (PRINCIPAL_DUE, -1, "principal_due"), (ACCRUED, -1, "accrued"),
+                  (INTEREST_DUE, -1, "interest"), (FEE_RECV, -1, "fee"), (PENALTY_RECV, -1, "penalty")),
+    "recovery": ((CASH, 1, "amount"), (RECOVERY_INCOME, -1, "amount")),
 }
 
 
@@ -429,6 +465,11 @@ class LoanState:
     restructured_until: date | None = None
     restructured_floor: Tier = Tier.NORMAL
     allocation: tuple[str, ...] = ("penalty", "fee", "interest", "principal")
+    provision: Decimal = ZERO  # this loan's share of the loan-loss allowance (account 1304)
+
+    @property
+    def principal_outstanding(self) -> Decimal:
+        return self.principal_not_due + self.principal_due
 
     @property
     def principal_due(self) -> Decimal:
@@ -491,7 +532,7 @@ def bill_through(state: LoanState, on: date) -> DayResult:
     return DayResult(s, tuple(entries))
 
 
-def close_day(state: LoanState, on: date) -> DayResult:
+def close_day(state: LoanState, on: date, rates: dict[Tier, Decimal] = PROVISION_RATES) -> DayResult:
     """The close of business `on` for one loan: accrue, bill what falls due, age, penalise,
     claw back the subsidy on default, classify. Idempotent: a loan already closed for `on` is unchanged."""
     if state.last_closed >= on:
@@ -523,8 +564,71 @@ def close_day(state: LoanState, on: date) -> DayResult:
         changes.update(bills=_insert_bill(s.bills, Bill(on, interest=clawed)), subsidy_due=ZERO,
                        subsidy_received=ZERO, subsidy_clawed=True)
     restructured = s.restructured_until is not None and on <= s.restructured_until
-    s = replace(s, last_closed=on, dpd=dpd, tier=classify(dpd, restructured, s.restructured_floor), **changes)
+    tier = classify(dpd, restructured, s.restructured_floor)
+    outstanding = s.principal_not_due + s.principal_due
+    target = _provision(outstanding, rates[tier])
+    if target != s.provision:
+        entries += _opt(journal("provision", on, {"provision": target - s.provision}, s.loan_id))
+    s = replace(s, last_closed=on, dpd=dpd, tier=tier, provision=target, **changes)
     return DayResult(s, tuple(entries))
+
+
+def _provision(outstanding: Decimal, rate: Decimal) -> Decimal:
+    # exact: at most 11 + 6 significant digits, well inside Decimal's 28
+    return (outstanding * rate).quantize(FEN, rounding=ROUND_HALF_UP)
+
+
+def provision_target(state: LoanState, rates: dict[Tier, Decimal] = PROVISION_RATES) -> Decimal:
+    """The allowance a loan needs: half-up(principal outstanding × its tier's rate)."""
+    return _provision(state.principal_outstanding, rates[state.tier])
+
+
+def provide(state: LoanState, on: date, rates: dict[Tier, Decimal] = PROVISION_RATES) -> DayResult:
+    """Bring the loan's allowance to its target: a charge when it grew (a downgrade, a new loan), a
+    release when it fell (a repayment, an upgrade, settlement)."""
+    target = provision_target(state, rates)
+    if target == state.provision:
+        return DayResult(state)
+    entry = journal("provision", on, {"provision": target - state.provision}, state.loan_id)
+    return DayResult(replace(state, provision=target), tuple(_opt(entry)))
+
+
+@dataclass(frozen=True, slots=True)
+class WriteOff:
+    principal: Decimal  # not yet due + overdue
+    interest: Decimal  # accrued + due
+    fee: Decimal
+    penalty: Decimal
+    allowance_used: Decimal
+    shortfall: Decimal  # charged to the impairment loss at write-off (what the allowance did not cover)
+
+    @property
+    def total(self) -> Decimal:
+        return self.principal + self.interest + self.fee + self.penalty
+
+
+def write_off(state: LoanState, on: date, rates: dict[Tier, Decimal] = PROVISION_RATES) -> tuple[DayResult, WriteOff]:
+    """Write off (核销) a loan classified loss against the allowance: its principal, interest, fee and
+    penalty claims leave the balance sheet (they stay claims, recoverable off-balance-sheet). The
+    allowance is first trued up (to 100 % of principal at loss); what it does not cover (interest,
+    fees, penalty) is charged to the impairment loss. A subsidy payer's receivable is not the
+    borrower's debt and stays."""
+    if state.tier is not Tier.LOSS:
+        raise ValidationError(f"loan {state.loan_id} is classified {state.tier.value}, not loss: only loss loans are written off")
+    provided = provide(state, on, rates)
+    s = provided.state
+    principal_due, interest_due, fee_due = s.principal_due, s.interest_due, s.fee_due
+    claims = s.principal_outstanding + s.accrued_in_period + interest_due + fee_due + s.penalty_due
+    used = min(s.provision, claims)
+    wo = WriteOff(s.principal_outstanding, s.accrued_in_period + interest_due, fee_due, s.penalty_due, used,
+                  claims - used)
+    entry = journal("write_off", on, {"allowance": used, "shortfall": wo.shortfall,
+                                      "principal_not_due": s.principal_not_due, "principal_due": principal_due,
+                                      "accrued": s.accrued_in_period, "interest": interest_due, "fee": fee_due,
+                                      "penalty": s.penalty_due}, s.loan_id)
+    s = replace(s, schedule=s.schedule[:s.cur], principal_not_due=ZERO, accrued_in_period=ZERO, bills=(),
+                penalty_due=ZERO, provision=s.provision - used)
+    return DayResult(s, provided.entries + tuple(_opt(entry))), wo
 
 
 def _opt(entry: JournalEntry | None) -> list[JournalEntry]:

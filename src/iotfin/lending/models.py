@@ -51,7 +51,7 @@ class Loan(Base):
 
     __tablename__ = "loans"
     __table_args__ = (
-        CheckConstraint("status IN ('active', 'settled')", name="status"),
+        CheckConstraint("status IN ('active', 'settled', 'written_off')", name="status"),
         CheckConstraint("principal > 0", name="principal_positive"),
         CheckConstraint("principal_not_due >= 0 AND principal_due >= 0 AND interest_due >= 0 AND fee_due >= 0 "
                         "AND penalty_due >= 0 AND subsidy_due >= 0", name="balances_nonnegative"),
@@ -97,6 +97,11 @@ class Loan(Base):
     cur_interest: Mapped[Decimal] = mapped_column(Money(), default=Decimal("0.00"))
     cur_fee: Mapped[Decimal] = mapped_column(Money(), default=Decimal("0.00"))
     cur_subsidy: Mapped[Decimal] = mapped_column(Money(), default=Decimal("0.00"))
+    # loan-loss allowance held for this loan (account 1304); written off and recovered since (off balance sheet)
+    provision: Mapped[Decimal] = mapped_column(Money(), default=Decimal("0.00"), server_default="0")
+    written_off: Mapped[Decimal] = mapped_column(Money(), default=Decimal("0.00"), server_default="0")
+    recovered: Mapped[Decimal] = mapped_column(Money(), default=Decimal("0.00"), server_default="0")
+    written_off_on: Mapped[date | None] = mapped_column(Date, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=_now)
 
 

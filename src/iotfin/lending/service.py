@@ -50,9 +50,12 @@ class Offer:
 
 
 class LendingService:
-    def __init__(self, engine: Engine, anchor: Anchor | None = None):
+    def __init__(self, engine: Engine, anchor: Anchor | None = None,
+                 provision_rates: dict[m.Tier, Decimal] | None = None):
         self.engine = engine
         self.anchor = anchor  # anchors a signed contract in the ledger: anchor(loan_id)
+        self.provision_rates = m.check_provision_rates(provision_rates or m.PROVISION_RATES)
+        self._provision_ppm = v.provision_ppm(self.provision_rates)
 
     # --- booking ---------------------------------------------------------------------------------
 
@@ -61,9 +64,11 @@ class LendingService:
         return m.Terms(to_money(offer.principal), Decimal(offer.annual_rate), offer.term, start, prod.method,
                        prod.day_count, periodic_fee=prod.periodic_fee, subsidy_rate=Decimal(offer.subsidy_rate))
 
-    def book(self, offer: Offer, start: date, actor: str = "system", contract_ref: str | None = None) -> int:
+    def book(self, offer: Offer, start: date, actor: str = "system", contract_ref: str | None = None,
+             signed: dict[str, Any] | None = None) -> int:
         """Sign and disburse one loan: its schedule, the upfront fee bill, the GL entries, the audit event;
-        the contract is anchored in the ledger once committed."""
+        the contract is anchored in the ledger once committed. `signed` records what the borrower signed
+        (e.g. the key-facts statement's APR, total cost and digests) on the booking event."""
         prod = m.product(offer.product)
         terms = self.terms_for(offer, start)
         sched = m.schedule(terms)
@@ -93,7 +98,8 @@ class LendingService:
             store.post(conn, [e for e in entries if e is not None])
             self._event(conn, "booked", start, actor, loan_id=loan_id, credit_line_id=offer.credit_line_id,
                         detail={"principal": terms.principal, "rate": terms.annual_rate, "term": terms.term,
-                                "product": prod.code, "upfront_fee": fee, "subsidy_rate": terms.subsidy_rate})
+                                "product": prod.code, "upfront_fee": fee, "subsidy_rate": terms.subsidy_rate}
+                        | ({"signed": signed} if signed else {}))
         if self.anchor is not None:
             self.anchor(str(loan_id))
         return loan_id
@@ -225,6 +231,7 @@ class LendingService:
                                       "would change a closed day")
             result, paid = m.repay(state, on, amount, prepay, m.Method(loan.method), m.DayCount(loan.day_count),
                                    store.rate(loan.rate_ppm), store.rate(loan.subsidy_ppm))
+            result = self._provided(result, on)  # the allowance falls with the principal repaid
             store.save_state(conn, result.state, schedule_changed=prepay)
             store.post(conn, list(result.entries))
             detail = {"amount": amount, "prepay": prepay, "penalty": paid.penalty, "fee": paid.fee,
@@ -269,7 +276,7 @@ class LendingService:
                 ids, book = store.read_chunk(conn, on, after, chunk)
                 last = ids.size < chunk  # a short chunk is the last: the run is done with it
                 if ids.size:
-                    result = v.close_book(book, v.day(on), store.next_instalments(conn, ids))
+                    result = v.close_book(book, v.day(on), store.next_instalments(conn, ids), self._provision_ppm)
                     store.write_chunk(conn, ids, book, result, on)
                     entries = v.totals_to_entries(result.totals, on, memo=f"close {on} loans {ids[0]}..{ids[-1]}")
                     store.post(conn, entries)
@@ -311,7 +318,7 @@ class LendingService:
     # --- relief and monitoring actions ----------------------------------------------------------
 
     def restructure(self, loan_id: int, on: date, term: int, grace_principal: int = 0, reason: str = "",
-                    actor: str = "officer") -> dict[str, Any]:
+                    actor: str = "officer", extra: dict[str, Any] | None = None) -> dict[str, Any]:
         """Green-channel hardship relief: re-amortise the principal over `term` months from `on`, with a
         principal deferral of `grace_principal` months. Audited; classified as restructured."""
         if not reason.strip():
@@ -322,17 +329,114 @@ class LendingService:
                 raise Conflict(f"loan {loan_id} is {loan.status}")
             if on < state.last_closed:
                 raise ValidationError(f"loan {loan_id} is closed through {state.last_closed}")
+            ref = (extra or {}).get("request_ref")
+            if ref is not None:  # checked under the loan's lock: one grant per request, even when called twice at once
+                previous = self._relief_for(conn, loan_id, ref)
+                if previous is not None:
+                    return previous | {"already_granted": True}
             before = [_inst_json(i) for i in state.schedule[state.cur:]]
-            result = m.reschedule(state, on, store.rate(loan.rate_ppm), term, m.Method(loan.method),
-                                  m.DayCount(loan.day_count), grace_principal, m.product(loan.product).periodic_fee,
-                                  store.rate(loan.subsidy_ppm))
+            result = self._provided(m.reschedule(state, on, store.rate(loan.rate_ppm), term, m.Method(loan.method),
+                                                 m.DayCount(loan.day_count), grace_principal,
+                                                 m.product(loan.product).periodic_fee, store.rate(loan.subsidy_ppm)), on)
             store.save_state(conn, result.state, schedule_changed=True)
             store.post(conn, list(result.entries))
             detail = {"reason": reason, "term": term, "grace_principal": grace_principal,
                       "tier_before": state.tier.value, "tier_after": result.state.tier.value,
                       "observation_until": result.state.restructured_until, "schedule_before": before,
                       "schedule_after": [_inst_json(i) for i in result.state.schedule[result.state.cur:]]}
+            detail |= extra or {}
             self._event(conn, "restructured", on, actor, loan_id=loan_id, detail=detail)
+        return detail
+
+    def grant_relief(self, loan_id: int, kind: str, on: date, reason: str, actor: str, months: int = 3,
+                     term: int | None = None, request_ref: str | None = None) -> dict[str, Any]:
+        """The hardship relief port for other contexts (customer protection calls it when a hardship
+        request is approved). Over the restructure path:
+
+        - ``kind="deferral"``: principal repayments pause for `months` months; the principal outstanding
+          is re-amortised over the instalments left plus `months`, the first `months` paying interest only.
+        - ``kind="reschedule"``: the principal outstanding is re-amortised over `term` months from `on`.
+
+        Interest, fees and penalty already due stay due. The loan becomes restructured (in observation
+        for a year, at least special mention). Audited with reason and actor. `request_ref` (the
+        caller's hardship request id) makes the call idempotent: granting the same request again
+        returns the first grant's record and changes nothing.
+        """
+        if kind not in ("deferral", "reschedule"):
+            raise ValidationError(f"relief kind must be deferral or reschedule, not {kind!r}")
+        if not actor.strip():
+            raise ValidationError("relief needs the actor who approved it")
+        with self.engine.connect() as conn:
+            _, state = store.load_state(conn, loan_id)
+            previous = None if request_ref is None else self._relief_for(conn, loan_id, request_ref)
+        if previous is not None:
+            return previous | {"already_granted": True}
+        left = max(1, len(state.schedule) - state.cur)
+        if kind == "deferral":
+            if not 1 <= months <= 12:
+                raise ValidationError("a deferral is 1 to 12 months")
+            new_term, grace = left + months, months
+        else:
+            if term is None or not 1 <= term <= 360:
+                raise ValidationError("a reschedule needs the new term, 1 to 360 months")
+            new_term, grace = term, 0
+        detail = self.restructure(loan_id, on, new_term, grace, reason, actor,
+                                  extra={"relief_kind": kind, "request_ref": request_ref})
+        return {"loan_id": loan_id, "already_granted": False} | detail
+
+    @staticmethod
+    def _relief_for(conn: Connection, loan_id: int, request_ref: str) -> dict[str, Any] | None:
+        for (detail,) in conn.execute(select(LoanEvent.detail).where(
+                LoanEvent.loan_id == loan_id, LoanEvent.kind == "restructured").order_by(LoanEvent.id)):
+            if detail.get("request_ref") == request_ref:
+                return dict(detail) | {"loan_id": loan_id}
+        return None
+
+    # --- provisioning, write-off and recovery ------------------------------------------------------
+
+    def _provided(self, result: m.DayResult, on: date) -> m.DayResult:
+        """A servicing change followed by the allowance's true-up to the loan's new principal and tier."""
+        provided = m.provide(result.state, on, self.provision_rates)
+        return m.DayResult(provided.state, result.entries + provided.entries)
+
+    def write_off(self, loan_id: int, on: date, reason: str, actor: str = "officer") -> dict[str, Any]:
+        """Write off (核销) a loan classified loss against the loan-loss allowance. Its claims leave the
+        balance sheet and are kept on the loan row (`written_off`) for recovery."""
+        if not reason.strip():
+            raise ValidationError("a write-off needs a reason for the audit trail")
+        with write_transaction(self.engine) as conn:
+            loan, state = store.load_state(conn, loan_id, for_update=True)
+            if loan.status != "active":
+                raise Conflict(f"loan {loan_id} is {loan.status}")
+            if on < state.last_closed:
+                raise ValidationError(f"loan {loan_id} is closed through {state.last_closed}")
+            result, wo = m.write_off(state, on, self.provision_rates)
+            store.save_state(conn, result.state, schedule_changed=True, status="written_off")
+            conn.execute(update(Loan).where(Loan.id == loan_id).values(written_off=wo.total, written_off_on=on))
+            store.post(conn, list(result.entries))
+            detail = {"reason": reason, "principal": wo.principal, "interest": wo.interest, "fee": wo.fee,
+                      "penalty": wo.penalty, "total": wo.total, "allowance_used": wo.allowance_used,
+                      "charged_to_impairment_loss": wo.shortfall, "dpd": state.dpd}
+            self._event(conn, "written_off", on, actor, loan_id=loan_id, detail=detail)
+        return detail
+
+    def recover(self, loan_id: int, amount: Decimal, on: date, actor: str = "collections") -> dict[str, Any]:
+        """Cash recovered on a written-off loan (已核销贷款收回): income of the day, at most what is still
+        written off and unrecovered."""
+        amount = to_money(amount)
+        with write_transaction(self.engine) as conn:
+            loan = conn.execute(select(Loan.status, Loan.written_off, Loan.recovered).where(Loan.id == loan_id)).first()
+            if loan is None:
+                raise NotFound(f"no loan {loan_id}")
+            if loan.status != "written_off":
+                raise Conflict(f"loan {loan_id} is {loan.status}, not written off: repay it instead")
+            left = loan.written_off - loan.recovered
+            if amount <= 0 or amount > left:
+                raise ValidationError(f"a recovery must be positive and at most the {left} still written off on loan {loan_id}")
+            conn.execute(update(Loan).where(Loan.id == loan_id).values(recovered=loan.recovered + amount))
+            store.post(conn, [m.journal("recovery", on, {"amount": amount}, loan_id)])
+            detail = {"amount": amount, "recovered_total": loan.recovered + amount, "written_off": loan.written_off}
+            self._event(conn, "recovery", on, actor, loan_id=loan_id, detail=detail)
         return detail
 
     def accelerate(self, loan_id: int, on: date, reason: str, actor: str = "monitor") -> dict[str, Any]:
@@ -340,7 +444,7 @@ class LendingService:
             loan, state = store.load_state(conn, loan_id, for_update=True)
             if loan.status != "active":
                 raise Conflict(f"loan {loan_id} is {loan.status}")
-            result = m.accelerate(state, on)
+            result = self._provided(m.accelerate(state, on), on)
             store.save_state(conn, result.state, schedule_changed=True)
             store.post(conn, list(result.entries))
             detail = {"reason": reason, "now_due": result.state.total_due}
@@ -395,7 +499,8 @@ class LendingService:
             sub = store.subledger_totals(conn)
         gl = {acc: d - c for acc, (d, c) in tb.items()}
         diffs = []
-        for acc in (m.NOT_DUE, m.PRINCIPAL_DUE, m.ACCRUED, m.INTEREST_DUE, m.PENALTY_RECV, m.FEE_RECV, m.SUBSIDY_RECV):
+        for acc in (m.NOT_DUE, m.PRINCIPAL_DUE, m.ACCRUED, m.INTEREST_DUE, m.PENALTY_RECV, m.FEE_RECV, m.SUBSIDY_RECV,
+                    m.ALLOWANCE):
             if gl.get(acc, ZERO) != sub[acc]:
                 diffs.append({"account": acc, "gl": gl.get(acc, ZERO), "subledger": sub[acc]})
         for acc, col in ((m.PRINCIPAL_DUE, "loans.principal_due"), (m.INTEREST_DUE, "loans.interest_due"),
@@ -408,25 +513,35 @@ class LendingService:
         with self.engine.connect() as conn:
             rows = conn.execute(select(Loan.tier, func.count(), func.sum(Loan.principal_not_due),
                                        func.sum(Loan.principal_due), func.sum(Loan.interest_due),
-                                       func.sum(Loan.penalty_due))
+                                       func.sum(Loan.penalty_due), func.sum(Loan.provision))
                                 .where(Loan.status == "active").group_by(Loan.tier)).all()
             settled = conn.execute(select(func.count()).where(Loan.status == "settled")).scalar()
+            wo_count, wo_total, wo_recovered = conn.execute(select(func.count(), func.sum(Loan.written_off),
+                                                                   func.sum(Loan.recovered))
+                                                            .where(Loan.status == "written_off")).one()
+            written_off = {"loans": wo_count, "amount": store.sum_money(conn, wo_total),
+                           "recovered": store.sum_money(conn, wo_recovered)}
             bucket = case(*((Loan.dpd <= hi, name) for name, hi in DPD_BUCKETS[:-1]), else_=DPD_BUCKETS[-1][0])
             buckets = {name: count for name, count in conn.execute(
                 select(bucket, func.count()).where(Loan.status == "active").group_by(bucket)).all()}
             by_tier = {}
-            for tier, count, nd, pd, idue, pen in rows:
+            for tier, count, nd, pd, idue, pen, prov in rows:
                 by_tier[tier] = {"tier_zh": m.TIER_ZH[m.Tier(tier)], "loans": count,
                                  "principal": store.sum_money(conn, nd) + store.sum_money(conn, pd),
                                  "overdue_principal": store.sum_money(conn, pd),
-                                 "interest_due": store.sum_money(conn, idue), "penalty_due": store.sum_money(conn, pen)}
+                                 "interest_due": store.sum_money(conn, idue), "penalty_due": store.sum_money(conn, pen),
+                                 "provision": store.sum_money(conn, prov),
+                                 "provision_rate": self.provision_rates[m.Tier(tier)]}
         ordered = {t.value: by_tier[t.value] for t in m.TIER_ORDER if t.value in by_tier}
         npl = sum((r["principal"] for t, r in ordered.items() if m.tier_index(m.Tier(t)) >= 2), ZERO)
+        allowance = sum((r["provision"] for r in ordered.values()), ZERO)
         total = sum((r["principal"] for r in ordered.values()), ZERO)
         return {"by_tier": ordered, "active_loans": sum(r["loans"] for r in ordered.values()), "settled_loans": settled,
                 "by_dpd_bucket": {name: buckets.get(name, 0) for name, _ in DPD_BUCKETS},
                 "principal_outstanding": total, "npl_principal": npl,
-                "npl_ratio": str((npl / total).quantize(Decimal("0.0001"))) if total else "0"}
+                "npl_ratio": str((npl / total).quantize(Decimal("0.0001"))) if total else "0",
+                "allowance": allowance, "provision_coverage_of_npl": str((allowance / npl).quantize(Decimal("0.0001")))
+                if npl else None, "written_off": written_off}
 
     def loan(self, loan_id: int) -> dict[str, Any]:
         with self.engine.connect() as conn:
@@ -439,7 +554,8 @@ class LendingService:
                 "tier_zh": m.TIER_ZH[state.tier], "dpd": state.dpd, "principal_not_due": state.principal_not_due,
                 "due": {"penalty": state.penalty_due, "fee": state.fee_due, "interest": state.interest_due,
                         "principal": state.principal_due},
-                "subsidy_due": state.subsidy_due, "schedule": [_inst_json(i) for i in state.schedule],
+                "subsidy_due": state.subsidy_due, "provision": state.provision, "written_off": loan.written_off,
+                "recovered": loan.recovered, "written_off_on": loan.written_off_on, "schedule": [_inst_json(i) for i in state.schedule],
                 "next_instalment": _inst_json(state.schedule[state.cur]) if state.cur < len(state.schedule) else None,
                 "events": [{"kind": k, "business_date": d, "actor": a, "detail": det} for k, d, a, det in events]}
 

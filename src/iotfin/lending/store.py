@@ -26,7 +26,7 @@ PPM = Decimal(1_000_000)
 TIER_NAMES = [t.value for t in m.TIER_ORDER]
 
 MONEY_COLS = {"principal_not_due", "accrued", "principal_due", "interest_due", "fee_due", "penalty_due", "subsidy_due",
-              "subsidy_received", "cur_principal", "cur_interest", "cur_fee", "cur_subsidy"}
+              "subsidy_received", "cur_principal", "cur_interest", "cur_fee", "cur_subsidy", "provision"}
 DATE_COLS = {"last_closed", "overdue_since", "restructured_until", "cur_start", "cur_due"}
 
 
@@ -59,11 +59,11 @@ def load_state(conn: Connection, loan_id: int, for_update: bool = False) -> tupl
     state = m.LoanState(
         loan.id, schedule, rate(loan.penalty_ppm), loan.last_closed, loan.principal_not_due, cur, loan.accrued, bills,
         loan.penalty_due, loan.subsidy_due, loan.subsidy_received, bool(loan.subsidy_clawed), loan.dpd, m.Tier(loan.tier),
-        loan.restructured_until, m.Tier(loan.restructured_floor), m.product(loan.product).allocation)
+        loan.restructured_until, m.Tier(loan.restructured_floor), m.product(loan.product).allocation, loan.provision)
     return loan, state
 
 
-def save_state(conn: Connection, state: m.LoanState, schedule_changed: bool = False) -> None:
+def save_state(conn: Connection, state: m.LoanState, schedule_changed: bool = False, status: str | None = None) -> None:
     """Write a loan's sub-ledger back: its balances, its unpaid bills and (when changed) its unbilled schedule."""
     cur = state.schedule[state.cur] if state.cur < len(state.schedule) else None
     values: dict[str, Any] = {
@@ -76,8 +76,12 @@ def save_state(conn: Connection, state: m.LoanState, schedule_changed: bool = Fa
         "cur_seq": cur.seq if cur else 0, "cur_start": cur.start if cur else None, "cur_due": cur.due if cur else None,
         "cur_principal": cur.principal if cur else ZERO, "cur_interest": cur.interest if cur else ZERO,
         "cur_fee": cur.fee if cur else ZERO, "cur_subsidy": cur.subsidy if cur else ZERO,
-        "status": "settled" if state.closed else "active",
+        "provision": state.provision,
     }
+    if status is not None:
+        values["status"] = status
+    elif state.closed:
+        values["status"] = "settled"
     conn.execute(update(Loan).where(Loan.id == state.loan_id).values(**values))
     conn.execute(delete(LoanBill).where(LoanBill.loan_id == state.loan_id))
     if state.bills:
@@ -136,9 +140,10 @@ def sum_money(conn: Connection, value: Any) -> Decimal:
 def subledger_totals(conn: Connection) -> dict[str, Decimal]:
     """What the loan sub-ledger says each GL control account should hold."""
     cols = {m.NOT_DUE: Loan.principal_not_due, m.ACCRUED: Loan.accrued, m.PENALTY_RECV: Loan.penalty_due,
-            m.SUBSIDY_RECV: Loan.subsidy_due}
+            m.SUBSIDY_RECV: Loan.subsidy_due, m.ALLOWANCE: Loan.provision}
     row = conn.execute(select(*(func.sum(c) for c in cols.values()))).one()
     out = {acc: sum_money(conn, val) for acc, val in zip(cols, row, strict=True)}
+    out[m.ALLOWANCE] = -out[m.ALLOWANCE]  # a contra-asset: its GL balance is a credit
     bills = conn.execute(select(func.sum(LoanBill.principal), func.sum(LoanBill.interest), func.sum(LoanBill.fee))).one()
     out[m.PRINCIPAL_DUE], out[m.INTEREST_DUE], out[m.FEE_RECV] = (sum_money(conn, x) for x in bills)
     loans = conn.execute(select(func.sum(Loan.principal_due), func.sum(Loan.interest_due), func.sum(Loan.fee_due))).one()
@@ -231,7 +236,7 @@ def placeholder(conn: Connection) -> str:
     return "?" if conn.dialect.name == "sqlite" else "%s"
 
 
-DAILY_COLS = ("accrued", "penalty_due", "dpd", "tier")
+DAILY_COLS = ("accrued", "penalty_due", "dpd", "tier", "provision")
 CHANGED_COLS = ("principal_not_due", "principal_due", "interest_due", "fee_due", "subsidy_due", "subsidy_received",
                 "subsidy_clawed", "overdue_since") + v.CUR_COLUMNS
 

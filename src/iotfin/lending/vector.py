@@ -196,7 +196,7 @@ def schedule_batch(principal: np.ndarray, rate_ppm: np.ndarray, start: np.ndarra
 BOOK_COLUMNS = ("last_closed", "principal_not_due", "accrued", "principal_due", "interest_due", "fee_due",
                 "penalty_due", "subsidy_due", "subsidy_received", "subsidy_clawed", "overdue_since", "dpd", "tier",
                 "restructured_until", "restructured_floor", "penalty_ppm", "cur_seq", "cur_start", "cur_due",
-                "cur_principal", "cur_interest", "cur_fee", "cur_subsidy")
+                "cur_principal", "cur_interest", "cur_fee", "cur_subsidy", "provision")
 CUR_COLUMNS = ("cur_seq", "cur_start", "cur_due", "cur_principal", "cur_interest", "cur_fee", "cur_subsidy")
 
 # thresholds of model.DPD_THRESHOLDS, ascending: tier index = number of thresholds <= dpd, minus one
@@ -215,7 +215,16 @@ class CloseResult:
     changed: np.ndarray  # indices of loans whose instalment, bills or subsidy changed
 
 
-def close_book(book: dict[str, np.ndarray], on: int, next_instalments: NextInstalments) -> CloseResult:
+def provision_ppm(rates: dict[m.Tier, Decimal] = m.PROVISION_RATES) -> np.ndarray:
+    """The provision rate of each tier index, in parts per million."""
+    return np.array([int(rates[t] * PPM) for t in m.TIER_ORDER], I64)
+
+
+_DEFAULT_PROVISION_PPM = provision_ppm()
+
+
+def close_book(book: dict[str, np.ndarray], on: int, next_instalments: NextInstalments,
+               provision_rates_ppm: np.ndarray = _DEFAULT_PROVISION_PPM) -> CloseResult:
     """Close business day `on` for every loan in `book` not yet closed for it (in place).
 
     Loans already closed for `on` are left alone; a loan last closed before the day before is an error
@@ -292,6 +301,10 @@ def close_book(book: dict[str, np.ndarray], on: int, next_instalments: NextInsta
     restructured = (b["restructured_until"] != NONE) & (on <= b["restructured_until"])
     tier = np.where(restructured, np.maximum(np.maximum(tier, _SPECIAL), b["restructured_floor"]), tier)
     b["dpd"], b["tier"], b["last_closed"] = dpd, tier, np.full(idx.shape[0], on, I64)
+    # the allowance each loan needs (fen × ppm stays below 1e17): one aggregated charge or release
+    target = half_up_div((b["principal_not_due"] + b["principal_due"]) * provision_rates_ppm[tier], PPM)
+    add("provision", provision=target - b["provision"])
+    b["provision"] = target
     for k, v in b.items():
         book[k][idx] = v
     bills = {k: np.concatenate([nb[k] for nb in new_bills]) if new_bills else np.zeros(0, I64)

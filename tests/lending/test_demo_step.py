@@ -1,0 +1,58 @@
+"""The demo's lending step books the credit decisions approved just before it: term loans and credit
+lines with drawdowns, key facts signed, contracts anchored, closed every day, reconciled."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from iotfin.decision.demo_step import decide_applications
+from iotfin.decision.store import CreditApplication
+from iotfin.ledger.models import ledger_anchors
+from iotfin.lending import demo
+from iotfin.lending.models import CreditLine, Loan, LoanEvent
+from iotfin.loader import load_financing_requests, load_master_data
+from iotfin.sim import SimConfig, SimDataset, generate
+from iotfin.workspace import Workspace
+from tests.decision.test_demo_step import entity_assess
+
+
+def test_demo_books_the_approved_decisions(sqlite_workspace: Workspace, tmp_path: Path) -> None:
+    ws = sqlite_workspace
+    config = SimConfig(enterprises=40, days=60, seed=11, devices=120)
+    generate(config, tmp_path / "sim", workers=1)
+    ds = SimDataset(tmp_path / "sim")
+    load_master_data(ws, ds)
+    load_financing_requests(ws, ds)
+    offers, source = demo.offers_for_demo(ws, ds)
+    assert source.startswith("fallback") and offers  # nothing decided yet: the price list, said so
+    decided = decide_applications(ws, ds, entity_assess(ds))
+    assert decided["approved"] > 0
+    offers, source = demo.offers_for_demo(ws, ds)
+    assert source == "credit_decisions" and len(offers) == decided["approved"]
+    with ws.engine.connect() as conn:
+        approved = {e: (amount, tenor) for e, amount, tenor in conn.execute(
+            select(CreditApplication.enterprise_id, CreditApplication.approved_amount, CreditApplication.tenor_months)
+            .where(CreditApplication.status == "approved"))}
+    assert {o.enterprise_id: o.principal for o, _ in offers} == {e: a for e, (a, _) in approved.items()}
+    end = config.start_date + timedelta(days=config.days - 1)
+    summary = demo.demo_step(ws, offers, end, demo.defaults_from(ds), source)
+    assert summary["offers_source"] == "credit_decisions" and summary["offers"] == len(offers)
+    lines = sum(1 for o, _ in offers if o.product == "iot-line")
+    terms = len(offers) - lines
+    assert summary["credit_lines_opened"] == lines and summary["loans_booked"] == terms + summary["drawdowns"]
+    assert summary["trial_balance"]["balanced"] and summary["reconciled"]
+    assert summary["business_days_closed"] > 0 and summary["repayments"] + summary["late_repayments"] >= 0
+    assert summary["portfolio"]["allowance"] > 0  # provisions booked by the closes
+    with ws.engine.connect() as conn:
+        booked = conn.execute(select(LoanEvent.detail).where(LoanEvent.kind == "booked")).scalars().all()
+        assert len(booked) == summary["loans_booked"]
+        assert all(d["signed"]["apr_gross"] and len(d["signed"]["sha256_zh"]) == 64 for d in booked)
+        anchored = conn.execute(select(func.count()).select_from(ledger_anchors)
+                                .where(ledger_anchors.c.record_type == "loan_contract")).scalar()
+        assert anchored == summary["loans_booked"]
+        assert conn.execute(select(func.count()).select_from(CreditLine)).scalar() == lines
+        drawn = conn.execute(select(func.count()).select_from(Loan).where(Loan.credit_line_id.is_not(None))).scalar()
+    assert drawn == summary["drawdowns"] and (lines == 0 or drawn >= lines)
