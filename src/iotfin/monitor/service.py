@@ -9,6 +9,7 @@ call) go through the `loan_action` port and notices to the lender and the enterp
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ from iotfin.monitor.prices import PriceBook
 from iotfin.monitor.rules import RuleSet
 from iotfin.monitor.signals import NO_TS, SignalEngine
 
+log = logging.getLogger(__name__)
 LoanAction = Callable[[str, int, dict[str, Any]], object]  # (action, enterprise id, context)
 Notify = Callable[[dict[str, Any]], object]
 
@@ -97,6 +99,7 @@ class MonitorService:
         self.rule_evaluations = 0
         self.latencies_s: list[float] = []
         self.busy_s = 0.0  # wall time in a subscriber that times itself (the demo's)
+        self.port_errors = 0  # loan_action / notify calls that raised
 
     # --- entry points -----------------------------------------------------------------------------
 
@@ -159,25 +162,28 @@ class MonitorService:
                             max(self.signals.now, int(at_ms)), {"one_shot": True, **detail})
         return self.handle([event], time.perf_counter())
 
-    def check_deliveries(self, notes: list[dict[str, Any]], day: int, now_ms: int) -> list[Change]:
-        """Trade vs. telemetry, at the end of local day `day` (days since 1970-01-01 local): a delivery
-        note of that day naming a vehicle that reported that day but never left its depot is a sign of
-        fabricated trade. Notes: dicts with document_id, enterprise_id (the seller), vehicle_device_id.
-        A vehicle not heard that day proves nothing and is skipped."""
-        s = self.signals
-        day_start = day * 86_400_000 - 8 * HOUR_MS
+    def check_trade(self, docs: pa.Table, day: int, now_ms: int) -> list[Change]:
+        """Trade documents vs. telemetry at the end of local day `day` (days since 1970-01-01 local), with
+        the risk features' consistency checks (`iotfin.monitor.trade`): an invoice whose order has no
+        delivery note, or a delivery note naming a truck that did not move that day, is a sign of
+        fabricated trade on the seller. `docs` is `trade.documents_of_day` (or a table of its schema)."""
+        from iotfin.monitor.trade import GPS_CHECK, INVOICE_CHECK, findings
+
         events = []
-        for note in notes:
-            v = note.get("vehicle_device_id")
-            if v is None or not (0 < v < s.meta.size) or s.gps_row[v] < 0:
-                continue
-            if s.last_ts[v] < day_start or s.dark[v]:
-                continue
-            if s.moved_day[s.gps_row[v]] < day:
-                events.append(SignalEvent("delivery_without_trip", int(v), int(note["enterprise_id"]), "gps_tracker",
-                                          1.0, True, now_ms, max(s.now, now_ms),
-                                          {"one_shot": True, "document_id": note["document_id"]}))
+        for row in findings(docs, self.signals.gps_daily(day), day):
+            for signal, name in (("invoice_without_delivery", INVOICE_CHECK.name),
+                                 ("delivery_without_trip", GPS_CHECK.name)):
+                if row[name]:
+                    events.append(SignalEvent(signal, None, row["enterprise_id"], "", float(row[name]), True, now_ms,
+                                              max(self.signals.now, now_ms),
+                                              {"one_shot": True, "day": day, "feature": name, "count": row[name]}))
         return self.handle(events, time.perf_counter())
+
+    def check_trade_day(self, engine: Any, day: int, now_ms: int) -> list[Change]:
+        """`check_trade` over the system of record's documents of local day `day`."""
+        from iotfin.monitor.trade import documents_of_day
+
+        return self.check_trade(documents_of_day(engine, day), day, now_ms)
 
     def set_lots(self, lots: list[PledgedLot]) -> None:
         self.lots = list(lots)
@@ -229,21 +235,35 @@ class MonitorService:
     def _act(self, change: Change, view: AlertView) -> None:
         name = self.names.get(view.enterprise_id, f"企业{view.enterprise_id}")
         context = {"alert_id": view.alert_id, "incident_type": view.incident_type, "tier": view.tier.name,
-                   "rule": view.rule, "reason_en": view.reason_en, "reason_zh": view.reason_zh, "at": change.at}
+                   "rule": view.rule, "reason_en": view.reason_en, "reason_zh": view.reason_zh, "at": change.at,
+                   "coverage": change.event.value if change.event.signal == "collateral_coverage" else None}
         if view.tier in (Tier.freeze, Tier.margin_call) and self.loan_action is not None:
             action = "freeze_credit_line" if view.tier == Tier.freeze else "margin_call"
-            self.loan_action(action, view.enterprise_id, context)
+            # A port that fails (lending refuses, the database is away) costs this action, not the
+            # monitor: logged, audited, counted; the alert and its notices stand.
+            try:
+                self.loan_action(action, view.enterprise_id, context)
+                outcome: dict[str, Any] = {"action": action}
+            except Exception as exc:
+                self.port_errors += 1
+                log.exception("loan action %s for alert %d failed", action, view.alert_id)
+                outcome = {"action": action, "error": f"{type(exc).__name__}: {exc}"}
             if self.store is not None:
-                self.store.audit(view.alert_id, "loan_action", "monitor", {"action": action})
+                self.store.audit(view.alert_id, "loan_action", "monitor", outcome)
         texts = notification_texts(change.decision, name, view.tier, change.kind)
         for audience in ("lender", "enterprise"):
             notice = {"alert_id": view.alert_id, "enterprise_id": view.enterprise_id, "audience": audience,
                       "tier": view.tier.name, "kind": change.kind, "text_zh": texts[audience]["zh"],
-                      "text_en": texts[audience]["en"], "at": change.at}
+                      "text_en": texts[audience]["en"], "at": change.at, "incident_type": view.incident_type,
+                      "rule": view.rule}
             if self.store is not None:
                 self.store.add_notification(notice)
             if self.notify is not None:
-                self.notify(notice)
+                try:
+                    self.notify(notice)
+                except Exception:
+                    self.port_errors += 1
+                    log.exception("notice for alert %d (%s) failed", view.alert_id, audience)
 
     # --- collateral coverage ----------------------------------------------------------------------
 

@@ -35,7 +35,7 @@ LOCAL_OFFSET_MS = 8 * HOUR_MS  # Asia/Shanghai, no DST: night-time rules use loc
 NO_TS = np.iinfo(np.int64).min
 Cols = tuple[np.ndarray, np.ndarray, np.ndarray]  # device ids, timestamps, values
 _SIGNAL_KEYS = frozenset({"weight_t", "volume_m3", "runtime_min", "energy_kwh", "door_open", "seal_intact", "lat", "lon",
-                          "temperature_c", "humidity_pct"})
+                          "speed_kmh", "temperature_c", "humidity_pct"})
 
 
 def _group_bounds(sorted_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -152,7 +152,10 @@ class SignalEngine:
         self.out_since = np.full(ng, NO_TS, np.int64)
         self.risk_since = np.full(ng, NO_TS, np.int64)
         self.risk_flag = np.zeros(ng, np.int8)
-        self.moved_day = np.full(ng, -1, np.int32)  # last local day with a fix 2 km or more from the fence centre
+        # GPS: the top speed of the vehicle's current local day (the risk feature `c_deliveries_without_gps_90d`
+        # reads a day's top speed; the trade check hands it these as that day's rollup rows)
+        self.speed_day = np.full(ng, -1, np.int32)
+        self.speed_max = np.zeros(ng, np.float32)
         # environment: out-of-band run
         self.env_last_ts = np.full((2, nv), NO_TS, np.int64)
         self.band_since = np.full((2, nv), NO_TS, np.int64)  # temperature, humidity
@@ -183,7 +186,7 @@ class SignalEngine:
             "machine_sensor": RING_HOURS * 8 + 8 + 8 + 8,
             "electricity_meter": 8 + 8 + 8 + 1,
             "door_seal": 4 * 8 + 1,
-            "gps_tracker": 8 + 8 + 8 + 1 + 4,
+            "gps_tracker": 8 + 8 + 8 + 1 + 4 + 4,
             "env_sensor": 2 * (8 + 8 + 1),
         }
         return {"total": total, "devices": self.meta.size, "per_device": round(total / max(self.meta.size, 1), 1),
@@ -226,6 +229,8 @@ class SignalEngine:
             events += self._doors(by_key.get("door_open"), by_key.get("seal_intact"))
         if "lat" in by_key and "lon" in by_key:
             events += self._gps(by_key["lat"], by_key["lon"])
+        if "speed_kmh" in by_key:
+            self._speed(by_key["speed_kmh"])
         for key in ("temperature_c", "humidity_pct"):
             if key in by_key:
                 events += self._band(by_key[key], key)
@@ -541,15 +546,6 @@ class SignalEngine:
             tree = self.meta.risk_tree
             hits = tree.query(shapely.points(x, y), predicate="within")
             in_risk[np.unique(hits[0])] = True
-        if fenced.any() and self.meta.fence_centre is not None:
-            # Did the vehicle leave its depot today? (checked against delivery notes: a note naming a
-            # truck that never moved that day is a sign of fabricated trade)
-            cx, cy = self.meta.fence_centre[fence_of[fenced]].T
-            dx = (x[fenced] - cx) * 111.0 * np.cos(np.radians(cy))
-            dy = (y[fenced] - cy) * 111.0
-            away = np.hypot(dx, dy) >= self.t.moved_km
-            rows = self.gps_row[ids[fenced][away]]
-            np.maximum.at(self.moved_day, rows, local_day(ts[fenced][away]))
         flags = (ids, ts, outside.astype(np.float64))
         risk = (ids, ts, in_risk.astype(np.float64))
         out_state = (self.out_since != NO_TS).astype(np.int8)
@@ -559,6 +555,32 @@ class SignalEngine:
         events += self._runs(risk, self.gps_row, self.gps_last_ts, self.risk_since, lambda i, t, v: v > 0.5,
                              "risk_dwell", self.t.risk_dwell_ms, self.risk_flag)
         return events
+
+    def _speed(self, cols: Cols) -> None:
+        """Top speed of each vehicle's newest local day. A reading of an older day than the one held
+        is not kept (one day of state): the trade check runs at the end of each day."""
+        ids, ts, v = cols
+        rows = self.gps_row[ids]
+        ok = rows >= 0
+        rows, day, v = rows[ok], local_day(ts[ok]), v[ok]
+        newest = self.speed_day.copy()
+        np.maximum.at(newest, rows, day)
+        self.speed_max[newest > self.speed_day] = 0.0
+        self.speed_day[:] = newest
+        cur = day == newest[rows]
+        np.maximum.at(self.speed_max, rows[cur], v[cur].astype(np.float32))
+
+    def gps_daily(self, day: int) -> pa.Table:
+        """The GPS rows of the risk features' daily rollup (`iotfin.risk.features.daily.DAILY_SCHEMA`,
+        metric speed_kmh) for local day `day`, from the signal state: one row per vehicle heard that day."""
+        from iotfin.risk.features.daily import DAILY_SCHEMA
+
+        rows = np.flatnonzero(self.speed_day == day)
+        devices = np.flatnonzero(self.gps_row >= 0)[rows] if rows.size else np.zeros(0, np.int64)
+        top = self.speed_max[rows].astype(np.float64)
+        return pa.table({"device_id": devices.astype(np.int64), "metric": pa.array(["speed_kmh"] * rows.size, pa.string()),
+                         "lday": np.full(rows.size, day, np.int32), "n": np.ones(rows.size, np.int64), "total": top,
+                         "vmax": top, "last_ts": self.gps_last_ts[rows], "last_v": top}, schema=DAILY_SCHEMA)
 
     def _band(self, cols: Cols, key: str) -> list[SignalEvent]:
         k = 0 if key == "temperature_c" else 1
