@@ -85,6 +85,10 @@ class MonitorService:
                  enterprise_names: dict[int, str] | None = None, suppress_ms: int = 72 * HOUR_MS,
                  prices: PriceBook | None = None):
         self.signals = SignalEngine(meta, thresholds)
+        from iotfin.monitor.trade import OutputEnergy
+
+        self.output = OutputEnergy(meta.enterprise_count)
+        self._meters_heard = np.zeros(meta.enterprise_count, np.int64)
         self.rules = rules or RuleSet.default()
         self.store = store
         self.book = AlertBook(suppress_ms, first_id=store.next_alert_id() if store is not None else 1)
@@ -166,18 +170,47 @@ class MonitorService:
         """Trade documents vs. telemetry at the end of local day `day` (days since 1970-01-01 local), with
         the risk features' consistency checks (`iotfin.monitor.trade`): an invoice whose order has no
         delivery note, or a delivery note naming a truck that did not move that day, is a sign of
-        fabricated trade on the seller. `docs` is `trade.documents_of_day` (or a table of its schema)."""
+        fabricated trade on the seller; and invoiced sales per metered kWh against the enterprise's
+        own history (energy vs. reported output). `docs` is `trade.documents_of_day` (or its schema)."""
         from iotfin.monitor.trade import GPS_CHECK, INVOICE_CHECK, findings
 
         events = []
+        detected = max(self.signals.now, now_ms)
         for row in findings(docs, self.signals.gps_daily(day), day):
             for signal, name in (("invoice_without_delivery", INVOICE_CHECK.name),
                                  ("delivery_without_trip", GPS_CHECK.name)):
                 if row[name]:
                     events.append(SignalEvent(signal, None, row["enterprise_id"], "", float(row[name]), True, now_ms,
-                                              max(self.signals.now, now_ms),
-                                              {"one_shot": True, "day": day, "feature": name, "count": row[name]}))
+                                              detected, {"one_shot": True, "day": day, "feature": name,
+                                                         "count": row[name]}))
+        events += self._output_energy(docs, day, now_ms, detected)
         return self.handle(events, time.perf_counter())
+
+    def _output_energy(self, docs: pa.Table, day: int, now_ms: int, detected: int) -> list[SignalEvent]:
+        from iotfin.monitor.trade import OUTPUT_CHECK
+
+        s, out = self.signals, self.output
+        meters = np.flatnonzero(s.meter_row >= 0)
+        ent = s.meta.enterprise[meters]
+        value = s.energy_last[s.meter_row[meters]]
+        heard = ~np.isnan(value)
+        n = out.counter.size
+        total = np.bincount(ent[heard], value[heard], minlength=n)[:n]
+        count = np.bincount(ent[heard], minlength=n)[:n]
+        # A meter heard for the first time adds its whole counter: that day's energy is not known.
+        counters = np.where((count > 0) & (count == self._meters_heard), total, np.nan)
+        if (count != self._meters_heard).any():
+            out.counter = np.where(count != self._meters_heard, np.where(count > 0, total, np.nan), out.counter)
+            self._meters_heard = count
+        events = []
+        for enterprise, v in out.close_day(day, counters, docs).items():
+            level = int(np.clip(np.floor(v * 4), -4, 40))  # 0.25 steps: the rules run when a step is crossed
+            if level == out.level[enterprise]:
+                continue
+            out.level[enterprise] = level
+            events.append(SignalEvent("output_energy_mismatch", None, enterprise, "", round(v, 3), v >= 1.0, now_ms,
+                                      detected, {"day": day, "feature": OUTPUT_CHECK.name}))
+        return events
 
     def check_trade_day(self, engine: Any, day: int, now_ms: int) -> list[Change]:
         """`check_trade` over the system of record's documents of local day `day`."""
