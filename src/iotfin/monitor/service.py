@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from iotfin.core.money import quantize_fen
 from iotfin.core.time import business_date, ms_to_datetime
@@ -35,6 +36,7 @@ from iotfin.monitor.model import (
 from iotfin.monitor.prices import PriceBook
 from iotfin.monitor.rules import RuleSet
 from iotfin.monitor.signals import NO_TS, SignalEngine
+from iotfin.telemetry.model import sort_order
 
 log = logging.getLogger(__name__)
 LoanAction = Callable[[str, int, dict[str, Any]], object]  # (action, enterprise id, context)
@@ -120,22 +122,35 @@ class MonitorService:
         signals in `step_ms` slices of its own timestamps, with the clock ticked after each, so that
         conditions that began and ended inside the batch are seen at their time, not at its end.
         `clock` caps each tick (e.g. the oldest per-type newest timestamp of a load that is ordered
-        by type within a day)."""
-        ts = stored["ts"].to_numpy()
-        if ts.size == 0:
+        by type within a day).
+
+        The batch is turned into numpy columns and sorted once, by (slice, device, ts); each slice is
+        then a contiguous, already ordered run handed to the signals (no per-slice Arrow work, no
+        per-signal sorts)."""
+        if stored.num_rows == 0:
             return []
+        started = time.perf_counter()
+        ids, ts = stored["device_id"].to_numpy(), stored["ts"].to_numpy()
+        encoded = pc.dictionary_encode(stored["key"]).combine_chunks()
+        codes, names, values = encoded.indices.to_numpy(), encoded.dictionary.to_pylist(), stored["value"].to_numpy()
+        base = (int(ts.min()) // step_ms) * step_ms
+        piece = (ts - base) // step_ms
+        order = sort_order(piece, ids, ts)
+        ids, ts, codes, values, piece = ids[order], ts[order], codes[order], values[order], piece[order]
+        bounds = np.searchsorted(piece, np.arange(int(piece[-1]) + 2))
         changes: list[Change] = []
-        order = np.argsort(ts, kind="stable")
-        stored, ts = stored.take(pa.array(order)), ts[order]
-        edges = np.arange((int(ts[0]) // step_ms + 1) * step_ms, int(ts[-1]) + step_ms + 1, step_ms)
-        bounds = np.searchsorted(ts, edges)
-        lo = 0
-        for edge, hi in zip(edges, bounds, strict=True):
+        for k in range(int(piece[-1]) + 1):
+            lo, hi = int(bounds[k]), int(bounds[k + 1])
             if hi > lo:
-                changes += self.on_commit(stored.slice(lo, hi - lo))
-            now = int(edge) if clock is None else min(int(edge), clock())
+                events = self.signals.on_columns(ids[lo:hi], ts[lo:hi], codes[lo:hi], names, values[lo:hi],
+                                                 presorted=True)
+                if self.lots:
+                    events += self._coverage(self.signals.now)
+                changes += self.handle(events, started)
+            edge = base + (k + 1) * step_ms
+            now = edge if clock is None else min(edge, clock())
             changes += self.tick(now)
-            lo = hi
+            started = time.perf_counter()
         return changes
 
     def tick(self, now_ms: int) -> list[Change]:

@@ -199,27 +199,35 @@ class SignalEngine:
     def on_commit(self, stored: pa.Table) -> list[SignalEvent]:
         if stored.num_rows == 0:
             return []
-        ids = stored["device_id"].to_numpy()
+        encoded = pc.dictionary_encode(stored["key"]).combine_chunks()
+        return self.on_columns(stored["device_id"].to_numpy(), stored["ts"].to_numpy(), encoded.indices.to_numpy(),
+                               encoded.dictionary.to_pylist(), stored["value"].to_numpy())
+
+    def on_columns(self, ids: np.ndarray, ts: np.ndarray, codes: np.ndarray, names: list[str], values: np.ndarray,
+                   presorted: bool = False) -> list[SignalEvent]:
+        """`on_commit` on the batch's columns (key as dictionary codes into `names`). The batch is put in
+        (device, ts) order once here — every signal below reads its rows in that order — unless the
+        caller says it already is (`MonitorService.on_commit_bulk` sorts a whole bulk batch once)."""
+        if ids.size == 0:
+            return []
         known = (ids > 0) & (ids < self.meta.size) & (self.meta.enterprise[np.clip(ids, 0, self.meta.size - 1)] >= 0)
         if not known.all():
             # Ingest already refused unknown devices; these are registered but not (yet) in the
             # monitor's device metadata. Counted, never silently mixed into another device's state.
             self.unmonitored += int((~known).sum())
-            stored = stored.filter(pa.array(known))
-            ids = ids[known]
-        self.readings_seen += stored.num_rows
+            ids, ts, codes, values = ids[known], ts[known], codes[known], values[known]
+        if not presorted and not _is_sorted(ids, ts):
+            order = sort_order(ids, ts)
+            ids, ts, codes, values = ids[order], ts[order], codes[order], values[order]
+        self.readings_seen += int(ids.size)
         events: list[SignalEvent] = []
-        ts = stored["ts"].to_numpy()
         events += self._heartbeat(ids, ts)
-        encoded = pc.dictionary_encode(stored["key"]).combine_chunks()
-        names = encoded.dictionary.to_pylist()
-        codes = encoded.indices.to_numpy()
-        values = stored["value"].to_numpy()
         by_key: dict[str, Cols] = {}
         for code, key in enumerate(names):
             if key in _SIGNAL_KEYS:
                 idx = np.flatnonzero(codes == code)
-                by_key[key] = (ids[idx], ts[idx], values[idx])
+                if idx.size:
+                    by_key[key] = (ids[idx], ts[idx], values[idx])
         for key in ("weight_t", "volume_m3"):
             if key in by_key:
                 events += self._stock(by_key[key])
@@ -271,8 +279,7 @@ class SignalEngine:
                            detail=detail)
 
     def _heartbeat(self, ids: np.ndarray, ts: np.ndarray) -> list[SignalEvent]:
-        order = sort_order(ids, ts)
-        ids, ts = ids[order], ts[order]
+        ids, ts = _in_order(ids, ts)
         starts, dev = _group_bounds(ids)
         last_idx = np.r_[starts[1:], ids.size] - 1
         events = []
@@ -308,6 +315,8 @@ class SignalEngine:
         rows = row_of[ids]
         keep = rows >= 0
         ids, rows, ts, values = ids[keep], rows[keep], ts[keep], values[keep]
+        if _is_sorted(ids, ts):
+            return ids, rows, ts, values
         order = sort_order(ids, ts)
         return ids[order], rows[order], ts[order], values[order]
 
@@ -639,10 +648,12 @@ def local_day(ts: np.ndarray) -> np.ndarray:
 
 def _pair(lat: Cols, lon: Cols) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(device, ts, lat, lon) of the positions whose lat and lon readings share device and timestamp."""
-    la = sort_order(lat[0], lat[1])
-    lo = sort_order(lon[0], lon[1])
-    lat = tuple(c[la] for c in lat)
-    lon = tuple(c[lo] for c in lon)
+    if not _is_sorted(lat[0], lat[1]):
+        la = sort_order(lat[0], lat[1])
+        lat = tuple(c[la] for c in lat)
+    if not _is_sorted(lon[0], lon[1]):
+        lo = sort_order(lon[0], lon[1])
+        lon = tuple(c[lo] for c in lon)
     if lat[0].size == lon[0].size and np.array_equal(lat[0], lon[0]) and np.array_equal(lat[1], lon[1]):
         return lat[0], lat[1], lat[2], lon[2]  # the usual case: every fix sends both
     # Otherwise join on (device, ts): a structured array sorts and searches on both fields.
@@ -653,6 +664,21 @@ def _pair(lat: Cols, lon: Cols) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
     ok["d"], ok["t"] = lon[0], lon[1]
     _, li, oi = np.intersect1d(lk, ok, assume_unique=False, return_indices=True)
     return lat[0][li], lat[1][li], lat[2][li], lon[2][oi]
+
+
+def _is_sorted(ids: np.ndarray, ts: np.ndarray) -> bool:
+    """Whether rows are already in (device, ts) order: one vectorised pass instead of a sort."""
+    if ids.size < 2:
+        return True
+    d = np.diff(ids)
+    return bool(((d > 0) | ((d == 0) & (ts[1:] >= ts[:-1]))).all())
+
+
+def _in_order(ids: np.ndarray, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if _is_sorted(ids, ts):
+        return ids, ts
+    order = sort_order(ids, ts)
+    return ids[order], ts[order]
 
 
 def _rows_for(mask: np.ndarray) -> np.ndarray:
