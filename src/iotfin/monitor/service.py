@@ -4,7 +4,9 @@
 by a timer in a server (and by the evaluation's simulated clock) for the signals that depend on
 silence. Rules run once per signal *change*, never per reading. Actions on the loan (freeze, margin
 call) go through the `loan_action` port and notices to the lender and the enterprise through the
-`notify` port; both are plain callables, wired by the integrator to the lending service and webhooks.
+`notify` port; both are plain callables (`iotfin.monitor.actions` adapts them to the lending service
+and the webhooks outbox; `iotfin.monitor.runtime` wires them in a server). At each business day end
+`check_trade` checks the day's trade documents against the signals (`iotfin.monitor.trade`).
 """
 
 from __future__ import annotations
@@ -36,6 +38,14 @@ from iotfin.monitor.model import (
 from iotfin.monitor.prices import PriceBook
 from iotfin.monitor.rules import RuleSet
 from iotfin.monitor.signals import NO_TS, SignalEngine
+from iotfin.monitor.trade import (
+    GPS_CHECK,
+    INVOICE_CHECK,
+    OUTPUT_CHECK,
+    OutputEnergy,
+    documents_of_day,
+    findings,
+)
 from iotfin.telemetry.model import sort_order
 
 log = logging.getLogger(__name__)
@@ -87,8 +97,6 @@ class MonitorService:
                  enterprise_names: dict[int, str] | None = None, suppress_ms: int = 72 * HOUR_MS,
                  prices: PriceBook | None = None):
         self.signals = SignalEngine(meta, thresholds)
-        from iotfin.monitor.trade import OutputEnergy
-
         self.output = OutputEnergy(meta.enterprise_count)
         self._meters_heard = np.zeros(meta.enterprise_count, np.int64)
         self.rules = rules or RuleSet.default()
@@ -187,8 +195,6 @@ class MonitorService:
         delivery note, or a delivery note naming a truck that did not move that day, is a sign of
         fabricated trade on the seller; and invoiced sales per metered kWh against the enterprise's
         own history (energy vs. reported output). `docs` is `trade.documents_of_day` (or its schema)."""
-        from iotfin.monitor.trade import GPS_CHECK, INVOICE_CHECK, findings
-
         events = []
         detected = max(self.signals.now, now_ms)
         for row in findings(docs, self.signals.gps_daily(day), day):
@@ -202,8 +208,6 @@ class MonitorService:
         return self.handle(events, time.perf_counter())
 
     def _output_energy(self, docs: pa.Table, day: int, now_ms: int, detected: int) -> list[SignalEvent]:
-        from iotfin.monitor.trade import OUTPUT_CHECK
-
         s, out = self.signals, self.output
         meters = np.flatnonzero(s.meter_row >= 0)
         ent = s.meta.enterprise[meters]
@@ -229,8 +233,6 @@ class MonitorService:
 
     def check_trade_day(self, engine: Any, day: int, now_ms: int) -> list[Change]:
         """`check_trade` over the system of record's documents of local day `day`."""
-        from iotfin.monitor.trade import documents_of_day
-
         return self.check_trade(documents_of_day(engine, day), day, now_ms)
 
     def set_lots(self, lots: list[PledgedLot]) -> None:
