@@ -69,6 +69,7 @@ class IngestService:
         # streaming signals); append to subscribe.
         self.on_commit: list[Callable[[pa.Table], object]] = list(on_commit or [])
         self.subscriber_errors = 0
+        self._failed_subscribers: set[str] = set()
 
     def ingest(self, readings: pa.Table, transport: str = "batch", now: int | None = None) -> IngestResult:
         """Store what is valid, quarantine what is not. Returns only after the good rows are durable,
@@ -104,6 +105,10 @@ class IngestService:
                     name = getattr(subscriber, "__qualname__", type(subscriber).__name__)
                     SUBSCRIBER_ERRORS.labels(subscriber=name).inc()
                     self.subscriber_errors += 1
-                    log.exception("ingest on_commit subscriber %s failed on a batch of %d readings", name,
-                                  stored.num_rows)
+                    # The traceback once per subscriber, then one line per failure: a subscriber that
+                    # fails on every commit must not flood the log.
+                    first = name not in self._failed_subscribers
+                    self._failed_subscribers.add(name)
+                    log.error("ingest on_commit subscriber %s failed on a batch of %d readings (the commit "
+                              "stands)", name, stored.num_rows, exc_info=first)
         return reasons

@@ -216,6 +216,8 @@ class SignalEngine:
             # monitor's device metadata. Counted, never silently mixed into another device's state.
             self.unmonitored += int((~known).sum())
             ids, ts, codes, values = ids[known], ts[known], codes[known], values[known]
+            if ids.size == 0:
+                return []
         if not presorted and not _is_sorted(ids, ts):
             order = sort_order(ids, ts)
             ids, ts, codes, values = ids[order], ts[order], codes[order], values[order]
