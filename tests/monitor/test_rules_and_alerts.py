@@ -47,7 +47,7 @@ def test_default_rules_load_with_version_and_digest(rules: RuleSet) -> None:
 @pytest.mark.parametrize("text, reason", [
     ("{", "not JSON"),
     ('{"metadata": {"version": "1"}}', "not a JDM decision model"),
-    (DEFAULT.replace('"version": "2026-12-01.1"', '"version": ""'), "a version is required"),
+    (DEFAULT.replace('"version": "2026-12-01.2"', '"version": ""'), "a version is required"),
     (DEFAULT.replace('"in_value": ">= 1"', '"in_value": ">= = 1"', 1), "rule r1 column in_value"),
     (DEFAULT.replace('"out_tier": "\\"alert\\""', '"out_tier": "\\"alrt\\""', 1), "unknown tier 'alrt'"),
     (DEFAULT.replace('"field": "incident_type"', '"field": "kind"'), "output lacks incident_type"),
@@ -154,24 +154,80 @@ def test_a_price_fall_revalues_every_pledged_lot_and_calls_margin(rules: RuleSet
     assert alert.incident_type == "collateral_shortfall" and alert.tier == Tier.margin_call and calls == ["margin_call"]
 
 
-def test_a_delivery_note_naming_a_truck_that_never_left_is_flagged(rules: RuleSet) -> None:
+def test_trade_documents_are_checked_with_the_risk_features_definitions(rules: RuleSet) -> None:
     from iotfin.monitor.model import circle_polygon
     from iotfin.monitor.signals import local_day
+    from iotfin.monitor.trade import GPS_CHECK, INVOICE_CHECK, documents_table
+    from iotfin.risk.features.catalogue import BY_NAME
 
-    meta = DeviceMeta.build(np.array([1, 2, 3]), [7, 7, 8], ["gps_tracker"] * 3, np.array([0, 0, 0]),
+    # The monitor's checks are the catalogue's features themselves, not copies of their SQL.
+    assert INVOICE_CHECK is BY_NAME["c_invoices_without_delivery_90d"]
+    assert GPS_CHECK is BY_NAME["c_deliveries_without_gps_90d"]
+    meta = DeviceMeta.build(np.array([1, 2, 3, 4]), [7, 7, 8, 7], ["gps_tracker"] * 4, np.array([0, 0, 0, 0]),
                             [circle_polygon(31.3, 120.58, 60_000)])
     svc = MonitorService(meta, rules)
     rows = []
-    for i in range(12):  # truck 1 stays in the yard, truck 2 drives 20 km out; truck 3 is never heard
+    for i in range(12):  # truck 1 stays in the yard (speed 0), truck 2 drives; truck 3 is never heard;
+        # truck 4's speed samples all fall while it stands, but its fixes are 20 km apart: it drove
         t = T0 + 8 * H + i * 600_000
-        rows += [(1, "lat", t, 31.3001), (1, "lon", t, 120.5801), (2, "lat", t, 31.3 + 0.02 * i), (2, "lon", t, 120.58)]
+        rows += [(1, "speed_kmh", t, 0.0), (1, "lat", t, 31.3001), (1, "lon", t, 120.5801),
+                 (2, "speed_kmh", t, 40.0 + i), (4, "speed_kmh", t, 0.0),
+                 (4, "lat", t, 31.3 + (0.18 if i >= 6 else 0.0)), (4, "lon", t, 120.58)]
     svc.on_commit(_rows(*rows))
-    day = int(local_day(np.array([T0]))[0])
-    notes = [{"document_id": 10, "enterprise_id": 7, "vehicle_device_id": 1},
-             {"document_id": 11, "enterprise_id": 7, "vehicle_device_id": 2},
-             {"document_id": 12, "enterprise_id": 8, "vehicle_device_id": 3},
-             {"document_id": 13, "enterprise_id": 8, "vehicle_device_id": None}]
-    changes = svc.check_deliveries(notes, day, T0 + 24 * H)
-    assert [(c.kind, c.key, c.event.detail["document_id"]) for c in changes] == [
-        ("open", (7, "fabricated_trade"), 10)]
-    assert changes[0].decision.reason_zh == "送货单所列车辆当日未出场"
+    svc.on_commit(_rows((1, "speed_kmh", T0 - 30 * H, 80.0)))  # a late reading of an older day changes nothing
+    day = int(local_day(np.array([T0 + 8 * H]))[0])
+    docs = documents_table([
+        # (id, type, seller, buyer, order, issued day, due day, amount, vehicle)
+        (10, "delivery_note", 7, 9, 100, day, None, Decimal("5000.00"), 1),   # truck parked all day
+        (11, "delivery_note", 7, 9, 101, day, None, Decimal("5000.00"), 2),   # truck drove: fine
+        (16, "delivery_note", 7, 9, 105, day, None, Decimal("5000.00"), 4),   # truck drove (by its fixes): fine
+        (12, "delivery_note", 8, 9, 102, day, None, Decimal("5000.00"), 3),   # truck not heard: no GPS evidence
+        (13, "invoice", 8, 9, 103, day, day + 60, Decimal("8000.00"), None),  # no delivery note for order 103
+        (14, "invoice", 7, 9, 104, day, day + 60, Decimal("8000.00"), None),  # delivered two days before:
+        (15, "delivery_note", 7, 9, 104, day - 2, None, Decimal("8000.00"), None),  # (evidence only)
+    ])
+    changes = svc.check_trade(docs, day, T0 + 24 * H)
+    assert sorted((c.event.enterprise_id, c.event.signal, c.event.value) for c in changes) == [
+        (7, "delivery_without_trip", 1.0), (8, "delivery_without_trip", 1.0), (8, "invoice_without_delivery", 1.0)]
+    opened = {c.key: c for c in changes if c.kind == "open"}
+    assert set(opened) == {(7, "fabricated_trade"), (8, "fabricated_trade")}  # one alert per enterprise
+    assert opened[(7, "fabricated_trade")].decision.reason_zh == "送货单所列车辆当日未出场"
+    assert {c.decision.rule for c in changes} == {"TRD-1", "TRD-2"} and all(c.tier == Tier.alert for c in changes)
+    # Nothing issued that day, nothing found.
+    assert svc.check_trade(documents_table([]), day + 1, T0 + 48 * H) == []
+
+
+def test_energy_vs_reported_output_uses_the_sales_per_kwh_feature(rules: RuleSet) -> None:
+    from iotfin.monitor.signals import local_day
+    from iotfin.monitor.trade import HISTORY_DAYS, OUTPUT_CHECK, documents_table
+    from iotfin.risk.features.catalogue import BY_NAME
+
+    assert OUTPUT_CHECK is BY_NAME["c_sales_per_kwh_change"] and HISTORY_DAYS == 120
+    # Enterprise 1 triples its invoiced sales on the same energy; enterprise 2 triples both (a real
+    # expansion); enterprise 3 has no meter. Invoices every 10 days (each check is a query).
+    meta = DeviceMeta.build(np.array([1, 2]), [1, 2], ["electricity_meter"] * 2)
+    svc = MonitorService(meta, rules)
+    day0 = int(local_day(np.array([T0]))[0])
+    seen: list[tuple[int, int, str, str]] = []
+    counter = {1: 0.0, 2: 0.0}
+    for i in range(HISTORY_DAYS + 10):
+        late = i >= 95
+        counter[1] += 1000.0
+        counter[2] += 3000.0 if late else 1000.0
+        t = T0 + i * 24 * H + 12 * H
+        svc.on_commit(_rows((1, "energy_kwh", t, counter[1]), (2, "energy_kwh", t, counter[2])))
+        rows = []
+        if i % 10 == 0 or i >= HISTORY_DAYS - 1:
+            sales = Decimal("3000000.00" if late else "1000000.00") / (1 if i % 10 == 0 else 10)
+            for e in (1, 2, 3):  # (id, type, seller, buyer, order, day, due day, amount, vehicle): invoice + its note
+                rows += [(1000 * i + e, "invoice", e, 9, 1000 * i + e, day0 + i, day0 + i + 30, sales, None),
+                         (1000 * i + 10 + e, "delivery_note", e, 9, 1000 * i + e, day0 + i, None, sales, None)]
+        for c in svc.check_trade(documents_table(rows), day0 + i, T0 + (i + 1) * 24 * H):
+            seen.append((i, c.event.enterprise_id, c.kind, c.decision.rule))
+    # Nothing before 120 days are booked (the feature is not defined), nothing for the enterprise whose
+    # energy grew with its sales, nothing for the one without a meter; one watch for enterprise 1.
+    assert seen and all(i >= HISTORY_DAYS - 1 for i, *_ in seen)
+    assert {(e, kind, rule) for _, e, kind, rule in seen} == {(1, "open", "OUT-1")}, seen
+    # (the meters report once a day here, so the heartbeat also calls them dark)
+    assert [(a.enterprise_id, a.tier) for a in svc.alerts.values() if a.incident_type == "output_without_energy"] == [
+        (1, Tier.watch)]

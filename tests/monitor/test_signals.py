@@ -201,3 +201,10 @@ def test_the_callers_clock_decides_silence_not_the_newest_reading() -> None:
     e.on_commit(readings((1, "power_kw", T0, 5.0), (4, "weight_t", T0 + 20 * H, 10.0)))
     assert signals(e.tick(T0 + H), "device_dark") == []
     assert signals(e.tick(T0 + 9 * H), "device_dark") == [(True, T0)]
+
+
+def test_a_batch_of_only_unmonitored_devices_is_counted_and_changes_nothing() -> None:
+    engine = SignalEngine(DeviceMeta.build(np.array([1]), [1], ["door_seal"]))
+    batch = pa.table({"device_id": [5, 6], "key": ["seal_intact", "door_open"], "ts": [1, 2], "value": [0.0, 1.0]},
+                     schema=READING_SCHEMA)  # devices registered after the monitor loaded its metadata
+    assert engine.on_commit(batch) == [] and engine.unmonitored == 2 and engine.readings_seen == 0

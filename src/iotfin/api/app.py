@@ -42,18 +42,24 @@ def create_app(ws: Workspace, background: bool = True) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from iotfin.monitor.runtime import MonitorRuntime
         from iotfin.protection.redact import install as redact_logs
         from iotfin.webhooks.worker import DeliveryWorker
 
         redact_logs()
         stop = asyncio.Event()
         task = asyncio.create_task(DeliveryWorker(ws.webhooks).run(stop)) if background else None
+        monitor = MonitorRuntime(ws).attach() if background else None  # subscribed to ingest, with its timer
+        monitor_task = asyncio.create_task(monitor.run(stop)) if monitor is not None else None
         try:
             yield
         finally:
             stop.set()
             if task is not None:
                 await task
+            if monitor is not None and monitor_task is not None:
+                await monitor_task
+                monitor.detach()
 
     app = FastAPI(
         title="iotfin",

@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+import prometheus_client
 import pyarrow as pa
 
+from iotfin.api.metrics import REGISTRY
 from iotfin.core.time import now_ms
 from iotfin.devices.registry import DeviceRegistry
 from iotfin.ingest.quarantine import QuarantineStore
 from iotfin.ingest.validate import REASON_CODE, REASONS, Limits, validate
 from iotfin.telemetry.model import READING_SCHEMA
 from iotfin.telemetry.store import TelemetryStore
+
+log = logging.getLogger(__name__)
+# prometheus_client's Counter; the module's `Counter` above is collections.Counter.
+SUBSCRIBER_ERRORS = prometheus_client.Counter(
+    "iotfin_ingest_subscriber_errors_total", "ingest on_commit subscribers that raised (the commit stood)",
+    ["subscriber"], registry=REGISTRY)
 
 
 @dataclass
@@ -59,6 +68,8 @@ class IngestService:
         # Called in order with the stored readings after each durable append (e.g. the monitor's
         # streaming signals); append to subscribe.
         self.on_commit: list[Callable[[pa.Table], object]] = list(on_commit or [])
+        self.subscriber_errors = 0
+        self._failed_subscribers: set[str] = set()
 
     def ingest(self, readings: pa.Table, transport: str = "batch", now: int | None = None) -> IngestResult:
         """Store what is valid, quarantine what is not. Returns only after the good rows are durable,
@@ -86,5 +97,18 @@ class IngestService:
                 # leaf, which `iotfin ledger audit` reports; never a leaf for readings not stored.
                 self.anchor(appended.seq, stored)
             for subscriber in self.on_commit:
-                subscriber(stored)
+                # The readings are durable and anchored: a failing subscriber (the monitor, say) must
+                # not turn that into a failed commit the sender would retry. Logged and counted.
+                try:
+                    subscriber(stored)
+                except Exception:
+                    name = getattr(subscriber, "__qualname__", type(subscriber).__name__)
+                    SUBSCRIBER_ERRORS.labels(subscriber=name).inc()
+                    self.subscriber_errors += 1
+                    # The traceback once per subscriber, then one line per failure: a subscriber that
+                    # fails on every commit must not flood the log.
+                    first = name not in self._failed_subscribers
+                    self._failed_subscribers.add(name)
+                    log.error("ingest on_commit subscriber %s failed on a batch of %d readings (the commit "
+                              "stands)", name, stored.num_rows, exc_info=first)
         return reasons

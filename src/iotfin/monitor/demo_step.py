@@ -25,6 +25,7 @@ from iotfin.monitor.service import MonitorService
 from iotfin.monitor.signals import NO_TS
 
 _ATTR = "_monitor_demo"
+HOOK_ATTR = "_monitor_demo_hook"  # its ingest subscriber: a server started after the demo replaces it
 # Slices of the demo's multi-day batches: short enough that a pledged-stock peak is still within the
 # 24-hour window when a drop is seen (silences and pauses inside a slice are found in the slice),
 # long enough to keep the demo's added time small.
@@ -46,6 +47,7 @@ def attach_monitor(ws: Any) -> MonitorService:
 
     ws.ingest.on_commit.append(on_commit)
     setattr(ws, _ATTR, monitor)
+    setattr(ws, HOOK_ATTR, on_commit)
     return monitor
 
 

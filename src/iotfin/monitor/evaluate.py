@@ -27,11 +27,10 @@ from iotfin.telemetry.model import READING_SCHEMA
 # Incident types the IoT signals are meant to catch, and the alert incident type that catches each.
 SIGNAL_INCIDENTS = ("device_dark", "device_replay", "device_tamper", "geofence_exit", "inventory_moved_out",
                     "production_shutdown")  # seen in the device stream alone
-DETECTABLE = (*SIGNAL_INCIDENTS, "double_financing", "fabricated_trade")  # + financing refusals, delivery notes
+DETECTABLE = (*SIGNAL_INCIDENTS, "double_financing", "fabricated_trade")  # + financing refusals, trade documents
 NOT_IOT = {"double_financing": "raised from the financing registry's refusal of the second request, not from device signals",
-           "fabricated_trade": "seen only when a delivery note names a vehicle that did not move that day (at most "
-                               "half of them carry one); invoices with no energy or stock movement behind them are "
-                               "not reconciled"}
+           "fabricated_trade": "trade documents checked at day end with the risk features' consistency checks: an "
+                               "invoice whose order has no delivery note, a delivery note whose truck did not move"}
 FINANCING_HOUR = 9  # financing requests carry a day only: they are put to the registry at 09:00 local
 _EPOCH = date(1970, 1, 1)
 EARLY_MS = 2 * HOUR_MS  # an alert this long before a ground-truth start still counts (skewed device clocks)
@@ -96,12 +95,6 @@ def replay_telemetry(ws: Any, ds: Any, monitor: MonitorService, step_ms: int = H
     for req in ds.table("financing_requests").to_pylist():
         requests.setdefault(req["requested_on"], []).append(req)
     ws.financing.anchor = None  # as in the loader's bulk import: liens are not anchored one by one here
-    notes: dict[Any, list[dict[str, Any]]] = {}
-    for doc in ds.table("trade_documents").to_pylist():
-        if doc["doc_type"] == "delivery_note" and doc["vehicle_device_id"] is not None:
-            notes.setdefault(doc["issued_on"], []).append(
-                {"document_id": doc["document_id"], "enterprise_id": doc["seller_id"],
-                 "vehicle_device_id": doc["vehicle_device_id"]})
     ingest_s = 0.0
     for i, day in enumerate(days):
         tables = [arrival_table(ds, t, day, metrics[t]) for t in types if day in ds.telemetry_days(t)]
@@ -130,7 +123,7 @@ def replay_telemetry(ws: Any, ds: Any, monitor: MonitorService, step_ms: int = H
                 refused += finance(ws, monitor, requests.pop(day, []), now)
             lo = hi
         carry = day_table.slice(lo) if lo < day_table.num_rows else None
-        monitor.check_deliveries(notes.pop(day, []), (day - _EPOCH).days, day_end)
+        monitor.check_trade_day(ws.engine, (day - _EPOCH).days, day_end)
         if progress:
             progress("monitor evaluate", i + 1, len(days))
     return {"batches": batches, "accepted": accepted, "rejected": rejected, "ingest_and_monitor_s": round(ingest_s, 2),

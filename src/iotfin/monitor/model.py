@@ -51,7 +51,6 @@ class Thresholds:
     risk_dwell_ms: int = 30 * MINUTE_MS
     band_min_ms: int = 30 * MINUTE_MS
     herd_window_ms: int = 24 * HOUR_MS
-    moved_km: float = 2.0  # a vehicle this far from its fence centre has left the depot
 
 
 @dataclass(frozen=True)

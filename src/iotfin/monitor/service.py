@@ -4,11 +4,14 @@
 by a timer in a server (and by the evaluation's simulated clock) for the signals that depend on
 silence. Rules run once per signal *change*, never per reading. Actions on the loan (freeze, margin
 call) go through the `loan_action` port and notices to the lender and the enterprise through the
-`notify` port; both are plain callables, wired by the integrator to the lending service and webhooks.
+`notify` port; both are plain callables (`iotfin.monitor.actions` adapts them to the lending service
+and the webhooks outbox; `iotfin.monitor.runtime` wires them in a server). At each business day end
+`check_trade` checks the day's trade documents against the signals (`iotfin.monitor.trade`).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from iotfin.core.money import quantize_fen
 from iotfin.core.time import business_date, ms_to_datetime
@@ -34,7 +38,17 @@ from iotfin.monitor.model import (
 from iotfin.monitor.prices import PriceBook
 from iotfin.monitor.rules import RuleSet
 from iotfin.monitor.signals import NO_TS, SignalEngine
+from iotfin.monitor.trade import (
+    GPS_CHECK,
+    INVOICE_CHECK,
+    OUTPUT_CHECK,
+    OutputEnergy,
+    documents_of_day,
+    findings,
+)
+from iotfin.telemetry.model import sort_order
 
+log = logging.getLogger(__name__)
 LoanAction = Callable[[str, int, dict[str, Any]], object]  # (action, enterprise id, context)
 Notify = Callable[[dict[str, Any]], object]
 
@@ -83,6 +97,8 @@ class MonitorService:
                  enterprise_names: dict[int, str] | None = None, suppress_ms: int = 72 * HOUR_MS,
                  prices: PriceBook | None = None):
         self.signals = SignalEngine(meta, thresholds)
+        self.output = OutputEnergy(meta.enterprise_count)
+        self._meters_heard = np.zeros(meta.enterprise_count, np.int64)
         self.rules = rules or RuleSet.default()
         self.store = store
         self.book = AlertBook(suppress_ms, first_id=store.next_alert_id() if store is not None else 1)
@@ -97,6 +113,7 @@ class MonitorService:
         self.rule_evaluations = 0
         self.latencies_s: list[float] = []
         self.busy_s = 0.0  # wall time in a subscriber that times itself (the demo's)
+        self.port_errors = 0  # loan_action / notify calls that raised
 
     # --- entry points -----------------------------------------------------------------------------
 
@@ -113,22 +130,35 @@ class MonitorService:
         signals in `step_ms` slices of its own timestamps, with the clock ticked after each, so that
         conditions that began and ended inside the batch are seen at their time, not at its end.
         `clock` caps each tick (e.g. the oldest per-type newest timestamp of a load that is ordered
-        by type within a day)."""
-        ts = stored["ts"].to_numpy()
-        if ts.size == 0:
+        by type within a day).
+
+        The batch is turned into numpy columns and sorted once, by (slice, device, ts); each slice is
+        then a contiguous, already ordered run handed to the signals (no per-slice Arrow work, no
+        per-signal sorts)."""
+        if stored.num_rows == 0:
             return []
+        started = time.perf_counter()
+        ids, ts = stored["device_id"].to_numpy(), stored["ts"].to_numpy()
+        encoded = pc.dictionary_encode(stored["key"]).combine_chunks()
+        codes, names, values = encoded.indices.to_numpy(), encoded.dictionary.to_pylist(), stored["value"].to_numpy()
+        base = (int(ts.min()) // step_ms) * step_ms
+        piece = (ts - base) // step_ms
+        order = sort_order(piece, ids, ts)
+        ids, ts, codes, values, piece = ids[order], ts[order], codes[order], values[order], piece[order]
+        bounds = np.searchsorted(piece, np.arange(int(piece[-1]) + 2))
         changes: list[Change] = []
-        order = np.argsort(ts, kind="stable")
-        stored, ts = stored.take(pa.array(order)), ts[order]
-        edges = np.arange((int(ts[0]) // step_ms + 1) * step_ms, int(ts[-1]) + step_ms + 1, step_ms)
-        bounds = np.searchsorted(ts, edges)
-        lo = 0
-        for edge, hi in zip(edges, bounds, strict=True):
+        for k in range(int(piece[-1]) + 1):
+            lo, hi = int(bounds[k]), int(bounds[k + 1])
             if hi > lo:
-                changes += self.on_commit(stored.slice(lo, hi - lo))
-            now = int(edge) if clock is None else min(int(edge), clock())
+                events = self.signals.on_columns(ids[lo:hi], ts[lo:hi], codes[lo:hi], names, values[lo:hi],
+                                                 presorted=True)
+                if self.lots:
+                    events += self._coverage(self.signals.now)
+                changes += self.handle(events, started)
+            edge = base + (k + 1) * step_ms
+            now = edge if clock is None else min(edge, clock())
             changes += self.tick(now)
-            lo = hi
+            started = time.perf_counter()
         return changes
 
     def tick(self, now_ms: int) -> list[Change]:
@@ -159,25 +189,51 @@ class MonitorService:
                             max(self.signals.now, int(at_ms)), {"one_shot": True, **detail})
         return self.handle([event], time.perf_counter())
 
-    def check_deliveries(self, notes: list[dict[str, Any]], day: int, now_ms: int) -> list[Change]:
-        """Trade vs. telemetry, at the end of local day `day` (days since 1970-01-01 local): a delivery
-        note of that day naming a vehicle that reported that day but never left its depot is a sign of
-        fabricated trade. Notes: dicts with document_id, enterprise_id (the seller), vehicle_device_id.
-        A vehicle not heard that day proves nothing and is skipped."""
-        s = self.signals
-        day_start = day * 86_400_000 - 8 * HOUR_MS
+    def check_trade(self, docs: pa.Table, day: int, now_ms: int) -> list[Change]:
+        """Trade documents vs. telemetry at the end of local day `day` (days since 1970-01-01 local), with
+        the risk features' consistency checks (`iotfin.monitor.trade`): an invoice whose order has no
+        delivery note, or a delivery note naming a truck that did not move that day, is a sign of
+        fabricated trade on the seller; and invoiced sales per metered kWh against the enterprise's
+        own history (energy vs. reported output). `docs` is `trade.documents_of_day` (or its schema)."""
         events = []
-        for note in notes:
-            v = note.get("vehicle_device_id")
-            if v is None or not (0 < v < s.meta.size) or s.gps_row[v] < 0:
-                continue
-            if s.last_ts[v] < day_start or s.dark[v]:
-                continue
-            if s.moved_day[s.gps_row[v]] < day:
-                events.append(SignalEvent("delivery_without_trip", int(v), int(note["enterprise_id"]), "gps_tracker",
-                                          1.0, True, now_ms, max(s.now, now_ms),
-                                          {"one_shot": True, "document_id": note["document_id"]}))
+        detected = max(self.signals.now, now_ms)
+        for row in findings(docs, self.signals.gps_daily(day), day):
+            for signal, name in (("invoice_without_delivery", INVOICE_CHECK.name),
+                                 ("delivery_without_trip", GPS_CHECK.name)):
+                if row[name]:
+                    events.append(SignalEvent(signal, None, row["enterprise_id"], "", float(row[name]), True, now_ms,
+                                              detected, {"one_shot": True, "day": day, "feature": name,
+                                                         "count": row[name]}))
+        events += self._output_energy(docs, day, now_ms, detected)
         return self.handle(events, time.perf_counter())
+
+    def _output_energy(self, docs: pa.Table, day: int, now_ms: int, detected: int) -> list[SignalEvent]:
+        s, out = self.signals, self.output
+        meters = np.flatnonzero(s.meter_row >= 0)
+        ent = s.meta.enterprise[meters]
+        value = s.energy_last[s.meter_row[meters]]
+        heard = ~np.isnan(value)
+        n = out.counter.size
+        total = np.bincount(ent[heard], value[heard], minlength=n)[:n]
+        count = np.bincount(ent[heard], minlength=n)[:n]
+        # A meter heard for the first time adds its whole counter: that day's energy is not known.
+        counters = np.where((count > 0) & (count == self._meters_heard), total, np.nan)
+        if (count != self._meters_heard).any():
+            out.counter = np.where(count != self._meters_heard, np.where(count > 0, total, np.nan), out.counter)
+            self._meters_heard = count
+        events = []
+        for enterprise, v in out.close_day(day, counters, docs).items():
+            level = int(np.clip(np.floor(v * 4), -4, 40))  # 0.25 steps: the rules run when a step is crossed
+            if level == out.level[enterprise]:
+                continue
+            out.level[enterprise] = level
+            events.append(SignalEvent("output_energy_mismatch", None, enterprise, "", round(v, 3), v >= 1.0, now_ms,
+                                      detected, {"day": day, "feature": OUTPUT_CHECK.name}))
+        return events
+
+    def check_trade_day(self, engine: Any, day: int, now_ms: int) -> list[Change]:
+        """`check_trade` over the system of record's documents of local day `day`."""
+        return self.check_trade(documents_of_day(engine, day), day, now_ms)
 
     def set_lots(self, lots: list[PledgedLot]) -> None:
         self.lots = list(lots)
@@ -229,21 +285,35 @@ class MonitorService:
     def _act(self, change: Change, view: AlertView) -> None:
         name = self.names.get(view.enterprise_id, f"企业{view.enterprise_id}")
         context = {"alert_id": view.alert_id, "incident_type": view.incident_type, "tier": view.tier.name,
-                   "rule": view.rule, "reason_en": view.reason_en, "reason_zh": view.reason_zh, "at": change.at}
+                   "rule": view.rule, "reason_en": view.reason_en, "reason_zh": view.reason_zh, "at": change.at,
+                   "coverage": change.event.value if change.event.signal == "collateral_coverage" else None}
         if view.tier in (Tier.freeze, Tier.margin_call) and self.loan_action is not None:
             action = "freeze_credit_line" if view.tier == Tier.freeze else "margin_call"
-            self.loan_action(action, view.enterprise_id, context)
+            # A port that fails (lending refuses, the database is away) costs this action, not the
+            # monitor: logged, audited, counted; the alert and its notices stand.
+            try:
+                self.loan_action(action, view.enterprise_id, context)
+                outcome: dict[str, Any] = {"action": action}
+            except Exception as exc:
+                self.port_errors += 1
+                log.exception("loan action %s for alert %d failed", action, view.alert_id)
+                outcome = {"action": action, "error": f"{type(exc).__name__}: {exc}"}
             if self.store is not None:
-                self.store.audit(view.alert_id, "loan_action", "monitor", {"action": action})
+                self.store.audit(view.alert_id, "loan_action", "monitor", outcome)
         texts = notification_texts(change.decision, name, view.tier, change.kind)
         for audience in ("lender", "enterprise"):
             notice = {"alert_id": view.alert_id, "enterprise_id": view.enterprise_id, "audience": audience,
                       "tier": view.tier.name, "kind": change.kind, "text_zh": texts[audience]["zh"],
-                      "text_en": texts[audience]["en"], "at": change.at}
+                      "text_en": texts[audience]["en"], "at": change.at, "incident_type": view.incident_type,
+                      "rule": view.rule}
             if self.store is not None:
                 self.store.add_notification(notice)
             if self.notify is not None:
-                self.notify(notice)
+                try:
+                    self.notify(notice)
+                except Exception:
+                    self.port_errors += 1
+                    log.exception("notice for alert %d (%s) failed", view.alert_id, audience)
 
     # --- collateral coverage ----------------------------------------------------------------------
 

@@ -35,7 +35,7 @@ LOCAL_OFFSET_MS = 8 * HOUR_MS  # Asia/Shanghai, no DST: night-time rules use loc
 NO_TS = np.iinfo(np.int64).min
 Cols = tuple[np.ndarray, np.ndarray, np.ndarray]  # device ids, timestamps, values
 _SIGNAL_KEYS = frozenset({"weight_t", "volume_m3", "runtime_min", "energy_kwh", "door_open", "seal_intact", "lat", "lon",
-                          "temperature_c", "humidity_pct"})
+                          "speed_kmh", "temperature_c", "humidity_pct"})
 
 
 def _group_bounds(sorted_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -152,7 +152,12 @@ class SignalEngine:
         self.out_since = np.full(ng, NO_TS, np.int64)
         self.risk_since = np.full(ng, NO_TS, np.int64)
         self.risk_flag = np.zeros(ng, np.int8)
-        self.moved_day = np.full(ng, -1, np.int32)  # last local day with a fix 2 km or more from the fence centre
+        # GPS: the top speed of the vehicle's current local day (the risk feature `c_deliveries_without_gps_90d`
+        # reads a day's top speed; the trade check hands it these as that day's rollup rows)
+        self.speed_day = np.full(ng, -1, np.int32)
+        self.speed_max = np.zeros(ng, np.float32)
+        self.fix_lat = np.full(ng, np.nan, np.float32)  # the newest fix, for the speed between fixes
+        self.fix_lon = np.full(ng, np.nan, np.float32)
         # environment: out-of-band run
         self.env_last_ts = np.full((2, nv), NO_TS, np.int64)
         self.band_since = np.full((2, nv), NO_TS, np.int64)  # temperature, humidity
@@ -183,7 +188,7 @@ class SignalEngine:
             "machine_sensor": RING_HOURS * 8 + 8 + 8 + 8,
             "electricity_meter": 8 + 8 + 8 + 1,
             "door_seal": 4 * 8 + 1,
-            "gps_tracker": 8 + 8 + 8 + 1 + 4,
+            "gps_tracker": 8 + 8 + 8 + 1 + 4 + 4 + 4 + 8,
             "env_sensor": 2 * (8 + 8 + 1),
         }
         return {"total": total, "devices": self.meta.size, "per_device": round(total / max(self.meta.size, 1), 1),
@@ -194,27 +199,37 @@ class SignalEngine:
     def on_commit(self, stored: pa.Table) -> list[SignalEvent]:
         if stored.num_rows == 0:
             return []
-        ids = stored["device_id"].to_numpy()
+        encoded = pc.dictionary_encode(stored["key"]).combine_chunks()
+        return self.on_columns(stored["device_id"].to_numpy(), stored["ts"].to_numpy(), encoded.indices.to_numpy(),
+                               encoded.dictionary.to_pylist(), stored["value"].to_numpy())
+
+    def on_columns(self, ids: np.ndarray, ts: np.ndarray, codes: np.ndarray, names: list[str], values: np.ndarray,
+                   presorted: bool = False) -> list[SignalEvent]:
+        """`on_commit` on the batch's columns (key as dictionary codes into `names`). The batch is put in
+        (device, ts) order once here — every signal below reads its rows in that order — unless the
+        caller says it already is (`MonitorService.on_commit_bulk` sorts a whole bulk batch once)."""
+        if ids.size == 0:
+            return []
         known = (ids > 0) & (ids < self.meta.size) & (self.meta.enterprise[np.clip(ids, 0, self.meta.size - 1)] >= 0)
         if not known.all():
             # Ingest already refused unknown devices; these are registered but not (yet) in the
             # monitor's device metadata. Counted, never silently mixed into another device's state.
             self.unmonitored += int((~known).sum())
-            stored = stored.filter(pa.array(known))
-            ids = ids[known]
-        self.readings_seen += stored.num_rows
+            ids, ts, codes, values = ids[known], ts[known], codes[known], values[known]
+            if ids.size == 0:
+                return []
+        if not presorted and not _is_sorted(ids, ts):
+            order = sort_order(ids, ts)
+            ids, ts, codes, values = ids[order], ts[order], codes[order], values[order]
+        self.readings_seen += int(ids.size)
         events: list[SignalEvent] = []
-        ts = stored["ts"].to_numpy()
         events += self._heartbeat(ids, ts)
-        encoded = pc.dictionary_encode(stored["key"]).combine_chunks()
-        names = encoded.dictionary.to_pylist()
-        codes = encoded.indices.to_numpy()
-        values = stored["value"].to_numpy()
         by_key: dict[str, Cols] = {}
         for code, key in enumerate(names):
             if key in _SIGNAL_KEYS:
                 idx = np.flatnonzero(codes == code)
-                by_key[key] = (ids[idx], ts[idx], values[idx])
+                if idx.size:
+                    by_key[key] = (ids[idx], ts[idx], values[idx])
         for key in ("weight_t", "volume_m3"):
             if key in by_key:
                 events += self._stock(by_key[key])
@@ -226,6 +241,8 @@ class SignalEngine:
             events += self._doors(by_key.get("door_open"), by_key.get("seal_intact"))
         if "lat" in by_key and "lon" in by_key:
             events += self._gps(by_key["lat"], by_key["lon"])
+        if "speed_kmh" in by_key:
+            self._speed(by_key["speed_kmh"])
         for key in ("temperature_c", "humidity_pct"):
             if key in by_key:
                 events += self._band(by_key[key], key)
@@ -264,8 +281,7 @@ class SignalEngine:
                            detail=detail)
 
     def _heartbeat(self, ids: np.ndarray, ts: np.ndarray) -> list[SignalEvent]:
-        order = sort_order(ids, ts)
-        ids, ts = ids[order], ts[order]
+        ids, ts = _in_order(ids, ts)
         starts, dev = _group_bounds(ids)
         last_idx = np.r_[starts[1:], ids.size] - 1
         events = []
@@ -301,6 +317,8 @@ class SignalEngine:
         rows = row_of[ids]
         keep = rows >= 0
         ids, rows, ts, values = ids[keep], rows[keep], ts[keep], values[keep]
+        if _is_sorted(ids, ts):
+            return ids, rows, ts, values
         order = sort_order(ids, ts)
         return ids[order], rows[order], ts[order], values[order]
 
@@ -541,15 +559,7 @@ class SignalEngine:
             tree = self.meta.risk_tree
             hits = tree.query(shapely.points(x, y), predicate="within")
             in_risk[np.unique(hits[0])] = True
-        if fenced.any() and self.meta.fence_centre is not None:
-            # Did the vehicle leave its depot today? (checked against delivery notes: a note naming a
-            # truck that never moved that day is a sign of fabricated trade)
-            cx, cy = self.meta.fence_centre[fence_of[fenced]].T
-            dx = (x[fenced] - cx) * 111.0 * np.cos(np.radians(cy))
-            dy = (y[fenced] - cy) * 111.0
-            away = np.hypot(dx, dy) >= self.t.moved_km
-            rows = self.gps_row[ids[fenced][away]]
-            np.maximum.at(self.moved_day, rows, local_day(ts[fenced][away]))
+        self._fix_speed(ids, ts, y, x)
         flags = (ids, ts, outside.astype(np.float64))
         risk = (ids, ts, in_risk.astype(np.float64))
         out_state = (self.out_since != NO_TS).astype(np.int8)
@@ -559,6 +569,54 @@ class SignalEngine:
         events += self._runs(risk, self.gps_row, self.gps_last_ts, self.risk_since, lambda i, t, v: v > 0.5,
                              "risk_dwell", self.t.risk_dwell_ms, self.risk_flag)
         return events
+
+    def _fix_speed(self, ids: np.ndarray, ts: np.ndarray, y: np.ndarray, x: np.ndarray) -> None:
+        """A vehicle's top speed is at least its mean speed between two fixes: the distance between
+        consecutive fixes over the time between them goes into the day's top speed beside the reported
+        speed_kmh. Sampled every 10 minutes, the reported speed misses a short drive out (the truck is
+        seen parked at the depot and parked 20 km away, never moving); the fixes do not. Fixes come
+        sorted by (device, ts); only fixes newer than the device's last one are paired."""
+        rows = self.gps_row[ids]
+        fresh = ts > self.gps_last_ts[rows]
+        if not fresh.any():
+            return
+        ids, rows, ts, y, x = ids[fresh], rows[fresh], ts[fresh], y[fresh], x[fresh]
+        first = np.r_[True, ids[1:] != ids[:-1]]
+        last = np.r_[first[1:], True]
+        py, px, pt = np.r_[np.nan, y[:-1]], np.r_[np.nan, x[:-1]], np.r_[NO_TS, ts[:-1]]
+        py[first], px[first], pt[first] = self.fix_lat[rows[first]], self.fix_lon[rows[first]], self.gps_last_ts[rows[first]]
+        paired = (pt != NO_TS) & ~np.isnan(py) & (ts > pt)
+        km = np.hypot((y - py) * 111.0, (x - px) * 111.0 * np.cos(np.radians(y)))
+        kmh = np.where(paired, km / np.maximum(ts - pt, 1) * HOUR_MS, 0.0)
+        self.fix_lat[rows[last]], self.fix_lon[rows[last]] = y[last], x[last]
+        if paired.any():
+            self._speed((ids[paired], ts[paired], kmh[paired]))
+
+    def _speed(self, cols: Cols) -> None:
+        """Top speed of each vehicle's newest local day. A reading of an older day than the one held
+        is not kept (one day of state): the trade check runs at the end of each day."""
+        ids, ts, v = cols
+        rows = self.gps_row[ids]
+        ok = rows >= 0
+        rows, day, v = rows[ok], local_day(ts[ok]), v[ok]
+        newest = self.speed_day.copy()
+        np.maximum.at(newest, rows, day)
+        self.speed_max[newest > self.speed_day] = 0.0
+        self.speed_day[:] = newest
+        cur = day == newest[rows]
+        np.maximum.at(self.speed_max, rows[cur], v[cur].astype(np.float32))
+
+    def gps_daily(self, day: int) -> pa.Table:
+        """The GPS rows of the risk features' daily rollup (`iotfin.risk.features.daily.DAILY_SCHEMA`,
+        metric speed_kmh) for local day `day`, from the signal state: one row per vehicle heard that day."""
+        from iotfin.risk.features.daily import DAILY_SCHEMA
+
+        rows = np.flatnonzero(self.speed_day == day)
+        devices = np.flatnonzero(self.gps_row >= 0)[rows] if rows.size else np.zeros(0, np.int64)
+        top = self.speed_max[rows].astype(np.float64)
+        return pa.table({"device_id": devices.astype(np.int64), "metric": pa.array(["speed_kmh"] * rows.size, pa.string()),
+                         "lday": np.full(rows.size, day, np.int32), "n": np.ones(rows.size, np.int64), "total": top,
+                         "vmax": top, "last_ts": self.gps_last_ts[rows], "last_v": top}, schema=DAILY_SCHEMA)
 
     def _band(self, cols: Cols, key: str) -> list[SignalEvent]:
         k = 0 if key == "temperature_c" else 1
@@ -592,10 +650,12 @@ def local_day(ts: np.ndarray) -> np.ndarray:
 
 def _pair(lat: Cols, lon: Cols) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(device, ts, lat, lon) of the positions whose lat and lon readings share device and timestamp."""
-    la = sort_order(lat[0], lat[1])
-    lo = sort_order(lon[0], lon[1])
-    lat = tuple(c[la] for c in lat)
-    lon = tuple(c[lo] for c in lon)
+    if not _is_sorted(lat[0], lat[1]):
+        la = sort_order(lat[0], lat[1])
+        lat = tuple(c[la] for c in lat)
+    if not _is_sorted(lon[0], lon[1]):
+        lo = sort_order(lon[0], lon[1])
+        lon = tuple(c[lo] for c in lon)
     if lat[0].size == lon[0].size and np.array_equal(lat[0], lon[0]) and np.array_equal(lat[1], lon[1]):
         return lat[0], lat[1], lat[2], lon[2]  # the usual case: every fix sends both
     # Otherwise join on (device, ts): a structured array sorts and searches on both fields.
@@ -606,6 +666,21 @@ def _pair(lat: Cols, lon: Cols) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
     ok["d"], ok["t"] = lon[0], lon[1]
     _, li, oi = np.intersect1d(lk, ok, assume_unique=False, return_indices=True)
     return lat[0][li], lat[1][li], lat[2][li], lon[2][oi]
+
+
+def _is_sorted(ids: np.ndarray, ts: np.ndarray) -> bool:
+    """Whether rows are already in (device, ts) order: one vectorised pass instead of a sort."""
+    if ids.size < 2:
+        return True
+    d = np.diff(ids)
+    return bool(((d > 0) | ((d == 0) & (ts[1:] >= ts[:-1]))).all())
+
+
+def _in_order(ids: np.ndarray, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if _is_sorted(ids, ts):
+        return ids, ts
+    order = sort_order(ids, ts)
+    return ids[order], ts[order]
 
 
 def _rows_for(mask: np.ndarray) -> np.ndarray:

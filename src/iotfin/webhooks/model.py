@@ -11,6 +11,8 @@ from iotfin.core.errors import ValidationError
 EVENT_TYPES: dict[str, str] = {
     "decision.made": "a credit decision was made on an application",
     "alert.raised": "post-loan monitoring raised an alert",
+    "alert.escalated": "a post-loan monitoring alert moved to a higher tier",
+    "alert.resolved": "an officer resolved a post-loan monitoring alert",
     "repayment.due": "a repayment instalment falls due",
     "loan.disbursed": "a loan was paid out",
     "complaint.updated": "a complaint changed status",
