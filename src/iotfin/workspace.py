@@ -112,10 +112,12 @@ class Workspace:
 
     @cached_property
     def protection(self):  # noqa: ANN201
+        from iotfin.protection.relief import LendingRelief
         from iotfin.protection.service import ProtectionService
 
         return ProtectionService(self.engine, self.pii, ack_hours=self.settings.complaint_ack_hours,
-                                 resolve_days=self.settings.complaint_resolve_days, events=self.webhooks.emit)
+                                 resolve_days=self.settings.complaint_resolve_days, events=self.webhooks.emit,
+                                 relief=LendingRelief(self.lending))
 
     def initialise(self) -> str | None:
         """Apply migrations and seed the standard device profiles; safe to run any number of times."""

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Engine, insert, select, update
 
-from iotfin.core.errors import NotFound, ValidationError
+from iotfin.core.errors import IotfinError, NotFound, ValidationError
 from iotfin.db.engine import write_transaction
 from iotfin.db.models import Enterprise, Tenant
 from iotfin.db.pagination import PageParams, paginate
@@ -43,9 +43,11 @@ class ApprovedRelief:
 
 class ReliefPort(Protocol):
     """Lending's relief path. The integrator wires `iotfin.lending` here; it returns lending's
-    reference for the relief it put in place (a deferral, a new schedule, a fee waiver)."""
+    reference for the relief it put in place (a deferral, a new schedule), or None when the kind of
+    relief needs an officer (the request stays `awaiting_lending`). Wired to lending by
+    `iotfin.protection.relief.LendingRelief`."""
 
-    def apply(self, relief: ApprovedRelief) -> str: ...
+    def apply(self, relief: ApprovedRelief) -> str | None: ...
 
 
 Emit = Callable[..., str]
@@ -198,10 +200,18 @@ class ProtectionService:
             approved = ApprovedRelief(request_id, row.tenant_id, row.enterprise_id, row.loan_ref, row.relief,
                                       row.reason_code)
         if approve and self.relief is not None:
-            ref = self.relief.apply(approved)
-            with self.engine.begin() as conn:
-                conn.execute(update(HardshipRequest).where(HardshipRequest.id == request_id)
-                             .values(relief_status="applied", relief_ref=ref))
+            try:
+                ref = self.relief.apply(approved)
+            except IotfinError as exc:
+                # The approval stands; the relief waits for an officer, with lending's refusal on record.
+                with self.engine.begin() as conn:
+                    conn.execute(update(HardshipRequest).where(HardshipRequest.id == request_id)
+                                 .values(relief_ref=f"refused: {exc}"[:100]))
+            else:
+                if ref is not None:
+                    with self.engine.begin() as conn:
+                        conn.execute(update(HardshipRequest).where(HardshipRequest.id == request_id)
+                                     .values(relief_status="applied", relief_ref=ref[:100]))
         return self.hardship(who, request_id)
 
     def _lender_hardship(self, conn: Any, who: Principal, request_id: int) -> Any:
