@@ -46,7 +46,7 @@ ENTERPRISE_MANAGE = "403 403 422 422 422 403 403 403 422 422"  # consents:manage
 ALL_OK = "200 200 200 200 200 200 200 200 200 200"
 SCHEDULE = {"principal": "10000.00", "annual_rate": "0.05", "term": 3, "start": "2026-01-01"}
 
-# (method, path template, body): statuses. Path fields: {loan}, {app}, {alert}, {grant}, {c_a}, {h_a},
+# (method, path template, body): statuses. Path fields: {loan}, {app}, {alert}, {grant}, {c_a}, {c_ack}, {h_a},
 # {fp}, {lien}, {sub}, {delivery}.
 MATRIX: dict[tuple[str, str], tuple[Any, str]] = {
     # --- identity
@@ -96,7 +96,8 @@ MATRIX: dict[tuple[str, str], tuple[Any, str]] = {
     ("POST", "/api/v1/consents/{grant}/reconfirm"): ({}, ENTERPRISE_MANAGE),
     # --- devices (device 999 does not exist: the operator and enterprises get past the gate to a 404)
     ("GET", "/api/v1/devices/{device}/status"): (None, "403 403 404 404 404 403 403 403 404 404"),
-    ("GET", "/api/v1/devices/{device}/events"): (None, "403 403 404 404 404 403 403 403 404 404"),
+    # the operator's event query of an unknown device is an empty list
+    ("GET", "/api/v1/devices/{device}/events"): (None, "403 403 404 404 200 403 403 403 200 404"),
     ("POST", "/api/v1/enterprises/{enterprise_id}/devices/{device_name}/claim"):
         ({"secretKey": "s"}, "403 403 404 403 404 403 403 403 404 404"),
     # --- financing registry
@@ -118,7 +119,8 @@ MATRIX: dict[tuple[str, str], tuple[Any, str]] = {
     ("POST", "/api/v1/complaints"): ({}, "403 403 422 422 422 403 403 403 422 422"),
     ("GET", "/api/v1/complaints"): (None, ALL_OK),
     ("GET", "/api/v1/complaints/{c_a}"): (None, "200 404 200 404 200 200 200 200 200 200"),
-    ("POST", "/api/v1/complaints/{c_a}/acknowledge"): ("x", "422 422 403 403 422 422 403 403 422 403"),
+    # no body to leave out: bank A acknowledges first, after which the others with the scope find it done
+    ("POST", "/api/v1/complaints/{c_ack}/acknowledge"): (None, "200 404 403 403 409 409 403 403 409 403"),
     ("POST", "/api/v1/complaints/{c_a}/assign"): ({}, "422 422 403 403 422 422 403 403 422 403"),
     ("POST", "/api/v1/complaints/{c_a}/escalate"): ({}, "422 422 403 403 422 422 403 403 422 403"),
     ("POST", "/api/v1/complaints/{c_a}/resolve"): ({}, "422 422 403 403 422 422 403 403 422 403"),
@@ -142,7 +144,7 @@ def _template(key: tuple[str, str]) -> tuple[str, str]:
     method, path = key
     path = path.split("?")[0]
     renames = {"{loan}": "{loan_id}", "{app}": "{application_id}", "{alert}": "{alert_id}", "{grant}": "{grant_id}",
-               "{c_a}": "{complaint_id}", "{h_a}": "{request_id}", "{fp}": "{fingerprint}", "{lien}": "{lien_id}",
+               "{c_a}": "{complaint_id}", "{c_ack}": "{complaint_id}", "{h_a}": "{request_id}", "{fp}": "{fingerprint}", "{lien}": "{lien_id}",
                "{sub}": "{subscription_id}", "{delivery}": "{delivery_id}", "{device}": "{device_id}"}
     for short, name in renames.items():
         path = path.replace(short, name)
@@ -173,12 +175,14 @@ def objects(shared_world: World) -> dict[str, Any]:
     now = datetime.now(UTC)
     with ws.engine.begin() as conn:
         conn.execute(insert(MonitorAlert).values(
-            id=9001, enterprise_id=1, incident_type="power_drop", tier="WATCH", status="open", rule="r1",
+            id=9001, enterprise_id=1, incident_type="power_drop", tier="watch", status="open", rule="r1",
             rules_version="v1", reason_zh="用电骤降", reason_en="power drop", devices="[]", opened_at=now,
             signal_events=1, updated_at=now))
     complaint = w.http.post("/api/v1/complaints", headers=w.headers("ops"), json={
         "category": "pricing", "subject": "fees", "description": "too high", "tenant": "bank-a",
         "enterprise_id": 1}).json()
+    c_ack = w.http.post("/api/v1/complaints", headers=w.headers("ops"), json={
+        "category": "service", "subject": "slow", "description": "slow", "tenant": "bank-a", "enterprise_id": 1}).json()
     hardship = w.http.post("/api/v1/hardship-requests", headers=w.headers("ent_1"), json={
         "tenant": "bank-a", "loan_ref": "L-1", "reason_code": "illness", "relief": "deferral",
         "description": "owner in hospital"}).json()
@@ -186,7 +190,7 @@ def objects(shared_world: World) -> dict[str, Any]:
                                   "1000.00")
     ws.ledger.anchor_from_source("lien", [str(lien["id"])], checkpoint=True)
     return {"loan": loan.json()["loan_id"], "app": app.json()["application_id"], "alert": 9001, "grant": grant["id"],
-            "c_a": complaint["id"], "h_a": hardship["id"], "fp": lien["fingerprint"], "lien": lien["id"], "sub": 99999,
+            "c_a": complaint["id"], "c_ack": c_ack["id"], "h_a": hardship["id"], "fp": lien["fingerprint"], "lien": lien["id"], "sub": 99999,
             "delivery": 99999, "device": 999, "name": "default", "version": 1, "record_type": "lien",
             "record_id": lien["id"], "enterprise_id": 1, "device_name": "no-such-device"}
 
