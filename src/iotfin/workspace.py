@@ -106,9 +106,10 @@ class Workspace:
 
     @cached_property
     def webhooks(self):  # noqa: ANN201
+        from iotfin.webhooks.model import Allowlist
         from iotfin.webhooks.service import WebhookService
 
-        return WebhookService(self.engine, self.pii)
+        return WebhookService(self.engine, self.pii, Allowlist.parse(self.settings.webhook_allow_hosts))
 
     @cached_property
     def protection(self):  # noqa: ANN201
