@@ -125,6 +125,8 @@ class Workspace:
         revision = migrate.upgrade(self.engine)
         with self.engine.begin() as conn:
             ensure_profiles(conn)
+        if self.protection.plaintext_left():  # rows from before personal data was encrypted (0013)
+            self.protection.reencrypt()
         self.reload_registry()
         return revision
 

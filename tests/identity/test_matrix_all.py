@@ -124,6 +124,9 @@ MATRIX: dict[tuple[str, str], tuple[Any, str]] = {
     ("POST", "/api/v1/complaints/{c_a}/assign"): ({}, "422 422 403 403 422 422 403 403 422 403"),
     ("POST", "/api/v1/complaints/{c_a}/escalate"): ({}, "422 422 403 403 422 422 403 403 422 403"),
     ("POST", "/api/v1/complaints/{c_a}/resolve"): ({}, "422 422 403 403 422 422 403 403 422 403"),
+    # bank A has no consent to business_registration: refused (and logged); bank B has no relationship either
+    ("GET", "/api/v1/enterprises/{enterprise_id}/legal-representative"):
+        (None, "403 403 200 404 200 403 403 403 200 200"),
     ("POST", "/api/v1/hardship-requests"): ({}, "403 403 422 422 422 403 403 403 422 422"),
     ("GET", "/api/v1/hardship-requests"): (None, ALL_OK),
     ("GET", "/api/v1/hardship-requests/{h_a}"): (None, "200 404 200 404 200 200 200 200 200 200"),

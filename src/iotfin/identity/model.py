@@ -43,6 +43,7 @@ SCOPES: dict[str, str] = {
     "consents:check": "check (and log) a read against the enterprise's consents, as the recipient",
     "devices:read": "device status and events of the enterprise's own devices",
     "devices:claim": "claim a device for the enterprise",
+    "pii:read": "the legal representative's personal data (the enterprise's own; a lender with consent)",
 }
 
 #: Console roles and the scopes each one carries.
@@ -50,7 +51,8 @@ ROLE_SCOPES: dict[str, frozenset[str]] = {
     "risk_officer": frozenset({"financing:read", "financing:write", "complaints:read",
                                "complaints:handle", "hardship:review", "webhooks:manage", "lending:read",
                                "lending:service", "applications:read", "applications:write", "alerts:read",
-                               "alerts:handle", "monitor:configure", "consents:read", "consents:check"}),
+                               "alerts:handle", "monitor:configure", "consents:read", "consents:check",
+                               "pii:read"}),
     "approver": frozenset({"financing:read", "hardship:review", "hardship:decide", "complaints:read",
                            "lending:read", "lending:write", "applications:read", "applications:review",
                            "alerts:read"}),
@@ -59,7 +61,8 @@ ROLE_SCOPES: dict[str, frozenset[str]] = {
     "platform_admin": frozenset(SCOPES),
     "enterprise_admin": frozenset({"complaints:submit", "complaints:read", "hardship:submit", "hardship:review",
                                    "webhooks:manage", "lending:read", "applications:read", "alerts:read",
-                                   "consents:manage", "consents:read", "devices:read", "devices:claim"}),
+                                   "consents:manage", "consents:read", "devices:read", "devices:claim",
+                                   "pii:read"}),
 }
 ROLES = tuple(ROLE_SCOPES)
 
