@@ -95,7 +95,7 @@ class Enterprise(Base):
     region: Mapped[str] = mapped_column(String(100))
     founded_on: Mapped[date] = mapped_column(Date)
     registered_capital: Mapped[Decimal] = mapped_column(Money())
-    # Personal data of the legal representative, AES-GCM encrypted at rest (`iotfin protection encrypt-pii`).
+    # Personal data of the legal representative, AES-GCM ciphertext (docs/protection.md).
     legal_rep_name: Mapped[str] = mapped_column(String(512))
     legal_rep_id_number: Mapped[str] = mapped_column(String(512))
     legal_rep_phone: Mapped[str] = mapped_column(String(512))

@@ -5,8 +5,11 @@ Revises: 0012
 Create Date: 2026-12-01 16:40:00
 
 The legal representative's name, ID number and phone are widened to hold their AES-GCM ciphertext
-(`enc:v1:<kid>:<base64>`); encrypting the existing rows is `iotfin protection encrypt-pii`, which
-needs the workspace's key ring and so is not done by the migration.
+(`enc:v1:<kid>:<base64>`); encrypting the existing rows needs the workspace's key ring and so is
+not done by the migration: `ws.initialise()` (`iotfin db upgrade`, `serve`, `demo`) and `iotfin
+protection reencrypt` do it. Downgrading narrows the
+columns back; with ciphertext in them that fails on PostgreSQL (value too long), which is the safe
+outcome — there is no decrypting downgrade.
 """
 
 from __future__ import annotations
