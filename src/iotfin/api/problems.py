@@ -36,6 +36,13 @@ def install(app: FastAPI) -> None:
         return problem(422, "Invalid request", "the request does not match the API contract", "validation",
                        request.url.path, errors=errors)
 
+    @app.exception_handler(OverflowError)
+    async def _overflow(request: Request, exc: OverflowError) -> JSONResponse:
+        # An id or number beyond the database's 64-bit integers (SQLite's driver raises this on
+        # binding it): bad input, not a server error.
+        return problem(422, "Invalid request", "a number in the request is out of range", "validation",
+                       request.url.path)
+
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return problem(exc.status_code, str(exc.detail), str(exc.detail), f"http-{exc.status_code}", request.url.path)

@@ -48,6 +48,7 @@ class CheckIn(BaseModel):
     onward_to: str | None = Field(default=None, max_length=64)
 
 
+ID_MAX = 2**63 - 1  # the database's integer range: a larger id is a 422, not a driver overflow (500)
 Manager = Annotated[Principal, Depends(require("consents:manage"))]
 Reader = Annotated[Principal, Depends(require("consents:read"))]
 Checker = Annotated[Principal, Depends(require("consents:check"))]
@@ -95,7 +96,7 @@ def router() -> APIRouter:
         return grant_json(svc.grant(req, now), now)
 
     @r.get("")
-    def list_grants(who: Reader, request: Request, enterprise_id: int = Query(gt=0),
+    def list_grants(who: Reader, request: Request, enterprise_id: int = Query(gt=0, le=ID_MAX),
                     recipient: str | None = Query(None, max_length=64)) -> dict[str, Any]:
         """The enterprise's grants (a lender: those naming it)."""
         if who.enterprise_id is not None:
@@ -106,8 +107,8 @@ def router() -> APIRouter:
         return {"items": [grant_json(g, now) for g in svc.grants(enterprise_id, recipient)]}
 
     @r.get("/access-log")
-    def access_log(who: Reader, request: Request, enterprise_id: int = Query(gt=0),
-                   limit: int = Query(100, ge=1, le=1000), after_id: int = Query(0, ge=0),
+    def access_log(who: Reader, request: Request, enterprise_id: int = Query(gt=0, le=ID_MAX),
+                   limit: int = Query(100, ge=1, le=1000), after_id: int = Query(0, ge=0, le=ID_MAX),
                    recipient: str | None = Query(None, max_length=64)) -> dict[str, Any]:
         """Every read of the enterprise's data by others, allowed or refused; page with `after_id`.
         A lender sees only its own reads."""
