@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from iotfin.core.errors import IotfinError, TooManyRequests, Unauthorized
@@ -37,9 +38,10 @@ def install(app: FastAPI) -> None:
                        request.url.path, errors=errors)
 
     @app.exception_handler(OverflowError)
-    async def _overflow(request: Request, exc: OverflowError) -> JSONResponse:
-        # An id or number beyond the database's 64-bit integers (SQLite's driver raises this on
-        # binding it): bad input, not a server error.
+    @app.exception_handler(DataError)
+    async def _out_of_range(request: Request, exc: Exception) -> JSONResponse:
+        # An id or number beyond the database's 64-bit integers (SQLite's driver raises OverflowError
+        # on binding it, PostgreSQL a DataError "bigint out of range"): bad input, not a server error.
         return problem(422, "Invalid request", "a number in the request is out of range", "validation",
                        request.url.path)
 
