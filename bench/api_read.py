@@ -95,6 +95,22 @@ def run_wrk(url: str, token: str, rate: int, duration: int, connections: int, th
     return result
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc), to judge a run on a shared machine."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measured(pid: int, url: str, token: str, args: argparse.Namespace, workdir: Path) -> dict:
+    """One wrk run with the server's CPU time over it: CPU per request is what a quiet machine would pay."""
+    before, wall, load = cpu_seconds(pid), time.perf_counter(), os.getloadavg()[0]
+    result = run_wrk(url, token, args.rate, args.duration, args.connections, 2, workdir)
+    cpu = cpu_seconds(pid) - before
+    return result | {"wall_s": round(time.perf_counter() - wall, 2), "server_cpu_s": round(cpu, 2),
+                     "server_cpu_ms_per_request": round(1000 * cpu / max(result["requests"], 1), 3),
+                     "load_avg_1m_before": load, "load_avg_1m_after": os.getloadavg()[0]}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rate", type=int, default=1000)
@@ -134,8 +150,7 @@ def main() -> None:
                 "GET /api/v1/complaints?limit=20 (token, tenant-filtered page)": f"{base}/api/v1/complaints?limit=20",
             }
             run_wrk(f"{base}/api/v1/me", token, args.rate, 3, args.connections, 2, Path(tmp))  # warm-up
-            figures = {name: run_wrk(url, token, args.rate, args.duration, args.connections, 2, Path(tmp))
-                       for name, url in endpoints.items()}
+            figures = {name: measured(server.pid, url, token, args, Path(tmp)) for name, url in endpoints.items()}
         finally:
             server.terminate()
             server.wait(timeout=30)

@@ -19,12 +19,16 @@ from iotfin.client import IotfinClient
 from iotfin.core.ids import USCC_ALPHABET, uscc_check_char
 from iotfin.core.settings import Settings
 from iotfin.db.models import Enterprise, Tenant
+from iotfin.identity.model import SCOPES, Principal
 from iotfin.workspace import Workspace
 
 PASSWORD = "correct horse battery staple"
 BANK_SCOPES = ("financing:read financing:write webhooks:manage complaints:read complaints:handle "
-               "hardship:review hardship:decide")
-ENTERPRISE_SCOPES = "complaints:submit complaints:read hardship:submit hardship:review webhooks:manage"
+               "hardship:review hardship:decide lending:read lending:write lending:service applications:read "
+               "applications:write applications:review alerts:read alerts:handle monitor:configure consents:read "
+               "consents:check pii:read risk:read")
+ENTERPRISE_SCOPES = ("complaints:submit complaints:read hardship:submit hardship:review webhooks:manage lending:read "
+                     "applications:read alerts:read consents:manage consents:read devices:read devices:claim pii:read risk:read")
 
 
 def uscc(n: int) -> str:
@@ -44,8 +48,7 @@ CLIENTS = {  # name: (display name, scopes, tenant, enterprise)
     "bank_b": ("bank B core", BANK_SCOPES, "bank-b", None),
     "ent_1": ("firm 1 ERP", ENTERPRISE_SCOPES, None, 1),
     "ent_2": ("firm 2 ERP", ENTERPRISE_SCOPES, None, 2),
-    "ops": ("operator tools", "financing:read financing:write ledger:evidence complaints:submit complaints:read "
-            "complaints:handle hardship:submit hardship:review hardship:decide webhooks:manage identity:manage", "ops", None),
+    "ops": ("operator tools", " ".join(SCOPES), "ops", None),
 }
 USERS = {  # name: (roles, tenant, enterprise)
     "a_officer": (["risk_officer"], "bank-a", None),
@@ -146,3 +149,11 @@ def shared_world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
             with admin.connect() as conn:
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             admin.dispose()
+
+
+def operator_headers(ws: Workspace) -> dict[str, str]:
+    """A bearer token of the platform operator holding every scope, for tests of a context's own
+    behaviour (the matrix tests in tests/identity cover who may do what)."""
+    who = Principal(subject="user:test-operator", platform=True, roles=frozenset({"platform_admin"}),
+                    scopes=frozenset(SCOPES))
+    return {"Authorization": f"Bearer {ws.tokens.issue(who)[0]}"}

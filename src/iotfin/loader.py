@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 
 from iotfin.devices.store import ensure_profiles, insert_devices
 from iotfin.ingest.service import IngestResult
+from iotfin.protection.service import seal_enterprise
 from iotfin.supplychain.store import insert_rows
 from iotfin.telemetry.model import READING_SCHEMA
 from iotfin.workspace import Workspace
@@ -64,7 +65,8 @@ def load_master_data(ws: Workspace, ds: Any) -> dict[str, int]:
             {k: t[k] for k in ("code", "name", "name_en", "kind")} | {"id": t["tenant_id"]}
             for t in ds.table("tenants").to_pylist()
         ])
-        rows["enterprises"] = insert_rows(conn, "enterprises", [_enterprise_row(e) for e in enterprises])
+        rows["enterprises"] = insert_rows(conn, "enterprises", [seal_enterprise(ws.pii, _enterprise_row(e))
+                                                                for e in enterprises])
         rows["sites"] = insert_rows(conn, "sites", [
             {"id": s["site_id"], "enterprise_id": s["enterprise_id"], "name": s["name"], "kind": s["kind"],
              "lat": s["lat"], "lon": s["lon"], "geofence_radius_m": s["geofence_radius_m"]}

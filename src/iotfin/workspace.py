@@ -106,22 +106,27 @@ class Workspace:
 
     @cached_property
     def webhooks(self):  # noqa: ANN201
+        from iotfin.webhooks.model import Allowlist
         from iotfin.webhooks.service import WebhookService
 
-        return WebhookService(self.engine, self.pii)
+        return WebhookService(self.engine, self.pii, Allowlist.parse(self.settings.webhook_allow_hosts))
 
     @cached_property
     def protection(self):  # noqa: ANN201
+        from iotfin.protection.relief import LendingRelief
         from iotfin.protection.service import ProtectionService
 
         return ProtectionService(self.engine, self.pii, ack_hours=self.settings.complaint_ack_hours,
-                                 resolve_days=self.settings.complaint_resolve_days, events=self.webhooks.emit)
+                                 resolve_days=self.settings.complaint_resolve_days, events=self.webhooks.emit,
+                                 relief=LendingRelief(self.lending))
 
     def initialise(self) -> str | None:
         """Apply migrations and seed the standard device profiles; safe to run any number of times."""
         revision = migrate.upgrade(self.engine)
         with self.engine.begin() as conn:
             ensure_profiles(conn)
+        if self.protection.plaintext_left():  # rows from before personal data was encrypted (0013)
+            self.protection.reencrypt()
         self.reload_registry()
         return revision
 

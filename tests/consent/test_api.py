@@ -8,6 +8,7 @@ from fastapi.testclient import TestClient
 from iotfin.api.app import create_app
 from iotfin.workspace import Workspace
 from tests.consent.conftest import add_enterprises
+from tests.openapi_world import operator_headers
 
 GRANT = {"enterprise_id": 1, "recipient": "bank-a", "purpose": "credit_assessment",
          "scopes": ["telemetry:energy", "trade_documents"], "window_start": "2026-01-01"}
@@ -18,7 +19,7 @@ CHECK = {"recipient": "bank-a", "enterprise_id": 1, "scope": "telemetry:energy",
 @pytest.fixture
 def client(workspace: Workspace) -> TestClient:
     add_enterprises(workspace.engine, [1, 2])
-    return TestClient(create_app(workspace))
+    return TestClient(create_app(workspace), headers=operator_headers(workspace))
 
 
 def test_grant_check_withdraw_log(client: TestClient) -> None:

@@ -11,6 +11,7 @@ from iotfin.api.app import create_app
 from iotfin.decision.strategies import default_strategy_text
 from iotfin.workspace import Workspace
 from tests.decision.conftest import add_enterprises, assessment
+from tests.openapi_world import operator_headers
 
 BODY = {"enterprise_id": 1, "product": "iot-working-capital", "amount": "500000.00", "tenor_months": 12,
         "assessment": assessment(1).to_json()}
@@ -19,7 +20,7 @@ BODY = {"enterprise_id": 1, "product": "iot-working-capital", "amount": "500000.
 @pytest.fixture
 def client(sqlite_workspace: Workspace) -> TestClient:
     add_enterprises(sqlite_workspace.engine, range(1, 4))
-    return TestClient(create_app(sqlite_workspace))
+    return TestClient(create_app(sqlite_workspace), headers=operator_headers(sqlite_workspace))
 
 
 def test_apply_review_and_evidence(client: TestClient) -> None:

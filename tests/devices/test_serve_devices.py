@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from iotfin.devices.provenance import seal_ed25519, seal_hmac
+from tests.openapi_world import operator_headers
 from tests.services import missing_service
 
 TS = 1_767_225_600_000
@@ -59,6 +60,7 @@ class Platform:
         self.args: tuple[str, ...] = ()
         self.certs: dict[str, Path] = {}
         self.mqtts_port = 0
+        self.auth: dict[str, str] = {}  # the operator's bearer token for the read endpoints
 
     def cli(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
         done = subprocess.run([sys.executable, "-m", "iotfin", *args], capture_output=True, text=True, timeout=120,
@@ -132,7 +134,8 @@ class Platform:
 
     def events(self, device_id: int, **params: Any) -> list[dict]:
         """Through the HTTP read endpoint (the CLI is checked once; it costs a process per call)."""
-        answer = httpx.get(f"{self.url}/api/v1/devices/{device_id}/events", params=params, timeout=10)
+        answer = httpx.get(f"{self.url}/api/v1/devices/{device_id}/events", params=params, timeout=10,
+                           headers=self.auth)
         assert answer.status_code == 200, answer.text
         return answer.json()["events"]
 
@@ -153,6 +156,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     ws.initialise()
     with ws.engine.begin() as conn:
         ensure_profiles(conn, [Profile("chatty", "chatty", 1, 2, {})])
+    p.auth = operator_headers(ws)
     ws.close()
     p.mqtts_port = _free_port()
     p.start("--mqtts-port", "{mqtts}", "--tls-cert", str(p.certs["server"]), "--tls-key",
@@ -276,15 +280,15 @@ def test_gateway_ed25519_batch_signatures_over_http_bulk_and_mqtt(platform: Plat
 def test_online_offline_connect_disconnect(platform: Platform) -> None:
     device = platform.create(profile="chatty")
     status_url = f"{platform.url}/api/v1/devices/{device['id']}/status"
-    assert httpx.get(status_url).json()["online"] is False
+    assert httpx.get(status_url, headers=platform.auth).json()["online"] is False
     client = Paho(platform.mqtt_port, device["token"], v5=True)
     try:
-        assert httpx.get(status_url).json()["state"] == "online"
+        assert httpx.get(status_url, headers=platform.auth).json()["state"] == "online"
         silent_since = time.monotonic()
-        status = wait_for(lambda: (s := httpx.get(status_url).json())["online"] is False and s, timeout=10)
+        status = wait_for(lambda: (s := httpx.get(status_url, headers=platform.auth).json())["online"] is False and s, timeout=10)
         assert time.monotonic() - silent_since >= 1.0 and status["state_zh"] == "离线"
         client.publish("v1/devices/me/telemetry", b'{"x": 1}')  # activity brings it back
-        assert httpx.get(status_url).json()["online"] is True
+        assert httpx.get(status_url, headers=platform.auth).json()["online"] is True
     finally:
         client.close()
     kinds = wait_for(lambda: (k := [e["kind"] for e in platform.events(device["id"])][::-1])[-2:] == [
@@ -293,7 +297,7 @@ def test_online_offline_connect_disconnect(platform: Platform) -> None:
     stored = wait_for(lambda: (s := platform.json("devices", "status", "--device", str(device["id"])))
                       ["last_disconnect"] and s)
     assert stored["online"] is False and stored["source"] == "stored" and stored["last_connect"]
-    assert httpx.get(f"{platform.url}/api/v1/devices/999999/status").status_code == 404
+    assert httpx.get(f"{platform.url}/api/v1/devices/999999/status", headers=platform.auth).status_code == 404
 
 
 def test_claiming_over_http_mqtt_and_cli(platform: Platform) -> None:
@@ -312,21 +316,22 @@ def test_claiming_over_http_mqtt_and_cli(platform: Platform) -> None:
                                                         "uscc": "91110000MA0000020X", "name": "买方"})
                              .returning(Enterprise.id)).scalar_one()
     claim = f"{platform.url}/api/v1/enterprises/{buyer}/devices/meter-claim-1/claim"
-    assert httpx.post(claim, json={"secretKey": "s3cret"}).status_code == 404  # the device has not announced
+    assert httpx.post(claim, headers=platform.auth, json={"secretKey": "s3cret"}).status_code == 404  # the device has not announced
     device_claim = f"{platform.url}/api/v1/{first['token']}/claim"
     assert httpx.post(device_claim, content=b'{"secretKey": 5}').status_code == 400
     assert httpx.post(device_claim, json={"secretKey": "s3cret", "durationMs": 60000}).status_code == 200
-    assert httpx.post(claim, json={"secretKey": "wrong"}).status_code == 404
-    claimed = httpx.post(claim, json={"secretKey": "s3cret"})
+    assert httpx.post(claim, headers=platform.auth, json={"secretKey": "wrong"}).status_code == 404
+    claimed = httpx.post(claim, headers=platform.auth, json={"secretKey": "s3cret"})
     assert claimed.status_code == 200 and claimed.json()["enterprise_id"] == buyer
-    assert httpx.post(claim, json={"secretKey": "s3cret"}).status_code == 404  # single use
+    assert httpx.post(claim, headers=platform.auth, json={"secretKey": "s3cret"}).status_code == 404  # single use
     if shutil.which("mosquitto_pub") is None:
         missing_service("mosquitto_pub (Debian package mosquitto-clients)")
     done = subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(platform.mqtt_port), "-u", second["token"],
                            "-q", "1", "-t", "v1/devices/me/claim", "-m", '{"secretKey": "k2", "durationMs": 60000}'],
                           capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stderr
-    wrong = httpx.post(f"{platform.url}/api/v1/enterprises/{buyer}/devices/meter-claim-2/claim", json={"secretKey": "k1"})
+    wrong = httpx.post(f"{platform.url}/api/v1/enterprises/{buyer}/devices/meter-claim-2/claim", json={"secretKey": "k1"},
+                       headers=platform.auth)
     assert wrong.status_code == 404 and wrong.headers["content-type"] == "application/problem+json"
     result = platform.json("devices", "claim", "--name", "meter-claim-2", "--secret", "k2", "--enterprise", str(buyer))
     assert result["device_id"] == second["id"] and result["previous_enterprise_id"] == second["enterprise_id"]

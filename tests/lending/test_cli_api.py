@@ -22,6 +22,7 @@ from iotfin.lending.models import CloseRun, Loan
 from iotfin.lending.service import Offer
 from iotfin.workspace import Workspace
 from tests.lending.conftest import make_enterprises
+from tests.openapi_world import operator_headers
 
 
 def _iotfin(*args: str, timeout: int = 120) -> subprocess.CompletedProcess[str]:
@@ -102,7 +103,7 @@ def test_close_killed_mid_run_resumes_cleanly(tmp_path: Path) -> None:
 def test_http_api(tmp_path: Path) -> None:
     ws = _workspace(tmp_path / "ws")
     ent = make_enterprises(ws.engine, 1)[0]
-    client = TestClient(create_app(ws))
+    client = TestClient(create_app(ws), headers=operator_headers(ws))
     r = client.post("/api/v1/lending/key-facts", json={"principal": "100", "annual_rate": "0.12", "term": 6,
                                                        "start": "2024-01-01"})
     assert r.status_code == 200 and r.json()["total_interest"] == "3.53"

@@ -21,6 +21,7 @@ from iotfin.monitor.store import AlertStore, load_device_meta
 from iotfin.telemetry.model import READING_SCHEMA
 from iotfin.workspace import Workspace
 from tests.api.test_app import _enterprise, assert_problem
+from tests.openapi_world import operator_headers
 
 T0 = 1_767_542_400_000
 Q = 900_000
@@ -118,7 +119,7 @@ def test_prices_round_trip_as_decimals(workspace: Workspace) -> None:
 
 
 def test_http_edge(workspace: Workspace, fleet: dict[str, int]) -> None:
-    client = TestClient(create_app(workspace))
+    client = TestClient(create_app(workspace), headers=operator_headers(workspace))
     body = assert_problem(client.post("/api/v1/monitor/rules/check", content=b"{"), 422, "validation")
     assert "not JSON" in body["detail"]
     bowtie = {"coordinates": [[0, 0], [1, 1], [1, 0], [0, 1]]}

@@ -12,12 +12,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.exc import SQLAlchemyError
 
 import iotfin
 from iotfin.api import auth, problems
+from iotfin.api.fields import refuse_nul
 from iotfin.api.metrics import BodyLimitMiddleware, MetricsMiddleware, metrics_text
 from iotfin.api.ratelimit import TokenBuckets
 from iotfin.api.responses import DecimalJSONResponse
@@ -74,19 +75,12 @@ def create_app(ws: Workspace, background: bool = True) -> FastAPI:
     problems.document(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=ws.settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware)
-    app.include_router(_platform_router())
-    app.include_router(auth.router())
-    app.include_router(financing_api.router())
-    app.include_router(devices_api.router())
-    app.include_router(device_http.router())
-    app.include_router(ledger_api.router())
-    app.include_router(lending_api.router())
-    app.include_router(consent_api.router())
-    app.include_router(decision_api.router())
-    app.include_router(monitor_api.router())
-    app.include_router(webhooks_api.router())
-    app.include_router(protection_api.router())
-    app.include_router(risk_api.router())
+    devices = device_http.router()  # the device transport keeps its own rule: bad payloads are quarantined
+    for router in (_platform_router(), auth.router(), financing_api.router(), devices_api.router(), devices,
+                   ledger_api.router(), lending_api.router(), consent_api.router(), decision_api.router(),
+                   monitor_api.router(), webhooks_api.router(), protection_api.router(), risk_api.router()):
+        # no NUL character in any request text (src/iotfin/api/fields.py)
+        app.include_router(router, dependencies=[] if router is devices else [Depends(refuse_nul)])
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:

@@ -13,6 +13,11 @@ How routers apply tenant isolation (see docs/api.md#tenant-isolation):
         who.ensure_visible(row.tenant_id, row.enterprise_id, f"thing {id}")   # 404 for others' rows
 
     stmt = owned_by(select(Thing), who, Thing.tenant_id, Thing.enterprise_id)  # list only the caller's
+
+A lender's read of an enterprise's data also goes through `consented(request, who, enterprise_id,
+scope, purpose)`: it is checked against the enterprise's grants and written to the access log, and
+refused (403, with the reason in zh-CN and en) without a grant. The enterprise reading its own data
+and the operator are not checked (docs/api.md#consent-at-the-edge).
 """
 
 from __future__ import annotations
@@ -25,11 +30,14 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlowPassword, OAuthFlows
 from fastapi.security import OAuth2
 
-from iotfin.core.errors import Unauthorized, ValidationError
+from iotfin.consent.model import REASONS
+from iotfin.consent.service import ReadRequest
+from iotfin.core.errors import Forbidden, Unauthorized, ValidationError
+from iotfin.core.time import business_date, utc_now
 from iotfin.identity.access import owned_by
 from iotfin.identity.model import SCOPES, Principal
 
-__all__ = ["owned_by", "principal", "require", "router"]
+__all__ = ["consented", "consented_many", "owned_by", "principal", "require", "router"]
 
 oauth2 = OAuth2(
     flows=OAuthFlows(clientCredentials=OAuthFlowClientCredentials(tokenUrl="/oauth/token", scopes=SCOPES),
@@ -66,6 +74,36 @@ def require(*scopes: str, roles: tuple[str, ...] = ()) -> Callable[..., Principa
         return who
 
     return dependency
+
+
+def consented(request: Request, who: Principal, enterprise_id: int, scope: str, purpose: str, detail: str) -> None:
+    """Check a lender's read of `enterprise_id`'s data against its consents (logged either way);
+    Forbidden when refused. Nothing to check for the enterprise itself or the operator."""
+    if who.platform or who.enterprise_id == enterprise_id:
+        return
+    if who.tenant_code is None:
+        raise Forbidden("only the enterprise, a lender with its consent, or the operator may read this")
+    today = business_date(utc_now())
+    decision = request.app.state.workspace.consent.check(who.tenant_code, enterprise_id, scope, purpose,
+                                                         (today, today), detail=detail)
+    if not decision.allowed:
+        zh, en = REASONS[decision.reason]
+        raise Forbidden(f"no consent from enterprise {enterprise_id} for {scope} ({purpose}): {en} / {zh}")
+
+
+def consented_many(request: Request, who: Principal, enterprise_ids: set[int], scope: str, purpose: str,
+                   detail: str) -> set[int]:
+    """Of `enterprise_ids`, those whose data the caller may read (one grant query, every read logged)."""
+    if who.platform:
+        return set(enterprise_ids)
+    if who.enterprise_id is not None:
+        return {e for e in enterprise_ids if e == who.enterprise_id}
+    if who.tenant_code is None or not enterprise_ids:
+        return set()
+    today = business_date(utc_now())
+    decisions = request.app.state.workspace.consent.check_many(
+        who.tenant_code, sorted(enterprise_ids), [ReadRequest(scope, purpose, today, today)], detail=detail)
+    return {eid for eid, ds in decisions.items() if ds and ds[0].allowed}
 
 
 def router() -> APIRouter:

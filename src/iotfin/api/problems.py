@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from iotfin.core.errors import IotfinError, TooManyRequests, Unauthorized
@@ -35,6 +36,14 @@ def install(app: FastAPI) -> None:
         errors = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
         return problem(422, "Invalid request", "the request does not match the API contract", "validation",
                        request.url.path, errors=errors)
+
+    @app.exception_handler(OverflowError)
+    @app.exception_handler(DataError)
+    async def _out_of_range(request: Request, exc: Exception) -> JSONResponse:
+        # An id or number beyond the database's 64-bit integers (SQLite's driver raises OverflowError
+        # on binding it, PostgreSQL a DataError "bigint out of range"): bad input, not a server error.
+        return problem(422, "Invalid request", "a number in the request is out of range", "validation",
+                       request.url.path)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     rate_limit_per_s: float = Field(default=50.0, gt=0, description="sustained requests per second per client")
     rate_limit_burst: int = Field(default=100, ge=1, description="requests a client may send at once")
     max_body_bytes: int = Field(default=1 << 20, ge=1024, description="largest request body accepted")
+    webhook_allow_hosts: str = Field(default="", description="host names or IP networks (CIDR), comma-separated, "
+                                     "that webhook URLs may reach although not public, and over plain http "
+                                     "(a local receiver in tests and demos); empty: none")
     # Customer protection (docs/protection.md): complaint deadlines.
     complaint_ack_hours: int = Field(default=24, ge=1, description="a complaint must be acknowledged within")
     complaint_resolve_days: int = Field(default=15, ge=1, description="a complaint must be resolved within")

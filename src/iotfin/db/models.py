@@ -95,10 +95,10 @@ class Enterprise(Base):
     region: Mapped[str] = mapped_column(String(100))
     founded_on: Mapped[date] = mapped_column(Date)
     registered_capital: Mapped[Decimal] = mapped_column(Money())
-    # Personal data of the legal representative; encrypted at rest when the protection layer lands.
-    legal_rep_name: Mapped[str] = mapped_column(String(100))
-    legal_rep_id_number: Mapped[str] = mapped_column(String(64))
-    legal_rep_phone: Mapped[str] = mapped_column(String(32))
+    # Personal data of the legal representative, AES-GCM ciphertext (docs/protection.md).
+    legal_rep_name: Mapped[str] = mapped_column(String(512))
+    legal_rep_id_number: Mapped[str] = mapped_column(String(512))
+    legal_rep_phone: Mapped[str] = mapped_column(String(512))
     tax_grade: Mapped[str] = mapped_column(String(1))
     litigation_count: Mapped[int] = mapped_column(Integer, default=0)
     key_person_changes: Mapped[int] = mapped_column(Integer, default=0)

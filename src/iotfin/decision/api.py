@@ -4,19 +4,28 @@ Money and rates cross the API as decimal strings ("500000.00", "0.0607"); a JSON
 Until the risk engine is wired into the service (`app.state.decision_service`), an application
 carries its risk assessment in the body; once it is wired, an assessment in the body is refused,
 so an applicant can never assert its own grade.
+
+Access (docs/api.md#tenant-isolation): a lender submits applications for itself, only with the
+enterprise's consent to `credit_report` for `credit_assessment` (checked and written to the access
+log), and sees and reviews only its own applications; an enterprise reads its own; decision
+strategies are the operator's (`strategies:manage`). Reviews are recorded under the caller; only the
+operator's tools may name another officer in the body.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Request
+from fastapi import APIRouter, Body, Depends, Query, Request
 from pydantic import BaseModel, Field
 
+from iotfin.api.auth import consented, require
 from iotfin.api.responses import DecimalJSONResponse
-from iotfin.core.errors import ValidationError
+from iotfin.core.errors import Forbidden, NotFound, ValidationError
 from iotfin.decision.model import Application, RiskAssessment
 from iotfin.decision.service import DecisionService, workspace_service
+from iotfin.identity.access import can_see_record, owned_ids, set_owner
+from iotfin.identity.model import Principal
 
 DECIMAL = r"^-?\d{1,16}(\.\d{1,8})?$"
 
@@ -75,67 +84,106 @@ def service(request: Request) -> DecisionService:
     return svc
 
 
+Submitter = Annotated[Principal, Depends(require("applications:write"))]
+Reader = Annotated[Principal, Depends(require("applications:read"))]
+Reviewer = Annotated[Principal, Depends(require("applications:review"))]
+Strategist = Annotated[Principal, Depends(require("strategies:manage"))]
+SCOPE, PURPOSE = "credit_report", "credit_assessment"
+
+
+def _visible(request: Request, who: Principal, application_id: int) -> dict[str, Any]:
+    """The application, if the caller may see it (404 otherwise); a lender's read is consent-checked."""
+    app = service(request).application(application_id)
+    if not can_see_record(request.app.state.workspace.engine, who, "application", application_id,
+                          app["enterprise_id"]):
+        raise NotFound(f"no credit application {application_id}")
+    consented(request, who, app["enterprise_id"], SCOPE, PURPOSE, f"credit application {application_id}")
+    return app
+
+
 def router() -> APIRouter:
     r = APIRouter(prefix="/api/v1", tags=["credit decisioning"])
 
     @r.post("/credit-applications", status_code=201, response_class=JSONOut,
             responses={404: {"description": "unknown enterprise"}, 422: {"description": "bad application"}})
-    def apply(body: ApplicationIn, request: Request) -> JSONOut:
+    def apply(body: ApplicationIn, who: Submitter, request: Request) -> JSONOut:
         """Decide an application: approve, decline or refer, with limit, rate, tenor, APR disclosure,
-        reasons (zh/en) and the rule trace. Stored and anchored in the ledger."""
+        reasons (zh/en) and the rule trace. Stored and anchored in the ledger. A lender needs the
+        enterprise's consent to `credit_report` for `credit_assessment`."""
+        if who.enterprise_id is not None or (not who.platform and who.tenant_id is None):
+            raise Forbidden("only a lender or the operator submits credit applications")
+        consented(request, who, body.enterprise_id, SCOPE, PURPOSE, "credit application")
         svc = service(request)
         if body.assessment is not None and svc.assess is not None:
             raise ValidationError("the risk assessment is computed by the platform's risk engine; do not send one")
         assessment = None if body.assessment is None else RiskAssessment.from_json(body.assessment)
-        return JSONOut(svc.decide(body.application(), assessment, strategy=body.strategy), status_code=201)
+        result = svc.decide(body.application(), assessment, strategy=body.strategy)
+        if not who.platform:
+            set_owner(request.app.state.workspace.engine, "application", result["application_id"], who.tenant_id,
+                      body.enterprise_id)
+        return JSONOut(result, status_code=201)
 
     @r.get("/credit-applications/{application_id}", response_class=JSONOut)
-    def application(application_id: int, request: Request) -> JSONOut:
+    def application(application_id: int, who: Reader, request: Request) -> JSONOut:
         """An application with its evidence, decisions (with rule traces) and reviews."""
-        return JSONOut(service(request).application(application_id))
+        return JSONOut(_visible(request, who, application_id))
 
     @r.get("/review-queue", response_class=JSONOut)
-    def queue(request: Request, limit: int = 100) -> JSONOut:
-        """Referred applications, and those awaiting a second officer (four-eyes), oldest first."""
-        return JSONOut({"items": service(request).queue(limit)})
+    def queue(who: Reader, request: Request, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> JSONOut:
+        """Referred applications, and those awaiting a second officer (four-eyes), oldest first: the
+        caller's own (a lender's, an enterprise's), or all for the operator."""
+        if who.platform:
+            return JSONOut({"items": service(request).queue(limit)})
+        # The queue is short (referred cases only): read it whole and keep the caller's.
+        items = service(request).queue(100_000)
+        if who.enterprise_id is not None:
+            items = [i for i in items if i["enterprise_id"] == who.enterprise_id]
+        else:
+            mine = owned_ids(request.app.state.workspace.engine, "application", who.tenant_id) if who.tenant_id else set()
+            items = [i for i in items if i["id"] in mine]
+        return JSONOut({"items": items[:limit]})
 
     @r.post("/credit-applications/{application_id}/reviews", response_class=JSONOut)
-    def review(application_id: int, body: ReviewIn, request: Request) -> JSONOut:
+    def review(application_id: int, body: ReviewIn, who: Reviewer, request: Request) -> JSONOut:
         """Approve, decline or counter-offer a referred application; the reason is mandatory. Above
         the four-eyes amount an approval needs a second, different officer."""
-        return JSONOut(service(request).review(application_id, officer=body.officer, action=body.action,
+        if who.enterprise_id is not None:
+            raise Forbidden("an enterprise does not review credit applications")
+        _visible(request, who, application_id)
+        officer = body.officer if who.platform else who.subject
+        return JSONOut(service(request).review(application_id, officer=officer, action=body.action,
                                                reason=body.reason, amount=body.amount,
                                                tenor_months=body.tenor_months, rate=body.rate))
 
     @r.get("/decision-strategies/{name}", response_class=JSONOut)
-    def versions(name: str, request: Request) -> JSONOut:
+    def versions(name: str, who: Strategist, request: Request) -> JSONOut:
         svc = service(request)
         return JSONOut({"name": name, "deployment": svc.deployment(name), "versions": svc.versions(name)})
 
     @r.get("/decision-strategies/{name}/versions/{version}")
-    def content(name: str, version: int, request: Request) -> dict[str, Any]:
+    def content(name: str, version: int, who: Strategist, request: Request) -> dict[str, Any]:
         """The JDM graph of a version, ready to open in the GoRules editor."""
         return service(request).strategy_content(name, version)
 
     @r.post("/decision-strategies/{name}/versions", status_code=201, response_class=JSONOut)
-    def publish(name: str, body: PublishIn, request: Request) -> JSONOut:
+    def publish(name: str, body: PublishIn, who: Strategist, request: Request) -> JSONOut:
         """Publish a new immutable version (validated first: a malformed graph is a 422 naming the
         node, rule row and column)."""
         return JSONOut(service(request).publish(body.content, by=body.published_by, name=name, note=body.note,
                                                 activate=body.activate), status_code=201)
 
     @r.post("/decision-strategies/{name}/replay", response_class=JSONOut)
-    def replay(name: str, request: Request, content: dict[str, Any] = Body(...), limit: int | None = None) -> JSONOut:
+    def replay(name: str, who: Strategist, request: Request, content: dict[str, Any] = Body(...), limit: int | None = None) -> JSONOut:
         """What a draft (the body: a JDM graph) would have decided on past applications."""
         return JSONOut(service(request).replay(content, name=name, limit=limit))
 
     @r.post("/decision-strategies/{name}/deployments", response_class=JSONOut)
-    def deploy(name: str, body: DeployIn, request: Request) -> JSONOut:
+    def deploy(name: str, body: DeployIn, who: Strategist, request: Request) -> JSONOut:
         return JSONOut(service(request).deploy(name, body.champion, by=body.deployed_by, challenger=body.challenger,
                                                challenger_bps=body.challenger_bps))
 
     @r.post("/decision-strategies/{name}/rollback", response_class=JSONOut)
-    def rollback(name: str, body: RollbackIn, request: Request) -> JSONOut:
+    def rollback(name: str, body: RollbackIn, who: Strategist, request: Request) -> JSONOut:
         return JSONOut(service(request).rollback(name, by=body.rolled_back_by))
 
     return r

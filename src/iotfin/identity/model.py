@@ -27,22 +27,50 @@ SCOPES: dict[str, str] = {
     "hardship:decide": "approve or decline hardship requests",
     "identity:manage": "create partner clients and console users (platform operator)",
     "risk:read": "credit profiles (three-dimension ratings) the caller's tenant asked for, or of the caller's enterprise",
+    "lending:read": "loans and credit lines of the caller (its own loans; an enterprise's loans)",
+    "lending:write": "book loans and take repayments for the caller's tenant",
+    "lending:service": "acceleration, margin calls, restructuring, credit-line freeze on the caller's loans",
+    "lending:books": "daily close, trial balance and portfolio of the whole book (platform operator)",
+    "applications:read": "credit applications of the caller and the review queue",
+    "applications:write": "submit credit applications (consent to credit_report needed)",
+    "applications:review": "approve, decline or counter-offer referred applications",
+    "strategies:manage": "decision strategies: read, publish, replay, deploy, roll back (platform operator)",
+    "alerts:read": "monitoring alerts on the caller's customers (consent to alerts needed) or own enterprise",
+    "alerts:handle": "acknowledge, assign and resolve alerts",
+    "monitor:configure": "check warning-rule models and geofences before handing them to the platform",
+    "monitor:prices": "import commodity prices (platform operator)",
+    "consents:manage": "grant, withdraw and reconfirm the enterprise's consents",
+    "consents:read": "consents and access log of the enterprise, or those naming the caller as recipient",
+    "consents:check": "check (and log) a read against the enterprise's consents, as the recipient",
+    "devices:read": "device status and events of the enterprise's own devices",
+    "devices:claim": "claim a device for the enterprise",
+    "pii:read": "the legal representative's personal data (the enterprise's own; a lender with consent)",
 }
 
 #: Console roles and the scopes each one carries.
 ROLE_SCOPES: dict[str, frozenset[str]] = {
     "risk_officer": frozenset({"financing:read", "financing:write", "complaints:read",
-                               "complaints:handle", "hardship:review", "webhooks:manage", "risk:read"}),
-    "approver": frozenset({"financing:read", "hardship:review", "hardship:decide", "complaints:read", "risk:read"}),
-    "auditor": frozenset({"financing:read", "ledger:evidence", "complaints:read", "hardship:review", "risk:read"}),
+                               "complaints:handle", "hardship:review", "webhooks:manage", "lending:read",
+                               "lending:service", "applications:read", "applications:write", "alerts:read",
+                               "alerts:handle", "monitor:configure", "consents:read", "consents:check",
+                               "pii:read", "risk:read"}),
+    "approver": frozenset({"financing:read", "hardship:review", "hardship:decide", "complaints:read",
+                           "lending:read", "lending:write", "applications:read", "applications:review",
+                           "alerts:read", "risk:read"}),
+    "auditor": frozenset({"financing:read", "ledger:evidence", "complaints:read", "hardship:review",
+                          "lending:read", "applications:read", "alerts:read", "consents:read", "risk:read"}),
     "platform_admin": frozenset(SCOPES),
     "enterprise_admin": frozenset({"complaints:submit", "complaints:read", "hardship:submit", "hardship:review",
-                                   "webhooks:manage", "risk:read"}),
+                                   "webhooks:manage", "lending:read", "applications:read", "alerts:read",
+                                   "consents:manage", "consents:read", "devices:read", "devices:claim",
+                                   "pii:read", "risk:read"}),
 }
 ROLES = tuple(ROLE_SCOPES)
 
 #: Scopes only the platform operator's own principals may hold.
-PLATFORM_ONLY = frozenset({"identity:manage"})
+PLATFORM_ONLY = frozenset({"identity:manage", "lending:books", "strategies:manage", "monitor:prices"})
+#: Scopes only an enterprise (or the operator) may hold: a lender never manages another's consents or devices.
+ENTERPRISE_ONLY = frozenset({"consents:manage", "devices:read", "devices:claim"})
 #: Scopes that make sense for an enterprise's principals (the rest are lender or operator work).
 ENTERPRISE_SCOPES = ROLE_SCOPES["enterprise_admin"]
 
@@ -125,7 +153,7 @@ def allowed_scopes(platform: bool, enterprise: bool, roles: frozenset[str] = fro
     base = frozenset().union(*(ROLE_SCOPES[r] for r in roles)) if roles else frozenset(SCOPES)
     if enterprise:
         return base & ENTERPRISE_SCOPES
-    return base if platform else base - PLATFORM_ONLY
+    return base if platform else base - PLATFORM_ONLY - ENTERPRISE_ONLY
 
 
 def grant(requested: frozenset[str] | None, held: frozenset[str]) -> frozenset[str]:

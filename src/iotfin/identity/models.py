@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, CheckConstraint, ForeignKey, String
+from sqlalchemy import JSON, BigInteger, Boolean, CheckConstraint, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from iotfin.db.models import Base, Id, _now
@@ -42,4 +42,19 @@ class ConsoleUser(Base):
     tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id"), index=True)
     enterprise_id: Mapped[int | None] = mapped_column(ForeignKey("enterprises.id"), index=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=_now)
+
+
+class RecordOwner(Base):
+    """Which lender tenant a record created through the API belongs to (tenant isolation for the
+    contexts whose own tables carry no tenant: loans, credit lines, credit applications). A record
+    with no row here belongs to the platform operator (booked by the CLI, the demo or an operator)."""
+
+    __tablename__ = "record_owners"
+    __table_args__ = (CheckConstraint("kind IN ('loan', 'credit_line', 'application')", name="kind"),)
+
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    record_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"), index=True)
+    enterprise_id: Mapped[int] = mapped_column(BigInteger, index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=_now)

@@ -1,20 +1,31 @@
 """HTTP adapter of loan servicing: `/api/v1/lending/...`.
 
 Money and rates cross the API as decimal strings; a JSON number is refused (a float cannot carry a
-fen exactly). Like the financing registry, these endpoints wait for partner identity and consent
-(issue 9) before they are exposed beyond the operator.
+fen exactly).
+
+Access (docs/api.md#tenant-isolation): a lender books loans for itself and sees and services only the
+loans it booked (`record_owners`); an enterprise reads its own loans; the operator sees the whole
+book and alone runs the daily close, the trial balance and the portfolio (`lending:books`). Another
+tenant's loan is a 404, not a 403. The audit actor is the caller; only the operator's tools may name
+another actor in the body.
 """
 
 from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
+from sqlalchemy import select
 
+from iotfin.api.auth import principal, require
+from iotfin.core.errors import Forbidden, NotFound
+from iotfin.identity.access import can_see_record, set_owner
+from iotfin.identity.model import Principal
 from iotfin.lending import model as m
+from iotfin.lending.models import CreditLine, Loan
 from iotfin.lending.service import LendingService, Offer
 
 MoneyStr = Field(pattern=r"^\d{1,16}(\.\d{1,2})?$", examples=["125000.00"])
@@ -78,6 +89,13 @@ class CloseIn(BaseModel):
     date: date
 
 
+Caller = Annotated[Principal, Depends(principal)]
+Reader = Annotated[Principal, Depends(require("lending:read"))]
+Writer = Annotated[Principal, Depends(require("lending:write"))]
+Servicer = Annotated[Principal, Depends(require("lending:service"))]
+Books = Annotated[Principal, Depends(require("lending:books"))]
+
+
 def _json(data: Any, status: int = 200) -> Any:
     from iotfin.api.responses import DecimalJSONResponse
 
@@ -90,15 +108,32 @@ def router() -> APIRouter:
     def svc(request: Request) -> LendingService:
         return request.app.state.workspace.lending
 
+    def visible_loan(request: Request, who: Principal, loan_id: int) -> None:
+        engine = request.app.state.workspace.engine
+        with engine.connect() as conn:
+            enterprise_id = conn.execute(select(Loan.enterprise_id).where(Loan.id == loan_id)).scalar()
+        if enterprise_id is None or not can_see_record(engine, who, "loan", loan_id, enterprise_id):
+            raise NotFound(f"no loan {loan_id}")
+
+    def visible_line(request: Request, who: Principal, line_id: int) -> None:
+        engine = request.app.state.workspace.engine
+        with engine.connect() as conn:
+            enterprise_id = conn.execute(select(CreditLine.enterprise_id).where(CreditLine.id == line_id)).scalar()
+        if enterprise_id is None or not can_see_record(engine, who, "credit_line", line_id, enterprise_id):
+            raise NotFound(f"no credit line {line_id}")
+
+    def actor(who: Principal, named: str) -> str:
+        return named if who.platform else who.subject
+
     @r.post("/schedules")
-    def preview_schedule(body: TermsIn) -> Any:
+    def preview_schedule(body: TermsIn, who: Caller) -> Any:
         """A cent-exact schedule for these terms (nothing is stored)."""
         terms = _terms(body)
         return _json({"instalments": [{"seq": i.seq, "due": i.due, "principal": i.principal, "interest": i.interest,
                                        "fee": i.fee, "subsidy": i.subsidy} for i in m.schedule(terms)]})
 
     @r.post("/key-facts")
-    def key_facts(body: TermsIn) -> Any:
+    def key_facts(body: TermsIn, who: Caller) -> Any:
         """The key-facts statement (zh-CN and en): APR by IRR, gross and net of subsidy, total cost, rights."""
         from iotfin.lending.disclosure import key_facts, product_key_facts
 
@@ -110,62 +145,78 @@ def router() -> APIRouter:
         return _json(facts.to_json())
 
     @r.post("/loans", status_code=201)
-    def book(body: BookIn, request: Request) -> Any:
+    def book(body: BookIn, who: Writer, request: Request) -> Any:
+        """Book a loan for the caller's tenant (the operator books for the platform)."""
+        if who.enterprise_id is not None or (not who.platform and who.tenant_id is None):
+            raise Forbidden("only a lender or the operator books loans")
+        if body.credit_line_id is not None:
+            visible_line(request, who, body.credit_line_id)
         offer = Offer(body.enterprise_id, body.product, Decimal(body.principal), Decimal(body.annual_rate), body.term,
                       Decimal(body.subsidy_rate), body.credit_line_id)
-        loan_id = svc(request).book(offer, body.start, actor="api", contract_ref=body.contract_ref)
+        loan_id = svc(request).book(offer, body.start, actor=who.subject, contract_ref=body.contract_ref)
+        if not who.platform:
+            set_owner(request.app.state.workspace.engine, "loan", loan_id, who.tenant_id, body.enterprise_id)
         return _json({"loan_id": loan_id}, 201)
 
     @r.get("/loans/{loan_id}")
-    def show(loan_id: int, request: Request) -> Any:
+    def show(loan_id: int, who: Reader, request: Request) -> Any:
+        visible_loan(request, who, loan_id)
         return _json(svc(request).loan(loan_id))
 
     @r.post("/loans/{loan_id}/repayments")
-    def repay(loan_id: int, body: RepaymentIn, request: Request) -> Any:
-        return _json(svc(request).repay(loan_id, Decimal(body.amount), body.date, body.prepay, actor="api"))
+    def repay(loan_id: int, body: RepaymentIn, who: Writer, request: Request) -> Any:
+        visible_loan(request, who, loan_id)
+        return _json(svc(request).repay(loan_id, Decimal(body.amount), body.date, body.prepay, actor=who.subject))
 
     @r.post("/loans/{loan_id}/acceleration")
-    def accelerate(loan_id: int, body: ActionIn, request: Request) -> Any:
-        return _json(svc(request).accelerate(loan_id, body.date, body.reason, actor=body.actor))
+    def accelerate(loan_id: int, body: ActionIn, who: Servicer, request: Request) -> Any:
+        visible_loan(request, who, loan_id)
+        return _json(svc(request).accelerate(loan_id, body.date, body.reason, actor=actor(who, body.actor)))
 
     @r.post("/loans/{loan_id}/write-off")
-    def write_off(loan_id: int, body: ActionIn, request: Request) -> Any:
-        return _json(svc(request).write_off(loan_id, body.date, body.reason, actor=body.actor))
+    def write_off(loan_id: int, body: ActionIn, who: Servicer, request: Request) -> Any:
+        visible_loan(request, who, loan_id)
+        return _json(svc(request).write_off(loan_id, body.date, body.reason, actor=actor(who, body.actor)))
 
     @r.post("/loans/{loan_id}/recoveries")
-    def recover(loan_id: int, body: RecoveryIn, request: Request) -> Any:
-        return _json(svc(request).recover(loan_id, Decimal(body.amount), body.date, actor=body.actor))
+    def recover(loan_id: int, body: RecoveryIn, who: Servicer, request: Request) -> Any:
+        visible_loan(request, who, loan_id)
+        return _json(svc(request).recover(loan_id, Decimal(body.amount), body.date, actor=actor(who, body.actor)))
 
     @r.post("/loans/{loan_id}/margin-calls")
-    def margin_call(loan_id: int, body: MarginCallIn, request: Request) -> Any:
+    def margin_call(loan_id: int, body: MarginCallIn, who: Servicer, request: Request) -> Any:
+        visible_loan(request, who, loan_id)
         return _json(svc(request).margin_call(loan_id, Decimal(body.amount), body.deadline, body.reason, body.date,
-                                              actor=body.actor))
+                                              actor=actor(who, body.actor)))
 
     @r.post("/loans/{loan_id}/restructurings")
-    def restructure(loan_id: int, body: RestructureIn, request: Request) -> Any:
+    def restructure(loan_id: int, body: RestructureIn, who: Servicer, request: Request) -> Any:
+        visible_loan(request, who, loan_id)
         return _json(svc(request).restructure(loan_id, body.date, body.term, body.grace_principal, body.reason,
-                                              actor=body.actor))
+                                              actor=actor(who, body.actor)))
 
     @r.post("/credit-lines/{line_id}/freeze")
-    def freeze(line_id: int, body: ActionIn, request: Request) -> Any:
-        return _json(svc(request).set_line_status(line_id, "frozen", body.reason, body.date, actor=body.actor))
+    def freeze(line_id: int, body: ActionIn, who: Servicer, request: Request) -> Any:
+        visible_line(request, who, line_id)
+        return _json(svc(request).set_line_status(line_id, "frozen", body.reason, body.date, actor=actor(who, body.actor)))
 
     @r.post("/credit-lines/{line_id}/unfreeze")
-    def unfreeze(line_id: int, body: ActionIn, request: Request) -> Any:
-        return _json(svc(request).set_line_status(line_id, "active", body.reason, body.date, actor=body.actor))
+    def unfreeze(line_id: int, body: ActionIn, who: Servicer, request: Request) -> Any:
+        visible_line(request, who, line_id)
+        return _json(svc(request).set_line_status(line_id, "active", body.reason, body.date, actor=actor(who, body.actor)))
 
     @r.post("/close")
-    def close(body: CloseIn, request: Request) -> Any:
+    def close(body: CloseIn, who: Books, request: Request) -> Any:
         """Close of business through `date` (idempotent)."""
         return _json({"days": svc(request).close_through(body.date)})
 
     @r.get("/trial-balance")
-    def trial_balance(request: Request) -> Any:
+    def trial_balance(who: Books, request: Request) -> Any:
         s = svc(request)
         return _json(s.trial_balance() | {"reconciliation": s.reconcile()})
 
     @r.get("/portfolio")
-    def portfolio(request: Request) -> Any:
+    def portfolio(who: Books, request: Request) -> Any:
         return _json(svc(request).portfolio())
 
     return r

@@ -1,21 +1,35 @@
 """HTTP adapter of monitoring: the alert lifecycle for officers, and the checks partners run before
 handing the platform rules, prices or geofences (refused with problem+json and the reason).
 
-Alerts are lender-side records about enterprises; until partner identity and consent land (see
-docs/api.md) these routes are for the platform operator's officers only, like the CLI.
+Access (docs/api.md#tenant-isolation): the operator sees every alert; an enterprise its own (with
+the notices addressed to it); a lender the alerts on its customers (enterprises it has a loan or an
+application with), each read checked against the enterprise's consent to `alerts` for
+`post_loan_monitoring` and written to the access log. Another's alert is a 404. Rule and geofence
+checks are for lenders and the operator; importing prices is the operator's.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
+from sqlalchemy import select
 
+from iotfin.api.auth import consented, consented_many, require
+from iotfin.core.errors import NotFound
+from iotfin.identity.access import customers
+from iotfin.identity.model import Principal
 from iotfin.monitor.model import polygon_from_coords
 from iotfin.monitor.prices import PriceBook, read_csv
 from iotfin.monitor.rules import RuleSet
-from iotfin.monitor.store import AlertStore
+from iotfin.monitor.store import AlertStore, MonitorAlert, _alert_json
+
+SCOPE, PURPOSE = "alerts", "post_loan_monitoring"
+Reader = Annotated[Principal, Depends(require("alerts:read"))]
+Handler = Annotated[Principal, Depends(require("alerts:handle"))]
+Configurer = Annotated[Principal, Depends(require("monitor:configure"))]
+PriceKeeper = Annotated[Principal, Depends(require("monitor:prices"))]
 
 
 class Actor(BaseModel):
@@ -40,42 +54,86 @@ def router() -> APIRouter:
     def store(request: Request) -> AlertStore:
         return AlertStore(request.app.state.workspace.engine)
 
+    def visible(request: Request, who: Principal, alert_id: int) -> dict[str, Any]:
+        """The alert, if the caller may see it (404 otherwise); a lender's read is consent-checked."""
+        alert = store(request).get(alert_id)
+        eid = alert["enterprise_id"]
+        if who.platform or who.enterprise_id == eid:
+            return alert
+        if who.enterprise_id is not None or who.tenant_id is None \
+                or eid not in customers(request.app.state.workspace.engine, who.tenant_id):
+            raise NotFound(f"no alert {alert_id}")
+        consented(request, who, eid, SCOPE, PURPOSE, f"alert {alert_id}")
+        return alert
+
+    def by(who: Principal, named: str) -> str:
+        return named if who.platform else who.subject
+
     @r.get("/alerts")
-    def list_alerts(request: Request, status: str | None = None, enterprise_id: int | None = None,
-                    limit: int = 100) -> list[dict[str, Any]]:
-        return store(request).list(status, enterprise_id, min(max(limit, 1), 1000))
+    def list_alerts(who: Reader, request: Request, status: str | None = None, enterprise_id: int | None = None,
+                    limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:
+        """Newest first: every alert for the operator, an enterprise's own, a lender's customers' alerts
+        for which the enterprise consented (each enterprise's read logged)."""
+        if who.platform:
+            return store(request).list(status, enterprise_id, limit)
+        if who.enterprise_id is not None:
+            allowed = {who.enterprise_id}
+        elif who.tenant_id is not None:
+            mine = customers(request.app.state.workspace.engine, who.tenant_id)
+            if enterprise_id is not None:
+                mine &= {enterprise_id}
+            allowed = consented_many(request, who, mine, SCOPE, PURPOSE, "alert list")
+        else:
+            allowed = set()
+        if enterprise_id is not None:
+            allowed &= {enterprise_id}
+        if not allowed:
+            return []
+        query = (select(MonitorAlert).where(MonitorAlert.enterprise_id.in_(sorted(allowed)))
+                 .order_by(MonitorAlert.id.desc()).limit(limit))
+        if status:
+            query = query.where(MonitorAlert.status == status)
+        with request.app.state.workspace.engine.connect() as conn:
+            return [_alert_json(row) for row in conn.execute(query).mappings().all()]
 
     @r.get("/alerts/{alert_id}")
-    def get_alert(alert_id: int, request: Request) -> dict[str, Any]:
-        """One alert with its audit trail and the notices prepared for the lender and the enterprise."""
-        s = store(request)
-        return s.get(alert_id) | {"notifications": s.notifications(alert_id)}
+    def get_alert(alert_id: int, who: Reader, request: Request) -> dict[str, Any]:
+        """One alert with its audit trail and the notices prepared for the lender and the enterprise
+        (an enterprise sees only those addressed to it)."""
+        alert = visible(request, who, alert_id)
+        notices = store(request).notifications(alert_id)
+        if who.enterprise_id is not None:
+            notices = [n for n in notices if n.get("audience") == "enterprise"]
+        return alert | {"notifications": notices}
 
     @r.post("/alerts/{alert_id}/acknowledge")
-    def acknowledge(alert_id: int, body: Actor, request: Request) -> dict[str, Any]:
-        return store(request).transition(alert_id, "acknowledged", body.by)
+    def acknowledge(alert_id: int, body: Actor, who: Handler, request: Request) -> dict[str, Any]:
+        visible(request, who, alert_id)
+        return store(request).transition(alert_id, "acknowledged", by(who, body.by))
 
     @r.post("/alerts/{alert_id}/assign")
-    def assign(alert_id: int, body: Assign, request: Request) -> dict[str, Any]:
-        return store(request).assign(alert_id, body.officer, body.by)
+    def assign(alert_id: int, body: Assign, who: Handler, request: Request) -> dict[str, Any]:
+        visible(request, who, alert_id)
+        return store(request).assign(alert_id, body.officer, by(who, body.by))
 
     @r.post("/alerts/{alert_id}/resolve")
-    def resolve(alert_id: int, body: Resolve, request: Request) -> dict[str, Any]:
-        return store(request).transition(alert_id, "resolved", body.by, body.reason)
+    def resolve(alert_id: int, body: Resolve, who: Handler, request: Request) -> dict[str, Any]:
+        visible(request, who, alert_id)
+        return store(request).transition(alert_id, "resolved", by(who, body.by), body.reason)
 
     @r.post("/rules/check")
-    async def rules_check(request: Request) -> dict[str, Any]:
+    async def rules_check(who: Configurer, request: Request) -> dict[str, Any]:
         """Compile a JDM warning-rule model (the request body); 422 with the reason if it does not."""
         rules = RuleSet.load(await request.body())
         return {"version": rules.version, "sha256": rules.digest, "ok": True}
 
     @r.post("/geofences/check")
-    def geofence_check(body: Polygon) -> dict[str, Any]:
+    def geofence_check(body: Polygon, who: Configurer) -> dict[str, Any]:
         polygon = polygon_from_coords(body.coordinates)
         return {"ok": True, "area_deg2": polygon.area, "bounds": list(polygon.bounds)}
 
     @r.post("/prices")
-    async def import_prices(request: Request) -> dict[str, Any]:
+    async def import_prices(who: PriceKeeper, request: Request) -> dict[str, Any]:
         """Import daily prices as CSV (day,commodity,price[,unit]); gaps and non-positive prices: 422."""
         points = read_csv((await request.body()).decode("utf-8-sig"), "request body")
         s = store(request)

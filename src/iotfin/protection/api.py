@@ -1,4 +1,6 @@
-"""HTTP adapter of customer protection: `/api/v1/complaints`, `/api/v1/hardship-requests`."""
+"""HTTP adapter of customer protection: `/api/v1/complaints`, `/api/v1/hardship-requests`, and the
+legal representative's personal data (encrypted at rest; plaintext only to the enterprise, the
+operator and a lender holding the enterprise's consent to `business_registration`)."""
 
 from __future__ import annotations
 
@@ -7,10 +9,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
-from iotfin.api.auth import require
+from iotfin.api.auth import consented, require
 from iotfin.api.fields import Text
 from iotfin.api.idempotency import IdempotentRoute
 from iotfin.api.pagination import PageParams, page_params
+from iotfin.core.errors import NotFound
 from iotfin.identity.model import Principal
 from iotfin.protection.model import COMPLAINT_CATEGORIES, HARDSHIP_REASONS, RELIEF_KINDS, RESOLUTIONS
 
@@ -103,6 +106,18 @@ def router() -> APIRouter:
     def resolve(complaint_id: int, body: ResolveIn, who: Handler, request: Request) -> dict[str, Any]:
         """Close a complaint with a resolution code (its zh/en text goes to the complainant) and a note."""
         return svc(request).resolve(who, complaint_id, body.resolution, body.note)
+
+    @r.get("/enterprises/{enterprise_id}/legal-representative")
+    def legal_representative(enterprise_id: int, who: Annotated[Principal, Depends(require("pii:read"))],
+                             request: Request) -> dict[str, Any]:
+        """Name, ID number and phone of the enterprise's legal representative (decrypted). A lender's
+        read needs the enterprise's consent to `business_registration` and is in its access log."""
+        if who.enterprise_id is not None and who.enterprise_id != enterprise_id:
+            raise NotFound(f"no enterprise {enterprise_id}")
+        person = svc(request).legal_representative(enterprise_id)
+        consented(request, who, enterprise_id, "business_registration", "credit_assessment",
+                  "legal representative")
+        return person
 
     @r.post("/hardship-requests", status_code=201)
     def submit_hardship(body: HardshipIn, who: Annotated[Principal, Depends(require("hardship:submit"))],

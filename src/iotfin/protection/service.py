@@ -9,16 +9,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, func, insert, or_, select, update
 
-from iotfin.core.errors import NotFound, ValidationError
+from iotfin.core.errors import IotfinError, NotFound, ValidationError
 from iotfin.db.engine import write_transaction
 from iotfin.db.models import Enterprise, Tenant
 from iotfin.db.pagination import PageParams, paginate
 from iotfin.identity.access import owned_by
 from iotfin.identity.model import Principal
 from iotfin.protection import model as m
-from iotfin.protection.crypto import FieldCipher
+from iotfin.protection.crypto import PREFIX, FieldCipher
 from iotfin.protection.models import Complaint, HardshipRequest
 
 # Which encrypted columns exist: (table class, column attribute) -> AES-GCM associated data.
@@ -26,7 +26,18 @@ ENCRYPTED_FIELDS = {
     (Complaint, "contact_name_enc"): "complaints.contact_name",
     (Complaint, "contact_phone_enc"): "complaints.contact_phone",
     (HardshipRequest, "contact_phone_enc"): "hardship_requests.contact_phone",
+    (Enterprise, "legal_rep_name"): "enterprises.legal_rep_name",
+    (Enterprise, "legal_rep_id_number"): "enterprises.legal_rep_id_number",
+    (Enterprise, "legal_rep_phone"): "enterprises.legal_rep_phone",
 }
+#: The legal representative's personal data on the enterprise row, and its AES-GCM associated data.
+ENTERPRISE_PII = {attr: context for (table, attr), context in ENCRYPTED_FIELDS.items() if table is Enterprise}
+
+
+def seal_enterprise(cipher: FieldCipher, row: dict[str, Any]) -> dict[str, Any]:
+    """An enterprise row with the legal representative's fields encrypted (what every writer stores)."""
+    return row | {attr: cipher.encrypt(row[attr], ctx) for attr, ctx in ENTERPRISE_PII.items()
+                  if attr in row and row[attr] is not None and not str(row[attr]).startswith(PREFIX)}
 
 
 @dataclass(frozen=True)
@@ -43,9 +54,11 @@ class ApprovedRelief:
 
 class ReliefPort(Protocol):
     """Lending's relief path. The integrator wires `iotfin.lending` here; it returns lending's
-    reference for the relief it put in place (a deferral, a new schedule, a fee waiver)."""
+    reference for the relief it put in place (a deferral, a new schedule), or None when the kind of
+    relief needs an officer (the request stays `awaiting_lending`). Wired to lending by
+    `iotfin.protection.relief.LendingRelief`."""
 
-    def apply(self, relief: ApprovedRelief) -> str: ...
+    def apply(self, relief: ApprovedRelief) -> str | None: ...
 
 
 Emit = Callable[..., str]
@@ -198,10 +211,18 @@ class ProtectionService:
             approved = ApprovedRelief(request_id, row.tenant_id, row.enterprise_id, row.loan_ref, row.relief,
                                       row.reason_code)
         if approve and self.relief is not None:
-            ref = self.relief.apply(approved)
-            with self.engine.begin() as conn:
-                conn.execute(update(HardshipRequest).where(HardshipRequest.id == request_id)
-                             .values(relief_status="applied", relief_ref=ref))
+            try:
+                ref = self.relief.apply(approved)
+            except IotfinError as exc:
+                # The approval stands; the relief waits for an officer, with lending's refusal on record.
+                with self.engine.begin() as conn:
+                    conn.execute(update(HardshipRequest).where(HardshipRequest.id == request_id)
+                                 .values(relief_ref=f"refused: {exc}"[:100]))
+            else:
+                if ref is not None:
+                    with self.engine.begin() as conn:
+                        conn.execute(update(HardshipRequest).where(HardshipRequest.id == request_id)
+                                     .values(relief_status="applied", relief_ref=ref[:100]))
         return self.hardship(who, request_id)
 
     def _lender_hardship(self, conn: Any, who: Principal, request_id: int) -> Any:
@@ -212,8 +233,26 @@ class ProtectionService:
 
     # --- personal data ------------------------------------------------------------------------
 
+    def legal_representative(self, enterprise_id: int) -> dict[str, Any]:
+        """The enterprise's legal representative in plaintext (the caller's right to it is checked at the edge)."""
+        columns = [getattr(Enterprise, attr) for attr in ENTERPRISE_PII]
+        with self.engine.connect() as conn:
+            row = conn.execute(select(*columns).where(Enterprise.id == enterprise_id)).first()
+        if row is None:
+            raise NotFound(f"no enterprise {enterprise_id}")
+        return {"enterprise_id": enterprise_id} | {
+            attr.removeprefix("legal_rep_"): self.cipher.decrypt(value, ctx) if value.startswith(PREFIX) else value
+            for (attr, ctx), value in zip(ENTERPRISE_PII.items(), row, strict=True)}
+
+    def plaintext_left(self) -> int:
+        """Enterprise rows whose personal fields are not yet encrypted (written before 0013)."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(Enterprise).where(or_(
+                *(getattr(Enterprise, a).not_like(f"{PREFIX}%") for a in ENTERPRISE_PII)))).scalar_one()
+
     def reencrypt(self, batch: int = 500) -> dict[str, int]:
-        """Rewrite every personal field not under the active key; returns counts per column."""
+        """Rewrite every personal field not under the active key, and encrypt any still in plaintext
+        (the legal representative's fields of rows written before migration 0013); counts per column."""
         counts: dict[str, int] = {}
         for (table, attr), context in ENCRYPTED_FIELDS.items():
             column = getattr(table, attr)
@@ -224,7 +263,11 @@ class ProtectionService:
                     rows = conn.execute(select(table.id, column).where(table.id > last, column.is_not(None))
                                         .order_by(table.id).limit(batch)).all()
                     for row_id, value in rows:
-                        if self.cipher.needs_reencrypt(value):
+                        if not value.startswith(PREFIX):  # plaintext written before encryption (0013): seal it
+                            conn.execute(update(table).where(table.id == row_id)
+                                         .values({attr: self.cipher.encrypt(value, context)}))
+                            done += 1
+                        elif self.cipher.needs_reencrypt(value):
                             conn.execute(update(table).where(table.id == row_id)
                                          .values({attr: self.cipher.reencrypt(value, context)}))
                             done += 1

@@ -4,12 +4,14 @@ worker, recording attempts, and the delivery log."""
 from __future__ import annotations
 
 import secrets
+import socket
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 from sqlalchemy import Connection, Engine, insert, or_, select, update
 
 from iotfin.core.errors import NotFound, ValidationError
@@ -19,7 +21,15 @@ from iotfin.db.pagination import PageParams, paginate
 from iotfin.identity.access import owned_by
 from iotfin.identity.model import Principal
 from iotfin.protection.crypto import FieldCipher
-from iotfin.webhooks.model import MAX_ATTEMPTS, backoff_s, check_event_types, check_url
+from iotfin.webhooks.model import (
+    MAX_ATTEMPTS,
+    Allowlist,
+    backoff_s,
+    check_addresses,
+    check_event_types,
+    check_url,
+    ip_of,
+)
 from iotfin.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEvent, WebhookSubscription
 
 SECRET_CONTEXT = "webhook_subscriptions.secret"
@@ -38,10 +48,57 @@ class Job:
     body: bytes
 
 
+def resolve(host: str, port: int) -> list[str]:
+    """Every address `host` resolves to (the system resolver)."""
+    return sorted({info[4][0] for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)})
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where one delivery goes: the URL with the vetted address in place of the host name (so the
+    connection cannot be re-pointed between the check and the connect: DNS rebinding), and the Host
+    header and TLS server name that keep the original name for virtual hosting and certificates."""
+
+    url: str
+    headers: dict[str, str]
+    extensions: dict[str, Any]
+
+
 class WebhookService:
-    def __init__(self, engine: Engine, cipher: FieldCipher):
+    def __init__(self, engine: Engine, cipher: FieldCipher, allow: Allowlist = Allowlist(),
+                 resolver: Callable[[str, int], list[str]] = resolve):
         self.engine = engine
         self.cipher = cipher
+        self.allow = allow
+        self.resolver = resolver
+
+    # --- SSRF protection (docs/api.md#webhooks) ---------------------------------------------------
+
+    def _vet(self, url: str, *, must_resolve: bool) -> list[str]:
+        """Check the URL and the addresses its host resolves to now; [] for an IP-literal host or
+        (at subscription only) a name that does not resolve yet."""
+        parts = httpx.URL(check_url(url, self.allow))
+        if ip_of(parts.host) is not None:
+            return [parts.host]
+        try:
+            addresses = self.resolver(parts.host, parts.port or (443 if parts.scheme == "https" else 80))
+        except (OSError, UnicodeError):
+            if must_resolve:
+                raise ValidationError(f"webhook host {parts.host} does not resolve") from None
+            return []
+        check_addresses(parts.host, addresses, self.allow)
+        return addresses
+
+    def target(self, url: str) -> Target:
+        """Re-resolve and re-check a subscription's URL just before a delivery; ValidationError if it
+        now points at a non-public address."""
+        parts = httpx.URL(url)
+        address = self._vet(url, must_resolve=True)[0]
+        if address == parts.host:
+            return Target(url, {}, {})
+        headers = {"Host": parts.netloc.decode("ascii")}
+        extensions = {"sni_hostname": parts.host} if parts.scheme == "https" else {}
+        return Target(str(parts.copy_with(host=address)), headers, extensions)
 
     # --- subscriptions ------------------------------------------------------------------------
 
@@ -50,10 +107,11 @@ class WebhookService:
         if tenant_id is None and enterprise_id is None:
             raise ValidationError("a subscription belongs to a tenant or an enterprise; this caller has neither")
         types = check_event_types(event_types)
+        self._vet(url, must_resolve=False)
         secret = "whsec_" + secrets.token_urlsafe(32)
         with self.engine.begin() as conn:
             sub_id = conn.execute(insert(WebhookSubscription).values(
-                tenant_id=tenant_id, enterprise_id=enterprise_id, url=check_url(url), event_types=types,
+                tenant_id=tenant_id, enterprise_id=enterprise_id, url=url, event_types=types,
                 description=description, secret_enc=self.cipher.encrypt(secret, SECRET_CONTEXT), active=True,
             ).returning(WebhookSubscription.id)).scalar_one()
         return self._subscription_json(sub_id, url, types, description, True) | {"secret": secret}

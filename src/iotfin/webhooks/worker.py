@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import httpx
 
+from iotfin.core.errors import ValidationError
 from iotfin.webhooks.model import MAX_ATTEMPTS
 from iotfin.webhooks.service import Job, WebhookService
 from iotfin.webhooks.signing import ATTEMPT_HEADER, EVENT_ID_HEADER, EVENT_TYPE_HEADER, SIGNATURE_HEADER, sign
@@ -73,10 +74,15 @@ class DeliveryWorker:
         status: int | None = None
         error: str | None = None
         try:
-            response = await client.post(job.url, content=job.body, headers=headers)
+            # re-resolved and re-checked at every attempt, and the connection pinned to the checked address
+            target = await asyncio.to_thread(self.service.target, job.url)
+            response = await client.post(target.url, content=job.body, headers=headers | target.headers,
+                                         extensions=target.extensions)
             status = response.status_code
             if not 200 <= status < 300:
                 error = f"HTTP {status}"
+        except ValidationError as exc:
+            error = f"refused: {exc}"[:300]
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"[:300]
         duration_ms = int((time.perf_counter() - started) * 1000)

@@ -1,7 +1,7 @@
 """credit ratings: the stored three-dimension profiles
 
 Revision ID: 0014
-Revises: 0012
+Revises: 0013
 Create Date: 2026-12-01 16:30:00.000000
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import iotfin.db.types
 
 revision = '0014'
-down_revision = '0012'
+down_revision = '0013'
 branch_labels = None
 depends_on = None
 

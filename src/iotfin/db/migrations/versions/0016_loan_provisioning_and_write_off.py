@@ -1,7 +1,7 @@
 """loan-loss provisioning, write-off and recovery
 
 Revision ID: 0016
-Revises: 0012
+Revises: 0014
 Create Date: 2026-12-01 16:30:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import iotfin.db.types
 
 revision = '0016'
-down_revision = '0012'
+down_revision = '0014'
 branch_labels = None
 depends_on = None
 
