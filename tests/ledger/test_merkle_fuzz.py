@@ -99,9 +99,12 @@ def test_mutated_real_inclusion_proofs(size: int, data: st.DataObject) -> None:
         elif kind == "append":
             proof = [*proof, root]
     if _accepts(verify_inclusion, leaf, index, size, proof, root):
-        assert 0 <= index < size and index < 64 and leaf == LEAVES[index]  # never a leaf that is not there
-        if size <= 64 and root == ref.mth(LEAVES[:size]):  # an authentic (size, root): exactly the real proof
-            assert proof == ref.path(index, LEAVES[:size])
+        assert 0 <= index < size
+        # Only an authentic (size, root) pair says anything about our tree: a mutant pairing root(3) with
+        # size 2 verifies leaf 2 "at index 1" (the same hashing), and RFC 9162 cannot tell (module docstring).
+        if size <= 64 and root == ref.mth(LEAVES[:size]):
+            assert leaf == LEAVES[index]  # never a leaf that is not there
+            assert proof == ref.path(index, LEAVES[:size])  # and exactly the real proof
 
 
 @settings(max_examples=1500, deadline=None)
