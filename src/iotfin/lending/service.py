@@ -223,12 +223,7 @@ class LendingService:
     def repay(self, loan_id: int, amount: Decimal, on: date, prepay: bool = False, actor: str = "borrower") -> dict[str, Any]:
         amount = to_money(amount)
         with write_transaction(self.engine) as conn:
-            loan, state = store.load_state(conn, loan_id, for_update=True)
-            if loan.status != "active":
-                raise Conflict(f"loan {loan_id} is {loan.status}")
-            if on < state.last_closed:
-                raise ValidationError(f"loan {loan_id} is closed through {state.last_closed}: a repayment on {on} "
-                                      "would change a closed day")
+            loan, state = self._lock_active(conn, loan_id, on, "a repayment")
             result, paid = m.repay(state, on, amount, prepay, m.Method(loan.method), m.DayCount(loan.day_count),
                                    store.rate(loan.rate_ppm), store.rate(loan.subsidy_ppm))
             result = self._provided(result, on)  # the allowance falls with the principal repaid
@@ -315,6 +310,18 @@ class LendingService:
             return [self.close_day(on, chunk)]
         return [self.close_day(earliest + timedelta(days=k), chunk) for k in range(1, (on - earliest).days + 1)]
 
+    @staticmethod
+    def _lock_active(conn: Connection, loan_id: int, on: date | None = None, doing: str = "a change") -> tuple[Loan, m.LoanState]:
+        """The loan and its state, locked for a servicing change: only an active loan, and (given `on`)
+        never dated inside a day that is already closed."""
+        loan, state = store.load_state(conn, loan_id, for_update=True)
+        if loan.status != "active":
+            raise Conflict(f"loan {loan_id} is {loan.status}")
+        if on is not None and on < state.last_closed:
+            raise ValidationError(f"loan {loan_id} is closed through {state.last_closed}: {doing} on {on} "
+                                  "would change a closed day")
+        return loan, state
+
     # --- relief and monitoring actions ----------------------------------------------------------
 
     def restructure(self, loan_id: int, on: date, term: int, grace_principal: int = 0, reason: str = "",
@@ -324,11 +331,7 @@ class LendingService:
         if not reason.strip():
             raise ValidationError("relief needs a reason (the borrower's hardship) for the audit trail")
         with write_transaction(self.engine) as conn:
-            loan, state = store.load_state(conn, loan_id, for_update=True)
-            if loan.status != "active":
-                raise Conflict(f"loan {loan_id} is {loan.status}")
-            if on < state.last_closed:
-                raise ValidationError(f"loan {loan_id} is closed through {state.last_closed}")
+            loan, state = self._lock_active(conn, loan_id, on, "relief")
             ref = (extra or {}).get("request_ref")
             if ref is not None:  # checked under the loan's lock: one grant per request, even when called twice at once
                 previous = self._relief_for(conn, loan_id, ref)
@@ -405,11 +408,7 @@ class LendingService:
         if not reason.strip():
             raise ValidationError("a write-off needs a reason for the audit trail")
         with write_transaction(self.engine) as conn:
-            loan, state = store.load_state(conn, loan_id, for_update=True)
-            if loan.status != "active":
-                raise Conflict(f"loan {loan_id} is {loan.status}")
-            if on < state.last_closed:
-                raise ValidationError(f"loan {loan_id} is closed through {state.last_closed}")
+            loan, state = self._lock_active(conn, loan_id, on, "a write-off")
             result, wo = m.write_off(state, on, self.provision_rates)
             store.save_state(conn, result.state, schedule_changed=True, status="written_off")
             conn.execute(update(Loan).where(Loan.id == loan_id).values(written_off=wo.total, written_off_on=on))
@@ -441,9 +440,7 @@ class LendingService:
 
     def accelerate(self, loan_id: int, on: date, reason: str, actor: str = "monitor") -> dict[str, Any]:
         with write_transaction(self.engine) as conn:
-            loan, state = store.load_state(conn, loan_id, for_update=True)
-            if loan.status != "active":
-                raise Conflict(f"loan {loan_id} is {loan.status}")
+            loan, state = self._lock_active(conn, loan_id)
             result = self._provided(m.accelerate(state, on), on)
             store.save_state(conn, result.state, schedule_changed=True)
             store.post(conn, list(result.entries))
