@@ -33,10 +33,18 @@ from iotfin.webhooks.signing import verify
 from iotfin.webhooks.worker import DeliveryWorker
 from iotfin.workspace import Workspace
 from tests.api.test_app import _enterprise
+from tests.openapi_world import operator_headers
 from tests.services import free_port
 
 T0 = 1_767_542_400_000  # 2026-01-04 16:00 UTC
 Q = 900_000
+
+
+@pytest.fixture(autouse=True)
+def local_receiver_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The notice tests run their webhook receiver on 127.0.0.1: the operator's allowlist (SSRF rule,
+    docs/api.md) lets the platform deliver there."""
+    monkeypatch.setenv("IOTFIN_WEBHOOK_ALLOW_HOSTS", "127.0.0.1")
 
 
 @pytest.fixture
@@ -238,7 +246,7 @@ def test_the_server_runs_the_monitor_and_a_failing_subscriber_does_not_break_ing
         assert _line_status(ws, world["line"]) == "frozen"  # the loan action went through lending
         assert 'iotfin_ingest_subscriber_errors_total{subscriber="test_the_server_runs_the_monitor_and_a_failing_' \
                in metrics_text()[0].decode()
-        r = client.get("/api/v1/monitor/alerts")
+        r = client.get("/api/v1/monitor/alerts", headers=operator_headers(ws))
         assert r.status_code == 200 and len(r.json()) == 1
         # The timer's work, on the runtime's clock: the truck heard once, then silent past 8 h: dark.
         ws.ingest.ingest(_rows((world["truck"], "lat", T0, 38.29), (world["truck"], "lon", T0, 109.73)), now=T0 + Q)
