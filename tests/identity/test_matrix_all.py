@@ -129,8 +129,9 @@ MATRIX: dict[tuple[str, str], tuple[Any, str]] = {
     # bank A has no consent to business_registration: refused (and logged); bank B has no relationship either
     ("GET", "/api/v1/enterprises/{enterprise_id}/legal-representative"):
         (None, "403 403 200 404 200 403 403 403 200 200"),
-    # --- credit risk: enterprise 1 has no stored rating here (tests/risk/test_profile_api.py reads real ones)
-    ("GET", "/api/v1/enterprises/{enterprise_id}/credit-profile"): (None, "404 404 404 404 404 404 404 404 404 404"),
+    # --- credit risk (risk:read is a console-role scope here): enterprise 1 has no stored rating in this world;
+    # tests/risk/test_profile_api.py reads real ones
+    ("GET", "/api/v1/enterprises/{enterprise_id}/credit-profile"): (None, "403 403 403 403 404 404 404 404 404 404"),
     ("POST", "/api/v1/hardship-requests"): ({}, "403 403 422 422 422 403 403 403 422 422"),
     ("GET", "/api/v1/hardship-requests"): (None, ALL_OK),
     ("GET", "/api/v1/hardship-requests/{h_a}"): (None, "200 404 200 404 200 200 200 200 200 200"),
