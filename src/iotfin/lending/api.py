@@ -108,19 +108,19 @@ def router() -> APIRouter:
     def svc(request: Request) -> LendingService:
         return request.app.state.workspace.lending
 
-    def visible_loan(request: Request, who: Principal, loan_id: int) -> None:
+    def visible(request: Request, who: Principal, model: Any, kind: str, record_id: int) -> None:
+        """404 unless the record exists and the caller may see it (its owner, its enterprise, the operator)."""
         engine = request.app.state.workspace.engine
         with engine.connect() as conn:
-            enterprise_id = conn.execute(select(Loan.enterprise_id).where(Loan.id == loan_id)).scalar()
-        if enterprise_id is None or not can_see_record(engine, who, "loan", loan_id, enterprise_id):
-            raise NotFound(f"no loan {loan_id}")
+            enterprise_id = conn.execute(select(model.enterprise_id).where(model.id == record_id)).scalar()
+        if enterprise_id is None or not can_see_record(engine, who, kind, record_id, enterprise_id):
+            raise NotFound(f"no {kind.replace('_', ' ')} {record_id}")
+
+    def visible_loan(request: Request, who: Principal, loan_id: int) -> None:
+        visible(request, who, Loan, "loan", loan_id)
 
     def visible_line(request: Request, who: Principal, line_id: int) -> None:
-        engine = request.app.state.workspace.engine
-        with engine.connect() as conn:
-            enterprise_id = conn.execute(select(CreditLine.enterprise_id).where(CreditLine.id == line_id)).scalar()
-        if enterprise_id is None or not can_see_record(engine, who, "credit_line", line_id, enterprise_id):
-            raise NotFound(f"no credit line {line_id}")
+        visible(request, who, CreditLine, "credit_line", line_id)
 
     def actor(who: Principal, named: str) -> str:
         return named if who.platform else who.subject
