@@ -120,6 +120,22 @@ class Workspace:
                                  resolve_days=self.settings.complaint_resolve_days, events=self.webhooks.emit,
                                  relief=LendingRelief(self.lending))
 
+    @property
+    def enterprise_model_dir(self) -> Path:
+        """Where the enterprise three-dimension model is trained (the demo's rating step)."""
+        return self.data_dir / "models" / "enterprise"
+
+    def risk_assessor(self):  # noqa: ANN201
+        """The online risk assessor (features within consent + the enterprise model) once a model
+        has been trained in this workspace, else None; looked for again on the next call."""
+        if "_assessor" not in self.__dict__:
+            from iotfin.risk.assess import OnlineAssessor, has_model
+
+            if not has_model(self.enterprise_model_dir):
+                return None
+            self._assessor = OnlineAssessor(self, self.enterprise_model_dir)
+        return self._assessor
+
     def initialise(self) -> str | None:
         """Apply migrations and seed the standard device profiles; safe to run any number of times."""
         revision = migrate.upgrade(self.engine)

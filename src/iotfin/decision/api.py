@@ -1,9 +1,11 @@
 """HTTP adapter of credit decisioning: `/api/v1/credit-applications`, the review queue, strategies.
 
 Money and rates cross the API as decimal strings ("500000.00", "0.0607"); a JSON number is refused.
-Until the risk engine is wired into the service (`app.state.decision_service`), an application
-carries its risk assessment in the body; once it is wired, an assessment in the body is refused,
-so an applicant can never assert its own grade.
+Once the workspace holds a trained enterprise model (`Workspace.risk_assessor`), the platform's risk
+engine assesses every application (features within the lender's consent, then the model) and an
+assessment in the body is refused, so an applicant can never assert its own grade; the operator
+names the lender it applies for (`lender`). Before any model exists (a fresh platform, the
+decisioning tests) the body carries the assessment.
 
 Access (docs/api.md#tenant-isolation): a lender submits applications for itself, only with the
 enterprise's consent to `credit_report` for `credit_assessment` (checked and written to the access
@@ -43,10 +45,13 @@ class ApplicationIn(BaseModel):
     subsidy_rate: str = Field(default="0", pattern=DECIMAL, description="third-party interest subsidy (贴息), annual")
     subsidy_provider: str | None = Field(default=None, max_length=200)
     strategy: str = Field(default="default", max_length=64)
-    assessment: dict[str, Any] | None = Field(default=None, description="the risk assessment, until the risk engine is wired")
+    assessment: dict[str, Any] | None = Field(default=None, description="the risk assessment, only while no "
+                                              "enterprise model has been trained (then the risk engine assesses)")
+    lender: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$",
+                               description="operator only: the lender whose consent the risk engine's features use")
 
     def application(self) -> Application:
-        return Application.from_json(self.model_dump(exclude={"strategy", "assessment"}))
+        return Application.from_json(self.model_dump(exclude={"strategy", "assessment", "lender"}))
 
 
 class ReviewIn(BaseModel):
@@ -101,6 +106,24 @@ def _visible(request: Request, who: Principal, application_id: int) -> dict[str,
     return app
 
 
+def _assessment(request: Request, who: Principal, body: ApplicationIn, svc: DecisionService) -> RiskAssessment | None:
+    """The risk engine's assessment when a model is trained (a body assessment is then refused),
+    else the service's own assess port, else the body's (None: the service refuses to decide)."""
+    if body.lender is not None and not who.platform:
+        raise ValidationError("lender: only the operator names a lender; a lender applies for itself")
+    assessor = request.app.state.workspace.risk_assessor()
+    if assessor is None and svc.assess is None:
+        return None if body.assessment is None else RiskAssessment.from_json(body.assessment)
+    if body.assessment is not None:
+        raise ValidationError("the risk assessment is computed by the platform's risk engine; do not send one")
+    if assessor is None:
+        return None  # the service's assess port decides
+    lender = body.lender if who.platform else who.tenant_code
+    if lender is None:
+        raise ValidationError("lender: the operator names the lender whose consent the risk engine's features use")
+    return assessor(body.enterprise_id, lender)
+
+
 def router() -> APIRouter:
     r = APIRouter(prefix="/api/v1", tags=["credit decisioning"])
 
@@ -114,9 +137,7 @@ def router() -> APIRouter:
             raise Forbidden("only a lender or the operator submits credit applications")
         consented(request, who, body.enterprise_id, SCOPE, PURPOSE, "credit application")
         svc = service(request)
-        if body.assessment is not None and svc.assess is not None:
-            raise ValidationError("the risk assessment is computed by the platform's risk engine; do not send one")
-        assessment = None if body.assessment is None else RiskAssessment.from_json(body.assessment)
+        assessment = _assessment(request, who, body, svc)
         result = svc.decide(body.application(), assessment, strategy=body.strategy)
         if not who.platform:
             set_owner(request.app.state.workspace.engine, "application", result["application_id"], who.tenant_id,

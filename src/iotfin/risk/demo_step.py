@@ -11,23 +11,23 @@ Each rating is stored (`credit_ratings`, with the consent reads it drew on) for 
 view of the API and console. What `assess` returns is the credit decision's input
 (`iotfin.decision.model.RiskAssessment`), filled from the enterprise's own features: days with device
 data, IoT-verified collateral, annualised verified sales, and the revenue its electricity use
-supports at its sector's sales per kWh in the history.
+supports at its sector's sales per kWh in the history (`iotfin.risk.assess.to_assessment`, which the
+online assessor of the decision API shares; the sales-per-kWh table is saved beside the model).
 """
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, time, timedelta
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from iotfin.decision.model import Reason, RiskAssessment
+from iotfin.decision.model import RiskAssessment
+from iotfin.risk.assess import consent_ok, save_revenue_per_kwh, to_assessment
 from iotfin.risk.features.catalogue import CATALOGUE
 from iotfin.risk.features.engine import compute_features, training_set
 
@@ -49,21 +49,6 @@ def _plan(start: date, end: date) -> tuple[list[date], int]:
         out.append(day)
         day += timedelta(days=SNAPSHOT_EVERY_DAYS)
     return out, horizon
-
-
-def _sub_score(pd_dim: float) -> Decimal:
-    """A dimension's sub-score on the decision's 0..100 scale: 100 × (1 − the dimension's PD)."""
-    return Decimal(str(round(100.0 * (1.0 - float(pd_dim)), 1)))
-
-
-def _known(value: Any) -> Any:
-    """A feature's value, or None where it is missing (NULL, or NaN once in pandas)."""
-    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
-
-
-def _decimal(value: Any) -> Decimal:
-    value = _known(value)
-    return Decimal("0") if value is None else Decimal(str(value)).quantize(Decimal("0.01"))
 
 
 def _revenue_per_kwh(history: Any) -> dict[str, float]:
@@ -108,6 +93,7 @@ def rate_enterprises(ws: Any, ds: Any, start: date, end: date, model_dir: Path,
     model = load_model(trained["path"])
 
     revenue_per_kwh = _revenue_per_kwh(history.select(["e_sector", "t_sales_90d", "a_energy_kwh_30d"]).to_pandas())
+    save_revenue_per_kwh(model_dir, revenue_per_kwh)  # the online assessor reads it beside the model
     by_lender: dict[str, list[int]] = {}
     for eid, lender in lender_of.items():
         by_lender.setdefault(lender, []).append(eid)
@@ -119,40 +105,18 @@ def rate_enterprises(ws: Any, ds: Any, start: date, end: date, model_dir: Path,
         if table.num_rows == 0:
             continue
         held_names = [list(w or ()) for w in table["withheld"].to_pylist()]
-        held = [len(w) for w in held_names]
-        withheld += sum(held)
+        withheld += sum(len(w) for w in held_names)
         features = table.drop_columns(["withheld"]).to_pandas()
         scored = rate(model, features, keep=["enterprise_id"])
         stored += record_ratings(ws, model, lender, end, scored,
                                  dict(zip(table["enterprise_id"].to_pylist(), held_names, strict=True)))
-        for row, feats, n_held in zip(scored.to_dict("records"), features.to_dict("records"), held, strict=True):
-            # no grant for this lender at all: every feature withheld, which the strategy declines
+        for row, feats, names in zip(scored.to_dict("records"), features.to_dict("records"), held_names, strict=True):
             profiles[int(row["enterprise_id"])] = {"score": row, "features": feats, "lender": lender,
-                                                   "consent_ok": n_held < len(CATALOGUE)}
+                                                   "consent_ok": consent_ok(names)}
 
     def assess(enterprise_id: int) -> RiskAssessment:
         p = profiles[enterprise_id]
-        row, feats = p["score"], p["features"]
-        reasons = tuple(Reason(code=str(row[f"reason_{i}"]), zh=str(row[f"reason_{i}_zh"]), en=str(row[f"reason_{i}_en"]))
-                        for i in range(1, 4) if _known(row.get(f"reason_{i}")))  # NaN: no reason
-        coverage = _known(feats.get("a_device_coverage_7d"))
-        energy_30d = _known(feats.get("a_energy_kwh_30d"))
-        per_kwh = revenue_per_kwh.get(str(feats.get("e_sector")), revenue_per_kwh.get("", 0.0))
-        capacity = 0.0 if energy_30d is None else float(energy_30d) / 30 * 365 * per_kwh
-        return RiskAssessment(
-            enterprise_id=enterprise_id, grade=str(row["grade"]), pd=Decimal(str(round(float(row["pd"]), 6))),
-            sub_scores={dim: _sub_score(row[f"{dim}_pd"]) for dim in ("entity", "asset", "transaction")},
-            features={"device_coverage": 0.0 if coverage is None else float(coverage),
-                      # days with device data in the last year, as far as this lender may see (withheld: 0)
-                      "history_days": int(_known(feats.get("a_telemetry_days_365d")) or 0),
-                      "litigation_count": int(_known(feats.get("e_litigation_count")) or 0),
-                      "blacklisted": False},
-            reasons=reasons, consent_ok=p["consent_ok"], as_of=as_of,
-            # IoT-verified collateral: weighed stock and counted livestock, each after its haircut
-            collateral_value=_decimal(feats.get("a_collateral_value")) + _decimal(feats.get("a_livestock_value")),
-            trade_volume_12m=_decimal(feats.get("t_sales_90d")) * 4,  # the last quarter, annualised
-            capacity_revenue_12m=_decimal(capacity),
-        )
+        return to_assessment(enterprise_id, p["score"], p["features"], p["consent_ok"], as_of, revenue_per_kwh)
 
     grades = Counter(str(p["score"]["grade"]) for p in profiles.values())
     example_id = min(profiles) if profiles else None

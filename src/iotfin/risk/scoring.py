@@ -70,10 +70,15 @@ def score_frame(model: RiskModel, frame: pd.DataFrame, keep: list[str] | None = 
 
 def score_one(model: RiskModel, record: Mapping[str, Any], top: int = TOP_REASONS) -> dict[str, Any]:
     """One online request (a dict of feature values; absent or null = missing), same path as a batch."""
+    return _structured(model, score_row(model, record, top), top)
+
+
+def score_row(model: RiskModel, record: Mapping[str, Any], top: int = TOP_REASONS) -> dict[str, Any]:
+    """One request's flat result: the columns a `score_frame` row has (`pd`, `grade`, `<dim>_pd`,
+    `reason_i`, `reason_i_zh` …), missing values as ""."""
     numeric, categorical = model.inputs
     scored = score_columns(model, columns_from_record(record, [*numeric, *categorical]), top)
-    row = {k: _scalar(v[0]) for k, v in scored.items()}
-    return _structured(model, row, top)
+    return {k: _scalar(v[0]) for k, v in scored.items()}
 
 
 def profile_of_row(model: RiskModel, row: Mapping[str, Any], top: int = TOP_REASONS) -> dict[str, Any]:
