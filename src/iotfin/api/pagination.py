@@ -15,7 +15,7 @@ from iotfin.db.pagination import MAX_LIMIT, PageParams, decode_cursor, encode_cu
 __all__ = ["PageParams", "encode_cursor", "page_params", "paginate"]
 
 
-def page_params(
+async def page_params(  # async: a sync dependency costs a thread-pool hop per request
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="items per page")] = 50,
     cursor: Annotated[str | None, Query(max_length=64, description="`next_cursor` of the previous page")] = None,
 ) -> PageParams:

@@ -66,6 +66,8 @@ class Settings(BaseSettings):
     rate_limit_per_s: float = Field(default=50.0, gt=0, description="sustained requests per second per client")
     rate_limit_burst: int = Field(default=100, ge=1, description="requests a client may send at once")
     max_body_bytes: int = Field(default=1 << 20, ge=1024, description="largest request body accepted")
+    api_threads: int = Field(default=8, ge=1, le=200, description="threads running the API's blocking work (database "
+                             "reads and writes); more than a few per core only contend for the GIL")
     webhook_allow_hosts: str = Field(default="", description="host names or IP networks (CIDR), comma-separated, "
                                      "that webhook URLs may reach although not public, and over plain http "
                                      "(a local receiver in tests and demos); empty: none")
