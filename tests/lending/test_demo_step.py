@@ -30,16 +30,25 @@ def test_demo_books_the_approved_decisions(sqlite_workspace: Workspace, tmp_path
     assert source.startswith("fallback") and offers  # nothing decided yet: the price list, said so
     decided = decide_applications(ws, ds, entity_assess(ds))
     assert decided["approved"] > 0
+    existing = demo.approved_offers_from_financing(ws, ds)
     offers, source = demo.offers_for_demo(ws, ds)
-    assert source == "credit_decisions" and len(offers) == decided["approved"]
+    assert source == demo.EXISTING_BOOK
     with ws.engine.connect() as conn:
         approved = {e: (amount, tenor) for e, amount, tenor in conn.execute(
             select(CreditApplication.enterprise_id, CreditApplication.approved_amount, CreditApplication.tenor_months)
             .where(CreditApplication.status == "approved"))}
-    assert {o.enterprise_id: o.principal for o, _ in offers} == {e: a for e, (a, _) in approved.items()}
+    # every approval, as approved; then the existing book of everyone else, nobody twice
+    assert {o.enterprise_id: o.principal for o, _ in offers[:decided["approved"]]} == \
+        {e: a for e, (a, _) in approved.items()}
+    rest = {o.enterprise_id for o, _ in existing} - set(approved)
+    assert sorted(o.enterprise_id for o, _ in offers[decided["approved"]:]) == sorted(rest)
     end = config.start_date + timedelta(days=config.days - 1)
-    summary = demo.demo_step(ws, offers, end, demo.defaults_from(ds), source)
-    assert summary["offers_source"] == "credit_decisions" and summary["offers"] == len(offers)
+    defaults = demo.defaults_from(ds)
+    summary = demo.demo_step(ws, offers, end, defaults, source)
+    assert summary["offers_source"] == demo.EXISTING_BOOK and summary["offers"] == len(offers)
+    # the ground truth's defaulters in the book stop paying: counted once each, relieved or accelerated
+    defaulting = {o.enterprise_id for o, on in offers if o.enterprise_id in defaults and on <= defaults[o.enterprise_id] <= end}
+    assert defaulting and summary["defaulted_borrowers"] >= 1, (defaulting, summary["defaulted_borrowers"])
     lines = sum(1 for o, _ in offers if o.product == "iot-line")
     terms = len(offers) - lines
     assert summary["credit_lines_opened"] == lines and summary["loans_booked"] == terms + summary["drawdowns"]

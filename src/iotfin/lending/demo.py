@@ -104,12 +104,21 @@ def approved_offers_from_decisions(ws: Any, ds: Any) -> list[tuple[Offer, date]]
     return offers
 
 
+EXISTING_BOOK = "credit_decisions + existing_financings"
+
+
 def offers_for_demo(ws: Any, ds: Any) -> tuple[list[tuple[Offer, date]], str]:
-    """The approved decisions' offers, or (none approved) the financing price list, and which it is."""
-    offers = approved_offers_from_decisions(ws, ds)
-    if offers:
-        return offers, "credit_decisions"
-    return approved_offers_from_financing(ws, ds), "fallback: no credit decision approved; fixed price list on accepted financing requests"
+    """What the demo services, and where it comes from: the approved decisions' new digital loans plus
+    the lender's existing book — the supply-chain financings the registry accepted over the simulated
+    history, priced by DEMO_PRICING — of the enterprises without an approved decision (this is where
+    the ground truth's defaults are: today's decisions decline most of yesterday's defaulters). With
+    nothing approved, the existing book alone."""
+    decided = approved_offers_from_decisions(ws, ds)
+    existing = approved_offers_from_financing(ws, ds)
+    if not decided:
+        return existing, "fallback: no credit decision approved; fixed price list on accepted financing requests"
+    new = {o.enterprise_id for o, _ in decided}
+    return decided + [(o, on) for o, on in existing if o.enterprise_id not in new], EXISTING_BOOK
 
 
 def defaults_from(ds: Any) -> dict[int, date]:
@@ -183,7 +192,7 @@ def demo_step(ws: Any, offers: Sequence[tuple[Offer, date]], end: date, defaults
         "repayments": stats["repayments"], "late_repayments": stats["late_repayments"], "repaid": paid,
         "subsidy_received": stats["subsidy_payments"], "defaulted_borrowers": stats["defaulted_borrowers"],
         "restructured": len(relieved), "accelerated": stats["accelerated"],
-        **({} if source == "credit_decisions" else {"pricing": {
+        **({} if source == "credit_decisions" else {"pricing": {  # the existing book's price list
             k: {"product": p, "term_months": t, "annual_rate": r, "advance_rate": a}
             for k, (p, t, r, a) in DEMO_PRICING.items()} | {"agriculture_subsidy_rate": AGRICULTURE_SUBSIDY}}),
         "portfolio": svc.portfolio(),
