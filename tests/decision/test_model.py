@@ -15,6 +15,7 @@ from iotfin.decision.model import (
     Exposure,
     LimitPolicy,
     LprCurve,
+    OfferTerms,
     PricingPolicy,
     RiskAssessment,
     apr_disclosure,
@@ -23,6 +24,7 @@ from iotfin.decision.model import (
     equal_instalment,
     in_challenger,
     price,
+    servicing_terms,
     validate_application,
 )
 from tests.decision.conftest import assessment
@@ -108,9 +110,24 @@ def test_equal_instalment_and_apr_against_known_values() -> None:
 
 
 def test_disclosure_in_both_languages_with_subsidy() -> None:
-    text = apr_disclosure(D("500000.00"), 12, D("0.0507"), D("0.0601"), D("0.0607"), D("0.01"), "市财政局", D("2500.00"))
-    assert "年化利率" in text["zh"] and "6.01%" in text["zh"] and "市财政局贴息" in text["zh"]
+    terms = OfferTerms(D("0.0601"), D("2500.00"), D("42916.67"), "等额本息", "equal monthly instalments")
+    text = apr_disclosure(D("500000.00"), 12, D("0.0507"), terms, D("0.0607"), D("0.01"), "市财政局")
+    assert "年化利率" in text["zh"] and "6.01%" in text["zh"] and "市财政局贴息" in text["zh"] and "等额本息" in text["zh"]
     assert "APR" in text["en"] and "subsidised by 市财政局" in text["en"] and "you pay 5.07%" in text["en"]
+    assert "2500.00" in text["zh"] and "42916.67" in text["en"]
+
+
+@pytest.mark.parametrize("code", sorted(PRODUCTS))
+def test_the_apr_offered_is_the_apr_signed(code: str) -> None:
+    """Every decision product names the lending product that books it, and the decision's APR is
+    the key-facts statement's (same method, day count and fees), whatever the repayment method."""
+    from iotfin.lending.disclosure import product_key_facts
+
+    start, principal, rate, months = date(2026, 12, 1), D("300000.00"), D("0.0650"), 6
+    offer = servicing_terms(PRODUCTS[code].servicing, principal, rate, months, start)
+    facts = product_key_facts(PRODUCTS[code].servicing, principal, rate, months, start)
+    assert offer.apr == facts.apr_gross.quantize(D("0.0001")) and offer.fee == facts.upfront_fee
+    assert offer.first_payment == facts.schedule[0].borrower_total and offer.method_zh and offer.method_en
 
 
 def test_challenger_split_is_stable_and_proportional() -> None:

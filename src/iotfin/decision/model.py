@@ -9,7 +9,8 @@
   cost, a capital charge at the hurdle rate and a margin; floors, caps and a legal ceiling; RAROC;
   third-party interest subsidies (贴息) give a gross and a net rate.
 - Limits: the minimum of the asset-based, activity-based, strategy and exposure-policy limits.
-- The APR disclosure: equal-instalment cash flows and their IRR (see `apr_equal_instalment`).
+- The APR disclosure: the offer's cash flows as the servicing product books them, and their IRR
+  (`servicing_terms`, lending's key facts).
 
 Every amount and rate is a Decimal; money is quantised to the fen where it is offered.
 """
@@ -233,17 +234,17 @@ class Product:
     max_tenor_months: int
     advance_rate: Decimal  # share of IoT-verified collateral value lent against
     lgd: Decimal  # loss given default used in pricing
-    upfront_fee_rate: Decimal = ZERO  # one-off service fee, deducted at drawdown; it enters the APR
+    servicing: str  # the lending product that books an approval: its method, day count and fees make the APR
     collateral_secured: bool = False  # the asset-based limit binds only for collateral-secured products
 
 
 PRODUCTS: dict[str, Product] = {p.code: p for p in (
     Product("iot-working-capital", "物联网流动资金贷", "IoT working-capital loan", Decimal("50000"), Decimal("3000000"),
-            3, 36, Decimal("0.50"), Decimal("0.45"), Decimal("0.005")),
+            3, 36, Decimal("0.50"), Decimal("0.45"), "iot-line"),
     Product("receivable-financing", "应收账款融资", "Receivable financing", Decimal("10000"), Decimal("5000000"),
-            1, 12, Decimal("0.80"), Decimal("0.35")),
+            1, 12, Decimal("0.80"), Decimal("0.35"), "receivable-bullet"),
     Product("inventory-pledge", "存货（仓单）质押贷", "Inventory / warehouse-receipt pledge loan", Decimal("50000"),
-            Decimal("5000000"), 1, 12, Decimal("0.60"), Decimal("0.40"), collateral_secured=True),
+            Decimal("5000000"), 1, 12, Decimal("0.60"), Decimal("0.40"), "iot-term", collateral_secured=True),
 )}
 
 
@@ -569,14 +570,36 @@ def apr_equal_instalment(principal: Decimal, annual_rate: Decimal, months: int, 
     return annualised_rate(flows).quantize(BP, rounding=ROUND_HALF_UP)
 
 
-def apr_disclosure(amount: Decimal, months: int, net_rate: Decimal, apr: Decimal, gross_rate: Decimal,
-                   subsidy_rate: Decimal, subsidy_provider: str | None, fee: Decimal) -> dict[str, str]:
+@dataclass(frozen=True, slots=True)
+class OfferTerms:
+    """What the offer's disclosure states, computed the way lending will book the loan."""
+
+    apr: Decimal  # IRR method, all interest and fees the borrower pays
+    fee: Decimal  # one-off fee deducted at drawdown
+    first_payment: Decimal  # the first instalment the borrower pays
+    method_zh: str
+    method_en: str
+
+
+def servicing_terms(servicing: str, principal: Decimal, annual_rate: Decimal, months: int, start: date) -> OfferTerms:
+    """The offer's APR and repayment as the servicing product books it (its repayment method, day
+    count, upfront and periodic fees): the key-facts statement at signing shows the same APR."""
+    from iotfin.lending.disclosure import METHOD_EN, METHOD_ZH, product_key_facts  # lending owns the one IRR
+
+    facts = product_key_facts(servicing, principal, annual_rate, months, start)
+    first = facts.schedule[0]
+    return OfferTerms(facts.apr_gross.quantize(BP, rounding=ROUND_HALF_UP), facts.upfront_fee,
+                      first.borrower_total, METHOD_ZH[facts.method], METHOD_EN[facts.method])
+
+
+def apr_disclosure(amount: Decimal, months: int, net_rate: Decimal, terms: OfferTerms, gross_rate: Decimal,
+                   subsidy_rate: Decimal, subsidy_provider: str | None) -> dict[str, str]:
     """The annualised-rate disclosure (年化利率) an enterprise reads before accepting an offer."""
-    payment = equal_instalment(amount, net_rate, months)[0]
-    zh = (f"借款金额 {amount} 元，期限 {months} 个月，按月等额本息还款，每期约 {payment} 元。"
-          f"年化利率（按内部收益率法计算，含一次性服务费 {fee} 元）为 {pct(apr)}。")
-    en = (f"Loan of CNY {amount} over {months} months, repaid in equal monthly instalments of about CNY {payment}. "
-          f"Annualised rate (APR, internal-rate-of-return method, including a one-off service fee of CNY {fee}): {pct(apr)}.")
+    zh = (f"借款金额 {amount} 元，期限 {months} 个月，还款方式：{terms.method_zh}，首期应还约 {terms.first_payment} 元。"
+          f"年化利率（按内部收益率法计算，含一次性服务费 {terms.fee} 元）为 {pct(terms.apr)}。")
+    en = (f"Loan of CNY {amount} over {months} months, repaid as {terms.method_en}; first payment about CNY "
+          f"{terms.first_payment}. Annualised rate (APR, internal-rate-of-return method, including a one-off service "
+          f"fee of CNY {terms.fee}): {pct(terms.apr)}.")
     if subsidy_rate > 0:
         zh += f"贷款利率 {pct(gross_rate)}，其中 {pct(subsidy_rate)} 由{subsidy_provider}贴息，您实际承担 {pct(net_rate)}。"
         en += (f" The loan bears {pct(gross_rate)}, of which {pct(subsidy_rate)} is subsidised by {subsidy_provider}; "

@@ -1,8 +1,9 @@
 """Credit decisioning use cases: publish and deploy strategies, decide applications, replay, review.
 
 The service is built with ports, so the contexts it depends on plug in without it importing them:
-`assess(enterprise_id) -> RiskAssessment` (the risk engine), `apr(principal, annual_rate, months,
-upfront_fee) -> APR` (`apr_equal_instalment`, which uses lending's IRR) and
+`assess(enterprise_id) -> RiskAssessment` (the risk engine), `apr(servicing_product, principal,
+annual_rate, months, start) -> OfferTerms` (`servicing_terms`: lending's key facts for the product
+that will book the loan, so the APR offered is the APR signed) and
 `anchor(conn, decision_id)` (the ledger, called inside the transaction that stores the decision, so
 a decision and its anchor commit together: no stored decision without its anchor, and one durable
 commit, not two). `evaluate_application` is the whole decision for one application without
@@ -44,17 +45,18 @@ from iotfin.decision.model import (
     Exposure,
     LimitPolicy,
     LprCurve,
+    OfferTerms,
     PricingPolicy,
     Product,
     Reason,
     RiskAssessment,
     apr_disclosure,
-    apr_equal_instalment,
     credit_limit,
     in_challenger,
     limit_below_minimum,
     plain,
     price,
+    servicing_terms,
     to_rate,
     validate_application,
 )
@@ -76,7 +78,7 @@ from iotfin.decision.strategies import (
 )
 
 Assess = Callable[[int], RiskAssessment]
-AprPort = Callable[[Decimal, Decimal, int, Decimal], Decimal]
+AprPort = Callable[[str, Decimal, Decimal, int, date], OfferTerms]
 Anchor = Callable[[Connection, str], object]
 
 STRATEGY_DECLINE = Reason("STRATEGY_DECLINE", "不符合授信策略", "Declined by the credit strategy")
@@ -118,7 +120,7 @@ class DecisionPolicy:
 def evaluate_application(strategy: CompiledStrategy, app: Application, assessment: RiskAssessment,
                          policy: DecisionPolicy, exposure: Exposure, on: date, *, strategy_name: str = "default",
                          version: int | None = None, arm: str = "champion", has_core: bool = False,
-                         apr: AprPort = apr_equal_instalment, trace: bool = True, disclose: bool = True,
+                         apr: AprPort = servicing_terms, trace: bool = True, disclose: bool = True,
                          outcome_result: Mapping[str, Any] | None = None) -> DecisionResult:
     """One decision, no storage: strategy (evaluated once), then limits, pricing and the disclosure.
     A strategy that fails, or returns no decision, an unknown one, or an approval without terms,
@@ -167,16 +169,16 @@ def evaluate_application(strategy: CompiledStrategy, app: Application, assessmen
                 reasons.append(TENOR_REDUCED)
     annual, disclosure = None, None
     if offered > 0 and disclose:
-        fee = quantize_fen(offered * product.upfront_fee_rate)
-        annual = apr(offered, pricing.net_rate, tenor, fee)
-        disclosure = apr_disclosure(offered, tenor, pricing.net_rate, annual, pricing.gross_rate, app.subsidy_rate,
-                                    app.subsidy_provider, fee)
+        terms = apr(product.servicing, quantize_fen(offered), pricing.net_rate, tenor, on)
+        annual = terms.apr
+        disclosure = apr_disclosure(quantize_fen(offered), tenor, pricing.net_rate, terms, pricing.gross_rate,
+                                    app.subsidy_rate, app.subsidy_provider)
     return DecisionResult(decision, reasons=tuple(reasons), offered_amount=quantize_fen(offered), tenor_months=tenor,
                           pricing=pricing, limit=limit, apr=annual, disclosure=disclosure, **common)
 
 
 class DecisionService:
-    def __init__(self, engine: Engine, *, assess: Assess | None = None, apr: AprPort = apr_equal_instalment,
+    def __init__(self, engine: Engine, *, assess: Assess | None = None, apr: AprPort = servicing_terms,
                  anchor: Anchor | None = None, policy: DecisionPolicy | None = None,
                  clock: Callable[[], datetime] = utc_now):
         self.engine = engine
@@ -488,12 +490,11 @@ class DecisionService:
                                     "officers": officers, "application": application.to_json()}
             if terms is not None:
                 net = max(ZERO, terms[2] - application.subsidy_rate)
-                fee = quantize_fen(terms[0] * product.upfront_fee_rate)
-                annual = self.apr(terms[0], net, terms[1], fee)
+                offer = self.apr(product.servicing, terms[0], net, terms[1], business_date(now))
                 body |= {"offered_amount": str(terms[0]), "tenor_months": terms[1], "rate": str(terms[2]),
-                         "net_rate": str(net), "apr": str(annual),
-                         "disclosure": apr_disclosure(terms[0], terms[1], net, annual, terms[2], application.subsidy_rate,
-                                                      application.subsidy_provider, fee)}
+                         "net_rate": str(net), "apr": str(offer.apr),
+                         "disclosure": apr_disclosure(terms[0], terms[1], net, offer, terms[2], application.subsidy_rate,
+                                                      application.subsidy_provider)}
             decision_id = self._insert_decision(conn, application_id, "review", decision, body, now, ", ".join(officers),
                                                 None, None, None, terms[0] if terms else None,
                                                 terms[1] if terms else None, str(terms[2]) if terms else None)
@@ -619,7 +620,7 @@ def replay_decisions(draft: CompiledStrategy, past: Sequence[tuple[Application, 
     return _replay_report([_tally(draft, past, policy, on, batch)], len(past))
 
 
-def workspace_service(ws: Any, assess: Assess | None = None, apr: AprPort = apr_equal_instalment) -> DecisionService:
+def workspace_service(ws: Any, assess: Assess | None = None, apr: AprPort = servicing_terms) -> DecisionService:
     """The decision service on a workspace's database, anchoring every decision in its ledger."""
     return DecisionService(ws.engine, assess=assess, apr=apr,
                            anchor=lambda conn, decision_id: ws.ledger.anchor_from_source(

@@ -65,9 +65,6 @@ def approved_offers_from_financing(ws: Any, ds: Any) -> list[tuple[Offer, date]]
     return offers
 
 
-# the decision engine's products -> the servicing shelf: two term loans, and a revolving line
-DECISION_PRODUCTS = {"receivable-financing": "receivable-bullet", "inventory-pledge": "iot-term",
-                     "iot-working-capital": "iot-line"}
 LINE_DRAWDOWNS = ((0, Decimal("0.6")), (30, Decimal("0.3")))  # (days after opening, share of the limit)
 
 
@@ -76,6 +73,7 @@ def approved_offers_from_decisions(ws: Any, ds: Any) -> list[tuple[Offer, date]]
     application (the strategy's, or the officers' in review), its amount, tenor and gross rate, the
     application's subsidy rate; for a credit line the principal is the limit. Drawn on the enterprise's
     first financing request date, else the calendar's first financing day."""
+    from iotfin.decision.model import PRODUCTS as DECISION_PRODUCTS  # each names the servicing product
     from iotfin.decision.store import CreditApplication, CreditDecision
 
     with ws.engine.connect() as conn:
@@ -99,7 +97,7 @@ def approved_offers_from_decisions(ws: Any, ds: Any) -> list[tuple[Offer, date]]
             continue
         subsidy = Decimal(str((inputs or {}).get("application", {}).get("subsidy_rate", "0")))
         annual = Decimal(rate).quantize(m.RATE_QUANTUM)
-        offers.append((Offer(int(ent), DECISION_PRODUCTS[product], Decimal(amount), annual, int(tenor),
+        offers.append((Offer(int(ent), DECISION_PRODUCTS[product].servicing, Decimal(amount), annual, int(tenor),
                              min(subsidy, annual).quantize(m.RATE_QUANTUM)), on))
     return offers
 
