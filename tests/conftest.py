@@ -51,3 +51,15 @@ def workspace(db_url: str, tmp_path: Path) -> Iterator[Workspace]:
         yield ws
     finally:
         ws.close()
+
+
+@pytest.fixture
+def sqlite_workspace(tmp_path: Path) -> Iterator[Workspace]:
+    """An initialised SQLite workspace, for tests whose subject does not depend on the backend (long
+    day-by-day lending runs, decisioning's service logic); their SQL runs on both backends elsewhere."""
+    ws = Workspace(Settings(data_dir=tmp_path / "ws", database_url=f"sqlite:///{tmp_path / 'iotfin.db'}"))
+    ws.initialise()
+    try:
+        yield ws
+    finally:
+        ws.close()

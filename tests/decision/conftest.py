@@ -1,18 +1,13 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import insert
 
-from iotfin.core.settings import Settings
 from iotfin.db.models import ChainMember, Enterprise, SupplyChain
 from iotfin.decision.model import RiskAssessment
-from iotfin.workspace import Workspace
 
 
 def assessment(enterprise_id: int, grade: str = "A", pd: str = "0.01", *, consent: bool = True, coverage: str = "0.95",
@@ -41,12 +36,3 @@ def add_enterprises(engine: Any, ids: range, core: int | None = None) -> None:
                                                     tier=0 if i == core else 1) for i in ids])
 
 
-@pytest.fixture
-def sqlite_workspace(tmp_path: Path) -> Iterator[Workspace]:
-    """An initialised SQLite workspace, for the tests whose subject does not depend on the backend."""
-    ws = Workspace(Settings(data_dir=tmp_path / "ws", database_url=f"sqlite:///{tmp_path / 'iotfin.db'}"))
-    ws.initialise()
-    try:
-        yield ws
-    finally:
-        ws.close()

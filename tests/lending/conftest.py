@@ -1,28 +1,11 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
-from pathlib import Path
 
-import pytest
 from sqlalchemy import Engine, insert, select
 
-from iotfin.core.settings import Settings
 from iotfin.db.models import Enterprise
-from iotfin.workspace import Workspace
-
-
-@pytest.fixture
-def sqlite_workspace(tmp_path: Path) -> Iterator[Workspace]:
-    """An initialised SQLite workspace, for long day-by-day runs whose subject is not the backend (the
-    store's SQL is exercised on both databases by test_service.py)."""
-    ws = Workspace(Settings(data_dir=tmp_path / "ws", database_url=f"sqlite:///{tmp_path / 'iotfin.db'}"))
-    ws.initialise()
-    try:
-        yield ws
-    finally:
-        ws.close()
 
 
 def make_enterprises(engine: Engine, n: int) -> list[int]:
