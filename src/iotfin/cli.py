@@ -397,9 +397,14 @@ def serve(
     tls_cert: Annotated[Path | None, typer.Option(help="Server certificate chain (PEM) for mqtts.")] = None,
     tls_key: Annotated[Path | None, typer.Option(help="Server private key (PEM) for mqtts.")] = None,
     tls_client_ca: Annotated[Path | None, typer.Option(help="CA bundle devices' X.509 certificates chain to.")] = None,
+    api_workers: Annotated[int, typer.Option(min=0, max=64, help="Also serve the open API (not the device "
+                                             "endpoints) from this many extra processes on --api-port.")] = 0,
+    api_port: Annotated[int | None, typer.Option(help="Port of the --api-workers processes (default: HTTP port + 1).")] = None,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Run the platform on the embedded default: the API and the device endpoints."""
+    """Run the platform on the embedded default: the API and the device endpoints; with
+    --api-workers, also the open API from several processes on a second port (partner reads scale
+    past one core; see docs/operations.md)."""
     mqtts = None
     if mqtts_port is not None:
         if tls_cert is None or tls_key is None:
@@ -412,8 +417,66 @@ def serve(
             raise ConfigError(f"cannot load the TLS certificate, key or client CA: {exc}") from None
     ws = _workspace(data_dir)
     ws.initialise()
-    _serve(ws, http_port or ws.settings.http_port, host=ws.settings.http_host,
-           mqtt_port=mqtt_port or ws.settings.mqtt_port, mqtts=mqtts)
+    port = http_port or ws.settings.http_port
+    workers = None
+    if api_workers:
+        import os
+        import subprocess
+        import sys
+
+        workers = subprocess.Popen([sys.executable, "-m", "iotfin.cli", "serve-api", "--workers", str(api_workers),
+                                    "--port", str(api_port or port + 1), "--data-dir", str(ws.data_dir),
+                                    "--parent-pid", str(os.getpid())])
+        console.print(f"open API: {api_workers} worker processes on {ws.settings.http_host}:{api_port or port + 1}")
+    try:
+        _serve(ws, port, host=ws.settings.http_host, mqtt_port=mqtt_port or ws.settings.mqtt_port, mqtts=mqtts)
+    finally:
+        if workers is not None:
+            workers.terminate()  # uvicorn's supervisor stops its workers gracefully on SIGTERM
+            workers.wait(timeout=30)
+
+
+def _stop_with(parent_pid: int) -> None:
+    """SIGTERM this process (uvicorn's supervisor then stops its workers) once `parent_pid` is gone —
+    also when it was killed and had no chance to stop us."""
+    import os
+    import signal
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="stop-with-parent", daemon=True).start()
+
+
+@app.command("serve-api")
+def serve_api(
+    port: Annotated[int | None, typer.Option(help="HTTP port (default IOTFIN_HTTP_PORT + 1).")] = None,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes sharing the port.")] = 2,
+    parent_pid: Annotated[int | None, typer.Option(hidden=True, help="Stop when this process ends (`serve` passes it).")] = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """The open API alone (partners, console, enterprises; not the device endpoints), from several
+    worker processes sharing one port: what lets API reads use more than one core. Background work
+    (webhook deliveries, the monitor) and device traffic stay with `iotfin serve` on the same
+    workspace. Rate limits are kept per process: a client may reach up to N times its limit."""
+    import os
+
+    import uvicorn
+
+    ws = _workspace(data_dir, schema=True)  # refuse a database not at the code's schema
+    host, port = ws.settings.http_host, port or ws.settings.http_port + 1
+    ws.close()
+    if data_dir is not None:  # the workers build their workspace from the environment
+        os.environ["IOTFIN_DATA_DIR"] = str(data_dir)
+    console.print(f"open API on http://{host}:{port}, {workers} worker processes")
+    if parent_pid is not None:
+        _stop_with(parent_pid)
+    uvicorn.run("iotfin.api.app:open_api_app", factory=True, host=host, port=port, workers=workers,
+                log_level="warning")
 
 
 # --- ledger ---------------------------------------------------------------------------------------

@@ -39,8 +39,10 @@ from iotfin.webhooks import api as webhooks_api
 from iotfin.workspace import Workspace
 
 
-def create_app(ws: Workspace, background: bool = True) -> FastAPI:
-    """The API. With `background`, its lifespan runs the webhook delivery worker (as `iotfin serve` does)."""
+def create_app(ws: Workspace, background: bool = True, device_transport: bool = True) -> FastAPI:
+    """The API. With `background`, its lifespan runs the webhook delivery worker and the monitor (as
+    `iotfin serve` does); without `device_transport`, the device endpoints (telemetry over HTTP) are
+    left out — the open-API worker processes of `iotfin serve-api`."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -81,9 +83,11 @@ def create_app(ws: Workspace, background: bool = True) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, max_bytes=ws.settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware)
     devices = device_http.router()  # the device transport keeps its own rule: bad payloads are quarantined
-    for router in (_platform_router(), auth.router(), financing_api.router(), devices_api.router(), devices,
-                   ledger_api.router(), lending_api.router(), consent_api.router(), decision_api.router(),
-                   monitor_api.router(), webhooks_api.router(), protection_api.router(), risk_api.router()):
+    routers = [_platform_router(), auth.router(), financing_api.router(), devices_api.router(),
+               *([devices] if device_transport else []), ledger_api.router(), lending_api.router(),
+               consent_api.router(), decision_api.router(), monitor_api.router(), webhooks_api.router(),
+               protection_api.router(), risk_api.router()]
+    for router in routers:
         # no NUL character in any request text (src/iotfin/api/fields.py)
         app.include_router(router, dependencies=[] if router is devices else [Depends(refuse_nul)])
 
@@ -120,3 +124,11 @@ def _platform_router() -> APIRouter:
 
     return router
 
+
+def open_api_app() -> FastAPI:
+    """The open API without the device endpoints and without background work, for the worker
+    processes of `iotfin serve-api` (a uvicorn app factory: the workspace comes from the IOTFIN_*
+    environment). Webhook deliveries, the monitor and device traffic stay with `iotfin serve`."""
+    from iotfin.core.settings import Settings
+
+    return create_app(Workspace(Settings()), background=False, device_transport=False)
