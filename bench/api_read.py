@@ -6,6 +6,10 @@ a partner client and `--complaints` complaints, then drives each read endpoint w
 reports the latency percentiles wrk measured, plus throughput and non-2xx counts.
 
     python bench/api_read.py --rate 1000 --duration 20
+    python bench/api_read.py --rate 1000 --duration 20 --api-workers 2   # the open API from 2 processes
+
+The server's CPU per request counts the `iotfin serve` process and all its descendants (the
+`serve-api` supervisor and its workers).
 
 Prints one JSON object.
 """
