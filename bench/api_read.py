@@ -48,7 +48,9 @@ request = function()
   return wrk.format("GET", nil, {["Authorization"] = "Bearer %(token)s"})
 end
 delay = function()
-  return pause
+  -- uniform on [pause/2, 3 pause/2]: the same mean, but the connections drift apart instead of
+  -- firing in lockstep bursts (a fixed pause keeps them synchronised from the first request)
+  return math.random(math.floor(pause / 2), math.floor(pause * 3 / 2))
 end
 done = function(summary, latency, requests)
   local codes = summary.errors.status

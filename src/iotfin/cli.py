@@ -436,22 +436,6 @@ def serve(
             workers.wait(timeout=30)
 
 
-def _stop_with(parent_pid: int) -> None:
-    """SIGTERM this process (uvicorn's supervisor then stops its workers) once `parent_pid` is gone —
-    also when it was killed and had no chance to stop us."""
-    import os
-    import signal
-    import threading
-    import time
-
-    def watch() -> None:
-        while os.getppid() == parent_pid:
-            time.sleep(0.5)
-        os.kill(os.getpid(), signal.SIGTERM)
-
-    threading.Thread(target=watch, name="stop-with-parent", daemon=True).start()
-
-
 @app.command("serve-api")
 def serve_api(
     port: Annotated[int | None, typer.Option(help="HTTP port (default IOTFIN_HTTP_PORT + 1).")] = None,
@@ -465,7 +449,7 @@ def serve_api(
     workspace. Rate limits are kept per process: a client may reach up to N times its limit."""
     import os
 
-    import uvicorn
+    from iotfin.api.workers import supervise
 
     ws = _workspace(data_dir, schema=True)  # refuse a database not at the code's schema
     host, port = ws.settings.http_host, port or ws.settings.http_port + 1
@@ -473,10 +457,10 @@ def serve_api(
     if data_dir is not None:  # the workers build their workspace from the environment
         os.environ["IOTFIN_DATA_DIR"] = str(data_dir)
     console.print(f"open API on http://{host}:{port}, {workers} worker processes")
-    if parent_pid is not None:
-        _stop_with(parent_pid)
-    uvicorn.run("iotfin.api.app:open_api_app", factory=True, host=host, port=port, workers=workers,
-                log_level="warning")
+    try:
+        supervise(host, port, workers, parent_pid)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
 # --- ledger ---------------------------------------------------------------------------------------

@@ -128,7 +128,11 @@ def _platform_router() -> APIRouter:
 def open_api_app() -> FastAPI:
     """The open API without the device endpoints and without background work, for the worker
     processes of `iotfin serve-api` (a uvicorn app factory: the workspace comes from the IOTFIN_*
-    environment). Webhook deliveries, the monitor and device traffic stay with `iotfin serve`."""
+    environment). Webhook deliveries, the monitor and device traffic stay with `iotfin serve`. A
+    worker runs its blocking work on its event loop (`run_blocking_inline`): concurrency comes from
+    the processes."""
+    from iotfin.api.workers import run_blocking_inline
     from iotfin.core.settings import Settings
 
+    run_blocking_inline()
     return create_app(Workspace(Settings()), background=False, device_transport=False)
