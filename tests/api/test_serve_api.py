@@ -85,7 +85,7 @@ def test_open_api_workers_serve_the_same_workspace_without_the_device_endpoints(
         # the serve-api supervisor and its two workers run under the platform process
         assert len(_descendants(server.pid)) >= 3
         answers = []
-        for base in (f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{port}"):
+        for base in (f"http://127.0.0.1:{port}", f"http://127.0.0.1:{api_port}"):
             token = httpx.post(f"{base}/oauth/token", data={"grant_type": "client_credentials",
                                                              "client_id": client["client_id"],
                                                              "client_secret": client["client_secret"]}).json()
@@ -95,6 +95,13 @@ def test_open_api_workers_serve_the_same_workspace_without_the_device_endpoints(
             answers.append(got.json())
             assert httpx.get(f"{base}/api/v1/complaints/{complaint['id']}").status_code == 401
         assert answers[0] == answers[1] and answers[0]["subject"] == "利率不清楚"
+        # many at once (the workers run requests on their loops, one at a time each): all answered
+        from concurrent.futures import ThreadPoolExecutor
+
+        url = f"http://127.0.0.1:{api_port}/api/v1/complaints/{complaint['id']}"
+        with ThreadPoolExecutor(16) as pool:
+            codes = list(pool.map(lambda _: httpx.get(url, headers=headers, timeout=30).status_code, range(64)))
+        assert codes == [200] * 64
         # device traffic belongs to the main process (ingest, device sessions, the monitor)
         telemetry = "/api/v1/not-a-device-token/telemetry"
         assert httpx.post(f"http://127.0.0.1:{api_port}{telemetry}", json=[{"values": {"x": 1}}]).status_code == 404

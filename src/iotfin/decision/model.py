@@ -584,12 +584,11 @@ class OfferTerms:
 def servicing_terms(servicing: str, principal: Decimal, annual_rate: Decimal, months: int, start: date) -> OfferTerms:
     """The offer's APR and repayment as the servicing product books it (its repayment method, day
     count, upfront and periodic fees): the key-facts statement at signing shows the same APR."""
-    from iotfin.lending.disclosure import METHOD_EN, METHOD_ZH, product_key_facts  # lending owns the one IRR
+    from iotfin.lending.disclosure import METHOD_EN, METHOD_ZH, product_offer_apr  # lending owns the one IRR
 
-    facts = product_key_facts(servicing, principal, annual_rate, months, start)
-    first = facts.schedule[0]
-    return OfferTerms(facts.apr_gross.quantize(BP, rounding=ROUND_HALF_UP), facts.upfront_fee,
-                      first.borrower_total, METHOD_ZH[facts.method], METHOD_EN[facts.method])
+    apr, fee, schedule, method = product_offer_apr(servicing, principal, annual_rate, months, start)
+    return OfferTerms(apr.quantize(BP, rounding=ROUND_HALF_UP), fee, schedule[0].borrower_total,
+                      METHOD_ZH[method], METHOD_EN[method])
 
 
 def apr_disclosure(amount: Decimal, months: int, net_rate: Decimal, terms: OfferTerms, gross_rate: Decimal,

@@ -199,11 +199,26 @@ def _text_en(f: dict) -> str:
     return "\n".join(lines)
 
 
-def product_key_facts(product_code: str, principal: Decimal, annual_rate: Decimal, term: int, start: date,
-                      subsidy_rate: Decimal = ZERO) -> KeyFacts:
-    """Key facts for an offer on one of the shelf's products (its method, day count, fees, penalty)."""
+def _product_terms(product_code: str, principal: Decimal, annual_rate: Decimal, term: int, start: date,
+                   subsidy_rate: Decimal = ZERO) -> tuple[m.Product, m.Terms, Decimal]:
     prod = m.product(product_code)
     terms = m.Terms(principal, annual_rate, term, start, prod.method, prod.day_count, periodic_fee=prod.periodic_fee,
                     subsidy_rate=subsidy_rate)
-    return key_facts(terms, m.fen(principal * prod.upfront_fee_rate),
-                     m.penalty_rate(annual_rate, prod.penalty_markup))
+    return prod, terms, m.fen(principal * prod.upfront_fee_rate)
+
+
+def product_key_facts(product_code: str, principal: Decimal, annual_rate: Decimal, term: int, start: date,
+                      subsidy_rate: Decimal = ZERO) -> KeyFacts:
+    """Key facts for an offer on one of the shelf's products (its method, day count, fees, penalty)."""
+    prod, terms, upfront_fee = _product_terms(product_code, principal, annual_rate, term, start, subsidy_rate)
+    return key_facts(terms, upfront_fee, m.penalty_rate(annual_rate, prod.penalty_markup))
+
+
+def product_offer_apr(product_code: str, principal: Decimal, annual_rate: Decimal, term: int,
+                      start: date) -> tuple[Decimal, Decimal, tuple[m.Instalment, ...], m.Method]:
+    """What `product_key_facts` (no subsidy) says of the APR — (APR, upfront fee, schedule, method) —
+    without its second IRR and its texts: the credit decision's disclosure, once per decision."""
+    _, terms, upfront_fee = _product_terms(product_code, principal, annual_rate, term, start)
+    sched = m.schedule(terms)
+    return (annualised_rate(borrower_cashflows(terms, sched, upfront_fee, net_of_subsidy=False)), upfront_fee, sched,
+            terms.method)
