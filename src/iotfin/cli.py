@@ -432,8 +432,11 @@ def serve(
         _serve(ws, port, host=ws.settings.http_host, mqtt_port=mqtt_port or ws.settings.mqtt_port, mqtts=mqtts)
     finally:
         if workers is not None:
-            workers.terminate()  # uvicorn's supervisor stops its workers gracefully on SIGTERM
-            workers.wait(timeout=30)
+            workers.terminate()  # the supervisor (iotfin.api.workers) stops its workers gracefully on SIGTERM
+            try:
+                workers.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                workers.kill()
 
 
 @app.command("serve-api")
