@@ -72,7 +72,7 @@ def online_with_features(workspace: Path, requests: int) -> dict:
     ws = Workspace(Settings(data_dir=workspace))
     ds = SimDataset(workspace / "sim")
     lender_of = _lenders(ds)
-    model = load_model(workspace / "models" / "enterprise")
+    model = load_model(ws.enterprise_model_dir)
     cfg = ds.manifest["config"]  # the economy's last day is the demo's as-of date
     as_of = date.fromisoformat(cfg["start_date"]) + timedelta(days=cfg["days"] - 1)
     ids = sorted(lender_of)

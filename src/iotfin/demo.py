@@ -73,7 +73,7 @@ def run_demo(workspace_dir: Path, enterprises: int = 300, days: int = 180, seed:
     monitoring = timed("monitoring", lambda: monitor_demo(ws, ds))
     last_day = config.start_date + timedelta(days=days - 1)
     features = timed("consent_features", lambda: consent_and_features(ws, ds, last_day))
-    rating, assess = timed("risk_rating", lambda: _risk_demo(ws, ds, config.start_date, last_day, workspace_dir))
+    rating, assess = timed("risk_rating", lambda: _risk_demo(ws, ds, config.start_date, last_day))
     decisions = timed("credit_decisions", lambda: _decision_demo(ws, ds, assess))
     lending = timed("lending", lambda: _lending_demo(ws, ds, last_day))
     open_api = timed("open_api", lambda: open_api_demo(ws))
@@ -117,10 +117,11 @@ def _lenders(ds: SimDataset) -> dict[int, str]:
                                             strict=True)}
 
 
-def _risk_demo(ws: Workspace, ds: SimDataset, start: Any, end: Any, workspace_dir: Path) -> tuple[dict[str, Any], Any]:
+def _risk_demo(ws: Workspace, ds: SimDataset, start: Any, end: Any) -> tuple[dict[str, Any], Any]:
     from iotfin.risk.demo_step import rate_enterprises
 
-    return rate_enterprises(ws, ds, start, end, workspace_dir / "models" / "enterprise", _lenders(ds))
+    # where the workspace's online assessor (the decision API) finds it
+    return rate_enterprises(ws, ds, start, end, ws.enterprise_model_dir, _lenders(ds))
 
 
 def _decision_demo(ws: Workspace, ds: SimDataset, assess: Any) -> dict[str, Any]:
