@@ -5,7 +5,6 @@ worker left behind when the platform stops."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -22,12 +21,7 @@ from iotfin.db.models import Enterprise, Tenant
 from iotfin.identity.model import Principal
 from iotfin.workspace import Workspace
 from tests.openapi_world import enterprise_row
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.services import free_port
 
 
 def _descendants(pid: int) -> set[int]:
@@ -75,9 +69,9 @@ def test_open_api_workers_serve_the_same_workspace_without_the_device_endpoints(
     ws.close()
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("IOTFIN_")} | {"IOTFIN_DATA_DIR": str(tmp_path)}
-    port, api_port = _free_port(), _free_port()
+    port, api_port = free_port(), free_port()
     server = subprocess.Popen([sys.executable, "-m", "iotfin", "serve", "--http-port", str(port), "--mqtt-port",
-                               str(_free_port()), "--api-workers", "2", "--api-port", str(api_port)],
+                               str(free_port()), "--api-workers", "2", "--api-port", str(api_port)],
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         _wait(f"http://127.0.0.1:{port}/healthz", server)
