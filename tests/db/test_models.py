@@ -97,3 +97,28 @@ def test_standard_profiles_seeded_idempotently(workspace: Workspace) -> None:
     with workspace.engine.connect() as conn:
         names = conn.execute(select(DeviceProfile.name)).scalars().all()
     assert "generic" in names and "electricity_meter" in names and len(names) == len(set(names))
+
+
+def test_utc_iso_formats_timestamps_in_the_database_as_python_reads_them(workspace: Workspace) -> None:
+    from sqlalchemy import Column, Integer, MetaData, Table
+    from sqlalchemy.dialects import mysql
+    from sqlalchemy.exc import CompileError
+
+    from iotfin.db.types import UTCDateTime, utc_iso
+
+    table = Table("t_utc_iso", MetaData(), Column("id", Integer, primary_key=True), Column("at", UTCDateTime()))
+    table.create(workspace.engine)
+    stored = [datetime(2026, 12, 1, 8, 30, 0, 123456, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC),  # no fraction
+              datetime(2026, 6, 30, 23, 59, 59, 999999, tzinfo=timezone(timedelta(hours=8))), None]
+    with workspace.engine.begin() as conn:
+        conn.execute(insert(table), [{"id": i, "at": at} for i, at in enumerate(stored)])
+    with workspace.engine.connect() as conn:
+        rows = conn.execute(select(table.c.at, utc_iso(table.c.at).label("iso")).order_by(table.c.id)).all()
+    for (at, iso), written in zip(rows, stored, strict=True):
+        if written is None:
+            assert at is None and iso is None
+            continue
+        assert datetime.fromisoformat(iso) == at == written  # the same instant, read either way
+        assert iso == at.strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")  # RFC 3339 in UTC, microseconds always
+    with pytest.raises(CompileError, match="mysql"):
+        select(utc_iso(table.c.at)).compile(dialect=mysql.dialect())

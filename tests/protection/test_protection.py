@@ -197,3 +197,34 @@ def test_deadline_settings_are_used(world: World) -> None:
     assert datetime.fromisoformat(c["acknowledge_by"]) - t0 == timedelta(hours=2)
     assert datetime.fromisoformat(c["resolve_by"]) - t0 == timedelta(days=7)
     assert t0.tzinfo is not None and t0.utcoffset() == UTC.utcoffset(None)
+
+
+def test_complaint_pages_for_every_kind_of_caller(world: World) -> None:
+    firm, other = world["ent_1"], world["ent_2"]
+    mine = [firm.submit_complaint(category="pricing", subject=f"s{i}", description="d", tenant="bank-a")["id"]
+            for i in range(5)]
+    theirs = other.submit_complaint(category="pricing", subject="t", description="d", tenant="bank-b")["id"]
+    # two items a page: the cursor walks three pages, each caller sees its own rows once, in order
+    assert [c["id"] for c in world["bank_a"].complaints(limit=2)] == mine
+    assert [c["id"] for c in world["bank_b"].complaints(limit=2)] == [theirs]
+    assert [c["id"] for c in firm.complaints(limit=2)] == mine
+    assert [c["id"] for c in world["ops"].complaints(limit=2)] == [*mine, theirs]
+    page = next(iter(world["bank_a"].complaints(limit=2)))
+    assert "contact_name" not in page and "contact_name_enc" not in page  # personal data only in a read by id
+    assert page == {k: v for k, v in firm.complaint(mine[0]).items() if k not in ("contact_name", "contact_phone")}
+
+
+def test_deadlines_are_missed_only_after_the_due_time(world: World) -> None:
+    ws = world.ws
+    firm, bank = world["ent_1"], world["bank_a"]
+    c = firm.submit_complaint(category="pricing", subject="s", description="d", tenant="bank-a")
+    ack_due, resolve_due = datetime.fromisoformat(c["acknowledge_by"]), datetime.fromisoformat(c["resolve_by"])
+    assert ack_due.tzinfo == UTC and ack_due.microsecond == datetime.fromisoformat(c["submitted_at"]).microsecond
+    for now, late in [(ack_due, []), (ack_due + timedelta(microseconds=1), ["acknowledgement"]),
+                      (resolve_due, ["acknowledgement"]),
+                      (resolve_due + timedelta(microseconds=1), ["acknowledgement", "resolution"])]:
+        ws.protection.clock = lambda now=now: now
+        assert firm.complaint(c["id"])["overdue"] == late
+        assert [x["overdue"] for x in bank.complaints(overdue=True)] == ([late] if late else [])
+    bank.acknowledge_complaint(c["id"])  # acknowledged late: only the resolution deadline is left to miss
+    assert firm.complaint(c["id"])["overdue"] == ["resolution"]

@@ -23,6 +23,7 @@ from iotfin.api.fields import refuse_nul
 from iotfin.api.metrics import BodyLimitMiddleware, MetricsMiddleware, metrics_text
 from iotfin.api.ratelimit import TokenBuckets
 from iotfin.api.responses import DecimalJSONResponse
+from iotfin.api.routing import ApiRouter
 from iotfin.consent import api as consent_api
 from iotfin.core.errors import ServiceUnavailable
 from iotfin.decision import api as decision_api
@@ -104,7 +105,7 @@ def create_app(ws: Workspace, background: bool = True, device_transport: bool = 
 
 
 def _platform_router() -> APIRouter:
-    router = APIRouter()
+    router = ApiRouter()
 
     @router.get("/healthz", tags=["platform"])
     def healthz(request: Request) -> dict[str, Any]:

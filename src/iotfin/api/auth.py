@@ -30,6 +30,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlowPassword, OAuthFlows
 from fastapi.security import OAuth2
 
+from iotfin.api.routing import ApiRouter
 from iotfin.consent.model import REASONS
 from iotfin.consent.service import ReadRequest
 from iotfin.core.errors import Forbidden, Unauthorized, ValidationError
@@ -107,7 +108,7 @@ def consented_many(request: Request, who: Principal, enterprise_ids: set[int], s
 
 
 def router() -> APIRouter:
-    r = APIRouter(tags=["identity"])
+    r = ApiRouter(tags=["identity"])
 
     @r.post("/oauth/token", responses={401: {"description": "unknown client or wrong secret"}})
     def token(

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from iotfin.api.auth import principal, require
+from iotfin.api.routing import ApiRouter
 from iotfin.consent.model import MAX_RECONFIRM_DAYS, PURPOSES, REASONS, SCOPES, GrantRequest
 from iotfin.consent.service import ConsentService, grant_json
 from iotfin.core.errors import Forbidden, NotFound
@@ -70,7 +71,7 @@ def _as_recipient(who: Principal, recipient: str | None) -> str | None:
 
 
 def router() -> APIRouter:
-    r = APIRouter(prefix="/api/v1/consents", tags=["consent"])
+    r = ApiRouter(prefix="/api/v1/consents", tags=["consent"])
 
     def service(request: Request) -> ConsentService:
         return request.app.state.workspace.consent

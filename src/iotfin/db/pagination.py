@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Select
+from sqlalchemy import Connection, Select, bindparam
 
 from iotfin.core.errors import ValidationError
 
@@ -43,9 +43,25 @@ def decode_cursor(cursor: str) -> int:
 
 def paginate(conn: Connection, stmt: Select, id_column: Any, page: PageParams) -> tuple[Sequence[Any], str | None]:
     """Run `stmt` for one page (ordered by `id_column`); returns the rows and the next cursor."""
+    return fetch_page(conn, keyset_page(stmt, id_column, after=page.after is not None), {}, page, id_column.key)
+
+
+def keyset_page(stmt: Select, id_column: Any, *, after: bool) -> Select:
+    """`stmt` as one page, ordered by `id_column`, with bound parameters `limit` and (with `after`)
+    `after`: a hot list builds it once and runs it with `fetch_page` (SQLAlchemy then skips building
+    the statement, its cache key and the result map for every request)."""
+    if after:
+        stmt = stmt.where(id_column > bindparam("after"))
+    return stmt.order_by(id_column).limit(bindparam("limit"))
+
+
+def fetch_page(conn: Connection, stmt: Select, params: dict[str, Any], page: PageParams,
+               id_key: str = "id") -> tuple[Sequence[Any], str | None]:
+    """Run a `keyset_page` statement with `params`; returns the page's rows and the next cursor."""
+    bound = params | {"limit": page.limit + 1}
     if page.after is not None:
-        stmt = stmt.where(id_column > page.after)
-    rows = conn.execute(stmt.order_by(id_column).limit(page.limit + 1)).all()
+        bound["after"] = page.after
+    rows = conn.execute(stmt, bound).all()
     more = len(rows) > page.limit
     rows = rows[: page.limit]
-    return rows, (encode_cursor(int(rows[-1]._mapping[id_column.key])) if more else None)
+    return rows, (encode_cursor(int(rows[-1]._mapping[id_key])) if more else None)

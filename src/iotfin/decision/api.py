@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field
 
 from iotfin.api.auth import consented, require
 from iotfin.api.responses import DecimalJSONResponse
+from iotfin.api.routing import ApiRouter
 from iotfin.core.errors import Forbidden, NotFound, ValidationError
 from iotfin.decision.model import Application, RiskAssessment
 from iotfin.decision.service import DecisionService, workspace_service
@@ -125,7 +126,7 @@ def _assessment(request: Request, who: Principal, body: ApplicationIn, svc: Deci
 
 
 def router() -> APIRouter:
-    r = APIRouter(prefix="/api/v1", tags=["credit decisioning"])
+    r = ApiRouter(prefix="/api/v1", tags=["credit decisioning"])
 
     @r.post("/credit-applications", status_code=201, response_class=JSONOut,
             responses={404: {"description": "unknown enterprise"}, 422: {"description": "bad application"}})

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from iotfin.api.auth import require
+from iotfin.api.routing import ApiRouter
 from iotfin.core.errors import Forbidden, NotFound
 from iotfin.db.models import Device
 from iotfin.devices import claims
@@ -42,7 +43,7 @@ def _visible(ws: Workspace, who: Principal, device_id: int) -> None:
 
 
 def router() -> APIRouter:
-    r = APIRouter(prefix="/api/v1", tags=["devices"])
+    r = ApiRouter(prefix="/api/v1", tags=["devices"])
 
     @r.get("/devices/{device_id}/status")
     async def status(device_id: int, who: Reader, request: Request) -> dict[str, Any]:

@@ -15,13 +15,30 @@ def owned_by(stmt: Select, who: Principal, tenant_column: Any = None, enterprise
     """Restrict a query to the rows the caller may see: all for the operator, its own for a lender
     (by `tenant_column`) or an enterprise (by `enterprise_column`). A kind of owner the table does
     not record sees nothing."""
+    kind, owner = visibility(who)
+    clause = visible_rows(kind, owner, tenant_column, enterprise_column)
+    return stmt if clause is None else stmt.where(clause)
+
+
+def visibility(who: Principal) -> tuple[str, int | None]:
+    """Which rows a caller sees, as (kind, owner id): ("all", None) for the operator,
+    ("enterprise", id), ("tenant", id), or ("nothing", None)."""
     if who.platform:
-        return stmt
+        return "all", None
     if who.enterprise_id is not None:
-        return stmt.where(enterprise_column == who.enterprise_id) if enterprise_column is not None else stmt.where(false())
-    if who.tenant_id is not None and tenant_column is not None:
-        return stmt.where(tenant_column == who.tenant_id)
-    return stmt.where(false())
+        return "enterprise", who.enterprise_id
+    if who.tenant_id is not None:
+        return "tenant", who.tenant_id
+    return "nothing", None
+
+
+def visible_rows(kind: str, owner: Any, tenant_column: Any = None, enterprise_column: Any = None) -> Any:
+    """The WHERE clause of `owned_by` for a `visibility` kind (None: every row). `owner` may be a
+    bound parameter, for statements built once per kind and run with each caller's id."""
+    if kind == "all":
+        return None
+    column = {"enterprise": enterprise_column, "tenant": tenant_column}.get(kind)
+    return false() if column is None else column == owner
 
 
 # --- owners of records whose own tables carry no tenant (loans, credit lines, applications) --------

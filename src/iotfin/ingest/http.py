@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from iotfin.api.problems import problem
+from iotfin.api.routing import ApiRouter
 from iotfin.core.errors import NotFound, PayloadTooLarge, Unauthorized, ValidationError
 from iotfin.core.time import now_ms
 from iotfin.devices import claims
@@ -86,7 +87,7 @@ async def store_parsed(request: Request, parsed: ParsedTelemetry, device_id: int
 
 
 def router() -> APIRouter:
-    r = APIRouter(prefix="/api/v1", tags=["device API (ThingsBoard compatible)"])
+    r = ApiRouter(prefix="/api/v1", tags=["device API (ThingsBoard compatible)"])
 
     @r.post("/{token}/telemetry", responses={400: {"description": "some or all readings rejected"}})
     async def telemetry(token: str, request: Request) -> Response:

@@ -11,6 +11,7 @@ from fastapi.responses import PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from iotfin.api.auth import require
+from iotfin.api.routing import ApiRouter
 from iotfin.identity.model import Principal
 from iotfin.ledger.checkpoint import COSIGNATURE_V1, VerifierKey
 from iotfin.ledger.service import load_or_create_signer
@@ -33,7 +34,7 @@ def make_witness(ws: Workspace) -> Witness:
 
 
 def router() -> APIRouter:
-    r = APIRouter(tags=["ledger"])
+    r = ApiRouter(tags=["ledger"])
 
     def ws_of(request: Request) -> Workspace:
         return request.app.state.workspace

@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from iotfin.api.auth import principal, require
+from iotfin.api.routing import ApiRouter
 from iotfin.core.errors import Forbidden, NotFound
 from iotfin.identity.access import can_see_record, set_owner
 from iotfin.identity.model import Principal
@@ -103,7 +104,7 @@ def _json(data: Any, status: int = 200) -> Any:
 
 
 def router() -> APIRouter:
-    r = APIRouter(prefix="/api/v1/lending", tags=["lending"])
+    r = ApiRouter(prefix="/api/v1/lending", tags=["lending"])
 
     def svc(request: Request) -> LendingService:
         return request.app.state.workspace.lending

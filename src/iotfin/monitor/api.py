@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from iotfin.api.auth import consented, consented_many, require
+from iotfin.api.routing import ApiRouter
 from iotfin.core.errors import NotFound
 from iotfin.identity.access import customers
 from iotfin.identity.model import Principal
@@ -49,7 +50,7 @@ class Polygon(BaseModel):
 
 
 def router() -> APIRouter:
-    r = APIRouter(prefix="/api/v1/monitor", tags=["monitor"])
+    r = ApiRouter(prefix="/api/v1/monitor", tags=["monitor"])
 
     def store(request: Request) -> AlertStore:
         return AlertStore(request.app.state.workspace.engine)

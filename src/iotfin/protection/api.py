@@ -13,6 +13,7 @@ from iotfin.api.auth import consented, require
 from iotfin.api.fields import Text
 from iotfin.api.idempotency import IdempotentRoute
 from iotfin.api.pagination import PageParams, page_params
+from iotfin.api.routing import ApiRouter
 from iotfin.core.errors import NotFound
 from iotfin.identity.model import Principal
 from iotfin.protection.model import COMPLAINT_CATEGORIES, HARDSHIP_REASONS, RELIEF_KINDS, RESOLUTIONS
@@ -67,7 +68,7 @@ Page = Annotated[PageParams, Depends(page_params)]
 
 
 def router() -> APIRouter:
-    r = APIRouter(prefix="/api/v1", tags=["customer protection"], route_class=IdempotentRoute)
+    r = ApiRouter(prefix="/api/v1", tags=["customer protection"], route_class=IdempotentRoute)
 
     def svc(request: Request):  # noqa: ANN202
         return request.app.state.workspace.protection

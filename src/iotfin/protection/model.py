@@ -66,17 +66,6 @@ def deadlines(submitted_at: datetime, ack_hours: int, resolve_days: int) -> Dead
     return Deadlines(submitted_at + timedelta(hours=ack_hours), submitted_at + timedelta(days=resolve_days))
 
 
-def overdue(status: str, acknowledged_at: datetime | None, ack_due: datetime, resolve_due: datetime,
-            now: datetime) -> list[str]:
-    """Which deadlines a complaint has missed: `acknowledgement`, `resolution`, both, or none."""
-    late = []
-    if acknowledged_at is None and status == "submitted" and now > ack_due:
-        late.append("acknowledgement")
-    if status != "resolved" and now > resolve_due:
-        late.append("resolution")
-    return late
-
-
 def check_choice(value: str, choices: dict[str, tuple[str, str]], what: str) -> str:
     if value not in choices:
         raise ValidationError(f"{what} must be one of {', '.join(choices)}")

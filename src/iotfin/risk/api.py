@@ -9,13 +9,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request
 
 from iotfin.api.auth import require
+from iotfin.api.routing import ApiRouter
 from iotfin.identity.model import Principal
 
 Reader = Annotated[Principal, Depends(require("risk:read"))]
 
 
 def router() -> APIRouter:
-    r = APIRouter(prefix="/api/v1", tags=["credit risk"])
+    r = ApiRouter(prefix="/api/v1", tags=["credit risk"])
 
     @r.get("/enterprises/{enterprise_id}/credit-profile",
            responses={403: {"description": "the consent the rating rests on no longer holds"},

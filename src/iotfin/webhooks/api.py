@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from iotfin.api.auth import require
 from iotfin.api.fields import Text
 from iotfin.api.pagination import PageParams, page_params
+from iotfin.api.routing import ApiRouter
 from iotfin.identity.model import Principal
 
 Manager = Annotated[Principal, Depends(require("webhooks:manage"))]
@@ -22,7 +23,7 @@ class SubscriptionIn(BaseModel):
 
 
 def router() -> APIRouter:
-    r = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
+    r = ApiRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
 
     def svc(request: Request):  # noqa: ANN202
         return request.app.state.workspace.webhooks

@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 
 from iotfin.api.auth import require
 from iotfin.api.idempotency import IdempotentRoute
+from iotfin.api.routing import ApiRouter
 from iotfin.core.errors import Forbidden, NotFound, ValidationError
 from iotfin.identity.model import Principal
 from iotfin.ledger.financing.model import (
@@ -89,7 +90,7 @@ Writer = Annotated[Principal, Depends(require("financing:write"))]
 
 
 def router() -> APIRouter:
-    r = APIRouter(prefix="/api/v1/financing", tags=["financing registry"], route_class=IdempotentRoute)
+    r = ApiRouter(prefix="/api/v1/financing", tags=["financing registry"], route_class=IdempotentRoute)
 
     def registry(request: Request) -> FinancingRegistry:
         return request.app.state.workspace.financing
