@@ -76,6 +76,7 @@ class PostgresServer:
             self._run("pg_ctl", "-D", str(self.datadir), "-m", "immediate", "-w", "stop")
         except subprocess.CalledProcessError:
             pass
+        shutil.rmtree(self.datadir.parent, ignore_errors=True)  # the mkdtemp root: ~50 MB a session otherwise
 
 
 def start_postgres() -> PostgresServer:
