@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal as D
 
-import numpy_financial as npf
 import pytest
 
 from iotfin.core.errors import ValidationError
@@ -19,9 +18,7 @@ from iotfin.decision.model import (
     PricingPolicy,
     RiskAssessment,
     apr_disclosure,
-    apr_equal_instalment,
     credit_limit,
-    equal_instalment,
     in_challenger,
     price,
     servicing_terms,
@@ -96,17 +93,6 @@ def test_limit_is_the_minimum_and_names_what_binds() -> None:
     lim = credit_limit(assessment(1, collateral="0", trade="1000000"), D("0.5"), D("3000000"), Exposure(), policy,
                        False, secured=False)
     assert (lim.secured, lim.asset_based, lim.binding, lim.limit) == (False, D("0.00"), "activity_based", D("250000.00"))
-
-
-def test_equal_instalment_and_apr_against_known_values() -> None:
-    payments = equal_instalment(D("100000"), D("0.06"), 12)
-    assert payments[0] == D("8606.64")  # the textbook PMT(0.5 %, 12, 100000)
-    assert abs(sum(payments) - D("103279.73")) < D("0.05")
-    assert apr_equal_instalment(D("100000"), D("0.06"), 12) == D("0.0600")
-    with_fee = apr_equal_instalment(D("100000"), D("0.06"), 12, D("1000"))
-    reference = npf.irr([-99000.0] + [float(p) for p in payments]) * 12
-    assert abs(float(with_fee) - reference) < 0.0001 and with_fee == D("0.0789")
-    assert apr_equal_instalment(D("50000"), D("0"), 6) == D("0")
 
 
 def test_disclosure_in_both_languages_with_subsidy() -> None:

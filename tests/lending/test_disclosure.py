@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
+import numpy_financial as npf
 import pytest
 
 from iotfin.core.errors import ValidationError
@@ -19,6 +20,16 @@ def test_pboc_example_add_on_rate_is_about_eleven_percent() -> None:
     plus 60 interest a month ("0.5 % a month") costs 10.90 % a year by IRR, not 6 %."""
     flows = [(0, D(12000))] + [(t, D(-1060)) for t in range(1, 13)]
     assert annualised_rate(flows) == D("0.108964")
+
+
+def test_annualised_rate_agrees_with_numpy_financial() -> None:
+    """The textbook equal instalment PMT(0.5 %, 12, 100,000) = 8,606.64, with and without a fee of
+    1,000 deducted at drawdown, against numpy-financial's float IRR."""
+    payments = [(t, D("-8606.64")) for t in range(1, 13)]
+    for received, expected in ((D(100000), D("0.059999")), (D(99000), D("0.078861"))):
+        rate = annualised_rate([(0, received), *payments])
+        assert rate == expected
+        assert abs(float(rate) - 12 * npf.irr([-float(received)] + [8606.64] * 12)) < 1e-6
 
 
 def test_emi_without_fees_has_apr_equal_to_the_contract_rate() -> None:

@@ -22,7 +22,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
-from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, localcontext
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 from typing import Any
 
 from iotfin.core.errors import ValidationError
@@ -534,40 +534,6 @@ def credit_limit(assessment: RiskAssessment, advance_rate: Decimal, strategy_cap
 
 
 # --- APR disclosure ----------------------------------------------------------------------------
-
-
-def equal_instalment(principal: Decimal, annual_rate: Decimal, months: int) -> list[Decimal]:
-    """Monthly payments of an equal-instalment (等额本息) loan, in fen: each payment is
-    P r / (1 - (1+r)^-n) with r the monthly rate, rounded half-up; the last absorbs the rounding so
-    the principal is repaid exactly."""
-    if months <= 0:
-        raise ValidationError("months must be positive")
-    with localcontext() as ctx:
-        ctx.prec = 34
-        r = annual_rate / 12
-        if r == 0:
-            payment = principal / months
-        else:
-            payment = principal * r / (1 - (1 + r) ** -months)
-        payment = payment.quantize(FEN, rounding=ROUND_HALF_UP)
-        payments, balance = [], principal
-        for i in range(months):
-            interest = (balance * r).quantize(FEN, rounding=ROUND_HALF_UP)
-            pay = balance + interest if i == months - 1 else payment
-            balance = balance + interest - pay
-            payments.append(pay)
-    return payments
-
-
-def apr_equal_instalment(principal: Decimal, annual_rate: Decimal, months: int, upfront_fee: Decimal = ZERO) -> Decimal:
-    """The annualised rate of an equal-instalment loan by the IRR method (the PBoC's 2021 disclosure
-    rule: monthly IRR x 12), counting a fee deducted at drawdown as cost, solved by the lending
-    context's `annualised_rate` (the same IRR the key-facts statement shows at signing)."""
-    from iotfin.lending.disclosure import annualised_rate  # the one IRR of the platform (lending owns it)
-
-    payments = equal_instalment(principal, annual_rate, months)
-    flows = [(0, principal - upfront_fee)] + [(i, -p) for i, p in enumerate(payments, start=1)]
-    return annualised_rate(flows).quantize(BP, rounding=ROUND_HALF_UP)
 
 
 @dataclass(frozen=True, slots=True)
