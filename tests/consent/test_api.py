@@ -41,9 +41,9 @@ def test_grant_check_withdraw_log(client: TestClient) -> None:
     assert twice.status_code == 422 and twice.headers["content-type"].startswith("application/problem+json")
 
     log = client.get("/api/v1/consents/access-log", params={"enterprise_id": 1, "limit": 1}).json()
-    assert log["items"][0]["allowed"] is True and log["next_after_id"] == log["items"][0]["id"]
-    rest = client.get("/api/v1/consents/access-log", params={"enterprise_id": 1, "after_id": log["next_after_id"]}).json()
-    assert [r["reason"] for r in rest["items"]] == ["withdrawn"] and rest["next_after_id"] is None
+    assert log["items"][0]["allowed"] is True and log["next_cursor"]
+    rest = client.get("/api/v1/consents/access-log", params={"enterprise_id": 1, "cursor": log["next_cursor"]}).json()
+    assert [r["reason"] for r in rest["items"]] == ["withdrawn"] and rest["next_cursor"] is None
     assert client.get("/api/v1/consents/vocabulary").json()["scopes"]["telemetry:gps"]["en"] == "vehicle positions"
 
 

@@ -94,3 +94,13 @@ def test_publish_replay_deploy_rollback(client: TestClient) -> None:
     listing = client.get("/api/v1/decision-strategies/default").json()
     assert [v["version"] for v in listing["versions"]] == [1, 2]
     assert client.get("/api/v1/decision-strategies/default/versions/1").json()["contentType"] == "application/vnd.gorules.decision"
+
+
+def test_review_queue_pages_oldest_first(client: TestClient) -> None:
+    referred = [client.post("/api/v1/credit-applications", json=BODY | {
+        "enterprise_id": e, "assessment": assessment(e, grade="B", pd="0.05").to_json()}).json()["application_id"]
+        for e in (1, 2, 3)]
+    first = client.get("/api/v1/review-queue", params={"limit": 2}).json()
+    rest = client.get("/api/v1/review-queue", params={"limit": 2, "cursor": first["next_cursor"]}).json()
+    assert [[q["id"] for q in page["items"]] for page in (first, rest)] == [referred[:2], referred[2:]]
+    assert rest["next_cursor"] is None

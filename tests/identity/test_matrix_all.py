@@ -262,7 +262,7 @@ def test_lists_show_only_the_callers_records(shared_world: World, objects: dict[
     assert {mine["application_id"], other["application_id"]} <= queue("ops")
 
     def alerts(who: str) -> set[int]:
-        return {a["id"] for a in w.http.get("/api/v1/monitor/alerts", headers=w.headers(who)).json()}
+        return {a["id"] for a in w.http.get("/api/v1/monitor/alerts", headers=w.headers(who)).json()["items"]}
 
     assert alerts("bank_a") == {objects["alert"]} and alerts("bank_b") == set()
     assert alerts("ent_1") == {objects["alert"]} and alerts("ent_2") == set()
@@ -286,7 +286,7 @@ def test_lender_reads_are_consent_checked_and_logged(shared_world: World, object
                 json={"enterprise_id": 1}).raise_for_status()
     refused = w.http.get(f"/api/v1/monitor/alerts/{objects['alert']}", headers=w.headers("bank_a"))
     assert refused.status_code == 403 and "alerts" in refused.json()["detail"]
-    assert w.http.get("/api/v1/monitor/alerts", headers=w.headers("bank_a")).json() == []
+    assert w.http.get("/api/v1/monitor/alerts", headers=w.headers("bank_a")).json() == {"items": [], "next_cursor": None}
     last = w.http.get("/api/v1/consents/access-log?enterprise_id=1&limit=1000", headers=w.headers("ent_1")).json()
     assert [e["allowed"] for e in last["items"][-2:]] == [False, False]
     # the enterprise itself still reads its alert, unchecked

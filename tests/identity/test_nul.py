@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
+from iotfin.db.pagination import encode_cursor
 from tests.identity.test_matrix_all import MATRIX
 from tests.openapi_world import World, uscc
 
@@ -75,7 +76,10 @@ def test_ids_beyond_64_bits_are_refused_not_500(shared_world: World) -> None:
         h = shared_world.headers(who)
         for path in (f"/api/v1/lending/loans/{huge}", f"/api/v1/credit-applications/{huge}",
                      f"/api/v1/monitor/alerts/{huge}", f"/api/v1/consents/{huge}", f"/api/v1/complaints/{huge}",
-                     f"/api/v1/consents/access-log?enterprise_id=1&after_id={huge}"):
+                     f"/api/v1/consents/access-log?enterprise_id={huge}",
+                     f"/api/v1/complaints?cursor={encode_cursor(huge)}",
+                     f"/api/v1/monitor/alerts?cursor={encode_cursor(huge)}",
+                     f"/api/v1/consents/access-log?enterprise_id=1&cursor={encode_cursor(huge)}"):
             r = shared_world.http.get(path, headers=h)
             assert r.status_code in (404, 422), (who, path, r.text)
             assert r.headers["content-type"].startswith("application/problem+json")

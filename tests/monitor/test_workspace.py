@@ -130,13 +130,13 @@ def test_http_edge(workspace: Workspace, fleet: dict[str, int]) -> None:
     gap = "day,commodity,price\n2026-01-01,coal,850\n2026-01-03,coal,840\n"
     assert "no price for 2026-01-02" in assert_problem(client.post("/api/v1/monitor/prices", content=gap), 422,
                                                        "validation")["detail"]
-    assert client.get("/api/v1/monitor/alerts").json() == []  # the refused import wrote nothing, no alerts yet
+    assert client.get("/api/v1/monitor/alerts").json()["items"] == []  # the refused import wrote nothing, no alerts yet
     ok = client.post("/api/v1/monitor/prices", content="day,commodity,price\n2026-01-01,coal,850\n2026-01-02,coal,840\n")
     assert ok.status_code == 200 and ok.json() == {"imported": 2, "days_by_commodity": {"coal": 2}}
 
     _monitor(workspace)
     workspace.ingest.ingest(_rows((fleet["seal"], "seal_intact", T0, 0)), now=T0 + Q)
-    [alert] = client.get("/api/v1/monitor/alerts").json()
+    [alert] = client.get("/api/v1/monitor/alerts").json()["items"]
     got = client.get(f"/api/v1/monitor/alerts/{alert['id']}").json()
     assert len(got["notifications"]) == 2 and got["audit"][0]["kind"] == "open"
     assert client.post(f"/api/v1/monitor/alerts/{alert['id']}/resolve", json={"by": "o1"}).status_code == 422
@@ -145,3 +145,31 @@ def test_http_edge(workspace: Workspace, fleet: dict[str, int]) -> None:
     assert resolved.json()["status"] == "resolved"
     assert_problem(client.post(f"/api/v1/monitor/alerts/{alert['id']}/acknowledge", json={"by": "o1"}), 409, "conflict")
     assert json.loads(json.dumps(resolved.json()))["resolution_reason"] == "false alarm"
+
+
+def test_alert_pages_newest_first_through_the_cursor(workspace: Workspace) -> None:
+    from datetime import UTC, datetime
+
+    from iotfin.monitor.store import MonitorAlert
+
+    at = datetime(2026, 3, 1, tzinfo=UTC)
+    with workspace.engine.begin() as conn:
+        conn.execute(insert(MonitorAlert), [dict(
+            id=i, enterprise_id=1 + i % 2, incident_type="device_dark", tier="watch", status="open", rule="r",
+            rules_version="t", reason_zh="设备失联", reason_en="device dark", opened_at=at, updated_at=at)
+            for i in range(1, 8)])
+    client = TestClient(create_app(workspace, background=False), headers=operator_headers(workspace))
+
+    def walk(**params: object) -> list[list[int]]:
+        pages, cursor = [], None
+        while True:
+            body = client.get("/api/v1/monitor/alerts", params={**params, **({"cursor": cursor} if cursor else {})}).json()
+            pages.append([a["id"] for a in body["items"]])
+            if not (cursor := body["next_cursor"]):
+                return pages
+
+    assert walk(limit=3) == [[7, 6, 5], [4, 3, 2], [1]]
+    assert walk(limit=2, enterprise_id=2) == [[7, 5], [3, 1]]
+    assert walk(limit=7) == [[7, 6, 5, 4, 3, 2, 1]]  # a full last page says so: no cursor to an empty page
+    assert AlertStore(workspace.engine).list(limit=2) == client.get("/api/v1/monitor/alerts?limit=2").json()["items"]
+    assert_problem(client.get("/api/v1/monitor/alerts", params={"limit": 201}), 422, "validation")

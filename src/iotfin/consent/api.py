@@ -16,10 +16,12 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from iotfin.api.auth import principal, require
+from iotfin.api.pagination import PageParams, page_params
 from iotfin.api.routing import ApiRouter
 from iotfin.consent.model import MAX_RECONFIRM_DAYS, PURPOSES, REASONS, SCOPES, GrantRequest
 from iotfin.consent.service import ConsentService, grant_json
 from iotfin.core.errors import Forbidden, NotFound
+from iotfin.db.pagination import ID_MAX  # ids beyond the database's integers are a 422, not a driver overflow
 from iotfin.identity.model import Principal
 
 
@@ -49,9 +51,9 @@ class CheckIn(BaseModel):
     onward_to: str | None = Field(default=None, max_length=64)
 
 
-ID_MAX = 2**63 - 1  # the database's integer range: a larger id is a 422, not a driver overflow (500)
 Manager = Annotated[Principal, Depends(require("consents:manage"))]
 Reader = Annotated[Principal, Depends(require("consents:read"))]
+Page = Annotated[PageParams, Depends(page_params)]
 Checker = Annotated[Principal, Depends(require("consents:check"))]
 
 
@@ -108,16 +110,15 @@ def router() -> APIRouter:
         return {"items": [grant_json(g, now) for g in svc.grants(enterprise_id, recipient)]}
 
     @r.get("/access-log")
-    def access_log(who: Reader, request: Request, enterprise_id: int = Query(gt=0, le=ID_MAX),
-                   limit: int = Query(100, ge=1, le=1000), after_id: int = Query(0, ge=0, le=ID_MAX),
+    def access_log(who: Reader, request: Request, page: Page, enterprise_id: int = Query(gt=0, le=ID_MAX),
                    recipient: str | None = Query(None, max_length=64)) -> dict[str, Any]:
-        """Every read of the enterprise's data by others, allowed or refused; page with `after_id`.
-        A lender sees only its own reads."""
+        """Every read of the enterprise's data by others, allowed or refused, oldest first. A lender
+        sees only its own reads."""
         if who.enterprise_id is not None:
             _own_enterprise(who, enterprise_id)
         recipient = _as_recipient(who, recipient)
-        rows = service(request).access_log(enterprise_id, limit, after_id, recipient)
-        return {"items": rows, "next_after_id": rows[-1]["id"] if len(rows) == limit else None}
+        items, cursor = service(request).access_log_page(enterprise_id, page, recipient)
+        return {"items": items, "next_cursor": cursor}
 
     @r.post("/check")
     def check(body: CheckIn, who: Checker, request: Request) -> dict[str, Any]:

@@ -34,6 +34,7 @@ from iotfin.core.errors import NotFound, ValidationError
 from iotfin.core.time import utc_now
 from iotfin.db.engine import write_transaction
 from iotfin.db.models import Enterprise
+from iotfin.db.pagination import PageParams
 
 Anchor = Callable[[Sequence[str]], Any]
 
@@ -158,14 +159,21 @@ class ConsentService:
 
     def access_log(self, enterprise_id: int, limit: int = 100, after_id: int = 0,
                    recipient: str | None = None) -> list[dict[str, Any]]:
+        """`limit` rows of the enterprise's access log after the row `after_id`, oldest first."""
         if not 1 <= limit <= 1000:
             raise ValidationError("limit must be 1-1000")
+        return self.access_log_page(enterprise_id, PageParams(limit, after_id or None), recipient)[0]
+
+    def access_log_page(self, enterprise_id: int, page: PageParams,
+                        recipient: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of the enterprise's access log (oldest first) and the next cursor; reads still
+        in the writer's batch are flushed first, so a read made a moment ago is listed."""
         self.log.flush()
         with self.engine.connect() as conn:
-            rows = store.list_access(conn, enterprise_id, limit, after_id, recipient)
+            rows, cursor = store.list_access(conn, enterprise_id, page, recipient)
         for row in rows:
             row["reason_zh"], row["reason_en"] = REASONS[row["reason"]]
-        return rows
+        return rows, cursor
 
     def close(self) -> None:
         self.log.close()

@@ -32,6 +32,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from iotfin.consent.model import Access, Grant
 from iotfin.db.models import Base, Id
+from iotfin.db.pagination import PageParams, paginate
 from iotfin.db.types import UTCDateTime
 
 
@@ -150,12 +151,14 @@ def access_rows(accesses: Iterable[Access]) -> list[dict[str, Any]]:
             for a in accesses]
 
 
-def list_access(conn: Connection, enterprise_id: int, limit: int = 100, after_id: int = 0,
-                recipient: str | None = None) -> list[dict[str, Any]]:
-    query = select(access_t).where(access_t.c.enterprise_id == enterprise_id, access_t.c.id > after_id)
+def list_access(conn: Connection, enterprise_id: int, page: PageParams,
+                recipient: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of the enterprise's access log, oldest first, and the next cursor."""
+    query = select(access_t).where(access_t.c.enterprise_id == enterprise_id)
     if recipient is not None:
         query = query.where(access_t.c.recipient == recipient)
-    return [dict(r) for r in conn.execute(query.order_by(access_t.c.id).limit(limit)).mappings()]
+    rows, cursor = paginate(conn, query, access_t.c.id, page)
+    return [dict(r._mapping) for r in rows], cursor
 
 
 class AccessLogWriter:

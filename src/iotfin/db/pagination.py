@@ -18,6 +18,7 @@ from sqlalchemy import Connection, Select, bindparam
 from iotfin.core.errors import ValidationError
 
 MAX_LIMIT = 200
+ID_MAX = 2**63 - 1  # the database's integer range: a cursor beyond it is refused, not a driver overflow
 
 
 @dataclass(frozen=True)
@@ -34,25 +35,29 @@ def decode_cursor(cursor: str) -> int:
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         prefix, _, value = text.partition(":")
-        if prefix != "id" or not value.isdigit():
+        if prefix != "id" or not value.isascii() or not value.isdigit() or int(value) > ID_MAX:
             raise ValueError(text)
         return int(value)
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise ValidationError("cursor: not a cursor this API issued") from None
 
 
-def paginate(conn: Connection, stmt: Select, id_column: Any, page: PageParams) -> tuple[Sequence[Any], str | None]:
-    """Run `stmt` for one page (ordered by `id_column`); returns the rows and the next cursor."""
-    return fetch_page(conn, keyset_page(stmt, id_column, after=page.after is not None), {}, page, id_column.key)
+def paginate(conn: Connection, stmt: Select, id_column: Any, page: PageParams,
+             descending: bool = False) -> tuple[Sequence[Any], str | None]:
+    """Run `stmt` for one page (ordered by `id_column`, newest first when `descending`); returns
+    the rows and the next cursor."""
+    stmt = keyset_page(stmt, id_column, after=page.after is not None, descending=descending)
+    return fetch_page(conn, stmt, {}, page, id_column.key)
 
 
-def keyset_page(stmt: Select, id_column: Any, *, after: bool) -> Select:
-    """`stmt` as one page, ordered by `id_column`, with bound parameters `limit` and (with `after`)
-    `after`: a hot list builds it once and runs it with `fetch_page` (SQLAlchemy then skips building
-    the statement, its cache key and the result map for every request)."""
+def keyset_page(stmt: Select, id_column: Any, *, after: bool, descending: bool = False) -> Select:
+    """`stmt` as one page, ordered by `id_column` (descending: newest first, the cursor then points
+    below), with bound parameters `limit` and (with `after`) `after`: a hot list builds it once and
+    runs it with `fetch_page` (SQLAlchemy then skips building the statement, its cache key and the
+    result map for every request)."""
     if after:
-        stmt = stmt.where(id_column > bindparam("after"))
-    return stmt.order_by(id_column).limit(bindparam("limit"))
+        stmt = stmt.where(id_column < bindparam("after") if descending else id_column > bindparam("after"))
+    return stmt.order_by(id_column.desc() if descending else id_column).limit(bindparam("limit"))
 
 
 def fetch_page(conn: Connection, stmt: Select, params: dict[str, Any], page: PageParams,

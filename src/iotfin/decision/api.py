@@ -18,16 +18,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi import APIRouter, Body, Depends, Request
 from pydantic import BaseModel, Field
 
 from iotfin.api.auth import consented, require
+from iotfin.api.pagination import PageParams, page_params
 from iotfin.api.responses import DecimalJSONResponse
 from iotfin.api.routing import ApiRouter
 from iotfin.core.errors import Forbidden, NotFound, ValidationError
 from iotfin.decision.model import Application, RiskAssessment
 from iotfin.decision.service import DecisionService, workspace_service
-from iotfin.identity.access import can_see_record, owned_ids, set_owner
+from iotfin.identity.access import can_see_record, owned_by_tenant, set_owner
 from iotfin.identity.model import Principal
 
 DECIMAL = r"^-?\d{1,16}(\.\d{1,8})?$"
@@ -92,6 +93,7 @@ def service(request: Request) -> DecisionService:
 
 Submitter = Annotated[Principal, Depends(require("applications:write"))]
 Reader = Annotated[Principal, Depends(require("applications:read"))]
+Page = Annotated[PageParams, Depends(page_params)]
 Reviewer = Annotated[Principal, Depends(require("applications:review"))]
 Strategist = Annotated[Principal, Depends(require("strategies:manage"))]
 SCOPE, PURPOSE = "credit_report", "credit_assessment"
@@ -151,19 +153,19 @@ def router() -> APIRouter:
         return JSONOut(_visible(request, who, application_id))
 
     @r.get("/review-queue", response_class=JSONOut)
-    def queue(who: Reader, request: Request, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> JSONOut:
+    def queue(who: Reader, request: Request, page: Page) -> JSONOut:
         """Referred applications, and those awaiting a second officer (four-eyes), oldest first: the
         caller's own (a lender's, an enterprise's), or all for the operator."""
+        svc = service(request)
         if who.platform:
-            return JSONOut({"items": service(request).queue(limit)})
-        # The queue is short (referred cases only): read it whole and keep the caller's.
-        items = service(request).queue(100_000)
-        if who.enterprise_id is not None:
-            items = [i for i in items if i["enterprise_id"] == who.enterprise_id]
+            items, cursor = svc.queue_page(page)
+        elif who.enterprise_id is not None:
+            items, cursor = svc.queue_page(page, enterprise_id=who.enterprise_id)
+        elif who.tenant_id is not None:
+            items, cursor = svc.queue_page(page, among=owned_by_tenant("application", who.tenant_id))
         else:
-            mine = owned_ids(request.app.state.workspace.engine, "application", who.tenant_id) if who.tenant_id else set()
-            items = [i for i in items if i["id"] in mine]
-        return JSONOut({"items": items[:limit]})
+            items, cursor = [], None
+        return JSONOut({"items": items, "next_cursor": cursor})
 
     @r.post("/credit-applications/{application_id}/reviews", response_class=JSONOut)
     def review(application_id: int, body: ReviewIn, who: Reviewer, request: Request) -> JSONOut:

@@ -32,6 +32,7 @@ from iotfin.core.money import quantize_fen, to_money
 from iotfin.core.time import business_date, utc_now
 from iotfin.db.engine import write_transaction
 from iotfin.db.models import ChainMember, Enterprise, SupplyChain
+from iotfin.db.pagination import PageParams, paginate
 from iotfin.decision.model import (
     LIMIT_REDUCED,
     NO_DECISION,
@@ -408,14 +409,24 @@ class DecisionService:
 
     def queue(self, limit: int = 100) -> list[dict[str, Any]]:
         """Referred applications (and those awaiting a second officer), oldest first."""
+        return self.queue_page(PageParams(limit, None))[0]
+
+    def queue_page(self, page: PageParams, *, enterprise_id: int | None = None,
+                   among: Any = None) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of the review queue (oldest first) and the next cursor: of one enterprise, and/or
+        of the applications whose ids `among` selects (a subquery: a lender's own applications)."""
+        query = (select(CreditApplication.id, CreditApplication.enterprise_id, CreditApplication.product,
+                        CreditApplication.amount, CreditApplication.tenor_months, CreditApplication.status,
+                        CreditApplication.received_at, Enterprise.name, Enterprise.name_en)
+                 .join(Enterprise, Enterprise.id == CreditApplication.enterprise_id)
+                 .where(CreditApplication.status.in_(("referred", "awaiting_second_approval"))))
+        if enterprise_id is not None:
+            query = query.where(CreditApplication.enterprise_id == enterprise_id)
+        if among is not None:
+            query = query.where(CreditApplication.id.in_(among))
         with self.engine.connect() as conn:
-            rows = conn.execute(select(CreditApplication.id, CreditApplication.enterprise_id, CreditApplication.product,
-                                       CreditApplication.amount, CreditApplication.tenor_months, CreditApplication.status,
-                                       CreditApplication.received_at, Enterprise.name, Enterprise.name_en)
-                                .join(Enterprise, Enterprise.id == CreditApplication.enterprise_id)
-                                .where(CreditApplication.status.in_(("referred", "awaiting_second_approval")))
-                                .order_by(CreditApplication.id).limit(limit)).mappings().all()
-        return [dict(r) for r in rows]
+            rows, cursor = paginate(conn, query, CreditApplication.id, page)
+        return [dict(r._mapping) for r in rows], cursor
 
     def application(self, application_id: int) -> dict[str, Any]:
         """An application with the evidence an officer needs: inputs, risk assessment (grade, PD,

@@ -65,12 +65,11 @@ def set_owner(engine: Engine, kind: str, record_id: int, tenant_id: int, enterpr
                                                     enterprise_id=enterprise_id))
 
 
-def owned_ids(engine: Engine, kind: str, tenant_id: int) -> set[int]:
+def owned_by_tenant(kind: str, tenant_id: int) -> Select:
+    """The ids of the records of `kind` a lender created, as a subquery (`id.in_(...)` in a list query)."""
     from iotfin.identity.models import RecordOwner
 
-    with engine.connect() as conn:
-        return set(conn.execute(select(RecordOwner.record_id).where(RecordOwner.kind == kind,
-                                                                    RecordOwner.tenant_id == tenant_id)).scalars())
+    return select(RecordOwner.record_id).where(RecordOwner.kind == kind, RecordOwner.tenant_id == tenant_id)
 
 
 def customers(engine: Engine, tenant_id: int) -> set[int]:

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 
 from iotfin.api.auth import consented, consented_many, require
+from iotfin.api.pagination import PageParams, page_params
 from iotfin.api.routing import ApiRouter
 from iotfin.core.errors import NotFound
 from iotfin.identity.access import customers
@@ -24,10 +24,11 @@ from iotfin.identity.model import Principal
 from iotfin.monitor.model import polygon_from_coords
 from iotfin.monitor.prices import PriceBook, read_csv
 from iotfin.monitor.rules import RuleSet
-from iotfin.monitor.store import AlertStore, MonitorAlert, _alert_json
+from iotfin.monitor.store import AlertStore
 
 SCOPE, PURPOSE = "alerts", "post_loan_monitoring"
 Reader = Annotated[Principal, Depends(require("alerts:read"))]
+Page = Annotated[PageParams, Depends(page_params)]
 Handler = Annotated[Principal, Depends(require("alerts:handle"))]
 Configurer = Annotated[Principal, Depends(require("monitor:configure"))]
 PriceKeeper = Annotated[Principal, Depends(require("monitor:prices"))]
@@ -71,13 +72,14 @@ def router() -> APIRouter:
         return named if who.platform else who.subject
 
     @r.get("/alerts")
-    def list_alerts(who: Reader, request: Request, status: str | None = None, enterprise_id: int | None = None,
-                    limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:
+    def list_alerts(who: Reader, request: Request, page: Page, status: str | None = None,
+                    enterprise_id: int | None = None) -> dict[str, Any]:
         """Newest first: every alert for the operator, an enterprise's own, a lender's customers' alerts
         for which the enterprise consented (each enterprise's read logged)."""
+        allowed: set[int] | None
         if who.platform:
-            return store(request).list(status, enterprise_id, limit)
-        if who.enterprise_id is not None:
+            allowed = None if enterprise_id is None else {enterprise_id}
+        elif who.enterprise_id is not None:
             allowed = {who.enterprise_id}
         elif who.tenant_id is not None:
             mine = customers(request.app.state.workspace.engine, who.tenant_id)
@@ -86,16 +88,12 @@ def router() -> APIRouter:
             allowed = consented_many(request, who, mine, SCOPE, PURPOSE, "alert list")
         else:
             allowed = set()
-        if enterprise_id is not None:
+        if allowed is not None and enterprise_id is not None:
             allowed &= {enterprise_id}
-        if not allowed:
-            return []
-        query = (select(MonitorAlert).where(MonitorAlert.enterprise_id.in_(sorted(allowed)))
-                 .order_by(MonitorAlert.id.desc()).limit(limit))
-        if status:
-            query = query.where(MonitorAlert.status == status)
-        with request.app.state.workspace.engine.connect() as conn:
-            return [_alert_json(row) for row in conn.execute(query).mappings().all()]
+        if allowed == set():
+            return {"items": [], "next_cursor": None}
+        items, cursor = store(request).page(page, status, allowed)
+        return {"items": items, "next_cursor": cursor}
 
     @r.get("/alerts/{alert_id}")
     def get_alert(alert_id: int, who: Reader, request: Request) -> dict[str, Any]:

@@ -4,6 +4,7 @@ notifications, and commodity prices (system of record, SQLite or PostgreSQL)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -28,6 +29,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from iotfin.core.errors import Conflict, NotFound, ValidationError
 from iotfin.core.time import ms_to_datetime
 from iotfin.db.models import Base, Id
+from iotfin.db.pagination import PageParams, paginate
 from iotfin.db.types import Money, UTCDateTime
 from iotfin.monitor.model import (
     ALERT_STATUSES,
@@ -214,13 +216,20 @@ class AlertStore:
         return out
 
     def list(self, status: str | None = None, enterprise_id: int | None = None, limit: int = 100) -> list[dict[str, Any]]:
-        query = select(MonitorAlert).order_by(MonitorAlert.id.desc()).limit(limit)
+        """The newest `limit` alerts."""
+        return self.page(PageParams(limit, None), status, None if enterprise_id is None else {enterprise_id})[0]
+
+    def page(self, page: PageParams, status: str | None = None,
+             enterprise_ids: Collection[int] | None = None) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of alerts, newest first, of these enterprises (None: all); and the next cursor."""
+        query = select(MonitorAlert)
         if status:
             query = query.where(MonitorAlert.status == status)
-        if enterprise_id is not None:
-            query = query.where(MonitorAlert.enterprise_id == enterprise_id)
+        if enterprise_ids is not None:
+            query = query.where(MonitorAlert.enterprise_id.in_(sorted(enterprise_ids)))
         with self.engine.connect() as conn:
-            return [_alert_json(r) for r in conn.execute(query).mappings().all()]
+            rows, cursor = paginate(conn, query, MonitorAlert.id, page, descending=True)
+        return [_alert_json(r._mapping) for r in rows], cursor
 
     def transition(self, alert_id: int, target: str, actor: str, reason: str | None = None) -> dict[str, Any]:
         with self.engine.begin() as conn:
