@@ -272,12 +272,23 @@ def test_lists_show_only_the_callers_records(shared_world: World, objects: dict[
     assert grants == []
 
 
+def _access_log(w: World) -> list[dict[str, Any]]:
+    """Enterprise 1's whole access log, page by page."""
+    rows: list[dict[str, Any]] = []
+    params: dict[str, Any] = {"enterprise_id": 1, "limit": 200}
+    while True:
+        page = w.http.get("/api/v1/consents/access-log", params=params, headers=w.headers("ent_1")).json()
+        rows += page["items"]
+        if not page["next_cursor"]:
+            return rows
+        params["cursor"] = page["next_cursor"]
+
+
 def test_lender_reads_are_consent_checked_and_logged(shared_world: World, objects: dict[str, Any]) -> None:
     w = shared_world
-    before = w.http.get("/api/v1/consents/access-log?enterprise_id=1&limit=1000", headers=w.headers("ent_1")).json()
+    before = _access_log(w)
     assert w.http.get(f"/api/v1/monitor/alerts/{objects['alert']}", headers=w.headers("bank_a")).status_code == 200
-    log = w.http.get("/api/v1/consents/access-log?enterprise_id=1&limit=1000", headers=w.headers("ent_1")).json()
-    new = log["items"][len(before["items"]):]
+    new = _access_log(w)[len(before):]
     assert [(e["recipient"], e["scope"], e["allowed"]) for e in new] == [("bank-a", "alerts", True)]
     # the enterprise withdraws the alerts consent: bank A's next read is refused, and logged
     grant = next(g for g in w.http.get("/api/v1/consents?enterprise_id=1", headers=w.headers("ent_1")).json()["items"]
@@ -287,8 +298,7 @@ def test_lender_reads_are_consent_checked_and_logged(shared_world: World, object
     refused = w.http.get(f"/api/v1/monitor/alerts/{objects['alert']}", headers=w.headers("bank_a"))
     assert refused.status_code == 403 and "alerts" in refused.json()["detail"]
     assert w.http.get("/api/v1/monitor/alerts", headers=w.headers("bank_a")).json() == {"items": [], "next_cursor": None}
-    last = w.http.get("/api/v1/consents/access-log?enterprise_id=1&limit=1000", headers=w.headers("ent_1")).json()
-    assert [e["allowed"] for e in last["items"][-2:]] == [False, False]
+    assert [e["allowed"] for e in _access_log(w)[-2:]] == [False, False]
     # the enterprise itself still reads its alert, unchecked
     assert w.http.get(f"/api/v1/monitor/alerts/{objects['alert']}", headers=w.headers("ent_1")).status_code == 200
     # bank B never gets to submit an application for enterprise 1 without its consent
