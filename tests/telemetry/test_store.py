@@ -279,6 +279,15 @@ def test_stats(tmp_path: Path) -> None:
     size = sum(f.stat().st_size for f in tmp_path.rglob("*.parquet"))
     assert stats == {"days": 2, "files": 3, "data_points": 49, "bytes": size,
                      "bytes_per_point": round(size / 49, 3)}
+    # the row counts are remembered per file: a file replaced whole and a day removed both show
+    first = sorted(tmp_path.rglob("*.parquet"))[0]
+    rows = pq.read_table(first)
+    pq.write_table(rows.slice(0, 5), first.with_suffix(".tmp"))
+    first.with_suffix(".tmp").replace(first)
+    assert store.stats()["data_points"] == 49 - rows.num_rows + 5
+    assert store.apply_retention(date(2026, 1, 2)) == 1
+    after = store.stats()
+    assert (after["days"], after["files"], after["data_points"]) == (1, 1, 24)
 
 
 def test_iter_batches_gives_every_row_decoded_with_its_seq(tmp_path: Path) -> None:
