@@ -248,7 +248,7 @@ class TelemetryStore:
             rows += footers[f][1]
         self._footer_rows = footers  # files gone (retention, compaction) drop out
         return {
-            "days": len(self.days()),
+            "days": len({f.parent for f in files}),
             "files": len(files),
             "data_points": rows,
             "bytes": size,
