@@ -273,3 +273,17 @@ def test_concurrent_decisions_cannot_spend_the_same_headroom(workspace: Workspac
     approved = sorted(D(r["offered_amount"]) for r in results if r["decision"] == "approve")
     assert sum(approved) == D("1000000.00") and approved == [D("250000.00"), D("750000.00")]  # activity limit 750k
     assert sorted(r["decision"] for r in results) == ["approve", "approve", "decline", "decline"]
+
+
+@pytest.mark.parametrize("query", ["_BORROWER_EXPOSURE", "_CHAIN_EXPOSURE"])
+def test_exposure_sums_read_the_approved_entries_of_an_index_only(sqlite_workspace: Workspace, query: str) -> None:
+    """The sums every decision runs: by borrower or core enterprise *and* status, from the index alone
+    (by owner alone they visited every application of a supply chain's core, a cost growing with the book)."""
+    import iotfin.decision.service as service
+
+    compiled = getattr(service, query).compile(sqlite_workspace.engine)
+    values = compiled.construct_params({"eid": 1, "core": 1})
+    with sqlite_workspace.engine.connect() as conn:
+        plan = " ".join(str(row[-1]) for row in conn.exec_driver_sql(
+            f"EXPLAIN QUERY PLAN {compiled}", tuple(values[name] for name in compiled.positiontup or ())).all())
+    assert "USING COVERING INDEX ix_credit_applications_" in plan and "=? AND status=?" in plan, plan

@@ -1,0 +1,32 @@
+"""covering indexes for the exposure sums of a credit decision
+
+Revision ID: 0017
+Revises: 0016
+Create Date: 2026-12-01 23:00:00
+"""
+
+from __future__ import annotations
+
+from alembic import op
+
+revision = '0017'
+down_revision = '0016'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('credit_applications', schema=None) as batch_op:
+        batch_op.create_index('ix_credit_applications_borrower_exposure', ['enterprise_id', 'status', 'approved_amount'])
+        batch_op.create_index('ix_credit_applications_chain_exposure', ['core_enterprise_id', 'status', 'approved_amount'])
+        # the single-column indexes are prefixes of the new ones
+        batch_op.drop_index('ix_credit_applications_enterprise_id')
+        batch_op.drop_index('ix_credit_applications_core_enterprise_id')
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('credit_applications', schema=None) as batch_op:
+        batch_op.create_index('ix_credit_applications_core_enterprise_id', ['core_enterprise_id'])
+        batch_op.create_index('ix_credit_applications_enterprise_id', ['enterprise_id'])
+        batch_op.drop_index('ix_credit_applications_chain_exposure')
+        batch_op.drop_index('ix_credit_applications_borrower_exposure')
