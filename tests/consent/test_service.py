@@ -150,3 +150,27 @@ def test_a_full_batch_is_written_without_waiting_for_the_delay(ws: Workspace) ->
         time.sleep(0.05)
     assert count(ws, access_t) == 3
     svc.close()
+
+
+@pytest.mark.parametrize("recipient", [None, "bank-a"])
+def test_an_access_log_page_reads_its_rows_in_order_from_an_index(sqlite_workspace: Workspace,
+                                                                   recipient: str | None) -> None:
+    """No page sorts the enterprise's whole log: the plan of the query the service runs uses an index
+    in id order (SQLite's query planner; PostgreSQL has the same indexes)."""
+    from sqlalchemy import event
+
+    from iotfin.db.pagination import PageParams
+
+    seen: list[tuple[str, tuple]] = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ANN001
+        if "consent_access_log" in statement and statement.lstrip().upper().startswith("SELECT"):
+            seen.append((statement, parameters))
+
+    event.listen(sqlite_workspace.engine, "before_cursor_execute", capture)
+    sqlite_workspace.consent.access_log_page(1, PageParams(20, 7), recipient)
+    event.remove(sqlite_workspace.engine, "before_cursor_execute", capture)
+    [(statement, parameters)] = seen
+    with sqlite_workspace.engine.connect() as conn:
+        plan = " ".join(str(row[-1]) for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters))
+    assert "TEMP B-TREE" not in plan and "USING INDEX ix_consent_access_log_enterprise_" in plan, plan

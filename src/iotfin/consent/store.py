@@ -65,7 +65,11 @@ class ConsentAccess(Base):
     """One read (or refused read) of an enterprise's data by someone other than the enterprise."""
 
     __tablename__ = "consent_access_log"
-    __table_args__ = (Index("ix_consent_access_log_enterprise_at", "enterprise_id", "at"),)
+    # The log is read page by page in id order (keyset), by the enterprise (all of it) and by a lender
+    # (its own reads): with these indexes a page reads its rows in order; with the former one on
+    # (enterprise, time) every page sorted the enterprise's whole log.
+    __table_args__ = (Index("ix_consent_access_log_enterprise_id", "enterprise_id", "id"),
+                      Index("ix_consent_access_log_enterprise_recipient_id", "enterprise_id", "recipient", "id"))
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     # No foreign key: an attempt to read an enterprise that does not exist is logged too.

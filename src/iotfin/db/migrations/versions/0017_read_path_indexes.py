@@ -1,4 +1,4 @@
-"""covering indexes for the exposure sums of a credit decision
+"""indexes that follow the hot reads: a decision's exposure sums, the access log's pages
 
 Revision ID: 0017
 Revises: 0016
@@ -22,9 +22,17 @@ def upgrade() -> None:
         # the single-column indexes are prefixes of the new ones
         batch_op.drop_index('ix_credit_applications_enterprise_id')
         batch_op.drop_index('ix_credit_applications_core_enterprise_id')
+    with op.batch_alter_table('consent_access_log', schema=None) as batch_op:
+        batch_op.create_index('ix_consent_access_log_enterprise_id', ['enterprise_id', 'id'])
+        batch_op.create_index('ix_consent_access_log_enterprise_recipient_id', ['enterprise_id', 'recipient', 'id'])
+        batch_op.drop_index('ix_consent_access_log_enterprise_at')  # no query reads by time
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('consent_access_log', schema=None) as batch_op:
+        batch_op.create_index('ix_consent_access_log_enterprise_at', ['enterprise_id', 'at'])
+        batch_op.drop_index('ix_consent_access_log_enterprise_recipient_id')
+        batch_op.drop_index('ix_consent_access_log_enterprise_id')
     with op.batch_alter_table('credit_applications', schema=None) as batch_op:
         batch_op.create_index('ix_credit_applications_core_enterprise_id', ['core_enterprise_id'])
         batch_op.create_index('ix_credit_applications_enterprise_id', ['enterprise_id'])
