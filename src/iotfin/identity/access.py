@@ -72,13 +72,20 @@ def owned_by_tenant(kind: str, tenant_id: int) -> Select:
     return select(RecordOwner.record_id).where(RecordOwner.kind == kind, RecordOwner.tenant_id == tenant_id)
 
 
-def customers(engine: Engine, tenant_id: int) -> set[int]:
-    """The enterprises a lender has a relationship with: an application or a loan it made."""
+def customers_of(tenant_id: int) -> Select:
+    """The enterprises a lender has a relationship with (an application or a loan it made), as a
+    subquery (`enterprise_id.in_(...)` in a list query)."""
+    from iotfin.identity.models import RecordOwner
+
+    return select(RecordOwner.enterprise_id).where(RecordOwner.tenant_id == tenant_id)
+
+
+def is_customer(engine: Engine, tenant_id: int, enterprise_id: int) -> bool:
     from iotfin.identity.models import RecordOwner
 
     with engine.connect() as conn:
-        return set(conn.execute(select(RecordOwner.enterprise_id).where(RecordOwner.tenant_id == tenant_id)
-                                .distinct()).scalars())
+        return conn.execute(select(RecordOwner.enterprise_id).where(
+            RecordOwner.tenant_id == tenant_id, RecordOwner.enterprise_id == enterprise_id).limit(1)).first() is not None
 
 
 def can_see_record(engine: Engine, who: Principal, kind: str, record_id: int, enterprise_id: int | None) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, Boolean, CheckConstraint, ForeignKey, String
+from sqlalchemy import JSON, BigInteger, Boolean, CheckConstraint, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from iotfin.db.models import Base, Id, _now
@@ -51,10 +51,15 @@ class RecordOwner(Base):
     with no row here belongs to the platform operator (booked by the CLI, the demo or an operator)."""
 
     __tablename__ = "record_owners"
-    __table_args__ = (CheckConstraint("kind IN ('loan', 'credit_line', 'application')", name="kind"),)
+    __table_args__ = (
+        CheckConstraint("kind IN ('loan', 'credit_line', 'application')", name="kind"),
+        # a lender's customers, and "is this enterprise a customer of this lender" (every lender read
+        # of an alert), from the index alone
+        Index("ix_record_owners_tenant_enterprise", "tenant_id", "enterprise_id"),
+    )
 
     kind: Mapped[str] = mapped_column(String(16), primary_key=True)
     record_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"), index=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"))
     enterprise_id: Mapped[int] = mapped_column(BigInteger, index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=_now)

@@ -219,14 +219,17 @@ class AlertStore:
         """The newest `limit` alerts."""
         return self.page(PageParams(limit, None), status, None if enterprise_id is None else {enterprise_id})[0]
 
-    def page(self, page: PageParams, status: str | None = None,
-             enterprise_ids: Collection[int] | None = None) -> tuple[list[dict[str, Any]], str | None]:
-        """One page of alerts, newest first, of these enterprises (None: all); and the next cursor."""
+    def page(self, page: PageParams, status: str | None = None, enterprise_ids: Collection[int] | None = None,
+             among: Any = None) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of alerts, newest first, of these enterprises (None: all) and of those `among`
+        selects (a subquery of enterprise ids: a lender's customers); and the next cursor."""
         query = select(MonitorAlert)
         if status:
             query = query.where(MonitorAlert.status == status)
         if enterprise_ids is not None:
             query = query.where(MonitorAlert.enterprise_id.in_(sorted(enterprise_ids)))
+        if among is not None:
+            query = query.where(MonitorAlert.enterprise_id.in_(among))
         with self.engine.connect() as conn:
             rows, cursor = paginate(conn, query, MonitorAlert.id, page, descending=True)
         return [_alert_json(r._mapping) for r in rows], cursor

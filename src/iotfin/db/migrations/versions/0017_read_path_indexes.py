@@ -1,4 +1,4 @@
-"""indexes that follow the hot reads: a decision's exposure sums, the access log's pages
+"""indexes that follow the hot reads: a decision's exposure sums, the access log's pages, a lender's customers
 
 Revision ID: 0017
 Revises: 0016
@@ -26,9 +26,15 @@ def upgrade() -> None:
         batch_op.create_index('ix_consent_access_log_enterprise_id', ['enterprise_id', 'id'])
         batch_op.create_index('ix_consent_access_log_enterprise_recipient_id', ['enterprise_id', 'recipient', 'id'])
         batch_op.drop_index('ix_consent_access_log_enterprise_at')  # no query reads by time
+    with op.batch_alter_table('record_owners', schema=None) as batch_op:
+        batch_op.create_index('ix_record_owners_tenant_enterprise', ['tenant_id', 'enterprise_id'])
+        batch_op.drop_index('ix_record_owners_tenant_id')
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('record_owners', schema=None) as batch_op:
+        batch_op.create_index('ix_record_owners_tenant_id', ['tenant_id'])
+        batch_op.drop_index('ix_record_owners_tenant_enterprise')
     with op.batch_alter_table('consent_access_log', schema=None) as batch_op:
         batch_op.create_index('ix_consent_access_log_enterprise_at', ['enterprise_id', 'at'])
         batch_op.drop_index('ix_consent_access_log_enterprise_recipient_id')
