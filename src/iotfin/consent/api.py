@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from iotfin.api.auth import principal, require
-from iotfin.api.pagination import PageParams, page_params
+from iotfin.api.pagination import Page
 from iotfin.api.routing import ApiRouter
 from iotfin.consent.model import MAX_RECONFIRM_DAYS, PURPOSES, REASONS, SCOPES, GrantRequest
 from iotfin.consent.service import ConsentService, grant_json
@@ -53,7 +53,6 @@ class CheckIn(BaseModel):
 
 Manager = Annotated[Principal, Depends(require("consents:manage"))]
 Reader = Annotated[Principal, Depends(require("consents:read"))]
-Page = Annotated[PageParams, Depends(page_params)]
 Checker = Annotated[Principal, Depends(require("consents:check"))]
 
 

@@ -22,7 +22,7 @@ from fastapi import APIRouter, Body, Depends, Request
 from pydantic import BaseModel, Field
 
 from iotfin.api.auth import consented, require
-from iotfin.api.pagination import PageParams, page_params
+from iotfin.api.pagination import Page
 from iotfin.api.responses import DecimalJSONResponse
 from iotfin.api.routing import ApiRouter
 from iotfin.core.errors import Forbidden, NotFound, ValidationError
@@ -93,7 +93,6 @@ def service(request: Request) -> DecisionService:
 
 Submitter = Annotated[Principal, Depends(require("applications:write"))]
 Reader = Annotated[Principal, Depends(require("applications:read"))]
-Page = Annotated[PageParams, Depends(page_params)]
 Reviewer = Annotated[Principal, Depends(require("applications:review"))]
 Strategist = Annotated[Principal, Depends(require("strategies:manage"))]
 SCOPE, PURPOSE = "credit_report", "credit_assessment"

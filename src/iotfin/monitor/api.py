@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
 from iotfin.api.auth import consented, consented_many, require
-from iotfin.api.pagination import PageParams, page_params
+from iotfin.api.pagination import Page
 from iotfin.api.routing import ApiRouter
 from iotfin.core.errors import NotFound
 from iotfin.identity.access import customers_of, is_customer
@@ -28,7 +28,6 @@ from iotfin.monitor.store import AlertStore
 
 SCOPE, PURPOSE = "alerts", "post_loan_monitoring"
 Reader = Annotated[Principal, Depends(require("alerts:read"))]
-Page = Annotated[PageParams, Depends(page_params)]
 Handler = Annotated[Principal, Depends(require("alerts:handle"))]
 Configurer = Annotated[Principal, Depends(require("monitor:configure"))]
 PriceKeeper = Annotated[Principal, Depends(require("monitor:prices"))]

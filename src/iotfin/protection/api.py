@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from iotfin.api.auth import consented, require
 from iotfin.api.fields import Text
 from iotfin.api.idempotency import IdempotentRoute
-from iotfin.api.pagination import PageParams, page_params
+from iotfin.api.pagination import Page
 from iotfin.api.routing import ApiRouter
 from iotfin.core.errors import NotFound
 from iotfin.identity.model import Principal
@@ -64,7 +64,6 @@ class DecisionIn(BaseModel):
 
 Reader = Annotated[Principal, Depends(require("complaints:read"))]
 Handler = Annotated[Principal, Depends(require("complaints:handle"))]
-Page = Annotated[PageParams, Depends(page_params)]
 
 
 def router() -> APIRouter:

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from iotfin.api.auth import require
 from iotfin.api.fields import Text
-from iotfin.api.pagination import PageParams, page_params
+from iotfin.api.pagination import Page
 from iotfin.api.routing import ApiRouter
 from iotfin.identity.model import Principal
 
@@ -34,7 +34,7 @@ def router() -> APIRouter:
         return svc(request).subscribe(who, body.url, body.event_types, body.description)
 
     @r.get("/subscriptions")
-    def subscriptions(who: Manager, request: Request, page: Annotated[PageParams, Depends(page_params)]) -> dict[str, Any]:
+    def subscriptions(who: Manager, request: Request, page: Page) -> dict[str, Any]:
         items, cursor = svc(request).subscriptions(who, page)
         return {"items": items, "next_cursor": cursor}
 
@@ -49,7 +49,7 @@ def router() -> APIRouter:
         return {"event_id": svc(request).ping(who, subscription_id)}
 
     @r.get("/deliveries")
-    def deliveries(who: Manager, request: Request, page: Annotated[PageParams, Depends(page_params)],
+    def deliveries(who: Manager, request: Request, page: Page,
                    status: Annotated[Literal["pending", "delivered", "failed"] | None, Query()] = None,
                    event_type: Annotated[str | None, Query(max_length=64)] = None) -> dict[str, Any]:
         """The delivery log: one row per event and subscription, newest attempts last."""
