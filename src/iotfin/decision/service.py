@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 import zen
-from sqlalchemy import Connection, Engine, Text, bindparam, cast, func, insert, select, update
+from sqlalchemy import Connection, Engine, Select, Text, bindparam, cast, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from iotfin.core.errors import Conflict, NotFound, ServiceUnavailable, ValidationError
@@ -412,7 +412,7 @@ class DecisionService:
         return self.queue_page(PageParams(limit, None))[0]
 
     def queue_page(self, page: PageParams, *, enterprise_id: int | None = None,
-                   among: Any = None) -> tuple[list[dict[str, Any]], str | None]:
+                   among: Select | None = None) -> tuple[list[dict[str, Any]], str | None]:
         """One page of the review queue (oldest first) and the next cursor: of one enterprise, and/or
         of the applications whose ids `among` selects (a subquery: a lender's own applications)."""
         query = (select(CreditApplication.id, CreditApplication.enterprise_id, CreditApplication.product,

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Engine,
     ForeignKey,
     Integer,
+    Select,
     String,
     Text,
     func,
@@ -220,7 +221,7 @@ class AlertStore:
         return self.page(PageParams(limit, None), status, None if enterprise_id is None else {enterprise_id})[0]
 
     def page(self, page: PageParams, status: str | None = None, enterprise_ids: Collection[int] | None = None,
-             among: Any = None) -> tuple[list[dict[str, Any]], str | None]:
+             among: Select | None = None) -> tuple[list[dict[str, Any]], str | None]:
         """One page of alerts, newest first, of these enterprises (None: all) and of those `among`
         selects (a subquery of enterprise ids: a lender's customers); and the next cursor."""
         query = select(MonitorAlert)
