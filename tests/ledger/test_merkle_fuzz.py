@@ -70,6 +70,22 @@ def test_wrong_types_raise_only_invalid_proof(a, b, c, d, e) -> None:  # noqa: A
 
 
 mutation = st.sampled_from(["index", "size", "drop", "insert", "replace", "swap", "leaf", "root", "append"])
+PATH_MUTATIONS = ("drop", "insert", "replace", "swap")
+
+
+def _mutated_path(kind: str, proof: list[bytes], data: st.DataObject) -> list[bytes]:
+    """The audit path with one hash dropped, inserted, replaced, or the first two swapped (a mutation
+    the path is too short for leaves it as it is)."""
+    if kind == "drop" and proof:
+        return proof[:-1] if data.draw(st.booleans()) else proof[1:]
+    if kind == "insert":
+        return [*proof, data.draw(hashes)] if data.draw(st.booleans()) else [data.draw(hashes), *proof]
+    if kind == "replace" and proof:
+        k = data.draw(st.integers(0, len(proof) - 1))
+        return [*proof[:k], data.draw(hashes), *proof[k + 1:]]
+    if kind == "swap" and len(proof) > 1:
+        return [proof[1], proof[0], *proof[2:]]
+    return proof
 
 
 @settings(max_examples=1500, deadline=None)
@@ -83,15 +99,8 @@ def test_mutated_real_inclusion_proofs(size: int, data: st.DataObject) -> None:
             index = data.draw(st.integers(-2, 70))
         elif kind == "size":
             size = data.draw(st.integers(-2, 70))
-        elif kind == "drop" and proof:
-            proof = proof[:-1] if data.draw(st.booleans()) else proof[1:]
-        elif kind == "insert":
-            proof = [*proof, data.draw(hashes)] if data.draw(st.booleans()) else [data.draw(hashes), *proof]
-        elif kind == "replace" and proof:
-            k = data.draw(st.integers(0, len(proof) - 1))
-            proof = [*proof[:k], data.draw(hashes), *proof[k + 1:]]
-        elif kind == "swap" and len(proof) > 1:
-            proof = [proof[1], proof[0], *proof[2:]]
+        elif kind in PATH_MUTATIONS:
+            proof = _mutated_path(kind, proof, data)
         elif kind == "leaf":
             leaf = data.draw(hashes)
         elif kind == "root":
@@ -118,15 +127,8 @@ def test_mutated_real_consistency_proofs(size2: int, data: st.DataObject) -> Non
             size1 = data.draw(st.integers(-2, 70))
         elif kind == "size":
             size2 = data.draw(st.integers(-2, 70))
-        elif kind == "drop" and proof:
-            proof = proof[:-1] if data.draw(st.booleans()) else proof[1:]
-        elif kind == "insert":
-            proof = [*proof, data.draw(hashes)] if data.draw(st.booleans()) else [data.draw(hashes), *proof]
-        elif kind == "replace" and proof:
-            k = data.draw(st.integers(0, len(proof) - 1))
-            proof = [*proof[:k], data.draw(hashes), *proof[k + 1:]]
-        elif kind == "swap" and len(proof) > 1:
-            proof = [proof[1], proof[0], *proof[2:]]
+        elif kind in PATH_MUTATIONS:
+            proof = _mutated_path(kind, proof, data)
         elif kind == "leaf":
             root1 = data.draw(st.sampled_from([TREE.root(s) for s in range(1, 65)]))
         elif kind == "root":
