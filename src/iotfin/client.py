@@ -43,6 +43,9 @@ OPERATIONS: tuple[tuple[str, str], ...] = (
     ("post", "/api/v1/webhooks/subscriptions/{subscription_id}/ping"),
     ("get", "/api/v1/webhooks/deliveries"),
     ("get", "/api/v1/webhooks/deliveries/{delivery_id}"),
+    ("get", "/api/v1/monitor/alerts"),
+    ("get", "/api/v1/review-queue"),
+    ("get", "/api/v1/consents/access-log"),
 )
 
 
@@ -119,6 +122,47 @@ class Delivery(TypedDict, total=False):
     last_error: str | None
     delivered_at: str | None
     attempt_log: list[dict[str, Any]]
+
+
+class Alert(TypedDict, total=False):
+    id: int
+    enterprise_id: int
+    incident_type: str
+    tier: str
+    status: Literal["open", "acknowledged", "resolved"]
+    reason_zh: str
+    reason_en: str
+    devices: list[int]
+    opened_at: str
+    raised_at: str | None
+    cleared_at: str | None
+    assigned_to: str | None
+
+
+class QueuedApplication(TypedDict, total=False):
+    id: int
+    enterprise_id: int
+    name: str
+    name_en: str
+    product: str
+    amount: str
+    tenor_months: int
+    status: Literal["referred", "awaiting_second_approval"]
+    received_at: str
+
+
+class AccessRecord(TypedDict, total=False):
+    id: int
+    enterprise_id: int
+    recipient: str
+    scope: str
+    purpose: str
+    at: str
+    allowed: bool
+    reason: str
+    reason_zh: str
+    reason_en: str
+    grant_id: int | None
 
 
 class ApiError(Exception):
@@ -267,6 +311,23 @@ class IotfinClient:
 
     def delivery(self, delivery_id: int) -> Delivery:
         return self._call("GET", f"/api/v1/webhooks/deliveries/{delivery_id}")
+
+    # --- monitoring, decisioning, consent: the lists ----------------------------------------------
+
+    def alerts(self, *, status: str | None = None, enterprise_id: int | None = None,
+               limit: int = 50) -> Iterator[Alert]:
+        """Newest first. A lender's pages leave out the alerts of enterprises that refuse its consent
+        check, so a page may be short; the iterator follows the cursor to the end."""
+        return self._pages("/api/v1/monitor/alerts",  # type: ignore[return-value]
+                           {"status": status, "enterprise_id": enterprise_id, "limit": limit})
+
+    def review_queue(self, *, limit: int = 50) -> Iterator[QueuedApplication]:
+        return self._pages("/api/v1/review-queue", {"limit": limit})  # type: ignore[return-value]
+
+    def access_log(self, enterprise_id: int, *, recipient: str | None = None, limit: int = 50) -> Iterator[AccessRecord]:
+        """Every read of the enterprise's data by others, oldest first (a lender: its own reads)."""
+        return self._pages("/api/v1/consents/access-log",  # type: ignore[return-value]
+                           {"enterprise_id": enterprise_id, "recipient": recipient, "limit": limit})
 
 
 def _json(response: httpx.Response) -> Any:

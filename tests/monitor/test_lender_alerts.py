@@ -47,4 +47,7 @@ def test_a_lenders_alert_pages_check_consent_for_the_enterprises_on_the_page(wor
     assert log(1) == [("bank-a", "alerts", True)] * 2
     assert log(2) == [("bank-a", "alerts", False)] * 3
     assert log(3) == []  # a customer without alerts on the page is neither checked nor logged
-    assert [a["id"] for a in world.http.get("/api/v1/monitor/alerts", headers=world.headers("bank_b")).json()["items"]] == []
+    # the typed client follows the cursor over the short pages; the enterprise reads the log of it
+    assert [a["id"] for a in world["bank_a"].alerts(limit=1)] == [3, 1]
+    assert [(r["recipient"], r["allowed"]) for r in world["ent_1"].access_log(1, limit=1)] == [("bank-a", True)] * 4
+    assert list(world["bank_b"].alerts()) == []
