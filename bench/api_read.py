@@ -34,9 +34,9 @@ import httpx
 from sqlalchemy import insert
 
 from iotfin.core.settings import Settings
-from iotfin.db.models import Enterprise, Tenant
+from iotfin.identity.tables import Enterprise, Tenant
 from iotfin.identity.model import Principal
-from iotfin.workspace import Workspace
+from iotfin.app.workspace import Workspace
 
 LUA = """
 local connections = 0
@@ -152,7 +152,7 @@ def main() -> None:
         extra = ["--api-workers", str(args.api_workers), "--api-port", str(api_port)] if args.api_workers else []
         env = os.environ | {"IOTFIN_RATE_LIMIT_PER_S": "1000000", "IOTFIN_RATE_LIMIT_BURST": "1000000",
                             "IOTFIN_LOG_LEVEL": "WARNING"}
-        server = subprocess.Popen([sys.executable, "-m", "iotfin.cli", "serve", "--http-port", str(port),
+        server = subprocess.Popen([sys.executable, "-m", "iotfin", "serve", "--http-port", str(port),
                                    "--mqtt-port", str(free_port()), "--data-dir", str(data_dir), *extra],
                                   env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         base = f"http://127.0.0.1:{api_port}"

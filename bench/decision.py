@@ -45,7 +45,7 @@ from pathlib import Path
 from sqlalchemy import insert
 
 from iotfin.core.settings import Settings
-from iotfin.db.models import Enterprise
+from iotfin.identity.tables import Enterprise
 from iotfin.decision.model import GRADES, Application, Exposure, RiskAssessment
 from iotfin.decision.service import (
     DecisionPolicy,
@@ -56,7 +56,7 @@ from iotfin.decision.service import (
 )
 from iotfin.decision.store import CreditApplication, CreditDecision
 from iotfin.decision.strategies import compile_strategy, default_strategy_text, strategy_context
-from iotfin.workspace import Workspace
+from iotfin.app.workspace import Workspace
 
 
 def log(message: str) -> None:
@@ -98,7 +98,7 @@ def application(rng: random.Random, enterprise_id: int) -> Application:
 
 def with_risk_engine(workspace: Path, decisions: int, rng: random.Random) -> dict:
     """Decisions on a demo workspace with the platform's online assessor, the way the API decides."""
-    from iotfin.demo import _lenders
+    from iotfin.demo.run import _lenders
     from iotfin.sim import SimDataset
 
     ws = Workspace(Settings(data_dir=workspace))

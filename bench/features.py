@@ -29,7 +29,7 @@ from iotfin.consent.store import access_t
 from iotfin.core.settings import Settings
 from iotfin.risk.features import compute_features, features_for
 from iotfin.risk.features.engine import engine_for
-from iotfin.workspace import Workspace
+from iotfin.app.workspace import Workspace
 
 
 def main() -> None:

@@ -53,7 +53,7 @@ from mqtt_server import connect_packet, idle_opener, varint
 
 from iotfin.core.settings import Settings
 from iotfin.core.time import now_ms
-from iotfin.workspace import Workspace
+from iotfin.app.workspace import Workspace
 
 TOPIC = b"v1/devices/me/telemetry"
 GATEWAY_TOPIC = b"v1/gateway/telemetry"

@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 
 from iotfin.core.settings import Settings
-from iotfin.loader import load_master_data, load_telemetry
+from iotfin.demo.loader import load_master_data, load_telemetry
 from iotfin.sim import SimConfig, SimDataset, generate
-from iotfin.workspace import Workspace
+from iotfin.app.workspace import Workspace
 
 
 def main() -> None:

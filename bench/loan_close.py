@@ -37,9 +37,9 @@ import numpy as np
 from sqlalchemy import insert, text
 
 from iotfin.core.settings import Settings
-from iotfin.db.models import Enterprise
+from iotfin.identity.tables import Enterprise
 from iotfin.lending.service import Offer
-from iotfin.workspace import Workspace
+from iotfin.app.workspace import Workspace
 
 FIRST_DAY = date(2026, 3, 2)
 PRODUCTS = ("iot-term", "receivable-bullet", "equipment-principal")

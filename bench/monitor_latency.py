@@ -33,13 +33,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from iotfin.core.settings import Settings
-from iotfin.loader import iter_readings, load_master_data
+from iotfin.demo.loader import iter_readings, load_master_data
 from iotfin.monitor.model import DEVICE_TYPES, DeviceMeta
 from iotfin.monitor.service import MonitorService
 from iotfin.monitor.signals import SignalEngine
 from iotfin.monitor.store import AlertStore, load_device_meta
 from iotfin.sim import SimConfig, SimDataset, generate
-from iotfin.workspace import Workspace
+from iotfin.app.workspace import Workspace
 
 
 def batches(ds: SimDataset, size: int) -> list[pa.Table]:
@@ -138,7 +138,7 @@ def run(root: Path, ds: SimDataset, feed: list[pa.Table], with_monitor: bool) ->
 
 def run_bulk(root: Path, ds: SimDataset, feed: list[pa.Table], with_monitor: bool) -> dict[str, Any]:
     """The demo's history import: big multi-day batches, the demo's bulk subscriber."""
-    from iotfin.monitor.demo_step import attach_monitor
+    from iotfin.demo.monitor import attach_monitor
 
     ws = _workspace(root, ds)
     hook = None

@@ -1,4 +1,4 @@
-"""Benchmark: the platform's MQTT server (`iotfin.ingest.mqtt`) under paho QoS 1 publishers, and idle sessions.
+"""Benchmark: the platform's MQTT server (`iotfin.transports.mqtt`) under paho QoS 1 publishers, and idle sessions.
 
     .venv/bin/python bench/mqtt_server.py --clients 2 --messages 20000 --idle 10000
     .venv/bin/python bench/mqtt_server.py --peer          # also run amqtt (pip install -e '.[bench]')
@@ -33,7 +33,7 @@ from pathlib import Path
 
 IOTFIN_SERVER = """
 import asyncio, sys
-from iotfin.ingest.mqtt import MqttServer
+from iotfin.transports.mqtt import MqttServer
 
 class AcceptAll:
     async def authenticate(self, client_id, username, password, protocol_level):

@@ -4,7 +4,7 @@
 
 Two minimal servers that answer CONNECT with CONNACK and PINGREQ with PINGRESP, written each way.
 Measures resident bytes per idle connection and pipelined PINGREQ round trips per second from one
-client. This is why `iotfin.ingest.mqtt` is built on Protocol. Prints one JSON object.
+client. This is why `iotfin.transports.mqtt` is built on Protocol. Prints one JSON object.
 """
 
 from __future__ import annotations

@@ -63,11 +63,11 @@ def online_with_features(workspace: Path, requests: int) -> dict:
     from datetime import date, timedelta
 
     from iotfin.core.settings import Settings
-    from iotfin.demo import _lenders
+    from iotfin.demo.run import _lenders
     from iotfin.risk import rate
     from iotfin.risk.features import features_for
     from iotfin.sim import SimDataset
-    from iotfin.workspace import Workspace
+    from iotfin.app.workspace import Workspace
 
     ws = Workspace(Settings(data_dir=workspace))
     ds = SimDataset(workspace / "sim")

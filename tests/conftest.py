@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from iotfin.core.settings import Settings
-from iotfin.workspace import Workspace
+from iotfin.app.workspace import Workspace
 from tests.services import PostgresServer, start_postgres
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

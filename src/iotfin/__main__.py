@@ -1,3 +1,6 @@
-from iotfin.cli import main
+"""`python -m iotfin`: the `iotfin` command."""
 
-main()
+from iotfin.main import main
+
+if __name__ == "__main__":
+    main()

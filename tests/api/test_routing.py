@@ -8,9 +8,9 @@ import pytest
 from fastapi import APIRouter, FastAPI
 from fastapi.testclient import TestClient
 
-from iotfin.api.app import create_app
+from iotfin.app.http import create_app
 from iotfin.api.routing import ApiRouter
-from iotfin.workspace import Workspace
+from iotfin.app.workspace import Workspace
 
 
 def _app(router_class: type[APIRouter]) -> tuple[FastAPI, APIRouter]:

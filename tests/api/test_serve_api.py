@@ -17,9 +17,9 @@ import pytest
 from sqlalchemy import insert
 
 from iotfin.core.settings import Settings
-from iotfin.db.models import Enterprise, Tenant
+from iotfin.identity.tables import Enterprise, Tenant
 from iotfin.identity.model import Principal
-from iotfin.workspace import Workspace
+from iotfin.app.workspace import Workspace
 from tests.openapi_world import enterprise_row
 from tests.services import free_port
 

@@ -5,7 +5,7 @@ from decimal import Decimal
 
 from sqlalchemy import insert
 
-from iotfin.db.models import Enterprise
+from iotfin.identity.tables import Enterprise
 
 
 def add_enterprises(engine, ids) -> None:  # noqa: ANN001

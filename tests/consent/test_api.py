@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from iotfin.api.app import create_app
-from iotfin.workspace import Workspace
+from iotfin.app.http import create_app
+from iotfin.app.workspace import Workspace
 from tests.consent.conftest import add_enterprises
 from tests.openapi_world import operator_headers
 

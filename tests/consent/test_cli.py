@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from iotfin.core.settings import Settings
-from iotfin.workspace import Workspace
+from iotfin.app.workspace import Workspace
 from tests.consent.conftest import add_enterprises
 
 

@@ -11,7 +11,7 @@ from sqlalchemy import inspect
 
 from iotfin.db import migrate
 from iotfin.db.engine import make_engine
-from iotfin.db.schema import metadata
+from iotfin.app.schema import metadata
 
 CORE_TABLES = {"tenants", "enterprises", "sites", "supply_chains", "chain_members", "relationships",
                "trade_documents", "device_profiles", "devices"}
@@ -38,13 +38,13 @@ def test_migrations_match_models(db_url: str) -> None:
 
 def test_cli_db_upgrade_on_url(db_url: str, tmp_path) -> None:  # noqa: ANN001
     result = subprocess.run(
-        [sys.executable, "-m", "iotfin.cli", "db", "upgrade", "--url", db_url, "--data-dir", str(tmp_path), "--json"],
+        [sys.executable, "-m", "iotfin", "db", "upgrade", "--url", db_url, "--data-dir", str(tmp_path), "--json"],
         capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 0, result.stderr
     assert f'"revision":"{migrate.head_revision()}"' in result.stdout
     again = subprocess.run(
-        [sys.executable, "-m", "iotfin.cli", "db", "current", "--url", db_url, "--json"],
+        [sys.executable, "-m", "iotfin", "db", "current", "--url", db_url, "--json"],
         capture_output=True, text=True, timeout=120,
     )
     assert again.returncode == 0, again.stderr
@@ -54,7 +54,7 @@ def test_cli_db_upgrade_on_url(db_url: str, tmp_path) -> None:  # noqa: ANN001
 
 def test_bad_database_url_is_one_clear_line(tmp_path) -> None:  # noqa: ANN001
     result = subprocess.run(
-        [sys.executable, "-m", "iotfin.cli", "db", "upgrade", "--url", "mysql://x/y", "--data-dir", str(tmp_path)],
+        [sys.executable, "-m", "iotfin", "db", "upgrade", "--url", "mysql://x/y", "--data-dir", str(tmp_path)],
         capture_output=True, text=True, timeout=60,
     )
     assert result.returncode == 78

@@ -10,9 +10,11 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError, StatementError
 
 from iotfin.core.ids import USCC_ALPHABET, uscc_check_char
-from iotfin.db.models import Device, Enterprise, Tenant, TradeDocument
+from iotfin.devices.tables import Device
+from iotfin.identity.tables import Enterprise, Tenant
+from iotfin.supplychain.tables import TradeDocument
 from iotfin.supplychain.store import documents_by_type
-from iotfin.workspace import Workspace
+from iotfin.app.workspace import Workspace
 
 
 def _uscc(n: int) -> str:
@@ -91,7 +93,7 @@ def test_datetimes_are_aware_utc(workspace: Workspace) -> None:
 
 
 def test_standard_profiles_seeded_idempotently(workspace: Workspace) -> None:
-    from iotfin.db.models import DeviceProfile
+    from iotfin.devices.tables import DeviceProfile
 
     workspace.initialise()  # second time: no duplicates, no error
     with workspace.engine.connect() as conn:

@@ -6,7 +6,8 @@ from typing import Any
 
 from sqlalchemy import insert
 
-from iotfin.db.models import ChainMember, Enterprise, SupplyChain
+from iotfin.supplychain.tables import ChainMember, SupplyChain
+from iotfin.identity.tables import Enterprise
 from iotfin.decision.model import RiskAssessment
 
 

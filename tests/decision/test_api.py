@@ -7,9 +7,9 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 
-from iotfin.api.app import create_app
+from iotfin.app.http import create_app
 from iotfin.decision.strategies import default_strategy_text
-from iotfin.workspace import Workspace
+from iotfin.app.workspace import Workspace
 from tests.decision.conftest import add_enterprises, assessment
 from tests.openapi_world import operator_headers
 

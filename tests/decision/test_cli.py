@@ -12,12 +12,12 @@ from iotfin.core.settings import Settings
 from iotfin.decision.model import Application
 from iotfin.decision.service import workspace_service
 from iotfin.decision.strategies import default_strategy_text
-from iotfin.workspace import Workspace
+from iotfin.app.workspace import Workspace
 from tests.decision.conftest import add_enterprises, assessment
 
 
 def iotfin(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "iotfin.cli", *args], capture_output=True, text=True, timeout=120,
+    return subprocess.run([sys.executable, "-m", "iotfin", *args], capture_output=True, text=True, timeout=120,
                           cwd=cwd)
 
 

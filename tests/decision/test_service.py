@@ -18,7 +18,7 @@ from iotfin.decision.service import DecisionPolicy, DecisionService, workspace_s
 from iotfin.decision.store import CreditDecision, DecisionStrategy
 from iotfin.decision.strategies import StrategyError, default_strategy_text
 from iotfin.ledger.evidence import verify_bundle
-from iotfin.workspace import Workspace
+from iotfin.app.workspace import Workspace
 from tests.decision.conftest import add_enterprises, assessment
 
 APP = Application(1, "iot-working-capital", D("500000"), 12)

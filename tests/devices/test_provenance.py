@@ -22,8 +22,8 @@ from iotfin.devices.provenance import (
 )
 from iotfin.ingest.group_commit import GroupCommitter
 from iotfin.ingest.payloads import parse_telemetry
-from iotfin.ingest.provenance import store_verified, verify_message
-from iotfin.workspace import Workspace
+from iotfin.transports.provenance import store_verified, verify_message
+from iotfin.app.workspace import Workspace
 
 SECRET = "11" * 32
 PAYLOAD = b'{"ts": 1767225600000, "values": {"t": 21.5}}'

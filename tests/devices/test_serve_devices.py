@@ -113,7 +113,7 @@ class Platform:
     def create(self, name: str | None = None, profile: str = "generic") -> dict[str, Any]:
         """A device made in this process (as another operator process would), without a CLI start-up."""
         from iotfin.core.settings import Settings
-        from iotfin.workspace import Workspace
+        from iotfin.app.workspace import Workspace
 
         ws = Workspace(Settings(data_dir=Path(self.env["IOTFIN_DATA_DIR"])))
         try:
@@ -128,7 +128,7 @@ class Platform:
 
     def guard(self) -> Any:
         from iotfin.core.settings import Settings
-        from iotfin.workspace import Workspace
+        from iotfin.app.workspace import Workspace
 
         return Workspace(Settings(data_dir=Path(self.env["IOTFIN_DATA_DIR"]))).device_runtime.guard
 
@@ -147,7 +147,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     from iotfin.core.settings import Settings
     from iotfin.devices.model import Profile
     from iotfin.devices.store import ensure_profiles
-    from iotfin.workspace import Workspace
+    from iotfin.app.workspace import Workspace
 
     folder = tmp_path_factory.mktemp("platform")
     p = Platform(folder / "ws")
@@ -304,8 +304,9 @@ def test_claiming_over_http_mqtt_and_cli(platform: Platform) -> None:
     from sqlalchemy import insert, select
 
     from iotfin.core.settings import Settings
-    from iotfin.db.models import Device, Enterprise
-    from iotfin.workspace import Workspace
+    from iotfin.devices.tables import Device
+    from iotfin.identity.tables import Enterprise
+    from iotfin.app.workspace import Workspace
 
     ws = Workspace(Settings(data_dir=Path(platform.env["IOTFIN_DATA_DIR"])))
     first = platform.create("meter-claim-1")
@@ -411,7 +412,7 @@ def test_x509_client_certificates_over_mqtts(platform: Platform) -> None:
     assert len(registered["cert_sha256"]) == 64
     from iotfin.core.errors import ValidationError
     from iotfin.core.settings import Settings
-    from iotfin.workspace import Workspace
+    from iotfin.app.workspace import Workspace
 
     ws = Workspace(Settings(data_dir=Path(platform.env["IOTFIN_DATA_DIR"])))
     with pytest.raises(ValidationError, match="X.509"):

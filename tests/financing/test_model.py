@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from iotfin.core.errors import ValidationError
-from iotfin.ledger.financing.model import (
+from iotfin.financing.model import (
     Claim,
     allocate,
     equipment_key,

@@ -12,14 +12,14 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 from sqlalchemy import insert
 
-from iotfin.api.app import create_app
+from iotfin.app.http import create_app
 from iotfin.core.settings import Settings
-from iotfin.db.models import Tenant
-from iotfin.workspace import Workspace
+from iotfin.identity.tables import Tenant
+from iotfin.app.workspace import Workspace
 
 
 def _cli(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "iotfin.cli", *args, "--data-dir", str(data_dir), "--json"],
+    return subprocess.run([sys.executable, "-m", "iotfin", *args, "--data-dir", str(data_dir), "--json"],
                           capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})})
 
 

@@ -19,7 +19,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from iotfin.core.settings import Settings
-from iotfin.workspace import Workspace
+from iotfin.app.workspace import Workspace
 from tests.openapi_world import build_world
 
 EXAMPLES = 4

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from iotfin.client import OPERATIONS, ApiError
-from iotfin.protection.models import Complaint
+from iotfin.protection.tables import Complaint
 from tests.openapi_world import World
 
 COMPLAINT = {"category": "pricing", "subject": "fee", "description": "charged twice", "tenant": "bank-a"}

@@ -12,7 +12,7 @@ import orjson
 import pytest
 from sqlalchemy import insert
 
-from iotfin.db.models import Enterprise
+from iotfin.identity.tables import Enterprise
 from tests.ingest_faults.conftest import T0, Serve
 from tests.ingest_mqtt import rawclient as raw
 

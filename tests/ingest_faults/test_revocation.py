@@ -11,7 +11,7 @@ import time
 import httpx
 import orjson
 
-from iotfin.ingest.revocations import REVOCATION_POLL_S
+from iotfin.transports.revocations import REVOCATION_POLL_S
 from tests.ingest_faults.conftest import T0, Serve
 from tests.ingest_faults.test_bad_input import TELEMETRY, ack
 from tests.ingest_mqtt import rawclient as raw

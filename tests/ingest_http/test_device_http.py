@@ -9,10 +9,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import insert
 
-from iotfin.api.app import create_app
+from iotfin.app.http import create_app
 from iotfin.core.time import now_ms
-from iotfin.db.models import Enterprise
-from iotfin.workspace import Workspace
+from iotfin.identity.tables import Enterprise
+from iotfin.app.workspace import Workspace
 
 
 @pytest.fixture

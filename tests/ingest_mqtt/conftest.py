@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from iotfin.ingest.mqtt import MqttServer, Session
+from iotfin.transports.mqtt import MqttServer, Session
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from iotfin.ingest.mqtt import codec
-from iotfin.ingest.mqtt.codec import MalformedPacket
-from iotfin.ingest.mqtt.topics import is_valid_topic_filter, is_valid_topic_name, topic_matches
+from iotfin.transports.mqtt import codec
+from iotfin.transports.mqtt.codec import MalformedPacket
+from iotfin.transports.mqtt.topics import is_valid_topic_filter, is_valid_topic_name, topic_matches
 
 
 @pytest.mark.parametrize("value, encoded", [

@@ -5,7 +5,7 @@ from decimal import Decimal
 
 from sqlalchemy import Engine, insert, select
 
-from iotfin.db.models import Enterprise
+from iotfin.identity.tables import Enterprise
 
 
 def make_enterprises(engine: Engine, n: int) -> list[int]:

@@ -12,9 +12,9 @@ from sqlalchemy import select
 from iotfin.core.errors import Conflict, NotFound, ValidationError
 from iotfin.ledger.records import jsonable
 from iotfin.lending import model as m
-from iotfin.lending.models import GlEntry, Loan
+from iotfin.lending.tables import GlEntry, Loan
 from iotfin.lending.service import LendingService, Offer
-from iotfin.workspace import Workspace
+from iotfin.app.workspace import Workspace
 from tests.lending.conftest import make_enterprises
 
 D = Decimal

@@ -18,11 +18,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import insert, select
 
-from iotfin.api.app import create_app
+from iotfin.app.http import create_app
 from iotfin.consent.model import GrantRequest
-from iotfin.db.models import Enterprise, Site, Tenant, TradeDocument
+from iotfin.identity.tables import Enterprise, Site, Tenant
+from iotfin.supplychain.tables import TradeDocument
 from iotfin.identity.model import Principal
-from iotfin.lending.models import CreditLine, LoanEvent
+from iotfin.lending.tables import CreditLine, LoanEvent
 from iotfin.lending.service import Offer
 from iotfin.monitor.actions import LendingActions, Resolutions, WebhookNotifier
 from iotfin.monitor.runtime import MonitorRuntime
@@ -31,7 +32,7 @@ from iotfin.monitor.store import AlertStore, MonitorAlertEvent, load_device_meta
 from iotfin.telemetry.model import READING_SCHEMA
 from iotfin.webhooks.signing import verify
 from iotfin.webhooks.worker import DeliveryWorker
-from iotfin.workspace import Workspace
+from iotfin.app.workspace import Workspace
 from tests.api.test_app import _enterprise
 from tests.openapi_world import operator_headers
 from tests.services import free_port

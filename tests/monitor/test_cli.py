@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from iotfin.monitor.evaluate import DETECTABLE
+from iotfin.demo.monitor_eval import DETECTABLE
 
 
 def _iotfin(*args: str, timeout: int = 300) -> subprocess.CompletedProcess[str]:

@@ -12,14 +12,14 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import insert
 
-from iotfin.api.app import create_app
+from iotfin.app.http import create_app
 from iotfin.core.errors import Conflict, NotFound, ValidationError
-from iotfin.db.models import Enterprise, Site
+from iotfin.identity.tables import Enterprise, Site
 from iotfin.monitor.prices import PricePoint
 from iotfin.monitor.service import MonitorService
 from iotfin.monitor.store import AlertStore, load_device_meta
 from iotfin.telemetry.model import READING_SCHEMA
-from iotfin.workspace import Workspace
+from iotfin.app.workspace import Workspace
 from tests.api.test_app import _enterprise, assert_problem
 from tests.openapi_world import operator_headers
 

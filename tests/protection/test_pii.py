@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import insert, text
 
 from iotfin.core.errors import ConfigError
-from iotfin.db.models import Enterprise
+from iotfin.identity.tables import Enterprise
 from iotfin.protection.crypto import PREFIX
 from iotfin.protection.service import seal_enterprise
 from tests.openapi_world import World, enterprise_row

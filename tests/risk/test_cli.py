@@ -12,7 +12,7 @@ import pandas as pd
 
 from iotfin.core.settings import Settings
 from iotfin.ledger.evidence import verify_bundle
-from iotfin.workspace import Workspace
+from iotfin.app.workspace import Workspace
 from tests.risk.synth import DIMENSIONS, LABELS, enterprises
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from iotfin.core.errors import ValidationError
-from iotfin.risk.compare import compare
+from iotfin.demo.risk_compare import compare
 
 
 @pytest.mark.slow

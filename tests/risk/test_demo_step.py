@@ -12,13 +12,13 @@ import pytest
 
 from iotfin.core.errors import NotFound
 from iotfin.core.settings import Settings
-from iotfin.decision.demo_step import decide_applications
-from iotfin.demo import _lenders
-from iotfin.loader import load_master_data, load_telemetry
-from iotfin.risk.demo_step import rate_enterprises
-from iotfin.risk.features.demo import consent_and_features
+from iotfin.demo.decision import decide_applications
+from iotfin.demo.run import _lenders
+from iotfin.demo.loader import load_master_data, load_telemetry
+from iotfin.demo.risk import rate_enterprises
+from iotfin.demo.features import consent_and_features
 from iotfin.sim import SimConfig, SimDataset, generate
-from iotfin.workspace import Workspace
+from iotfin.app.workspace import Workspace
 
 START = date(2026, 1, 1)
 DAYS = 150
@@ -108,7 +108,7 @@ def test_the_decision_api_assesses_with_the_risk_engine(economy, rated) -> None:
     refused, the operator must name the lender, and the stored decision carries the engine's grade."""
     from fastapi.testclient import TestClient
 
-    from iotfin.api.app import create_app
+    from iotfin.app.http import create_app
     from tests.openapi_world import operator_headers
 
     _, ws, ds = economy

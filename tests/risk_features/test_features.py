@@ -18,7 +18,7 @@ from iotfin.consent.model import GrantRequest
 from iotfin.consent.store import access_t
 from iotfin.core.errors import NotFound, ValidationError
 from iotfin.core.time import BUSINESS_TZ
-from iotfin.db.models import TradeDocument
+from iotfin.supplychain.tables import TradeDocument
 from iotfin.risk.features import CATALOGUE, compute_features, features_for, training_set
 from iotfin.risk.features.engine import engine_for
 from iotfin.risk.features.sql import feature_query

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from iotfin.core.errors import ValidationError
 from iotfin.webhooks.model import Allowlist, check_addresses, check_url, public
-from iotfin.webhooks.models import WebhookAttempt
+from iotfin.webhooks.tables import WebhookAttempt
 from iotfin.webhooks.worker import DeliveryWorker
 from tests.openapi_world import World
 from tests.webhooks.test_delivery import Receiver, receiver  # noqa: F401, F811  (fixture)

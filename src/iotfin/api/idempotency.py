@@ -26,8 +26,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 from starlette.concurrency import run_in_threadpool
 
 from iotfin.core.errors import Conflict, IotfinError, ValidationError
+from iotfin.db.base import Base
+from iotfin.db.base import utc_now_column as _now
 from iotfin.db.engine import write_transaction
-from iotfin.db.models import Base, _now
 from iotfin.db.types import UTCDateTime
 
 HEADER = "Idempotency-Key"

@@ -33,8 +33,8 @@ from iotfin.consent.model import (
 from iotfin.core.errors import NotFound, ValidationError
 from iotfin.core.time import utc_now
 from iotfin.db.engine import write_transaction
-from iotfin.db.models import Enterprise
 from iotfin.db.pagination import PageParams
+from iotfin.identity.tables import Enterprise
 
 Anchor = Callable[[Sequence[str]], Any]
 

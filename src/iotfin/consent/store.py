@@ -31,7 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from iotfin.consent.model import Access, Grant
-from iotfin.db.models import Base, Id
+from iotfin.db.base import Base, Id
 from iotfin.db.pagination import PageParams, paginate
 from iotfin.db.types import UTCDateTime
 

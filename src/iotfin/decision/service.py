@@ -31,7 +31,6 @@ from iotfin.core.errors import Conflict, NotFound, ServiceUnavailable, Validatio
 from iotfin.core.money import quantize_fen, to_money
 from iotfin.core.time import business_date, utc_now
 from iotfin.db.engine import write_transaction
-from iotfin.db.models import ChainMember, Enterprise, SupplyChain
 from iotfin.db.pagination import PageParams, paginate
 from iotfin.decision.model import (
     LIMIT_REDUCED,
@@ -77,6 +76,8 @@ from iotfin.decision.strategies import (
     outcome_from_result,
     strategy_context,
 )
+from iotfin.identity.tables import Enterprise
+from iotfin.supplychain.tables import ChainMember, SupplyChain
 
 Assess = Callable[[int], RiskAssessment]
 AprPort = Callable[[str, Decimal, Decimal, int, date], OfferTerms]

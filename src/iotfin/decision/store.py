@@ -26,7 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from iotfin.db.models import Base, Id
+from iotfin.db.base import Base, Id
 from iotfin.db.types import Money, UTCDateTime
 
 APPLICATION_STATUSES = ("approved", "declined", "referred", "awaiting_second_approval")

@@ -15,10 +15,10 @@ from sqlalchemy import Engine, delete, select, update
 from iotfin.core.errors import NotFound, ValidationError
 from iotfin.core.time import now_ms
 from iotfin.db.engine import write_transaction
-from iotfin.db.models import Device, Enterprise
 from iotfin.devices.credentials import secret_hash
 from iotfin.devices.events import DeviceEventLog
-from iotfin.devices.models import DeviceClaim
+from iotfin.devices.tables import Device, DeviceClaim
+from iotfin.identity.tables import Enterprise
 
 DEFAULT_CLAIM_MS = 60_000  # ThingsBoard's default claim duration
 MAX_CLAIM_MS = 7 * 86_400_000

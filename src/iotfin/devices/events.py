@@ -18,7 +18,7 @@ from sqlalchemy import Engine, insert, select
 from iotfin.core.errors import ValidationError
 from iotfin.core.time import ms_to_datetime, now_ms
 from iotfin.db.engine import write_transaction
-from iotfin.devices.models import EVENT_KINDS, TAMPER_KINDS, DeviceEvent
+from iotfin.devices.tables import EVENT_KINDS, TAMPER_KINDS, DeviceEvent
 
 
 class DeviceEventLog:

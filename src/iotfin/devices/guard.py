@@ -30,8 +30,6 @@ from sqlalchemy import Engine, bindparam, select, update
 
 from iotfin.core.errors import NotFound
 from iotfin.db.engine import write_transaction
-from iotfin.db.models import Device, DeviceProfile
-from iotfin.devices.models import DeviceProvenance, ProfileProvenance
 from iotfin.devices.provenance import (
     BAD_SIGNATURE,
     REPLAYED_COUNTER,
@@ -44,6 +42,7 @@ from iotfin.devices.provenance import (
     verify_signature,
 )
 from iotfin.devices.registry import DeviceRegistry
+from iotfin.devices.tables import Device, DeviceProfile, DeviceProvenance, ProfileProvenance
 
 _UNKNOWN, _OPEN, _KEYED = 0, 1, 2  # policy byte per device: not loaded, no keys and not required, see _keys
 

@@ -18,15 +18,6 @@ from sqlalchemy import Connection, Engine, and_, delete, insert, or_, select, up
 from iotfin.core.errors import Conflict, NotFound, ValidationError
 from iotfin.core.ids import org_code_check_char, uscc_check_char
 from iotfin.db.engine import write_transaction
-from iotfin.db.models import (
-    Device,
-    DeviceAttribute,
-    DeviceCredential,
-    DeviceProfile,
-    Enterprise,
-    Site,
-    Tenant,
-)
 from iotfin.devices.credentials import (
     check_token,
     hash_password,
@@ -36,6 +27,8 @@ from iotfin.devices.credentials import (
     verify_password,
 )
 from iotfin.devices.registry import DeviceRegistry
+from iotfin.devices.tables import Device, DeviceAttribute, DeviceCredential, DeviceProfile
+from iotfin.identity.tables import Enterprise, Site, Tenant
 
 
 def _default_uscc() -> str:

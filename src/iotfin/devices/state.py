@@ -26,10 +26,9 @@ import numpy as np
 from sqlalchemy import Engine, select
 
 from iotfin.db.engine import write_transaction
-from iotfin.db.models import Device, DeviceProfile
 from iotfin.devices.events import DeviceEventLog
-from iotfin.devices.models import DeviceState
 from iotfin.devices.registry import DeviceRegistry
+from iotfin.devices.tables import Device, DeviceProfile, DeviceState
 
 
 class DeviceStateTracker:

@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Connection, Engine, insert, select
 
-from iotfin.db.models import Device, DeviceProfile
 from iotfin.devices.model import STANDARD_PROFILES, Profile
 from iotfin.devices.registry import DeviceRegistry
+from iotfin.devices.tables import Device, DeviceProfile
 
 
 def ensure_profiles(conn: Connection, profiles: Iterable[Profile] = STANDARD_PROFILES) -> dict[str, int]:

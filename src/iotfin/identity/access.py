@@ -46,7 +46,7 @@ def visible_rows(kind: str, owner: Any, tenant_column: Any = None, enterprise_co
 
 def record_owner(engine: Engine, kind: str, record_id: int) -> int | None:
     """The lender tenant a record belongs to, or None for the operator's own records."""
-    from iotfin.identity.models import RecordOwner
+    from iotfin.identity.tables import RecordOwner
 
     with engine.connect() as conn:
         return conn.execute(select(RecordOwner.tenant_id).where(RecordOwner.kind == kind,
@@ -55,7 +55,7 @@ def record_owner(engine: Engine, kind: str, record_id: int) -> int | None:
 
 def set_owner(engine: Engine, kind: str, record_id: int, tenant_id: int, enterprise_id: int) -> None:
     """Record that a lender created this record (idempotent for the same owner)."""
-    from iotfin.identity.models import RecordOwner
+    from iotfin.identity.tables import RecordOwner
 
     with engine.begin() as conn:
         current = conn.execute(select(RecordOwner.tenant_id).where(RecordOwner.kind == kind,
@@ -67,7 +67,7 @@ def set_owner(engine: Engine, kind: str, record_id: int, tenant_id: int, enterpr
 
 def owned_by_tenant(kind: str, tenant_id: int) -> Select:
     """The ids of the records of `kind` a lender created, as a subquery (`id.in_(...)` in a list query)."""
-    from iotfin.identity.models import RecordOwner
+    from iotfin.identity.tables import RecordOwner
 
     return select(RecordOwner.record_id).where(RecordOwner.kind == kind, RecordOwner.tenant_id == tenant_id)
 
@@ -75,13 +75,13 @@ def owned_by_tenant(kind: str, tenant_id: int) -> Select:
 def customers_of(tenant_id: int) -> Select:
     """The enterprises a lender has a relationship with (an application or a loan it made), as a
     subquery (`enterprise_id.in_(...)` in a list query)."""
-    from iotfin.identity.models import RecordOwner
+    from iotfin.identity.tables import RecordOwner
 
     return select(RecordOwner.enterprise_id).where(RecordOwner.tenant_id == tenant_id)
 
 
 def is_customer(engine: Engine, tenant_id: int, enterprise_id: int) -> bool:
-    from iotfin.identity.models import RecordOwner
+    from iotfin.identity.tables import RecordOwner
 
     with engine.connect() as conn:
         return conn.execute(select(RecordOwner.enterprise_id).where(

@@ -11,9 +11,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Engine, insert, select, update
 
 from iotfin.core.errors import Conflict, NotFound, Unauthorized, ValidationError
-from iotfin.db.models import Enterprise, Tenant
 from iotfin.identity.model import Principal, allowed_scopes, check_roles, grant, parse_scopes
-from iotfin.identity.models import ApiClient, ConsoleUser
+from iotfin.identity.tables import ApiClient, ConsoleUser, Enterprise, Tenant
 from iotfin.identity.tokens import TokenIssuer
 
 # argon2id with OWASP's recommended minimum (19 MiB, t=2, p=1): ~0.1 s per hash on this 2-core

@@ -16,17 +16,17 @@ from sqlalchemy import Connection, Engine, insert, select
 
 from iotfin.consent.store import grant_body
 from iotfin.core.errors import NotFound
-from iotfin.db.models import TradeDocument
+from iotfin.financing.store import FinanceableAsset, Lien
 from iotfin.ledger import merkle
 from iotfin.ledger.checkpoint import ED25519, SignerKey, VerifierKey, open_checkpoint
 from iotfin.ledger.entry import Entry, entry_leaf_hash
 from iotfin.ledger.evidence import FORMAT, b64
-from iotfin.ledger.financing.store import FinanceableAsset, Lien
-from iotfin.ledger.models import ledger_anchors, ledger_checkpoints, ledger_leaves
 from iotfin.ledger.records import jsonable, leaf_payload, new_salt, record_type
 from iotfin.ledger.store import LedgerStore
+from iotfin.ledger.tables import ledger_anchors, ledger_checkpoints, ledger_leaves
 from iotfin.ledger.telemetry_proof import series_at, series_leaf_hashes
 from iotfin.lending.store import loan_contract_body
+from iotfin.supplychain.tables import TradeDocument
 from iotfin.telemetry.model import sort_order
 from iotfin.telemetry.store import decode_values
 

@@ -24,7 +24,7 @@ from iotfin.db.engine import write_transaction
 from iotfin.ledger import merkle, tiles
 from iotfin.ledger.checkpoint import Checkpoint, SignerKey, sign_checkpoint
 from iotfin.ledger.entry import Entry, LeafRecord, check_entry, entry_leaf_hash
-from iotfin.ledger.models import ledger_checkpoints, ledger_head, ledger_leaves, ledger_tiles
+from iotfin.ledger.tables import ledger_checkpoints, ledger_head, ledger_leaves, ledger_tiles
 
 HEAD_ID = 1
 

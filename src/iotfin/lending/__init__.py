@@ -6,7 +6,7 @@ from typing import Any
 
 
 def demo_step(*args: Any, **kwargs: Any) -> dict[str, Any]:
-    """The demo's lending step (iotfin.lending.demo.demo_step), imported on first use."""
-    from iotfin.lending.demo import demo_step as step
+    """The demo's lending step (iotfin.demo.lending.demo_step), imported on first use."""
+    from iotfin.demo.lending import demo_step as step
 
     return step(*args, **kwargs)

@@ -23,7 +23,7 @@ from iotfin.db.engine import write_transaction
 from iotfin.lending import model as m
 from iotfin.lending import store
 from iotfin.lending import vector as v
-from iotfin.lending.models import CloseRun, CreditLine, Loan, LoanBill, LoanEvent
+from iotfin.lending.tables import CloseRun, CreditLine, Loan, LoanBill, LoanEvent
 
 DEFAULT_CHUNK = 100_000
 # delinquency buckets of the portfolio report: name, highest days past due in it

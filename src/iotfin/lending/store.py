@@ -20,7 +20,7 @@ from iotfin.core.errors import NotFound
 from iotfin.core.money import FEN, ZERO
 from iotfin.lending import model as m
 from iotfin.lending import vector as v
-from iotfin.lending.models import GlEntry, GlLine, Loan, LoanBill, LoanInstalment
+from iotfin.lending.tables import GlEntry, GlLine, Loan, LoanBill, LoanInstalment
 
 PPM = Decimal(1_000_000)
 TIER_NAMES = [t.value for t in m.TIER_ORDER]

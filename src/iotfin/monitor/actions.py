@@ -60,7 +60,7 @@ class LendingActions:
         self.margin_days = margin_days
 
     def __call__(self, action: str, enterprise_id: int, context: dict[str, Any]) -> list[dict[str, Any]]:
-        from iotfin.lending.models import CreditLine, Loan
+        from iotfin.lending.tables import CreditLine, Loan
 
         alert_id = int(context["alert_id"])
         on = business_date(ms_to_datetime(int(context["at"])))
@@ -106,7 +106,7 @@ class LendingActions:
     def release(self, alert_id: int, enterprise_id: int, on: date) -> list[dict[str, Any]]:
         """After the alert is resolved: unfreeze the lines it froze, unless another unresolved alert of
         the enterprise froze the same line."""
-        from iotfin.lending.models import CreditLine
+        from iotfin.lending.tables import CreditLine
 
         with self.engine.connect() as conn:
             ours = [d["id"] for d in _events(conn, alert_id, "loan_action_done")
@@ -141,7 +141,7 @@ class WebhookNotifier:
     def lender_tenants(self, conn: Any, enterprise_id: int) -> list[int]:
         """Tenants the enterprise consented to for post-loan monitoring (live grant to the tenant's code)."""
         from iotfin.consent.store import ConsentGrant
-        from iotfin.db.models import Tenant
+        from iotfin.identity.tables import Tenant
 
         now = datetime.now(UTC)
         return sorted(set(conn.execute(select(Tenant.id).join(ConsentGrant, ConsentGrant.recipient == Tenant.code).where(and_(

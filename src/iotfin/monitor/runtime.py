@@ -73,7 +73,7 @@ class MonitorRuntime:
     def attach(self) -> MonitorRuntime:
         """Subscribe to ingest. The demo's bulk-load monitor, if the demo ran in this process, has done
         its job and is unsubscribed: one monitor owns the alert book."""
-        from iotfin.monitor.demo_step import HOOK_ATTR
+        from iotfin.demo.monitor import HOOK_ATTR
 
         demo_hook = getattr(self.ws, HOOK_ATTR, None)
         if demo_hook is not None and demo_hook in self.ws.ingest.on_commit:

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from iotfin.core.errors import Conflict, NotFound, ValidationError
 from iotfin.core.time import ms_to_datetime
-from iotfin.db.models import Base, Id
+from iotfin.db.base import Base, Id
 from iotfin.db.pagination import PageParams, paginate
 from iotfin.db.types import Money, UTCDateTime
 from iotfin.monitor.model import (

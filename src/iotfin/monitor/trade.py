@@ -70,7 +70,7 @@ def day_number(d: date) -> int:
 def documents_of_day(engine: Engine, day: int) -> pa.Table:
     """From the system of record: invoices and delivery notes issued on local day `day`, and the earlier
     delivery notes of the orders invoiced that day (vehicle cleared, see the module docstring)."""
-    from iotfin.db.models import TradeDocument
+    from iotfin.supplychain.tables import TradeDocument
 
     t = TradeDocument.__table__
     on = _EPOCH + timedelta(days=day)

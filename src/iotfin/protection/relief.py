@@ -26,7 +26,7 @@ from sqlalchemy import or_, select
 from iotfin.core.errors import Conflict, NotFound
 from iotfin.core.time import business_date, utc_now
 from iotfin.identity.access import record_owner
-from iotfin.lending.models import Loan
+from iotfin.lending.tables import Loan
 from iotfin.protection.service import ApprovedRelief
 
 DEFERRAL_MONTHS = 3

@@ -14,14 +14,14 @@ from sqlalchemy import Engine, Select, and_, bindparam, func, insert, or_, selec
 
 from iotfin.core.errors import IotfinError, NotFound, ValidationError
 from iotfin.db.engine import write_transaction
-from iotfin.db.models import Enterprise, Tenant
 from iotfin.db.pagination import PageParams, fetch_page, keyset_page
 from iotfin.db.types import UTCDateTime, utc_iso
 from iotfin.identity.access import visibility, visible_rows
 from iotfin.identity.model import Principal
+from iotfin.identity.tables import Enterprise, Tenant
 from iotfin.protection import model as m
 from iotfin.protection.crypto import PREFIX, FieldCipher
-from iotfin.protection.models import Complaint, HardshipRequest
+from iotfin.protection.tables import Complaint, HardshipRequest
 
 # Which encrypted columns exist: (table class, column attribute) -> AES-GCM associated data.
 ENCRYPTED_FIELDS = {

@@ -21,8 +21,9 @@ from iotfin.consent.model import REASONS, TELEMETRY_SCOPE_OF_DEVICE
 from iotfin.consent.service import ReadRequest
 from iotfin.core.errors import Forbidden, NotFound
 from iotfin.core.time import utc_now
-from iotfin.db.models import Device, Tenant
+from iotfin.devices.tables import Device
 from iotfin.identity.model import Principal
+from iotfin.identity.tables import Tenant
 from iotfin.risk import store
 from iotfin.risk.features.catalogue import ALL_TELEMETRY, CATALOGUE
 from iotfin.risk.grades import grade_of

@@ -16,7 +16,8 @@ from typing import Any
 from sqlalchemy import JSON, Connection, Date, Float, ForeignKey, Index, Integer, String, insert, select
 from sqlalchemy.orm import Mapped, mapped_column
 
-from iotfin.db.models import Base, Id, _now
+from iotfin.db.base import Base, Id
+from iotfin.db.base import utc_now_column as _now
 from iotfin.db.types import UTCDateTime
 
 

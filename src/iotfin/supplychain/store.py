@@ -7,15 +7,8 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, select
 
-from iotfin.db.models import (
-    ChainMember,
-    Enterprise,
-    Relationship,
-    Site,
-    SupplyChain,
-    Tenant,
-    TradeDocument,
-)
+from iotfin.identity.tables import Enterprise, Site, Tenant
+from iotfin.supplychain.tables import ChainMember, Relationship, SupplyChain, TradeDocument
 
 _TABLES = {
     "tenants": Tenant,

@@ -30,7 +30,7 @@ from iotfin.webhooks.model import (
     check_url,
     ip_of,
 )
-from iotfin.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEvent, WebhookSubscription
+from iotfin.webhooks.tables import WebhookAttempt, WebhookDelivery, WebhookEvent, WebhookSubscription
 
 SECRET_CONTEXT = "webhook_subscriptions.secret"
 

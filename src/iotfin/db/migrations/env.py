@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from alembic import context
 
+from iotfin.app.schema import metadata
 from iotfin.db.engine import make_engine
-from iotfin.db.schema import metadata
 
 config = context.config
 target_metadata = metadata

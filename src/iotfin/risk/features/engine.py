@@ -27,10 +27,12 @@ from sqlalchemy import select
 from iotfin.consent.model import TELEMETRY_SCOPE_OF_DEVICE, Decision
 from iotfin.consent.service import ReadRequest
 from iotfin.core.errors import NotFound, ValidationError
-from iotfin.db.models import Device, DeviceProfile, Enterprise, Relationship, TradeDocument
+from iotfin.devices.tables import Device, DeviceProfile
+from iotfin.identity.tables import Enterprise
 from iotfin.risk.features import daily
 from iotfin.risk.features.catalogue import ALL_TELEMETRY, CATALOGUE, HAIRCUT, PRIMARY_METRIC, Feature
 from iotfin.risk.features.sql import feature_query
+from iotfin.supplychain.tables import Relationship, TradeDocument
 
 EPOCH = date(1970, 1, 1)
 MAX_LOOKBACK = max(f.lookback_days for f in CATALOGUE)

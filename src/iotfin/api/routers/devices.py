@@ -1,0 +1,78 @@
+"""HTTP adapter of the devices context for operators: device status, device events (tamper signals
+for monitoring), and enterprises claiming devices.
+
+Access (docs/api.md#tenant-isolation): the operator sees every device; an enterprise reads and
+claims its own devices only (`devices:read`, `devices:claim`); lenders read an enterprise's device
+data through consent-checked endpoints, never here. Another enterprise's device is a 404.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
+
+from iotfin.api.auth import require
+from iotfin.api.routing import ApiRouter
+from iotfin.app.workspace import Workspace
+from iotfin.core.errors import Forbidden, NotFound
+from iotfin.devices import claims
+from iotfin.devices.state import device_status
+from iotfin.devices.tables import Device
+from iotfin.identity.model import Principal
+
+
+class ClaimBody(BaseModel):
+    secretKey: str = Field(default="", max_length=200)  # noqa: N815 - ThingsBoard's field name
+
+
+Reader = Annotated[Principal, Depends(require("devices:read"))]
+Claimer = Annotated[Principal, Depends(require("devices:claim"))]
+
+
+def _visible(ws: Workspace, who: Principal, device_id: int) -> None:
+    if who.platform:
+        return
+    with ws.engine.connect() as conn:
+        owner = conn.execute(select(Device.enterprise_id).where(Device.id == device_id)).scalar()
+    if who.enterprise_id is None or owner != who.enterprise_id:
+        raise NotFound(f"no device {device_id}")
+
+
+def router() -> APIRouter:
+    r = ApiRouter(prefix="/api/v1", tags=["devices"])
+
+    @r.get("/devices/{device_id}/status")
+    async def status(device_id: int, who: Reader, request: Request) -> dict[str, Any]:
+        """Online/offline (the profile's inactivity timeout), last activity, connect and disconnect."""
+        ws: Workspace = request.app.state.workspace
+        await run_in_threadpool(_visible, ws, who, device_id)
+        tracker = ws.device_runtime.state if "device_runtime" in ws.__dict__ else None
+        return await run_in_threadpool(device_status, ws.engine, ws.registry, device_id, tracker)
+
+    @r.get("/devices/{device_id}/events")
+    async def events(device_id: int, who: Reader, request: Request, kind: Annotated[list[str] | None, Query()] = None,
+                     tamper: bool = False, since_ms: int | None = None, limit: int = 100) -> dict[str, Any]:
+        """The device's events, newest first; `tamper=true` for tamper signals only."""
+        ws: Workspace = request.app.state.workspace
+        await run_in_threadpool(_visible, ws, who, device_id)
+        runtime = ws.device_runtime
+        await run_in_threadpool(runtime.events.flush)  # include what this process still buffers
+        rows = await run_in_threadpool(runtime.events.query, device_id, kind, tamper, since_ms, limit)
+        return {"device_id": device_id, "events": rows}
+
+    @r.post("/enterprises/{enterprise_id}/devices/{device_name}/claim")
+    async def claim(enterprise_id: int, device_name: str, body: ClaimBody, who: Claimer,
+                    request: Request) -> dict[str, Any]:
+        """Claim a device that announced a claim secret (ThingsBoard's customer claim) for the
+        caller's own enterprise; 404 without an open claim with that secret."""
+        if not who.platform and who.enterprise_id != enterprise_id:
+            raise Forbidden("an enterprise claims devices for itself only")
+        ws: Workspace = request.app.state.workspace
+        return await run_in_threadpool(claims.claim, ws.engine, ws.device_runtime.events, device_name,
+                                       body.secretKey, enterprise_id)
+
+    return r

@@ -1,0 +1,234 @@
+"""HTTP adapter of loan servicing: `/api/v1/lending/...`.
+
+Money and rates cross the API as decimal strings; a JSON number is refused (a float cannot carry a
+fen exactly).
+
+Access (docs/api.md#tenant-isolation): a lender books loans for itself and sees and services only the
+loans it booked (`record_owners`); an enterprise reads its own loans; the operator sees the whole
+book and alone runs the daily close, the trial balance and the portfolio (`lending:books`). Another
+tenant's loan is a 404, not a 403. The audit actor is the caller; only the operator's tools may name
+another actor in the body.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+
+from iotfin.api.auth import principal, require
+from iotfin.api.routing import ApiRouter
+from iotfin.core.errors import Forbidden, NotFound
+from iotfin.identity.access import can_see_record, set_owner
+from iotfin.identity.model import Principal
+from iotfin.lending import model as m
+from iotfin.lending.service import LendingService, Offer
+from iotfin.lending.tables import CreditLine, Loan
+
+MoneyStr = Field(pattern=r"^\d{1,16}(\.\d{1,2})?$", examples=["125000.00"])
+RateStr = Field(pattern=r"^0(\.\d{1,6})?$|^1(\.0{1,6})?$", examples=["0.0435"])
+
+
+class TermsIn(BaseModel):
+    principal: str = MoneyStr
+    annual_rate: str = RateStr
+    term: int = Field(ge=1, le=360)
+    start: date
+    product: str | None = Field(default=None, description="sets method, day count, fees and penalty")
+    method: m.Method = m.Method.EQUAL_INSTALMENT
+    day_count: m.DayCount = m.DayCount.D30_360
+    grace_principal: int = Field(default=0, ge=0)
+    grace_interest: int = Field(default=0, ge=0)
+    subsidy_rate: str = Field(default="0", pattern=r"^0(\.\d{1,6})?$")
+
+
+class BookIn(BaseModel):
+    enterprise_id: int
+    product: str
+    principal: str = MoneyStr
+    annual_rate: str = RateStr
+    term: int = Field(ge=1, le=360)
+    start: date
+    subsidy_rate: str = Field(default="0", pattern=r"^0(\.\d{1,6})?$")
+    credit_line_id: int | None = None
+    contract_ref: str | None = Field(default=None, max_length=64)
+
+
+class RepaymentIn(BaseModel):
+    amount: str = MoneyStr
+    date: date
+    prepay: bool = False
+
+
+class ActionIn(BaseModel):
+    date: date
+    reason: str = Field(min_length=1, max_length=500)
+    actor: str = Field(default="monitor", max_length=64)
+
+
+class RecoveryIn(BaseModel):
+    date: date
+    amount: str = MoneyStr
+    actor: str = Field(default="collections", max_length=64)
+
+
+class MarginCallIn(ActionIn):
+    amount: str = MoneyStr
+    deadline: date
+
+
+class RestructureIn(ActionIn):
+    term: int = Field(ge=1, le=360)
+    grace_principal: int = Field(default=0, ge=0)
+
+
+class CloseIn(BaseModel):
+    date: date
+
+
+Caller = Annotated[Principal, Depends(principal)]
+Reader = Annotated[Principal, Depends(require("lending:read"))]
+Writer = Annotated[Principal, Depends(require("lending:write"))]
+Servicer = Annotated[Principal, Depends(require("lending:service"))]
+Books = Annotated[Principal, Depends(require("lending:books"))]
+
+
+def _json(data: Any, status: int = 200) -> Any:
+    from iotfin.api.responses import DecimalJSONResponse
+
+    return DecimalJSONResponse(data, status_code=status)
+
+
+def router() -> APIRouter:
+    r = ApiRouter(prefix="/api/v1/lending", tags=["lending"])
+
+    def svc(request: Request) -> LendingService:
+        return request.app.state.workspace.lending
+
+    def visible(request: Request, who: Principal, model: Any, kind: str, record_id: int) -> None:
+        """404 unless the record exists and the caller may see it (its owner, its enterprise, the operator)."""
+        engine = request.app.state.workspace.engine
+        with engine.connect() as conn:
+            enterprise_id = conn.execute(select(model.enterprise_id).where(model.id == record_id)).scalar()
+        if enterprise_id is None or not can_see_record(engine, who, kind, record_id, enterprise_id):
+            raise NotFound(f"no {kind.replace('_', ' ')} {record_id}")
+
+    def visible_loan(request: Request, who: Principal, loan_id: int) -> None:
+        visible(request, who, Loan, "loan", loan_id)
+
+    def visible_line(request: Request, who: Principal, line_id: int) -> None:
+        visible(request, who, CreditLine, "credit_line", line_id)
+
+    def actor(who: Principal, named: str) -> str:
+        return named if who.platform else who.subject
+
+    @r.post("/schedules")
+    def preview_schedule(body: TermsIn, who: Caller) -> Any:
+        """A cent-exact schedule for these terms (nothing is stored)."""
+        terms = _terms(body)
+        return _json({"instalments": [{"seq": i.seq, "due": i.due, "principal": i.principal, "interest": i.interest,
+                                       "fee": i.fee, "subsidy": i.subsidy} for i in m.schedule(terms)]})
+
+    @r.post("/key-facts")
+    def key_facts(body: TermsIn, who: Caller) -> Any:
+        """The key-facts statement (zh-CN and en): APR by IRR, gross and net of subsidy, total cost, rights."""
+        from iotfin.lending.disclosure import key_facts, product_key_facts
+
+        if body.product:
+            facts = product_key_facts(body.product, Decimal(body.principal), Decimal(body.annual_rate), body.term,
+                                      body.start, Decimal(body.subsidy_rate))
+        else:
+            facts = key_facts(_terms(body))
+        return _json(facts.to_json())
+
+    @r.post("/loans", status_code=201)
+    def book(body: BookIn, who: Writer, request: Request) -> Any:
+        """Book a loan for the caller's tenant (the operator books for the platform)."""
+        if who.enterprise_id is not None or (not who.platform and who.tenant_id is None):
+            raise Forbidden("only a lender or the operator books loans")
+        if body.credit_line_id is not None:
+            visible_line(request, who, body.credit_line_id)
+        offer = Offer(body.enterprise_id, body.product, Decimal(body.principal), Decimal(body.annual_rate), body.term,
+                      Decimal(body.subsidy_rate), body.credit_line_id)
+        loan_id = svc(request).book(offer, body.start, actor=who.subject, contract_ref=body.contract_ref)
+        if not who.platform:
+            set_owner(request.app.state.workspace.engine, "loan", loan_id, who.tenant_id, body.enterprise_id)
+        return _json({"loan_id": loan_id}, 201)
+
+    @r.get("/loans/{loan_id}")
+    def show(loan_id: int, who: Reader, request: Request) -> Any:
+        visible_loan(request, who, loan_id)
+        return _json(svc(request).loan(loan_id))
+
+    @r.post("/loans/{loan_id}/repayments")
+    def repay(loan_id: int, body: RepaymentIn, who: Writer, request: Request) -> Any:
+        visible_loan(request, who, loan_id)
+        return _json(svc(request).repay(loan_id, Decimal(body.amount), body.date, body.prepay, actor=who.subject))
+
+    @r.post("/loans/{loan_id}/acceleration")
+    def accelerate(loan_id: int, body: ActionIn, who: Servicer, request: Request) -> Any:
+        visible_loan(request, who, loan_id)
+        return _json(svc(request).accelerate(loan_id, body.date, body.reason, actor=actor(who, body.actor)))
+
+    @r.post("/loans/{loan_id}/write-off")
+    def write_off(loan_id: int, body: ActionIn, who: Servicer, request: Request) -> Any:
+        visible_loan(request, who, loan_id)
+        return _json(svc(request).write_off(loan_id, body.date, body.reason, actor=actor(who, body.actor)))
+
+    @r.post("/loans/{loan_id}/recoveries")
+    def recover(loan_id: int, body: RecoveryIn, who: Servicer, request: Request) -> Any:
+        visible_loan(request, who, loan_id)
+        return _json(svc(request).recover(loan_id, Decimal(body.amount), body.date, actor=actor(who, body.actor)))
+
+    @r.post("/loans/{loan_id}/margin-calls")
+    def margin_call(loan_id: int, body: MarginCallIn, who: Servicer, request: Request) -> Any:
+        visible_loan(request, who, loan_id)
+        return _json(svc(request).margin_call(loan_id, Decimal(body.amount), body.deadline, body.reason, body.date,
+                                              actor=actor(who, body.actor)))
+
+    @r.post("/loans/{loan_id}/restructurings")
+    def restructure(loan_id: int, body: RestructureIn, who: Servicer, request: Request) -> Any:
+        visible_loan(request, who, loan_id)
+        return _json(svc(request).restructure(loan_id, body.date, body.term, body.grace_principal, body.reason,
+                                              actor=actor(who, body.actor)))
+
+    @r.post("/credit-lines/{line_id}/freeze")
+    def freeze(line_id: int, body: ActionIn, who: Servicer, request: Request) -> Any:
+        visible_line(request, who, line_id)
+        return _json(svc(request).set_line_status(line_id, "frozen", body.reason, body.date, actor=actor(who, body.actor)))
+
+    @r.post("/credit-lines/{line_id}/unfreeze")
+    def unfreeze(line_id: int, body: ActionIn, who: Servicer, request: Request) -> Any:
+        visible_line(request, who, line_id)
+        return _json(svc(request).set_line_status(line_id, "active", body.reason, body.date, actor=actor(who, body.actor)))
+
+    @r.post("/close")
+    def close(body: CloseIn, who: Books, request: Request) -> Any:
+        """Close of business through `date` (idempotent)."""
+        return _json({"days": svc(request).close_through(body.date)})
+
+    @r.get("/trial-balance")
+    def trial_balance(who: Books, request: Request) -> Any:
+        s = svc(request)
+        return _json(s.trial_balance() | {"reconciliation": s.reconcile()})
+
+    @r.get("/portfolio")
+    def portfolio(who: Books, request: Request) -> Any:
+        return _json(svc(request).portfolio())
+
+    return r
+
+
+def _terms(body: TermsIn) -> m.Terms:
+    if body.product:
+        prod = m.product(body.product)
+        method, day_count, fee = prod.method, prod.day_count, prod.periodic_fee
+    else:
+        method, day_count, fee = body.method, body.day_count, Decimal("0.00")
+    return m.Terms(Decimal(body.principal), Decimal(body.annual_rate), body.term, body.start, method, day_count,
+                   body.grace_principal, body.grace_interest, fee, Decimal(body.subsidy_rate))
+

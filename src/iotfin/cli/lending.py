@@ -1,0 +1,298 @@
+"""`iotfin loan ...`: schedules, disclosure, booking, repayments, the daily close, relief, monitoring
+actions and the ledger reports. Errors are the platform's typed errors (one line, an exit code)."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from iotfin.core.errors import ValidationError
+from iotfin.core.money import ZERO, to_money
+from iotfin.lending import model as m
+
+loan_app = typer.Typer(help="Loans: schedules, disclosure, servicing, daily close, general ledger.", no_args_is_help=True)
+line_app = typer.Typer(help="Revolving credit lines: open, freeze, unfreeze.", no_args_is_help=True)
+loan_app.add_typer(line_app, name="line")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Workspace folder (IOTFIN_DATA_DIR).")]
+DateOpt = Annotated[str, typer.Option("--date", help="Business date, YYYY-MM-DD (Asia/Shanghai).")]
+
+
+def _date(text: str, name: str = "date") -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ValidationError(f"--{name}: not a date (YYYY-MM-DD): {text!r}") from None
+
+
+def _rate(text: str, name: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise ValidationError(f"--{name}: not a decimal rate such as 0.0435: {text!r}") from None
+    if value != value.quantize(m.RATE_QUANTUM) or not value.is_finite():
+        raise ValidationError(f"--{name}: a rate has at most six decimals (0.0001 %): {text!r}")
+    return value
+
+
+def _enum(cls: type, text: str, name: str) -> Any:
+    try:
+        return cls(text)
+    except ValueError:
+        raise ValidationError(f"--{name}: one of {', '.join(x.value for x in cls)}, not {text!r}") from None
+
+
+def _ws(data_dir: Path | None) -> Any:
+    from iotfin.cli.root import _workspace
+
+    return _workspace(data_dir, schema=True)
+
+
+def _emit(data: Any, as_json: bool, render: Any = None) -> None:
+    from iotfin.cli.root import _emit as emit
+    from iotfin.cli.root import _kv_table, out
+
+    emit(data, as_json, render or (lambda d: out.print(_kv_table("", d) if isinstance(d, dict) else d)))
+
+
+def _print(text: str) -> None:
+    from iotfin.cli.root import out
+
+    out.print(text, markup=False)
+
+
+# --- pure: schedules and disclosure -------------------------------------------------------------
+
+
+@loan_app.command("schedule")
+def schedule_cmd(
+    principal: Annotated[str, typer.Option(help="Principal, yuan (decimal).")],
+    annual_rate: Annotated[str, typer.Option(help="Annual rate as a fraction, e.g. 0.12.")],
+    term: Annotated[int, typer.Option(help="Months.")],
+    start: Annotated[str, typer.Option(help="Start date, YYYY-MM-DD.")],
+    method: Annotated[str, typer.Option(help="equal-instalment | equal-principal | interest-only | bullet")] = "equal-instalment",
+    day_count: Annotated[str, typer.Option(help="actual/actual | actual/365 | actual/360 | 30/360")] = "30/360",
+    grace_principal: int = 0,
+    grace_interest: int = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """A cent-exact repayment schedule (half-up to the fen; the last instalment absorbs the residue)."""
+    terms = m.Terms(to_money(principal), _rate(annual_rate, "annual-rate"), term, _date(start, "start"),
+                    _enum(m.Method, method, "method"), _enum(m.DayCount, day_count, "day-count"), grace_principal,
+                    grace_interest)
+    rows = [{"seq": i.seq, "start": i.start, "due": i.due, "principal": i.principal, "interest": i.interest,
+             "total": i.principal + i.interest} for i in m.schedule(terms)]
+    data = {"principal": terms.principal, "annual_rate": terms.annual_rate, "term": term, "method": terms.method.value,
+            "day_count": terms.day_count.value, "rounding": "half-up to the fen; the last instalment absorbs the residue",
+            "instalments": rows, "total_interest": sum((r["interest"] for r in rows), ZERO)}
+
+    def render(d: dict[str, Any]) -> None:
+        from rich.table import Table
+
+        from iotfin.cli.root import out
+
+        t = Table(title=f"{d['principal']} at {d['annual_rate']} over {term} months, {d['method']}, {d['day_count']}",
+                  title_justify="left")
+        for col in ("seq", "due", "principal", "interest", "total"):
+            t.add_column(col, justify="right")
+        for r in d["instalments"]:
+            t.add_row(str(r["seq"]), str(r["due"]), str(r["principal"]), str(r["interest"]), str(r["total"]))
+        out.print(t)
+        out.print(f"total interest {d['total_interest']} — {d['rounding']}")
+
+    _emit(data, as_json, render)
+
+
+@loan_app.command("apr")
+def apr_cmd(
+    principal: Annotated[str, typer.Option(help="Principal, yuan.")],
+    annual_rate: Annotated[str, typer.Option(help="Contract annual rate, e.g. 0.08.")],
+    term: Annotated[int, typer.Option(help="Months.")],
+    start: Annotated[str, typer.Option(help="Start date.")] = "2026-01-01",
+    product: Annotated[str | None, typer.Option(help="A product code (sets method, day count, fees, penalty).")] = None,
+    method: Annotated[str, typer.Option()] = "equal-instalment",
+    day_count: Annotated[str, typer.Option()] = "30/360",
+    upfront_fee: Annotated[str, typer.Option(help="One-off fee at drawdown, yuan.")] = "0",
+    periodic_fee: Annotated[str, typer.Option(help="Fee per instalment, yuan.")] = "0",
+    subsidy_rate: Annotated[str, typer.Option(help="Annual rate a third party pays (贴息).")] = "0",
+    lang: Annotated[str, typer.Option(help="zh | en | both (text output).")] = "both",
+    as_json: JsonOpt = False,
+) -> None:
+    """The key-facts statement: annualised rate by IRR over all interest and fees, gross and net of subsidy."""
+    from iotfin.lending.disclosure import key_facts, product_key_facts
+
+    rate, subsidy, begin = _rate(annual_rate, "annual-rate"), _rate(subsidy_rate, "subsidy-rate"), _date(start, "start")
+    if product:
+        facts = product_key_facts(product, to_money(principal), rate, term, begin, subsidy)
+    else:
+        terms = m.Terms(to_money(principal), rate, term, begin, _enum(m.Method, method, "method"),
+                        _enum(m.DayCount, day_count, "day-count"), periodic_fee=to_money(periodic_fee),
+                        subsidy_rate=subsidy)
+        facts = key_facts(terms, to_money(upfront_fee))
+    if as_json:
+        _emit(facts.to_json(), True)
+    else:
+        _print("\n\n".join(t for lg, t in (("zh", facts.text_zh), ("en", facts.text_en)) if lang in (lg, "both")))
+
+
+# --- servicing -------------------------------------------------------------------------------------
+
+
+@loan_app.command("book")
+def book_cmd(
+    enterprise: Annotated[int, typer.Option(help="Enterprise id.")],
+    product: Annotated[str, typer.Option(help=f"One of: {', '.join(m.PRODUCTS)}.")],
+    principal: Annotated[str, typer.Option()],
+    annual_rate: Annotated[str, typer.Option()],
+    term: Annotated[int, typer.Option(help="Months.")],
+    start: Annotated[str, typer.Option(help="Drawdown date.")],
+    subsidy_rate: Annotated[str, typer.Option()] = "0",
+    line: Annotated[int | None, typer.Option("--line", help="Draw under this credit line.")] = None,
+    contract_ref: Annotated[str | None, typer.Option(help="The signed contract's reference.")] = None,
+    data_dir: DataDirOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Sign and disburse a loan; the contract is anchored in the ledger."""
+    from iotfin.lending.service import Offer
+
+    ws = _ws(data_dir)
+    offer = Offer(enterprise, product, to_money(principal), _rate(annual_rate, "annual-rate"), term,
+                  _rate(subsidy_rate, "subsidy-rate"), line)
+    loan_id = ws.lending.book(offer, _date(start, "start"), actor="cli", contract_ref=contract_ref)
+    _emit({"loan_id": loan_id}, as_json)
+
+
+@loan_app.command("show")
+def show_cmd(loan: Annotated[int, typer.Argument(help="Loan id.")], data_dir: DataDirOpt = None,
+             as_json: JsonOpt = False) -> None:
+    """A loan: balances, classification, schedule and its audit trail."""
+    data = _ws(data_dir).lending.loan(loan)
+    _emit(data, as_json, lambda d: _print(_dumps(d)))
+
+
+@loan_app.command("repay")
+def repay_cmd(loan: Annotated[int, typer.Argument(help="Loan id.")], amount: Annotated[str, typer.Option()],
+              date_: DateOpt, prepay: Annotated[bool, typer.Option("--prepay", help="Pay ahead (partial or full).")] = False,
+              data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
+    """Record a repayment (penalty → fee → interest → principal, oldest first)."""
+    _emit(_ws(data_dir).lending.repay(loan, to_money(amount), _date(date_), prepay, actor="cli"), as_json)
+
+
+@loan_app.command("close-day")
+def close_day_cmd(date_: DateOpt, chunk: Annotated[int, typer.Option(min=1, help="Loans per transaction.")] = 100_000,
+                  data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
+    """Close of business through DATE: accrual, due processing, overdue, penalty, classification, GL.
+    Idempotent; after a crash, run it again to finish."""
+    runs = _ws(data_dir).lending.close_through(_date(date_), chunk)
+    data = {"days": runs, "loans_closed": sum(r["loans_closed"] for r in runs)}
+    _emit(data, as_json, lambda d: _print(f"closed {len(runs)} day(s) through {date_}: {d['loans_closed']} loan-days"))
+
+
+@loan_app.command("restructure")
+def restructure_cmd(loan: Annotated[int, typer.Argument()], date_: DateOpt,
+                    term: Annotated[int, typer.Option(help="New term in months from DATE.")],
+                    reason: Annotated[str, typer.Option(help="The borrower's hardship, for the audit trail.")],
+                    grace: Annotated[int, typer.Option(help="Months of principal deferral.")] = 0,
+                    data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
+    """Green-channel relief: deferral / rescheduling; the loan is classified as restructured."""
+    detail = _ws(data_dir).lending.restructure(loan, _date(date_), term, grace, reason, actor="cli")
+    _emit(detail, as_json, lambda d: _print(f"loan {loan} restructured: {d['tier_before']} -> {d['tier_after']}, "
+                                            f"in observation until {d['observation_until']}"))
+
+
+@loan_app.command("accelerate")
+def accelerate_cmd(loan: Annotated[int, typer.Argument()], date_: DateOpt, reason: Annotated[str, typer.Option()],
+                   data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
+    """Acceleration: all principal and accrued interest fall due now."""
+    _emit(_ws(data_dir).lending.accelerate(loan, _date(date_), reason, actor="cli"), as_json)
+
+
+@loan_app.command("write-off")
+def write_off_cmd(loan: Annotated[int, typer.Argument()], date_: DateOpt, reason: Annotated[str, typer.Option()],
+                  data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
+    """Write off a loan classified loss against the loan-loss allowance (核销)."""
+    detail = _ws(data_dir).lending.write_off(loan, _date(date_), reason, actor="cli")
+    _emit(detail, as_json, lambda d: _print(f"loan {loan} written off: {d['total']} yuan "
+                                            f"({d['allowance_used']} from the allowance) / 已核销"))
+
+
+@loan_app.command("recover")
+def recover_cmd(loan: Annotated[int, typer.Argument()], amount: Annotated[str, typer.Option()], date_: DateOpt,
+                data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
+    """Cash recovered on a written-off loan (已核销贷款收回)."""
+    _emit(_ws(data_dir).lending.recover(loan, to_money(amount), _date(date_), actor="cli"), as_json)
+
+
+@loan_app.command("margin-call")
+def margin_call_cmd(loan: Annotated[int, typer.Argument()], amount: Annotated[str, typer.Option()],
+                    deadline: Annotated[str, typer.Option()], reason: Annotated[str, typer.Option()], date_: DateOpt,
+                    data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
+    """Ask for more collateral or a repayment by a deadline (recorded on the loan's audit trail)."""
+    _emit(_ws(data_dir).lending.margin_call(loan, to_money(amount), _date(deadline, "deadline"), reason,
+                                            _date(date_), actor="cli"), as_json)
+
+
+@line_app.command("open")
+def line_open(enterprise: Annotated[int, typer.Option()], limit: Annotated[str, typer.Option()],
+              annual_rate: Annotated[str, typer.Option()], expires: Annotated[str, typer.Option()],
+              data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
+    """Open a revolving credit line."""
+    line_id = _ws(data_dir).lending.open_line(enterprise, to_money(limit), _rate(annual_rate, "annual-rate"),
+                                              _date(expires, "expires"), actor="cli")
+    _emit({"credit_line_id": line_id}, as_json)
+
+
+@line_app.command("freeze")
+def line_freeze(line: Annotated[int, typer.Argument()], reason: Annotated[str, typer.Option()], date_: DateOpt,
+                data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
+    """Freeze a credit line: no new drawdowns."""
+    _emit(_ws(data_dir).lending.set_line_status(line, "frozen", reason, _date(date_), actor="cli"), as_json)
+
+
+@line_app.command("unfreeze")
+def line_unfreeze(line: Annotated[int, typer.Argument()], reason: Annotated[str, typer.Option()], date_: DateOpt,
+                  data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
+    _emit(_ws(data_dir).lending.set_line_status(line, "active", reason, _date(date_), actor="cli"), as_json)
+
+
+# --- reports ---------------------------------------------------------------------------------------
+
+
+@loan_app.command("trial-balance")
+def trial_balance_cmd(data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
+    """Debits and credits per GL account (借贷试算平衡表), with the sub-ledger reconciliation."""
+    ws = _ws(data_dir)
+    data = ws.lending.trial_balance() | {"reconciliation": ws.lending.reconcile()}
+
+    def render(d: dict[str, Any]) -> None:
+        from rich.table import Table
+
+        from iotfin.cli.root import out
+
+        t = Table(title="Trial balance / 试算平衡表", title_justify="left")
+        for col in ("account", "name", "科目", "debit", "credit"):
+            t.add_column(col, justify="right" if col in ("debit", "credit") else "left")
+        for r in d["accounts"]:
+            t.add_row(r["account"], r["name_en"], r["name_zh"], f"{r['debit']:,}", f"{r['credit']:,}")
+        t.add_row("", "total", "合计", f"{d['total_debit']:,}", f"{d['total_credit']:,}")
+        out.print(t)
+        out.print(f"balanced: {d['balanced']}; sub-ledger reconciled: {d['reconciliation']['reconciled']}")
+
+    _emit(data, as_json, render)
+
+
+@loan_app.command("portfolio")
+def portfolio_cmd(data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
+    """Active loans by five-tier classification (五级分类) with balances."""
+    _emit(_ws(data_dir).lending.portfolio(), as_json, lambda d: _print(_dumps(d)))
+
+
+def _dumps(data: Any) -> str:
+    from iotfin.core.jsonout import dumps
+
+    return dumps(data, indent=True)

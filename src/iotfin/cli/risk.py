@@ -1,0 +1,256 @@
+"""`iotfin risk …`: train, score, monitor, and the master scale."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from iotfin.core.errors import ValidationError
+from iotfin.core.jsonout import dumps
+
+risk_app = typer.Typer(help="Credit risk models: train, score, monitor (scorecard + LightGBM; three dimensions).",
+                       no_args_is_help=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
+ModelOpt = Annotated[Path, typer.Option("--model", help="Model folder (its LATEST version) or one version folder.")]
+
+
+def _print(data: Any, as_json: bool, text: str) -> None:
+    print(dumps(data) if as_json else text)
+
+
+def _catalogue(path: Path | None) -> dict[str, dict[str, str]] | None:
+    if path is None:
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ValidationError(f"--catalogue {path}: {exc}") from None
+    if isinstance(data, list):  # [{"name": …, "dimension": …, "en": …, "zh": …}, …]
+        data = {str(item["name"]): item for item in data if isinstance(item, dict) and "name" in item}
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise ValidationError(f"--catalogue {path}: expected {{feature: {{en, zh, dimension}}}} or a list of such entries")
+    return data
+
+
+def _workspace(data_dir: Path | None, anchor: bool | None) -> Any:
+    """The workspace to anchor in: asked for (--anchor), or found (an existing SQLite file or a configured URL)."""
+    if anchor is False:
+        return None
+    from iotfin.app.workspace import Workspace
+    from iotfin.core.settings import load_settings
+    from iotfin.db import migrate
+
+    settings = load_settings(data_dir=data_dir)
+    exists = settings.database_url is not None or (Path(settings.data_dir) / "iotfin.db").exists()
+    if not exists and not anchor:
+        return None
+    ws = Workspace(settings)
+    current, head = migrate.current_revision(ws.engine), migrate.head_revision()
+    if current != head:
+        from iotfin.core.errors import ConfigError
+
+        raise ConfigError(f"database is at schema revision {current or 'none'}, the code needs {head}: run `iotfin db upgrade`")
+    return ws
+
+
+@risk_app.command("train")
+def train_cmd(
+    data: Annotated[Path, typer.Argument(help="Training table: CSV (header row) or Parquet.")],
+    target: Annotated[str, typer.Option("--target", help="Binary target column.")],
+    model: ModelOpt,
+    date_col: Annotated[str | None, typer.Option("--date-col", help="Date column: the latest 20 % become the out-of-time sample.")] = None,
+    bad: Annotated[str | None, typer.Option("--bad", help="Target value meaning bad (default: 1/true/bad/default).")] = None,
+    exclude: Annotated[list[str] | None, typer.Option("--exclude", help="Column that is not a feature (repeatable).")] = None,
+    catalogue: Annotated[Path | None, typer.Option("--catalogue", help="JSON: feature -> {en, zh[, dimension]}.")] = None,
+    enterprise: Annotated[bool, typer.Option("--enterprise", help="Three-dimension model: every feature's dimension from --catalogue.")] = False,
+    champion: Annotated[str, typer.Option(help="auto (best AUC on test / out-of-time), scorecard or challenger.")] = "auto",
+    pdo: Annotated[float, typer.Option(help="Points to double the good:bad odds.")] = 20.0,
+    base_odds: Annotated[float, typer.Option(help="Good:bad odds at --base-points.")] = 50.0,
+    base_points: Annotated[float, typer.Option(help="Points at --base-odds.")] = 600.0,
+    anchor: Annotated[bool | None, typer.Option("--anchor/--no-anchor", help="Anchor the model fingerprint in the workspace ledger (default: when a workspace exists).")] = None,
+    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Workspace folder (IOTFIN_DATA_DIR).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train a scorecard and a LightGBM challenger (or the three-dimension model) and write a new model version."""
+    from iotfin.risk.models.train import TrainConfig, train
+    from iotfin.risk.woe import Scaling
+
+    if champion not in ("auto", "scorecard", "challenger"):
+        raise ValidationError(f"--champion must be auto, scorecard or challenger, not {champion!r}")
+    labels = _catalogue(catalogue)
+    dimensions = None
+    if enterprise:
+        if not labels:
+            raise ValidationError("--enterprise needs --catalogue naming each feature's dimension")
+        dimensions = {k: str(v["dimension"]) for k, v in labels.items() if v.get("dimension")}
+        if not dimensions:
+            raise ValidationError("--catalogue gives no feature a dimension (entity, asset or transaction)")
+    config = TrainConfig(scaling=Scaling(pdo, base_odds, base_points), champion=champion)
+    ws = _workspace(data_dir, anchor)
+    try:
+        summary = train(data, target, model, date_col=date_col, exclude=exclude or (), catalogue=labels, bad=bad,
+                        dimensions=dimensions, config=config, workspace=ws)
+    finally:
+        if ws is not None:
+            ws.close()
+    ev = summary["evaluation"]
+    judge = "oot" if "oot" in ev else "test"
+    lines = [f"model {summary['model']} written to {summary['path']} ({summary['seconds']} s)",
+             f"champion: {summary['champion']}; {judge} sample:"]
+    lines += [f"  {name:<10} AUC {m['auc']:.3f}  KS {m['ks']:.3f}" for name, m in ev[judge].items()]
+    lines.append(f"features in the scorecard: {', '.join(summary['selected'])}")
+    if "anchor" in summary:
+        lines.append(f"anchored in the ledger as {summary['anchor']['record']} (leaf {summary['anchor']['leaf_index']})")
+    _print(summary, as_json, "\n".join(lines))
+
+
+@risk_app.command("score")
+def score_cmd(
+    data: Annotated[Path, typer.Argument(help="Table to score: CSV or Parquet with the model's feature columns.")],
+    model: ModelOpt,
+    out: Annotated[Path, typer.Option("--out", help="Output file (.csv or .parquet): one row per input row, in input order.")],
+    keep: Annotated[list[str] | None, typer.Option("--keep", help="Input column to copy to the output, e.g. an id (repeatable).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """PD, score, grade and reason codes (zh-CN/en) for every row; sub-scores per dimension for enterprise models."""
+    import time
+
+    from iotfin.risk.data import read_table, write_table
+    from iotfin.risk.models.bundle import load_model
+    from iotfin.risk.scoring import score_frame
+
+    started = time.perf_counter()
+    frame = read_table(data)
+    m = load_model(model)
+    scored = score_frame(m, frame, keep=keep or [])
+    write_table(scored, out)
+    grades = scored["grade"].value_counts().to_dict()
+    summary = {"model": m.model_id, "rows": int(len(scored)), "out": str(out), "grades": grades,
+               "mean_pd": float(scored["pd"].mean()) if len(scored) else None,
+               "seconds": round(time.perf_counter() - started, 3)}
+    _print(summary, as_json, f"scored {summary['rows']:,} rows with {m.model_id} into {out}; grades {grades}")
+
+
+@risk_app.command("monitor")
+def monitor_cmd(
+    data: Annotated[Path, typer.Argument(help="A recent population (CSV or Parquet), optionally with outcomes.")],
+    model: ModelOpt,
+    outcome: Annotated[str | None, typer.Option("--outcome", help="Outcome column (blank = not known yet).")] = None,
+    bad: Annotated[str | None, typer.Option("--bad", help="Outcome value meaning bad.")] = None,
+    fail_on_alert: Annotated[bool, typer.Option("--fail-on-alert", help="Exit 3 when an alert is raised.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """PSI of score and features against the training sample, bad rate by grade; alerts are logged with the model."""
+    from iotfin.risk.data import read_table
+    from iotfin.risk.models.bundle import load_model
+    from iotfin.risk.monitoring import monitor
+
+    m = load_model(model)
+    report = monitor(m, read_table(data), outcome=outcome, bad=bad)
+    lines = [f"{m.model_id}: {report['rows']:,} rows, score PSI {report['psi']['score']:.3f}"]
+    lines += [f"  grade {g['grade']}: bad rate {g['bad_rate']:.2%} on {g['rows']} (band ≤ {g['pd_band_upper']:.2%})"
+              for g in report["bad_rate_by_grade"]]
+    lines += [f"ALERT [{a['severity']}] {a['en']} / {a['zh']}" for a in report["alerts"]] or ["no alerts / 无预警"]
+    _print(report, as_json, "\n".join(lines))
+    if fail_on_alert and report["alerts"]:
+        raise typer.Exit(3)
+
+
+@risk_app.command("grades")
+def grades_cmd(as_json: JsonOpt = False) -> None:
+    """The master scale: grade, PD band, meaning (en/zh)."""
+    from iotfin.risk.grades import scale_table
+
+    rows = scale_table()
+    _print(rows, as_json, "\n".join(f"{r['grade']:<4} PD ({r['pd_from']:.2%}, {r['pd_to']:.2%}]  {r['en']} / {r['zh']}"
+                                    for r in rows))
+
+
+@risk_app.command("profile")
+def profile_cmd(
+    enterprise_id: Annotated[int, typer.Argument(help="Enterprise id.", min=1)],
+    lender: Annotated[str | None, typer.Option("--lender", help="Only ratings made for this lender (tenant code).")] = None,
+    as_lender: Annotated[bool, typer.Option("--as-lender", help="Read as --lender would: re-check the enterprise's consent (logged).")] = False,
+    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Workspace folder (IOTFIN_DATA_DIR).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """An enterprise's latest credit profile: three-dimension sub-scores, combined PD and grade, reasons (zh-CN/en)."""
+    from iotfin.cli.root import root as cli
+    from iotfin.risk.service import operator_profile
+
+    if as_lender and not lender:
+        raise ValidationError("--as-lender needs --lender CODE")
+    ws = cli._workspace(data_dir, schema=True)
+    try:
+        data = operator_profile(ws, enterprise_id, lender, as_lender)
+    finally:
+        ws.close()  # flushes the access log
+    cli._emit(data, as_json, lambda d: cli.out.print(*render_profile(d)))
+
+
+def render_profile(p: dict[str, Any]) -> list[Any]:
+    """The profile as two rich tables (dimensions, reasons) under a heading, zh-CN and en side by side."""
+    from rich.table import Table
+
+    head = (f"[bold]企业 enterprise {p['enterprise_id']}[/bold] · 机构 lender {p['lender']} · "
+            f"评级日 as of {p['as_of']} · 模型 model {p['model']}\n"
+            f"综合评级 combined grade [bold]{p['grade']}[/bold] ({p['grade_zh']} / {p['grade_en']}) · "
+            f"违约概率 PD {p['pd']:.2%} · 分数 score {p['score']}")
+    dims = Table(title="三维信用 / three dimensions", title_justify="left")
+    for col in ("维度 dimension", "等级 grade", "违约概率 PD", "分数 score"):
+        dims.add_column(col)
+    for d in p["dimensions"].values():
+        dims.add_row(f"{d['zh']} {d['en']}", d["grade"], f"{d['pd']:.2%}", f"{d['score']}")
+    reasons = Table(title="主要原因 / main reasons", title_justify="left")
+    for col in ("#", "原因", "reason", "扣分 points lost"):
+        reasons.add_column(col)
+    for i, r in enumerate(p["reasons"], 1):
+        reasons.add_row(str(i), r["zh"], r["en"], f"{r['points']}")
+    out: list[Any] = [head, dims, reasons if p["reasons"] else "无扣分原因 / no reason: no feature cost points"]
+    if p.get("features_withheld"):
+        out.append(f"未获授权的特征 {p['features_withheld']} 个（按缺失处理） / {p['features_withheld']} features withheld "
+                   "for want of consent (treated as missing)")
+    return out
+
+
+def _seeds(text: str, name: str) -> list[int]:
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise ValidationError(f"{name}: comma-separated seed numbers, e.g. 1,2 (got {text!r})") from None
+    if not seeds or any(s < 0 for s in seeds):
+        raise ValidationError(f"{name}: at least one seed, none negative (got {text!r})")
+    return seeds
+
+
+@risk_app.command("compare")
+def compare_cmd(
+    train_seeds: Annotated[str, typer.Option("--train-seeds", help="Simulator seeds to train on, e.g. 1,2.")] = "1,2",
+    test_seeds: Annotated[str, typer.Option("--test-seeds", help="Other seeds to test on, e.g. 3.")] = "3",
+    enterprises: Annotated[int, typer.Option(help="Enterprises per simulated economy.", min=20)] = 200,
+    days: Annotated[int, typer.Option(help="Simulated days per economy.", min=60, max=3650)] = 240,
+    max_bad_rate: Annotated[float | None, typer.Option("--max-bad-rate", help="Bad-rate limit for the approvable share (default: half the test sample's bad rate).")] = None,
+    workdir: Annotated[Path | None, typer.Option("--workdir", help="Keep the economies and models here (default: a temporary folder).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Three-dimension vs entity-only model on the simulator: train on some seeds, test on others (AUC, KS, approvable share)."""
+    import tempfile
+
+    from iotfin.demo.risk_compare import compare
+
+    train, test = _seeds(train_seeds, "--train-seeds"), _seeds(test_seeds, "--test-seeds")
+    with tempfile.TemporaryDirectory(prefix="iotfin-compare-") as tmp:
+        result = compare(train, test, workdir or Path(tmp), enterprises=enterprises, days=days, max_bad_rate=max_bad_rate)
+    lines = [f"train seeds {result['train']['seeds']} ({result['train']['rows']} rows, {result['train']['bads']} defaults); "
+             f"test seeds {result['test']['seeds']} ({result['test']['rows']} rows, {result['test']['bads']} defaults); "
+             f"approvable at a bad rate ≤ {result['max_bad_rate']:.2%}"]
+    for name, m in result["models"].items():
+        for which, t in m["test"].items():
+            lines.append(f"  {name:<16} {which:<10} AUC {t['auc']:.3f}  KS {t['ks']:.3f}  approvable "
+                         f"{t['approvable_share_expected']:.1%} (expected) / {t['approvable_share_realised']:.1%} (realised)")
+    lines.append(result["note"])
+    _print(result, as_json, "\n".join(lines))
