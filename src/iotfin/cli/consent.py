@@ -8,13 +8,13 @@ from typing import Annotated, Any
 
 import typer
 
+from iotfin.cli import kit
+from iotfin.cli.kit import DataDirOpt, JsonOpt
 from iotfin.core.errors import ValidationError
 
 consent_app = typer.Typer(help="Enterprise consent (数据授权): grants, withdrawal, reconfirmation, access log.",
                           no_args_is_help=True)
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
-DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Workspace folder (IOTFIN_DATA_DIR).")]
 EnterpriseOpt = Annotated[int, typer.Option("--enterprise", help="Enterprise id.")]
 
 
@@ -42,14 +42,12 @@ DECISION_COLUMNS = ("allowed", "reason", "reason_zh", "reason_en", "grant_id")
 
 
 def _run(data_dir: Path | None, as_json: bool, title: str, fn: Any, columns: tuple[str, ...] = GRANT_COLUMNS) -> None:
-    from iotfin.cli.root import root as cli
-
-    ws = cli._workspace(data_dir, schema=True)
+    ws = kit.workspace(data_dir, schema=True)
     try:
         data = fn(ws)
     finally:
         ws.close()  # flushes the access log
-    cli._emit(data, as_json, lambda d: cli.out.print(_render(title, d, columns)))
+    kit.emit(data, as_json, lambda d: kit.out.print(_render(title, d, columns)))
 
 
 def _render(title: str, data: Any, columns: tuple[str, ...]) -> Any:

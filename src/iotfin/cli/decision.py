@@ -10,6 +10,8 @@ from typing import Annotated, Any
 import orjson
 import typer
 
+from iotfin.cli import kit
+from iotfin.cli.kit import DataDirOpt, JsonOpt
 from iotfin.core.errors import NotFound, ValidationError
 from iotfin.core.jsonout import dumps
 from iotfin.core.money import to_money
@@ -17,8 +19,6 @@ from iotfin.core.money import to_money
 decision_app = typer.Typer(help="Credit decisioning: strategies (JDM), decisions, replay, review queue.",
                            no_args_is_help=True)
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
-DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Workspace folder (IOTFIN_DATA_DIR).")]
 NameOpt = Annotated[str, typer.Option("--name", help="Strategy name.")]
 
 
@@ -30,10 +30,9 @@ def _read(path: Path, what: str) -> bytes:
 
 
 def _service(data_dir: Path | None) -> Any:
-    from iotfin.cli.root import _workspace  # the CLI's workspace opener (schema check, one-line errors)
     from iotfin.decision.service import workspace_service
 
-    return workspace_service(_workspace(data_dir, schema=True))
+    return workspace_service(kit.workspace(data_dir, schema=True))
 
 
 def _print(data: Any, as_json: bool) -> None:

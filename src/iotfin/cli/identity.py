@@ -4,29 +4,22 @@ administration from the operator's shell (the same services the API uses)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+
+from iotfin.cli import kit
+from iotfin.cli.kit import DataDirOpt, JsonOpt
 
 clients_app = typer.Typer(help="Partner API clients (OAuth2 client credentials) and token signing keys.",
                           no_args_is_help=True)
 users_app = typer.Typer(help="Console users and their roles.", no_args_is_help=True)
 protection_app = typer.Typer(help="Customer protection: personal-data keys, overdue complaints.", no_args_is_help=True)
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
-DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Workspace folder (IOTFIN_DATA_DIR).")]
 
 
-def _ws(data_dir: Path | None):  # noqa: ANN202 - lazy import keeps `iotfin --help` fast
-    from iotfin.cli.root import _workspace
-
-    return _workspace(data_dir, schema=True)
-
-
-def _show(title: str, data: dict, as_json: bool) -> None:
-    from iotfin.cli.root import _emit, _kv_table, out
-
-    _emit(data, as_json, lambda d: out.print(_kv_table(title, d)))
+def _ws(data_dir: Path | None) -> Any:
+    return kit.workspace(data_dir, schema=True)
 
 
 @clients_app.command("create")
@@ -40,7 +33,7 @@ def clients_create(
 ) -> None:
     """Register a partner system; prints its client id and secret (the secret is shown only now)."""
     created = _ws(data_dir).identity.create_client(name, scopes, tenant=tenant, enterprise_id=enterprise)
-    _show("client created / 已创建客户端 — keep the secret, it is not shown again / 请妥善保存密钥", created, as_json)
+    kit.show("client created / 已创建客户端 — keep the secret, it is not shown again / 请妥善保存密钥", created, as_json)
 
 
 @clients_app.command("deactivate")
@@ -48,7 +41,7 @@ def clients_deactivate(client_id: Annotated[str, typer.Argument(help="Client id 
                        as_json: JsonOpt = False) -> None:
     """Stop a client getting tokens (tokens already issued expire within their lifetime)."""
     _ws(data_dir).identity.deactivate_client(client_id)
-    _show("client deactivated / 已停用", {"client_id": client_id}, as_json)
+    kit.show("client deactivated / 已停用", {"client_id": client_id}, as_json)
 
 
 @clients_app.command("rotate-signing-key")
@@ -56,7 +49,7 @@ def clients_rotate_key(data_dir: DataDirOpt = None, as_json: JsonOpt = False) ->
     """Sign new tokens with a fresh key; tokens signed with the old keys keep verifying until retired."""
     keys = _ws(data_dir).tokens.keys
     kid = keys.rotate()
-    _show("token signing key rotated / 令牌签名密钥已轮换", {"active": kid, "keys": keys.kids()}, as_json)
+    kit.show("token signing key rotated / 令牌签名密钥已轮换", {"active": kid, "keys": keys.kids()}, as_json)
 
 
 @clients_app.command("retire-signing-key")
@@ -65,7 +58,7 @@ def clients_retire_key(kid: Annotated[str, typer.Argument(help="Key id to remove
     """Remove an old signing key: tokens it signed stop verifying at once."""
     keys = _ws(data_dir).tokens.keys
     keys.retire(kid)
-    _show("signing key retired / 已停用签名密钥", {"retired": kid, "keys": keys.kids()}, as_json)
+    kit.show("signing key retired / 已停用签名密钥", {"retired": kid, "keys": keys.kids()}, as_json)
 
 
 @users_app.command("create")
@@ -83,7 +76,7 @@ def users_create(
     """Create a console user with roles (password hashed with argon2id)."""
     created = _ws(data_dir).identity.create_user(username, password, [r.strip() for r in roles.split(",") if r.strip()],
                                                  tenant=tenant, enterprise_id=enterprise, display_name=name)
-    _show("user created / 已创建用户", created, as_json)
+    kit.show("user created / 已创建用户", created, as_json)
 
 
 @protection_app.command("rotate-key")
@@ -91,7 +84,7 @@ def protection_rotate_key(data_dir: DataDirOpt = None, as_json: JsonOpt = False)
     """Encrypt new personal data under a fresh key (then run `reencrypt` for the existing data)."""
     keys = _ws(data_dir).pii.keys
     kid = keys.rotate()
-    _show("personal-data key rotated / 个人信息加密密钥已轮换", {"active": kid, "keys": keys.kids()}, as_json)
+    kit.show("personal-data key rotated / 个人信息加密密钥已轮换", {"active": kid, "keys": keys.kids()}, as_json)
 
 
 @protection_app.command("reencrypt")
@@ -99,7 +92,7 @@ def protection_reencrypt(data_dir: DataDirOpt = None, as_json: JsonOpt = False) 
     """Re-encrypt every personal field still under an older key; afterwards old keys can be retired."""
     ws = _ws(data_dir)
     counts = ws.protection.reencrypt()
-    _show("re-encrypted / 已重新加密", counts | {"active_key": ws.pii.keys.active_kid}, as_json)
+    kit.show("re-encrypted / 已重新加密", counts | {"active_key": ws.pii.keys.active_kid}, as_json)
 
 
 @protection_app.command("retire-key")
@@ -110,4 +103,4 @@ def protection_retire_key(kid: Annotated[str, typer.Argument(help="Key id to rem
     leftover = {k: v for k, v in ws.protection.reencrypt().items() if v}
     keys = ws.pii.keys
     keys.retire(kid)
-    _show("key retired / 已停用密钥", {"retired": kid, "reencrypted_first": leftover, "keys": keys.kids()}, as_json)
+    kit.show("key retired / 已停用密钥", {"retired": kid, "reencrypted_first": leftover, "keys": keys.kids()}, as_json)

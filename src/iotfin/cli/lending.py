@@ -10,6 +10,8 @@ from typing import Annotated, Any
 
 import typer
 
+from iotfin.cli import kit
+from iotfin.cli.kit import DataDirOpt, JsonOpt
 from iotfin.core.errors import ValidationError
 from iotfin.core.money import ZERO, to_money
 from iotfin.lending import model as m
@@ -18,8 +20,6 @@ loan_app = typer.Typer(help="Loans: schedules, disclosure, servicing, daily clos
 line_app = typer.Typer(help="Revolving credit lines: open, freeze, unfreeze.", no_args_is_help=True)
 loan_app.add_typer(line_app, name="line")
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
-DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Workspace folder (IOTFIN_DATA_DIR).")]
 DateOpt = Annotated[str, typer.Option("--date", help="Business date, YYYY-MM-DD (Asia/Shanghai).")]
 
 
@@ -48,22 +48,15 @@ def _enum(cls: type, text: str, name: str) -> Any:
 
 
 def _ws(data_dir: Path | None) -> Any:
-    from iotfin.cli.root import _workspace
-
-    return _workspace(data_dir, schema=True)
+    return kit.workspace(data_dir, schema=True)
 
 
 def _emit(data: Any, as_json: bool, render: Any = None) -> None:
-    from iotfin.cli.root import _emit as emit
-    from iotfin.cli.root import _kv_table, out
-
-    emit(data, as_json, render or (lambda d: out.print(_kv_table("", d) if isinstance(d, dict) else d)))
+    kit.emit(data, as_json, render or (lambda d: kit.out.print(kit.kv_table("", d) if isinstance(d, dict) else d)))
 
 
 def _print(text: str) -> None:
-    from iotfin.cli.root import out
-
-    out.print(text, markup=False)
+    kit.out.print(text, markup=False)
 
 
 # --- pure: schedules and disclosure -------------------------------------------------------------
@@ -94,16 +87,14 @@ def schedule_cmd(
     def render(d: dict[str, Any]) -> None:
         from rich.table import Table
 
-        from iotfin.cli.root import out
-
         t = Table(title=f"{d['principal']} at {d['annual_rate']} over {term} months, {d['method']}, {d['day_count']}",
                   title_justify="left")
         for col in ("seq", "due", "principal", "interest", "total"):
             t.add_column(col, justify="right")
         for r in d["instalments"]:
             t.add_row(str(r["seq"]), str(r["due"]), str(r["principal"]), str(r["interest"]), str(r["total"]))
-        out.print(t)
-        out.print(f"total interest {d['total_interest']} — {d['rounding']}")
+        kit.out.print(t)
+        kit.out.print(f"total interest {d['total_interest']} — {d['rounding']}")
 
     _emit(data, as_json, render)
 
@@ -272,16 +263,14 @@ def trial_balance_cmd(data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> 
     def render(d: dict[str, Any]) -> None:
         from rich.table import Table
 
-        from iotfin.cli.root import out
-
         t = Table(title="Trial balance / 试算平衡表", title_justify="left")
         for col in ("account", "name", "科目", "debit", "credit"):
             t.add_column(col, justify="right" if col in ("debit", "credit") else "left")
         for r in d["accounts"]:
             t.add_row(r["account"], r["name_en"], r["name_zh"], f"{r['debit']:,}", f"{r['credit']:,}")
         t.add_row("", "total", "合计", f"{d['total_debit']:,}", f"{d['total_credit']:,}")
-        out.print(t)
-        out.print(f"balanced: {d['balanced']}; sub-ledger reconciled: {d['reconciliation']['reconciled']}")
+        kit.out.print(t)
+        kit.out.print(f"balanced: {d['balanced']}; sub-ledger reconciled: {d['reconciliation']['reconciled']}")
 
     _emit(data, as_json, render)
 

@@ -7,25 +7,20 @@ from typing import Annotated, Any
 
 import typer
 
+from iotfin.cli import kit
+from iotfin.cli.kit import DataDirOpt, JsonOpt
+
 monitor_app = typer.Typer(help="Post-loan monitoring: signals, warning rules, alerts, evaluation.", no_args_is_help=True)
 alerts_app = typer.Typer(help="Alerts: list, show, acknowledge, assign, resolve.", no_args_is_help=True)
 monitor_app.add_typer(alerts_app, name="alerts")
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
-DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Workspace folder (IOTFIN_DATA_DIR).")]
 ActorOpt = Annotated[str, typer.Option("--by", help="Who does it (officer id), for the audit trail.")]
-
-
-def _root() -> Any:
-    from iotfin.cli.root import root as cli  # the root command's helpers (lazy: the root imports this module)
-
-    return cli
 
 
 def _alerts(data_dir: Path | None) -> Any:
     from iotfin.monitor.store import AlertStore
 
-    return AlertStore(_root()._workspace(data_dir, schema=True).engine)
+    return AlertStore(kit.workspace(data_dir, schema=True).engine)
 
 
 @monitor_app.command("evaluate")
@@ -41,25 +36,23 @@ def evaluate_cmd(
     recall, time to detect and false alerts per incident type against the ground truth."""
     from iotfin.demo.monitor_eval import evaluate
 
-    cli = _root()
-    with cli._progress(enabled=not as_json) as progress:
+    with kit.progress(enabled=not as_json) as progress:
         report = evaluate(enterprises=enterprises, days=days, seed=seed, devices=devices, workdir=workdir,
                           progress=progress)
-    cli._emit(report, as_json, _render_evaluation)
+    kit.emit(report, as_json, _render_evaluation)
 
 
 def _render_evaluation(r: dict[str, Any]) -> None:
     from rich.table import Table
 
-    cli = _root()
     table = Table(title="Detection vs ground truth / 预警检出评估", title_justify="left")
     for col in ("incident type", "incidents", "detected", "recall", "TTD median h", "TTD p95 h"):
         table.add_column(col, justify="left" if col == "incident type" else "right")
     for kind, e in r["per_incident_type"].items():
         table.add_row(kind, str(e["incidents"]), str(e["detected"]), "-" if e["recall"] is None else f"{e['recall']:.0%}",
                       str(e.get("ttd_median_h", "-")), str(e.get("ttd_p95_h", "-")))
-    cli.out.print(table)
-    cli.out.print(f"false alerts: {r['false_alerts']} ({r['false_alerts_per_1000_device_days']} per 1,000 device-days "
+    kit.out.print(table)
+    kit.out.print(f"false alerts: {r['false_alerts']} ({r['false_alerts_per_1000_device_days']} per 1,000 device-days "
                   f"over {r['device_days']:,.0f} device-days); alert latency p99 {r['alert_latency_s']['p99']} s")
 
 
@@ -74,9 +67,8 @@ def rules_check(path: Annotated[Path, typer.Argument(help="JDM decision model (J
     if not path.exists():
         raise ValidationError(f"{path}: no such file")
     rules = RuleSet.load(path.read_text(encoding="utf-8"), version)
-    cli = _root()
-    cli._emit({"version": rules.version, "sha256": rules.digest, "ok": True}, as_json,
-              lambda d: cli.out.print(f"rules {d['version']} compile (sha256 {d['sha256'][:16]}…)"))
+    kit.emit({"version": rules.version, "sha256": rules.digest, "ok": True}, as_json,
+              lambda d: kit.out.print(f"rules {d['version']} compile (sha256 {d['sha256'][:16]}…)"))
 
 
 @monitor_app.command("prices-import")
@@ -91,9 +83,8 @@ def prices_import(path: Annotated[Path, typer.Argument(help="CSV (day,commodity,
     book.add(store.load_prices())
     days = book.add(points)  # validates the series as it will stand, before anything is written
     store.save_prices(points)
-    cli = _root()
-    cli._emit({"imported": len(points), "days_by_commodity": days}, as_json,
-              lambda d: cli.out.print(f"imported {d['imported']} prices: {d['days_by_commodity']}"))
+    kit.emit({"imported": len(points), "days_by_commodity": days}, as_json,
+              lambda d: kit.out.print(f"imported {d['imported']} prices: {d['days_by_commodity']}"))
 
 
 @alerts_app.command("list")
@@ -105,7 +96,6 @@ def alerts_list(status: Annotated[str | None, typer.Option(help="open | acknowle
     from rich.table import Table
 
     rows = _alerts(data_dir).list(status, enterprise, limit)
-    cli = _root()
 
     def render(data: list[dict[str, Any]]) -> None:
         table = Table(title="Alerts / 预警", title_justify="left")
@@ -114,26 +104,24 @@ def alerts_list(status: Annotated[str | None, typer.Option(help="open | acknowle
         for a in data:
             table.add_row(str(a["id"]), str(a["enterprise_id"]), a["incident_type"], a["tier"], a["status"],
                           a["opened_at"][:16], f"{a['reason_zh']} / {a['reason_en']}")
-        cli.out.print(table)
+        kit.out.print(table)
 
-    cli._emit(rows, as_json, render)
+    kit.emit(rows, as_json, render)
 
 
 @alerts_app.command("show")
 def alerts_show(alert: Annotated[int, typer.Argument(help="Alert id.")], data_dir: DataDirOpt = None,
                 as_json: JsonOpt = False) -> None:
     """One alert with its audit trail."""
-    cli = _root()
-    cli._emit(_alerts(data_dir).get(alert), as_json, lambda d: cli.out.print_json(data=d))
+    kit.emit(_alerts(data_dir).get(alert), as_json, lambda d: kit.out.print_json(data=d))
 
 
 @alerts_app.command("ack")
 def alerts_ack(alert: Annotated[int, typer.Argument(help="Alert id.")], by: ActorOpt,
                data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
     """Acknowledge an open alert."""
-    cli = _root()
-    cli._emit(_alerts(data_dir).transition(alert, "acknowledged", by), as_json,
-              lambda d: cli.out.print(f"alert {d['id']} acknowledged / 已确认"))
+    kit.emit(_alerts(data_dir).transition(alert, "acknowledged", by), as_json,
+              lambda d: kit.out.print(f"alert {d['id']} acknowledged / 已确认"))
 
 
 @alerts_app.command("assign")
@@ -141,9 +129,8 @@ def alerts_assign(alert: Annotated[int, typer.Argument(help="Alert id.")],
                   officer: Annotated[str, typer.Option(help="Officer to assign it to.")], by: ActorOpt,
                   data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
     """Assign an alert to an officer."""
-    cli = _root()
-    cli._emit(_alerts(data_dir).assign(alert, officer, by), as_json,
-              lambda d: cli.out.print(f"alert {d['id']} assigned to {d['assigned_to']} / 已分派"))
+    kit.emit(_alerts(data_dir).assign(alert, officer, by), as_json,
+              lambda d: kit.out.print(f"alert {d['id']} assigned to {d['assigned_to']} / 已分派"))
 
 
 @alerts_app.command("resolve")
@@ -151,6 +138,5 @@ def alerts_resolve(alert: Annotated[int, typer.Argument(help="Alert id.")], by: 
                    reason: Annotated[str, typer.Option(help="Resolution reason (mandatory).")],
                    data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
     """Resolve an alert; the reason is mandatory and kept in the audit trail."""
-    cli = _root()
-    cli._emit(_alerts(data_dir).transition(alert, "resolved", by, reason), as_json,
-              lambda d: cli.out.print(f"alert {d['id']} resolved / 已解除: {d['resolution_reason']}"))
+    kit.emit(_alerts(data_dir).transition(alert, "resolved", by, reason), as_json,
+              lambda d: kit.out.print(f"alert {d['id']} resolved / 已解除: {d['resolution_reason']}"))

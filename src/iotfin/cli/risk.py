@@ -8,13 +8,14 @@ from typing import Annotated, Any
 
 import typer
 
+from iotfin.cli import kit
+from iotfin.cli.kit import JsonOpt
 from iotfin.core.errors import ValidationError
 from iotfin.core.jsonout import dumps
 
 risk_app = typer.Typer(help="Credit risk models: train, score, monitor (scorecard + LightGBM; three dimensions).",
                        no_args_is_help=True)
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
 ModelOpt = Annotated[Path, typer.Option("--model", help="Model folder (its LATEST version) or one version folder.")]
 
 
@@ -179,17 +180,16 @@ def profile_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """An enterprise's latest credit profile: three-dimension sub-scores, combined PD and grade, reasons (zh-CN/en)."""
-    from iotfin.cli.root import root as cli
     from iotfin.risk.service import operator_profile
 
     if as_lender and not lender:
         raise ValidationError("--as-lender needs --lender CODE")
-    ws = cli._workspace(data_dir, schema=True)
+    ws = kit.workspace(data_dir, schema=True)
     try:
         data = operator_profile(ws, enterprise_id, lender, as_lender)
     finally:
         ws.close()  # flushes the access log
-    cli._emit(data, as_json, lambda d: cli.out.print(*render_profile(d)))
+    kit.emit(data, as_json, lambda d: kit.out.print(*render_profile(d)))
 
 
 def render_profile(p: dict[str, Any]) -> list[Any]:

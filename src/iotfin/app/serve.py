@@ -1,0 +1,145 @@
+"""`iotfin serve` and `iotfin serve-api`: the platform's processes. They compose everything (the API,
+the device transports, the background workers), so they live with the composition root, not in
+`iotfin.cli`; `register()` adds them to the command line and tells it how to open a workspace."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from iotfin.cli import app as cli
+from iotfin.cli import kit
+from iotfin.cli.kit import DataDirOpt
+from iotfin.core.errors import ConfigError
+from iotfin.core.settings import Settings
+
+
+def serve_platform(ws: Any, port: int, host: str = "127.0.0.1", mqtt_port: int | None = None,
+           mqtts: tuple[int, Any] | None = None) -> None:
+    """The HTTP API (uvicorn) and, when a port is given, the MQTT device endpoint, on one event loop."""
+    import asyncio
+
+    import uvicorn
+
+    from iotfin.app.http import create_app  # lazy, as every import below: `iotfin --help` stays fast
+
+    async def run() -> None:
+        mqtt = secure = None
+        if mqtt_port is not None:
+            from iotfin.transports.mqtt.server import MqttServer
+            from iotfin.transports.mqtt_device import CONCURRENT_TOPICS, DeviceApiHandler
+
+            handler = DeviceApiHandler(ws)
+            mqtt = MqttServer(handler, host=host, port=mqtt_port, concurrent_topics=CONCURRENT_TOPICS)
+            await mqtt.start()
+            kit.console.print(f"MQTT device endpoint on {host}:{mqtt.port}")
+            if mqtts is not None:  # MQTT over TLS, X.509 client certificates: same handler, same commits
+                secure = MqttServer(handler, host=host, port=mqtts[0], ssl=mqtts[1], concurrent_topics=CONCURRENT_TOPICS)
+                await secure.start()
+                kit.console.print(f"MQTT over TLS (mqtts) on {host}:{secure.port}")
+        kit.console.print(f"serving on http://{host}:{port} (Ctrl-C to stop)")
+        from iotfin.transports.revocations import watch_revocations
+
+        watcher = asyncio.create_task(watch_revocations(ws.devices))
+        try:
+            await uvicorn.Server(uvicorn.Config(create_app(ws), host=host, port=port, log_level="warning")).serve()
+        finally:
+            watcher.cancel()
+            if mqtt is not None:
+                await mqtt.stop()
+            if secure is not None:
+                await secure.stop()
+            await ws.device_runtime.aclose()  # buffered device events and state reach the database
+
+    asyncio.run(run())
+
+
+
+@cli.command()
+def serve(
+    http_port: Annotated[int | None, typer.Option(help="HTTP port (IOTFIN_HTTP_PORT, default 8000).")] = None,
+    mqtt_port: Annotated[int | None, typer.Option(help="MQTT port (IOTFIN_MQTT_PORT, default 1883).")] = None,
+    mqtts_port: Annotated[int | None, typer.Option(help="Also serve MQTT over TLS on this port (needs --tls-cert/--tls-key).")] = None,
+    tls_cert: Annotated[Path | None, typer.Option(help="Server certificate chain (PEM) for mqtts.")] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="Server private key (PEM) for mqtts.")] = None,
+    tls_client_ca: Annotated[Path | None, typer.Option(help="CA bundle devices' X.509 certificates chain to.")] = None,
+    api_workers: Annotated[int, typer.Option(min=0, max=64, help="Also serve the open API (not the device "
+                                             "endpoints) from this many extra processes on --api-port.")] = 0,
+    api_port: Annotated[int | None, typer.Option(help="Port of the --api-workers processes (default: HTTP port + 1).")] = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Run the platform on the embedded default: the API and the device endpoints; with
+    --api-workers, also the open API from several processes on a second port (partner reads scale
+    past one core; see docs/operations.md)."""
+    mqtts = None
+    if mqtts_port is not None:
+        if tls_cert is None or tls_key is None:
+            raise ConfigError("--mqtts-port needs --tls-cert and --tls-key")
+        from iotfin.transports.mqtt.tls import server_context
+
+        try:
+            mqtts = (mqtts_port, server_context(tls_cert, tls_key, tls_client_ca))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot load the TLS certificate, key or client CA: {exc}") from None
+    ws = kit.workspace(data_dir)
+    ws.initialise()
+    port = http_port or ws.settings.http_port
+    workers = None
+    if api_workers:
+        import os
+        import subprocess
+        import sys
+
+        workers = subprocess.Popen([sys.executable, "-m", "iotfin", "serve-api", "--workers", str(api_workers),
+                                    "--port", str(api_port or port + 1), "--data-dir", str(ws.data_dir),
+                                    "--parent-pid", str(os.getpid())])
+        kit.console.print(f"open API: {api_workers} worker processes on {ws.settings.http_host}:{api_port or port + 1}")
+    try:
+        serve_platform(ws, port, host=ws.settings.http_host, mqtt_port=mqtt_port or ws.settings.mqtt_port, mqtts=mqtts)
+    finally:
+        if workers is not None:
+            workers.terminate()  # the supervisor (iotfin.app.workers) stops its workers gracefully on SIGTERM
+            try:
+                workers.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                workers.kill()
+
+
+@cli.command("serve-api")
+def serve_api(
+    port: Annotated[int | None, typer.Option(help="HTTP port (default IOTFIN_HTTP_PORT + 1).")] = None,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes sharing the port.")] = 2,
+    parent_pid: Annotated[int | None, typer.Option(hidden=True, help="Stop when this process ends (`serve` passes it).")] = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """The open API alone (partners, console, enterprises; not the device endpoints), from several
+    worker processes sharing one port: what lets API reads use more than one core. Background work
+    (webhook deliveries, the monitor) and device traffic stay with `iotfin serve` on the same
+    workspace. Rate limits are kept per process: a client may reach up to N times its limit."""
+    import os
+
+    from iotfin.app.workers import supervise  # lazy: start-up time
+
+    ws = kit.workspace(data_dir, schema=True)  # refuse a database not at the code's schema
+    host, port = ws.settings.http_host, port or ws.settings.http_port + 1
+    ws.close()
+    if data_dir is not None:  # the workers build their workspace from the environment
+        os.environ["IOTFIN_DATA_DIR"] = str(data_dir)
+    kit.console.print(f"open API on http://{host}:{port}, {workers} worker processes")
+    try:
+        supervise(host, port, workers, parent_pid)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
+def register() -> None:
+    """Wire the command line to this composition root (the commands above register on import)."""
+    kit.use_workspace(open_workspace)
+
+
+def open_workspace(settings: Settings) -> Any:
+    from iotfin.app.workspace import Workspace  # lazy: it imports every context; `iotfin --help` needs none
+
+    return Workspace(settings)
