@@ -44,19 +44,22 @@ from pathlib import Path
 
 from sqlalchemy import insert
 
+from iotfin.app.workspace import Workspace
 from iotfin.core.settings import Settings
-from iotfin.identity.tables import Enterprise
-from iotfin.decision.model import GRADES, Application, Exposure, RiskAssessment
+from iotfin.decision.applications import Application
+from iotfin.decision.assessment import GRADES, RiskAssessment
+from iotfin.decision.limits import Exposure
 from iotfin.decision.service import (
     DecisionPolicy,
     DecisionService,
     _evaluate_all,
     evaluate_application,
-    workspace_service,
 )
 from iotfin.decision.store import CreditApplication, CreditDecision
 from iotfin.decision.strategies import compile_strategy, default_strategy_text, strategy_context
-from iotfin.app.workspace import Workspace
+from iotfin.identity.tables import Enterprise
+from iotfin.lending.disclosure import offer_terms
+from iotfin.supplychain.store import core_enterprise_of
 
 
 def log(message: str) -> None:
@@ -106,7 +109,7 @@ def with_risk_engine(workspace: Path, decisions: int, rng: random.Random) -> dic
     assessor = ws.risk_assessor()
     if assessor is None:
         raise SystemExit(f"{workspace}: no trained enterprise model (run `iotfin demo --workspace {workspace}`)")
-    svc = workspace_service(ws)
+    svc = ws.decisions()
     ids = sorted(lender_of)
     svc.decide(application(rng, ids[0]), assessor(ids[0], lender_of[ids[0]]))  # cold: builds today's snapshot
     lat, outcomes = [], {"approve": 0, "decline": 0, "refer": 0}
@@ -146,7 +149,7 @@ def main() -> None:
                 registered_capital=Decimal("1000000"), legal_rep_name="-", legal_rep_id_number="-", legal_rep_phone="-",
                 tax_grade="A", litigation_count=0, key_person_changes=0) for i in range(1, args.enterprises + 1)])
         prepared = {i: assessment(rng, i) for i in range(1, args.enterprises + 1)}
-        svc = workspace_service(ws, assess=prepared.__getitem__)
+        svc = ws.decisions(assess=prepared.__getitem__)
         svc.ensure_default()
         compiled = svc.compiled("default", 1)
         policy = DecisionPolicy()
@@ -157,7 +160,8 @@ def main() -> None:
         for _ in range(args.evaluations):
             eid = rng.randint(1, args.enterprises)
             started = time.perf_counter()
-            evaluate_application(compiled, application(rng, eid), prepared[eid], policy, Exposure(), date(2026, 12, 1))
+            evaluate_application(compiled, application(rng, eid), prepared[eid], policy, Exposure(), date(2026, 12, 1),
+                                 apr=offer_terms)
             eval_ms.append((time.perf_counter() - started) * 1000)
         eval_cpu = cpu_seconds() - eval_cpu
 
@@ -174,7 +178,8 @@ def main() -> None:
         decide_cpu = cpu_seconds() - decide_cpu
 
         log(f"decide without ledger anchoring x {args.decisions}")
-        bare = DecisionService(ws.engine, assess=prepared.__getitem__)
+        bare = DecisionService(ws.engine, assess=prepared.__getitem__, core_of=core_enterprise_of,
+                               apr=offer_terms)
         bare_ms = []
         bare_cpu = cpu_seconds()
         for _ in range(args.decisions):

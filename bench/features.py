@@ -28,7 +28,6 @@ from sqlalchemy import func, select
 from iotfin.consent.store import access_t
 from iotfin.core.settings import Settings
 from iotfin.risk.features import compute_features, features_for
-from iotfin.risk.features.engine import engine_for
 from iotfin.app.workspace import Workspace
 
 
@@ -50,7 +49,7 @@ def main() -> None:
 
     if not args.reuse_rollup:
         shutil.rmtree(root / "features", ignore_errors=True)
-    eng = engine_for(ws)
+    eng = ws.features
     started = time.perf_counter()
     eng.refresh_telemetry()
     rollup_s = time.perf_counter() - started
@@ -58,20 +57,20 @@ def main() -> None:
     batch = []
     for _ in range(3):
         started = time.perf_counter()
-        table = compute_features(ws, as_of, "bank-a")
+        table = compute_features(eng, as_of, "bank-a")
         batch.append(time.perf_counter() - started)
 
     ids = table["enterprise_id"].to_pylist()
     rnd = random.Random(3)
     eng.invalidate()
     started = time.perf_counter()
-    features_for(ws, ids[0], as_of, "bank-a")
+    features_for(eng, ids[0], as_of, "bank-a")
     cold_s = time.perf_counter() - started
     online = []
     for _ in range(args.requests):
         eid, bank = rnd.choice(ids), rnd.choice(("bank-a", "bank-b", "bank-c", "bank-d"))
         started = time.perf_counter()
-        features_for(ws, eid, as_of, bank)
+        features_for(eng, eid, as_of, bank)
         online.append(time.perf_counter() - started)
     ws.consent.log.flush()
     with ws.engine.connect() as conn:

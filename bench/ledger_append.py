@@ -34,8 +34,8 @@ from iotfin.db import migrate
 from iotfin.db.engine import make_engine
 from iotfin.ledger.checkpoint import SignerKey
 from iotfin.ledger.entry import Entry, leaf_input
-from iotfin.ledger.merkle import verify_consistency, verify_inclusion
 from iotfin.ledger.store import LedgerStore
+from iotfin.ledger.verify import verify_consistency, verify_inclusion
 
 ORIGIN = "bench.iotfin.example/ledger"
 

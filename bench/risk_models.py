@@ -78,14 +78,14 @@ def online_with_features(workspace: Path, requests: int) -> dict:
     ids = sorted(lender_of)
     rnd = random.Random(7)
     t0 = time.perf_counter()
-    f = features_for(ws, ids[0], as_of, lender_of[ids[0]])
+    f = features_for(ws.features, ids[0], as_of, lender_of[ids[0]])
     rate(model, f["features"])
     cold = time.perf_counter() - t0
     lat, cpu = [], []
     for _ in range(requests):
         eid = rnd.choice(ids)
         t0, c0 = time.perf_counter(), time.thread_time()
-        f = features_for(ws, eid, as_of, lender_of[eid])
+        f = features_for(ws.features, eid, as_of, lender_of[eid])
         rate(model, f["features"])
         lat.append((time.perf_counter() - t0) * 1000)
         cpu.append((time.thread_time() - c0) * 1000)

@@ -6,9 +6,9 @@ from typing import Any
 
 from sqlalchemy import insert
 
-from iotfin.supplychain.tables import ChainMember, SupplyChain
+from iotfin.decision.assessment import RiskAssessment
 from iotfin.identity.tables import Enterprise
-from iotfin.decision.model import RiskAssessment
+from iotfin.supplychain.tables import ChainMember, SupplyChain
 
 
 def assessment(enterprise_id: int, grade: str = "A", pd: str = "0.01", *, consent: bool = True, coverage: str = "0.95",

@@ -8,8 +8,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from iotfin.app.http import create_app
-from iotfin.decision.strategies import default_strategy_text
 from iotfin.app.workspace import Workspace
+from iotfin.decision.strategies import default_strategy_text
 from tests.decision.conftest import add_enterprises, assessment
 from tests.openapi_world import operator_headers
 
@@ -63,9 +63,8 @@ def test_bad_applications_are_problems(client: TestClient, change: dict, status:
 
 
 def test_assessment_in_body_refused_once_the_risk_engine_is_wired(client: TestClient, sqlite_workspace: Workspace) -> None:
-    from iotfin.decision.service import workspace_service
 
-    client.app.state.decision_service = workspace_service(sqlite_workspace, assess=lambda eid: assessment(eid))
+    client.app.state.decision_service = sqlite_workspace.decisions(assess=lambda eid: assessment(eid))
     refused = client.post("/api/v1/credit-applications", json=BODY)
     assert refused.status_code == 422 and "risk engine" in refused.json()["detail"]
     ok = client.post("/api/v1/credit-applications", json={k: v for k, v in BODY.items() if k != "assessment"})

@@ -8,11 +8,10 @@ import sys
 from decimal import Decimal
 from pathlib import Path
 
-from iotfin.core.settings import Settings
-from iotfin.decision.model import Application
-from iotfin.decision.service import workspace_service
-from iotfin.decision.strategies import default_strategy_text
 from iotfin.app.workspace import Workspace
+from iotfin.core.settings import Settings
+from iotfin.decision.applications import Application
+from iotfin.decision.strategies import default_strategy_text
 from tests.decision.conftest import add_enterprises, assessment
 
 
@@ -72,7 +71,7 @@ def test_publish_versions_and_queue_in_a_workspace(tmp_path: Path) -> None:
     assert r.returncode == 75 and "no previous deployment" in r.stderr
 
     ws = Workspace(Settings(data_dir=data))  # decide one in-process, then prove it from the CLI
-    decided = workspace_service(ws).decide(Application(1, "iot-working-capital", Decimal("200000"), 12), assessment(1))
+    decided = ws.decisions().decide(Application(1, "iot-working-capital", Decimal("200000"), 12), assessment(1))
     ws.ledger.checkpoint()
     ws.close()
     r = iotfin("ledger", "prove", f"credit_decision:{decided['decision_id']}", "--out", str(tmp_path / "b.json"),

@@ -10,13 +10,14 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from iotfin.demo.decision import build_applications, decide_applications
-from iotfin.decision.model import PRODUCTS, RiskAssessment
-from iotfin.decision.store import CreditApplication
-from iotfin.ledger.tables import ledger_anchors
-from iotfin.demo.loader import load_financing_requests, load_master_data
-from iotfin.sim import SimConfig, SimDataset, generate
 from iotfin.app.workspace import Workspace
+from iotfin.decision.applications import PRODUCTS
+from iotfin.decision.assessment import RiskAssessment
+from iotfin.decision.store import CreditApplication
+from iotfin.demo.decision import build_applications, decide_applications
+from iotfin.demo.loader import load_financing_requests, load_master_data
+from iotfin.ledger.tables import ledger_anchors
+from iotfin.sim import SimConfig, SimDataset, generate
 
 
 def entity_assess(ds: SimDataset):  # noqa: ANN201

@@ -8,22 +8,14 @@ from decimal import Decimal as D
 import pytest
 
 from iotfin.core.errors import ValidationError
-from iotfin.decision.model import (
-    PRODUCTS,
-    Application,
-    Exposure,
-    LimitPolicy,
-    LprCurve,
-    OfferTerms,
-    PricingPolicy,
-    RiskAssessment,
-    apr_disclosure,
-    credit_limit,
-    in_challenger,
-    price,
-    servicing_terms,
-    validate_application,
-)
+from iotfin.decision.applications import PRODUCTS, Application, validate_application
+from iotfin.decision.assessment import RiskAssessment
+from iotfin.decision.challenger import in_challenger
+from iotfin.decision.disclosure import OfferTerms, apr_disclosure
+from iotfin.decision.limits import Exposure, LimitPolicy, credit_limit
+from iotfin.decision.lpr import LprCurve
+from iotfin.decision.pricing import PricingPolicy, price
+from iotfin.lending.disclosure import offer_terms
 from tests.decision.conftest import assessment
 
 
@@ -110,7 +102,7 @@ def test_the_apr_offered_is_the_apr_signed(code: str) -> None:
     from iotfin.lending.disclosure import product_key_facts
 
     start, principal, rate, months = date(2026, 12, 1), D("300000.00"), D("0.0650"), 6
-    offer = servicing_terms(PRODUCTS[code].servicing, principal, rate, months, start)
+    offer = offer_terms(PRODUCTS[code].servicing, principal, rate, months, start)
     facts = product_key_facts(PRODUCTS[code].servicing, principal, rate, months, start)
     assert offer.apr == facts.apr_gross.quantize(D("0.0001")) and offer.fee == facts.upfront_fee
     assert offer.first_payment == facts.schedule[0].borrower_total and offer.method_zh and offer.method_en

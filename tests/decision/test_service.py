@@ -12,13 +12,15 @@ import pytest
 from sqlalchemy import delete, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from iotfin.app.workspace import Workspace
 from iotfin.core.errors import Conflict, NotFound, ServiceUnavailable, ValidationError
-from iotfin.decision.model import Application, LimitPolicy
-from iotfin.decision.service import DecisionPolicy, DecisionService, workspace_service
+from iotfin.decision.applications import Application
+from iotfin.decision.limits import LimitPolicy
+from iotfin.decision.service import DecisionPolicy, DecisionService
 from iotfin.decision.store import CreditDecision, DecisionStrategy
 from iotfin.decision.strategies import StrategyError, default_strategy_text
 from iotfin.ledger.evidence import verify_bundle
-from iotfin.app.workspace import Workspace
+from iotfin.lending.disclosure import offer_terms
 from tests.decision.conftest import add_enterprises, assessment
 
 APP = Application(1, "iot-working-capital", D("500000"), 12)
@@ -28,14 +30,14 @@ APP = Application(1, "iot-working-capital", D("500000"), 12)
 def svc(workspace: Workspace) -> DecisionService:
     """On SQLite and PostgreSQL."""
     add_enterprises(workspace.engine, range(1, 8), core=7)
-    return workspace_service(workspace)
+    return workspace.decisions()
 
 
 @pytest.fixture
 def lite(sqlite_workspace: Workspace) -> DecisionService:
     """SQLite only: for what does not depend on the backend."""
     add_enterprises(sqlite_workspace.engine, range(1, 8), core=7)
-    return workspace_service(sqlite_workspace)
+    return sqlite_workspace.decisions()
 
 
 def test_decision_is_stored_anchored_and_provable(svc: DecisionService, workspace: Workspace) -> None:
@@ -100,12 +102,12 @@ def test_a_decision_and_its_anchor_commit_together(workspace: Workspace) -> None
 
     before = ledger.store.size()
     with pytest.raises(RuntimeError, match="ledger failed"):
-        DecisionService(workspace.engine, anchor=anchor_then_fail).decide(APP, assessment(1))
+        DecisionService(workspace.engine, anchor=anchor_then_fail, apr=offer_terms).decide(APP, assessment(1))
     assert ledger.store.size() == before
     with workspace.engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM credit_applications")).scalar() == 0
         assert conn.execute(text("SELECT count(*) FROM credit_decisions")).scalar() == 0
-    decided = workspace_service(workspace).decide(APP, assessment(1))
+    decided = workspace.decisions().decide(APP, assessment(1))
     assert ledger.store.size() == before + 1
     ledger.checkpoint()
     assert verify_bundle(ledger.prove("credit_decision", str(decided["decision_id"])), ledger.verifier_key)
@@ -129,7 +131,7 @@ def test_assess_port_is_used(sqlite_workspace: Workspace) -> None:
     workspace = sqlite_workspace
     add_enterprises(workspace.engine, range(1, 3))
     seen = []
-    svc = workspace_service(workspace, assess=lambda eid: seen.append(eid) or assessment(eid, grade="AA"))
+    svc = workspace.decisions(assess=lambda eid: seen.append(eid) or assessment(eid, grade="AA"))
     assert svc.decide(APP)["decision"] == "approve" and seen == [1]
 
 
@@ -265,7 +267,7 @@ def test_counter_offer_and_decline(lite: DecisionService) -> None:
 def test_concurrent_decisions_cannot_spend_the_same_headroom(workspace: Workspace) -> None:
     add_enterprises(workspace.engine, range(1, 3))
     policy = DecisionPolicy(limits=LimitPolicy(single_borrower_max=D("1000000")))
-    svc = DecisionService(workspace.engine, policy=policy)
+    svc = DecisionService(workspace.engine, policy=policy, apr=offer_terms)
     svc.ensure_default()
     apps = [Application(1, "iot-working-capital", D("800000"), 12, ref=f"race-{i}") for i in range(4)]
     with ThreadPoolExecutor(4) as pool:

@@ -13,7 +13,9 @@ from typing import Any
 import pytest
 import zen
 
-from iotfin.decision.model import Application, Exposure, PricingPolicy
+from iotfin.decision.applications import Application
+from iotfin.decision.limits import Exposure
+from iotfin.decision.pricing import PricingPolicy
 from iotfin.decision.service import DecisionPolicy, evaluate_application
 from iotfin.decision.strategies import (
     CompiledStrategy,
@@ -21,6 +23,7 @@ from iotfin.decision.strategies import (
     compile_strategy,
     default_strategy_text,
 )
+from iotfin.lending.disclosure import offer_terms
 from tests.decision.conftest import assessment
 
 DEFAULT: dict[str, Any] = json.loads(default_strategy_text())
@@ -35,7 +38,8 @@ def decide(graph: dict[str, Any] | str, app: Application | None = None, policy: 
            **kw: Any):  # noqa: ANN201
     compiled, _ = compile_strategy(graph, samples=())
     app = app or Application(1, "iot-working-capital", D("500000"), 12)
-    return evaluate_application(compiled, app, assessment(1, **kw), policy or DecisionPolicy(), Exposure(), ON)
+    return evaluate_application(compiled, app, assessment(1, **kw), policy or DecisionPolicy(), Exposure(), ON,
+                                apr=offer_terms)
 
 
 def test_default_strategy_is_a_jdm_graph_that_compiles_cleanly() -> None:
@@ -147,7 +151,7 @@ def test_a_strategy_failing_at_run_time_gives_a_referral() -> None:
     unchecked = CompiledStrategy(json.dumps(broken), broken, zen.ZenEngine().create_decision(json.dumps(broken)),
                                  {n["id"]: n for n in broken["nodes"]})
     result = evaluate_application(unchecked, Application(1, "iot-working-capital", D("500000"), 12),
-                                  assessment(1), DecisionPolicy(), Exposure(), ON)
+                                  assessment(1), DecisionPolicy(), Exposure(), ON, apr=offer_terms)
     assert result.decision == "refer" and result.reasons[0].code == "NO_DECISION"
     assert "Decide" in result.reasons[0].en
 

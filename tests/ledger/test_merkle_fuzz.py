@@ -14,14 +14,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from iotfin.ledger.merkle import (
-    HASH_SIZE,
-    InvalidProof,
-    MemoryTree,
-    leaf_hash,
-    verify_consistency,
-    verify_inclusion,
-)
+from iotfin.ledger.hashing import HASH_SIZE, leaf_hash
+from iotfin.ledger.memtree import MemoryTree
+from iotfin.ledger.verify import InvalidProof, verify_consistency, verify_inclusion
 from tests.ledger import reference as ref
 
 LEAVES = [leaf_hash(b"fuzz %d" % i) for i in range(64)]

@@ -13,15 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from iotfin.ledger import merkle, tiles
-from iotfin.ledger.merkle import (
-    EMPTY_ROOT,
-    InvalidProof,
-    MemoryTree,
-    ProofRequestError,
-    leaf_hash,
-    verify_consistency,
-    verify_inclusion,
-)
+from iotfin.ledger.hashing import EMPTY_ROOT, leaf_hash
+from iotfin.ledger.memtree import MemoryTree
+from iotfin.ledger.proofs import ProofRequestError
+from iotfin.ledger.verify import InvalidProof, verify_consistency, verify_inclusion
 from tests.ledger import reference as ref
 
 LEAVES = [leaf_hash(b"leaf %d" % i) for i in range(1100)]

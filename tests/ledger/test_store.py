@@ -20,9 +20,10 @@ from iotfin.db.engine import make_engine, write_transaction
 from iotfin.ledger import merkle
 from iotfin.ledger.checkpoint import SignerKey, open_checkpoint
 from iotfin.ledger.entry import Entry
-from iotfin.ledger.merkle import ProofRequestError, verify_consistency, verify_inclusion
+from iotfin.ledger.proofs import ProofRequestError
 from iotfin.ledger.store import InconsistentCheckpoint, LedgerCorrupt, LedgerStore
 from iotfin.ledger.tiles import locate
+from iotfin.ledger.verify import verify_consistency, verify_inclusion
 from tests.ledger import reference as ref
 
 LEDGER_REVISION = "0002"

@@ -15,7 +15,8 @@ from iotfin.ledger.checkpoint import (
     sign_checkpoint,
     verify_note,
 )
-from iotfin.ledger.merkle import MemoryTree, leaf_hash
+from iotfin.ledger.hashing import leaf_hash
+from iotfin.ledger.memtree import MemoryTree
 from iotfin.ledger.witness import (
     AddCheckpointRequest,
     BadConsistencyProof,

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from iotfin.core.errors import Conflict, NotFound, ValidationError
-from iotfin.ledger.records import jsonable
+from iotfin.core.jsonvalues import jsonable
 from iotfin.lending import model as m
 from iotfin.lending.tables import GlEntry, Loan
 from iotfin.lending.service import LendingService, Offer

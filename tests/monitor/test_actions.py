@@ -25,8 +25,8 @@ from iotfin.supplychain.tables import TradeDocument
 from iotfin.identity.model import Principal
 from iotfin.lending.tables import CreditLine, LoanEvent
 from iotfin.lending.service import Offer
-from iotfin.monitor.actions import LendingActions, Resolutions, WebhookNotifier
-from iotfin.monitor.runtime import MonitorRuntime
+from iotfin.app.monitor_actions import LendingActions, Resolutions, WebhookNotifier
+from iotfin.app.monitor_runtime import MonitorRuntime
 from iotfin.monitor.service import MonitorService
 from iotfin.monitor.store import AlertStore, MonitorAlertEvent, load_device_meta
 from iotfin.telemetry.model import READING_SCHEMA

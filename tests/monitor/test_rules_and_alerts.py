@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from iotfin.core.errors import Conflict, ValidationError
+from iotfin.core.errors import ConfigError, Conflict, ValidationError
 from iotfin.monitor.model import AlertBook, DeviceMeta, SignalEvent, Tier, check_transition
 from iotfin.monitor.prices import PriceBook, PricePoint
 from iotfin.monitor.rules import RuleSet
@@ -155,17 +155,19 @@ def test_a_price_fall_revalues_every_pledged_lot_and_calls_margin(rules: RuleSet
 
 
 def test_trade_documents_are_checked_with_the_risk_features_definitions(rules: RuleSet) -> None:
+    from iotfin.app.monitor_ports import RiskTradeFeatures
     from iotfin.monitor.model import circle_polygon
     from iotfin.monitor.signals import local_day
     from iotfin.monitor.trade import GPS_CHECK, INVOICE_CHECK, documents_table
     from iotfin.risk.features.catalogue import BY_NAME
 
-    # The monitor's checks are the catalogue's features themselves, not copies of their SQL.
-    assert INVOICE_CHECK is BY_NAME["c_invoices_without_delivery_90d"]
-    assert GPS_CHECK is BY_NAME["c_deliveries_without_gps_90d"]
+    # The monitor's checks are the catalogue's features themselves (evaluated by risk through the
+    # monitor's port), not copies of their SQL.
+    assert INVOICE_CHECK == BY_NAME["c_invoices_without_delivery_90d"].name
+    assert GPS_CHECK == BY_NAME["c_deliveries_without_gps_90d"].name
     meta = DeviceMeta.build(np.array([1, 2, 3, 4]), [7, 7, 8, 7], ["gps_tracker"] * 4, np.array([0, 0, 0, 0]),
                             [circle_polygon(31.3, 120.58, 60_000)])
-    svc = MonitorService(meta, rules)
+    svc = MonitorService(meta, rules, trade_features=RiskTradeFeatures())
     rows = []
     for i in range(12):  # truck 1 stays in the yard (speed 0), truck 2 drives; truck 3 is never heard;
         # truck 4's speed samples all fall while it stands, but its fixes are 20 km apart: it drove
@@ -195,18 +197,24 @@ def test_trade_documents_are_checked_with_the_risk_features_definitions(rules: R
     assert {c.decision.rule for c in changes} == {"TRD-1", "TRD-2"} and all(c.tier == Tier.alert for c in changes)
     # Nothing issued that day, nothing found.
     assert svc.check_trade(documents_table([]), day + 1, T0 + 48 * H) == []
+    # Without the port there is nothing to check with: refused, not silently skipped.
+    with pytest.raises(ConfigError, match="trade_features"):
+        MonitorService(meta, rules).check_trade(docs, day, T0 + 24 * H)
 
 
 def test_energy_vs_reported_output_uses_the_sales_per_kwh_feature(rules: RuleSet) -> None:
+    from iotfin.app.monitor_ports import RiskTradeFeatures
     from iotfin.monitor.signals import local_day
-    from iotfin.monitor.trade import HISTORY_DAYS, OUTPUT_CHECK, documents_table
+    from iotfin.monitor.trade import OUTPUT_CHECK, documents_table
     from iotfin.risk.features.catalogue import BY_NAME
 
-    assert OUTPUT_CHECK is BY_NAME["c_sales_per_kwh_change"] and HISTORY_DAYS == 120
+    features = RiskTradeFeatures()
+    HISTORY_DAYS = features.lookback_days(OUTPUT_CHECK)  # noqa: N806 - the feature's look-back
+    assert OUTPUT_CHECK == BY_NAME["c_sales_per_kwh_change"].name and HISTORY_DAYS == 120
     # Enterprise 1 triples its invoiced sales on the same energy; enterprise 2 triples both (a real
     # expansion); enterprise 3 has no meter. Invoices every 10 days (each check is a query).
     meta = DeviceMeta.build(np.array([1, 2]), [1, 2], ["electricity_meter"] * 2)
-    svc = MonitorService(meta, rules)
+    svc = MonitorService(meta, rules, trade_features=features)
     day0 = int(local_day(np.array([T0]))[0])
     seen: list[tuple[int, int, str, str]] = []
     counter = {1: 0.0, 2: 0.0}

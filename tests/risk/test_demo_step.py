@@ -70,9 +70,7 @@ def test_ratings_come_from_a_trained_model_and_decide_applications(economy, rate
     assert any(a.capacity_revenue_12m > 0 for a in assessments)
     # every rating is stored, and the operator's profile view reads it back
     assert summary["ratings_stored"] == summary["rated"]
-    from iotfin.risk.service import operator_profile
-
-    stored = operator_profile(ws, profile.enterprise_id)
+    stored = ws.ratings.operator_profile(profile.enterprise_id)
     assert stored["grade"] == profile.grade and stored["as_of"] == end.isoformat()
     assert set(stored["dimensions"]) == {"entity", "asset", "transaction"}
     decided = decide_applications(ws, ds, assess, limit=15)

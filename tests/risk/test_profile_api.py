@@ -14,7 +14,6 @@ import pytest
 
 from iotfin.consent.model import GrantRequest
 from iotfin.risk import rate
-from iotfin.risk.service import record_ratings
 from tests.openapi_world import World, world  # noqa: F401  fixture
 from tests.risk.synth import enterprises
 
@@ -38,8 +37,8 @@ def rated(world: World, enterprise_model) -> World:  # noqa: F811, ANN001
     rows = enterprises(3, seed=21)
     rows["enterprise_id"] = [1, 2, 1]
     scored = rate(model, rows, keep=["enterprise_id"])
-    assert record_ratings(world.ws, model, "bank-a", AS_OF, scored.iloc[:2], {1: [], 2: ["e_sector"]}) == 2
-    assert record_ratings(world.ws, model, "bank-b", AS_OF, scored.iloc[2:], {1: []}) == 1
+    assert world.ws.ratings.record_ratings(model, "bank-a", AS_OF, scored.iloc[:2], {1: [], 2: ["e_sector"]}) == 2
+    assert world.ws.ratings.record_ratings(model, "bank-b", AS_OF, scored.iloc[2:], {1: []}) == 1
     _grant(world, 1, "bank-a")
     return world
 

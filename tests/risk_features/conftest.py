@@ -42,7 +42,7 @@ def economy(tmp_path_factory: pytest.TempPathFactory) -> Economy:
     ws.initialise()
     load_master_data(ws, ds)
     load_telemetry(ws, ds, now_ms=NOW_MS)
-    load_commodity_prices(ws, ds.table("commodity_prices"))
+    load_commodity_prices(ws.features, ds.table("commodity_prices"))
     ws.close()
     return Economy(root, ds)
 

@@ -20,7 +20,6 @@ from iotfin.core.errors import NotFound, ValidationError
 from iotfin.core.time import BUSINESS_TZ
 from iotfin.supplychain.tables import TradeDocument
 from iotfin.risk.features import CATALOGUE, compute_features, features_for, training_set
-from iotfin.risk.features.engine import engine_for
 from iotfin.risk.features.sql import feature_query
 from iotfin.telemetry.model import READING_SCHEMA
 from tests.risk_features.conftest import LAST_DAY, NOW_MS, Economy
@@ -40,7 +39,7 @@ def _grant(ws, enterprise_ids, scopes, recipient="bank-a", **kw):  # noqa: ANN00
 
 def test_a_reading_or_document_after_as_of_changes_nothing(economy: Economy, tmp_path: Path) -> None:
     ws = economy.workspace(tmp_path / "copy")
-    eng = engine_for(ws)
+    eng = ws.features
     before, dev = eng.unscoped(AS_OF)
     meters = dev.filter(pa.compute.equal(dev["device_type"], "electricity_meter"))
     meter, owner = meters["device_id"][0].as_py(), meters["enterprise_id"][0].as_py()
@@ -75,7 +74,7 @@ def test_a_reading_or_document_after_as_of_changes_nothing(economy: Economy, tmp
 
 def test_a_later_duplicate_of_a_reading_never_changes_the_rollup(economy: Economy, tmp_path: Path) -> None:
     ws = economy.workspace(tmp_path / "copy")
-    eng = engine_for(ws)
+    eng = ws.features
     before, dev = eng.unscoped(AS_OF)
     meter = dev.filter(pa.compute.equal(dev["device_type"], "electricity_meter"))["device_id"][0].as_py()
     start = int(datetime(AS_OF.year, AS_OF.month, AS_OF.day, tzinfo=BUSINESS_TZ).timestamp() * 1000)
@@ -89,14 +88,14 @@ def test_a_later_duplicate_of_a_reading_never_changes_the_rollup(economy: Econom
 
 
 def test_consent_scopes_what_a_lender_sees(ws) -> None:  # noqa: ANN001
-    unscoped, _ = engine_for(ws).unscoped(AS_OF)
+    unscoped, _ = ws.features.unscoped(AS_OF)
     everything = {r["enterprise_id"]: r for r in unscoped.to_pylist()}
     ids = sorted(everything)
     _grant(ws, ids[:10], ["trade_documents", "business_registration"])
     _grant(ws, ids[:5], ["telemetry:energy", "telemetry:equipment", "telemetry:inventory", "telemetry:gps",
                          "telemetry:security", "telemetry:environment", "telemetry:livestock", "tax_rating",
                          "credit_report"])
-    table = compute_features(ws, AS_OF, "bank-a")
+    table = compute_features(ws.features, AS_OF, "bank-a")
     rows = {r["enterprise_id"]: r for r in table.to_pylist()}
     assert set(rows) == set(ids) and table["as_of"][0].as_py() == AS_OF
     for eid in ids[:5]:  # everything granted
@@ -116,7 +115,7 @@ def test_consent_scopes_what_a_lender_sees(ws) -> None:  # noqa: ANN001
 
     # A batch over some enterprises reads only their data and gives the same rows (sums over fewer
     # rows may be added in another order: equal to the last few bits).
-    some = compute_features(ws, AS_OF, "bank-a", enterprise_ids=[ids[0], ids[7], ids[30]]).to_pylist()
+    some = compute_features(ws.features, AS_OF, "bank-a", enterprise_ids=[ids[0], ids[7], ids[30]]).to_pylist()
     for r in some:
         full = rows[r["enterprise_id"]]
         assert r.keys() == full.keys()
@@ -124,14 +123,14 @@ def test_consent_scopes_what_a_lender_sees(ws) -> None:  # noqa: ANN001
                    for k in r), r["enterprise_id"]
 
     # Online: the same values as the batch, and a withdrawal takes effect on the next request.
-    one = features_for(ws, ids[0], AS_OF, "bank-a")
+    one = features_for(ws.features, ids[0], AS_OF, "bank-a")
     assert one["withheld"] == {} and one["features"] == {n: rows[ids[0]][n] for n in FEATURES}
-    partial = features_for(ws, ids[7], AS_OF, "bank-a")
+    partial = features_for(ws.features, ids[7], AS_OF, "bank-a")
     assert partial["withheld"]["e_tax_grade"] == "tax_rating: scope_not_granted"
     assert {n: partial["features"][n] for n in FEATURES} == {n: rows[ids[7]][n] for n in FEATURES}
     energy_grant = [g for g in ws.consent.grants(ids[0], "bank-a") if "telemetry:energy" in g.scopes][0]
     ws.consent.withdraw(energy_grant.id, ids[0])
-    after = features_for(ws, ids[0], AS_OF, "bank-a")
+    after = features_for(ws.features, ids[0], AS_OF, "bank-a")
     assert after["withheld"]["a_energy_kwh_30d"] == "telemetry:energy: withdrawn"
     assert after["features"]["a_energy_kwh_30d"] is None and after["features"]["t_sales_90d"] is not None
 
@@ -147,7 +146,7 @@ def test_consent_scopes_what_a_lender_sees(ws) -> None:  # noqa: ANN001
 def test_a_data_window_too_short_for_a_look_back_withholds_only_those_features(ws) -> None:  # noqa: ANN001
     eid = 3
     _grant(ws, [eid], ["trade_documents", "telemetry:energy"], recipient="bank-w", window_start=AS_OF - timedelta(days=40))
-    out = features_for(ws, eid, AS_OF, "bank-w")
+    out = features_for(ws.features, eid, AS_OF, "bank-w")
     assert out["withheld"]["t_dso_days"] == "trade_documents: outside_window"  # 365-day look-back
     assert out["withheld"]["a_capacity_kw"] == "telemetry:energy: outside_window"
     assert "t_sales_90d" in out["withheld"] and "a_energy_kwh_30d" not in out["withheld"]
@@ -158,7 +157,7 @@ def test_consistency_checks_catch_the_injected_fabricated_trades(economy: Econom
     incidents = economy.ds.table("incidents").to_pylist()
     fabricated = {i["enterprise_id"] for i in incidents if i["incident_type"] == "fabricated_trade"}
     assert fabricated, "the economy should carry fabricated trades"
-    table, _ = engine_for(ws).unscoped(LAST_DAY)
+    table, _ = ws.features.unscoped(LAST_DAY)
     flagged = {r["enterprise_id"] for r in table.to_pylist()
                if r["c_invoices_without_delivery_90d"] or r["c_deliveries_without_gps_90d"]}
     assert fabricated <= flagged
@@ -166,7 +165,7 @@ def test_consistency_checks_catch_the_injected_fabricated_trades(economy: Econom
     # Before the first fabricated order, nothing flags those sellers on invoices.
     first = min(datetime.fromtimestamp(i["start_ts"] / 1000, BUSINESS_TZ).date() for i in incidents
                 if i["incident_type"] == "fabricated_trade")
-    early, _ = engine_for(ws).unscoped(first - timedelta(days=1))
+    early, _ = ws.features.unscoped(first - timedelta(days=1))
     assert all(not r["c_invoices_without_delivery_90d"] for r in early.to_pylist() if r["enterprise_id"] in fabricated)
     # The documents each incident names are the ones counted.
     docs = [d for i in incidents if i["incident_type"] == "fabricated_trade" for d in json.loads(i["detail"])["document_ids"]]
@@ -180,12 +179,12 @@ def test_training_labels_come_from_the_ground_truth(economy: Economy, ws) -> Non
             return pa.table({"enterprise_id": [5, 6], "default_on": [AS_OF + timedelta(days=5), AS_OF - timedelta(days=1)],
                              "cause": ["x", "y"]})
 
-    t = training_set(ws, Truth(), [AS_OF - timedelta(days=10), AS_OF], horizon_days=10)
+    t = training_set(ws.features, Truth(), [AS_OF - timedelta(days=10), AS_OF], horizon_days=10)
     rows = {(r["enterprise_id"], r["as_of"]): r["default"] for r in t.to_pylist()}
     assert rows[(5, AS_OF)] == 1 and rows[(5, AS_OF - timedelta(days=10))] == 0
     assert rows[(6, AS_OF - timedelta(days=10))] == 1 and (6, AS_OF) not in rows  # already defaulted: not an applicant
     assert sum(rows.values()) == 2 and t.column_names[-1] == "default" and set(FEATURES) <= set(t.column_names)
-    real = training_set(ws, economy.ds, [AS_OF], horizon_days=30)
+    real = training_set(ws.features, economy.ds, [AS_OF], horizon_days=30)
     assert real.num_rows > 0 and sum(real["default"].to_pylist()) == sum(
         1 for d in economy.ds.table("defaults").to_pylist() if AS_OF < d["default_on"] <= AS_OF + timedelta(days=30))
 
@@ -193,22 +192,22 @@ def test_training_labels_come_from_the_ground_truth(economy: Economy, ws) -> Non
 def test_the_spark_reading_of_the_sql_gives_the_same_features(ws) -> None:  # noqa: ANN001
     """The query as Spark SQL understands it (sqlglot, read as Spark, written for DuckDB) computes
     the same table: the definitions need no second copy to run on Spark."""
-    ours, _ = engine_for(ws).unscoped(LAST_DAY)
-    spark, _ = engine_for(ws).unscoped(LAST_DAY, query=lambda a: sqlglot.transpile(
+    ours, _ = ws.features.unscoped(LAST_DAY)
+    spark, _ = ws.features.unscoped(LAST_DAY, query=lambda a: sqlglot.transpile(
         feature_query(a), read="spark", write="duckdb")[0])
     assert spark.equals(ours)
 
 
 def test_bad_requests(ws) -> None:  # noqa: ANN001
     with pytest.raises(ValidationError, match="business date"):
-        compute_features(ws, datetime(2026, 4, 1, tzinfo=UTC), "bank-a")
+        compute_features(ws.features, datetime(2026, 4, 1, tzinfo=UTC), "bank-a")
     with pytest.raises(ValidationError, match="recipient"):
-        compute_features(ws, AS_OF, "Bank A")
+        compute_features(ws.features, AS_OF, "Bank A")
     with pytest.raises(ValidationError, match="purpose"):
-        features_for(ws, 1, AS_OF, "bank-a", purpose="marketing")
+        features_for(ws.features, 1, AS_OF, "bank-a", purpose="marketing")
     with pytest.raises(NotFound):
-        features_for(ws, 99_999, AS_OF, "bank-a")
+        features_for(ws.features, 99_999, AS_OF, "bank-a")
     with pytest.raises(ValidationError, match="horizon"):
-        training_set(ws, None, [AS_OF], horizon_days=0)
+        training_set(ws.features, None, [AS_OF], horizon_days=0)
     # Before anything was founded there is nothing to rate.
-    assert compute_features(ws, date(1980, 1, 1), "bank-a").num_rows == 0
+    assert compute_features(ws.features, date(1980, 1, 1), "bank-a").num_rows == 0

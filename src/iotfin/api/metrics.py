@@ -10,12 +10,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from iotfin.core.jsonout import dumps
+from iotfin.core.metrics import REGISTRY
 
-REGISTRY = CollectorRegistry(auto_describe=True)
 REQUESTS = Counter("iotfin_http_requests_total", "HTTP requests by route, method and status",
                    ["method", "route", "status"], registry=REGISTRY)
 LATENCY = Histogram("iotfin_http_request_duration_seconds", "HTTP request latency by route",

@@ -47,7 +47,7 @@ def create_app(ws: Workspace, background: bool = True, device_transport: bool = 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        from iotfin.monitor.runtime import MonitorRuntime
+        from iotfin.app.monitor_runtime import MonitorRuntime
         from iotfin.protection.redact import install as redact_logs
         from iotfin.webhooks.worker import DeliveryWorker
 

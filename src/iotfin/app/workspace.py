@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -27,6 +29,8 @@ class Workspace:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.data_dir = Path(settings.data_dir)
+        # The demo's bulk-load monitor, subscribed to ingest; a server's monitor takes its place.
+        self.bulk_load_monitor: Callable[[Any], Any] | None = None
 
     @cached_property
     def engine(self) -> Engine:
@@ -53,7 +57,10 @@ class Workspace:
 
     @cached_property
     def ledger(self) -> LedgerService:
-        return LedgerService(self.engine, load_or_create_signer(self.data_dir / "ledger.key"))
+        from iotfin.app.ledger_records import record_loaders
+
+        return LedgerService(self.engine, load_or_create_signer(self.data_dir / "ledger.key"),
+                             loaders=record_loaders())
 
     @cached_property
     def devices(self) -> DeviceService:
@@ -64,6 +71,10 @@ class Workspace:
         """Provenance guard, device events and online/offline state of the serving process."""
         return DeviceRuntime(self.engine, self.registry,
                              load_devices=lambda ids: register_missing(self.engine, self.registry, ids))
+
+    def device_runtime_started(self) -> bool:
+        """Whether this process runs the device runtime (a device-serving process) — not built on demand."""
+        return "device_runtime" in self.__dict__
 
     def reload_registry(self) -> None:
         """Rebuild the in-memory device registry (and what holds it) after bulk device changes."""
@@ -99,8 +110,8 @@ class Workspace:
 
     @cached_property
     def pii(self):  # noqa: ANN201
+        from iotfin.identity.crypto import FieldCipher
         from iotfin.identity.keyring import KeyRing
-        from iotfin.protection.crypto import FieldCipher
 
         return FieldCipher(KeyRing(self.data_dir / "pii_keys.json"))
 
@@ -113,12 +124,47 @@ class Workspace:
 
     @cached_property
     def protection(self):  # noqa: ANN201
-        from iotfin.protection.relief import LendingRelief
+        from iotfin.app.lending_relief import LendingRelief
         from iotfin.protection.service import ProtectionService
 
         return ProtectionService(self.engine, self.pii, ack_hours=self.settings.complaint_ack_hours,
                                  resolve_days=self.settings.complaint_resolve_days, events=self.webhooks.emit,
                                  relief=LendingRelief(self.lending))
+
+    # --- credit decisioning: the submit use case's ports ------------------------------------------
+
+    def decisions(self, assess: Any = None) -> Any:
+        """A decision service wired to this workspace: decisions anchored in the ledger (in their own
+        transaction), the lender's consent checked and logged, the risk engine once a model is
+        trained, and lending's key facts for the APR; `assess` fixes the assessment (tests, benchmarks)."""
+        from iotfin.decision.service import DecisionService
+        from iotfin.lending.disclosure import offer_terms
+        from iotfin.supplychain.store import core_enterprise_of
+
+        return DecisionService(self.engine, assess=assess, apr=offer_terms,
+                               anchor=lambda conn, decision_id: self.ledger.anchor_from_source(
+                                   "credit_decision", [decision_id], checkpoint=False, conn=conn),
+                               consent=self.credit_report_consent, risk_engine=self.risk_assessor,
+                               core_of=core_enterprise_of)
+
+    @cached_property
+    def decision(self) -> Any:
+        return self.decisions()
+
+    def credit_report_consent(self, lender: str, enterprise_id: int, *, detail: str, conn: Any = None,
+                              log: bool = True) -> str | None:
+        """Decisioning's consent port: may `lender` read the enterprise's credit report for a credit
+        assessment today? None if so, else the refusal (zh/en)."""
+        from iotfin.consent.model import REASONS
+        from iotfin.core.time import business_date, utc_now
+
+        today = business_date(utc_now())
+        decision = self.consent.check(lender, enterprise_id, "credit_report", "credit_assessment", (today, today),
+                                      detail=detail, conn=conn, log=log)
+        if decision.allowed:
+            return None
+        zh, en = REASONS[decision.reason]
+        return f"no consent from enterprise {enterprise_id} for credit_report (credit_assessment): {en} / {zh}"
 
     @property
     def enterprise_model_dir(self) -> Path:
@@ -129,12 +175,41 @@ class Workspace:
         """The online risk assessor (features within consent + the enterprise model) once a model
         has been trained in this workspace, else None; looked for again on the next call."""
         if "_assessor" not in self.__dict__:
-            from iotfin.risk.assess import OnlineAssessor, has_model
+            from iotfin.app.assessment import OnlineAssessor
+            from iotfin.risk.assess import has_model
 
             if not has_model(self.enterprise_model_dir):
                 return None
-            self._assessor = OnlineAssessor(self, self.enterprise_model_dir)
+            self._assessor = OnlineAssessor(self.features, self.enterprise_model_dir)
         return self._assessor
+
+    # --- risk and monitoring: their ports, filled from the contexts that own the data --------------
+
+    @cached_property
+    def features(self):  # noqa: ANN201 - DuckDB and pyarrow: loaded on first use
+        """The credit features of this workspace, and its online snapshots: consent through the consent
+        service, device and trade rows from their contexts (`iotfin.app.risk_ports`)."""
+        from iotfin.app.risk_ports import RecordSources, RiskConsent
+        from iotfin.risk.features.engine import FeatureEngine
+
+        return FeatureEngine(self.engine, self.telemetry, self.data_dir, RiskConsent(self.consent), RecordSources())
+
+    @cached_property
+    def ratings(self):  # noqa: ANN201
+        """Credit ratings recorded and read under the enterprises' consent."""
+        from iotfin.app.risk_ports import RecordSources, RiskConsent
+        from iotfin.risk.service import RatingService
+
+        return RatingService(self.engine, RiskConsent(self.consent), RecordSources())
+
+    def monitor_service(self, meta: Any, **kwargs: Any) -> Any:
+        """A monitor service whose day-end trade checks evaluate the risk features' own definitions over
+        this workspace's trade documents (`iotfin.app.monitor_ports`); `kwargs` as MonitorService's."""
+        from iotfin.app.monitor_ports import RiskTradeFeatures, SupplyChainDocuments
+        from iotfin.monitor.service import MonitorService
+
+        return MonitorService(meta, trade_features=RiskTradeFeatures(), trade_documents=SupplyChainDocuments(),
+                              **kwargs)
 
     def initialise(self) -> str | None:
         """Apply migrations and seed the standard device profiles; safe to run any number of times."""

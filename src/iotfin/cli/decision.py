@@ -30,9 +30,8 @@ def _read(path: Path, what: str) -> bytes:
 
 
 def _service(data_dir: Path | None) -> Any:
-    from iotfin.decision.service import workspace_service
 
-    return workspace_service(kit.workspace(data_dir, schema=True))
+    return kit.workspace(data_dir, schema=True).decisions()
 
 
 def _print(data: Any, as_json: bool) -> None:
@@ -47,9 +46,12 @@ def run(strategy: Annotated[Path, typer.Option("--strategy", help="JDM strategy 
         input_file: Annotated[Path, typer.Option("--input", help="JSON: {application, assessment, exposure?, on?}.")],
         as_json: JsonOpt = False) -> None:
     """Decide one application with a strategy file, without storing anything (a risk officer's dry run)."""
-    from iotfin.decision.model import Application, Exposure, RiskAssessment
+    from iotfin.decision.applications import Application
+    from iotfin.decision.assessment import RiskAssessment
+    from iotfin.decision.limits import Exposure
     from iotfin.decision.service import DecisionPolicy, evaluate_application
     from iotfin.decision.strategies import compile_strategy
+    from iotfin.lending.disclosure import offer_terms
 
     compiled, warnings = compile_strategy(_read(strategy, "--strategy"))
     try:
@@ -64,7 +66,8 @@ def run(strategy: Annotated[Path, typer.Option("--strategy", help="JDM strategy 
     exposure = Exposure(to_money(exp.get("borrower", "0")), to_money(exp.get("core", "0")))
     on = date.fromisoformat(data["on"]) if data.get("on") else assessment.as_of.date()
     result = evaluate_application(compiled, app, assessment, DecisionPolicy(), exposure, on,
-                                  strategy_name=strategy.name, has_core=app.core_enterprise_id is not None)
+                                  strategy_name=strategy.name, has_core=app.core_enterprise_id is not None,
+                                  apr=offer_terms)
     _print(result.to_json() | {"warnings": warnings}, as_json)
 
 

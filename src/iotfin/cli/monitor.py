@@ -23,39 +23,6 @@ def _alerts(data_dir: Path | None) -> Any:
     return AlertStore(kit.workspace(data_dir, schema=True).engine)
 
 
-@monitor_app.command("evaluate")
-def evaluate_cmd(
-    enterprises: Annotated[int, typer.Option(min=5, max=100_000)] = 120,
-    days: Annotated[int, typer.Option(min=10, max=3650)] = 30,
-    seed: int = 7,
-    devices: Annotated[int | None, typer.Option(help="Fleet size (default 10 per enterprise).")] = None,
-    workdir: Annotated[Path | None, typer.Option(help="Keep the run here (default: a temporary folder).")] = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Simulate, push the telemetry through the real ingest path with the monitor subscribed, and report
-    recall, time to detect and false alerts per incident type against the ground truth."""
-    from iotfin.demo.monitor_eval import evaluate
-
-    with kit.progress(enabled=not as_json) as progress:
-        report = evaluate(enterprises=enterprises, days=days, seed=seed, devices=devices, workdir=workdir,
-                          progress=progress)
-    kit.emit(report, as_json, _render_evaluation)
-
-
-def _render_evaluation(r: dict[str, Any]) -> None:
-    from rich.table import Table
-
-    table = Table(title="Detection vs ground truth / 预警检出评估", title_justify="left")
-    for col in ("incident type", "incidents", "detected", "recall", "TTD median h", "TTD p95 h"):
-        table.add_column(col, justify="left" if col == "incident type" else "right")
-    for kind, e in r["per_incident_type"].items():
-        table.add_row(kind, str(e["incidents"]), str(e["detected"]), "-" if e["recall"] is None else f"{e['recall']:.0%}",
-                      str(e.get("ttd_median_h", "-")), str(e.get("ttd_p95_h", "-")))
-    kit.out.print(table)
-    kit.out.print(f"false alerts: {r['false_alerts']} ({r['false_alerts_per_1000_device_days']} per 1,000 device-days "
-                  f"over {r['device_days']:,.0f} device-days); alert latency p99 {r['alert_latency_s']['p99']} s")
-
-
 @monitor_app.command("rules-check")
 def rules_check(path: Annotated[Path, typer.Argument(help="JDM decision model (JSON).")],
                 version: Annotated[str | None, typer.Option(help="Version (default: metadata.version).")] = None,

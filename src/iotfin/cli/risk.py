@@ -41,21 +41,11 @@ def _workspace(data_dir: Path | None, anchor: bool | None) -> Any:
     """The workspace to anchor in: asked for (--anchor), or found (an existing SQLite file or a configured URL)."""
     if anchor is False:
         return None
-    from iotfin.app.workspace import Workspace
-    from iotfin.core.settings import load_settings
-    from iotfin.db import migrate
-
-    settings = load_settings(data_dir=data_dir)
+    settings = kit.settings(data_dir)
     exists = settings.database_url is not None or (Path(settings.data_dir) / "iotfin.db").exists()
     if not exists and not anchor:
         return None
-    ws = Workspace(settings)
-    current, head = migrate.current_revision(ws.engine), migrate.head_revision()
-    if current != head:
-        from iotfin.core.errors import ConfigError
-
-        raise ConfigError(f"database is at schema revision {current or 'none'}, the code needs {head}: run `iotfin db upgrade`")
-    return ws
+    return kit.workspace(data_dir, schema=True)
 
 
 @risk_app.command("train")
@@ -180,13 +170,11 @@ def profile_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """An enterprise's latest credit profile: three-dimension sub-scores, combined PD and grade, reasons (zh-CN/en)."""
-    from iotfin.risk.service import operator_profile
-
     if as_lender and not lender:
         raise ValidationError("--as-lender needs --lender CODE")
     ws = kit.workspace(data_dir, schema=True)
     try:
-        data = operator_profile(ws, enterprise_id, lender, as_lender)
+        data = ws.ratings.operator_profile(enterprise_id, lender, as_lender)
     finally:
         ws.close()  # flushes the access log
     kit.emit(data, as_json, lambda d: kit.out.print(*render_profile(d)))
@@ -216,41 +204,3 @@ def render_profile(p: dict[str, Any]) -> list[Any]:
                    "for want of consent (treated as missing)")
     return out
 
-
-def _seeds(text: str, name: str) -> list[int]:
-    try:
-        seeds = [int(s) for s in text.split(",") if s.strip()]
-    except ValueError:
-        raise ValidationError(f"{name}: comma-separated seed numbers, e.g. 1,2 (got {text!r})") from None
-    if not seeds or any(s < 0 for s in seeds):
-        raise ValidationError(f"{name}: at least one seed, none negative (got {text!r})")
-    return seeds
-
-
-@risk_app.command("compare")
-def compare_cmd(
-    train_seeds: Annotated[str, typer.Option("--train-seeds", help="Simulator seeds to train on, e.g. 1,2.")] = "1,2",
-    test_seeds: Annotated[str, typer.Option("--test-seeds", help="Other seeds to test on, e.g. 3.")] = "3",
-    enterprises: Annotated[int, typer.Option(help="Enterprises per simulated economy.", min=20)] = 200,
-    days: Annotated[int, typer.Option(help="Simulated days per economy.", min=60, max=3650)] = 240,
-    max_bad_rate: Annotated[float | None, typer.Option("--max-bad-rate", help="Bad-rate limit for the approvable share (default: half the test sample's bad rate).")] = None,
-    workdir: Annotated[Path | None, typer.Option("--workdir", help="Keep the economies and models here (default: a temporary folder).")] = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Three-dimension vs entity-only model on the simulator: train on some seeds, test on others (AUC, KS, approvable share)."""
-    import tempfile
-
-    from iotfin.demo.risk_compare import compare
-
-    train, test = _seeds(train_seeds, "--train-seeds"), _seeds(test_seeds, "--test-seeds")
-    with tempfile.TemporaryDirectory(prefix="iotfin-compare-") as tmp:
-        result = compare(train, test, workdir or Path(tmp), enterprises=enterprises, days=days, max_bad_rate=max_bad_rate)
-    lines = [f"train seeds {result['train']['seeds']} ({result['train']['rows']} rows, {result['train']['bads']} defaults); "
-             f"test seeds {result['test']['seeds']} ({result['test']['rows']} rows, {result['test']['bads']} defaults); "
-             f"approvable at a bad rate ≤ {result['max_bad_rate']:.2%}"]
-    for name, m in result["models"].items():
-        for which, t in m["test"].items():
-            lines.append(f"  {name:<16} {which:<10} AUC {t['auc']:.3f}  KS {t['ks']:.3f}  approvable "
-                         f"{t['approvable_share_expected']:.1%} (expected) / {t['approvable_share_realised']:.1%} (realised)")
-    lines.append(result["note"])
-    _print(result, as_json, "\n".join(lines))

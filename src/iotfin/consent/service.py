@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Engine, update
+from sqlalchemy import Connection, Engine, insert, update
 
 from iotfin.consent import store
 from iotfin.consent.model import (
@@ -114,15 +114,28 @@ class ConsentService:
     # --- checks ---------------------------------------------------------------------------------
 
     def check(self, recipient: str, enterprise_id: int, scope: str, purpose: str, data_range: tuple[date, date],
-              now: datetime | None = None, onward_to: str | None = None, detail: str | None = None) -> Decision:
-        """Decide one read and log it (allowed or not)."""
+              now: datetime | None = None, onward_to: str | None = None, detail: str | None = None,
+              conn: Connection | None = None, log: bool = True) -> Decision:
+        """Decide one read and log it (allowed or not). Given `conn`, the grants are read in that
+        transaction and an allowed read's access row is written in it (a use case commits the read with
+        what it writes, or neither); a refusal is logged through the batching writer whatever becomes
+        of the transaction, as every other row is. With `log=False` nothing is logged: a pre-check,
+        followed by a logged check."""
         now = now or self.clock()
         validate_recipient(recipient)
-        with self.engine.connect() as conn:
+        if conn is None:
+            with self.engine.connect() as reader:
+                grants = store.grants_for(reader, enterprise_id, recipient)
+        else:
             grants = store.grants_for(conn, enterprise_id, recipient)
         decision = check(grants, recipient, enterprise_id, scope, purpose, data_range, now, onward_to)
-        self.log.append([Access(enterprise_id, recipient, scope, purpose, data_range[0], data_range[1], now,
-                                decision.allowed, decision.reason, decision.grant_id, onward_to, detail)])
+        if log:
+            access = [Access(enterprise_id, recipient, scope, purpose, data_range[0], data_range[1], now,
+                             decision.allowed, decision.reason, decision.grant_id, onward_to, detail)]
+            if conn is None or not decision.allowed:
+                self.log.append(access)
+            else:
+                conn.execute(insert(store.access_t), store.access_rows(access))
         return decision
 
     def check_many(self, recipient: str, enterprise_ids: Iterable[int],

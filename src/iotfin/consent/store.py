@@ -142,10 +142,13 @@ def grants_of_recipient(conn: Connection, recipient: str, enterprise_ids: Iterab
     return [to_grant(r) for r in conn.execute(_OF_RECIPIENT_IN, {"r": recipient, "ids": ids})]
 
 
-def grant_body(conn: Connection, record_id: str) -> dict[str, Any] | None:
-    """The grant as the ledger anchors and proves it (iotfin.ledger.service.LOADERS)."""
-    row = conn.execute(select(grants_t).where(grants_t.c.id == int(record_id))).mappings().first()
-    return None if row is None else dict(row)
+def grant_records(conn: Connection, record_ids: Sequence[str] | None) -> dict[str, dict[str, Any]]:
+    """The grants as the ledger anchors, proves and audits them (its RecordLoader port,
+    iotfin.ledger.ports)."""
+    query = select(grants_t).order_by(grants_t.c.id)
+    if record_ids is not None:
+        query = query.where(grants_t.c.id.in_([int(rid) for rid in record_ids]))
+    return {str(row["id"]): dict(row) for row in conn.execute(query).mappings()}
 
 
 def access_rows(accesses: Iterable[Access]) -> list[dict[str, Any]]:

@@ -89,3 +89,13 @@ class TooManyRequests(IotfinError):
 
     def problem_extra(self) -> dict[str, object]:
         return {"retry_after": max(1, round(self.retry_after + 0.4999))}
+
+
+class MalformedPayload(ValueError):
+    """A device payload cannot be read at all (not JSON, wrong shape, too large): quarantined with its
+    reason. Here, not in ingest, because the devices context raises it too (an authentic signed message
+    whose inner payload is not JSON)."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(detail)
+        self.reason = reason

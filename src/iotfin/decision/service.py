@@ -2,7 +2,7 @@
 
 The service is built with ports, so the contexts it depends on plug in without it importing them:
 `assess(enterprise_id) -> RiskAssessment` (the risk engine), `apr(servicing_product, principal,
-annual_rate, months, start) -> OfferTerms` (`servicing_terms`: lending's key facts for the product
+annual_rate, months, start) -> OfferFacts` (`lending.disclosure.offer_terms`: lending's key facts for the product
 that will book the loan, so the APR offered is the APR signed) and
 `anchor(conn, decision_id)` (the ledger, called inside the transaction that stores the decision, so
 a decision and its anchor commit together: no stored decision without its anchor, and one durable
@@ -20,46 +20,36 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NoReturn
 
 import orjson
 import zen
 from sqlalchemy import Connection, Engine, Select, Text, bindparam, cast, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from iotfin.core.errors import Conflict, NotFound, ServiceUnavailable, ValidationError
+from iotfin.core.errors import Conflict, Forbidden, NotFound, ServiceUnavailable, ValidationError
 from iotfin.core.money import quantize_fen, to_money
 from iotfin.core.time import business_date, utc_now
 from iotfin.db.engine import write_transaction
 from iotfin.db.pagination import PageParams, paginate
-from iotfin.decision.model import (
+from iotfin.decision.applications import PRODUCTS, Application, Product, validate_application
+from iotfin.decision.assessment import RiskAssessment
+from iotfin.decision.challenger import in_challenger
+from iotfin.decision.disclosure import apr_disclosure
+from iotfin.decision.limits import Exposure, LimitPolicy, credit_limit
+from iotfin.decision.lpr import LprCurve
+from iotfin.decision.ports import Anchor, AprPort, Assess, ConsentCheck, CoreOf, RiskEngine  # noqa: E402
+from iotfin.decision.pricing import PricingPolicy, price
+from iotfin.decision.reasons import (
     LIMIT_REDUCED,
     NO_DECISION,
     PRICE_ABOVE_CEILING,
-    PRODUCTS,
     TENOR_REDUCED,
     TERMS_MISSING,
-    ZERO,
-    Application,
-    DecisionResult,
-    Exposure,
-    LimitPolicy,
-    LprCurve,
-    OfferTerms,
-    PricingPolicy,
-    Product,
     Reason,
-    RiskAssessment,
-    apr_disclosure,
-    credit_limit,
-    in_challenger,
     limit_below_minimum,
-    plain,
-    price,
-    servicing_terms,
-    to_rate,
-    validate_application,
 )
+from iotfin.decision.result import DecisionResult
 from iotfin.decision.store import (
     CreditApplication,
     CreditDecision,
@@ -76,12 +66,9 @@ from iotfin.decision.strategies import (
     outcome_from_result,
     strategy_context,
 )
+from iotfin.decision.values import ZERO, plain, to_rate
+from iotfin.identity.access import set_owner_in  # noqa: E402
 from iotfin.identity.tables import Enterprise
-from iotfin.supplychain.tables import ChainMember, SupplyChain
-
-Assess = Callable[[int], RiskAssessment]
-AprPort = Callable[[str, Decimal, Decimal, int, date], OfferTerms]
-Anchor = Callable[[Connection, str], object]
 
 STRATEGY_DECLINE = Reason("STRATEGY_DECLINE", "不符合授信策略", "Declined by the credit strategy")
 STRATEGY_REFER = Reason("STRATEGY_REFER", "授信策略要求人工审核", "The credit strategy routes this application to an officer")
@@ -93,8 +80,6 @@ STATUS_OF = {"approve": "approved", "decline": "declined", "refer": "referred", 
 # of the CPU of a stored decision).
 _DEPLOYMENT = (select(DecisionDeployment).where(DecisionDeployment.strategy_name == bindparam("name"))
                .order_by(DecisionDeployment.id.desc()).limit(1))
-_CORE_OF = (select(SupplyChain.core_enterprise_id).join(ChainMember, ChainMember.chain_id == SupplyChain.id)
-            .where(ChainMember.enterprise_id == bindparam("eid")).order_by(SupplyChain.id).limit(1))
 _LOCK_ENTERPRISES = (select(Enterprise.id).where(Enterprise.id.in_(bindparam("ids", expanding=True)))
                      .order_by(Enterprise.id).with_for_update())
 _APPROVED = CreditApplication.status == "approved"
@@ -104,6 +89,22 @@ _CHAIN_EXPOSURE = select(func.coalesce(func.sum(CreditApplication.approved_amoun
     _APPROVED, CreditApplication.core_enterprise_id == bindparam("core"))
 _INSERT_APPLICATION = insert(CreditApplication).returning(CreditApplication.id)
 _INSERT_DECISION = insert(CreditDecision).returning(CreditDecision.id)
+
+
+def _no_chain(conn: Connection, enterprise_id: int) -> None:
+    """The supply-chain port when none is wired: no enterprise belongs to a chain."""
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Applicant:
+    """Who submits an application. A lender: its consent is checked (`consent_of`, its code), the risk
+    engine reads within it (`risk_lender`), and it owns the application (`owner_tenant_id`). The
+    operator: no consent check and no owner; it names the lender whose consent the features use."""
+
+    consent_of: str | None = None
+    risk_lender: str | None = None
+    owner_tenant_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +123,7 @@ class DecisionPolicy:
 def evaluate_application(strategy: CompiledStrategy, app: Application, assessment: RiskAssessment,
                          policy: DecisionPolicy, exposure: Exposure, on: date, *, strategy_name: str = "default",
                          version: int | None = None, arm: str = "champion", has_core: bool = False,
-                         apr: AprPort = servicing_terms, trace: bool = True, disclose: bool = True,
+                         apr: AprPort | None = None, trace: bool = True, disclose: bool = True,
                          outcome_result: Mapping[str, Any] | None = None) -> DecisionResult:
     """One decision, no storage: strategy (evaluated once), then limits, pricing and the disclosure.
     A strategy that fails, or returns no decision, an unknown one, or an approval without terms,
@@ -171,6 +172,8 @@ def evaluate_application(strategy: CompiledStrategy, app: Application, assessmen
                 reasons.append(TENOR_REDUCED)
     annual, disclosure = None, None
     if offered > 0 and disclose:
+        if apr is None:
+            raise ServiceUnavailable("no product-terms port wired to decisioning: pass apr= (lending's offer_terms)")
         terms = apr(product.servicing, quantize_fen(offered), pricing.net_rate, tenor, on)
         annual = terms.apr
         disclosure = apr_disclosure(quantize_fen(offered), tenor, pricing.net_rate, terms, pricing.gross_rate,
@@ -180,11 +183,16 @@ def evaluate_application(strategy: CompiledStrategy, app: Application, assessmen
 
 
 class DecisionService:
-    def __init__(self, engine: Engine, *, assess: Assess | None = None, apr: AprPort = servicing_terms,
+    def __init__(self, engine: Engine, *, assess: Assess | None = None, apr: AprPort | None = None,
                  anchor: Anchor | None = None, policy: DecisionPolicy | None = None,
-                 clock: Callable[[], datetime] = utc_now):
+                 clock: Callable[[], datetime] = utc_now, consent: ConsentCheck | None = None,
+                 risk_engine: Callable[[], RiskEngine | None] | None = None, core_of: CoreOf = _no_chain):
         self.engine = engine
+        self.core_of = core_of
         self.assess = assess
+        self.consent = consent
+        # The platform's risk engine once a model is trained (looked for on every application), else None.
+        self.risk_engine = risk_engine or (lambda: None)
         self.apr = apr
         self.anchor = anchor
         self.policy = policy or DecisionPolicy()
@@ -298,9 +306,53 @@ class DecisionService:
 
     # --- deciding -------------------------------------------------------------------------------
 
+    def submit(self, app: Application, applicant: Applicant, *,
+               assessment: RiskAssessment | Mapping[str, Any] | None = None, strategy: str = "default") -> dict[str, Any]:
+        """The credit-application use case: the lender's consent (checked, and logged in the access
+        log), the risk engine's assessment, the decision, its ledger anchor and the lender's ownership of
+        the application commit in one transaction, or none of them does."""
+        if applicant.consent_of is not None and self.consent is not None:
+            # A cheap pre-check, so a refused lender costs no assessment; the check that counts (and is
+            # logged with the decision) runs again inside the transaction below.
+            if self.consent(applicant.consent_of, app.enterprise_id, detail="credit application", log=False):
+                self._refuse(applicant.consent_of, app.enterprise_id)
+        assessment = self._assessment(app, applicant, assessment)
+
+        def within(conn: Connection, application_id: int) -> None:
+            if applicant.consent_of is not None and self.consent is not None:
+                refusal = self.consent(applicant.consent_of, app.enterprise_id, detail="credit application",
+                                       conn=conn)
+                if refusal:  # withdrawn meanwhile: everything above rolls back; the refusal stays logged
+                    raise Forbidden(refusal)
+            if applicant.owner_tenant_id is not None:
+                set_owner_in(conn, "application", application_id, applicant.owner_tenant_id, app.enterprise_id)
+
+        return self.decide(app, assessment, strategy=strategy, within=within)
+
+    def _refuse(self, lender: str, enterprise_id: int) -> NoReturn:
+        assert self.consent is not None
+        raise Forbidden(self.consent(lender, enterprise_id, detail="credit application") or "no consent")
+
+    def _assessment(self, app: Application, applicant: Applicant,
+                    given: RiskAssessment | Mapping[str, Any] | None) -> RiskAssessment | None:
+        """The risk engine's assessment once a model is trained (an assessment in the request is then
+        refused: an applicant never asserts its own grade), else the `assess` port's, else the one given
+        (None: `decide` refuses to decide)."""
+        engine = self.risk_engine()
+        if engine is None and self.assess is None:
+            return RiskAssessment.from_json(given) if isinstance(given, Mapping) else given
+        if given is not None:
+            raise ValidationError("the risk assessment is computed by the platform's risk engine; do not send one")
+        if engine is None:
+            return None  # the assess port decides
+        if applicant.risk_lender is None:
+            raise ValidationError("lender: the operator names the lender whose consent the risk engine's features use")
+        return engine(app.enterprise_id, applicant.risk_lender)
+
     def decide(self, app: Application, assessment: RiskAssessment | None = None, *,
-               strategy: str = "default") -> dict[str, Any]:
-        """Decide an application, store it with its decision, anchor the decision in the ledger."""
+               strategy: str = "default", within: Callable[[Connection, int], None] | None = None) -> dict[str, Any]:
+        """Decide an application, store it with its decision, anchor the decision in the ledger; `within`
+        (the submit use case's consent log and ownership) runs in the same transaction."""
         validate_application(app, self.policy.products)
         if assessment is None:
             if self.assess is None:
@@ -324,7 +376,7 @@ class DecisionService:
                 compiled = self.compiled(strategy, version)  # compiled once per version, then cached
                 core = app.core_enterprise_id
                 if core is None:
-                    core = conn.execute(_CORE_OF, {"eid": app.enterprise_id}).scalar()
+                    core = self.core_of(conn, app.enterprise_id)
                 wanted = sorted({app.enterprise_id} | ({core} if core is not None else set()))
                 found = set(conn.execute(_LOCK_ENTERPRISES, {"ids": wanted}).scalars())
                 for eid in wanted:
@@ -350,6 +402,8 @@ class DecisionService:
                                                     None if result.pricing is None else str(result.pricing.gross_rate))
                 if self.anchor:
                     self.anchor(conn, str(decision_id))
+                if within is not None:
+                    within(conn, app_id)
         except IntegrityError as exc:
             if app.ref is not None and any(k in str(exc.orig) for k in ("credit_applications.ref", "uq_credit_applications_ref")):
                 raise Conflict(f"an application with ref {app.ref!r} was already decided") from None
@@ -502,6 +556,8 @@ class DecisionService:
                                     "officers": officers, "application": application.to_json()}
             if terms is not None:
                 net = max(ZERO, terms[2] - application.subsidy_rate)
+                if self.apr is None:
+                    raise ServiceUnavailable("no product-terms port wired to decisioning: pass apr=")
                 offer = self.apr(product.servicing, terms[0], net, terms[1], business_date(now))
                 body |= {"offered_amount": str(terms[0]), "tenor_months": terms[1], "rate": str(terms[2]),
                          "net_rate": str(net), "apr": str(offer.apr),
@@ -630,10 +686,3 @@ def replay_decisions(draft: CompiledStrategy, past: Sequence[tuple[Application, 
     """Decide past applications with the draft in this process (no disclosure, no trace, exposure
     as recorded) and compare with what was decided."""
     return _replay_report([_tally(draft, past, policy, on, batch)], len(past))
-
-
-def workspace_service(ws: Any, assess: Assess | None = None, apr: AprPort = servicing_terms) -> DecisionService:
-    """The decision service on a workspace's database, anchoring every decision in its ledger."""
-    return DecisionService(ws.engine, assess=assess, apr=apr,
-                           anchor=lambda conn, decision_id: ws.ledger.anchor_from_source(
-                               "credit_decision", [decision_id], checkpoint=False, conn=conn))

@@ -8,6 +8,7 @@ decision row, and each decision row is anchored in the ledger as a `credit_decis
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -141,12 +142,20 @@ class CreditReview(Base):
     reviewed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=_now)
 
 
-def load_decision(conn: Connection, record_id: str) -> dict[str, Any] | None:
-    """The credit decision as it stands: the ledger's loader for `credit_decision` records
-    (anchoring, proving, auditing; see iotfin.ledger.service.LOADERS)."""
+def decision_records(conn: Connection, record_ids: Sequence[str] | None) -> dict[str, dict[str, Any]]:
+    """The credit decisions as they stand: the ledger's loader for `credit_decision` records (anchoring,
+    proving, auditing; its RecordLoader port, iotfin.ledger.ports). An id that is not a number is no
+    decision."""
+    table = CreditDecision.__table__
+    query = select(table).order_by(table.c.id)
+    if record_ids is not None:
+        query = query.where(table.c.id.in_([int(rid) for rid in record_ids if _is_int(rid)]))
+    return {str(row["id"]): dict(row) for row in conn.execute(query).mappings()}
+
+
+def _is_int(text: str) -> bool:
     try:
-        key = int(record_id)
+        int(text)
     except ValueError:
-        return None
-    row = conn.execute(select(CreditDecision.__table__).where(CreditDecision.id == key)).mappings().first()
-    return None if row is None else dict(row)
+        return False
+    return True

@@ -28,13 +28,10 @@ import orjson
 import zen
 
 from iotfin.core.errors import ValidationError
-from iotfin.decision.model import (
-    GRADES,
-    Application,
-    Reason,
-    RiskAssessment,
-    Terms,
-)
+from iotfin.decision.applications import Application
+from iotfin.decision.assessment import GRADES, RiskAssessment
+from iotfin.decision.reasons import Reason
+from iotfin.decision.result import Terms
 
 
 class StrategyError(ValidationError):

@@ -13,8 +13,8 @@ from collections import Counter, defaultdict
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
-from iotfin.decision.model import PRODUCTS, Application
-from iotfin.decision.service import Assess, workspace_service
+from iotfin.decision.applications import PRODUCTS, Application
+from iotfin.decision.service import Assess
 
 STEP = Decimal("10000")
 
@@ -55,7 +55,7 @@ def build_applications(ds: Any, limit: int | None = None) -> list[Application]:
 
 def decide_applications(ws: Any, ds: Any, assess: Assess, limit: int | None = 80) -> dict[str, Any]:
     """Decide the simulator's applications; returns counts, volumes and one example of each outcome."""
-    svc = workspace_service(ws, assess=assess)
+    svc = ws.decisions(assess=assess)
     counts: Counter[str] = Counter()
     approved = Decimal("0.00")
     examples: dict[str, dict[str, Any]] = {}

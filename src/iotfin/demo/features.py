@@ -11,7 +11,7 @@ from typing import Any
 from iotfin.consent.model import SCOPES, TELEMETRY_SCOPE_OF_DEVICE, GrantRequest
 from iotfin.core.time import utc_now
 from iotfin.risk.features.catalogue import CATALOGUE
-from iotfin.risk.features.engine import engine_for, load_commodity_prices
+from iotfin.risk.features.engine import load_commodity_prices
 
 PURPOSE = "credit_assessment"
 NON_TELEMETRY = tuple(s for s in SCOPES if not s.startswith("telemetry:") and s != "alerts")
@@ -19,7 +19,7 @@ NON_TELEMETRY = tuple(s for s in SCOPES if not s.startswith("telemetry:") and s 
 
 def consent_and_features(ws: Any, ds: Any, as_of: date, now: datetime | None = None) -> dict[str, Any]:
     now = now or utc_now()
-    load_commodity_prices(ws, ds.table("commodity_prices"))
+    load_commodity_prices(ws.features, ds.table("commodity_prices"))
     tenants = {t["tenant_id"]: t["code"] for t in ds.table("tenants").to_pylist() if t["kind"] == "bank"}
     devices = ds.table("devices")
     device_scopes: dict[int, set[str]] = {}
@@ -37,7 +37,7 @@ def consent_and_features(ws: Any, ds: Any, as_of: date, now: datetime | None = N
             expires_at=now + timedelta(days=365)))
     grants = ws.consent.grant_many(requests, now)
 
-    eng = engine_for(ws)
+    eng = ws.features
     table, dev = eng.unscoped(as_of)  # computed once, scoped for each bank
     delivered = withheld = 0
     per_bank: dict[str, dict[str, int]] = {}

@@ -73,7 +73,7 @@ def approved_offers_from_decisions(ws: Any, ds: Any) -> list[tuple[Offer, date]]
     application (the strategy's, or the officers' in review), its amount, tenor and gross rate, the
     application's subsidy rate; for a credit line the principal is the limit. Drawn on the enterprise's
     first financing request date, else the calendar's first financing day."""
-    from iotfin.decision.model import PRODUCTS as DECISION_PRODUCTS  # each names the servicing product
+    from iotfin.decision.applications import PRODUCTS as DECISION_PRODUCTS  # each names the servicing product
     from iotfin.decision.store import CreditApplication, CreditDecision
 
     with ws.engine.connect() as conn:

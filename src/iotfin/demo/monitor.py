@@ -25,7 +25,6 @@ from iotfin.monitor.service import MonitorService
 from iotfin.monitor.signals import NO_TS
 
 _ATTR = "_monitor_demo"
-HOOK_ATTR = "_monitor_demo_hook"  # its ingest subscriber: a server started after the demo replaces it
 # Slices of the demo's multi-day batches: short enough that a pledged-stock peak is still within the
 # 24-hour window when a drop is seen (silences and pauses inside a slice are found in the slice),
 # long enough to keep the demo's added time small.
@@ -37,7 +36,7 @@ def attach_monitor(ws: Any) -> MonitorService:
 
     meta, names = load_device_meta(ws.engine)
     store = AlertStore(ws.engine)
-    monitor = MonitorService(meta, store=store, enterprise_names=names)
+    monitor: MonitorService = ws.monitor_service(meta, store=store, enterprise_names=names)
     store.rules_version = monitor.rules.version
 
     def on_commit(stored: pa.Table) -> None:
@@ -47,7 +46,7 @@ def attach_monitor(ws: Any) -> MonitorService:
 
     ws.ingest.on_commit.append(on_commit)
     setattr(ws, _ATTR, monitor)
-    setattr(ws, HOOK_ATTR, on_commit)
+    ws.bulk_load_monitor = on_commit  # a server started after the demo replaces it
     return monitor
 
 

@@ -212,7 +212,7 @@ def evaluate(enterprises: int = 120, days: int = 30, seed: int = 7, devices: int
         load_master_data(ws, ds)
         meta, names = load_device_meta(ws.engine)
         store = AlertStore(ws.engine)
-        monitor = MonitorService(meta, store=store, enterprise_names=names)
+        monitor: MonitorService = ws.monitor_service(meta, store=store, enterprise_names=names)
         store.rules_version = monitor.rules.version
         ws.ingest.on_commit.append(monitor.on_commit)
         timings["load_master_data_s"] = round(time.perf_counter() - t0, 2)

@@ -9,9 +9,9 @@ not granted is NULL (the model treats it as missing) and every read is in the ac
 
 Each rating is stored (`credit_ratings`, with the consent reads it drew on) for the credit-profile
 view of the API and console. What `assess` returns is the credit decision's input
-(`iotfin.decision.model.RiskAssessment`), filled from the enterprise's own features: days with device
-data, IoT-verified collateral, annualised verified sales, and the revenue its electricity use
-supports at its sector's sales per kWh in the history (`iotfin.risk.assess.to_assessment`, which the
+(`iotfin.decision.assessment.RiskAssessment`), filled from the enterprise's own features: days with
+device data, IoT-verified collateral, annualised verified sales, and the revenue its electricity use
+supports at its sector's sales per kWh in the history (`iotfin.app.assessment.to_assessment`, which the
 online assessor of the decision API shares; the sales-per-kWh table is saved beside the model).
 """
 
@@ -26,8 +26,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from iotfin.decision.model import RiskAssessment
-from iotfin.risk.assess import consent_ok, save_revenue_per_kwh, to_assessment
+from iotfin.app.assessment import to_assessment
+from iotfin.decision.assessment import RiskAssessment
+from iotfin.risk.assess import consent_ok, save_revenue_per_kwh
 from iotfin.risk.features.catalogue import CATALOGUE
 from iotfin.risk.features.engine import compute_features, training_set
 
@@ -73,10 +74,9 @@ def rate_enterprises(ws: Any, ds: Any, start: date, end: date, model_dir: Path,
     Returns the step's summary and `assess(enterprise_id)` for the decision service (None when the
     history holds too few defaults to train on)."""
     from iotfin.risk import load_model, rate, train_enterprise_model
-    from iotfin.risk.service import record_ratings
 
     dates, horizon = _plan(start, end)
-    history = training_set(ws, ds, dates, horizon) if dates else None
+    history = training_set(ws.features, ds, dates, horizon) if dates else None
     bads = 0 if history is None else int(pc.sum(history["default"]).as_py() or 0)
     if bads < MIN_BADS:
         return {"trained": False, "reason": f"{bads} defaults in the simulated history (at least {MIN_BADS} needed): "
@@ -101,15 +101,15 @@ def rate_enterprises(ws: Any, ds: Any, start: date, end: date, model_dir: Path,
     profiles: dict[int, dict[str, Any]] = {}
     withheld = stored = 0
     for lender, ids in sorted(by_lender.items()):
-        table: pa.Table = compute_features(ws, end, lender, ids)
+        table: pa.Table = compute_features(ws.features, end, lender, ids)
         if table.num_rows == 0:
             continue
         held_names = [list(w or ()) for w in table["withheld"].to_pylist()]
         withheld += sum(len(w) for w in held_names)
         features = table.drop_columns(["withheld"]).to_pandas()
         scored = rate(model, features, keep=["enterprise_id"])
-        stored += record_ratings(ws, model, lender, end, scored,
-                                 dict(zip(table["enterprise_id"].to_pylist(), held_names, strict=True)))
+        stored += ws.ratings.record_ratings(model, lender, end, scored,
+                                            dict(zip(table["enterprise_id"].to_pylist(), held_names, strict=True)))
         for row, feats, names in zip(scored.to_dict("records"), features.to_dict("records"), held_names, strict=True):
             profiles[int(row["enterprise_id"])] = {"score": row, "features": feats, "lender": lender,
                                                    "consent_ok": consent_ok(names)}

@@ -55,7 +55,7 @@ def seed_history(seed: int, root: Path, *, enterprises: int, days: int, devices:
         dates, horizon = _plan(start, start + timedelta(days=days - 1))
         if not dates:
             raise ValidationError(f"{days} simulated days leave no as-of date with a whole outcome horizon")
-        frame = training_set(ws, ds, dates, horizon).to_pandas()
+        frame = training_set(ws.features, ds, dates, horizon).to_pandas()
     finally:
         ws.close()
     frame.insert(0, "seed", seed)

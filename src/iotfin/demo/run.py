@@ -133,7 +133,7 @@ def _decision_demo(ws: Workspace, ds: SimDataset, assess: Any) -> dict[str, Any]
 
 
 def _lending_demo(ws: Workspace, ds: SimDataset, end: Any) -> dict[str, Any]:
-    from iotfin.demo.run import lending
+    from iotfin.demo import lending
 
     offers, source = lending.offers_for_demo(ws, ds)
     return lending.demo_step(ws, offers, end, lending.defaults_from(ds), source)

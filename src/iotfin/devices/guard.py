@@ -28,7 +28,7 @@ import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import Engine, bindparam, select, update
 
-from iotfin.core.errors import NotFound
+from iotfin.core.errors import MalformedPayload, NotFound
 from iotfin.db.engine import write_transaction
 from iotfin.devices.provenance import (
     BAD_SIGNATURE,
@@ -192,8 +192,6 @@ class ProvenanceGuard:
             inner = orjson.loads(envelope.payload)
         except orjson.JSONDecodeError:
             # authentic but unreadable: the device's own bug, not tampering; the caller quarantines it
-            from iotfin.ingest.payloads import MalformedPayload
-
             raise MalformedPayload("malformed_payload", "the signed payload is not JSON") from None
         with self._lock:
             previous = int(self._counter[device_id])

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, text
+from sqlalchemy import JSON, CheckConstraint, Connection, ForeignKey, Index, String, Text, select, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from iotfin.db.base import Base, Id
@@ -98,3 +99,13 @@ class FinancingAttempt(Base):
     lien_id: Mapped[int | None] = mapped_column(ForeignKey("liens.id"), nullable=True,
                                                 comment="the lien placed, or the one that blocked the attempt")
     attempted_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=_now)
+
+
+def lien_records(conn: Connection, record_ids: Sequence[str] | None) -> dict[str, dict[str, Any]]:
+    """Liens as the ledger anchors, proves and audits them (its RecordLoader port, iotfin.ledger.ports):
+    the lien row with its asset's fingerprint, so the commitment names the asset it encumbers."""
+    query = (select(Lien.__table__, FinanceableAsset.fingerprint)
+             .join(FinanceableAsset, FinanceableAsset.id == Lien.asset_id).order_by(Lien.id))
+    if record_ids is not None:
+        query = query.where(Lien.id.in_([int(rid) for rid in record_ids]))
+    return {str(row["id"]): dict(row) for row in conn.execute(query).mappings()}

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine, Select, false, insert, select
+from sqlalchemy import Connection, Engine, Select, false, insert, select
 
 from iotfin.identity.model import Principal
 
@@ -55,14 +55,19 @@ def record_owner(engine: Engine, kind: str, record_id: int) -> int | None:
 
 def set_owner(engine: Engine, kind: str, record_id: int, tenant_id: int, enterprise_id: int) -> None:
     """Record that a lender created this record (idempotent for the same owner)."""
+    with engine.begin() as conn:
+        set_owner_in(conn, kind, record_id, tenant_id, enterprise_id)
+
+
+def set_owner_in(conn: Connection, kind: str, record_id: int, tenant_id: int, enterprise_id: int) -> None:
+    """`set_owner` inside the caller's transaction: the record and its owner commit together."""
     from iotfin.identity.tables import RecordOwner
 
-    with engine.begin() as conn:
-        current = conn.execute(select(RecordOwner.tenant_id).where(RecordOwner.kind == kind,
-                                                                   RecordOwner.record_id == record_id)).scalar()
-        if current is None:
-            conn.execute(insert(RecordOwner).values(kind=kind, record_id=record_id, tenant_id=tenant_id,
-                                                    enterprise_id=enterprise_id))
+    current = conn.execute(select(RecordOwner.tenant_id).where(RecordOwner.kind == kind,
+                                                               RecordOwner.record_id == record_id)).scalar()
+    if current is None:
+        conn.execute(insert(RecordOwner).values(kind=kind, record_id=record_id, tenant_id=tenant_id,
+                                                enterprise_id=enterprise_id))
 
 
 def owned_by_tenant(kind: str, tenant_id: int) -> Select:

@@ -20,19 +20,12 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
+from iotfin.core.errors import MalformedPayload  # noqa: F401  (raised here; shared with devices' provenance)
 from iotfin.telemetry.model import READING_SCHEMA
 
 MAX_PAYLOAD_BYTES = 1 << 20
 MAX_KEY_LENGTH = 255
 _MIN_TS, _MAX_TS = -(2**63), 2**63 - 1
-
-
-class MalformedPayload(ValueError):
-    """The payload cannot be read at all (not JSON, wrong shape, too large)."""
-
-    def __init__(self, reason: str, detail: str):
-        super().__init__(detail)
-        self.reason = reason
 
 
 @dataclass

@@ -11,9 +11,9 @@ import numpy as np
 import prometheus_client
 import pyarrow as pa
 
-from iotfin.api.metrics import REGISTRY
+from iotfin.core.metrics import REGISTRY
 from iotfin.core.time import now_ms
-from iotfin.devices.registry import DeviceRegistry
+from iotfin.ingest.ports import DeviceDirectory
 from iotfin.ingest.quarantine import QuarantineStore
 from iotfin.ingest.validate import REASON_CODE, REASONS, Limits, validate
 from iotfin.telemetry.model import READING_SCHEMA
@@ -53,7 +53,7 @@ class IngestResult:
 
 
 class IngestService:
-    def __init__(self, registry: DeviceRegistry, store: TelemetryStore, quarantine: QuarantineStore,
+    def __init__(self, registry: DeviceDirectory, store: TelemetryStore, quarantine: QuarantineStore,
                  retention_days: int = 3650, anchor: Callable[[int, pa.Table], object] | None = None,
                  load_devices: Callable[[np.ndarray], object] | None = None,
                  on_commit: list[Callable[[pa.Table], object]] | None = None):

@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from iotfin.devices.registry import STATUS_ACTIVE, STATUS_REVOKED, STATUS_UNKNOWN, DeviceRegistry
+from iotfin.ingest.ports import STATUS_ACTIVE, STATUS_REVOKED, STATUS_UNKNOWN, DeviceDirectory
 from iotfin.telemetry.model import sort_order
 
 # Reason codes: the index is stored, the text is what operators and devices see.
@@ -38,7 +38,7 @@ class Limits:
     retention_ms: int = 3650 * 86_400_000
 
 
-def validate(readings: pa.Table, registry: DeviceRegistry, limits: Limits) -> np.ndarray:
+def validate(readings: pa.Table, registry: DeviceDirectory, limits: Limits) -> np.ndarray:
     """Reason code per row; rows are checked in the order of REASONS and keep the first failure."""
     n = readings.num_rows
     reasons = np.zeros(n, np.int8)

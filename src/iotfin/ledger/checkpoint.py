@@ -25,7 +25,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from iotfin.core.errors import ValidationError
-from iotfin.ledger.merkle import HASH_SIZE, MAX_SIZE
+from iotfin.ledger.hashing import HASH_SIZE
+from iotfin.ledger.verify import MAX_SIZE
 
 ED25519 = 0x01
 COSIGNATURE_V1 = 0x04  # timestamped Ed25519 witness cosignature

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 import rfc8785
 
 from iotfin.core.errors import ValidationError
-from iotfin.ledger.merkle import leaf_hash
+from iotfin.ledger.hashing import leaf_hash
 
 MAX_RECORD_TYPE = 64
 MAX_RECORD_ID = 128

@@ -13,13 +13,12 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import date, datetime
-from decimal import Decimal
 from typing import Any
 
 import rfc8785
 
 from iotfin.core.errors import ValidationError
+from iotfin.core.jsonvalues import jsonable
 
 SALT_BYTES = 32
 
@@ -47,21 +46,6 @@ def record_type(name: str) -> RecordType:
         return RECORD_TYPES[name]
     except KeyError:
         raise ValidationError(f"unknown record type {name!r}; known: {', '.join(sorted(RECORD_TYPES))}") from None
-
-
-def jsonable(value: Any) -> Any:
-    """Values as JCS can carry them exactly: Decimal and dates as strings, no floats in money."""
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, bytes):
-        return value.hex()
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    return value
 
 
 def canonical(body: dict[str, Any]) -> bytes:

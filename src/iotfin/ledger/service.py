@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,47 +14,23 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from sqlalchemy import Connection, Engine, insert, select
 
-from iotfin.consent.store import grant_body
-from iotfin.core.errors import NotFound
-from iotfin.financing.store import FinanceableAsset, Lien
+from iotfin.core.errors import NotFound, ValidationError
+from iotfin.core.jsonvalues import jsonable
 from iotfin.ledger import merkle
 from iotfin.ledger.checkpoint import ED25519, SignerKey, VerifierKey, open_checkpoint
 from iotfin.ledger.entry import Entry, entry_leaf_hash
 from iotfin.ledger.evidence import FORMAT, b64
-from iotfin.ledger.records import jsonable, leaf_payload, new_salt, record_type
+from iotfin.ledger.ports import RecordLoader, RecordLoaders
+from iotfin.ledger.records import leaf_payload, new_salt, record_type
 from iotfin.ledger.store import LedgerStore
 from iotfin.ledger.tables import ledger_anchors, ledger_checkpoints, ledger_leaves
 from iotfin.ledger.telemetry_proof import series_at, series_leaf_hashes
-from iotfin.lending.store import loan_contract_body
-from iotfin.supplychain.tables import TradeDocument
 from iotfin.telemetry.model import sort_order
 from iotfin.telemetry.store import decode_values
 
 DEFAULT_ORIGIN = "iotfin.local/ledger"
-Loader = Callable[[Connection, str], dict[str, Any] | None]
-
-
-def _trade_document(conn: Connection, record_id: str) -> dict[str, Any] | None:
-    row = conn.execute(select(TradeDocument.__table__).where(TradeDocument.id == int(record_id))).mappings().first()
-    return None if row is None else dict(row)
-
-
-def _lien(conn: Connection, record_id: str) -> dict[str, Any] | None:
-    row = conn.execute(select(Lien.__table__, FinanceableAsset.fingerprint)
-                       .join(FinanceableAsset, FinanceableAsset.id == Lien.asset_id)
-                       .where(Lien.id == int(record_id))).mappings().first()
-    return None if row is None else dict(row)
-
-
-def _credit_decision(conn: Connection, record_id: str) -> dict[str, Any] | None:
-    from iotfin.decision.store import load_decision  # the decision context owns its table
-
-    return load_decision(conn, record_id)
-
-
-# Where the current state of each confidential record type lives, to prove and audit it.
-LOADERS: dict[str, Loader] = {"trade_document": _trade_document, "lien": _lien, "loan_contract": loan_contract_body,
-                             "consent_grant": grant_body, "credit_decision": _credit_decision}
+# Ids per loader call: one query for many records, within any database's limit on bound parameters.
+LOAD_CHUNK = 1_000
 
 
 def load_or_create_signer(path: Path, name: str = "iotfin-ledger", key_type: int = ED25519) -> SignerKey:
@@ -71,11 +47,15 @@ def load_or_create_signer(path: Path, name: str = "iotfin-ledger", key_type: int
 
 
 class LedgerService:
-    def __init__(self, engine: Engine, signer: SignerKey, origin: str = DEFAULT_ORIGIN):
+    def __init__(self, engine: Engine, signer: SignerKey, origin: str = DEFAULT_ORIGIN,
+                 loaders: RecordLoaders | None = None):
+        """`loaders` read each confidential record type as it stands now, to anchor, prove and audit it;
+        the contexts that own the records provide them (iotfin.ledger.ports)."""
         self.engine = engine
         self.store = LedgerStore(engine)
         self.signer = signer
         self.origin = origin
+        self.loaders: dict[str, RecordLoader] = dict(loaders or {})
 
     @property
     def verifier_key(self) -> str:
@@ -116,24 +96,37 @@ class LedgerService:
             items = self._load(own, type_name, record_ids)
         return self.anchor(type_name, items, checkpoint)
 
-    @staticmethod
-    def _load(conn: Connection, type_name: str, record_ids: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
-        items = []
-        for rid in record_ids:
-            body = LOADERS[type_name](conn, str(rid))
-            if body is None:
-                raise NotFound(f"no {type_name} {rid}")
-            items.append((str(rid), body))
-        return items
+    def _load(self, conn: Connection, type_name: str,
+              record_ids: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
+        ids = [str(rid) for rid in record_ids]
+        bodies = self._bodies(conn, type_name, ids)
+        missing = next((rid for rid in ids if rid not in bodies), None)
+        if missing is not None:
+            raise NotFound(f"no {type_name} {missing}")
+        return [(rid, bodies[rid]) for rid in ids]
+
+    def _bodies(self, conn: Connection, type_name: str,
+                record_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The records as they stand now, by id, from their owner's loader, in chunks of LOAD_CHUNK ids."""
+        loader = self._loader(type_name)
+        bodies: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(record_ids), LOAD_CHUNK):
+            bodies.update(loader(conn, record_ids[start:start + LOAD_CHUNK]))
+        return bodies
+
+    def _loader(self, type_name: str) -> RecordLoader:
+        try:
+            return self.loaders[type_name]
+        except KeyError:
+            raise ValidationError(f"no loader for {type_name} records is plugged into the ledger") from None
 
     def anchor_all(self, type_name: str, batch: int = 10_000) -> int:
         """Anchor every record of a type as it stands now, in batches; returns how many."""
-        table = {"trade_document": TradeDocument.__table__}[type_name]
         with self.engine.connect() as conn:
-            rows = [dict(r) for r in conn.execute(select(table).order_by(table.c.id)).mappings()]
-        for start in range(0, len(rows), batch):
-            self.anchor(type_name, [(str(r["id"]), r) for r in rows[start:start + batch]], checkpoint=False)
-        return len(rows)
+            items = list(self._loader(type_name)(conn, None).items())
+        for start in range(0, len(items), batch):
+            self.anchor(type_name, items[start:start + batch], checkpoint=False)
+        return len(items)
 
     def anchor_telemetry_batch(self, seq: int, readings: pa.Table) -> int:
         """One leaf per committed telemetry batch, holding the Merkle root of its readings' series."""
@@ -161,7 +154,7 @@ class LedgerService:
                 raise NotFound(f"{type_name} {record_id} is not anchored")
             leaf = self.store.leaf(anchor.leaf_index)
             if rtype.confidential:
-                body = LOADERS[rtype.name](conn, str(record_id))
+                body = self._bodies(conn, rtype.name, [str(record_id)]).get(str(record_id))
                 if body is None:
                     raise NotFound(f"{type_name} {record_id} no longer exists")
             else:
@@ -226,7 +219,8 @@ class LedgerService:
             for a in conn.execute(select(ledger_anchors).order_by(ledger_anchors.c.leaf_index)):
                 latest[(a.record_type, a.record_id)] = a
             # The payloads the record check needs are kept from the one pass over the leaves.
-            wanted = {a.leaf_index for (t, _), a in latest.items() if t in LOADERS and a.salt is not None}
+            wanted = {a.leaf_index for (t, _), a in latest.items()
+                      if t in self.loaders and a.salt is not None}
             payloads: dict[int, bytes] = {}
             c = ledger_leaves.c
             start = 0
@@ -257,13 +251,16 @@ class LedgerService:
                 problems["log"].append("head root does not match the leaves")
             elif size and tree.root() != merkle.root_hash(size, self.store._node_reader(conn)):  # noqa: SLF001
                 problems["log"].append("stored subtree hashes do not match the leaves")
-            bodies = {("trade_document", str(r["id"])): dict(r)  # one query, not one per document
-                      for r in conn.execute(select(TradeDocument.__table__)).mappings()}
+            ids_by_type: dict[str, list[str]] = {}
+            for (type_name, record_id), a in latest.items():
+                if a.leaf_index in wanted:
+                    ids_by_type.setdefault(type_name, []).append(record_id)
+            bodies = {type_name: self._bodies(conn, type_name, ids)  # one query per chunk, not one per record
+                      for type_name, ids in ids_by_type.items()}
             for (type_name, record_id), a in latest.items():
                 if a.leaf_index not in wanted:
                     continue
-                body = (bodies.get((type_name, record_id)) if type_name == "trade_document"
-                        else LOADERS[type_name](conn, record_id))
+                body = bodies[type_name].get(record_id)
                 payload = payloads.get(a.leaf_index, b"")
                 if body is None:
                     problems["records"].append({"type": type_name, "id": record_id, "problem": "deleted"})

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from iotfin.ledger.merkle import HASH_SIZE, LevelRun, NodeId
+from iotfin.ledger.compact import LevelRun, NodeId
+from iotfin.ledger.hashing import HASH_SIZE
 
 TILE_HEIGHT = 8
 TILE_WIDTH = 1 << TILE_HEIGHT  # nodes on a tile's base level

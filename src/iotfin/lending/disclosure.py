@@ -222,3 +222,24 @@ def product_offer_apr(product_code: str, principal: Decimal, annual_rate: Decima
     sched = m.schedule(terms)
     return (annualised_rate(borrower_cashflows(terms, sched, upfront_fee, net_of_subsidy=False)), upfront_fee, sched,
             terms.method)
+
+
+@dataclass(frozen=True, slots=True)
+class OfferFacts:
+    """An offer's key facts as decisioning discloses them: the APR (IRR, basis point), the upfront fee,
+    the first instalment and the repayment method's names."""
+
+    apr: Decimal
+    fee: Decimal
+    first_payment: Decimal
+    method_zh: str
+    method_en: str
+
+
+def offer_terms(servicing: str, principal: Decimal, annual_rate: Decimal, months: int, start: date) -> OfferFacts:
+    """Decisioning's product-terms port: the offer's APR and repayment as the servicing product books it
+    (its repayment method, day count, upfront and periodic fees), so the key-facts statement at signing
+    shows the same APR as the offer."""
+    apr, fee, schedule, method = product_offer_apr(servicing, principal, annual_rate, months, start)
+    return OfferFacts(apr.quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP), fee, schedule[0].borrower_total,
+                      METHOD_ZH[method], METHOD_EN[method])

@@ -17,6 +17,7 @@ import numpy as np
 from sqlalchemy import Connection, Engine, case, func, insert, select, update
 
 from iotfin.core.errors import Conflict, NotFound, ValidationError
+from iotfin.core.jsonvalues import jsonable
 from iotfin.core.money import ZERO, to_money
 from iotfin.core.time import business_date, utc_now
 from iotfin.db.engine import write_transaction
@@ -558,8 +559,6 @@ class LendingService:
 
     def _event(self, conn: Connection, kind: str, on: date, actor: str, loan_id: int | None = None,
                credit_line_id: int | None = None, detail: dict[str, Any] | None = None) -> None:
-        from iotfin.ledger.records import jsonable
-
         conn.execute(insert(LoanEvent).values(loan_id=loan_id, credit_line_id=credit_line_id, kind=kind,
                                               business_date=on, actor=actor, detail=jsonable(detail or {})))
 

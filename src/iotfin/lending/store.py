@@ -9,6 +9,7 @@ close converts at this one place (`_int_expr`, `_money_sql`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -331,10 +332,12 @@ def next_instalments(conn: Connection, ids: np.ndarray) -> v.NextInstalments:
     return fetch
 
 
-def loan_contract_body(conn: Connection, record_id: str) -> dict[str, Any] | None:
-    """What a signed loan contract commits to in the ledger: its terms, which never change after signing
-    (rescheduling is a new event, not an edit of the contract)."""
-    row = conn.execute(select(Loan.id, Loan.contract_ref, Loan.enterprise_id, Loan.credit_line_id, Loan.product,
-                              Loan.method, Loan.day_count, Loan.principal, Loan.rate_ppm, Loan.subsidy_ppm,
-                              Loan.penalty_ppm, Loan.term, Loan.start_date).where(Loan.id == int(record_id))).mappings().first()
-    return None if row is None else dict(row)
+def loan_contract_records(conn: Connection, record_ids: Sequence[str] | None) -> dict[str, dict[str, Any]]:
+    """What signed loan contracts commit to in the ledger (its RecordLoader port, iotfin.ledger.ports): their
+    terms, which never change after signing (rescheduling is a new event, not an edit of the contract)."""
+    query = select(Loan.id, Loan.contract_ref, Loan.enterprise_id, Loan.credit_line_id, Loan.product,
+                   Loan.method, Loan.day_count, Loan.principal, Loan.rate_ppm, Loan.subsidy_ppm,
+                   Loan.penalty_ppm, Loan.term, Loan.start_date).order_by(Loan.id)
+    if record_ids is not None:
+        query = query.where(Loan.id.in_([int(rid) for rid in record_ids]))
+    return {str(row["id"]): dict(row) for row in conn.execute(query).mappings()}

@@ -4,8 +4,8 @@
 by a timer in a server (and by the evaluation's simulated clock) for the signals that depend on
 silence. Rules run once per signal *change*, never per reading. Actions on the loan (freeze, margin
 call) go through the `loan_action` port and notices to the lender and the enterprise through the
-`notify` port; both are plain callables (`iotfin.monitor.actions` adapts them to the lending service
-and the webhooks outbox; `iotfin.monitor.runtime` wires them in a server). At each business day end
+`notify` port; both are plain callables (`iotfin.app.monitor_actions` adapts them to the lending service
+and the webhooks outbox; `iotfin.app.monitor_runtime` wires them in a server). At each business day end
 `check_trade` checks the day's trade documents against the signals (`iotfin.monitor.trade`).
 """
 
@@ -22,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from iotfin.core.errors import ConfigError
 from iotfin.core.money import quantize_fen
 from iotfin.core.time import business_date, ms_to_datetime
 from iotfin.monitor.model import (
@@ -35,6 +36,7 @@ from iotfin.monitor.model import (
     Tier,
     notification_texts,
 )
+from iotfin.monitor.ports import TradeDocuments, TradeFeatures
 from iotfin.monitor.prices import PriceBook
 from iotfin.monitor.rules import RuleSet
 from iotfin.monitor.signals import NO_TS, SignalEngine
@@ -95,9 +97,13 @@ class MonitorService:
     def __init__(self, meta: DeviceMeta, rules: RuleSet | None = None, thresholds: Thresholds | None = None,
                  store: Any = None, loan_action: LoanAction | None = None, notify: Notify | None = None,
                  enterprise_names: dict[int, str] | None = None, suppress_ms: int = 72 * HOUR_MS,
-                 prices: PriceBook | None = None):
+                 prices: PriceBook | None = None, trade_features: TradeFeatures | None = None,
+                 trade_documents: TradeDocuments | None = None):
         self.signals = SignalEngine(meta, thresholds)
-        self.output = OutputEnergy(meta.enterprise_count)
+        # The day-end trade checks' ports (iotfin.monitor.ports); without them `check_trade` refuses.
+        self.trade_features = trade_features
+        self.trade_documents = trade_documents
+        self.output = None if trade_features is None else OutputEnergy(meta.enterprise_count, trade_features)
         self._meters_heard = np.zeros(meta.enterprise_count, np.int64)
         self.rules = rules or RuleSet.default()
         self.store = store
@@ -195,11 +201,13 @@ class MonitorService:
         delivery note, or a delivery note naming a truck that did not move that day, is a sign of
         fabricated trade on the seller; and invoiced sales per metered kWh against the enterprise's
         own history (energy vs. reported output). `docs` is `trade.documents_of_day` (or its schema)."""
+        if self.trade_features is None:
+            raise ConfigError("the monitor's trade checks need the risk features (the trade_features port)")
         events = []
         detected = max(self.signals.now, now_ms)
-        for row in findings(docs, self.signals.gps_daily(day), day):
-            for signal, name in (("invoice_without_delivery", INVOICE_CHECK.name),
-                                 ("delivery_without_trip", GPS_CHECK.name)):
+        for row in findings(docs, self.signals.gps_daily(day), day, self.trade_features):
+            for signal, name in (("invoice_without_delivery", INVOICE_CHECK),
+                                 ("delivery_without_trip", GPS_CHECK)):
                 if row[name]:
                     events.append(SignalEvent(signal, None, row["enterprise_id"], "", float(row[name]), True, now_ms,
                                               detected, {"one_shot": True, "day": day, "feature": name,
@@ -209,6 +217,7 @@ class MonitorService:
 
     def _output_energy(self, docs: pa.Table, day: int, now_ms: int, detected: int) -> list[SignalEvent]:
         s, out = self.signals, self.output
+        assert out is not None  # built with the trade_features port, which check_trade requires
         meters = np.flatnonzero(s.meter_row >= 0)
         ent = s.meta.enterprise[meters]
         value = s.energy_last[s.meter_row[meters]]
@@ -228,12 +237,14 @@ class MonitorService:
                 continue
             out.level[enterprise] = level
             events.append(SignalEvent("output_energy_mismatch", None, enterprise, "", round(v, 3), v >= 1.0, now_ms,
-                                      detected, {"day": day, "feature": OUTPUT_CHECK.name}))
+                                      detected, {"day": day, "feature": OUTPUT_CHECK}))
         return events
 
     def check_trade_day(self, engine: Any, day: int, now_ms: int) -> list[Change]:
         """`check_trade` over the system of record's documents of local day `day`."""
-        return self.check_trade(documents_of_day(engine, day), day, now_ms)
+        if self.trade_documents is None:
+            raise ConfigError("the monitor's trade checks need the day's trade documents (the trade_documents port)")
+        return self.check_trade(documents_of_day(engine, day, self.trade_documents), day, now_ms)
 
     def set_lots(self, lots: list[PledgedLot]) -> None:
         self.lots = list(lots)

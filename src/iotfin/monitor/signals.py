@@ -607,9 +607,9 @@ class SignalEngine:
         np.maximum.at(self.speed_max, rows[cur], v[cur].astype(np.float32))
 
     def gps_daily(self, day: int) -> pa.Table:
-        """The GPS rows of the risk features' daily rollup (`iotfin.risk.features.daily.DAILY_SCHEMA`,
-        metric speed_kmh) for local day `day`, from the signal state: one row per vehicle heard that day."""
-        from iotfin.risk.features.daily import DAILY_SCHEMA
+        """The GPS rows of the daily telemetry rollup (`iotfin.telemetry.daily.DAILY_SCHEMA`, metric
+        speed_kmh) for local day `day`, from the signal state: one row per vehicle heard that day."""
+        from iotfin.telemetry.daily import DAILY_SCHEMA
 
         rows = np.flatnonzero(self.speed_day == day)
         devices = np.flatnonzero(self.gps_row >= 0)[rows] if rows.size else np.zeros(0, np.int64)

@@ -1,28 +1,30 @@
 """Trade documents against the device stream: fabricated trade, checked once a day.
 
-The consistency checks are the risk features' own definitions, imported, not copied:
-`c_invoices_without_delivery_90d` (an invoice whose order has no delivery note) and
-`c_deliveries_without_gps_90d` (a delivery note naming a truck whose GPS shows no movement that
-day). At the end of local day D the monitor runs the feature SQL (`iotfin.risk.features.sql`, DuckDB)
-with as-of D over only that day's documents, so each count is that day's new findings:
+The consistency checks are the risk features' own definitions, evaluated by risk through the
+`TradeFeatures` port (`iotfin.monitor.ports`), not copied: `c_invoices_without_delivery_90d` (an
+invoice whose order has no delivery note) and `c_deliveries_without_gps_90d` (a delivery note naming
+a truck whose GPS shows no movement that day). At the end of local day D the monitor has the feature
+SQL run with as-of D over only that day's documents, so each count is that day's new findings:
 
 - the invoices and delivery notes issued on D;
 - the delivery notes issued before D of the orders invoiced on D, with their vehicle cleared: they
   are evidence that the order was delivered, not deliveries of D to check against D's GPS;
-- as the feature's `daily` rollup, one `speed_kmh` row per vehicle heard on D with its top speed,
-  from the monitor's signal state (`SignalEngine.gps_daily`) — no re-scan of telemetry. The top
-  speed there is the larger of the reported speeds and the mean speeds between consecutive fixes (a
-  lower bound of the true top speed): reported every 10 minutes, speed alone misses short drives.
+- as the feature's `daily` rollup (`iotfin.telemetry.daily.DAILY_SCHEMA`), one `speed_kmh` row per
+  vehicle heard on D with its top speed, from the monitor's signal state (`SignalEngine.gps_daily`)
+  — no re-scan of telemetry. The top speed there is the larger of the reported speeds and the mean
+  speeds between consecutive fixes (a lower bound of the true top speed): reported every 10 minutes,
+  speed alone misses short drives.
 
-The other inputs the feature SQL names are passed empty: only the two checks are selected.
+The other inputs the feature SQL names are left out (the port passes them empty): only the two
+checks are selected. The documents come from the supply chain through the `TradeDocuments` port.
 
 **Energy vs. reported output.** `OutputEnergy` keeps, per enterprise, the last 120 days' metered
 energy (from the meters' cumulative counters at each day end) and invoiced sales (from the day's
 invoices), and evaluates the risk feature `c_sales_per_kwh_change` on them each day end — sales per
 kWh of the last 30 days against the 90 days before: output reported without the energy to make it.
 It is handed to the feature SQL as that feature's own inputs (one `power_kw` daily row per
-enterprise-day, one invoice row per enterprise-day carrying the day's sales). It needs the 120 days:
-before that the feature is NULL and nothing is signalled.
+enterprise-day, one invoice row per enterprise-day carrying the day's sales). It needs the feature's
+whole look-back (120 days): before that the feature is NULL and nothing is signalled.
 """
 
 from __future__ import annotations
@@ -31,59 +33,39 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from sqlalchemy import Engine, and_, select
+from sqlalchemy import Engine
 
-from iotfin.risk.features.catalogue import BY_NAME
-from iotfin.risk.features.daily import DAILY_SCHEMA
-from iotfin.risk.features.sql import feature_query
+from iotfin.monitor.ports import TradeDocuments, TradeFeatures
+from iotfin.telemetry.daily import DAILY_SCHEMA
 
-INVOICE_CHECK = BY_NAME["c_invoices_without_delivery_90d"]
-GPS_CHECK = BY_NAME["c_deliveries_without_gps_90d"]
+# The risk features the checks are (names in risk's catalogue).
+INVOICE_CHECK = "c_invoices_without_delivery_90d"
+GPS_CHECK = "c_deliveries_without_gps_90d"
 CHECKS = (INVOICE_CHECK, GPS_CHECK)
-OUTPUT_CHECK = BY_NAME["c_sales_per_kwh_change"]
-HISTORY_DAYS = OUTPUT_CHECK.lookback_days
+OUTPUT_CHECK = "c_sales_per_kwh_change"
 _EPOCH = date(1970, 1, 1)
 
 DOCS_SCHEMA = pa.schema([
     ("document_id", pa.int64()), ("doc_type", pa.string()), ("seller_id", pa.int64()), ("buyer_id", pa.int64()),
     ("order_id", pa.int64()), ("issued_day", pa.int32()), ("due_day", pa.int32()), ("amount", pa.decimal128(18, 2)),
     ("vehicle_device_id", pa.int64())])
-_EMPTY = {
-    "dev": pa.schema([("device_id", pa.int64()), ("enterprise_id", pa.int64()), ("device_type", pa.string()),
-                      ("commodity", pa.string()), ("installed_day", pa.int32()), ("interval_s", pa.int64()),
-                      ("primary_metric", pa.string())]),
-    "rel": pa.schema([("supplier_id", pa.int64()), ("buyer_id", pa.int64()), ("core_enterprise_id", pa.int64()),
-                      ("since_day", pa.int32())]),
-    "prices": pa.schema([("day", pa.int32()), ("commodity", pa.string()), ("price", pa.decimal128(18, 2))]),
-    "haircuts": pa.schema([("commodity", pa.string()), ("haircut", pa.decimal128(4, 2))]),
-}
 
 
 def day_number(d: date) -> int:
     return (d - _EPOCH).days
 
 
-def documents_of_day(engine: Engine, day: int) -> pa.Table:
+def documents_of_day(engine: Engine, day: int, documents: TradeDocuments) -> pa.Table:
     """From the system of record: invoices and delivery notes issued on local day `day`, and the earlier
     delivery notes of the orders invoiced that day (vehicle cleared, see the module docstring)."""
-    from iotfin.supplychain.tables import TradeDocument
-
-    t = TradeDocument.__table__
     on = _EPOCH + timedelta(days=day)
-    cols = (t.c.id, t.c.doc_type, t.c.seller_id, t.c.buyer_id, t.c.order_id, t.c.issued_on, t.c.due_on, t.c.amount,
-            t.c.vehicle_device_id)
     with engine.connect() as conn:
-        today = conn.execute(select(*cols).where(and_(t.c.issued_on == on,
-                                                      t.c.doc_type.in_(("invoice", "delivery_note"))))).all()
-        orders = sorted({r.order_id for r in today if r.doc_type == "invoice" and r.order_id is not None})
-        earlier = []
-        for i in range(0, len(orders), 500):  # bounded IN lists
-            earlier += conn.execute(select(*cols).where(and_(
-                t.c.doc_type == "delivery_note", t.c.issued_on < on, t.c.order_id.in_(orders[i:i + 500])))).all()
+        today = documents.issued_on(conn, on, ("invoice", "delivery_note"))
+        orders = sorted({r[4] for r in today if r[1] == "invoice" and r[4] is not None})
+        earlier = documents.delivery_notes_before(conn, on, orders) if orders else []
     rows = [tuple(r) for r in today] + [(*tuple(r)[:8], None) for r in earlier]
     return documents_table(rows)
 
@@ -100,33 +82,26 @@ def documents_table(rows: list[tuple[Any, ...]]) -> pa.Table:
     return pa.table(data, schema=DOCS_SCHEMA)
 
 
-def findings(docs: pa.Table, gps_daily: pa.Table, day: int) -> list[dict[str, Any]]:
+def findings(docs: pa.Table, gps_daily: pa.Table, day: int, features: TradeFeatures) -> list[dict[str, Any]]:
     """Per seller with a finding on `day`: {enterprise_id, invoices_without_delivery, deliveries_without_gps}."""
     if docs.num_rows == 0:
         return []
     sellers = pc.unique(docs["seller_id"]).cast(pa.int64())
     ent = pa.table({"enterprise_id": sellers, "founded_day": pa.array([-1_000_000] * len(sellers), pa.int32())})
     inputs = {"ent": ent, "docs": docs.cast(DOCS_SCHEMA), "daily": gps_daily.cast(DAILY_SCHEMA)}
-    inputs |= {name: schema.empty_table() for name, schema in _EMPTY.items()}
-    result = _run(inputs, feature_query(int(day), CHECKS))
-    return [{"enterprise_id": int(e), INVOICE_CHECK.name: int(a), GPS_CHECK.name: int(b)}
+    result = features.evaluate(CHECKS, int(day), inputs)
+    return [{"enterprise_id": int(e), INVOICE_CHECK: int(a), GPS_CHECK: int(b)}
             for e, a, b in result if (a or 0) > 0 or (b or 0) > 0]
 
 
-def _run(inputs: dict[str, pa.Table], query: str) -> list[tuple[Any, ...]]:
-    with duckdb.connect(config={"threads": 1}) as con:
-        for name, table in inputs.items():
-            con.register(name, table)
-        return con.sql(query).fetchall()
-
-
 class OutputEnergy:
-    """Energy vs. reported output per enterprise (see the module docstring): two rings of HISTORY_DAYS
-    days per enterprise — kWh (float32) and invoiced sales in fen (int64) — and the counter sum at the
-    last day end."""
+    """Energy vs. reported output per enterprise (see the module docstring): two rings of the feature's
+    look-back in days per enterprise — kWh (float32) and invoiced sales in fen (int64) — and the
+    counter sum at the last day end."""
 
-    def __init__(self, enterprises: int, days: int = HISTORY_DAYS):
-        self.days = days
+    def __init__(self, enterprises: int, features: TradeFeatures):
+        self.features = features
+        self.days = days = features.lookback_days(OUTPUT_CHECK)
         self.kwh = np.zeros((enterprises, days), np.float32)
         self.sales_fen = np.zeros((enterprises, days), np.int64)
         self.day_of = np.full(days, -1, np.int32)  # the day each ring column holds
@@ -158,7 +133,7 @@ class OutputEnergy:
     def feature(self, day: int) -> dict[int, float]:
         held = np.flatnonzero(self.day_of >= 0)
         if held.size == 0 or int(self.day_of[held].min()) > day - self.days + 1:
-            return {}  # fewer than HISTORY_DAYS days booked: the feature is not defined yet
+            return {}  # fewer days booked than the feature's look-back: it is not defined yet
         ents = np.flatnonzero((self.kwh[:, held] > 0).any(axis=1) & (self.sales_fen[:, held] > 0).any(axis=1))
         if ents.size == 0:
             return {}
@@ -187,6 +162,5 @@ class OutputEnergy:
             "order_id": np.arange(int(sold.sum()), dtype=np.int64), "issued_day": days[sold].astype(np.int32),
             "due_day": days[sold].astype(np.int32), "amount": pa.array(amounts, pa.decimal128(18, 2)),
             "vehicle_device_id": pa.array([None] * int(sold.sum()), pa.int64())}, schema=DOCS_SCHEMA)
-        inputs |= {name: schema.empty_table() for name, schema in _EMPTY.items() if name != "dev"}
-        rows = _run(inputs, feature_query(int(day), (OUTPUT_CHECK,)))
+        rows = self.features.evaluate((OUTPUT_CHECK,), int(day), inputs)
         return {int(ent): float(v) for ent, v in rows if v is not None}

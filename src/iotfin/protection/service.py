@@ -17,10 +17,10 @@ from iotfin.db.engine import write_transaction
 from iotfin.db.pagination import PageParams, fetch_page, keyset_page
 from iotfin.db.types import UTCDateTime, utc_iso
 from iotfin.identity.access import visibility, visible_rows
+from iotfin.identity.crypto import PREFIX, FieldCipher
 from iotfin.identity.model import Principal
 from iotfin.identity.tables import Enterprise, Tenant
 from iotfin.protection import model as m
-from iotfin.protection.crypto import PREFIX, FieldCipher
 from iotfin.protection.tables import Complaint, HardshipRequest
 
 # Which encrypted columns exist: (table class, column attribute) -> AES-GCM associated data.
@@ -58,7 +58,7 @@ class ReliefPort(Protocol):
     """Lending's relief path. The integrator wires `iotfin.lending` here; it returns lending's
     reference for the relief it put in place (a deferral, a new schedule), or None when the kind of
     relief needs an officer (the request stays `awaiting_lending`). Wired to lending by
-    `iotfin.protection.relief.LendingRelief`."""
+    `iotfin.app.lending_relief.LendingRelief`."""
 
     def apply(self, relief: ApprovedRelief) -> str | None: ...
 

@@ -7,6 +7,9 @@ Who sees what (docs/api.md#tenant-isolation, docs/risk.md#credit-profiles):
   still holds — every read re-checks the consent reads the rating drew on, and each check is in
   the enterprise's access log (a withdrawn consent makes the profile unreadable: 403);
 - an enterprise: its own ratings; anyone else's are 404, like every record that is not the caller's.
+
+Consent is checked, and the device types a rating's reads depend on are read, through the ports of
+`iotfin.risk.ports`; the composition root builds one `RatingService` per workspace (`Workspace.ratings`).
 """
 
 from __future__ import annotations
@@ -15,18 +18,16 @@ from collections.abc import Iterable, Mapping
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 
-from iotfin.consent.model import REASONS, TELEMETRY_SCOPE_OF_DEVICE
-from iotfin.consent.service import ReadRequest
 from iotfin.core.errors import Forbidden, NotFound
 from iotfin.core.time import utc_now
-from iotfin.devices.tables import Device
 from iotfin.identity.model import Principal
 from iotfin.identity.tables import Tenant
 from iotfin.risk import store
 from iotfin.risk.features.catalogue import ALL_TELEMETRY, CATALOGUE
 from iotfin.risk.grades import grade_of
+from iotfin.risk.ports import Consent, ConsentRead, FeatureSources
 
 if TYPE_CHECKING:  # the read path stays light: no pandas, DuckDB or LightGBM for a profile read
     import pandas as pd
@@ -36,100 +37,105 @@ if TYPE_CHECKING:  # the read path stays light: no pandas, DuckDB or LightGBM fo
 PURPOSE = "credit_assessment"  # the purpose features are read for (iotfin.risk.features.engine.DEFAULT_PURPOSE)
 
 
-def consented_reads(ws: Any, enterprise_ids: Iterable[int], withheld: Mapping[int, Iterable[str]]) -> dict[int, list[list[Any]]]:
-    """Per enterprise, the [scope, look-back days] reads its features drew on: the scopes of every
-    feature not withheld (telemetry scopes only for the device types it has), the widest look-back
-    per scope. These are what a later read of the rating must still be allowed."""
-    ids = list(enterprise_ids)
-    d = Device.__table__
-    types: dict[int, set[str]] = {i: set() for i in ids}
-    with ws.engine.connect() as conn:
-        for eid, t in conn.execute(select(d.c.enterprise_id, d.c.device_type)
-                                   .where(d.c.enterprise_id.in_(ids), d.c.status != "revoked").distinct()):
-            types[eid].add(t)
-    out: dict[int, list[list[Any]]] = {}
-    for eid in ids:
-        held = {TELEMETRY_SCOPE_OF_DEVICE[t] for t in types[eid] if t in TELEMETRY_SCOPE_OF_DEVICE}
-        refused = set(withheld.get(eid, ()))
-        widest: dict[str, int] = {}
-        for f in CATALOGUE:
-            if f.name in refused:
-                continue
-            for s in f.scopes:
-                for scope in (sorted(held) if s == ALL_TELEMETRY else [s]):
-                    if scope.startswith("telemetry:") and scope not in held:
-                        continue  # no device of that kind: nothing was read (as the feature engine plans reads)
-                    widest[scope] = max(widest.get(scope, 0), f.lookback_days)
-        out[eid] = [[s, n] for s, n in sorted(widest.items())]
-    return out
+class RatingService:
+    """Ratings recorded, and profiles read, in one workspace: its database (risk's own tables and the
+    identity kernel's tenants), the consent port, and the device rows a rating's reads depend on."""
 
+    def __init__(self, engine: Engine, consent: Consent, sources: FeatureSources):
+        self.engine = engine
+        self.consent = consent
+        self.sources = sources
 
-def record_ratings(ws: Any, model: RiskModel, lender: str, as_of: date, scored: pd.DataFrame,
-                   withheld: Mapping[int, Iterable[str]], purpose: str = PURPOSE,
-                   rated_at: datetime | None = None) -> int:
-    """Store the ratings of `scored` (a `rate` table with an enterprise_id column) made for `lender`."""
-    from iotfin.risk.scoring import TOP_REASONS, profile_of_row
+    def consented_reads(self, enterprise_ids: Iterable[int],
+                        withheld: Mapping[int, Iterable[str]]) -> dict[int, list[list[Any]]]:
+        """Per enterprise, the [scope, look-back days] reads its features drew on: the scopes of every
+        feature not withheld (telemetry scopes only for the device types it has), the widest look-back
+        per scope. These are what a later read of the rating must still be allowed."""
+        ids = list(enterprise_ids)
+        scope_of = self.consent.telemetry_scope_of_device
+        types: dict[int, set[str]] = {i: set() for i in ids}
+        with self.engine.connect() as conn:
+            for eid, t in self.sources.device_types(conn, ids):
+                types[eid].add(t)
+        out: dict[int, list[list[Any]]] = {}
+        for eid in ids:
+            held = {scope_of[t] for t in types[eid] if t in scope_of}
+            refused = set(withheld.get(eid, ()))
+            widest: dict[str, int] = {}
+            for f in CATALOGUE:
+                if f.name in refused:
+                    continue
+                for s in f.scopes:
+                    for scope in (sorted(held) if s == ALL_TELEMETRY else [s]):
+                        if scope.startswith("telemetry:") and scope not in held:
+                            continue  # no device of that kind: nothing was read (as the feature engine plans reads)
+                        widest[scope] = max(widest.get(scope, 0), f.lookback_days)
+            out[eid] = [[s, n] for s, n in sorted(widest.items())]
+        return out
 
-    if scored.empty:
-        return 0
-    ids = [int(i) for i in scored["enterprise_id"]]
-    reads = consented_reads(ws, ids, withheld)
-    with ws.engine.connect() as conn:
-        tenant_id = conn.execute(select(Tenant.id).where(Tenant.code == lender)).scalar()
-    rated_at = rated_at or utc_now()
-    rows = []
-    for eid, record in zip(ids, scored.to_dict("records"), strict=True):
-        profile = profile_of_row(model, record, TOP_REASONS)
-        rows.append({"enterprise_id": eid, "tenant_id": tenant_id, "lender": lender, "purpose": purpose,
-                     "as_of": as_of, "rated_at": rated_at, "model_id": model.model_id, "pd": float(profile["pd"]),
-                     "score": float(profile["score"]), "grade": profile["grade"], "profile": profile,
-                     "reads": reads[eid], "features_withheld": len(list(withheld.get(eid, ())))})
-    with ws.engine.begin() as conn:
-        return store.insert_ratings(conn, rows)
+    def record_ratings(self, model: RiskModel, lender: str, as_of: date, scored: pd.DataFrame,
+                       withheld: Mapping[int, Iterable[str]], purpose: str = PURPOSE,
+                       rated_at: datetime | None = None) -> int:
+        """Store the ratings of `scored` (a `rate` table with an enterprise_id column) made for `lender`."""
+        from iotfin.risk.scoring import TOP_REASONS, profile_of_row
 
+        if scored.empty:
+            return 0
+        ids = [int(i) for i in scored["enterprise_id"]]
+        reads = self.consented_reads(ids, withheld)
+        with self.engine.connect() as conn:
+            tenant_id = conn.execute(select(Tenant.id).where(Tenant.code == lender)).scalar()
+        rated_at = rated_at or utc_now()
+        rows = []
+        for eid, record in zip(ids, scored.to_dict("records"), strict=True):
+            profile = profile_of_row(model, record, TOP_REASONS)
+            rows.append({"enterprise_id": eid, "tenant_id": tenant_id, "lender": lender, "purpose": purpose,
+                         "as_of": as_of, "rated_at": rated_at, "model_id": model.model_id, "pd": float(profile["pd"]),
+                         "score": float(profile["score"]), "grade": profile["grade"], "profile": profile,
+                         "reads": reads[eid], "features_withheld": len(list(withheld.get(eid, ())))})
+        with self.engine.begin() as conn:
+            return store.insert_ratings(conn, rows)
 
-def credit_profile(ws: Any, who: Principal, enterprise_id: int, lender: str | None = None) -> dict[str, Any]:
-    """The latest rating of an enterprise that `who` may see (see the module docstring)."""
-    missing = NotFound(f"no credit profile of enterprise {enterprise_id}" + (f" for {lender}" if lender else ""))
-    with ws.engine.connect() as conn:
-        if who.platform:
+    def credit_profile(self, who: Principal, enterprise_id: int, lender: str | None = None) -> dict[str, Any]:
+        """The latest rating of an enterprise that `who` may see (see the module docstring)."""
+        missing = NotFound(f"no credit profile of enterprise {enterprise_id}" + (f" for {lender}" if lender else ""))
+        with self.engine.connect() as conn:
+            if who.platform:
+                row = store.latest(conn, enterprise_id, lender=lender)
+            elif who.enterprise_id is not None:
+                row = store.latest(conn, enterprise_id, lender=lender) if who.enterprise_id == enterprise_id else None
+            elif who.tenant_id is not None:
+                row = store.latest(conn, enterprise_id, tenant_id=who.tenant_id, lender=lender)
+            else:
+                row = None
+        if row is None:
+            raise missing
+        consent = None
+        if not who.platform and who.enterprise_id is None:
+            consent = self._recheck_consent(row)
+        return _view(row, consent)
+
+    def operator_profile(self, enterprise_id: int, lender: str | None = None, as_lender: bool = False) -> dict[str, Any]:
+        """For the command line: the latest rating (of one lender's, if named). With `as_lender`, read
+        as that lender would — the consent re-check runs and is logged."""
+        with self.engine.connect() as conn:
             row = store.latest(conn, enterprise_id, lender=lender)
-        elif who.enterprise_id is not None:
-            row = store.latest(conn, enterprise_id, lender=lender) if who.enterprise_id == enterprise_id else None
-        elif who.tenant_id is not None:
-            row = store.latest(conn, enterprise_id, tenant_id=who.tenant_id, lender=lender)
-        else:
-            row = None
-    if row is None:
-        raise missing
-    consent = None
-    if not who.platform and who.enterprise_id is None:
-        consent = _recheck_consent(ws, row)
-    return _view(row, consent)
+        if row is None:
+            raise NotFound(f"no credit profile of enterprise {enterprise_id}" + (f" for {lender}" if lender else ""))
+        return _view(row, self._recheck_consent(row) if as_lender else None)
 
-
-def operator_profile(ws: Any, enterprise_id: int, lender: str | None = None, as_lender: bool = False) -> dict[str, Any]:
-    """For the command line: the latest rating (of one lender's, if named). With `as_lender`, read
-    as that lender would — the consent re-check runs and is logged."""
-    with ws.engine.connect() as conn:
-        row = store.latest(conn, enterprise_id, lender=lender)
-    if row is None:
-        raise NotFound(f"no credit profile of enterprise {enterprise_id}" + (f" for {lender}" if lender else ""))
-    return _view(row, _recheck_consent(ws, row) if as_lender else None)
-
-
-def _recheck_consent(ws: Any, row: Mapping[str, Any]) -> dict[str, Any]:
-    as_of: date = row["as_of"]
-    reads = [ReadRequest(scope, row["purpose"], as_of - timedelta(days=int(days) - 1), as_of) for scope, days in row["reads"]]
-    decisions = ws.consent.check_many(row["lender"], [row["enterprise_id"]], {row["enterprise_id"]: reads},
-                                      detail=f"credit profile {row['id']} as of {as_of.isoformat()}")[row["enterprise_id"]]
-    refused = [(r.scope, d.reason) for r, d in zip(reads, decisions, strict=True) if not d.allowed]
-    if refused:
-        scope, reason = refused[0]
-        zh, en = REASONS.get(reason, (reason, reason))
-        raise Forbidden(f"the credit profile rests on {scope}, which {row['lender']} may no longer read: {en} / "
-                        f"信用画像所依据的数据（{scope}）已不可读取：{zh}")
-    return {"checked": len(reads), "purpose": row["purpose"], "allowed": True}
+    def _recheck_consent(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        as_of: date = row["as_of"]
+        reads = [ConsentRead(scope, row["purpose"], as_of - timedelta(days=int(days) - 1), as_of)
+                 for scope, days in row["reads"]]
+        decisions = self.consent.check_many(row["lender"], [row["enterprise_id"]], {row["enterprise_id"]: reads},
+                                            detail=f"credit profile {row['id']} as of {as_of.isoformat()}")
+        refused = [(r.scope, d) for r, d in zip(reads, decisions[row["enterprise_id"]], strict=True) if not d.allowed]
+        if refused:
+            scope, decision = refused[0]
+            raise Forbidden(f"the credit profile rests on {scope}, which {row['lender']} may no longer read: "
+                            f"{decision.en} / 信用画像所依据的数据（{scope}）已不可读取：{decision.zh}")
+        return {"checked": len(reads), "purpose": row["purpose"], "allowed": True}
 
 
 def _view(row: Mapping[str, Any], consent: dict[str, Any] | None) -> dict[str, Any]:

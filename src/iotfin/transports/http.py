@@ -15,9 +15,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from iotfin.api.platform import Platform
 from iotfin.api.problems import problem
 from iotfin.api.routing import ApiRouter
-from iotfin.app.workspace import Workspace
 from iotfin.core.errors import NotFound, PayloadTooLarge, Unauthorized, ValidationError
 from iotfin.core.time import now_ms
 from iotfin.devices import claims
@@ -45,13 +45,13 @@ class ProvisionRequest(BaseModel):
 def committer(request: Request) -> GroupCommitter:
     state = request.app.state
     if getattr(state, "http_committer", None) is None:
-        ws: Workspace = state.workspace
+        ws: Platform = state.workspace
         state.http_committer = GroupCommitter(ws.ingest, TRANSPORT, on_commit=ws.device_runtime.guard.persist)
     return state.http_committer
 
 
 async def _device(request: Request, token: str) -> int:
-    ws: Workspace = request.app.state.workspace
+    ws: Platform = request.app.state.workspace
     device_id = await run_in_threadpool(ws.devices.resolve_token, token)
     if device_id is None:
         raise Unauthorized("unknown, expired or revoked access token")
@@ -73,7 +73,7 @@ async def _body(request: Request) -> bytes:
 
 async def store_parsed(request: Request, parsed: ParsedTelemetry, device_id: int | None,
                        verified: Verified | None = None) -> Response:
-    ws: Workspace = request.app.state.workspace
+    ws: Platform = request.app.state.workspace
     if verified is not None and device_id is not None:
         result, rejected = await store_verified(ws, committer(request), parsed, device_id, verified)
     else:
@@ -94,7 +94,7 @@ def router() -> APIRouter:
         """Telemetry in any of ThingsBoard's three forms; 200 once every reading is durable."""
         device_id = await _device(request, token)
         body = await _body(request)
-        ws: Workspace = request.app.state.workspace
+        ws: Platform = request.app.state.workspace
         try:
             verified = await verify_message(ws, device_id, load_json(body), body, TRANSPORT)
             parsed = parse_telemetry(verified.data, device_id, now_ms())
@@ -110,7 +110,7 @@ def router() -> APIRouter:
         format) for devices of the gateway's own enterprise."""
         gateway_id = await _device(request, token)
         body = await _body(request)
-        ws: Workspace = request.app.state.workspace
+        ws: Platform = request.app.state.workspace
         try:
             verified = await verify_message(ws, gateway_id, load_json(body), body, TRANSPORT)
             data = verified.data
@@ -141,7 +141,7 @@ def router() -> APIRouter:
             secret, duration = claims.parse_claim_request(load_json(body) if body.strip() else None)
         except (MalformedPayload, ValidationError) as exc:
             return problem(400, "Malformed claim request", str(exc), "malformed_payload", request.url.path)
-        ws: Workspace = request.app.state.workspace
+        ws: Platform = request.app.state.workspace
         await run_in_threadpool(claims.announce, ws.engine, device_id, secret, duration)
         return Response(status_code=200)
 
@@ -155,7 +155,7 @@ def router() -> APIRouter:
         if not isinstance(values, dict) or not values:
             return problem(400, "Malformed payload", "attributes must be a non-empty JSON object",
                            "malformed_payload", request.url.path)
-        ws: Workspace = request.app.state.workspace
+        ws: Platform = request.app.state.workspace
         await run_in_threadpool(ws.devices.save_attributes, device_id, "client", values)
         return Response(status_code=200)
 
@@ -163,7 +163,7 @@ def router() -> APIRouter:
     async def get_attributes(token: str, request: Request, clientKeys: str | None = None,  # noqa: N803
                              sharedKeys: str | None = None) -> dict[str, Any]:  # noqa: N803
         device_id = await _device(request, token)
-        ws: Workspace = request.app.state.workspace
+        ws: Platform = request.app.state.workspace
 
         def keys(text: str | None) -> list[str] | None:
             return None if text is None else [k for k in text.split(",") if k]
@@ -173,7 +173,7 @@ def router() -> APIRouter:
     @r.post("/provision")
     async def provision(body: ProvisionRequest, request: Request) -> JSONResponse:
         """ThingsBoard device provisioning: a profile's key and secret buy a new device's token."""
-        ws: Workspace = request.app.state.workspace
+        ws: Platform = request.app.state.workspace
         try:
             issued = await run_in_threadpool(ws.devices.provision, body.deviceName, body.provisionDeviceKey,
                                              body.provisionDeviceSecret)

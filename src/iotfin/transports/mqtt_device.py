@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from iotfin.app.workspace import Workspace
+from iotfin.api.platform import Platform
 from iotfin.core.errors import ValidationError
 from iotfin.core.time import now_ms
 from iotfin.devices import claims
@@ -73,7 +73,7 @@ class DeviceIdentity:
 
 
 class DeviceApiHandler:
-    def __init__(self, ws: Workspace, committer: GroupCommitter | None = None):
+    def __init__(self, ws: Platform, committer: GroupCommitter | None = None):
         self.ws = ws
         self.committer = committer or GroupCommitter(ws.ingest, TRANSPORT, on_commit=ws.device_runtime.guard.persist)
         self.sessions: dict[int, set[Any]] = {}

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from iotfin.app.workspace import Workspace
+from iotfin.api.platform import Platform
 from iotfin.devices.guard import Verified
 from iotfin.devices.provenance import ProvenanceRejected
 from iotfin.ingest.group_commit import GroupCommitter, store_parsed
@@ -24,7 +24,7 @@ from iotfin.ingest.payloads import ParsedTelemetry
 from iotfin.ingest.service import IngestResult
 
 
-async def verify_message(ws: Workspace, device_id: int, data: Any, raw: bytes, transport: str) -> Verified:
+async def verify_message(ws: Platform, device_id: int, data: Any, raw: bytes, transport: str) -> Verified:
     runtime = ws.device_runtime
     runtime.ensure_running()
     guard = runtime.guard
@@ -39,7 +39,7 @@ async def verify_message(ws: Workspace, device_id: int, data: Any, raw: bytes, t
         raise
 
 
-async def store_verified(ws: Workspace, committer: GroupCommitter, parsed: ParsedTelemetry, device_id: int,
+async def store_verified(ws: Platform, committer: GroupCommitter, parsed: ParsedTelemetry, device_id: int,
                          verified: Verified) -> tuple[IngestResult, dict[str, int]]:
     """`store_parsed` carrying the message's counter into the commit; a failed store rolls it back."""
     guard = ws.device_runtime.guard
@@ -53,7 +53,7 @@ async def store_verified(ws: Workspace, committer: GroupCommitter, parsed: Parse
     return outcome
 
 
-def activity(ws: Workspace, *device_ids: int) -> None:
+def activity(ws: Platform, *device_ids: int) -> None:
     runtime = ws.device_runtime
     runtime.ensure_running()
     for device_id in device_ids:

@@ -19,8 +19,8 @@ from iotfin.core.jsonout import dumps
 from iotfin.db.engine import write_transaction
 from iotfin.db.pagination import PageParams, paginate
 from iotfin.identity.access import owned_by
+from iotfin.identity.crypto import FieldCipher
 from iotfin.identity.model import Principal
-from iotfin.protection.crypto import FieldCipher
 from iotfin.webhooks.model import (
     MAX_ATTEMPTS,
     Allowlist,

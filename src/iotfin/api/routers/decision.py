@@ -26,9 +26,9 @@ from iotfin.api.pagination import Page
 from iotfin.api.responses import DecimalJSONResponse
 from iotfin.api.routing import ApiRouter
 from iotfin.core.errors import Forbidden, NotFound, ValidationError
-from iotfin.decision.model import Application, RiskAssessment
-from iotfin.decision.service import DecisionService, workspace_service
-from iotfin.identity.access import can_see_record, owned_by_tenant, set_owner
+from iotfin.decision.applications import Application
+from iotfin.decision.service import Applicant, DecisionService
+from iotfin.identity.access import can_see_record, owned_by_tenant
 from iotfin.identity.model import Principal
 
 DECIMAL = r"^-?\d{1,16}(\.\d{1,8})?$"
@@ -85,10 +85,7 @@ class RollbackIn(BaseModel):
 
 def service(request: Request) -> DecisionService:
     state = request.app.state
-    svc = getattr(state, "decision_service", None)
-    if svc is None:
-        svc = state.decision_service = workspace_service(state.workspace)
-    return svc
+    return getattr(state, "decision_service", None) or state.workspace.decision  # (tests set their own)
 
 
 Submitter = Annotated[Principal, Depends(require("applications:write"))]
@@ -108,24 +105,6 @@ def _visible(request: Request, who: Principal, application_id: int) -> dict[str,
     return app
 
 
-def _assessment(request: Request, who: Principal, body: ApplicationIn, svc: DecisionService) -> RiskAssessment | None:
-    """The risk engine's assessment when a model is trained (a body assessment is then refused),
-    else the service's own assess port, else the body's (None: the service refuses to decide)."""
-    if body.lender is not None and not who.platform:
-        raise ValidationError("lender: only the operator names a lender; a lender applies for itself")
-    assessor = request.app.state.workspace.risk_assessor()
-    if assessor is None and svc.assess is None:
-        return None if body.assessment is None else RiskAssessment.from_json(body.assessment)
-    if body.assessment is not None:
-        raise ValidationError("the risk assessment is computed by the platform's risk engine; do not send one")
-    if assessor is None:
-        return None  # the service's assess port decides
-    lender = body.lender if who.platform else who.tenant_code
-    if lender is None:
-        raise ValidationError("lender: the operator names the lender whose consent the risk engine's features use")
-    return assessor(body.enterprise_id, lender)
-
-
 def router() -> APIRouter:
     r = ApiRouter(prefix="/api/v1", tags=["credit decisioning"])
 
@@ -137,14 +116,12 @@ def router() -> APIRouter:
         enterprise's consent to `credit_report` for `credit_assessment`."""
         if who.enterprise_id is not None or (not who.platform and who.tenant_id is None):
             raise Forbidden("only a lender or the operator submits credit applications")
-        consented(request, who, body.enterprise_id, SCOPE, PURPOSE, "credit application")
-        svc = service(request)
-        assessment = _assessment(request, who, body, svc)
-        result = svc.decide(body.application(), assessment, strategy=body.strategy)
-        if not who.platform:
-            set_owner(request.app.state.workspace.engine, "application", result["application_id"], who.tenant_id,
-                      body.enterprise_id)
-        return JSONOut(result, status_code=201)
+        if body.lender is not None and not who.platform:
+            raise ValidationError("lender: only the operator names a lender; a lender applies for itself")
+        applicant = (Applicant(risk_lender=body.lender) if who.platform else
+                     Applicant(consent_of=who.tenant_code, risk_lender=who.tenant_code, owner_tenant_id=who.tenant_id))
+        return JSONOut(service(request).submit(body.application(), applicant, assessment=body.assessment,
+                                               strategy=body.strategy), status_code=201)
 
     @r.get("/credit-applications/{application_id}", response_class=JSONOut)
     def application(application_id: int, who: Reader, request: Request) -> JSONOut:

@@ -16,8 +16,8 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from iotfin.api.auth import require
+from iotfin.api.platform import Platform
 from iotfin.api.routing import ApiRouter
-from iotfin.app.workspace import Workspace
 from iotfin.core.errors import Forbidden, NotFound
 from iotfin.devices import claims
 from iotfin.devices.state import device_status
@@ -33,7 +33,7 @@ Reader = Annotated[Principal, Depends(require("devices:read"))]
 Claimer = Annotated[Principal, Depends(require("devices:claim"))]
 
 
-def _visible(ws: Workspace, who: Principal, device_id: int) -> None:
+def _visible(ws: Platform, who: Principal, device_id: int) -> None:
     if who.platform:
         return
     with ws.engine.connect() as conn:
@@ -48,16 +48,16 @@ def router() -> APIRouter:
     @r.get("/devices/{device_id}/status")
     async def status(device_id: int, who: Reader, request: Request) -> dict[str, Any]:
         """Online/offline (the profile's inactivity timeout), last activity, connect and disconnect."""
-        ws: Workspace = request.app.state.workspace
+        ws: Platform = request.app.state.workspace
         await run_in_threadpool(_visible, ws, who, device_id)
-        tracker = ws.device_runtime.state if "device_runtime" in ws.__dict__ else None
+        tracker = ws.device_runtime.state if ws.device_runtime_started() else None
         return await run_in_threadpool(device_status, ws.engine, ws.registry, device_id, tracker)
 
     @r.get("/devices/{device_id}/events")
     async def events(device_id: int, who: Reader, request: Request, kind: Annotated[list[str] | None, Query()] = None,
                      tamper: bool = False, since_ms: int | None = None, limit: int = 100) -> dict[str, Any]:
         """The device's events, newest first; `tamper=true` for tamper signals only."""
-        ws: Workspace = request.app.state.workspace
+        ws: Platform = request.app.state.workspace
         await run_in_threadpool(_visible, ws, who, device_id)
         runtime = ws.device_runtime
         await run_in_threadpool(runtime.events.flush)  # include what this process still buffers
@@ -71,7 +71,7 @@ def router() -> APIRouter:
         caller's own enterprise; 404 without an open claim with that secret."""
         if not who.platform and who.enterprise_id != enterprise_id:
             raise Forbidden("an enterprise claims devices for itself only")
-        ws: Workspace = request.app.state.workspace
+        ws: Platform = request.app.state.workspace
         return await run_in_threadpool(claims.claim, ws.engine, ws.device_runtime.events, device_name,
                                        body.secretKey, enterprise_id)
 

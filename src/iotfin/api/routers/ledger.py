@@ -11,15 +11,15 @@ from fastapi.responses import PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from iotfin.api.auth import require
+from iotfin.api.platform import Platform
 from iotfin.api.routing import ApiRouter
-from iotfin.app.workspace import Workspace
 from iotfin.identity.model import Principal
 from iotfin.ledger.checkpoint import COSIGNATURE_V1, VerifierKey
 from iotfin.ledger.service import load_or_create_signer
 from iotfin.ledger.witness import SIZE_CONTENT_TYPE, SizeConflict, Witness, WitnessError
 
 
-def make_witness(ws: Workspace) -> Witness:
+def make_witness(ws: Platform) -> Witness:
     """The platform's witness: it cosigns its own log and the logs listed, one `origin verifier-key`
     per line, in `<data dir>/witness_logs.txt`."""
     logs: dict[str, list[VerifierKey]] = {ws.ledger.origin: [ws.ledger.signer.verifier()]}
@@ -36,7 +36,7 @@ def make_witness(ws: Workspace) -> Witness:
 def router() -> APIRouter:
     r = ApiRouter(tags=["ledger"])
 
-    def ws_of(request: Request) -> Workspace:
+    def ws_of(request: Request) -> Platform:
         return request.app.state.workspace
 
     @r.get("/api/v1/ledger/checkpoint", response_class=PlainTextResponse)

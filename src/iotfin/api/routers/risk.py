@@ -27,8 +27,6 @@ def router() -> APIRouter:
         """The latest credit rating of an enterprise the caller may see: a lender only the ratings it
         asked for (each read re-checks the enterprise's consent and is logged), an enterprise its own,
         the operator all."""
-        from iotfin.risk.service import credit_profile  # pandas, DuckDB: loaded on first use, not at start
-
-        return credit_profile(request.app.state.workspace, who, enterprise_id, lender)
+        return request.app.state.workspace.ratings.credit_profile(who, enterprise_id, lender)
 
     return r

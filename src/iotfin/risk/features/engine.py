@@ -5,6 +5,11 @@ The platform evaluates the query over the system of record (exported to Arrow) a
 telemetry aggregates on DuckDB; what leaves for a lender is only the features whose every source
 scope it holds a valid grant for, for the features' data period. The others are NULL and named in
 `withheld`. Each consent decision is written to the enterprise's access log.
+
+A `FeatureEngine` is given what it reads, not a workspace: the database (the enterprise registry of
+the identity kernel), the telemetry store, a data folder (rollups, market prices), and the ports of
+`iotfin.risk.ports` — consent, and the device and supply-chain rows. The composition root builds one
+per workspace (`Workspace.features`).
 """
 
 from __future__ import annotations
@@ -12,8 +17,7 @@ from __future__ import annotations
 import functools
 import threading
 import time
-import weakref
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,17 +26,22 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 
-from iotfin.consent.model import TELEMETRY_SCOPE_OF_DEVICE, Decision
-from iotfin.consent.service import ReadRequest
 from iotfin.core.errors import NotFound, ValidationError
-from iotfin.devices.tables import Device, DeviceProfile
 from iotfin.identity.tables import Enterprise
-from iotfin.risk.features import daily
-from iotfin.risk.features.catalogue import ALL_TELEMETRY, CATALOGUE, HAIRCUT, PRIMARY_METRIC, Feature
+from iotfin.risk.features.catalogue import (
+    ALL_TELEMETRY,
+    CATALOGUE,
+    HAIRCUT,
+    PRIMARY_METRIC,
+    ROLLUP_METRICS,
+    Feature,
+)
 from iotfin.risk.features.sql import feature_query
-from iotfin.supplychain.tables import Relationship, TradeDocument
+from iotfin.risk.ports import Consent, ConsentDecision, ConsentRead, FeatureSources
+from iotfin.telemetry import daily
+from iotfin.telemetry.store import TelemetryStore
 
 EPOCH = date(1970, 1, 1)
 MAX_LOOKBACK = max(f.lookback_days for f in CATALOGUE)
@@ -51,7 +60,7 @@ def _check_as_of(as_of: Any) -> date:
     return as_of
 
 
-def load_commodity_prices(ws: Any, prices: pa.Table) -> int:
+def load_commodity_prices(features: FeatureEngine, prices: pa.Table) -> int:
     """Store daily commodity prices (day, commodity, price in yuan as decimal) for collateral valuation."""
     missing = {"day", "commodity", "price"} - set(prices.column_names)
     if missing:
@@ -60,7 +69,7 @@ def load_commodity_prices(ws: Any, prices: pa.Table) -> int:
         pa.schema([("day", pa.date32()), ("commodity", pa.string()), ("price", pa.decimal128(18, 2))]))
     if table.num_rows and (pc.min(table["price"]).as_py() or 0) < 0:
         raise ValidationError("a commodity price is negative")
-    path = _market_dir(ws) / "commodity_prices.parquet"
+    path = features.market_dir / "commodity_prices.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     pq.write_table(table, tmp)
@@ -68,38 +77,37 @@ def load_commodity_prices(ws: Any, prices: pa.Table) -> int:
     return table.num_rows
 
 
-def _market_dir(ws: Any) -> Path:
-    return Path(ws.data_dir) / "market"
-
-
 class FeatureEngine:
-    """Holds the inputs one workspace's features are computed from, and the online snapshots."""
+    """Holds the inputs one workspace's features are computed from, its consent port, and the online
+    snapshots."""
 
-    def __init__(self, ws: Any):
-        self.ws = ws
-        self.rollup_dir = Path(ws.data_dir) / "features" / "daily"
+    def __init__(self, engine: Engine, telemetry: TelemetryStore, data_dir: Path, consent: Consent,
+                 sources: FeatureSources):
+        self.engine = engine
+        self.telemetry = telemetry
+        self.consent = consent
+        self.sources = sources
+        self.rollup_dir = Path(data_dir) / "features" / "daily"
+        self.market_dir = Path(data_dir) / "market"
+        self._scope_of_device = dict(consent.telemetry_scope_of_device)
         self._snapshots: dict[date, tuple[float, dict[int, dict[str, Any]]]] = {}
         self._lock = threading.Lock()
+        # The reads depend only on (as_of, device types, purpose): planned once per combination.
+        self._reads = functools.lru_cache(maxsize=4096)(self._plan_reads)
 
     # --- inputs ---------------------------------------------------------------------------------
 
     def _sor(self, enterprise_ids: Sequence[int] | None) -> dict[str, pa.Table]:
         """System-of-record inputs as Arrow, dates as day numbers, money as decimal(18,2)."""
         ids = None if enterprise_ids is None else list(enterprise_ids)
-        e, d, p, t, r = (Enterprise.__table__, Device.__table__, DeviceProfile.__table__, TradeDocument.__table__,
-                         Relationship.__table__)
-        with self.ws.engine.connect() as conn:
+        e = Enterprise.__table__
+        with self.engine.connect() as conn:  # one connection: the rows of one state of the records
             q = select(e.c.id, e.c.founded_on, e.c.registered_capital, e.c.sector, e.c.region_code, e.c.tax_grade,
                        e.c.litigation_count, e.c.key_person_changes)
             ents = conn.execute(q if ids is None else q.where(e.c.id.in_(ids))).all()
-            q = (select(d.c.id, d.c.enterprise_id, d.c.device_type, d.c.commodity, d.c.installed_on, d.c.created_at,
-                        p.c.interval_s).join(p, p.c.id == d.c.profile_id).where(d.c.status != "revoked"))
-            devs = conn.execute(q if ids is None else q.where(d.c.enterprise_id.in_(ids))).all()
-            q = select(t.c.id, t.c.doc_type, t.c.seller_id, t.c.buyer_id, t.c.order_id, t.c.issued_on, t.c.due_on,
-                       t.c.amount, t.c.vehicle_device_id)
-            docs = conn.execute(q if ids is None else q.where(t.c.seller_id.in_(ids) | t.c.buyer_id.in_(ids))).all()
-            q = select(r.c.supplier_id, r.c.buyer_id, r.c.core_enterprise_id, r.c.since)
-            rels = conn.execute(q if ids is None else q.where(r.c.supplier_id.in_(ids) | r.c.buyer_id.in_(ids))).all()
+            devs = self.sources.devices(conn, ids)
+            docs = self.sources.trade_documents(conn, ids)
+            rels = self.sources.relationships(conn, ids)
 
         def days(values: Iterable[date | None]) -> pa.Array:
             return pa.array([None if v is None else day_number(v) for v in values], pa.int32())
@@ -130,7 +138,7 @@ class FeatureEngine:
         return {"ent": ent, "dev": dev, "docs": doc, "rel": rel}
 
     def _market(self) -> dict[str, pa.Table]:
-        path = _market_dir(self.ws) / "commodity_prices.parquet"
+        path = self.market_dir / "commodity_prices.parquet"
         if path.exists():
             raw = pq.read_table(path)
             prices = pa.table({"day": days_of(raw["day"]), "commodity": raw["commodity"], "price": raw["price"]})
@@ -141,7 +149,7 @@ class FeatureEngine:
         return {"prices": prices, "haircuts": haircuts}
 
     def refresh_telemetry(self) -> list[Path]:
-        return daily.refresh(self.ws.telemetry, self.rollup_dir)
+        return daily.refresh(self.telemetry, self.rollup_dir, ROLLUP_METRICS)
 
     # --- computing ------------------------------------------------------------------------------
 
@@ -167,16 +175,31 @@ class FeatureEngine:
 
     # --- consent --------------------------------------------------------------------------------
 
-    @staticmethod
-    def reads_for(as_of: date, device_types: Iterable[str], purpose: str) -> dict[tuple[str, int], ReadRequest]:
+    def telemetry_scopes(self, device_types: Iterable[str]) -> set[str]:
+        """The telemetry scopes of an enterprise's device types: what its features read of its devices."""
+        return {self._scope_of_device[t] for t in device_types if t in self._scope_of_device}
+
+    def _plan_reads(self, as_of: date, device_types: frozenset[str],
+                    purpose: str) -> tuple[tuple[tuple[str, int], ConsentRead], ...]:
+        held = self.telemetry_scopes(device_types)
+        reads: dict[tuple[str, int], ConsentRead] = {}
+        for f in CATALOGUE:
+            for scope in _expand(f, held):
+                if scope.startswith("telemetry:") and scope not in held:
+                    continue
+                reads.setdefault((scope, f.lookback_days), ConsentRead(
+                    scope, purpose, as_of - timedelta(days=f.lookback_days - 1), as_of))
+        return tuple(reads.items())
+
+    def reads_for(self, as_of: date, device_types: Iterable[str], purpose: str) -> dict[tuple[str, int], ConsentRead]:
         """The (scope, look-back) reads the catalogue makes of one enterprise, given its device types:
         telemetry scopes only for data it has devices for (no device, no data, nothing read)."""
-        return dict(_reads(as_of, frozenset(device_types), purpose))
+        return dict(self._reads(as_of, frozenset(device_types), purpose))
 
-    @staticmethod
-    def withheld(as_of: date, device_types: Iterable[str], decisions: dict[tuple[str, int], Decision]) -> dict[str, str]:
+    def withheld(self, as_of: date, device_types: Iterable[str],
+                 decisions: Mapping[tuple[str, int], ConsentDecision]) -> dict[str, str]:
         """Feature -> reason, for every feature at least one of whose reads was refused."""
-        held = {TELEMETRY_SCOPE_OF_DEVICE[t] for t in device_types if t in TELEMETRY_SCOPE_OF_DEVICE}
+        held = self.telemetry_scopes(device_types)
         out: dict[str, str] = {}
         for f in CATALOGUE:
             for scope in _expand(f, held):
@@ -193,8 +216,8 @@ class FeatureEngine:
             types.setdefault(eid, set()).add(t)
         ids = table["enterprise_id"].to_pylist()
         plans = {eid: self.reads_for(as_of, types.get(eid, ()), purpose) for eid in ids}
-        decisions = self.ws.consent.check_many(lender, ids, {eid: list(p.values()) for eid, p in plans.items()},
-                                               detail=f"features as of {as_of.isoformat()}")
+        decisions = self.consent.check_many(lender, ids, {eid: list(p.values()) for eid, p in plans.items()},
+                                            detail=f"features as of {as_of.isoformat()}")
         withheld_rows: list[list[str]] = []
         masks: dict[str, list[bool]] = {f.name: [] for f in CATALOGUE}
         for eid in ids:
@@ -242,19 +265,6 @@ def days_of(array: pa.ChunkedArray | pa.Array) -> pa.Array:
     return pc.cast(pc.cast(array, pa.date32()), pa.int32())
 
 
-@functools.lru_cache(maxsize=4096)
-def _reads(as_of: date, device_types: frozenset[str], purpose: str) -> tuple[tuple[tuple[str, int], ReadRequest], ...]:
-    held = {TELEMETRY_SCOPE_OF_DEVICE[t] for t in device_types if t in TELEMETRY_SCOPE_OF_DEVICE}
-    reads: dict[tuple[str, int], ReadRequest] = {}
-    for f in CATALOGUE:
-        for scope in _expand(f, held):
-            if scope.startswith("telemetry:") and scope not in held:
-                continue
-            reads.setdefault((scope, f.lookback_days), ReadRequest(
-                scope, purpose, as_of - timedelta(days=f.lookback_days - 1), as_of))
-    return tuple(reads.items())
-
-
 def _expand(f: Feature, held: set[str]) -> list[str]:
     out: list[str] = []
     for s in f.scopes:
@@ -262,52 +272,34 @@ def _expand(f: Feature, held: set[str]) -> list[str]:
     return out
 
 
-_ENGINES: weakref.WeakKeyDictionary[Any, FeatureEngine] = weakref.WeakKeyDictionary()
-
-
-def engine_for(ws: Any) -> FeatureEngine:
-    found = _ENGINES.get(ws)
-    if found is None:
-        found = _ENGINES[ws] = FeatureEngine(ws)
-    return found
-
-
-def _validate_lender(lender: str, purpose: str) -> None:
-    from iotfin.consent.model import validate_purpose, validate_recipient
-
-    validate_recipient(lender)
-    validate_purpose(purpose)
-
-
-def compute_features(ws: Any, as_of: date, lender: str, enterprise_ids: Sequence[int] | None = None,
+def compute_features(features: FeatureEngine, as_of: date, lender: str, enterprise_ids: Sequence[int] | None = None,
                      purpose: str = DEFAULT_PURPOSE) -> pa.Table:
     """Features of every enterprise (or those listed) as of the end of business date `as_of`, for
     `lender`: one row per enterprise founded by then; features the lender may not see are NULL and
     listed in `withheld`. Every consent decision is logged."""
-    _validate_lender(lender, purpose)
-    eng = engine_for(ws)
-    table, dev = eng.unscoped(_check_as_of(as_of), enterprise_ids)
-    return eng.scope(table, dev, as_of, lender, purpose)
+    features.consent.validate(lender, purpose)
+    table, dev = features.unscoped(_check_as_of(as_of), enterprise_ids)
+    return features.scope(table, dev, as_of, lender, purpose)
 
 
-def features_for(ws: Any, enterprise_id: int, as_of: date, lender: str, purpose: str = DEFAULT_PURPOSE) -> dict[str, Any]:
+def features_for(features: FeatureEngine, enterprise_id: int, as_of: date, lender: str,
+                 purpose: str = DEFAULT_PURPOSE) -> dict[str, Any]:
     """Online: one enterprise's features for a lender, with the same definitions as the batch.
     Returns {"enterprise_id", "as_of", "lender", "features": {name: value}, "withheld": {name: reason}}."""
-    _validate_lender(lender, purpose)
-    eng = engine_for(ws)
-    row, types = eng.snapshot_row(enterprise_id, _check_as_of(as_of))
-    plan = eng.reads_for(as_of, types, purpose)
-    decided = ws.consent.check_many(lender, [enterprise_id], {enterprise_id: list(plan.values())},
-                                    detail=f"features as of {as_of.isoformat()}")[enterprise_id]
+    features.consent.validate(lender, purpose)
+    row, types = features.snapshot_row(enterprise_id, _check_as_of(as_of))
+    plan = features.reads_for(as_of, types, purpose)
+    decided = features.consent.check_many(lender, [enterprise_id], {enterprise_id: list(plan.values())},
+                                          detail=f"features as of {as_of.isoformat()}")[enterprise_id]
     decisions = dict(zip(plan, decided, strict=True))
-    refused = eng.withheld(as_of, types, decisions)
+    refused = features.withheld(as_of, types, decisions)
     return {"enterprise_id": enterprise_id, "as_of": as_of, "lender": lender,
             "features": {f.name: (None if f.name in refused else row[f.name]) for f in CATALOGUE},
             "withheld": refused}
 
 
-def training_set(ws: Any, ds: Any, as_of_dates: Sequence[date], horizon_days: int, lender: str | None = None,
-                 purpose: str = DEFAULT_PURPOSE) -> pa.Table:
+def training_set(features: FeatureEngine, ds: Any, as_of_dates: Sequence[date], horizon_days: int,
+                 lender: str | None = None, purpose: str = DEFAULT_PURPOSE) -> pa.Table:
     """Features at each as-of date labelled with the simulator's ground truth: `default` is 1 when
     the enterprise defaults within (as_of, as_of + horizon_days]. Enterprises that defaulted on or
     before the as-of date are left out (they are no longer applicants). Without `lender` the
@@ -319,14 +311,13 @@ def training_set(ws: Any, ds: Any, as_of_dates: Sequence[date], horizon_days: in
         raise ValidationError("at least one as-of date is needed")
     defaults = ds.table("defaults")
     default_on = dict(zip(defaults["enterprise_id"].to_pylist(), defaults["default_on"].to_pylist(), strict=True))
-    eng = engine_for(ws)
     parts = []
     for as_of in as_of_dates:
         if lender is None:
-            table, _ = eng.unscoped(_check_as_of(as_of))
+            table, _ = features.unscoped(_check_as_of(as_of))
             table = table.append_column("as_of", pa.array([as_of] * table.num_rows, pa.date32()))
         else:
-            table = compute_features(ws, as_of, lender, purpose=purpose).drop_columns(["withheld"])
+            table = compute_features(features, as_of, lender, purpose=purpose).drop_columns(["withheld"])
         ids = table["enterprise_id"].to_pylist()
         keep = [default_on.get(i) is None or default_on[i] > as_of for i in ids]
         label = [int(default_on.get(i) is not None and as_of < default_on[i] <= as_of + timedelta(days=horizon_days))

@@ -2,7 +2,7 @@
 
 `MonitorRuntime(ws)` builds the MonitorService from the system of record (device metadata, prices),
 with its ports wired: loan actions through the lending service, notices through the webhooks outbox
-(`iotfin.monitor.actions`). `attach()` subscribes it to `ws.ingest.on_commit` (every transport's
+(`iotfin.app.monitor_actions`). `attach()` subscribes it to `ws.ingest.on_commit` (every transport's
 commits go through that one IngestService); `run(stop)` is the timer, every `tick_s` seconds:
 
 - `MonitorService.tick(now)`: heartbeat gaps and offline time, machine idleness, herd counts;
@@ -28,12 +28,11 @@ from typing import Any
 import prometheus_client
 import pyarrow as pa
 
-from iotfin.api.metrics import REGISTRY
+from iotfin.app.monitor_actions import LendingActions, Resolutions, WebhookNotifier
+from iotfin.core.metrics import REGISTRY
 from iotfin.core.time import now_ms
-from iotfin.monitor.actions import LendingActions, Resolutions, WebhookNotifier
 from iotfin.monitor.model import Change
 from iotfin.monitor.prices import PriceBook
-from iotfin.monitor.service import MonitorService
 from iotfin.monitor.store import AlertStore, load_device_meta
 
 log = logging.getLogger(__name__)
@@ -61,8 +60,8 @@ class MonitorRuntime:
         self._price_rows = self.store.load_prices()
         prices = PriceBook()
         prices.add(self._price_rows)
-        self.monitor = MonitorService(meta, store=self.store, enterprise_names=names, loan_action=self.actions,
-                                      notify=self.notifier, prices=prices)
+        self.monitor = ws.monitor_service(meta, store=self.store, enterprise_names=names, loan_action=self.actions,
+                                          notify=self.notifier, prices=prices)
         self.store.rules_version = self.monitor.rules.version
         self.resolutions = Resolutions(ws.engine, self.notifier, self.actions)
         self.lock = threading.Lock()
@@ -73,11 +72,9 @@ class MonitorRuntime:
     def attach(self) -> MonitorRuntime:
         """Subscribe to ingest. The demo's bulk-load monitor, if the demo ran in this process, has done
         its job and is unsubscribed: one monitor owns the alert book."""
-        from iotfin.demo.monitor import HOOK_ATTR
-
-        demo_hook = getattr(self.ws, HOOK_ATTR, None)
-        if demo_hook is not None and demo_hook in self.ws.ingest.on_commit:
-            self.ws.ingest.on_commit.remove(demo_hook)
+        bulk = self.ws.bulk_load_monitor
+        if bulk is not None and bulk in self.ws.ingest.on_commit:
+            self.ws.ingest.on_commit.remove(bulk)
         self.ws.ingest.on_commit.append(self.on_commit)
         return self
 

@@ -1,7 +1,9 @@
 """Daily telemetry aggregates per device, metric and local business day: the telemetry input of the
-feature SQL. Materialised next to the store and rebuilt per UTC day partition only when that
-partition's files change, so features for many as-of dates (and the online path) read a table of
-one row per device-metric-day instead of the raw points.
+risk features' SQL, and the schema the monitor hands the same SQL. In the telemetry kernel because
+both read it and it knows nothing but the store. Materialised in a folder the caller names (with the
+metrics it needs) and rebuilt per UTC day partition only when that partition's files change, so
+features for many as-of dates (and the online path) read a table of one row per device-metric-day
+instead of the raw points.
 
 A (device, metric, ts) reading always lands in one UTC day partition, so the store's
 first-accepted-wins deduplication is exact within a partition. Ingest refuses duplicates within a
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -31,7 +33,6 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from iotfin.core.time import MS_PER_DAY
-from iotfin.risk.features.catalogue import ROLLUP_METRICS
 from iotfin.telemetry.store import TelemetryStore
 
 # Asia/Shanghai has kept UTC+8 without daylight saving since 1991: a local day is (ts + 8 h) // 1 day.
@@ -44,8 +45,9 @@ _FORMAT = "daily-v3"
 _COLUMNS = ["device_id", "key", "ts", "value", "value_e6"]
 
 
-def _fingerprint(files: list[Path]) -> str:
-    h = hashlib.sha256(_FORMAT.encode())
+def _fingerprint(files: list[Path], metrics: tuple[str, ...]) -> str:
+    # the metrics too: a folder rebuilt for other metrics is not up to date
+    h = hashlib.sha256(f"{_FORMAT}:{','.join(metrics)}".encode())
     for f in files:
         st = f.stat()
         h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}\n".encode())
@@ -69,8 +71,8 @@ def _first_accepted(tables: list[pa.Table]) -> pa.Table:
     return table.set_column(1, "key", pc.dictionary_encode(table["key"])).combine_chunks()
 
 
-def _aggregate(table: pa.Table) -> pa.Table:
-    """Daily aggregates of one table sorted by (device, ts, key)."""
+def _aggregate(table: pa.Table, metrics: Collection[str]) -> pa.Table:
+    """Daily aggregates of `metrics` in one table sorted by (device, ts, key)."""
     keys = table["key"].chunk(0) if table["key"].num_chunks else pa.array([], pa.dictionary(pa.int32(), pa.string()))
     names = keys.dictionary.to_pylist() if table.num_rows else []
     codes = keys.indices.to_numpy(zero_copy_only=False)
@@ -80,7 +82,7 @@ def _aggregate(table: pa.Table) -> pa.Table:
     scaled = table["value_e6"].to_numpy(zero_copy_only=False)
     parts = []
     for code, name in enumerate(names):
-        if name not in ROLLUP_METRICS:
+        if name not in metrics:
             continue
         pick = np.flatnonzero(codes == code)
         if pick.size == 0:
@@ -99,7 +101,7 @@ def _aggregate(table: pa.Table) -> pa.Table:
     return pa.concat_tables(parts) if parts else DAILY_SCHEMA.empty_table()
 
 
-def _build(files: list[Path], target: Path, fp: str) -> None:
+def _build(files: list[Path], target: Path, fp: str, metrics: tuple[str, ...]) -> None:
     tables = [_read(f) for f in files]
     if len(tables) > 1:
         seen: pa.Array | None = None
@@ -111,16 +113,18 @@ def _build(files: list[Path], target: Path, fp: str) -> None:
         if shared:
             tables = [_first_accepted([_read(f, seq=True) for f in files])]
     # Files with disjoint devices: their aggregates never share a (device, metric, day).
-    table = pa.concat_tables([_aggregate(t) for t in tables])
+    table = pa.concat_tables([_aggregate(t, metrics) for t in tables])
     table = table.sort_by([("device_id", "ascending"), ("metric", "ascending"), ("lday", "ascending")])
     tmp = target.with_suffix(".tmp")
     pq.write_table(table.replace_schema_metadata({"source": fp}), tmp, compression="zstd")
     os.replace(tmp, target)
 
 
-def refresh(store: TelemetryStore, cache_dir: Path, progress: Callable[[str, int, int], None] | None = None,
-            workers: int | None = None) -> list[Path]:
-    """Bring the per-partition aggregates up to date; returns the aggregate files, one per partition."""
+def refresh(store: TelemetryStore, cache_dir: Path, metrics: Collection[str],
+            progress: Callable[[str, int, int], None] | None = None, workers: int | None = None) -> list[Path]:
+    """Bring the per-partition aggregates of `metrics` up to date; returns the aggregate files, one
+    per partition."""
+    wanted_metrics = tuple(sorted(set(metrics)))
     cache_dir.mkdir(parents=True, exist_ok=True)
     days = store.days()
     wanted = {f"day={d.isoformat()}.parquet" for d in days}
@@ -128,15 +132,15 @@ def refresh(store: TelemetryStore, cache_dir: Path, progress: Callable[[str, int
         if stale.name not in wanted:
             stale.unlink()
     out: list[Path] = []
-    todo: list[tuple[list[Path], Path, str]] = []
+    todo: list[tuple[list[Path], Path, str, tuple[str, ...]]] = []
     for day in days:
         files = sorted((store.root / f"day={day.isoformat()}").glob("*.parquet"))
         target = cache_dir / f"day={day.isoformat()}.parquet"
-        fp = _fingerprint(files)
+        fp = _fingerprint(files, wanted_metrics)
         out.append(target)
         if target.exists() and (pq.read_schema(target).metadata or {}).get(b"source") == fp.encode():
             continue
-        todo.append((files, target, fp))
+        todo.append((files, target, fp, wanted_metrics))
     # numpy and Parquet decoding release the GIL: partitions are built in parallel threads.
     with ThreadPoolExecutor(max_workers=workers or min(4, os.cpu_count() or 2)) as pool:
         for i, _ in enumerate(pool.map(lambda job: _build(*job), todo)):
