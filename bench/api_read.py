@@ -33,10 +33,10 @@ from pathlib import Path
 import httpx
 from sqlalchemy import insert
 
-from iotfin.core.settings import Settings
-from iotfin.identity.tables import Enterprise, Tenant
-from iotfin.identity.model import Principal
 from iotfin.app.workspace import Workspace
+from iotfin.core.settings import Settings
+from iotfin.identity.model import Principal
+from iotfin.identity.tables import Enterprise, Tenant
 
 LUA = """
 local connections = 0

@@ -26,11 +26,11 @@ from pathlib import Path
 
 from sqlalchemy import func, insert, select
 
+from iotfin.app.workspace import Workspace
 from iotfin.consent.model import SCOPES, GrantRequest, check
 from iotfin.consent.store import access_t, grants_for
 from iotfin.core.settings import Settings
 from iotfin.identity.tables import Enterprise
-from iotfin.app.workspace import Workspace
 
 BANKS = ("bank-a", "bank-b", "bank-c", "bank-d")
 ENTERPRISES = 1000

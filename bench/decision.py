@@ -55,8 +55,8 @@ from iotfin.decision.service import (
     _evaluate_all,
     evaluate_application,
 )
-from iotfin.decision.store import CreditApplication, CreditDecision
 from iotfin.decision.strategies import compile_strategy, default_strategy_text, strategy_context
+from iotfin.decision.tables import CreditApplication, CreditDecision
 from iotfin.identity.tables import Enterprise
 from iotfin.lending.disclosure import offer_terms
 from iotfin.supplychain.store import core_enterprise_of

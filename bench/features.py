@@ -25,10 +25,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 from sqlalchemy import func, select
 
+from iotfin.app.workspace import Workspace
 from iotfin.consent.store import access_t
 from iotfin.core.settings import Settings
 from iotfin.risk.features import compute_features, features_for
-from iotfin.app.workspace import Workspace
 
 
 def main() -> None:

@@ -51,9 +51,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from mqtt_server import connect_packet, idle_opener, varint
 
+from iotfin.app.workspace import Workspace
 from iotfin.core.settings import Settings
 from iotfin.core.time import now_ms
-from iotfin.app.workspace import Workspace
 
 TOPIC = b"v1/devices/me/telemetry"
 GATEWAY_TOPIC = b"v1/gateway/telemetry"

@@ -16,10 +16,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from iotfin.app.workspace import Workspace
 from iotfin.core.settings import Settings
 from iotfin.demo.loader import load_master_data, load_telemetry
 from iotfin.sim import SimConfig, SimDataset, generate
-from iotfin.app.workspace import Workspace
 
 
 def main() -> None:

@@ -36,10 +36,10 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import insert, text
 
+from iotfin.app.workspace import Workspace
 from iotfin.core.settings import Settings
 from iotfin.identity.tables import Enterprise
 from iotfin.lending.service import Offer
-from iotfin.app.workspace import Workspace
 
 FIRST_DAY = date(2026, 3, 2)
 PRODUCTS = ("iot-term", "receivable-bullet", "equipment-principal")

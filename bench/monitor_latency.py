@@ -32,6 +32,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from iotfin.app.workspace import Workspace
 from iotfin.core.settings import Settings
 from iotfin.demo.loader import iter_readings, load_master_data
 from iotfin.monitor.model import DEVICE_TYPES, DeviceMeta
@@ -39,7 +40,6 @@ from iotfin.monitor.service import MonitorService
 from iotfin.monitor.signals import SignalEngine
 from iotfin.monitor.store import AlertStore, load_device_meta
 from iotfin.sim import SimConfig, SimDataset, generate
-from iotfin.app.workspace import Workspace
 
 
 def batches(ds: SimDataset, size: int) -> list[pa.Table]:

@@ -62,12 +62,12 @@ def online_with_features(workspace: Path, requests: int) -> dict:
     import random
     from datetime import date, timedelta
 
+    from iotfin.app.workspace import Workspace
     from iotfin.core.settings import Settings
     from iotfin.demo.run import _lenders
     from iotfin.risk import rate
     from iotfin.risk.features import features_for
     from iotfin.sim import SimDataset
-    from iotfin.app.workspace import Workspace
 
     ws = Workspace(Settings(data_dir=workspace))
     ds = SimDataset(workspace / "sim")

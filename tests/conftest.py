@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from iotfin.core.settings import Settings
 from iotfin.app.workspace import Workspace
+from iotfin.core.settings import Settings
 from tests.services import PostgresServer, start_postgres
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -15,12 +15,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, insert, text
 
 from iotfin.app.http import create_app
+from iotfin.app.workspace import Workspace
 from iotfin.client import IotfinClient
 from iotfin.core.ids import USCC_ALPHABET, uscc_check_char
 from iotfin.core.settings import Settings
-from iotfin.identity.tables import Enterprise, Tenant
 from iotfin.identity.model import SCOPES, Principal
-from iotfin.app.workspace import Workspace
+from iotfin.identity.tables import Enterprise, Tenant
 
 PASSWORD = "correct horse battery staple"
 BANK_SCOPES = ("financing:read financing:write webhooks:manage complaints:read complaints:handle "

@@ -14,12 +14,12 @@ from sqlalchemy import insert
 
 import iotfin
 from iotfin.app.http import create_app
+from iotfin.app.workspace import Workspace
 from iotfin.core.ids import USCC_ALPHABET, uscc_check_char
 from iotfin.core.settings import Settings
 from iotfin.identity.tables import Enterprise
 from iotfin.supplychain.tables import TradeDocument
 from iotfin.telemetry.model import READING_SCHEMA
-from iotfin.app.workspace import Workspace
 from tests.services import free_port
 
 PROBLEM = "application/problem+json"

@@ -8,8 +8,8 @@ import pytest
 from fastapi import APIRouter, FastAPI
 from fastapi.testclient import TestClient
 
-from iotfin.app.http import create_app
 from iotfin.api.routing import ApiRouter
+from iotfin.app.http import create_app
 from iotfin.app.workspace import Workspace
 
 

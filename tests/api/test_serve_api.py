@@ -16,10 +16,10 @@ import httpx
 import pytest
 from sqlalchemy import insert
 
-from iotfin.core.settings import Settings
-from iotfin.identity.tables import Enterprise, Tenant
-from iotfin.identity.model import Principal
 from iotfin.app.workspace import Workspace
+from iotfin.core.settings import Settings
+from iotfin.identity.model import Principal
+from iotfin.identity.tables import Enterprise, Tenant
 from tests.openapi_world import enterprise_row
 from tests.services import free_port
 

@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from iotfin.core.settings import Settings
 from iotfin.app.workspace import Workspace
+from iotfin.core.settings import Settings
 from tests.consent.conftest import add_enterprises
 
 

@@ -9,13 +9,13 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
+from iotfin.app.workspace import Workspace
 from iotfin.consent.model import GrantRequest
 from iotfin.consent.service import ConsentService, ReadRequest
 from iotfin.consent.store import access_t, grants_t
 from iotfin.core.errors import NotFound, ValidationError
 from iotfin.ledger.evidence import verify_bundle
 from iotfin.ledger.tables import ledger_anchors
-from iotfin.app.workspace import Workspace
 from tests.consent.conftest import add_enterprises
 
 RANGE = (date(2026, 6, 1), date(2026, 11, 30))

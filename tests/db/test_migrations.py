@@ -9,9 +9,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
+from iotfin.app.schema import metadata
 from iotfin.db import migrate
 from iotfin.db.engine import make_engine
-from iotfin.app.schema import metadata
 
 CORE_TABLES = {"tenants", "enterprises", "sites", "supply_chains", "chain_members", "relationships",
                "trade_documents", "device_profiles", "devices"}

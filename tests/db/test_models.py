@@ -9,12 +9,12 @@ import pytest
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError, StatementError
 
+from iotfin.app.workspace import Workspace
 from iotfin.core.ids import USCC_ALPHABET, uscc_check_char
 from iotfin.devices.tables import Device
 from iotfin.identity.tables import Enterprise, Tenant
-from iotfin.supplychain.tables import TradeDocument
 from iotfin.supplychain.store import documents_by_type
-from iotfin.app.workspace import Workspace
+from iotfin.supplychain.tables import TradeDocument
 
 
 def _uscc(n: int) -> str:

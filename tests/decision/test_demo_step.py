@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from iotfin.app.workspace import Workspace
 from iotfin.decision.applications import PRODUCTS
 from iotfin.decision.assessment import RiskAssessment
-from iotfin.decision.store import CreditApplication
+from iotfin.decision.tables import CreditApplication
 from iotfin.demo.decision import build_applications, decide_applications
 from iotfin.demo.loader import load_financing_requests, load_master_data
 from iotfin.ledger.tables import ledger_anchors

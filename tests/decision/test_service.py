@@ -17,8 +17,8 @@ from iotfin.core.errors import Conflict, NotFound, ServiceUnavailable, Validatio
 from iotfin.decision.applications import Application
 from iotfin.decision.limits import LimitPolicy
 from iotfin.decision.service import DecisionPolicy, DecisionService
-from iotfin.decision.store import CreditDecision, DecisionStrategy
 from iotfin.decision.strategies import StrategyError, default_strategy_text
+from iotfin.decision.tables import CreditDecision, DecisionStrategy
 from iotfin.ledger.evidence import verify_bundle
 from iotfin.lending.disclosure import offer_terms
 from tests.decision.conftest import add_enterprises, assessment
@@ -281,9 +281,9 @@ def test_concurrent_decisions_cannot_spend_the_same_headroom(workspace: Workspac
 def test_exposure_sums_read_the_approved_entries_of_an_index_only(sqlite_workspace: Workspace, query: str) -> None:
     """The sums every decision runs: by borrower or core enterprise *and* status, from the index alone
     (by owner alone they visited every application of a supply chain's core, a cost growing with the book)."""
-    import iotfin.decision.service as service
+    import iotfin.decision.store as store
 
-    compiled = getattr(service, query).compile(sqlite_workspace.engine)
+    compiled = getattr(store, query).compile(sqlite_workspace.engine)
     values = compiled.construct_params({"eid": 1, "core": 1})
     with sqlite_workspace.engine.connect() as conn:
         plan = " ".join(str(row[-1]) for row in conn.exec_driver_sql(

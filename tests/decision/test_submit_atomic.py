@@ -22,7 +22,7 @@ from sqlalchemy import func, insert, select, update
 from iotfin.app.workspace import Workspace
 from iotfin.consent.model import GrantRequest
 from iotfin.consent.store import access_t, grants_t
-from iotfin.decision.store import CreditApplication, CreditDecision
+from iotfin.decision.tables import CreditApplication, CreditDecision
 from iotfin.identity.tables import RecordOwner, Tenant
 from iotfin.ledger.tables import LedgerAnchor, LedgerLeaf
 from tests.conftest import REPO_ROOT

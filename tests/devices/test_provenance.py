@@ -10,6 +10,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from iotfin.app.workspace import Workspace
 from iotfin.core.errors import NotFound, ValidationError
 from iotfin.devices.guard import ProvenanceGuard
 from iotfin.devices.provenance import (
@@ -23,7 +24,6 @@ from iotfin.devices.provenance import (
 from iotfin.ingest.group_commit import GroupCommitter
 from iotfin.ingest.payloads import parse_telemetry
 from iotfin.transports.provenance import store_verified, verify_message
-from iotfin.app.workspace import Workspace
 
 SECRET = "11" * 32
 PAYLOAD = b'{"ts": 1767225600000, "values": {"t": 21.5}}'

@@ -112,8 +112,8 @@ class Platform:
 
     def create(self, name: str | None = None, profile: str = "generic") -> dict[str, Any]:
         """A device made in this process (as another operator process would), without a CLI start-up."""
-        from iotfin.core.settings import Settings
         from iotfin.app.workspace import Workspace
+        from iotfin.core.settings import Settings
 
         ws = Workspace(Settings(data_dir=Path(self.env["IOTFIN_DATA_DIR"])))
         try:
@@ -127,8 +127,8 @@ class Platform:
         return QuarantineStore(Path(self.env["IOTFIN_DATA_DIR"]) / "quarantine").counts()
 
     def guard(self) -> Any:
-        from iotfin.core.settings import Settings
         from iotfin.app.workspace import Workspace
+        from iotfin.core.settings import Settings
 
         return Workspace(Settings(data_dir=Path(self.env["IOTFIN_DATA_DIR"]))).device_runtime.guard
 
@@ -144,10 +144,10 @@ class Platform:
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     """One server for the module (starting one costs seconds on the shared machine): plain MQTT, MQTT
     over TLS with client certificates, and a profile whose devices time out after 2 s of silence."""
+    from iotfin.app.workspace import Workspace
     from iotfin.core.settings import Settings
     from iotfin.devices.model import Profile
     from iotfin.devices.store import ensure_profiles
-    from iotfin.app.workspace import Workspace
 
     folder = tmp_path_factory.mktemp("platform")
     p = Platform(folder / "ws")
@@ -303,10 +303,10 @@ def test_online_offline_connect_disconnect(platform: Platform) -> None:
 def test_claiming_over_http_mqtt_and_cli(platform: Platform) -> None:
     from sqlalchemy import insert, select
 
+    from iotfin.app.workspace import Workspace
     from iotfin.core.settings import Settings
     from iotfin.devices.tables import Device
     from iotfin.identity.tables import Enterprise
-    from iotfin.app.workspace import Workspace
 
     ws = Workspace(Settings(data_dir=Path(platform.env["IOTFIN_DATA_DIR"])))
     first = platform.create("meter-claim-1")
@@ -410,9 +410,9 @@ def test_x509_client_certificates_over_mqtts(platform: Platform) -> None:
     device = platform.create("x509-meter")
     registered = platform.json("devices", "x509", str(device["id"]), "--cert", str(certs["device"]))
     assert len(registered["cert_sha256"]) == 64
+    from iotfin.app.workspace import Workspace
     from iotfin.core.errors import ValidationError
     from iotfin.core.settings import Settings
-    from iotfin.app.workspace import Workspace
 
     ws = Workspace(Settings(data_dir=Path(platform.env["IOTFIN_DATA_DIR"])))
     with pytest.raises(ValidationError, match="X.509"):

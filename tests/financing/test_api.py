@@ -7,8 +7,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import insert
 
 from iotfin.app.http import create_app
-from iotfin.identity.tables import Tenant
 from iotfin.app.workspace import Workspace
+from iotfin.identity.tables import Tenant
 
 SELLER, BUYER = "91350100M000100Y43", "91110000100000585X"
 ASSET = {"kind": "receivable", "invoice_code": "370226123451", "invoice_number": "01234567",

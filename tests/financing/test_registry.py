@@ -9,12 +9,12 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, insert, select
 
+from iotfin.app.workspace import Workspace
 from iotfin.core.errors import Conflict, ValidationError
-from iotfin.identity.tables import Tenant
 from iotfin.financing.model import receivable_key, warehouse_receipt_key
 from iotfin.financing.service import DoubleFinancing, FinancingRegistry
-from iotfin.financing.store import FinancingAttempt, Lien
-from iotfin.app.workspace import Workspace
+from iotfin.financing.tables import FinancingAttempt, Lien
+from iotfin.identity.tables import Tenant
 
 SELLER, BUYER = "91350100M000100Y43", "91110000100000585X"
 INVOICE = receivable_key("370226123451", "01234567", SELLER, BUYER, "125000.00")

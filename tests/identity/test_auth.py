@@ -11,11 +11,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from iotfin.app.http import create_app
+from iotfin.app.workspace import Workspace
 from iotfin.core.settings import Settings
 from iotfin.identity.keyring import KeyRing
 from iotfin.identity.model import Principal
 from iotfin.identity.tokens import TokenIssuer
-from iotfin.app.workspace import Workspace
 from tests.openapi_world import PASSWORD, World, build_world
 
 PROBLEM = "application/problem+json"

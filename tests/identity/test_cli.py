@@ -13,9 +13,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import insert
 
 from iotfin.app.http import create_app
+from iotfin.app.workspace import Workspace
 from iotfin.core.settings import Settings
 from iotfin.identity.tables import Tenant
-from iotfin.app.workspace import Workspace
 
 
 def _cli(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:

@@ -18,8 +18,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from iotfin.core.settings import Settings
 from iotfin.app.workspace import Workspace
+from iotfin.core.settings import Settings
 from tests.openapi_world import build_world
 
 EXAMPLES = 4

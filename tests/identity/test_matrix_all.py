@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from sqlalchemy import insert
 
-from iotfin.monitor.store import MonitorAlert
+from iotfin.monitor.tables import MonitorAlert
 from tests.decision.conftest import assessment
 from tests.openapi_world import World
 

@@ -19,11 +19,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from iotfin.app.workspace import Workspace
 from iotfin.core.settings import Settings
 from iotfin.devices.service import IssuedDevice
 from iotfin.ingest.quarantine import QuarantineStore
 from iotfin.telemetry.store import TelemetryStore
-from iotfin.app.workspace import Workspace
 from tests.services import free_port
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z

@@ -10,9 +10,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import insert
 
 from iotfin.app.http import create_app
+from iotfin.app.workspace import Workspace
 from iotfin.core.time import now_ms
 from iotfin.identity.tables import Enterprise
-from iotfin.app.workspace import Workspace
 
 
 @pytest.fixture

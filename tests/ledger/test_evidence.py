@@ -16,14 +16,14 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from iotfin.app.http import create_app
+from iotfin.app.workspace import Workspace
+from iotfin.demo.loader import load_financing_requests, load_master_data, load_telemetry
+from iotfin.financing.model import receivable_key
 from iotfin.ledger.checkpoint import SignerKey, verify_note
 from iotfin.ledger.evidence import EvidenceInvalid, verify_bundle
-from iotfin.financing.model import receivable_key
 from iotfin.ledger.service import request_cosignature
 from iotfin.ledger.witness import format_add_checkpoint_request
-from iotfin.demo.loader import load_financing_requests, load_master_data, load_telemetry
 from iotfin.sim import SimConfig, SimDataset, generate
-from iotfin.app.workspace import Workspace
 
 
 @pytest.fixture(scope="module")

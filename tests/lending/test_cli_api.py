@@ -15,12 +15,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from iotfin.app.http import create_app
+from iotfin.app.workspace import Workspace
 from iotfin.core.settings import Settings
 from iotfin.lending import model as m
 from iotfin.lending import store
-from iotfin.lending.tables import CloseRun, Loan
 from iotfin.lending.service import Offer
-from iotfin.app.workspace import Workspace
+from iotfin.lending.tables import CloseRun, Loan
 from tests.lending.conftest import make_enterprises
 from tests.openapi_world import operator_headers
 

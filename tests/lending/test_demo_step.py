@@ -8,14 +8,14 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from iotfin.demo.decision import decide_applications
-from iotfin.decision.store import CreditApplication
-from iotfin.ledger.tables import ledger_anchors
-from iotfin.demo import lending as demo
-from iotfin.lending.tables import CreditLine, Loan, LoanEvent
-from iotfin.demo.loader import load_financing_requests, load_master_data
-from iotfin.sim import SimConfig, SimDataset, generate
 from iotfin.app.workspace import Workspace
+from iotfin.decision.tables import CreditApplication
+from iotfin.demo import lending as demo
+from iotfin.demo.decision import decide_applications
+from iotfin.demo.loader import load_financing_requests, load_master_data
+from iotfin.ledger.tables import ledger_anchors
+from iotfin.lending.tables import CreditLine, Loan, LoanEvent
+from iotfin.sim import SimConfig, SimDataset, generate
 from tests.decision.test_demo_step import entity_assess
 
 

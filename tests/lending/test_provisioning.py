@@ -9,12 +9,12 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
+from iotfin.app.workspace import Workspace
 from iotfin.core.errors import Conflict, NotFound, ValidationError
 from iotfin.core.jsonvalues import jsonable
 from iotfin.lending import model as m
-from iotfin.lending.tables import GlEntry, Loan
 from iotfin.lending.service import LendingService, Offer
-from iotfin.app.workspace import Workspace
+from iotfin.lending.tables import GlEntry, Loan
 from tests.lending.conftest import make_enterprises
 
 D = Decimal

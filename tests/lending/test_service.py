@@ -9,12 +9,12 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
+from iotfin.app.workspace import Workspace
 from iotfin.core.errors import Conflict, ValidationError
 from iotfin.lending import model as m
 from iotfin.lending import store
-from iotfin.lending.tables import CloseRun, GlLine, Loan, LoanEvent
 from iotfin.lending.service import CloseInterrupted, Offer
-from iotfin.app.workspace import Workspace
+from iotfin.lending.tables import CloseRun, GlLine, Loan, LoanEvent
 from tests.lending.conftest import make_enterprises
 
 D = Decimal

@@ -19,20 +19,21 @@ from fastapi.testclient import TestClient
 from sqlalchemy import insert, select
 
 from iotfin.app.http import create_app
-from iotfin.consent.model import GrantRequest
-from iotfin.identity.tables import Enterprise, Site, Tenant
-from iotfin.supplychain.tables import TradeDocument
-from iotfin.identity.model import Principal
-from iotfin.lending.tables import CreditLine, LoanEvent
-from iotfin.lending.service import Offer
 from iotfin.app.monitor_actions import LendingActions, Resolutions, WebhookNotifier
 from iotfin.app.monitor_runtime import MonitorRuntime
+from iotfin.app.workspace import Workspace
+from iotfin.consent.model import GrantRequest
+from iotfin.identity.model import Principal
+from iotfin.identity.tables import Enterprise, Site, Tenant
+from iotfin.lending.service import Offer
+from iotfin.lending.tables import CreditLine, LoanEvent
 from iotfin.monitor.service import MonitorService
-from iotfin.monitor.store import AlertStore, MonitorAlertEvent, load_device_meta
+from iotfin.monitor.store import AlertStore, load_device_meta
+from iotfin.monitor.tables import MonitorAlertEvent
+from iotfin.supplychain.tables import TradeDocument
 from iotfin.telemetry.model import READING_SCHEMA
 from iotfin.webhooks.signing import verify
 from iotfin.webhooks.worker import DeliveryWorker
-from iotfin.app.workspace import Workspace
 from tests.api.test_app import _enterprise
 from tests.openapi_world import operator_headers
 from tests.services import free_port

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 from sqlalchemy import insert, select
 
-from iotfin.identity.tables import Enterprise, Tenant
 from iotfin.identity.access import set_owner
-from iotfin.monitor.store import MonitorAlert
+from iotfin.identity.tables import Enterprise, Tenant
+from iotfin.monitor.tables import MonitorAlert
 from tests.openapi_world import World, enterprise_row, world  # noqa: F401  (fixture)
 
 

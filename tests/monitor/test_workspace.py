@@ -13,13 +13,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import insert
 
 from iotfin.app.http import create_app
+from iotfin.app.workspace import Workspace
 from iotfin.core.errors import Conflict, NotFound, ValidationError
 from iotfin.identity.tables import Enterprise, Site
 from iotfin.monitor.prices import PricePoint
 from iotfin.monitor.service import MonitorService
 from iotfin.monitor.store import AlertStore, load_device_meta
 from iotfin.telemetry.model import READING_SCHEMA
-from iotfin.app.workspace import Workspace
 from tests.api.test_app import _enterprise, assert_problem
 from tests.openapi_world import operator_headers
 
@@ -150,7 +150,7 @@ def test_http_edge(workspace: Workspace, fleet: dict[str, int]) -> None:
 def test_alert_pages_newest_first_through_the_cursor(workspace: Workspace) -> None:
     from datetime import UTC, datetime
 
-    from iotfin.monitor.store import MonitorAlert
+    from iotfin.monitor.tables import MonitorAlert
 
     at = datetime(2026, 3, 1, tzinfo=UTC)
     with workspace.engine.begin() as conn:

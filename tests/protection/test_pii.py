@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import insert, text
 
 from iotfin.core.errors import ConfigError
-from iotfin.identity.tables import Enterprise
 from iotfin.identity.crypto import PREFIX
+from iotfin.identity.tables import Enterprise
 from iotfin.protection.service import seal_enterprise
 from tests.openapi_world import World, enterprise_row
 

@@ -12,8 +12,8 @@ from sqlalchemy import text
 
 from iotfin.client import ApiError
 from iotfin.core.errors import ConfigError
-from iotfin.identity.keyring import KeyRing
 from iotfin.identity.crypto import FieldCipher
+from iotfin.identity.keyring import KeyRing
 from iotfin.protection.redact import RedactingFilter, redact
 from iotfin.protection.service import ApprovedRelief
 from tests.openapi_world import World

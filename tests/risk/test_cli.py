@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from iotfin.app.workspace import Workspace
 from iotfin.core.settings import Settings
 from iotfin.ledger.evidence import verify_bundle
-from iotfin.app.workspace import Workspace
 from tests.risk.synth import DIMENSIONS, LABELS, enterprises
 
 

@@ -10,15 +10,15 @@ from decimal import Decimal
 
 import pytest
 
+from iotfin.app.workspace import Workspace
 from iotfin.core.errors import NotFound
 from iotfin.core.settings import Settings
 from iotfin.demo.decision import decide_applications
-from iotfin.demo.run import _lenders
+from iotfin.demo.features import consent_and_features
 from iotfin.demo.loader import load_master_data, load_telemetry
 from iotfin.demo.risk import rate_enterprises
-from iotfin.demo.features import consent_and_features
+from iotfin.demo.run import _lenders
 from iotfin.sim import SimConfig, SimDataset, generate
-from iotfin.app.workspace import Workspace
 
 START = date(2026, 1, 1)
 DAYS = 150

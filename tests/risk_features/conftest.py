@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from iotfin.app.workspace import Workspace
 from iotfin.core.settings import Settings
 from iotfin.demo.loader import load_master_data, load_telemetry
 from iotfin.risk.features import load_commodity_prices
 from iotfin.sim import SimConfig, SimDataset, generate
-from iotfin.app.workspace import Workspace
 
 # Small enough to build in ~30 s, large enough for two fabricated trades and every device type.
 CONFIG = SimConfig(enterprises=80, days=45, seed=11, devices=320, start_date=date(2026, 3, 1))

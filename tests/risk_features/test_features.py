@@ -18,9 +18,9 @@ from iotfin.consent.model import GrantRequest
 from iotfin.consent.store import access_t
 from iotfin.core.errors import NotFound, ValidationError
 from iotfin.core.time import BUSINESS_TZ
-from iotfin.supplychain.tables import TradeDocument
 from iotfin.risk.features import CATALOGUE, compute_features, features_for, training_set
 from iotfin.risk.features.sql import feature_query
+from iotfin.supplychain.tables import TradeDocument
 from iotfin.telemetry.model import READING_SCHEMA
 from tests.risk_features.conftest import LAST_DAY, NOW_MS, Economy
 

@@ -16,12 +16,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from iotfin.app.http import create_app
+from iotfin.app.workspace import Workspace
 from iotfin.identity.model import Principal
 from iotfin.webhooks.model import backoff_s
-from iotfin.webhooks.tables import WebhookDelivery, WebhookEvent
 from iotfin.webhooks.signing import SignatureError, sign, verify
+from iotfin.webhooks.tables import WebhookDelivery, WebhookEvent
 from iotfin.webhooks.worker import DeliveryWorker
-from iotfin.app.workspace import Workspace
 from tests.openapi_world import World, build_world
 from tests.services import free_port
 

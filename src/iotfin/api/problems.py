@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -69,7 +70,6 @@ def document(app: FastAPI) -> None:
     """Make the OpenAPI document say what the API does on errors: every operation may answer with a
     problem+json (`default` response), and FastAPI's 422 schema is replaced by the problem schema
     the handlers above actually send."""
-    from fastapi.openapi.utils import get_openapi
 
     def openapi() -> dict:
         if app.openapi_schema:

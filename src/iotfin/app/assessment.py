@@ -70,7 +70,7 @@ class OnlineAssessor:
     The model is loaded (and its files verified) once."""
 
     def __init__(self, features: FeatureEngine, model_dir: Path, clock: Callable[[], datetime] = utc_now):
-        from iotfin.risk import load_model
+        from iotfin.risk import load_model  # lazy: the risk engine brings pandas and LightGBM
 
         self.features = features
         self.model = load_model(model_dir)
@@ -78,8 +78,10 @@ class OnlineAssessor:
         self.clock = clock
 
     def __call__(self, enterprise_id: int, lender: str, on: date | None = None) -> RiskAssessment:
-        from iotfin.risk.features.engine import features_for
-        from iotfin.risk.scoring import score_row
+        from iotfin.risk.features.engine import (
+            features_for,  # lazy: the risk engine brings pandas and LightGBM
+        )
+        from iotfin.risk.scoring import score_row  # lazy: the risk engine brings pandas and LightGBM
 
         on = on or business_date(self.clock())
         got = features_for(self.features, enterprise_id, on, lender)  # NotFound: not in the snapshot of `on`

@@ -34,10 +34,15 @@ from iotfin.api.routers import protection as protection_api
 from iotfin.api.routers import risk as risk_api
 from iotfin.api.routers import webhooks as webhooks_api
 from iotfin.api.routing import ApiRouter
+from iotfin.app.monitor_runtime import MonitorRuntime
 from iotfin.app.summary import platform_summary
+from iotfin.app.workers import run_blocking_inline
 from iotfin.app.workspace import Workspace
 from iotfin.core.errors import ServiceUnavailable
+from iotfin.core.settings import Settings
+from iotfin.protection.redact import install as redact_logs
 from iotfin.transports import http as device_http
+from iotfin.webhooks.worker import DeliveryWorker
 
 
 def create_app(ws: Workspace, background: bool = True, device_transport: bool = True) -> FastAPI:
@@ -47,10 +52,6 @@ def create_app(ws: Workspace, background: bool = True, device_transport: bool = 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        from iotfin.app.monitor_runtime import MonitorRuntime
-        from iotfin.protection.redact import install as redact_logs
-        from iotfin.webhooks.worker import DeliveryWorker
-
         redact_logs()
         # Starlette runs sync endpoints on anyio's default thread limiter (40 threads). Measured on 2
         # cores (bench/api_read.py): 40 threads reading SQLite convoy on the GIL — 1.9 ms of CPU per
@@ -132,8 +133,6 @@ def open_api_app() -> FastAPI:
     environment). Webhook deliveries, the monitor and device traffic stay with `iotfin serve`. A
     worker runs its blocking work on its event loop (`run_blocking_inline`): concurrency comes from
     the processes."""
-    from iotfin.app.workers import run_blocking_inline
-    from iotfin.core.settings import Settings
 
     run_blocking_inline()
     return create_app(Workspace(Settings()), background=False, device_transport=False)

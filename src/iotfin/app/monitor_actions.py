@@ -29,9 +29,12 @@ from typing import Any
 
 from sqlalchemy import Engine, and_, select
 
+from iotfin.consent.tables import ConsentGrant
 from iotfin.core.money import quantize_fen
 from iotfin.core.time import business_date, ms_to_datetime
-from iotfin.monitor.store import MonitorAlert, MonitorAlertEvent
+from iotfin.identity.tables import Tenant
+from iotfin.lending.tables import CreditLine, Loan
+from iotfin.monitor.tables import MonitorAlert, MonitorAlertEvent
 
 log = logging.getLogger(__name__)
 WEBHOOK_EVENT = {"open": "alert.raised", "escalate": "alert.escalated", "resolved": "alert.resolved"}
@@ -60,8 +63,6 @@ class LendingActions:
         self.margin_days = margin_days
 
     def __call__(self, action: str, enterprise_id: int, context: dict[str, Any]) -> list[dict[str, Any]]:
-        from iotfin.lending.tables import CreditLine, Loan
-
         alert_id = int(context["alert_id"])
         on = business_date(ms_to_datetime(int(context["at"])))
         reason = f"monitor alert {alert_id} {context['rule']}: {context['reason_en']} / {context['reason_zh']}"
@@ -106,7 +107,6 @@ class LendingActions:
     def release(self, alert_id: int, enterprise_id: int, on: date) -> list[dict[str, Any]]:
         """After the alert is resolved: unfreeze the lines it froze, unless another unresolved alert of
         the enterprise froze the same line."""
-        from iotfin.lending.tables import CreditLine
 
         with self.engine.connect() as conn:
             ours = [d["id"] for d in _events(conn, alert_id, "loan_action_done")
@@ -140,9 +140,6 @@ class WebhookNotifier:
 
     def lender_tenants(self, conn: Any, enterprise_id: int) -> list[int]:
         """Tenants the enterprise consented to for post-loan monitoring (live grant to the tenant's code)."""
-        from iotfin.consent.store import ConsentGrant
-        from iotfin.identity.tables import Tenant
-
         now = datetime.now(UTC)
         return sorted(set(conn.execute(select(Tenant.id).join(ConsentGrant, ConsentGrant.recipient == Tenant.code).where(and_(
             ConsentGrant.enterprise_id == enterprise_id, ConsentGrant.purpose == "post_loan_monitoring",

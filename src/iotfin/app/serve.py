@@ -4,6 +4,10 @@ the device transports, the background workers), so they live with the compositio
 
 from __future__ import annotations
 
+import asyncio
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,17 +23,19 @@ from iotfin.core.settings import Settings
 def serve_platform(ws: Any, port: int, host: str = "127.0.0.1", mqtt_port: int | None = None,
            mqtts: tuple[int, Any] | None = None) -> None:
     """The HTTP API (uvicorn) and, when a port is given, the MQTT device endpoint, on one event loop."""
-    import asyncio
 
-    import uvicorn
+    import uvicorn  # lazy: uvicorn loads only when this runs
 
     from iotfin.app.http import create_app  # lazy, as every import below: `iotfin --help` stays fast
 
     async def run() -> None:
         mqtt = secure = None
         if mqtt_port is not None:
-            from iotfin.transports.mqtt.server import MqttServer
-            from iotfin.transports.mqtt_device import CONCURRENT_TOPICS, DeviceApiHandler
+            from iotfin.transports.mqtt.server import MqttServer  # lazy: the command line starts without it
+            from iotfin.transports.mqtt_device import (  # lazy: the command line starts without it
+                CONCURRENT_TOPICS,
+                DeviceApiHandler,
+            )
 
             handler = DeviceApiHandler(ws)
             mqtt = MqttServer(handler, host=host, port=mqtt_port, concurrent_topics=CONCURRENT_TOPICS)
@@ -40,7 +46,9 @@ def serve_platform(ws: Any, port: int, host: str = "127.0.0.1", mqtt_port: int |
                 await secure.start()
                 kit.console.print(f"MQTT over TLS (mqtts) on {host}:{secure.port}")
         kit.console.print(f"serving on http://{host}:{port} (Ctrl-C to stop)")
-        from iotfin.transports.revocations import watch_revocations
+        from iotfin.transports.revocations import (
+            watch_revocations,  # lazy: the command line starts without it
+        )
 
         watcher = asyncio.create_task(watch_revocations(ws.devices))
         try:
@@ -77,7 +85,7 @@ def serve(
     if mqtts_port is not None:
         if tls_cert is None or tls_key is None:
             raise ConfigError("--mqtts-port needs --tls-cert and --tls-key")
-        from iotfin.transports.mqtt.tls import server_context
+        from iotfin.transports.mqtt.tls import server_context  # lazy: the command line starts without it
 
         try:
             mqtts = (mqtts_port, server_context(tls_cert, tls_key, tls_client_ca))
@@ -88,9 +96,6 @@ def serve(
     port = http_port or ws.settings.http_port
     workers = None
     if api_workers:
-        import os
-        import subprocess
-        import sys
 
         workers = subprocess.Popen([sys.executable, "-m", "iotfin", "serve-api", "--workers", str(api_workers),
                                     "--port", str(api_port or port + 1), "--data-dir", str(ws.data_dir),
@@ -118,7 +123,6 @@ def serve_api(
     worker processes sharing one port: what lets API reads use more than one core. Background work
     (webhook deliveries, the monitor) and device traffic stay with `iotfin serve` on the same
     workspace. Rate limits are kept per process: a client may reach up to N times its limit."""
-    import os
 
     from iotfin.app.workers import supervise  # lazy: start-up time
 

@@ -29,6 +29,9 @@ import signal
 import socket
 import threading
 
+import fastapi.dependencies.utils as dependencies
+import fastapi.routing as routing
+
 log = logging.getLogger(__name__)
 
 APP = "iotfin.app.http:open_api_app"
@@ -44,8 +47,6 @@ def run_blocking_inline() -> bool:
     FastAPI has no setting for it, so its two module-level references to starlette's
     `run_in_threadpool` are replaced; if a FastAPI release renames them, the thread pool stays (and
     a warning says so) — slower, not wrong."""
-    import fastapi.dependencies.utils as dependencies
-    import fastapi.routing as routing
 
     if not (hasattr(routing, "run_in_threadpool") and hasattr(dependencies, "run_in_threadpool")):
         log.warning("this FastAPI has no run_in_threadpool hooks: API workers keep the thread pool")
@@ -68,7 +69,7 @@ def _listening_socket(host: str, port: int) -> socket.socket:
 
 def run_worker(host: str, port: int) -> None:
     """One worker: its own SO_REUSEPORT socket and a uvicorn server (SIGTERM stops it gracefully)."""
-    import uvicorn
+    import uvicorn  # lazy: uvicorn loads only when this runs
 
     config = uvicorn.Config(APP, factory=True, log_level="warning")
     uvicorn.Server(config).run(sockets=[_listening_socket(host, port)])

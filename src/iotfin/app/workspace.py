@@ -5,24 +5,46 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 
+from iotfin.app.ledger_records import record_loaders
+from iotfin.app.lending_relief import LendingRelief
+from iotfin.app.monitor_ports import RiskTradeFeatures, SupplyChainDocuments
+from iotfin.app.risk_ports import RecordSources, RiskConsent
+from iotfin.consent.model import REASONS
 from iotfin.consent.service import ConsentService
 from iotfin.core.settings import Settings
+from iotfin.core.time import business_date, utc_now
 from iotfin.db import migrate
 from iotfin.db.engine import make_engine
+from iotfin.decision.ports import Assess
+from iotfin.decision.service import DecisionService
 from iotfin.devices.registry import DeviceRegistry
 from iotfin.devices.runtime import DeviceRuntime
 from iotfin.devices.service import DeviceService
 from iotfin.devices.store import ensure_profiles, load_registry, register_missing
 from iotfin.financing.service import FinancingRegistry
+from iotfin.identity.crypto import FieldCipher
+from iotfin.identity.keyring import KeyRing
+from iotfin.identity.service import IdentityService
+from iotfin.identity.tokens import TokenIssuer
 from iotfin.ingest.quarantine import QuarantineStore
 from iotfin.ingest.service import IngestService
 from iotfin.ledger.service import LedgerService, load_or_create_signer
+from iotfin.lending.disclosure import offer_terms
 from iotfin.lending.service import LendingService
+from iotfin.monitor.service import MonitorService
+from iotfin.protection.service import ProtectionService
+from iotfin.supplychain.store import core_enterprise_of
 from iotfin.telemetry.store import TelemetryStore
+from iotfin.webhooks.model import Allowlist
+from iotfin.webhooks.service import WebhookService
+
+if TYPE_CHECKING:  # annotations only: these load pandas, DuckDB and LightGBM
+    from iotfin.risk.features.engine import FeatureEngine
+    from iotfin.risk.service import RatingService
 
 
 class Workspace:
@@ -57,8 +79,6 @@ class Workspace:
 
     @cached_property
     def ledger(self) -> LedgerService:
-        from iotfin.app.ledger_records import record_loaders
-
         return LedgerService(self.engine, load_or_create_signer(self.data_dir / "ledger.key"),
                              loaders=record_loaders())
 
@@ -96,50 +116,33 @@ class Workspace:
     # --- open API: identity, webhooks, customer protection (docs/api.md, docs/protection.md) -------
 
     @cached_property
-    def tokens(self):  # noqa: ANN201 - lazy imports keep the CLI's start fast
-        from iotfin.identity.keyring import KeyRing
-        from iotfin.identity.tokens import TokenIssuer
-
+    def tokens(self) -> TokenIssuer:
         return TokenIssuer(KeyRing(self.data_dir / "token_keys.json"), ttl_s=self.settings.token_ttl_s)
 
     @cached_property
-    def identity(self):  # noqa: ANN201
-        from iotfin.identity.service import IdentityService
-
+    def identity(self) -> IdentityService:
         return IdentityService(self.engine, self.tokens)
 
     @cached_property
-    def pii(self):  # noqa: ANN201
-        from iotfin.identity.crypto import FieldCipher
-        from iotfin.identity.keyring import KeyRing
-
+    def pii(self) -> FieldCipher:
         return FieldCipher(KeyRing(self.data_dir / "pii_keys.json"))
 
     @cached_property
-    def webhooks(self):  # noqa: ANN201
-        from iotfin.webhooks.model import Allowlist
-        from iotfin.webhooks.service import WebhookService
-
+    def webhooks(self) -> WebhookService:
         return WebhookService(self.engine, self.pii, Allowlist.parse(self.settings.webhook_allow_hosts))
 
     @cached_property
-    def protection(self):  # noqa: ANN201
-        from iotfin.app.lending_relief import LendingRelief
-        from iotfin.protection.service import ProtectionService
-
+    def protection(self) -> ProtectionService:
         return ProtectionService(self.engine, self.pii, ack_hours=self.settings.complaint_ack_hours,
                                  resolve_days=self.settings.complaint_resolve_days, events=self.webhooks.emit,
                                  relief=LendingRelief(self.lending))
 
     # --- credit decisioning: the submit use case's ports ------------------------------------------
 
-    def decisions(self, assess: Any = None) -> Any:
+    def decisions(self, assess: Assess | None = None) -> DecisionService:
         """A decision service wired to this workspace: decisions anchored in the ledger (in their own
         transaction), the lender's consent checked and logged, the risk engine once a model is
         trained, and lending's key facts for the APR; `assess` fixes the assessment (tests, benchmarks)."""
-        from iotfin.decision.service import DecisionService
-        from iotfin.lending.disclosure import offer_terms
-        from iotfin.supplychain.store import core_enterprise_of
 
         return DecisionService(self.engine, assess=assess, apr=offer_terms,
                                anchor=lambda conn, decision_id: self.ledger.anchor_from_source(
@@ -148,15 +151,13 @@ class Workspace:
                                core_of=core_enterprise_of)
 
     @cached_property
-    def decision(self) -> Any:
+    def decision(self) -> DecisionService:
         return self.decisions()
 
     def credit_report_consent(self, lender: str, enterprise_id: int, *, detail: str, conn: Any = None,
                               log: bool = True) -> str | None:
         """Decisioning's consent port: may `lender` read the enterprise's credit report for a credit
         assessment today? None if so, else the refusal (zh/en)."""
-        from iotfin.consent.model import REASONS
-        from iotfin.core.time import business_date, utc_now
 
         today = business_date(utc_now())
         decision = self.consent.check(lender, enterprise_id, "credit_report", "credit_assessment", (today, today),
@@ -175,8 +176,9 @@ class Workspace:
         """The online risk assessor (features within consent + the enterprise model) once a model
         has been trained in this workspace, else None; looked for again on the next call."""
         if "_assessor" not in self.__dict__:
+            # lazy, as the risk imports below: the risk engine brings pandas and LightGBM
             from iotfin.app.assessment import OnlineAssessor
-            from iotfin.risk.assess import has_model
+            from iotfin.risk.assess import has_model  # lazy: the risk engine brings pandas and LightGBM
 
             if not has_model(self.enterprise_model_dir):
                 return None
@@ -186,28 +188,23 @@ class Workspace:
     # --- risk and monitoring: their ports, filled from the contexts that own the data --------------
 
     @cached_property
-    def features(self):  # noqa: ANN201 - DuckDB and pyarrow: loaded on first use
+    def features(self) -> FeatureEngine:
         """The credit features of this workspace, and its online snapshots: consent through the consent
         service, device and trade rows from their contexts (`iotfin.app.risk_ports`)."""
-        from iotfin.app.risk_ports import RecordSources, RiskConsent
-        from iotfin.risk.features.engine import FeatureEngine
+        from iotfin.risk.features.engine import FeatureEngine  # lazy: DuckDB and pyarrow, on first use
 
         return FeatureEngine(self.engine, self.telemetry, self.data_dir, RiskConsent(self.consent), RecordSources())
 
     @cached_property
-    def ratings(self):  # noqa: ANN201
+    def ratings(self) -> RatingService:
         """Credit ratings recorded and read under the enterprises' consent."""
-        from iotfin.app.risk_ports import RecordSources, RiskConsent
-        from iotfin.risk.service import RatingService
+        from iotfin.risk.service import RatingService  # lazy: the risk engine brings pandas and LightGBM
 
         return RatingService(self.engine, RiskConsent(self.consent), RecordSources())
 
-    def monitor_service(self, meta: Any, **kwargs: Any) -> Any:
+    def monitor_service(self, meta: Any, **kwargs: Any) -> MonitorService:
         """A monitor service whose day-end trade checks evaluate the risk features' own definitions over
         this workspace's trade documents (`iotfin.app.monitor_ports`); `kwargs` as MonitorService's."""
-        from iotfin.app.monitor_ports import RiskTradeFeatures, SupplyChainDocuments
-        from iotfin.monitor.service import MonitorService
-
         return MonitorService(meta, trade_features=RiskTradeFeatures(), trade_documents=SupplyChainDocuments(),
                               **kwargs)
 

@@ -7,10 +7,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.table import Table
 
 from iotfin.cli import kit
 from iotfin.cli.kit import DataDirOpt, JsonOpt
-from iotfin.core.errors import ValidationError
+from iotfin.core.errors import Unauthorized, ValidationError
+from iotfin.core.jsonout import dumps
+from iotfin.core.time import utc_now
 
 consent_app = typer.Typer(help="Enterprise consent (数据授权): grants, withdrawal, reconfirmation, access log.",
                           no_args_is_help=True)
@@ -51,9 +54,7 @@ def _run(data_dir: Path | None, as_json: bool, title: str, fn: Any, columns: tup
 
 
 def _render(title: str, data: Any, columns: tuple[str, ...]) -> Any:
-    from rich.table import Table
 
-    from iotfin.core.jsonout import dumps
 
     rows = data.get("items") if isinstance(data, dict) and "items" in data else [data]
     if not rows:
@@ -81,9 +82,8 @@ def grant(
     as_json: JsonOpt = False,
 ) -> None:
     """Grant a recipient data scopes for a purpose, data window and expiry (anchored in the ledger)."""
-    from iotfin.consent.model import GrantRequest
-    from iotfin.consent.service import grant_json
-    from iotfin.core.time import utc_now
+    from iotfin.consent.model import GrantRequest  # lazy: the command line starts without it
+    from iotfin.consent.service import grant_json  # lazy: the command line starts without it
 
     now = utc_now()
     expires_at = _time(expires, "expires") if expires else now + timedelta(days=365)
@@ -98,8 +98,7 @@ def grant(
 def withdraw(grant_id: Annotated[int, typer.Argument(help="Consent id.")], enterprise: EnterpriseOpt,
              data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
     """Withdraw a consent: refused from the next request on."""
-    from iotfin.consent.service import grant_json
-    from iotfin.core.time import utc_now
+    from iotfin.consent.service import grant_json  # lazy: the command line starts without it
 
     _run(data_dir, as_json, "consent withdrawn / 已撤回",
          lambda ws: grant_json(ws.consent.withdraw(grant_id, enterprise), utc_now()))
@@ -109,8 +108,7 @@ def withdraw(grant_id: Annotated[int, typer.Argument(help="Consent id.")], enter
 def reconfirm(grant_id: Annotated[int, typer.Argument(help="Consent id.")], enterprise: EnterpriseOpt,
               data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
     """Reconfirm a consent (due at least every 90 days, or it stops working)."""
-    from iotfin.consent.service import grant_json
-    from iotfin.core.time import utc_now
+    from iotfin.consent.service import grant_json  # lazy: the command line starts without it
 
     _run(data_dir, as_json, "consent reconfirmed / 已确认",
          lambda ws: grant_json(ws.consent.reconfirm(grant_id, enterprise), utc_now()))
@@ -121,8 +119,7 @@ def list_grants(enterprise: EnterpriseOpt,
                 recipient: Annotated[str | None, typer.Option(help="Only grants to this recipient.")] = None,
                 data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
     """An enterprise's consents with their status (active, withdrawn, expired, reconfirmation_overdue)."""
-    from iotfin.consent.service import grant_json
-    from iotfin.core.time import utc_now
+    from iotfin.consent.service import grant_json  # lazy: the command line starts without it
 
     def fn(ws: Any) -> dict[str, Any]:
         now = utc_now()
@@ -141,7 +138,6 @@ def check(enterprise: EnterpriseOpt,
           onward_to: Annotated[str | None, typer.Option(help="The third party it would be passed on to.")] = None,
           data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
     """Decide (and log) one read; exit 0 when allowed, 77 when refused."""
-    from iotfin.core.errors import Unauthorized
 
     result: dict[str, Any] = {}
 

@@ -25,7 +25,7 @@ def db_upgrade(
     if revision == "head":
         current = ws.initialise()
     else:
-        from iotfin.db import migrate
+        from iotfin.db import migrate  # lazy: the command line starts without it
 
         current = migrate.upgrade(ws.engine, revision)
     safe_url = ws.engine.url.render_as_string(hide_password=True)
@@ -37,8 +37,8 @@ def db_upgrade(
 def db_current(url: Annotated[str | None, typer.Option()] = None, data_dir: DataDirOpt = None,
                as_json: JsonOpt = False) -> None:
     """Show the applied and the latest migration."""
-    from iotfin.db import migrate
-    from iotfin.db.engine import make_engine
+    from iotfin.db import migrate  # lazy: the command line starts without it
+    from iotfin.db.engine import make_engine  # lazy: the command line starts without it
 
     engine = make_engine(kit.settings(data_dir, url).resolved_database_url)
     data = {"current": migrate.current_revision(engine), "head": migrate.head_revision()}

@@ -30,7 +30,6 @@ def _read(path: Path, what: str) -> bytes:
 
 
 def _service(data_dir: Path | None) -> Any:
-
     return kit.workspace(data_dir, schema=True).decisions()
 
 
@@ -46,12 +45,15 @@ def run(strategy: Annotated[Path, typer.Option("--strategy", help="JDM strategy 
         input_file: Annotated[Path, typer.Option("--input", help="JSON: {application, assessment, exposure?, on?}.")],
         as_json: JsonOpt = False) -> None:
     """Decide one application with a strategy file, without storing anything (a risk officer's dry run)."""
-    from iotfin.decision.applications import Application
-    from iotfin.decision.assessment import RiskAssessment
-    from iotfin.decision.limits import Exposure
-    from iotfin.decision.service import DecisionPolicy, evaluate_application
-    from iotfin.decision.strategies import compile_strategy
-    from iotfin.lending.disclosure import offer_terms
+    from iotfin.decision.applications import Application  # lazy: the command line starts without it
+    from iotfin.decision.assessment import RiskAssessment  # lazy: the command line starts without it
+    from iotfin.decision.limits import Exposure  # lazy: the command line starts without it
+    from iotfin.decision.service import (  # lazy: the command line starts without it
+        DecisionPolicy,
+        evaluate_application,
+    )
+    from iotfin.decision.strategies import compile_strategy  # lazy: the command line starts without it
+    from iotfin.lending.disclosure import offer_terms  # lazy: the command line starts without it
 
     compiled, warnings = compile_strategy(_read(strategy, "--strategy"))
     try:
@@ -74,7 +76,7 @@ def run(strategy: Annotated[Path, typer.Option("--strategy", help="JDM strategy 
 @decision_app.command("validate")
 def validate(strategy: Annotated[Path, typer.Argument(help="JDM strategy file.")], as_json: JsonOpt = False) -> None:
     """Check a strategy as publishing would: every cell compiles, the graph builds, samples evaluate."""
-    from iotfin.decision.strategies import compile_strategy
+    from iotfin.decision.strategies import compile_strategy  # lazy: the command line starts without it
 
     compiled, warnings = compile_strategy(_read(strategy, "strategy"))
     _print({"valid": True, "sha256": compiled.sha256, "warnings": warnings}, as_json)
@@ -83,7 +85,7 @@ def validate(strategy: Annotated[Path, typer.Argument(help="JDM strategy file.")
 @decision_app.command("default-strategy")
 def default_strategy() -> None:
     """Print the packaged default strategy (open it in the GoRules editor, change it, publish it)."""
-    from iotfin.decision.strategies import default_strategy_text
+    from iotfin.decision.strategies import default_strategy_text  # lazy: the command line starts without it
 
     sys.stdout.write(default_strategy_text())
 

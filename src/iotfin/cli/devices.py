@@ -6,9 +6,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.table import Table
 
 from iotfin.cli import kit
 from iotfin.cli.kit import DataDirOpt, JsonOpt
+from iotfin.core.errors import NotFound, ValidationError
 from iotfin.core.jsonout import dumps
 
 devices_app = typer.Typer(help="Devices: create, credentials, provisioning.", no_args_is_help=True)
@@ -88,7 +90,6 @@ def require_auth(device: Annotated[int | None, typer.Option(help="Device id.")] 
                  off: Annotated[bool, typer.Option("--off", help="Stop requiring it.")] = False,
                  data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
     """Require authenticated (HMAC or signed) messages from a device or a whole profile."""
-    from iotfin.core.errors import ValidationError
 
     if (device is None) == (profile is None):
         raise ValidationError("name exactly one of --device or --profile")
@@ -106,7 +107,6 @@ def require_auth(device: Annotated[int | None, typer.Option(help="Device id.")] 
 def x509(device: DeviceArg, cert: Annotated[Path, typer.Option(help="The device's certificate (PEM or DER).")],
          data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
     """Register an X.509 certificate the device authenticates with over MQTT/TLS (mqtts)."""
-    from iotfin.core.errors import NotFound
 
     try:
         data = cert.read_bytes()
@@ -127,7 +127,6 @@ def events(device: Annotated[int | None, typer.Option(help="Device id (default: 
            limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 100,
            data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
     """Device events, newest first: tamper signals, connect/disconnect, online/offline, claims."""
-    from rich.table import Table
 
     rows = kit.workspace(data_dir, schema=True).device_runtime.events.query(device, kind, tamper, limit=limit)
 
@@ -144,7 +143,7 @@ def events(device: Annotated[int | None, typer.Option(help="Device id (default: 
 def status(device: Annotated[int, typer.Option(help="Device id.")], data_dir: DataDirOpt = None,
            as_json: JsonOpt = False) -> None:
     """Online/offline state, last activity, last connect and disconnect."""
-    from iotfin.devices.state import device_status
+    from iotfin.devices.state import device_status  # lazy: the command line starts without it
 
     ws = kit.workspace(data_dir, schema=True)
     kit.show("device status / 设备状态", device_status(ws.engine, ws.registry, device), as_json)
@@ -155,7 +154,7 @@ def claim(name: Annotated[str, typer.Option(help="The device's name.")],
           enterprise: Annotated[int, typer.Option(help="The claiming enterprise's id.")] = 0,
           data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
     """Claim a device for an enterprise with the secret the device announced (ThingsBoard claiming)."""
-    from iotfin.devices import claims
+    from iotfin.devices import claims  # lazy: the command line starts without it
 
     ws = kit.workspace(data_dir, schema=True)
     result = claims.claim(ws.engine, ws.device_runtime.events, name, secret, enterprise)

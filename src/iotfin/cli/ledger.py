@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError as PydanticError
 
 from iotfin.cli import kit
 from iotfin.cli.kit import DataDirOpt, JsonOpt
@@ -29,7 +32,7 @@ def ledger_key(data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
 def ledger_checkpoint(witness: Annotated[str | None, typer.Option(help="Also ask this tlog-witness (base URL) to cosign.")] = None,
                       data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
     """Sign a checkpoint of the log as it stands (never one inconsistent with an earlier one)."""
-    from iotfin.ledger.service import request_cosignature
+    from iotfin.ledger.service import request_cosignature  # lazy: the command line starts without it
 
     ws = kit.workspace(data_dir, schema=True)
     note = ws.ledger.checkpoint()
@@ -82,9 +85,11 @@ def ledger_verify(
     as_json: JsonOpt = False,
 ) -> None:
     """Check a bundle offline, with no database: exit 0 if it holds, 65 with the reason if not."""
-    import json
 
-    from iotfin.ledger.evidence import EvidenceInvalid, verify_bundle
+    from iotfin.ledger.evidence import (  # lazy: the command line starts without it
+        EvidenceInvalid,
+        verify_bundle,
+    )
 
     vkey = Path(key[1:]).read_text().strip() if key.startswith("@") else key
     try:
@@ -111,11 +116,9 @@ AssetOpt = Annotated[str, typer.Option("--asset", help='Asset as JSON, e.g. \'{"
 
 
 def _asset_key(text: str):  # noqa: ANN202 - lazy import keeps `iotfin --help` fast
-    import json
 
-    from pydantic import ValidationError as PydanticError
 
-    from iotfin.api.routers.financing import AssetIn
+    from iotfin.api.routers.financing import AssetIn  # lazy: the command line starts without it
 
     try:
         return AssetIn.model_validate(json.loads(text)).key()
@@ -137,7 +140,6 @@ def financing_place(
     as_json: JsonOpt = False,
 ) -> None:
     """Finance an asset; a second financing is refused (exit 75) with the existing lien."""
-    from datetime import datetime
 
     def when(text: str | None, name: str) -> datetime | None:
         if text is None:

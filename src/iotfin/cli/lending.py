@@ -9,10 +9,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.table import Table
 
 from iotfin.cli import kit
 from iotfin.cli.kit import DataDirOpt, JsonOpt
 from iotfin.core.errors import ValidationError
+from iotfin.core.jsonout import dumps
 from iotfin.core.money import ZERO, to_money
 from iotfin.lending import model as m
 
@@ -85,8 +87,6 @@ def schedule_cmd(
             "instalments": rows, "total_interest": sum((r["interest"] for r in rows), ZERO)}
 
     def render(d: dict[str, Any]) -> None:
-        from rich.table import Table
-
         t = Table(title=f"{d['principal']} at {d['annual_rate']} over {term} months, {d['method']}, {d['day_count']}",
                   title_justify="left")
         for col in ("seq", "due", "principal", "interest", "total"):
@@ -115,7 +115,10 @@ def apr_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """The key-facts statement: annualised rate by IRR over all interest and fees, gross and net of subsidy."""
-    from iotfin.lending.disclosure import key_facts, product_key_facts
+    from iotfin.lending.disclosure import (  # lazy: the command line starts without it
+        key_facts,
+        product_key_facts,
+    )
 
     rate, subsidy, begin = _rate(annual_rate, "annual-rate"), _rate(subsidy_rate, "subsidy-rate"), _date(start, "start")
     if product:
@@ -149,7 +152,7 @@ def book_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Sign and disburse a loan; the contract is anchored in the ledger."""
-    from iotfin.lending.service import Offer
+    from iotfin.lending.service import Offer  # lazy: the command line starts without it
 
     ws = _ws(data_dir)
     offer = Offer(enterprise, product, to_money(principal), _rate(annual_rate, "annual-rate"), term,
@@ -261,8 +264,6 @@ def trial_balance_cmd(data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> 
     data = ws.lending.trial_balance() | {"reconciliation": ws.lending.reconcile()}
 
     def render(d: dict[str, Any]) -> None:
-        from rich.table import Table
-
         t = Table(title="Trial balance / 试算平衡表", title_justify="left")
         for col in ("account", "name", "科目", "debit", "credit"):
             t.add_column(col, justify="right" if col in ("debit", "credit") else "left")
@@ -282,6 +283,4 @@ def portfolio_cmd(data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None
 
 
 def _dumps(data: Any) -> str:
-    from iotfin.core.jsonout import dumps
-
     return dumps(data, indent=True)

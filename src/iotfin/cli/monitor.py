@@ -6,9 +6,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.table import Table
 
 from iotfin.cli import kit
 from iotfin.cli.kit import DataDirOpt, JsonOpt
+from iotfin.core.errors import ValidationError
 
 monitor_app = typer.Typer(help="Post-loan monitoring: signals, warning rules, alerts, evaluation.", no_args_is_help=True)
 alerts_app = typer.Typer(help="Alerts: list, show, acknowledge, assign, resolve.", no_args_is_help=True)
@@ -18,7 +20,7 @@ ActorOpt = Annotated[str, typer.Option("--by", help="Who does it (officer id), f
 
 
 def _alerts(data_dir: Path | None) -> Any:
-    from iotfin.monitor.store import AlertStore
+    from iotfin.monitor.store import AlertStore  # lazy: the command line starts without it
 
     return AlertStore(kit.workspace(data_dir, schema=True).engine)
 
@@ -28,8 +30,7 @@ def rules_check(path: Annotated[Path, typer.Argument(help="JDM decision model (J
                 version: Annotated[str | None, typer.Option(help="Version (default: metadata.version).")] = None,
                 as_json: JsonOpt = False) -> None:
     """Compile a warning-rule model; a model that does not compile is refused (exit 65) with the reason."""
-    from iotfin.core.errors import ValidationError
-    from iotfin.monitor.rules import RuleSet
+    from iotfin.monitor.rules import RuleSet  # lazy: the command line starts without it
 
     if not path.exists():
         raise ValidationError(f"{path}: no such file")
@@ -42,7 +43,7 @@ def rules_check(path: Annotated[Path, typer.Argument(help="JDM decision model (J
 def prices_import(path: Annotated[Path, typer.Argument(help="CSV (day,commodity,price[,unit]) or Parquet.")],
                   data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
     """Import daily commodity prices; gaps, duplicates and non-positive prices are refused (exit 65)."""
-    from iotfin.monitor.prices import PriceBook, read_file
+    from iotfin.monitor.prices import PriceBook, read_file  # lazy: the command line starts without it
 
     points = read_file(path)
     store = _alerts(data_dir)
@@ -60,7 +61,6 @@ def alerts_list(status: Annotated[str | None, typer.Option(help="open | acknowle
                 limit: Annotated[int, typer.Option(min=1, max=10_000)] = 100,
                 data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
     """Alerts, newest first."""
-    from rich.table import Table
 
     rows = _alerts(data_dir).list(status, enterprise, limit)
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.table import Table
 
 from iotfin.cli import kit
 from iotfin.cli.kit import JsonOpt
@@ -67,8 +69,8 @@ def train_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Train a scorecard and a LightGBM challenger (or the three-dimension model) and write a new model version."""
-    from iotfin.risk.models.train import TrainConfig, train
-    from iotfin.risk.woe import Scaling
+    from iotfin.risk.models.train import TrainConfig, train  # lazy: the command line starts without it
+    from iotfin.risk.woe import Scaling  # lazy: the command line starts without it
 
     if champion not in ("auto", "scorecard", "challenger"):
         raise ValidationError(f"--champion must be auto, scorecard or challenger, not {champion!r}")
@@ -108,11 +110,10 @@ def score_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """PD, score, grade and reason codes (zh-CN/en) for every row; sub-scores per dimension for enterprise models."""
-    import time
 
-    from iotfin.risk.data import read_table, write_table
-    from iotfin.risk.models.bundle import load_model
-    from iotfin.risk.scoring import score_frame
+    from iotfin.risk.data import read_table, write_table  # lazy: the command line starts without it
+    from iotfin.risk.models.bundle import load_model  # lazy: the command line starts without it
+    from iotfin.risk.scoring import score_frame  # lazy: the command line starts without it
 
     started = time.perf_counter()
     frame = read_table(data)
@@ -136,9 +137,9 @@ def monitor_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """PSI of score and features against the training sample, bad rate by grade; alerts are logged with the model."""
-    from iotfin.risk.data import read_table
-    from iotfin.risk.models.bundle import load_model
-    from iotfin.risk.monitoring import monitor
+    from iotfin.risk.data import read_table  # lazy: the command line starts without it
+    from iotfin.risk.models.bundle import load_model  # lazy: the command line starts without it
+    from iotfin.risk.monitoring import monitor  # lazy: the command line starts without it
 
     m = load_model(model)
     report = monitor(m, read_table(data), outcome=outcome, bad=bad)
@@ -154,7 +155,7 @@ def monitor_cmd(
 @risk_app.command("grades")
 def grades_cmd(as_json: JsonOpt = False) -> None:
     """The master scale: grade, PD band, meaning (en/zh)."""
-    from iotfin.risk.grades import scale_table
+    from iotfin.risk.grades import scale_table  # lazy: the command line starts without it
 
     rows = scale_table()
     _print(rows, as_json, "\n".join(f"{r['grade']:<4} PD ({r['pd_from']:.2%}, {r['pd_to']:.2%}]  {r['en']} / {r['zh']}"
@@ -182,7 +183,6 @@ def profile_cmd(
 
 def render_profile(p: dict[str, Any]) -> list[Any]:
     """The profile as two rich tables (dimensions, reasons) under a heading, zh-CN and en side by side."""
-    from rich.table import Table
 
     head = (f"[bold]企业 enterprise {p['enterprise_id']}[/bold] · 机构 lender {p['lender']} · "
             f"评级日 as of {p['as_of']} · 模型 model {p['model']}\n"

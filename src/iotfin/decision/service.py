@@ -24,14 +24,15 @@ from typing import Any, NoReturn
 
 import orjson
 import zen
-from sqlalchemy import Connection, Engine, Select, Text, bindparam, cast, func, insert, select, update
+from sqlalchemy import Connection, Engine, Select
 from sqlalchemy.exc import IntegrityError
 
 from iotfin.core.errors import Conflict, Forbidden, NotFound, ServiceUnavailable, ValidationError
 from iotfin.core.money import quantize_fen, to_money
 from iotfin.core.time import business_date, utc_now
 from iotfin.db.engine import write_transaction
-from iotfin.db.pagination import PageParams, paginate
+from iotfin.db.pagination import PageParams
+from iotfin.decision import store
 from iotfin.decision.applications import PRODUCTS, Application, Product, validate_application
 from iotfin.decision.assessment import RiskAssessment
 from iotfin.decision.challenger import in_challenger
@@ -50,13 +51,6 @@ from iotfin.decision.reasons import (
     limit_below_minimum,
 )
 from iotfin.decision.result import DecisionResult
-from iotfin.decision.store import (
-    CreditApplication,
-    CreditDecision,
-    CreditReview,
-    DecisionDeployment,
-    DecisionStrategy,
-)
 from iotfin.decision.strategies import (
     CompiledStrategy,
     StrategyError,
@@ -68,27 +62,10 @@ from iotfin.decision.strategies import (
 )
 from iotfin.decision.values import ZERO, plain, to_rate
 from iotfin.identity.access import set_owner_in  # noqa: E402
-from iotfin.identity.tables import Enterprise
 
 STRATEGY_DECLINE = Reason("STRATEGY_DECLINE", "不符合授信策略", "Declined by the credit strategy")
 STRATEGY_REFER = Reason("STRATEGY_REFER", "授信策略要求人工审核", "The credit strategy routes this application to an officer")
 STATUS_OF = {"approve": "approved", "decline": "declined", "refer": "referred", "counter_offer": "approved"}
-
-# The statements of the decide path, built once: SQLAlchemy memoises a statement object's cache key,
-# so executing a constant statement with parameters skips rebuilding and re-keying it per decision
-# (profiled: building `insert(...).values(...)` and `select(...).where(...)` anew was about a third
-# of the CPU of a stored decision).
-_DEPLOYMENT = (select(DecisionDeployment).where(DecisionDeployment.strategy_name == bindparam("name"))
-               .order_by(DecisionDeployment.id.desc()).limit(1))
-_LOCK_ENTERPRISES = (select(Enterprise.id).where(Enterprise.id.in_(bindparam("ids", expanding=True)))
-                     .order_by(Enterprise.id).with_for_update())
-_APPROVED = CreditApplication.status == "approved"
-_BORROWER_EXPOSURE = select(func.coalesce(func.sum(CreditApplication.approved_amount), 0)).where(
-    _APPROVED, CreditApplication.enterprise_id == bindparam("eid"))
-_CHAIN_EXPOSURE = select(func.coalesce(func.sum(CreditApplication.approved_amount), 0)).where(
-    _APPROVED, CreditApplication.core_enterprise_id == bindparam("core"))
-_INSERT_APPLICATION = insert(CreditApplication).returning(CreditApplication.id)
-_INSERT_DECISION = insert(CreditDecision).returning(CreditDecision.id)
 
 
 def _no_chain(conn: Connection, enterprise_id: int) -> None:
@@ -214,12 +191,9 @@ class DecisionService:
         for _attempt in range(3):
             try:
                 with write_transaction(self.engine) as conn:
-                    latest = conn.execute(select(func.max(DecisionStrategy.version))
-                                          .where(DecisionStrategy.name == name)).scalar()
-                    version = int(latest or 0) + 1
-                    conn.execute(insert(DecisionStrategy).values(
-                        name=name, version=version, content=compiled.graph, sha256=compiled.sha256, published_by=by,
-                        published_at=self.clock(), note=note))
+                    version = int(store.latest_strategy_version(conn, name) or 0) + 1
+                    store.insert_strategy(conn, name=name, version=version, content=compiled.graph,
+                                          sha256=compiled.sha256, published_by=by, published_at=self.clock(), note=note)
                     if activate:
                         self._deploy(conn, name, version, None, 0, "deploy", by)
                 break
@@ -238,15 +212,11 @@ class DecisionService:
 
     def versions(self, name: str = "default") -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
-            rows = conn.execute(select(DecisionStrategy.name, DecisionStrategy.version, DecisionStrategy.sha256,
-                                       DecisionStrategy.published_by, DecisionStrategy.published_at, DecisionStrategy.note)
-                                .where(DecisionStrategy.name == name).order_by(DecisionStrategy.version)).mappings().all()
-        return [dict(r) for r in rows]
+            return store.strategy_versions(conn, name)
 
     def strategy_content(self, name: str, version: int) -> dict[str, Any]:
         with self.engine.connect() as conn:
-            content = conn.execute(select(DecisionStrategy.content).where(
-                DecisionStrategy.name == name, DecisionStrategy.version == version)).scalar()
+            content = store.strategy_content(conn, name, version)
         if content is None:
             raise NotFound(f"no strategy {name} version {version}")
         return content
@@ -277,8 +247,7 @@ class DecisionService:
     def rollback(self, name: str = "default", *, by: str) -> dict[str, Any]:
         """Return to the deployment before the one in force (recorded as a new 'rollback' row)."""
         with write_transaction(self.engine) as conn:
-            rows = conn.execute(select(DecisionDeployment).where(DecisionDeployment.strategy_name == name)
-                                .order_by(DecisionDeployment.id.desc())).all()
+            rows = store.deployments(conn, name)
             if not rows:
                 raise NotFound(f"strategy {name} has never been deployed")
             current = rows[0]
@@ -291,18 +260,12 @@ class DecisionService:
         return self.deployment(name) or {}
 
     def _deploy(self, conn: Any, name: str, champion: int, challenger: int | None, bps: int, action: str, by: str) -> None:
-        conn.execute(insert(DecisionDeployment).values(
-            strategy_name=name, champion_version=champion, challenger_version=challenger, challenger_bps=bps,
-            action=action, deployed_by=by, deployed_at=self.clock()))
+        store.insert_deployment(conn, strategy_name=name, champion_version=champion, challenger_version=challenger,
+                                challenger_bps=bps, action=action, deployed_by=by, deployed_at=self.clock())
 
     def deployment(self, name: str = "default") -> dict[str, Any] | None:
         with self.engine.connect() as conn:
-            return self._deployment(conn, name)
-
-    @staticmethod
-    def _deployment(conn: Connection, name: str) -> dict[str, Any] | None:
-        row = conn.execute(_DEPLOYMENT, {"name": name}).mappings().first()
-        return None if row is None else {k: v for k, v in dict(row).items() if k != "id"}
+            return store.deployment(conn, name)
 
     # --- deciding -------------------------------------------------------------------------------
 
@@ -367,7 +330,7 @@ class DecisionService:
             # serialises writers with BEGIN IMMEDIATE; on PostgreSQL the borrower's and the core
             # enterprise's rows are locked, in id order), and a decision is never stored unanchored.
             with write_transaction(self.engine) as conn:
-                deployment = self._deployment(conn, strategy)
+                deployment = store.deployment(conn, strategy)
                 if deployment is None:
                     raise NotFound(f"strategy {strategy!r} is not deployed")
                 challenger = deployment["challenger_version"] is not None and in_challenger(
@@ -378,7 +341,7 @@ class DecisionService:
                 if core is None:
                     core = self.core_of(conn, app.enterprise_id)
                 wanted = sorted({app.enterprise_id} | ({core} if core is not None else set()))
-                found = set(conn.execute(_LOCK_ENTERPRISES, {"ids": wanted}).scalars())
+                found = store.lock_enterprises(conn, wanted)
                 for eid in wanted:
                     if eid not in found:
                         raise NotFound(f"no enterprise {eid}")
@@ -389,13 +352,13 @@ class DecisionService:
                                               arm="challenger" if challenger else "champion",
                                               has_core=core is not None, apr=self.apr)
                 body = result.to_json() | {"assessment": assessment.to_json(), "exposure": exposure.to_json()}
-                app_id = conn.execute(_INSERT_APPLICATION, {
+                app_id = store.insert_application(conn, {
                     "ref": app.ref, "enterprise_id": app.enterprise_id, "core_enterprise_id": core,
                     "product": app.product, "amount": app.amount, "tenor_months": app.tenor_months,
                     "inputs": {"application": app.to_json(), "assessment": assessment.to_json()},
                     "status": STATUS_OF[result.decision],
                     "approved_amount": result.offered_amount if result.decision == "approve" else None,
-                    "received_at": now, "updated_at": now}).scalar_one()
+                    "received_at": now, "updated_at": now})
                 decision_id = self._insert_decision(conn, app_id, "strategy", result.decision, body, now,
                                                     f"strategy:{strategy}@{version}", strategy, version, result.arm,
                                                     result.offered_amount, result.tenor_months,
@@ -414,17 +377,17 @@ class DecisionService:
     def _insert_decision(conn: Any, app_id: int, source: str, decision: str, body: dict[str, Any], now: datetime,
                          by: str, name: str | None, version: int | None, arm: str | None,
                          amount: Decimal | None, tenor: int | None, rate: str | None) -> int:
-        return int(conn.execute(_INSERT_DECISION, {
+        return store.insert_decision(conn, {
             "application_id": app_id, "source": source, "decision": decision, "strategy_name": name,
             "strategy_version": version, "arm": arm, "offered_amount": amount, "tenor_months": tenor, "rate": rate,
-            "decided_by": by, "result": plain(body), "decided_at": now}).scalar_one())
+            "decided_by": by, "result": plain(body), "decided_at": now})
 
     @staticmethod
     def _exposure(conn: Any, enterprise_id: int, core: int | None) -> Exposure:
-        borrower = conn.execute(_BORROWER_EXPOSURE, {"eid": enterprise_id}).scalar()
+        borrower = store.borrower_exposure(conn, enterprise_id)
         chain = ZERO
         if core is not None:
-            chain = conn.execute(_CHAIN_EXPOSURE, {"core": core}).scalar()
+            chain = store.chain_exposure(conn, core)
         return Exposure(quantize_fen(borrower), quantize_fen(chain))  # SUM keeps the Money type: yuan
 
     # --- replay ---------------------------------------------------------------------------------
@@ -436,17 +399,8 @@ class DecisionService:
         is stored. The draft is evaluated with zen-engine's batch evaluation; above 20,000
         applications the work is split over `workers` processes (default: up to 2, one per core)."""
         draft_compiled, warnings = compile_strategy(draft)
-        # The JSON comes back as text and is parsed in the workers (orjson): parsed here with the
-        # driver's json module it was a sixth of a replay's time, all of it in this one process.
-        query = (select(cast(CreditApplication.inputs, Text), CreditDecision.decision, CreditDecision.offered_amount,
-                        cast(CreditDecision.result["exposure"], Text), cast(CreditDecision.result["limit"], Text))
-                 .join(CreditDecision, CreditDecision.application_id == CreditApplication.id)
-                 .where(CreditDecision.source == "strategy", CreditDecision.strategy_name == name)
-                 .order_by(CreditApplication.id))
-        if limit is not None:
-            query = query.limit(limit)
         with self.engine.connect() as conn:
-            rows = [tuple(r) for r in conn.execute(query)]
+            rows = store.replay_rows(conn, name, limit)  # the JSON as text, parsed in the workers
         on = business_date(self.clock())
         workers = workers if workers is not None else (min(2, os.cpu_count() or 1) if len(rows) > 20_000 else 1)
         if workers <= 1:
@@ -470,33 +424,19 @@ class DecisionService:
                    among: Select | None = None) -> tuple[list[dict[str, Any]], str | None]:
         """One page of the review queue (oldest first) and the next cursor: of one enterprise, and/or
         of the applications whose ids `among` selects (a subquery: a lender's own applications)."""
-        query = (select(CreditApplication.id, CreditApplication.enterprise_id, CreditApplication.product,
-                        CreditApplication.amount, CreditApplication.tenor_months, CreditApplication.status,
-                        CreditApplication.received_at, Enterprise.name, Enterprise.name_en)
-                 .join(Enterprise, Enterprise.id == CreditApplication.enterprise_id)
-                 .where(CreditApplication.status.in_(("referred", "awaiting_second_approval"))))
-        if enterprise_id is not None:
-            query = query.where(CreditApplication.enterprise_id == enterprise_id)
-        if among is not None:
-            query = query.where(CreditApplication.id.in_(among))
         with self.engine.connect() as conn:
-            rows, cursor = paginate(conn, query, CreditApplication.id, page)
-        return [dict(r._mapping) for r in rows], cursor
+            return store.review_queue_page(conn, page, enterprise_id=enterprise_id, among=among)
 
     def application(self, application_id: int) -> dict[str, Any]:
         """An application with the evidence an officer needs: inputs, risk assessment (grade, PD,
         sub-scores, features, reasons), every decision (reasons, limits, pricing, rule trace), reviews."""
         with self.engine.connect() as conn:
-            app = conn.execute(select(CreditApplication).where(CreditApplication.id == application_id)).mappings().first()
+            app = store.application(conn, application_id)
             if app is None:
                 raise NotFound(f"no credit application {application_id}")
-            enterprise = conn.execute(select(Enterprise.id, Enterprise.name, Enterprise.name_en, Enterprise.uscc,
-                                             Enterprise.sector, Enterprise.region).where(
-                Enterprise.id == app["enterprise_id"])).mappings().first()
-            decisions = conn.execute(select(CreditDecision).where(CreditDecision.application_id == application_id)
-                                     .order_by(CreditDecision.id)).mappings().all()
-            reviews = conn.execute(select(CreditReview).where(CreditReview.application_id == application_id)
-                                   .order_by(CreditReview.id)).mappings().all()
+            enterprise = store.enterprise_summary(conn, app["enterprise_id"])
+            decisions = store.decisions_of(conn, application_id)
+            reviews = store.reviews_of(conn, application_id)
         return {**{k: v for k, v in dict(app).items()}, "enterprise": dict(enterprise or {}),
                 "decisions": [dict(d) for d in decisions], "reviews": [dict(r) for r in reviews]}
 
@@ -512,25 +452,21 @@ class DecisionService:
             raise ValidationError("a review needs a reason")
         now = self.clock()
         with write_transaction(self.engine) as conn:
-            app = conn.execute(select(CreditApplication).where(CreditApplication.id == application_id)).mappings().first()
+            app = store.application(conn, application_id)
             if app is None:
                 raise NotFound(f"no credit application {application_id}")
             if app["status"] not in ("referred", "awaiting_second_approval"):
                 raise Conflict(f"application {application_id} is {app['status']}, not awaiting review")
             application = Application.from_json(app["inputs"]["application"])
             product = self.policy.products[application.product]
-            first = conn.execute(select(CreditDecision).where(CreditDecision.application_id == application_id,
-                                                              CreditDecision.source == "strategy")
-                                 .order_by(CreditDecision.id).limit(1)).mappings().first()
+            first = store.first_strategy_decision(conn, application_id)
             pending = None
             if app["status"] == "awaiting_second_approval":
-                pending = conn.execute(select(CreditReview).where(CreditReview.application_id == application_id)
-                                       .order_by(CreditReview.id.desc()).limit(1)).mappings().first()
+                pending = store.latest_review(conn, application_id)
             terms = self._review_terms(action, application, product, first, pending, amount, tenor_months, rate)
-            conn.execute(insert(CreditReview).values(
-                application_id=application_id, officer=officer, action=action, reason=reason,
-                amount=terms[0] if terms else None, tenor_months=terms[1] if terms else None,
-                rate=str(terms[2]) if terms else None, reviewed_at=now))
+            store.insert_review(conn, application_id=application_id, officer=officer, action=action, reason=reason,
+                                amount=terms[0] if terms else None, tenor_months=terms[1] if terms else None,
+                                rate=str(terms[2]) if terms else None, reviewed_at=now)
             final = True
             officers = [officer]
             if action != "decline":
@@ -544,8 +480,7 @@ class DecisionService:
                 else:
                     final = terms[0] <= self.policy.four_eyes_amount
             if not final:
-                conn.execute(update(CreditApplication).where(CreditApplication.id == application_id).values(
-                    status="awaiting_second_approval", updated_at=now))
+                store.update_application(conn, application_id, status="awaiting_second_approval", updated_at=now)
                 return {"application_id": application_id, "status": "awaiting_second_approval",
                         "four_eyes": True, "pending": {"officer": officer, "action": action,
                                                        "amount": terms[0], "tenor_months": terms[1], "rate": str(terms[2])}}
@@ -566,8 +501,8 @@ class DecisionService:
             decision_id = self._insert_decision(conn, application_id, "review", decision, body, now, ", ".join(officers),
                                                 None, None, None, terms[0] if terms else None,
                                                 terms[1] if terms else None, str(terms[2]) if terms else None)
-            conn.execute(update(CreditApplication).where(CreditApplication.id == application_id).values(
-                status=STATUS_OF[decision], approved_amount=terms[0] if terms else None, updated_at=now))
+            store.update_application(conn, application_id, status=STATUS_OF[decision],
+                                     approved_amount=terms[0] if terms else None, updated_at=now)
             if self.anchor:
                 self.anchor(conn, str(decision_id))
         return {"application_id": application_id, "decision_id": decision_id, "status": STATUS_OF[decision]} | body

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
@@ -33,7 +34,7 @@ def demo(
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
 ) -> None:
     """Build a fresh workspace, simulate an economy, load it through the platform, summarise, serve."""
-    from iotfin.demo.run import run_demo
+    from iotfin.demo.run import run_demo  # lazy: the command line starts without it
 
     with kit.progress(enabled=not as_json) as progress:
         fleet = devices if devices is not None else min(2_000, 10 * enterprises)
@@ -82,7 +83,7 @@ def sim_generate(
     as_json: JsonOpt = False,
 ) -> None:
     """Generate a deterministic synthetic economy (Parquet) with its ground truth."""
-    from iotfin.sim import SimConfig, generate
+    from iotfin.sim import SimConfig, generate  # lazy: the command line starts without it
 
     kwargs: dict[str, Any] = {"enterprises": enterprises, "days": days, "seed": seed, "devices": devices}
     if start:
@@ -100,8 +101,11 @@ def sim_generate(
 def sim_load(sim_dir: Annotated[Path, typer.Argument(help="A folder written by `iotfin sim generate`.")],
              data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
     """Load a simulated economy into the workspace through the platform's ingest path."""
-    from iotfin.demo.loader import load_master_data, load_telemetry
-    from iotfin.sim import SimDataset
+    from iotfin.demo.loader import (  # lazy: the command line starts without it
+        load_master_data,
+        load_telemetry,
+    )
+    from iotfin.sim import SimDataset  # lazy: the command line starts without it
 
     ws = kit.workspace(data_dir)
     ws.initialise()
@@ -138,9 +142,8 @@ def compare_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Three-dimension vs entity-only model on the simulator: train on some seeds, test on others (AUC, KS, approvable share)."""
-    import tempfile
 
-    from iotfin.demo.risk_compare import compare
+    from iotfin.demo.risk_compare import compare  # lazy: the command line starts without it
 
     train, test = _seeds(train_seeds, "--train-seeds"), _seeds(test_seeds, "--test-seeds")
     with tempfile.TemporaryDirectory(prefix="iotfin-compare-") as tmp:
@@ -167,7 +170,7 @@ def evaluate_cmd(
 ) -> None:
     """Simulate, push the telemetry through the real ingest path with the monitor subscribed, and report
     recall, time to detect and false alerts per incident type against the ground truth."""
-    from iotfin.demo.monitor_eval import evaluate
+    from iotfin.demo.monitor_eval import evaluate  # lazy: the command line starts without it
 
     with kit.progress(enabled=not as_json) as progress:
         report = evaluate(enterprises=enterprises, days=days, seed=seed, devices=devices, workdir=workdir,
@@ -176,8 +179,6 @@ def evaluate_cmd(
 
 
 def _render_evaluation(r: dict[str, Any]) -> None:
-    from rich.table import Table
-
     table = Table(title="Detection vs ground truth / 预警检出评估", title_justify="left")
     for col in ("incident type", "incidents", "detected", "recall", "TTD median h", "TTD p95 h"):
         table.add_column(col, justify="left" if col == "incident type" else "right")

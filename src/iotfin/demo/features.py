@@ -8,7 +8,10 @@ from collections import Counter
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import func, select
+
 from iotfin.consent.model import SCOPES, TELEMETRY_SCOPE_OF_DEVICE, GrantRequest
+from iotfin.consent.store import access_t
 from iotfin.core.time import utc_now
 from iotfin.risk.features.catalogue import CATALOGUE
 from iotfin.risk.features.engine import load_commodity_prices
@@ -52,9 +55,7 @@ def consent_and_features(ws: Any, ds: Any, as_of: date, now: datetime | None = N
         withheld += bank_withheld
     ws.consent.log.flush()
     with ws.engine.connect() as conn:
-        from sqlalchemy import func, select
 
-        from iotfin.consent.store import access_t
 
         log_rows = conn.execute(select(func.count()).select_from(access_t)).scalar_one()
     return {"as_of": as_of.isoformat(), "grants": len(grants), "enterprises": table.num_rows,

@@ -23,6 +23,8 @@ from typing import Any
 from sqlalchemy import select
 
 from iotfin.core.money import ZERO
+from iotfin.decision.tables import CreditApplication, CreditDecision
+from iotfin.financing.tables import Lien
 from iotfin.lending import model as m
 from iotfin.lending.disclosure import product_key_facts
 from iotfin.lending.service import Offer
@@ -44,7 +46,6 @@ def approved_offers_from_financing(ws: Any, ds: Any) -> list[tuple[Offer, date]]
     """One offer per enterprise: its first financing request the registry accepted, priced by
     DEMO_PRICING (principal = advance rate × asset amount, to the yuan, at most 5 M), booked on the
     request date. Agricultural enterprises get the interest subsidy."""
-    from iotfin.financing.store import Lien
 
     with ws.engine.connect() as conn:
         placed = {ref for (ref,) in conn.execute(select(Lien.financing_ref))}
@@ -74,7 +75,6 @@ def approved_offers_from_decisions(ws: Any, ds: Any) -> list[tuple[Offer, date]]
     application's subsidy rate; for a credit line the principal is the limit. Drawn on the enterprise's
     first financing request date, else the calendar's first financing day."""
     from iotfin.decision.applications import PRODUCTS as DECISION_PRODUCTS  # each names the servicing product
-    from iotfin.decision.store import CreditApplication, CreditDecision
 
     with ws.engine.connect() as conn:
         rows = conn.execute(

@@ -16,6 +16,8 @@ import pyarrow.compute as pc
 
 from iotfin.app.workspace import Workspace
 from iotfin.devices.store import ensure_profiles, insert_devices
+from iotfin.financing.model import receivable_key, warehouse_receipt_key
+from iotfin.financing.service import DoubleFinancing
 from iotfin.ingest.service import IngestResult
 from iotfin.protection.service import seal_enterprise
 from iotfin.supplychain.store import insert_rows
@@ -161,8 +163,6 @@ def load_financing_requests(ws: Workspace, ds: Any) -> dict[str, Any]:
     fingerprint sees through the reformatting, so the simulator's double-financing scenarios are
     refused. Receivables whose invoice was paid within the horizon are then released as repaid.
     """
-    from iotfin.financing.model import receivable_key, warehouse_receipt_key
-    from iotfin.financing.service import DoubleFinancing
 
     docs = ds.table("trade_documents")
     paid_orders = set(pc.filter(docs["order_id"], pc.equal(docs["doc_type"], "payment")).to_pylist())

@@ -23,6 +23,7 @@ from iotfin.demo.monitor_eval import SIGNAL_INCIDENTS, match
 from iotfin.monitor.model import DEVICE_TYPES
 from iotfin.monitor.service import MonitorService
 from iotfin.monitor.signals import NO_TS
+from iotfin.monitor.store import AlertStore, load_device_meta
 
 _ATTR = "_monitor_demo"
 # Slices of the demo's multi-day batches: short enough that a pledged-stock peak is still within the
@@ -32,8 +33,6 @@ DEMO_STEP_MS = 12 * 3_600_000
 
 
 def attach_monitor(ws: Any) -> MonitorService:
-    from iotfin.monitor.store import AlertStore, load_device_meta
-
     meta, names = load_device_meta(ws.engine)
     store = AlertStore(ws.engine)
     monitor: MonitorService = ws.monitor_service(meta, store=store, enterprise_names=names)

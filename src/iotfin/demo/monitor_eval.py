@@ -20,8 +20,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from iotfin.core.time import day_start_ms
+from iotfin.demo.loader import _metrics_by_type, load_master_data
+from iotfin.demo.workspace import fresh_workspace
+from iotfin.financing.model import receivable_key, warehouse_receipt_key
+from iotfin.financing.service import DoubleFinancing
 from iotfin.monitor.model import HOUR_MS, Tier
 from iotfin.monitor.service import AlertView, MonitorService
+from iotfin.monitor.store import AlertStore, load_device_meta
+from iotfin.sim import SimConfig, SimDataset, generate
 from iotfin.telemetry.model import READING_SCHEMA
 
 # Incident types the IoT signals are meant to catch, and the alert incident type that catches each.
@@ -58,8 +65,6 @@ def arrival_table(ds: Any, device_type: str, day: Any, metrics: list[str]) -> pa
 def finance(ws: Any, monitor: MonitorService, requests: list[dict[str, Any]], now: int) -> int:
     """Put one day's financing requests to the real financing registry (as `iotfin.demo.loader` does);
     each refusal of an asset already financed goes to the monitor. Returns the refusals."""
-    from iotfin.financing.model import receivable_key, warehouse_receipt_key
-    from iotfin.financing.service import DoubleFinancing
 
     refused = 0
     for req in requests:
@@ -82,7 +87,6 @@ def replay_telemetry(ws: Any, ds: Any, monitor: MonitorService, step_ms: int = H
                      progress: Any = None) -> dict[str, Any]:
     """Feed every telemetry reading through ws.ingest in arrival order, `step_ms` per batch; put each
     day's financing requests to the registry at FINANCING_HOUR local."""
-    from iotfin.demo.loader import _metrics_by_type
 
     metrics = _metrics_by_type(ds)
     types = [t for t in ds.telemetry_types() if t in metrics]
@@ -131,8 +135,6 @@ def replay_telemetry(ws: Any, ds: Any, monitor: MonitorService, step_ms: int = H
 
 
 def _local_midnight_ms(start_date: str) -> int:
-    from iotfin.core.time import day_start_ms
-
     return day_start_ms(date.fromisoformat(start_date)) - 8 * HOUR_MS
 
 
@@ -190,10 +192,6 @@ def match(alerts: list[AlertView], incidents: list[dict[str, Any]], device_days:
 
 def evaluate(enterprises: int = 120, days: int = 30, seed: int = 7, devices: int | None = None,
              workdir: Path | None = None, workers: int = 1, progress: Any = None) -> dict[str, Any]:
-    from iotfin.demo.loader import load_master_data
-    from iotfin.demo.run import fresh_workspace
-    from iotfin.monitor.store import AlertStore, load_device_meta
-    from iotfin.sim import SimConfig, SimDataset, generate
 
     timings: dict[str, float] = {}
     tmp = None

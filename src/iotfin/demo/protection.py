@@ -8,15 +8,15 @@ from typing import Any
 
 from sqlalchemy import select
 
+from iotfin.app.http import create_app
 from iotfin.app.workspace import Workspace
+from iotfin.client import IotfinClient
 from iotfin.identity.tables import Enterprise, Tenant
 
 
 def open_api_demo(ws: Workspace) -> dict[str, Any]:
-    from fastapi.testclient import TestClient
+    from fastapi.testclient import TestClient  # lazy: FastAPI loads only when this runs
 
-    from iotfin.app.http import create_app
-    from iotfin.client import IotfinClient
 
     with ws.engine.connect() as conn:
         bank = conn.execute(select(Tenant.code).where(Tenant.kind == "bank").order_by(Tenant.id)).scalar()

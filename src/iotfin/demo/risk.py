@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 
 from iotfin.app.assessment import to_assessment
 from iotfin.decision.assessment import RiskAssessment
+from iotfin.risk import load_model, rate, train_enterprise_model
 from iotfin.risk.assess import consent_ok, save_revenue_per_kwh
 from iotfin.risk.features.catalogue import CATALOGUE
 from iotfin.risk.features.engine import compute_features, training_set
@@ -56,7 +57,7 @@ def _revenue_per_kwh(history: Any) -> dict[str, float]:
     """Yuan of sales per kWh by sector ("" = all sectors), the median over the training snapshots
     that have both sales and electricity: what an enterprise's electricity use supports in revenue
     when it has no verified trade of its own (the decision's `capacity_revenue_12m`)."""
-    import pandas as pd
+    import pandas as pd  # lazy: pandas loads only when this runs
 
     sales = pd.to_numeric(history["t_sales_90d"], errors="coerce").astype(float) / 90
     kwh = pd.to_numeric(history["a_energy_kwh_30d"], errors="coerce").astype(float) / 30
@@ -73,7 +74,6 @@ def rate_enterprises(ws: Any, ds: Any, start: date, end: date, model_dir: Path,
     """Train on the history, rate every enterprise in `lender_of` as of `end` for its lender.
     Returns the step's summary and `assess(enterprise_id)` for the decision service (None when the
     history holds too few defaults to train on)."""
-    from iotfin.risk import load_model, rate, train_enterprise_model
 
     dates, horizon = _plan(start, end)
     history = training_set(ws.features, ds, dates, horizon) if dates else None

@@ -26,9 +26,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from iotfin.app.workspace import Workspace
 from iotfin.core.errors import ValidationError
-from iotfin.risk import metrics
+from iotfin.core.settings import Settings
+from iotfin.demo.loader import load_master_data, load_telemetry
+from iotfin.demo.risk import _plan
+from iotfin.risk import load_model, metrics, rate
 from iotfin.risk.features.catalogue import CATALOGUE
+from iotfin.risk.features.engine import training_set
+from iotfin.risk.models.train import TrainConfig, train_enterprise_model
+from iotfin.sim import SimConfig, SimDataset, generate
 
 MIN_PRESENT = 0.1  # as in the demo: a feature present in under 10 % of the training rows is left out
 MODELS = {"three_dimension": ("entity", "asset", "transaction"), "entity_only": ("entity",)}
@@ -36,12 +43,6 @@ MODELS = {"three_dimension": ("entity", "asset", "transaction"), "entity_only": 
 
 def seed_history(seed: int, root: Path, *, enterprises: int, days: int, devices: int, start: date) -> pd.DataFrame:
     """One seed's economy as training rows: features at weekly as-of dates and the default label."""
-    from iotfin.app.workspace import Workspace
-    from iotfin.core.settings import Settings
-    from iotfin.demo.loader import load_master_data, load_telemetry
-    from iotfin.demo.risk import _plan
-    from iotfin.risk.features.engine import training_set
-    from iotfin.sim import SimConfig, SimDataset, generate
 
     base = root / f"seed-{seed}"
     generate(SimConfig(enterprises=enterprises, days=days, seed=seed, start_date=start, devices=devices),
@@ -88,8 +89,6 @@ def compare(train_seeds: Sequence[int], test_seeds: Sequence[int], workdir: Path
             days: int = 240, devices: int | None = None, start: date = date(2026, 1, 1),
             max_bad_rate: float | None = None) -> dict[str, Any]:
     """Train both models on `train_seeds`' histories, test them on `test_seeds`'; one JSON-able dict."""
-    from iotfin.risk import load_model, rate
-    from iotfin.risk.models.train import TrainConfig, train_enterprise_model
 
     train_seeds, test_seeds = [int(s) for s in train_seeds], [int(s) for s in test_seeds]
     if not train_seeds or not test_seeds:

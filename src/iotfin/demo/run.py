@@ -6,7 +6,6 @@ ingest and storage paths, runs every capability that exists, and returns one sum
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -16,34 +15,24 @@ from typing import Any
 
 import pyarrow.compute as pc
 
+from iotfin.api.routers.ledger import make_witness
 from iotfin.app.summary import platform_summary
 from iotfin.app.workspace import Workspace
-from iotfin.core.errors import ConfigError
-from iotfin.core.settings import Settings
 from iotfin.core.time import BUSINESS_TZ, day_start_ms, utc_now
+from iotfin.demo import lending
+from iotfin.demo.decision import decide_applications
 from iotfin.demo.features import consent_and_features
 from iotfin.demo.loader import load_financing_requests, load_master_data
 from iotfin.demo.monitor import attach_monitor, monitor_demo
 from iotfin.demo.protection import open_api_demo
+from iotfin.demo.risk import rate_enterprises
 from iotfin.demo.stream import stream_telemetry
+from iotfin.demo.workspace import MARKER, fresh_workspace  # noqa: F401  (re-exported: the demo's entry points)
+from iotfin.ledger.evidence import verify_bundle
+from iotfin.ledger.witness import format_add_checkpoint_request, parse_cosignature_response
 from iotfin.sim import SimConfig, SimDataset, generate
 
-MARKER = ".iotfin-demo-workspace"
 Progress = Callable[[str, int, int], None]
-
-
-def fresh_workspace(path: Path) -> Workspace:
-    """Recreate the demo workspace. Refuses to delete a non-empty folder it did not create."""
-    if path.exists() and any(path.iterdir()):
-        if not (path / MARKER).exists():
-            raise ConfigError(f"--workspace: {path} is not empty and is not a demo workspace; choose another folder")
-        shutil.rmtree(path)
-    path.mkdir(parents=True, exist_ok=True)
-    (path / MARKER).write_text("created by `iotfin demo`; deleted and rebuilt on every run\n")
-    # The demo always runs on the embedded default, whatever IOTFIN_DATABASE_URL says.
-    settings = Settings(data_dir=path, database_url=f"sqlite:///{(path / 'iotfin.db').resolve()}",
-                        telemetry_dir=path / "telemetry")
-    return Workspace(settings)
 
 
 def run_demo(workspace_dir: Path, enterprises: int = 300, days: int = 180, seed: int = 42,
@@ -118,23 +107,17 @@ def _lenders(ds: SimDataset) -> dict[int, str]:
 
 
 def _risk_demo(ws: Workspace, ds: SimDataset, start: Any, end: Any) -> tuple[dict[str, Any], Any]:
-    from iotfin.demo.risk import rate_enterprises
-
     # where the workspace's online assessor (the decision API) finds it
     return rate_enterprises(ws, ds, start, end, ws.enterprise_model_dir, _lenders(ds))
 
 
 def _decision_demo(ws: Workspace, ds: SimDataset, assess: Any) -> dict[str, Any]:
-    from iotfin.demo.decision import decide_applications
-
     if assess is None:  # no risk model (see the risk step's reason): nothing to decide with
         return {"skipped": "no risk model was trained"}
     return decide_applications(ws, ds, assess)
 
 
 def _lending_demo(ws: Workspace, ds: SimDataset, end: Any) -> dict[str, Any]:
-    from iotfin.demo import lending
-
     offers, source = lending.offers_for_demo(ws, ds)
     return lending.demo_step(ws, offers, end, lending.defaults_from(ds), source)
 
@@ -166,9 +149,6 @@ def _sample_query(ws: Workspace, ds: SimDataset, today: Any) -> dict[str, Any]:
 def _ledger_demo(ws: Workspace, ds: SimDataset, financing: dict[str, Any]) -> dict[str, Any]:
     """Sign a checkpoint, have the platform's witness cosign it, prove one refused invoice and one
     meter reading with offline-verified bundles, and audit the whole log."""
-    from iotfin.api.routers.ledger import make_witness
-    from iotfin.ledger.evidence import verify_bundle
-    from iotfin.ledger.witness import format_add_checkpoint_request, parse_cosignature_response
 
     note = ws.ledger.checkpoint()
     cosignatures = parse_cosignature_response(make_witness(ws).add_checkpoint(format_add_checkpoint_request(0, [], note)))

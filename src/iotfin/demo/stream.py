@@ -37,10 +37,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy import insert, select, update
 
+from iotfin.app.http import create_app
 from iotfin.app.workspace import Workspace
+from iotfin.demo.loader import _metrics_by_type, wide_to_readings
 from iotfin.devices.credentials import new_token, token_hash
 from iotfin.devices.tables import Device, DeviceCredential
 from iotfin.ingest.service import IngestResult
+from iotfin.transports.mqtt.server import MqttServer
+from iotfin.transports.mqtt_device import CONCURRENT_TOPICS, DeviceApiHandler
 
 Progress = Callable[[str, int, int], None]
 
@@ -82,11 +86,8 @@ class Endpoints:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     def __enter__(self) -> Endpoints:
-        import uvicorn
+        import uvicorn  # lazy: uvicorn loads only when this runs
 
-        from iotfin.app.http import create_app
-        from iotfin.transports.mqtt.server import MqttServer
-        from iotfin.transports.mqtt_device import CONCURRENT_TOPICS, DeviceApiHandler
 
         self.thread.start()
         self.handler = DeviceApiHandler(self.ws)
@@ -165,7 +166,7 @@ def _points(entries: list[dict[str, Any]]) -> int:
 def _mqtt_device(port: int, token: str, topic: str, payloads: list[tuple[bytes, int]], tally: TransportTally,
                  lock: threading.Lock) -> None:
     """One device (or gateway) connection: every payload at QoS 1, waiting for each PUBACK's reason code."""
-    import paho.mqtt.client as mqtt
+    import paho.mqtt.client as mqtt  # lazy: paho-mqtt loads only when this runs
 
     results: dict[int, int] = {}
     connected = threading.Event()
@@ -254,7 +255,6 @@ def _stored_by_phase(ws: Workspace, seq_before_wire: int, seq_before_mqtt: int,
 def stream_telemetry(ws: Workspace, ds: Any, progress: Progress | None = None, http_days: int = 2) -> dict[str, Any]:
     """Import the older history, then send the last `http_days` + 1 days over the wire (see module doc).
     Returns per-transport tallies, stage timings and the overall ingest numbers."""
-    from iotfin.demo.loader import _metrics_by_type, wide_to_readings
 
     timings: dict[str, float] = {}
     metrics = _metrics_by_type(ds)

@@ -10,15 +10,14 @@ import hmac
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, delete, select, update
+from sqlalchemy import Engine
 
 from iotfin.core.errors import NotFound, ValidationError
 from iotfin.core.time import now_ms
 from iotfin.db.engine import write_transaction
+from iotfin.devices import store
 from iotfin.devices.credentials import secret_hash
 from iotfin.devices.events import DeviceEventLog
-from iotfin.devices.tables import Device, DeviceClaim
-from iotfin.identity.tables import Enterprise
 
 DEFAULT_CLAIM_MS = 60_000  # ThingsBoard's default claim duration
 MAX_CLAIM_MS = 7 * 86_400_000
@@ -43,9 +42,7 @@ def announce(engine: Engine, device_id: int, secret: str, duration_ms: int) -> i
     """The device side: open (or replace) its claim window; returns when it expires (epoch ms)."""
     expires = now_ms() + duration_ms
     with write_transaction(engine) as conn:
-        conn.execute(delete(DeviceClaim).where(DeviceClaim.device_id == device_id))
-        conn.execute(DeviceClaim.__table__.insert().values(device_id=device_id, secret_sha256=secret_hash(secret),
-                                                           expires_ms=expires))
+        store.open_claim(conn, device_id, secret_hash(secret), expires)
     return expires
 
 
@@ -55,15 +52,12 @@ def claim(engine: Engine, events: DeviceEventLog | None, device_name: str, secre
     wrong guess tells nothing about which part was wrong) without an open, matching claim."""
     now = now_ms()
     with write_transaction(engine) as conn:
-        if conn.execute(select(Enterprise.id).where(Enterprise.id == enterprise_id)).scalar() is None:
+        if not store.enterprise_exists(conn, enterprise_id):
             raise NotFound(f"no enterprise {enterprise_id}")
-        row = conn.execute(select(Device.id, Device.enterprise_id, DeviceClaim.secret_sha256, DeviceClaim.expires_ms)
-                           .join(DeviceClaim, DeviceClaim.device_id == Device.id)
-                           .where(Device.name == device_name)).first()
+        row = store.claim_of_device_named(conn, device_name)
         if row is None or row.expires_ms < now or not hmac.compare_digest(row.secret_sha256, secret_hash(secret)):
             raise NotFound(f"no open claim for device {device_name!r} with that secret / 该设备无有效认领或密钥不符")
-        conn.execute(update(Device).where(Device.id == row.id).values(enterprise_id=enterprise_id))
-        conn.execute(delete(DeviceClaim).where(DeviceClaim.device_id == row.id))
+        store.hand_over(conn, row.id, enterprise_id)
     if events is not None:
         events.record(row.id, "claimed", {"enterprise_id": enterprise_id, "previous_enterprise_id": row.enterprise_id})
         events.flush()

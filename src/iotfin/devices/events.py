@@ -13,12 +13,13 @@ import threading
 from collections import Counter
 from typing import Any
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine
 
 from iotfin.core.errors import ValidationError
 from iotfin.core.time import ms_to_datetime, now_ms
 from iotfin.db.engine import write_transaction
-from iotfin.devices.tables import EVENT_KINDS, TAMPER_KINDS, DeviceEvent
+from iotfin.devices import store
+from iotfin.devices.tables import EVENT_KINDS, TAMPER_KINDS
 
 
 class DeviceEventLog:
@@ -45,7 +46,7 @@ class DeviceEventLog:
             return 0
         try:
             with write_transaction(self.engine) as conn:
-                conn.execute(insert(DeviceEvent), rows)
+                store.insert_events(conn, rows)
         except Exception:
             with self._lock:  # keep them for the next flush rather than lose them
                 self._buffer[:0] = rows
@@ -66,12 +67,7 @@ class DeviceEventLog:
         unknown = set(kinds or []) - set(EVENT_KINDS)
         if unknown:
             raise ValidationError(f"unknown event kinds {sorted(unknown)}; kinds: {', '.join(EVENT_KINDS)}")
-        stmt = select(DeviceEvent).where(DeviceEvent.kind.in_(sorted(wanted)))
-        if device_id is not None:
-            stmt = stmt.where(DeviceEvent.device_id == device_id)
-        if since_ms is not None:
-            stmt = stmt.where(DeviceEvent.at_ms >= since_ms)
         with self.engine.connect() as conn:
-            rows = conn.execute(stmt.order_by(DeviceEvent.id.desc()).limit(limit)).all()
+            rows = store.events(conn, sorted(wanted), device_id, since_ms, limit)
         return [{"id": r.id, "device_id": r.device_id, "kind": r.kind, "tamper": r.kind in TAMPER_KINDS,
                  "at_ms": r.at_ms, "at": ms_to_datetime(r.at_ms).isoformat(), "detail": r.detail} for r in rows]

@@ -26,10 +26,11 @@ from typing import Any
 import numpy as np
 import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import Engine, bindparam, select, update
+from sqlalchemy import Engine
 
 from iotfin.core.errors import MalformedPayload, NotFound
 from iotfin.db.engine import write_transaction
+from iotfin.devices import store
 from iotfin.devices.provenance import (
     BAD_SIGNATURE,
     REPLAYED_COUNTER,
@@ -42,7 +43,6 @@ from iotfin.devices.provenance import (
     verify_signature,
 )
 from iotfin.devices.registry import DeviceRegistry
-from iotfin.devices.tables import Device, DeviceProfile, DeviceProvenance, ProfileProvenance
 
 _UNKNOWN, _OPEN, _KEYED = 0, 1, 2  # policy byte per device: not loaded, no keys and not required, see _keys
 
@@ -99,12 +99,10 @@ class ProvenanceGuard:
 
     def set_profile_required(self, profile: str, required: bool) -> None:
         with write_transaction(self.engine) as conn:
-            profile_id = conn.execute(select(DeviceProfile.id).where(DeviceProfile.name == profile)).scalar()
+            profile_id = store.profile_id(conn, profile)
             if profile_id is None:
                 raise NotFound(f"no device profile {profile!r}")
-            conn.execute(ProfileProvenance.__table__.delete().where(ProfileProvenance.profile_id == profile_id))
-            if required:
-                conn.execute(ProfileProvenance.__table__.insert().values(profile_id=profile_id, required=True))
+            store.set_profile_provenance(conn, profile_id, required)
         self._next_refresh = 0.0
         with self._lock:
             self._policy[:] = _UNKNOWN  # every device of the profile must be judged again
@@ -112,30 +110,21 @@ class ProvenanceGuard:
     def _save(self, device_id: int, required: bool | None = None, **keys: str) -> None:
         now = datetime.now(UTC)
         with write_transaction(self.engine) as conn:
-            if conn.execute(select(Device.id).where(Device.id == device_id)).scalar() is None:
+            if not store.device_exists(conn, device_id):
                 raise NotFound(f"no device {device_id}")
-            exists = conn.execute(select(DeviceProvenance.device_id)
-                                  .where(DeviceProvenance.device_id == device_id)).scalar() is not None
             values: dict[str, Any] = {**keys, "updated_at": now}
             if required is not None:
                 values["required"] = required
-            if exists:
-                conn.execute(update(DeviceProvenance).where(DeviceProvenance.device_id == device_id).values(**values))
-            else:
-                conn.execute(DeviceProvenance.__table__.insert().values(
-                    device_id=device_id, counter=0, **{"required": False, **values}))
+            store.save_device_provenance(conn, device_id, values)
         self._forget(device_id)
 
     def describe(self, device_id: int) -> dict[str, Any]:
         with self.engine.connect() as conn:
-            row = conn.execute(select(DeviceProvenance).where(DeviceProvenance.device_id == device_id)).first()
-            profile = conn.execute(select(DeviceProfile.name).join(Device, Device.profile_id == DeviceProfile.id)
-                                   .where(Device.id == device_id)).scalar()
+            row = store.device_provenance(conn, device_id)
+            profile = store.profile_name_of_device(conn, device_id)
             if profile is None:
                 raise NotFound(f"no device {device_id}")
-            by_profile = conn.execute(select(ProfileProvenance.required).join(
-                DeviceProfile, DeviceProfile.id == ProfileProvenance.profile_id)
-                .where(DeviceProfile.name == profile)).scalar()
+            by_profile = store.profile_provenance_required(conn, profile)
         p = row
         return {"device_id": device_id, "profile": profile, "hmac": bool(p and p.hmac_secret),
                 "ed25519_public_key": p.ed25519_public if p else None,
@@ -157,9 +146,7 @@ class ProvenanceGuard:
         if self.load_devices is not None:
             self.load_devices(np.array([device_id], np.int64))
         with self.engine.connect() as conn:
-            row = conn.execute(select(DeviceProvenance.hmac_secret, DeviceProvenance.ed25519_public,
-                                      DeviceProvenance.required, DeviceProvenance.counter)
-                               .where(DeviceProvenance.device_id == device_id)).first()
+            row = store.provenance_keys(conn, device_id)
         with self._lock:
             self._install(device_id, row)
 
@@ -225,11 +212,8 @@ class ProvenanceGuard:
         for device_id, ctr in counters:
             if ctr > best.get(device_id, 0):
                 best[device_id] = ctr
-        table = DeviceProvenance.__table__
-        stmt = (table.update().where(table.c.device_id == bindparam("d"), table.c.counter < bindparam("c"))
-                .values(counter=bindparam("c")))
         with write_transaction(self.engine) as conn:
-            conn.execute(stmt, [{"d": d, "c": c} for d, c in best.items()])
+            store.raise_counters(conn, best)
 
     # --- caches ---------------------------------------------------------------------------------
 
@@ -237,13 +221,8 @@ class ProvenanceGuard:
         """Reload what changed since the last refresh (keys, requirements), in one or two queries."""
         started = datetime.now(UTC)
         with self.engine.connect() as conn:
-            required = set(conn.execute(select(DeviceProfile.name).join(
-                ProfileProvenance, ProfileProvenance.profile_id == DeviceProfile.id)
-                .where(ProfileProvenance.required.is_(True))).scalars())
-            changed = conn.execute(select(DeviceProvenance.device_id, DeviceProvenance.hmac_secret,
-                                          DeviceProvenance.ed25519_public, DeviceProvenance.required,
-                                          DeviceProvenance.counter)
-                                   .where(DeviceProvenance.updated_at >= self._refreshed_at)).all()
+            required = store.profiles_requiring_provenance(conn)
+            changed = store.provenance_changed_since(conn, self._refreshed_at)
         with self._lock:
             if required != self._required_profiles:
                 self._required_profiles = required

@@ -1,11 +1,24 @@
-"""Device profiles as pure records: what a kind of device reports and what values are plausible."""
+"""Device profiles as pure records: what a kind of device reports and what values are plausible;
+the code of the default enterprise."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
+from iotfin.core.ids import org_code_check_char, uscc_check_char
+
 ANY_METRIC = "*"
+
+
+def _default_uscc() -> str:
+    body = "MA000001"
+    first17 = f"91110000{body}{org_code_check_char(body)}"
+    return first17 + uscc_check_char(first17)
+
+
+#: the unified social credit code of the enterprise devices belong to when none is named
+DEFAULT_USCC = _default_uscc()
 
 
 @dataclass(frozen=True, slots=True)

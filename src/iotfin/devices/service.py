@@ -13,11 +13,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, Engine, and_, delete, insert, or_, select, update
+from sqlalchemy import Connection, Engine
 
 from iotfin.core.errors import Conflict, NotFound, ValidationError
-from iotfin.core.ids import org_code_check_char, uscc_check_char
 from iotfin.db.engine import write_transaction
+from iotfin.devices import store
 from iotfin.devices.credentials import (
     check_token,
     hash_password,
@@ -27,17 +27,7 @@ from iotfin.devices.credentials import (
     verify_password,
 )
 from iotfin.devices.registry import DeviceRegistry
-from iotfin.devices.tables import Device, DeviceAttribute, DeviceCredential, DeviceProfile
-from iotfin.identity.tables import Enterprise, Site, Tenant
 
-
-def _default_uscc() -> str:
-    body = "MA000001"
-    first17 = f"91110000{body}{org_code_check_char(body)}"
-    return first17 + uscc_check_char(first17)
-
-
-DEFAULT_USCC = _default_uscc()
 TOKEN_CACHE_TTL_S = 30.0
 REVOCATION_POLL_OVERLAP_S = 10.0
 
@@ -74,25 +64,22 @@ class DeviceService:
                site_id: int | None = None, token: str | None = None) -> IssuedDevice:
         token = check_token(token) if token is not None else new_token()
         with write_transaction(self.engine) as conn:
-            enterprise_id = enterprise_id if enterprise_id is not None else default_enterprise(conn)
-            if conn.execute(select(Enterprise.id).where(Enterprise.id == enterprise_id)).scalar() is None:
+            enterprise_id = enterprise_id if enterprise_id is not None else store.default_enterprise(conn)
+            if not store.enterprise_exists(conn, enterprise_id):
                 raise NotFound(f"no enterprise {enterprise_id}")
-            profile_row = conn.execute(select(DeviceProfile.id, DeviceProfile.device_type)
-                                       .where(DeviceProfile.name == profile)).first()
+            profile_row = store.profile_for_device(conn, profile)
             if profile_row is None:
-                names = conn.execute(select(DeviceProfile.name).order_by(DeviceProfile.name)).scalars().all()
+                names = store.profile_names(conn)
                 raise NotFound(f"no device profile {profile!r}; profiles: {', '.join(names)}")
-            if name is not None and conn.execute(select(Device.id).where(Device.name == name)).scalar() is not None:
+            if name is not None and store.device_name_taken(conn, name):
                 raise Conflict(f"a device named {name!r} exists already")
-            if conn.execute(select(DeviceCredential.id).where(DeviceCredential.token_sha256 == token_hash(token))).scalar():
+            if store.access_token_in_use(conn, token_hash(token)):
                 raise Conflict("that access token is in use by another device")
-            device_id = conn.execute(insert(Device).values(
-                enterprise_id=enterprise_id, site_id=site_id, profile_id=profile_row.id,
+            device_id = store.insert_device(
+                conn, enterprise_id=enterprise_id, site_id=site_id, profile_id=profile_row.id,
                 device_type=profile_row.device_type, serial=name or f"DEV-{uuid.uuid4().hex[:16]}", status="active",
-                name=name, created_at=datetime.now(UTC)).returning(Device.id)).scalar_one()
-            conn.execute(insert(DeviceCredential).values(device_id=device_id, kind="access_token",
-                                                         token_sha256=token_hash(token), status="active",
-                                                         created_at=datetime.now(UTC)))
+                name=name, created_at=datetime.now(UTC))
+            store.insert_access_token(conn, device_id, token_hash(token), datetime.now(UTC))
         self.registry.register(np.array([device_id]), [profile], ["active"])
         return IssuedDevice(device_id, name, enterprise_id, profile, token)
 
@@ -100,7 +87,7 @@ class DeviceService:
         if status not in ("active", "inactive", "revoked"):
             raise ValidationError(f"status must be active, inactive or revoked, not {status!r}")
         with write_transaction(self.engine) as conn:
-            if conn.execute(update(Device).where(Device.id == device_id).values(status=status)).rowcount == 0:
+            if store.set_device_status(conn, device_id, status) == 0:
                 raise NotFound(f"no device {device_id}")
         self.registry.set_status(device_id, status)
         if status != "active":
@@ -114,15 +101,11 @@ class DeviceService:
         now = datetime.now(UTC)
         with write_transaction(self.engine) as conn:
             self._require_device(conn, device_id)
-            old = and_(DeviceCredential.device_id == device_id, DeviceCredential.kind == "access_token",
-                       DeviceCredential.status == "active")
             if grace_s > 0:
-                conn.execute(update(DeviceCredential).where(old, DeviceCredential.expires_at.is_(None))
-                             .values(expires_at=now + timedelta(seconds=grace_s)))
+                store.expire_access_tokens(conn, device_id, now + timedelta(seconds=grace_s))
             else:
-                conn.execute(update(DeviceCredential).where(old).values(status="revoked", revoked_at=now))
-            conn.execute(insert(DeviceCredential).values(device_id=device_id, kind="access_token",
-                                                         token_sha256=token_hash(token), status="active", created_at=now))
+                store.revoke_access_tokens(conn, device_id, now)
+            store.insert_access_token(conn, device_id, token_hash(token), now)
         self._evict(device_id)
         if grace_s <= 0:
             self._notify_revoked(device_id)
@@ -132,9 +115,7 @@ class DeviceService:
         """Revoke every credential of the device; live sessions using them are closed."""
         with write_transaction(self.engine) as conn:
             self._require_device(conn, device_id)
-            n = conn.execute(update(DeviceCredential).where(DeviceCredential.device_id == device_id,
-                                                            DeviceCredential.status == "active")
-                             .values(status="revoked", revoked_at=datetime.now(UTC))).rowcount
+            n = store.revoke_credentials(conn, device_id, datetime.now(UTC))
         self._evict(device_id)
         self._notify_revoked(device_id)
         return int(n)
@@ -149,10 +130,7 @@ class DeviceService:
         now = datetime.now(UTC)
         window = since - timedelta(seconds=REVOCATION_POLL_OVERLAP_S)
         with self.engine.connect() as conn:
-            rows = conn.execute(select(DeviceCredential.id, DeviceCredential.device_id).where(or_(
-                and_(DeviceCredential.revoked_at.is_not(None), DeviceCredential.revoked_at > window),
-                and_(DeviceCredential.expires_at.is_not(None), DeviceCredential.expires_at > window,
-                     DeviceCredential.expires_at <= now)))).all()
+            rows = store.credentials_ended(conn, window, now)
         seen = self._revocations_seen
         for credential_id in [c for c, at in seen.items() if at < window]:
             del seen[credential_id]
@@ -170,13 +148,12 @@ class DeviceService:
             raise ValidationError("MQTT username must not be empty")
         with write_transaction(self.engine) as conn:
             self._require_device(conn, device_id)
-            conn.execute(insert(DeviceCredential).values(
-                device_id=device_id, kind="mqtt_basic", mqtt_username=username, mqtt_client_id=client_id,
-                password_hash=hash_password(password), status="active", created_at=datetime.now(UTC)))
+            store.insert_mqtt_basic(conn, device_id, username, client_id, hash_password(password), datetime.now(UTC))
 
     def set_x509(self, device_id: int, certificate: bytes) -> str:
         """X.509 credential (ThingsBoard's "X.509 certificate"): the device authenticates over MQTT/TLS
         with this certificate; stored as the SHA-256 fingerprint of its DER form. Takes PEM or DER."""
+        # lazy: X.509 parsing is needed only here
         from cryptography import x509
         from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -188,19 +165,16 @@ class DeviceService:
         fingerprint = hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest()
         with write_transaction(self.engine) as conn:
             self._require_device(conn, device_id)
-            if conn.execute(select(DeviceCredential.id).where(DeviceCredential.cert_sha256 == fingerprint)).scalar():
+            if store.certificate_registered(conn, fingerprint):
                 raise Conflict("that certificate is registered already")
-            conn.execute(insert(DeviceCredential).values(device_id=device_id, kind="x509", cert_sha256=fingerprint,
-                                                         status="active", created_at=datetime.now(UTC)))
+            store.insert_x509(conn, device_id, fingerprint, datetime.now(UTC))
         return fingerprint
 
     def resolve_certificate(self, certificate_der: bytes) -> int | None:
         """The device whose active X.509 credential is this certificate (one indexed lookup)."""
         fingerprint = hashlib.sha256(certificate_der).hexdigest()
         with self.engine.connect() as conn:
-            device_id = conn.execute(select(DeviceCredential.device_id).where(
-                DeviceCredential.cert_sha256 == fingerprint, DeviceCredential.kind == "x509",
-                DeviceCredential.status == "active")).scalar()
+            device_id = store.device_of_certificate(conn, fingerprint)
         return None if device_id is None else int(device_id)
 
     def resolve_token(self, token: str) -> int | None:
@@ -215,9 +189,7 @@ class DeviceService:
                 return cached[0]
         now = datetime.now(UTC)
         with self.engine.connect() as conn:
-            device_id = conn.execute(select(DeviceCredential.device_id).where(
-                DeviceCredential.token_sha256 == digest, DeviceCredential.status == "active",
-                or_(DeviceCredential.expires_at.is_(None), DeviceCredential.expires_at > now))).scalar()
+            device_id = store.device_of_token(conn, digest, now)
         if device_id is not None:
             with self._lock:
                 # Revocations in this process evict at once; one made by another process (the CLI)
@@ -234,10 +206,7 @@ class DeviceService:
         if not username:
             return None
         with self.engine.connect() as conn:
-            row = conn.execute(select(DeviceCredential.device_id, DeviceCredential.password_hash,
-                                      DeviceCredential.mqtt_client_id).where(
-                DeviceCredential.mqtt_username == username, DeviceCredential.kind == "mqtt_basic",
-                DeviceCredential.status == "active")).first()
+            row = store.mqtt_basic_credential(conn, username)
         if row is None or (row.mqtt_client_id and row.mqtt_client_id != client_id):
             return None
         try:
@@ -250,9 +219,8 @@ class DeviceService:
         """Device ids for names, limited to the gateway's own enterprise: a gateway cannot write
         another enterprise's devices."""
         with self.engine.connect() as conn:
-            enterprise = conn.execute(select(Device.enterprise_id).where(Device.id == gateway_id)).scalar()
-            rows = conn.execute(select(Device.name, Device.id).where(
-                Device.name.in_([str(n) for n in names]), Device.enterprise_id == enterprise)).all()
+            enterprise = store.enterprise_of_device(conn, gateway_id)
+            rows = store.devices_named(conn, names, enterprise)
         return {name: int(device_id) for name, device_id in rows}
 
     def ensure_gateway_device(self, gateway_id: int, name: str, profile: str = "generic") -> int | None:
@@ -262,9 +230,9 @@ class DeviceService:
         if cached is not None:
             return cached
         with self.engine.connect() as conn:
-            enterprise = conn.execute(select(Device.enterprise_id).where(Device.id == gateway_id)).scalar()
-            row = conn.execute(select(Device.id, Device.enterprise_id).where(Device.name == name)).first()
-            known_profile = conn.execute(select(DeviceProfile.id).where(DeviceProfile.name == profile)).scalar()
+            enterprise = store.enterprise_of_device(conn, gateway_id)
+            row = store.device_by_name(conn, name)
+            known_profile = store.profile_id(conn, profile)
         if row is None:
             try:
                 device_id = self.create(enterprise_id=enterprise, profile=profile if known_profile else "generic",
@@ -284,8 +252,7 @@ class DeviceService:
 
     def set_provisioning(self, profile: str, key: str, secret: str) -> None:
         with write_transaction(self.engine) as conn:
-            n = conn.execute(update(DeviceProfile).where(DeviceProfile.name == profile).values(
-                provision_key=key, provision_secret_sha256=secret_hash(secret))).rowcount
+            n = store.set_provisioning(conn, profile, key, secret_hash(secret))
             if n == 0:
                 raise NotFound(f"no device profile {profile!r}")
 
@@ -294,8 +261,7 @@ class DeviceService:
         if not device_name:
             raise ValidationError("deviceName must not be empty")
         with self.engine.connect() as conn:
-            row = conn.execute(select(DeviceProfile.name, DeviceProfile.provision_secret_sha256)
-                               .where(DeviceProfile.provision_key == key)).first()
+            row = store.profile_of_provision_key(conn, key)
         if row is None or row.provision_secret_sha256 != secret_hash(secret):
             raise NotFound("provisioning key or secret not recognised")
         return self.create(profile=row.name, name=device_name)
@@ -307,18 +273,13 @@ class DeviceService:
             raise ValidationError("attributes must be a non-empty JSON object")
         now = datetime.now(UTC)
         with write_transaction(self.engine) as conn:
-            conn.execute(delete(DeviceAttribute).where(DeviceAttribute.device_id == device_id,
-                                                       DeviceAttribute.scope == scope,
-                                                       DeviceAttribute.key.in_(list(values))))
-            conn.execute(insert(DeviceAttribute), [{"device_id": device_id, "scope": scope, "key": k, "value": v,
-                                                    "updated_at": now} for k, v in values.items()])
+            store.replace_attributes(conn, device_id, scope, values, now)
 
     def attributes(self, device_id: int, client_keys: list[str] | None = None,
                    shared_keys: list[str] | None = None) -> dict[str, dict[str, Any]]:
         """ThingsBoard attribute response: {"client": {...}, "shared": {...}}; no keys named = all."""
         with self.engine.connect() as conn:
-            rows = conn.execute(select(DeviceAttribute.scope, DeviceAttribute.key, DeviceAttribute.value)
-                                .where(DeviceAttribute.device_id == device_id)).all()
+            rows = store.attributes(conn, device_id)
         out: dict[str, dict[str, Any]] = {"client": {}, "shared": {}}
         wanted = {"client": client_keys, "shared": shared_keys}
         for scope, key, value in rows:
@@ -330,7 +291,7 @@ class DeviceService:
 
     @staticmethod
     def _require_device(conn: Connection, device_id: int) -> None:
-        if conn.execute(select(Device.id).where(Device.id == device_id)).scalar() is None:
+        if not store.device_exists(conn, device_id):
             raise NotFound(f"no device {device_id}")
 
     def _evict(self, device_id: int) -> None:
@@ -343,20 +304,3 @@ class DeviceService:
         for listener in list(self.revocation_listeners):
             listener(device_id)
 
-
-def default_enterprise(conn: Connection) -> int:
-    """The enterprise devices belong to when none is named: created on first use, so a fresh
-    workspace can register a device with no set-up at all."""
-    found = conn.execute(select(Enterprise.id).where(Enterprise.uscc == DEFAULT_USCC)).scalar()
-    if found is not None:
-        return int(found)
-    if conn.execute(select(Tenant.id).where(Tenant.code == "platform")).scalar() is None:
-        conn.execute(insert(Tenant).values(code="platform", name="平台运营方", name_en="Platform operator",
-                                           kind="platform", created_at=datetime.now(UTC)))
-    enterprise_id = conn.execute(insert(Enterprise).values(
-        uscc=DEFAULT_USCC, name="默认企业", name_en="Default enterprise", sector="manufacturing",
-        subsector="unspecified", region_code="110000", region="北京市", founded_on=datetime.now(UTC).date(),
-        registered_capital=0, legal_rep_name="-", legal_rep_id_number="-", legal_rep_phone="-", tax_grade="M",
-        litigation_count=0, key_person_changes=0, created_at=datetime.now(UTC)).returning(Enterprise.id)).scalar_one()
-    conn.execute(insert(Site).values(enterprise_id=enterprise_id, name="default", kind="site", lat=39.9, lon=116.4))
-    return int(enterprise_id)

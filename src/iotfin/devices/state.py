@@ -23,12 +23,15 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
+from iotfin.core.errors import NotFound
+from iotfin.core.time import ms_to_datetime
+from iotfin.core.time import now_ms as _now_ms
 from iotfin.db.engine import write_transaction
+from iotfin.devices import store
 from iotfin.devices.events import DeviceEventLog
 from iotfin.devices.registry import DeviceRegistry
-from iotfin.devices.tables import Device, DeviceProfile, DeviceState
 
 
 class DeviceStateTracker:
@@ -127,27 +130,8 @@ class DeviceStateTracker:
         return len(rows)
 
     def _upsert(self, rows: list[dict[str, Any]]) -> None:
-        table = DeviceState.__table__
         with write_transaction(self.engine) as conn:
-            if conn.dialect.name == "postgresql":
-                from sqlalchemy.dialects.postgresql import insert
-            else:
-                from sqlalchemy.dialects.sqlite import insert
-            # devices deleted meanwhile would break the foreign key: only known ids
-            known = set(conn.execute(select(Device.id).where(Device.id.in_([r["device_id"] for r in rows]))).scalars())
-            rows = [r for r in rows if r["device_id"] in known]
-            if not rows:
-                return
-            stmt = insert(table)
-            excluded = stmt.excluded
-            # a connect/disconnect time only replaces the stored one when this batch has one
-            from sqlalchemy import func
-
-            stmt = stmt.on_conflict_do_update(index_elements=[table.c.device_id], set_={
-                "online": excluded.online, "last_activity_ms": excluded.last_activity_ms,
-                "last_connect_ms": func.coalesce(excluded.last_connect_ms, table.c.last_connect_ms),
-                "last_disconnect_ms": func.coalesce(excluded.last_disconnect_ms, table.c.last_disconnect_ms)})
-            conn.execute(stmt, rows)
+            store.upsert_states(conn, rows)
 
     # --- reading ------------------------------------------------------------------------------------
 
@@ -182,19 +166,10 @@ def device_status(engine: Engine, registry: DeviceRegistry, device_id: int,
     """A device's connectivity: live from this process's tracker when it has seen the device,
     otherwise from the state the serving process last wrote (with the timeout applied, so a server
     that stopped does not leave its devices online forever)."""
-    from iotfin.core.errors import NotFound
-    from iotfin.core.time import ms_to_datetime
-    from iotfin.core.time import now_ms as _now_ms
 
     now = now_ms if now_ms is not None else _now_ms()
     with engine.connect() as conn:
-        row = conn.execute(select(Device.id, Device.name, DeviceProfile.name.label("profile"),
-                                  DeviceProfile.inactivity_timeout_s, DeviceState.online,
-                                  DeviceState.last_activity_ms, DeviceState.last_connect_ms,
-                                  DeviceState.last_disconnect_ms)
-                           .join(DeviceProfile, DeviceProfile.id == Device.profile_id)
-                           .outerjoin(DeviceState, DeviceState.device_id == Device.id)
-                           .where(Device.id == device_id)).first()
+        row = store.device_state(conn, device_id)
     if row is None:
         raise NotFound(f"no device {device_id}")
     timeout_ms = int(row.inactivity_timeout_s) * 1000

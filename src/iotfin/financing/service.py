@@ -16,7 +16,7 @@ from iotfin.core.errors import Conflict, NotFound, ValidationError
 from iotfin.core.money import quantize_fen, to_money
 from iotfin.db.engine import write_transaction
 from iotfin.financing.model import KIND_LABELS_ZH, AssetKey, Claim, rank_claims
-from iotfin.financing.store import ExternalClaim, FinanceableAsset, FinancingAttempt, Lien
+from iotfin.financing.tables import ExternalClaim, FinanceableAsset, FinancingAttempt, Lien
 from iotfin.identity.tables import Tenant
 
 # Called with a lien id after each change to it commits, to anchor the lien as it now stands. After,

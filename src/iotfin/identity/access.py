@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Select, false, insert, select
 
 from iotfin.identity.model import Principal
+from iotfin.identity.tables import RecordOwner
 
 
 def owned_by(stmt: Select, who: Principal, tenant_column: Any = None, enterprise_column: Any = None) -> Select:
@@ -46,8 +47,6 @@ def visible_rows(kind: str, owner: Any, tenant_column: Any = None, enterprise_co
 
 def record_owner(engine: Engine, kind: str, record_id: int) -> int | None:
     """The lender tenant a record belongs to, or None for the operator's own records."""
-    from iotfin.identity.tables import RecordOwner
-
     with engine.connect() as conn:
         return conn.execute(select(RecordOwner.tenant_id).where(RecordOwner.kind == kind,
                                                                 RecordOwner.record_id == record_id)).scalar()
@@ -61,8 +60,6 @@ def set_owner(engine: Engine, kind: str, record_id: int, tenant_id: int, enterpr
 
 def set_owner_in(conn: Connection, kind: str, record_id: int, tenant_id: int, enterprise_id: int) -> None:
     """`set_owner` inside the caller's transaction: the record and its owner commit together."""
-    from iotfin.identity.tables import RecordOwner
-
     current = conn.execute(select(RecordOwner.tenant_id).where(RecordOwner.kind == kind,
                                                                RecordOwner.record_id == record_id)).scalar()
     if current is None:
@@ -72,22 +69,17 @@ def set_owner_in(conn: Connection, kind: str, record_id: int, tenant_id: int, en
 
 def owned_by_tenant(kind: str, tenant_id: int) -> Select:
     """The ids of the records of `kind` a lender created, as a subquery (`id.in_(...)` in a list query)."""
-    from iotfin.identity.tables import RecordOwner
-
     return select(RecordOwner.record_id).where(RecordOwner.kind == kind, RecordOwner.tenant_id == tenant_id)
 
 
 def customers_of(tenant_id: int) -> Select:
     """The enterprises a lender has a relationship with (an application or a loan it made), as a
     subquery (`enterprise_id.in_(...)` in a list query)."""
-    from iotfin.identity.tables import RecordOwner
 
     return select(RecordOwner.enterprise_id).where(RecordOwner.tenant_id == tenant_id)
 
 
 def is_customer(engine: Engine, tenant_id: int, enterprise_id: int) -> bool:
-    from iotfin.identity.tables import RecordOwner
-
     with engine.connect() as conn:
         return conn.execute(select(RecordOwner.enterprise_id).where(
             RecordOwner.tenant_id == tenant_id, RecordOwner.enterprise_id == enterprise_id).limit(1)).first() is not None

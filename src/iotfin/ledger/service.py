@@ -25,6 +25,7 @@ from iotfin.ledger.records import leaf_payload, new_salt, record_type
 from iotfin.ledger.store import LedgerStore
 from iotfin.ledger.tables import ledger_anchors, ledger_checkpoints, ledger_leaves
 from iotfin.ledger.telemetry_proof import series_at, series_leaf_hashes
+from iotfin.ledger.witness import format_add_checkpoint_request, parse_cosignature_response
 from iotfin.telemetry.model import sort_order
 from iotfin.telemetry.store import decode_values
 
@@ -300,9 +301,8 @@ def request_cosignature(service: LedgerService, url: str, timeout: float = 10.0)
 
     Starts from what the witness last saw as far as we know (0); on 409 the witness says its size
     and we resend with a consistency proof from there, as the protocol intends."""
-    import httpx
+    import httpx  # lazy: httpx loads only when this runs
 
-    from iotfin.ledger.witness import format_add_checkpoint_request, parse_cosignature_response
 
     note = service.checkpoint()
     size = open_checkpoint(note, [service.signer.verifier()])[0].size

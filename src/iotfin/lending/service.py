@@ -9,22 +9,21 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, Engine, case, func, insert, select, update
+from sqlalchemy import Connection, Engine
 
 from iotfin.core.errors import Conflict, NotFound, ValidationError
-from iotfin.core.jsonvalues import jsonable
 from iotfin.core.money import ZERO, to_money
 from iotfin.core.time import business_date, utc_now
 from iotfin.db.engine import write_transaction
 from iotfin.lending import model as m
 from iotfin.lending import store
 from iotfin.lending import vector as v
-from iotfin.lending.tables import CloseRun, CreditLine, Loan, LoanBill, LoanEvent
+from iotfin.lending.tables import Loan
 
 DEFAULT_CHUNK = 100_000
 # delinquency buckets of the portfolio report: name, highest days past due in it
@@ -80,33 +79,24 @@ class LendingService:
             elif prod.kind == "line":
                 raise ValidationError(f"product {prod.code} is drawn under a credit line: give credit_line_id")
             first = sched[0]
-            loan_id = conn.execute(insert(Loan).values(
-                enterprise_id=offer.enterprise_id, credit_line_id=offer.credit_line_id, product=prod.code,
-                method=terms.method.value, day_count=terms.day_count.value, principal=terms.principal,
-                rate_ppm=store.ppm(terms.annual_rate), subsidy_ppm=store.ppm(terms.subsidy_rate),
-                penalty_ppm=store.ppm(m.penalty_rate(terms.annual_rate, prod.penalty_markup)), term=terms.term,
-                start_date=start, contract_ref=contract_ref, last_closed=start, principal_not_due=terms.principal,
-                cur_seq=first.seq, cur_start=first.start, cur_due=first.due, cur_principal=first.principal,
-                cur_interest=first.interest, cur_fee=first.fee, cur_subsidy=first.subsidy,
-                fee_due=fee)).inserted_primary_key[0]
+            loan_id = store.insert_loan(conn, terms, prod, first, offer.enterprise_id, offer.credit_line_id,
+                                        contract_ref, fee)
             store.insert_schedule(conn, loan_id, sched)
             entries = [m.journal("disbursement", start, {"principal": terms.principal}, loan_id)]
             if fee:
-                conn.execute(insert(LoanBill).values(loan_id=loan_id, due_date=start, fee=fee, interest=ZERO,
-                                                     principal=ZERO))
-                conn.execute(update(Loan).where(Loan.id == loan_id).values(overdue_since=start))
+                store.bill_upfront_fee(conn, loan_id, start, fee)
                 entries.append(m.journal("fee_charge", start, {"fee": fee}, loan_id))
             store.post(conn, [e for e in entries if e is not None])
-            self._event(conn, "booked", start, actor, loan_id=loan_id, credit_line_id=offer.credit_line_id,
-                        detail={"principal": terms.principal, "rate": terms.annual_rate, "term": terms.term,
-                                "product": prod.code, "upfront_fee": fee, "subsidy_rate": terms.subsidy_rate}
-                        | ({"signed": signed} if signed else {}))
+            store.record_event(conn, "booked", start, actor, loan_id=loan_id, credit_line_id=offer.credit_line_id,
+                               detail={"principal": terms.principal, "rate": terms.annual_rate, "term": terms.term,
+                                       "product": prod.code, "upfront_fee": fee, "subsidy_rate": terms.subsidy_rate}
+                               | ({"signed": signed} if signed else {}))
         if self.anchor is not None:
             self.anchor(str(loan_id))
         return loan_id
 
     def _check_drawdown(self, conn: Connection, offer: Offer, on: date) -> None:
-        line = conn.execute(select(CreditLine).where(CreditLine.id == offer.credit_line_id)).first()
+        line = store.credit_line(conn, offer.credit_line_id)
         if line is None:
             raise NotFound(f"no credit line {offer.credit_line_id}")
         if line.status != "active":
@@ -115,10 +105,7 @@ class LendingService:
             raise Conflict(f"credit line {line.id} expired on {line.expires_on}")
         if line.enterprise_id != offer.enterprise_id:
             raise ValidationError(f"credit line {line.id} belongs to another enterprise")
-        used = conn.execute(select(func.coalesce(func.sum(Loan.principal_not_due), 0),
-                                   func.coalesce(func.sum(Loan.principal_due), 0))
-                            .where(Loan.credit_line_id == line.id, Loan.status == "active")).one()
-        outstanding = sum((store.sum_money(conn, x) for x in used), ZERO)
+        outstanding = store.line_outstanding(conn, line.id)
         if outstanding + to_money(offer.principal) > line.credit_limit:
             raise Conflict(f"drawdown {offer.principal} exceeds what is available under credit line {line.id}: "
                            f"{line.credit_limit - outstanding} of {line.credit_limit}")
@@ -131,11 +118,9 @@ class LendingService:
         if limit <= 0:
             raise ValidationError("credit limit must be positive")
         with write_transaction(self.engine) as conn:
-            line_id = conn.execute(insert(CreditLine).values(
-                enterprise_id=enterprise_id, product=product, credit_limit=limit, rate_ppm=store.ppm(annual_rate),
-                expires_on=expires_on)).inserted_primary_key[0]
-            self._event(conn, "line_opened", business_date(utc_now()), actor, credit_line_id=line_id,
-                        detail={"limit": limit, "rate": annual_rate, "expires_on": expires_on})
+            line_id = store.insert_credit_line(conn, enterprise_id, product, limit, annual_rate, expires_on)
+            store.record_event(conn, "line_opened", business_date(utc_now()), actor, credit_line_id=line_id,
+                               detail={"limit": limit, "rate": annual_rate, "expires_on": expires_on})
         return line_id
 
     def book_batch(self, offers: Sequence[Offer], start: date, actor: str = "system") -> np.ndarray:
@@ -144,9 +129,7 @@ class LendingService:
         if not offers:
             return np.zeros(0, np.int64)
         with write_transaction(self.engine) as conn:
-            if conn.dialect.name == "postgresql":  # ids are taken below: no booking in between
-                conn.exec_driver_sql("LOCK TABLE loans IN EXCLUSIVE MODE")
-            first_id = (conn.execute(select(func.max(Loan.id))).scalar() or 0) + 1
+            first_id = store.lock_loan_ids(conn)  # ids are taken below: no booking in between
             ids = np.arange(first_id, first_id + len(offers), dtype=np.int64)
             groups: dict[tuple[str, int], list[int]] = {}
             for i, o in enumerate(offers):
@@ -154,8 +137,6 @@ class LendingService:
                     raise ValidationError(f"book_batch books term loans, not {o.product}")
                 groups.setdefault((o.product, o.term), []).append(i)
             total_principal = total_fee = 0
-            ph = store.placeholder(conn)
-            cur = conn.connection.driver_connection.cursor()
             for (code, term), members in groups.items():
                 prod = m.product(code)
                 idx = np.array(members)
@@ -172,51 +153,17 @@ class LendingService:
                 penalty = np.array([store.ppm(m.penalty_rate(store.rate(r), prod.penalty_markup)) for r in rates])
                 total_principal += int(principal.sum())
                 total_fee += int(upfront.sum())
-                fen = lambda a: store.money_params(conn, a)  # noqa: E731
-                day = store.date_params
-                rows = list(zip(
-                    ids[idx].tolist(), [o.enterprise_id for o in (offers[i] for i in members)], [code] * len(members),
-                    [prod.method.value] * len(members), [prod.day_count.value] * len(members), fen(principal),
-                    rates.tolist(), subsidy.tolist(), penalty.tolist(), [term] * len(members),
-                    day(conn, starts), ["active"] * len(members), day(conn, starts), fen(principal), fen(upfront),
-                    day(conn, np.where(upfront > 0, starts, v.NONE)), [1] * len(members), day(conn, sched.start[:, 0]),
-                    day(conn, sched.due[:, 0]), fen(sched.principal[:, 0]), fen(sched.interest[:, 0]),
-                    fen(sched.fee[:, 0]), fen(sched.subsidy[:, 0]), strict=True))
-                now = datetime.now(UTC)
-                zero = fen(np.zeros(1, np.int64))[0]
-                cols = ("id, enterprise_id, product, method, day_count, principal, rate_ppm, subsidy_ppm, penalty_ppm, "
-                        "term, start_date, status, last_closed, principal_not_due, fee_due, overdue_since, cur_seq, "
-                        "cur_start, cur_due, cur_principal, cur_interest, cur_fee, cur_subsidy, accrued, "
-                        "principal_due, interest_due, penalty_due, subsidy_due, subsidy_received, subsidy_clawed, "
-                        "dpd, tier, restructured_floor, created_at")
-                extra = (zero, zero, zero, zero, zero, zero, False, 0, "normal", "normal",
-                         now.strftime("%Y-%m-%d %H:%M:%S.%f") if conn.dialect.name == "sqlite" else now)
-                cur.executemany(f"INSERT INTO loans ({cols}) VALUES ({', '.join([ph] * 34)})",
-                                [r + extra for r in rows])
-                n_periods = sched.due.shape[1]
-                flat_ids = np.repeat(ids[idx], n_periods)
-                seqs = np.tile(np.arange(1, n_periods + 1), len(members))
-                cur.executemany(
-                    "INSERT INTO loan_instalments (loan_id, seq, start_date, due_date, principal, interest, fee, "
-                    f"subsidy) VALUES ({', '.join([ph] * 8)})",
-                    list(zip(flat_ids.tolist(), seqs.tolist(), day(conn, sched.start.ravel()),
-                             day(conn, sched.due.ravel()), fen(sched.principal.ravel()), fen(sched.interest.ravel()),
-                             fen(sched.fee.ravel()), fen(sched.subsidy.ravel()), strict=True)))
-                fee_rows = [(int(i), d, f) for i, d, f in zip(ids[idx].tolist(), day(conn, starts), fen(upfront),
-                                                              strict=True) if f]
-                if fee_rows:
-                    cur.executemany("INSERT INTO loan_bills (loan_id, due_date, fee, interest, principal) "
-                                    f"VALUES ({ph}, {ph}, {ph}, 0, 0)", fee_rows)
-            cur.close()
-            if conn.dialect.name == "postgresql":  # later single bookings draw ids after these
-                conn.exec_driver_sql("SELECT setval(pg_get_serial_sequence('loans', 'id'), (SELECT max(id) FROM loans))")
+                store.insert_loan_batch(conn, ids[idx], [offers[i].enterprise_id for i in members], prod, term,
+                                        principal, rates, subsidy, penalty, starts, upfront, sched)
+            store.resync_loan_ids(conn)  # later single bookings draw ids after these
             to_yuan = lambda x: (Decimal(x) / 100).quantize(m.FEN)  # noqa: E731
             entries = [m.journal("disbursement", start, {"principal": to_yuan(total_principal)},
                                  memo=f"batch of {len(offers)} loans"),
                        m.journal("fee_charge", start, {"fee": to_yuan(total_fee)}, memo=f"batch of {len(offers)} loans")]
             store.post(conn, [e for e in entries if e is not None])
-            self._event(conn, "booked_batch", start, actor, detail={"loans": len(offers), "first_id": int(ids[0]),
-                                                                    "principal": to_yuan(total_principal)})
+            store.record_event(conn, "booked_batch", start, actor,
+                               detail={"loans": len(offers), "first_id": int(ids[0]),
+                                       "principal": to_yuan(total_principal)})
         return ids
 
     # --- repayments ----------------------------------------------------------------------------------
@@ -232,7 +179,7 @@ class LendingService:
             store.post(conn, list(result.entries))
             detail = {"amount": amount, "prepay": prepay, "penalty": paid.penalty, "fee": paid.fee,
                       "interest": paid.interest, "principal": paid.principal, "settled": result.state.closed}
-            self._event(conn, "repayment", on, actor, loan_id=loan_id, detail=detail)
+            store.record_event(conn, "repayment", on, actor, loan_id=loan_id, detail=detail)
         return detail
 
     def payoff(self, loan_id: int, on: date) -> Decimal:
@@ -252,7 +199,7 @@ class LendingService:
                             subsidy_received=state.subsidy_received + amount)
             store.save_state(conn, new)
             store.post(conn, [m.journal("subsidy_receipt", on, {"subsidy": amount}, loan_id)])
-            self._event(conn, "subsidy_received", on, payer, loan_id=loan_id, detail={"amount": amount})
+            store.record_event(conn, "subsidy_received", on, payer, loan_id=loan_id, detail={"amount": amount})
         return amount
 
     # --- the daily close -----------------------------------------------------------------------------
@@ -267,8 +214,7 @@ class LendingService:
             with write_transaction(self.engine) as conn:
                 if chunks == 0:  # starting (or resuming): in the first chunk's transaction
                     self._start_run(conn, on)
-                if conn.dialect.name == "sqlite":  # a chunk's pages stay cached between its read and its write
-                    conn.exec_driver_sql("PRAGMA cache_size = -262144")
+                store.cache_chunk_pages(conn)  # a chunk's pages stay cached between its read and its write
                 ids, book = store.read_chunk(conn, on, after, chunk)
                 last = ids.size < chunk  # a short chunk is the last: the run is done with it
                 if ids.size:
@@ -276,14 +222,12 @@ class LendingService:
                     store.write_chunk(conn, ids, book, result, on)
                     entries = v.totals_to_entries(result.totals, on, memo=f"close {on} loans {ids[0]}..{ids[-1]}")
                     store.post(conn, entries)
-                    conn.execute(update(CloseRun).where(CloseRun.business_date == on).values(
-                        loans_closed=CloseRun.loans_closed + result.closed, chunks=CloseRun.chunks + 1))
+                    store.count_close_chunk(conn, on, result.closed)
                     after = int(ids[-1])
                     closed += result.closed
                     chunks += 1
                 if last:
-                    conn.execute(update(CloseRun).where(CloseRun.business_date == on).values(
-                        status="done", finished_at=datetime.now(UTC)))
+                    store.finish_close_run(conn, on)
                     break
             if fail_after_chunks is not None and chunks >= fail_after_chunks:
                 raise CloseInterrupted(f"close of {on} interrupted after {chunks} chunks (on purpose)")
@@ -292,21 +236,20 @@ class LendingService:
 
     @staticmethod
     def _start_run(conn: Connection, on: date) -> None:
-        lagging = conn.execute(select(func.min(Loan.last_closed)).where(
-            Loan.status == "active", Loan.last_closed < on - timedelta(days=1))).scalar()
+        lagging = store.lagging_close(conn, on)
         if lagging is not None:
             raise Conflict(f"loans last closed on {lagging}: close {lagging + timedelta(days=1)} first "
                            f"(or use close_through)")
-        status = conn.execute(select(CloseRun.status).where(CloseRun.business_date == on)).scalar_one_or_none()
+        status = store.close_run_status(conn, on)
         if status is None:
-            conn.execute(insert(CloseRun).values(business_date=on, status="running", loans_closed=0, chunks=0))
+            store.insert_close_run(conn, on)
         elif status == "done":
-            conn.execute(update(CloseRun).where(CloseRun.business_date == on).values(status="running"))
+            store.reopen_close_run(conn, on)
 
     def close_through(self, on: date, chunk: int = DEFAULT_CHUNK) -> list[dict[str, Any]]:
         """Close every business day from the earliest open one through `on`."""
         with self.engine.connect() as conn:
-            earliest = conn.execute(select(func.min(Loan.last_closed)).where(Loan.status == "active")).scalar()
+            earliest = store.earliest_closed(conn)
         if earliest is None or earliest >= on:
             return [self.close_day(on, chunk)]
         return [self.close_day(earliest + timedelta(days=k), chunk) for k in range(1, (on - earliest).days + 1)]
@@ -335,7 +278,7 @@ class LendingService:
             loan, state = self._lock_active(conn, loan_id, on, "relief")
             ref = (extra or {}).get("request_ref")
             if ref is not None:  # checked under the loan's lock: one grant per request, even when called twice at once
-                previous = self._relief_for(conn, loan_id, ref)
+                previous = store.relief_granted(conn, loan_id, ref)
                 if previous is not None:
                     return previous | {"already_granted": True}
             before = [_inst_json(i) for i in state.schedule[state.cur:]]
@@ -349,7 +292,7 @@ class LendingService:
                       "observation_until": result.state.restructured_until, "schedule_before": before,
                       "schedule_after": [_inst_json(i) for i in result.state.schedule[result.state.cur:]]}
             detail |= extra or {}
-            self._event(conn, "restructured", on, actor, loan_id=loan_id, detail=detail)
+            store.record_event(conn, "restructured", on, actor, loan_id=loan_id, detail=detail)
         return detail
 
     def grant_relief(self, loan_id: int, kind: str, on: date, reason: str, actor: str, months: int = 3,
@@ -372,7 +315,7 @@ class LendingService:
             raise ValidationError("relief needs the actor who approved it")
         with self.engine.connect() as conn:
             _, state = store.load_state(conn, loan_id)
-            previous = None if request_ref is None else self._relief_for(conn, loan_id, request_ref)
+            previous = None if request_ref is None else store.relief_granted(conn, loan_id, request_ref)
         if previous is not None:
             return previous | {"already_granted": True}
         left = max(1, len(state.schedule) - state.cur)
@@ -387,14 +330,6 @@ class LendingService:
         detail = self.restructure(loan_id, on, new_term, grace, reason, actor,
                                   extra={"relief_kind": kind, "request_ref": request_ref})
         return {"loan_id": loan_id, "already_granted": False} | detail
-
-    @staticmethod
-    def _relief_for(conn: Connection, loan_id: int, request_ref: str) -> dict[str, Any] | None:
-        for (detail,) in conn.execute(select(LoanEvent.detail).where(
-                LoanEvent.loan_id == loan_id, LoanEvent.kind == "restructured").order_by(LoanEvent.id)):
-            if detail.get("request_ref") == request_ref:
-                return dict(detail) | {"loan_id": loan_id}
-        return None
 
     # --- provisioning, write-off and recovery ------------------------------------------------------
 
@@ -412,12 +347,12 @@ class LendingService:
             loan, state = self._lock_active(conn, loan_id, on, "a write-off")
             result, wo = m.write_off(state, on, self.provision_rates)
             store.save_state(conn, result.state, schedule_changed=True, status="written_off")
-            conn.execute(update(Loan).where(Loan.id == loan_id).values(written_off=wo.total, written_off_on=on))
+            store.mark_written_off(conn, loan_id, wo.total, on)
             store.post(conn, list(result.entries))
             detail = {"reason": reason, "principal": wo.principal, "interest": wo.interest, "fee": wo.fee,
                       "penalty": wo.penalty, "total": wo.total, "allowance_used": wo.allowance_used,
                       "charged_to_impairment_loss": wo.shortfall, "dpd": state.dpd}
-            self._event(conn, "written_off", on, actor, loan_id=loan_id, detail=detail)
+            store.record_event(conn, "written_off", on, actor, loan_id=loan_id, detail=detail)
         return detail
 
     def recover(self, loan_id: int, amount: Decimal, on: date, actor: str = "collections") -> dict[str, Any]:
@@ -425,7 +360,7 @@ class LendingService:
         written off and unrecovered."""
         amount = to_money(amount)
         with write_transaction(self.engine) as conn:
-            loan = conn.execute(select(Loan.status, Loan.written_off, Loan.recovered).where(Loan.id == loan_id)).first()
+            loan = store.recovery_position(conn, loan_id)
             if loan is None:
                 raise NotFound(f"no loan {loan_id}")
             if loan.status != "written_off":
@@ -433,10 +368,10 @@ class LendingService:
             left = loan.written_off - loan.recovered
             if amount <= 0 or amount > left:
                 raise ValidationError(f"a recovery must be positive and at most the {left} still written off on loan {loan_id}")
-            conn.execute(update(Loan).where(Loan.id == loan_id).values(recovered=loan.recovered + amount))
+            store.set_recovered(conn, loan_id, loan.recovered + amount)
             store.post(conn, [m.journal("recovery", on, {"amount": amount}, loan_id)])
             detail = {"amount": amount, "recovered_total": loan.recovered + amount, "written_off": loan.written_off}
-            self._event(conn, "recovery", on, actor, loan_id=loan_id, detail=detail)
+            store.record_event(conn, "recovery", on, actor, loan_id=loan_id, detail=detail)
         return detail
 
     def accelerate(self, loan_id: int, on: date, reason: str, actor: str = "monitor") -> dict[str, Any]:
@@ -446,7 +381,7 @@ class LendingService:
             store.save_state(conn, result.state, schedule_changed=True)
             store.post(conn, list(result.entries))
             detail = {"reason": reason, "now_due": result.state.total_due}
-            self._event(conn, "accelerated", on, actor, loan_id=loan_id, detail=detail)
+            store.record_event(conn, "accelerated", on, actor, loan_id=loan_id, detail=detail)
         return detail
 
     def set_line_status(self, line_id: int, status: str, reason: str, on: date, actor: str = "monitor") -> dict[str, Any]:
@@ -454,15 +389,16 @@ class LendingService:
         if status not in ("active", "frozen"):
             raise ValidationError("a credit line can be set to active or frozen")
         with write_transaction(self.engine) as conn:
-            line = conn.execute(select(CreditLine).where(CreditLine.id == line_id)).first()
+            line = store.credit_line(conn, line_id)
             if line is None:
                 raise NotFound(f"no credit line {line_id}")
             if line.status == "closed":
                 raise Conflict(f"credit line {line_id} is closed")
             previous = line.status
-            conn.execute(update(CreditLine).where(CreditLine.id == line_id).values(status=status))
+            store.set_line_status(conn, line_id, status)
             kind = "line_frozen" if status == "frozen" else "line_unfrozen"
-            self._event(conn, kind, on, actor, credit_line_id=line_id, detail={"reason": reason, "from": previous})
+            store.record_event(conn, kind, on, actor, credit_line_id=line_id,
+                               detail={"reason": reason, "from": previous})
         return {"credit_line_id": line_id, "status": status, "previous": previous}
 
     def margin_call(self, loan_id: int, amount: Decimal, deadline: date, reason: str, on: date,
@@ -476,7 +412,7 @@ class LendingService:
             detail = {"amount": amount, "deadline": deadline, "reason": reason,
                       "notice_en": f"Margin call: provide additional collateral or repay {amount} yuan by {deadline}.",
                       "notice_zh": f"追加担保通知：请于{deadline}前补足担保或还款{amount}元。"}
-            self._event(conn, "margin_call", on, actor, loan_id=loan_id, detail=detail)
+            store.record_event(conn, "margin_call", on, actor, loan_id=loan_id, detail=detail)
         return detail
 
     # --- reports ----------------------------------------------------------------------------------
@@ -509,27 +445,16 @@ class LendingService:
 
     def portfolio(self) -> dict[str, Any]:
         with self.engine.connect() as conn:
-            rows = conn.execute(select(Loan.tier, func.count(), func.sum(Loan.principal_not_due),
-                                       func.sum(Loan.principal_due), func.sum(Loan.interest_due),
-                                       func.sum(Loan.penalty_due), func.sum(Loan.provision))
-                                .where(Loan.status == "active").group_by(Loan.tier)).all()
-            settled = conn.execute(select(func.count()).where(Loan.status == "settled")).scalar()
-            wo_count, wo_total, wo_recovered = conn.execute(select(func.count(), func.sum(Loan.written_off),
-                                                                   func.sum(Loan.recovered))
-                                                            .where(Loan.status == "written_off")).one()
-            written_off = {"loans": wo_count, "amount": store.sum_money(conn, wo_total),
-                           "recovered": store.sum_money(conn, wo_recovered)}
-            bucket = case(*((Loan.dpd <= hi, name) for name, hi in DPD_BUCKETS[:-1]), else_=DPD_BUCKETS[-1][0])
-            buckets = {name: count for name, count in conn.execute(
-                select(bucket, func.count()).where(Loan.status == "active").group_by(bucket)).all()}
-            by_tier = {}
-            for tier, count, nd, pd, idue, pen, prov in rows:
-                by_tier[tier] = {"tier_zh": m.TIER_ZH[m.Tier(tier)], "loans": count,
-                                 "principal": store.sum_money(conn, nd) + store.sum_money(conn, pd),
-                                 "overdue_principal": store.sum_money(conn, pd),
-                                 "interest_due": store.sum_money(conn, idue), "penalty_due": store.sum_money(conn, pen),
-                                 "provision": store.sum_money(conn, prov),
-                                 "provision_rate": self.provision_rates[m.Tier(tier)]}
+            rows = store.active_by_tier(conn)
+            settled = store.count_loans(conn, "settled")
+            wo_count, wo_total, wo_recovered = store.written_off_totals(conn)
+            buckets = store.active_by_dpd_bucket(conn, DPD_BUCKETS)
+        written_off = {"loans": wo_count, "amount": wo_total, "recovered": wo_recovered}
+        by_tier = {}
+        for tier, count, nd, pd, idue, pen, prov in rows:
+            by_tier[tier] = {"tier_zh": m.TIER_ZH[m.Tier(tier)], "loans": count, "principal": nd + pd,
+                             "overdue_principal": pd, "interest_due": idue, "penalty_due": pen, "provision": prov,
+                             "provision_rate": self.provision_rates[m.Tier(tier)]}
         ordered = {t.value: by_tier[t.value] for t in m.TIER_ORDER if t.value in by_tier}
         npl = sum((r["principal"] for t, r in ordered.items() if m.tier_index(m.Tier(t)) >= 2), ZERO)
         allowance = sum((r["provision"] for r in ordered.values()), ZERO)
@@ -544,8 +469,7 @@ class LendingService:
     def loan(self, loan_id: int) -> dict[str, Any]:
         with self.engine.connect() as conn:
             loan, state = store.load_state(conn, loan_id)
-            events = conn.execute(select(LoanEvent.kind, LoanEvent.business_date, LoanEvent.actor, LoanEvent.detail)
-                                  .where(LoanEvent.loan_id == loan_id).order_by(LoanEvent.id)).all()
+            events = store.loan_events(conn, loan_id)
         return {"id": loan.id, "enterprise_id": loan.enterprise_id, "product": loan.product, "status": loan.status,
                 "principal": loan.principal, "annual_rate": store.rate(loan.rate_ppm), "term": loan.term,
                 "start_date": loan.start_date, "last_closed": state.last_closed, "tier": state.tier.value,
@@ -556,11 +480,6 @@ class LendingService:
                 "recovered": loan.recovered, "written_off_on": loan.written_off_on, "schedule": [_inst_json(i) for i in state.schedule],
                 "next_instalment": _inst_json(state.schedule[state.cur]) if state.cur < len(state.schedule) else None,
                 "events": [{"kind": k, "business_date": d, "actor": a, "detail": det} for k, d, a, det in events]}
-
-    def _event(self, conn: Connection, kind: str, on: date, actor: str, loan_id: int | None = None,
-               credit_line_id: int | None = None, detail: dict[str, Any] | None = None) -> None:
-        conn.execute(insert(LoanEvent).values(loan_id=loan_id, credit_line_id=credit_line_id, kind=kind,
-                                              business_date=on, actor=actor, detail=jsonable(detail or {})))
 
 
 _ZH_STATUS = {"frozen": "冻结", "closed": "关闭", "active": "启用"}

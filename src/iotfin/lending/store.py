@@ -10,18 +10,28 @@ close converts at this one place (`_int_expr`, `_money_sql`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, Row, case, delete, func, insert, select, update
 
 from iotfin.core.errors import NotFound
+from iotfin.core.jsonvalues import jsonable
 from iotfin.core.money import FEN, ZERO
 from iotfin.lending import model as m
 from iotfin.lending import vector as v
-from iotfin.lending.tables import GlEntry, GlLine, Loan, LoanBill, LoanInstalment
+from iotfin.lending.tables import (
+    CloseRun,
+    CreditLine,
+    GlEntry,
+    GlLine,
+    Loan,
+    LoanBill,
+    LoanEvent,
+    LoanInstalment,
+)
 
 PPM = Decimal(1_000_000)
 TIER_NAMES = [t.value for t in m.TIER_ORDER]
@@ -103,6 +113,148 @@ def insert_schedule(conn: Connection, loan_id: int, instalments: tuple[m.Instalm
              "interest": i.interest, "fee": i.fee, "subsidy": i.subsidy} for i in instalments])
 
 
+# --- booking and servicing: loans, credit lines, the audit events ---------------------------------
+
+
+def insert_loan(conn: Connection, terms: m.Terms, prod: m.Product, first: m.Instalment, enterprise_id: int,
+                credit_line_id: int | None, contract_ref: str | None, fee: Decimal) -> int:
+    """A signed loan's row: its terms, all its principal not yet due, on its first instalment
+    (`insert_schedule` writes the schedule), owing `fee`, its upfront fee (`bill_upfront_fee` bills it).
+    Returns its id."""
+    return conn.execute(insert(Loan).values(
+        enterprise_id=enterprise_id, credit_line_id=credit_line_id, product=prod.code,
+        method=terms.method.value, day_count=terms.day_count.value, principal=terms.principal,
+        rate_ppm=ppm(terms.annual_rate), subsidy_ppm=ppm(terms.subsidy_rate),
+        penalty_ppm=ppm(m.penalty_rate(terms.annual_rate, prod.penalty_markup)), term=terms.term,
+        start_date=terms.start, contract_ref=contract_ref, last_closed=terms.start, principal_not_due=terms.principal,
+        cur_seq=first.seq, cur_start=first.start, cur_due=first.due, cur_principal=first.principal,
+        cur_interest=first.interest, cur_fee=first.fee, cur_subsidy=first.subsidy,
+        fee_due=fee)).inserted_primary_key[0]
+
+
+def bill_upfront_fee(conn: Connection, loan_id: int, on: date, fee: Decimal) -> None:
+    """The upfront fee's bill, due the day the loan is booked (the loan is overdue from then until it is paid)."""
+    conn.execute(insert(LoanBill).values(loan_id=loan_id, due_date=on, fee=fee, interest=ZERO, principal=ZERO))
+    conn.execute(update(Loan).where(Loan.id == loan_id).values(overdue_since=on))
+
+
+def lock_loan_ids(conn: Connection) -> int:
+    """The first free loan id, for a batch that takes its ids itself; on PostgreSQL the loans table is
+    locked until the transaction ends, so that no booking draws an id in between."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("LOCK TABLE loans IN EXCLUSIVE MODE")
+    return (conn.execute(select(func.max(Loan.id))).scalar() or 0) + 1
+
+
+def insert_loan_batch(conn: Connection, ids: np.ndarray, enterprise_ids: Sequence[int], prod: m.Product, term: int,
+                      principal: np.ndarray, rates: np.ndarray, subsidy: np.ndarray, penalty: np.ndarray,
+                      starts: np.ndarray, upfront: np.ndarray, sched: v.Schedules) -> None:
+    """Term loans of one product and term, in bulk through the DB-API cursor: their rows (on their first
+    instalments), their schedules and their upfront fee bills. Integers in: money in fen, rates in ppm,
+    dates as day numbers."""
+    n = len(ids)
+    ph = placeholder(conn)
+    cur = _cursor(conn)
+    fen = lambda a: money_params(conn, a)  # noqa: E731
+    day = date_params
+    rows = list(zip(
+        ids.tolist(), list(enterprise_ids), [prod.code] * n,
+        [prod.method.value] * n, [prod.day_count.value] * n, fen(principal),
+        rates.tolist(), subsidy.tolist(), penalty.tolist(), [term] * n,
+        day(conn, starts), ["active"] * n, day(conn, starts), fen(principal), fen(upfront),
+        day(conn, np.where(upfront > 0, starts, v.NONE)), [1] * n, day(conn, sched.start[:, 0]),
+        day(conn, sched.due[:, 0]), fen(sched.principal[:, 0]), fen(sched.interest[:, 0]),
+        fen(sched.fee[:, 0]), fen(sched.subsidy[:, 0]), strict=True))
+    now = datetime.now(UTC)
+    zero = fen(np.zeros(1, np.int64))[0]
+    cols = ("id, enterprise_id, product, method, day_count, principal, rate_ppm, subsidy_ppm, penalty_ppm, "
+            "term, start_date, status, last_closed, principal_not_due, fee_due, overdue_since, cur_seq, "
+            "cur_start, cur_due, cur_principal, cur_interest, cur_fee, cur_subsidy, accrued, "
+            "principal_due, interest_due, penalty_due, subsidy_due, subsidy_received, subsidy_clawed, "
+            "dpd, tier, restructured_floor, created_at")
+    extra = (zero, zero, zero, zero, zero, zero, False, 0, "normal", "normal",
+             now.strftime("%Y-%m-%d %H:%M:%S.%f") if conn.dialect.name == "sqlite" else now)
+    cur.executemany(f"INSERT INTO loans ({cols}) VALUES ({', '.join([ph] * 34)})", [r + extra for r in rows])
+    n_periods = sched.due.shape[1]
+    flat_ids = np.repeat(ids, n_periods)
+    seqs = np.tile(np.arange(1, n_periods + 1), n)
+    cur.executemany(
+        "INSERT INTO loan_instalments (loan_id, seq, start_date, due_date, principal, interest, fee, "
+        f"subsidy) VALUES ({', '.join([ph] * 8)})",
+        list(zip(flat_ids.tolist(), seqs.tolist(), day(conn, sched.start.ravel()),
+                 day(conn, sched.due.ravel()), fen(sched.principal.ravel()), fen(sched.interest.ravel()),
+                 fen(sched.fee.ravel()), fen(sched.subsidy.ravel()), strict=True)))
+    fee_rows = [(int(i), d, f) for i, d, f in zip(ids.tolist(), day(conn, starts), fen(upfront), strict=True) if f]
+    if fee_rows:
+        cur.executemany("INSERT INTO loan_bills (loan_id, due_date, fee, interest, principal) "
+                        f"VALUES ({ph}, {ph}, {ph}, 0, 0)", fee_rows)
+    cur.close()
+
+
+def resync_loan_ids(conn: Connection) -> None:
+    """After a batch took its ids itself: later single bookings draw ids after these (PostgreSQL's sequence)."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SELECT setval(pg_get_serial_sequence('loans', 'id'), (SELECT max(id) FROM loans))")
+
+
+def insert_credit_line(conn: Connection, enterprise_id: int, product: str, credit_limit: Decimal,
+                       annual_rate: Decimal, expires_on: date) -> int:
+    return conn.execute(insert(CreditLine).values(
+        enterprise_id=enterprise_id, product=product, credit_limit=credit_limit, rate_ppm=ppm(annual_rate),
+        expires_on=expires_on)).inserted_primary_key[0]
+
+
+def credit_line(conn: Connection, line_id: int | None) -> Row[Any] | None:
+    return conn.execute(select(CreditLine).where(CreditLine.id == line_id)).first()
+
+
+def set_line_status(conn: Connection, line_id: int, status: str) -> None:
+    conn.execute(update(CreditLine).where(CreditLine.id == line_id).values(status=status))
+
+
+def line_outstanding(conn: Connection, line_id: int) -> Decimal:
+    """Principal outstanding (due or not) on the active loans drawn under a credit line."""
+    used = conn.execute(select(func.coalesce(func.sum(Loan.principal_not_due), 0),
+                               func.coalesce(func.sum(Loan.principal_due), 0))
+                        .where(Loan.credit_line_id == line_id, Loan.status == "active")).one()
+    return sum((sum_money(conn, x) for x in used), ZERO)
+
+
+def mark_written_off(conn: Connection, loan_id: int, total: Decimal, on: date) -> None:
+    conn.execute(update(Loan).where(Loan.id == loan_id).values(written_off=total, written_off_on=on))
+
+
+def recovery_position(conn: Connection, loan_id: int) -> Row[Any] | None:
+    """A loan's status, the amount written off and what has been recovered of it (None: no such loan)."""
+    return conn.execute(select(Loan.status, Loan.written_off, Loan.recovered).where(Loan.id == loan_id)).first()
+
+
+def set_recovered(conn: Connection, loan_id: int, recovered: Decimal) -> None:
+    conn.execute(update(Loan).where(Loan.id == loan_id).values(recovered=recovered))
+
+
+def record_event(conn: Connection, kind: str, on: date, actor: str, loan_id: int | None = None,
+                 credit_line_id: int | None = None, detail: dict[str, Any] | None = None) -> None:
+    """An audit event of a loan or a credit line."""
+    conn.execute(insert(LoanEvent).values(loan_id=loan_id, credit_line_id=credit_line_id, kind=kind,
+                                          business_date=on, actor=actor, detail=jsonable(detail or {})))
+
+
+def loan_events(conn: Connection, loan_id: int) -> Sequence[Row[Any]]:
+    """A loan's events in order: kind, business date, actor, detail."""
+    return conn.execute(select(LoanEvent.kind, LoanEvent.business_date, LoanEvent.actor, LoanEvent.detail)
+                        .where(LoanEvent.loan_id == loan_id).order_by(LoanEvent.id)).all()
+
+
+def relief_granted(conn: Connection, loan_id: int, request_ref: str) -> dict[str, Any] | None:
+    """The detail of the restructuring that granted the relief request `request_ref` on a loan, if any."""
+    for (detail,) in conn.execute(select(LoanEvent.detail).where(
+            LoanEvent.loan_id == loan_id, LoanEvent.kind == "restructured").order_by(LoanEvent.id)):
+        if detail.get("request_ref") == request_ref:
+            return dict(detail) | {"loan_id": loan_id}
+    return None
+
+
 # --- the general ledger -------------------------------------------------------------------------
 
 
@@ -151,6 +303,36 @@ def subledger_totals(conn: Connection) -> dict[str, Decimal]:
     # the loan rows carry the bills' totals too (the close reads them); they must agree with the bills
     out["loans.principal_due"], out["loans.interest_due"], out["loans.fee_due"] = (sum_money(conn, x) for x in loans)
     return out
+
+
+# --- the portfolio report -----------------------------------------------------------------------
+
+
+def active_by_tier(conn: Connection) -> list[tuple[str, int, Decimal, Decimal, Decimal, Decimal, Decimal]]:
+    """Active loans per tier: tier, loans, principal not due, principal due, interest due, penalty due, provision."""
+    rows = conn.execute(select(Loan.tier, func.count(), func.sum(Loan.principal_not_due),
+                               func.sum(Loan.principal_due), func.sum(Loan.interest_due),
+                               func.sum(Loan.penalty_due), func.sum(Loan.provision))
+                        .where(Loan.status == "active").group_by(Loan.tier)).all()
+    return [(tier, count, *(sum_money(conn, x) for x in sums)) for tier, count, *sums in rows]
+
+
+def count_loans(conn: Connection, status: str) -> int:
+    return conn.execute(select(func.count()).where(Loan.status == status)).scalar()
+
+
+def written_off_totals(conn: Connection) -> tuple[int, Decimal, Decimal]:
+    """Written-off loans: how many, the amount written off and what has been recovered."""
+    count, total, recovered = conn.execute(select(func.count(), func.sum(Loan.written_off), func.sum(Loan.recovered))
+                                           .where(Loan.status == "written_off")).one()
+    return count, sum_money(conn, total), sum_money(conn, recovered)
+
+
+def active_by_dpd_bucket(conn: Connection, buckets: Sequence[tuple[str, int | None]]) -> dict[str, int]:
+    """Active loans per delinquency bucket (name, highest days past due in it; the last one open-ended)."""
+    bucket = case(*((Loan.dpd <= hi, name) for name, hi in buckets[:-1]), else_=buckets[-1][0])
+    return {name: count for name, count in conn.execute(
+        select(bucket, func.count()).where(Loan.status == "active").group_by(bucket)).all()}
 
 
 # --- the book as arrays, for the vectorised close ------------------------------------------------
@@ -330,6 +512,49 @@ def next_instalments(conn: Connection, ids: np.ndarray) -> v.NextInstalments:
         return out
 
     return fetch
+
+
+# --- the close's runs -----------------------------------------------------------------------------
+
+
+def lagging_close(conn: Connection, on: date) -> date | None:
+    """The earliest day an active loan was last closed, if it is before the day before `on`."""
+    return conn.execute(select(func.min(Loan.last_closed)).where(
+        Loan.status == "active", Loan.last_closed < on - timedelta(days=1))).scalar()
+
+
+def earliest_closed(conn: Connection) -> date | None:
+    """The earliest day an active loan was last closed (None: no active loan)."""
+    return conn.execute(select(func.min(Loan.last_closed)).where(Loan.status == "active")).scalar()
+
+
+def close_run_status(conn: Connection, on: date) -> str | None:
+    return conn.execute(select(CloseRun.status).where(CloseRun.business_date == on)).scalar_one_or_none()
+
+
+def insert_close_run(conn: Connection, on: date) -> None:
+    conn.execute(insert(CloseRun).values(business_date=on, status="running", loans_closed=0, chunks=0))
+
+
+def reopen_close_run(conn: Connection, on: date) -> None:
+    conn.execute(update(CloseRun).where(CloseRun.business_date == on).values(status="running"))
+
+
+def count_close_chunk(conn: Connection, on: date, closed: int) -> None:
+    """A chunk of the run is done: `closed` loans more."""
+    conn.execute(update(CloseRun).where(CloseRun.business_date == on).values(
+        loans_closed=CloseRun.loans_closed + closed, chunks=CloseRun.chunks + 1))
+
+
+def finish_close_run(conn: Connection, on: date) -> None:
+    conn.execute(update(CloseRun).where(CloseRun.business_date == on).values(
+        status="done", finished_at=datetime.now(UTC)))
+
+
+def cache_chunk_pages(conn: Connection) -> None:
+    """On SQLite, a page cache big enough that a chunk's pages stay cached between its read and its write."""
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("PRAGMA cache_size = -262144")
 
 
 def loan_contract_records(conn: Connection, record_ids: Sequence[str] | None) -> dict[str, dict[str, Any]]:

@@ -131,7 +131,7 @@ def read_file(path: Path) -> list[PricePoint]:
     if not path.exists():
         raise ValidationError(f"{path}: no such file")
     if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
+        import pyarrow.parquet as pq  # lazy: pyarrow loads only when this runs
 
         table = pq.read_table(path)
         points = []

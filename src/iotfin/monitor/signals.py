@@ -27,6 +27,7 @@ import pyarrow.compute as pc
 import shapely
 
 from iotfin.monitor.model import DeviceMeta, SignalEvent, Thresholds
+from iotfin.telemetry.daily import DAILY_SCHEMA
 from iotfin.telemetry.model import sort_order
 
 HOUR_MS = 3_600_000
@@ -609,7 +610,6 @@ class SignalEngine:
     def gps_daily(self, day: int) -> pa.Table:
         """The GPS rows of the daily telemetry rollup (`iotfin.telemetry.daily.DAILY_SCHEMA`, metric
         speed_kmh) for local day `day`, from the signal state: one row per vehicle heard that day."""
-        from iotfin.telemetry.daily import DAILY_SCHEMA
 
         rows = np.flatnonzero(self.speed_day == day)
         devices = np.flatnonzero(self.gps_row >= 0)[rows] if rows.size else np.zeros(0, np.int64)

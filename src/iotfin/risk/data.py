@@ -39,8 +39,8 @@ def write_table(frame: pd.DataFrame, path: Path) -> None:
     if path.suffix.lower() in (".parquet", ".pq"):
         frame.to_parquet(path, index=False)
     else:
-        import pyarrow as pa
-        import pyarrow.csv as pacsv
+        import pyarrow as pa  # lazy: pyarrow loads only when this runs
+        import pyarrow.csv as pacsv  # lazy: pyarrow loads only when this runs
 
         pacsv.write_csv(pa.Table.from_pandas(frame, preserve_index=False), path)
 

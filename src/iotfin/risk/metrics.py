@@ -6,14 +6,14 @@ import numpy as np
 
 
 def auc(y: np.ndarray, p: np.ndarray) -> float:
-    from sklearn.metrics import roc_auc_score
+    from sklearn.metrics import roc_auc_score  # lazy: scikit-learn loads only when this runs
 
     return float(roc_auc_score(y, p)) if 0 < y.sum() < len(y) else float("nan")
 
 
 def ks(y: np.ndarray, p: np.ndarray) -> float:
     """Kolmogorov-Smirnov: the largest gap between the bads' and goods' cumulative distributions."""
-    from sklearn.metrics import roc_curve
+    from sklearn.metrics import roc_curve  # lazy: scikit-learn loads only when this runs
 
     if not 0 < y.sum() < len(y):
         return float("nan")

@@ -80,7 +80,7 @@ def monitor(model: RiskModel, frame: pd.DataFrame, outcome: str | None = None, b
     grades = grade_index(scored["pd"])
     by_grade = []
     if outcome is not None:
-        from scipy.stats import binomtest
+        from scipy.stats import binomtest  # lazy: SciPy loads only when this runs
 
         if outcome not in frame.columns:
             raise ValidationError(f"no outcome column {outcome!r}")

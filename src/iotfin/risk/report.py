@@ -18,7 +18,7 @@ h2{border-bottom:2px solid #246;padding-bottom:4px;margin-top:2em}.muted{color:#
 
 
 def _svg(fig: Any) -> str:
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: matplotlib loads only when this runs
 
     plt.rcParams["svg.fonttype"] = "none"
     buf = io.StringIO()
@@ -30,10 +30,10 @@ def _svg(fig: Any) -> str:
 
 
 def _fig(w: float = 5.0, h: float = 3.6):  # noqa: ANN202
-    import matplotlib
+    import matplotlib  # lazy: matplotlib loads only when this runs
 
     matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: matplotlib loads only when this runs
 
     fig, ax = plt.subplots(figsize=(w, h))
     fig.subplots_adjust(left=0.14, right=0.96, bottom=0.14, top=0.9)
@@ -54,7 +54,7 @@ def _fmt(v: Any) -> str:
 
 
 def _roc(y_by_part: Mapping[str, np.ndarray], preds: Mapping[str, Mapping[str, np.ndarray]]) -> str:
-    from sklearn.metrics import roc_auc_score, roc_curve
+    from sklearn.metrics import roc_auc_score, roc_curve  # lazy: scikit-learn loads only when this runs
 
     out = []
     for part, models in preds.items():

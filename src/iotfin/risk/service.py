@@ -77,7 +77,10 @@ class RatingService:
                        withheld: Mapping[int, Iterable[str]], purpose: str = PURPOSE,
                        rated_at: datetime | None = None) -> int:
         """Store the ratings of `scored` (a `rate` table with an enterprise_id column) made for `lender`."""
-        from iotfin.risk.scoring import TOP_REASONS, profile_of_row
+        from iotfin.risk.scoring import (  # lazy: the risk engine brings pandas and LightGBM
+            TOP_REASONS,
+            profile_of_row,
+        )
 
         if scored.empty:
             return 0

@@ -22,6 +22,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from datetime import date
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -158,15 +159,13 @@ class SimDataset:
         return [t for t in DEVICE_TYPES if (base / t).is_dir()]
 
     def telemetry_days(self, device_type: str) -> list[Any]:
-        from datetime import date
-
         base = self.root / "telemetry" / device_type
         if not base.is_dir():
             return []
         return sorted(date.fromisoformat(p.name.removeprefix("day=")) for p in base.iterdir() if p.name.startswith("day="))
 
     def telemetry(self, device_type: str, day: Any) -> Any:
-        import pyarrow as pa
+        import pyarrow as pa  # lazy: pyarrow loads only when this runs
 
         folder = self.root / "telemetry" / device_type / f"day={day.isoformat()}"
         parts = sorted(folder.glob("part-*.parquet"))

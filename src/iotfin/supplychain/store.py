@@ -1,11 +1,13 @@
-"""Bulk persistence for supply-chain records (used by imports and the simulator feed)."""
+"""The supply chain's queries: bulk persistence for its records (imports and the simulator feed),
+and the trade documents and relationships other contexts read through their ports."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import date
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, insert, select
+from sqlalchemy import Connection, Row, and_, bindparam, func, insert, select
 
 from iotfin.identity.tables import Enterprise, Site, Tenant
 from iotfin.supplychain.tables import ChainMember, Relationship, SupplyChain, TradeDocument
@@ -67,3 +69,47 @@ def trade_document_records(conn: Connection, record_ids: Sequence[str] | None) -
     if record_ids is not None:
         query = query.where(table.c.id.in_([int(rid) for rid in record_ids]))
     return {str(row["id"]): dict(row) for row in conn.execute(query).mappings()}
+
+
+# --- what other contexts read (through their ports) ---------------------------------------------
+
+
+def trade_documents_of(conn: Connection, enterprise_ids: Sequence[int] | None) -> Sequence[Row[Any]]:
+    """(id, doc_type, seller_id, buyer_id, order_id, issued_on, due_on, amount, vehicle_device_id) of the
+    documents the enterprises sold or bought under; `enterprise_ids` None: all (risk's features)."""
+    t = TradeDocument.__table__
+    q = select(t.c.id, t.c.doc_type, t.c.seller_id, t.c.buyer_id, t.c.order_id, t.c.issued_on, t.c.due_on,
+               t.c.amount, t.c.vehicle_device_id)
+    ids = enterprise_ids
+    return conn.execute(q if ids is None else q.where(t.c.seller_id.in_(ids) | t.c.buyer_id.in_(ids))).all()
+
+
+def relationships_of(conn: Connection, enterprise_ids: Sequence[int] | None) -> Sequence[Row[Any]]:
+    """(supplier_id, buyer_id, core_enterprise_id, since) of the enterprises' trade relationships, as
+    supplier or buyer; `enterprise_ids` None: all (risk's features)."""
+    r = Relationship.__table__
+    q = select(r.c.supplier_id, r.c.buyer_id, r.c.core_enterprise_id, r.c.since)
+    ids = enterprise_ids
+    return conn.execute(q if ids is None else q.where(r.c.supplier_id.in_(ids) | r.c.buyer_id.in_(ids))).all()
+
+
+_DOCUMENT_COLUMNS = (TradeDocument.id, TradeDocument.doc_type, TradeDocument.seller_id, TradeDocument.buyer_id,
+                     TradeDocument.order_id, TradeDocument.issued_on, TradeDocument.due_on, TradeDocument.amount,
+                     TradeDocument.vehicle_device_id)
+_IN_LIST = 500  # bounded IN lists
+
+
+def documents_issued_on(conn: Connection, day: date, doc_types: Sequence[str]) -> Sequence[Row[Any]]:
+    """The documents of these types issued on `day` (the monitor's day-end trade checks)."""
+    t = TradeDocument
+    return conn.execute(select(*_DOCUMENT_COLUMNS).where(and_(t.issued_on == day, t.doc_type.in_(doc_types)))).all()
+
+
+def delivery_notes_before(conn: Connection, day: date, order_ids: Sequence[int]) -> list[Row[Any]]:
+    """The delivery notes of these orders issued before `day`, queried in bounded IN lists."""
+    t, ids = TradeDocument, list(order_ids)
+    out: list[Row[Any]] = []
+    for i in range(0, len(ids), _IN_LIST):
+        out += conn.execute(select(*_DOCUMENT_COLUMNS).where(and_(
+            t.doc_type == "delivery_note", t.issued_on < day, t.order_id.in_(ids[i:i + _IN_LIST])))).all()
+    return out

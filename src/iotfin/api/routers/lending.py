@@ -21,10 +21,12 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from iotfin.api.auth import principal, require
+from iotfin.api.responses import DecimalJSONResponse
 from iotfin.api.routing import ApiRouter
 from iotfin.core.errors import Forbidden, NotFound
 from iotfin.identity.access import can_see_record, set_owner
 from iotfin.identity.model import Principal
+from iotfin.lending import disclosure
 from iotfin.lending import model as m
 from iotfin.lending.service import LendingService, Offer
 from iotfin.lending.tables import CreditLine, Loan
@@ -98,8 +100,6 @@ Books = Annotated[Principal, Depends(require("lending:books"))]
 
 
 def _json(data: Any, status: int = 200) -> Any:
-    from iotfin.api.responses import DecimalJSONResponse
-
     return DecimalJSONResponse(data, status_code=status)
 
 
@@ -136,13 +136,12 @@ def router() -> APIRouter:
     @r.post("/key-facts")
     def key_facts(body: TermsIn, who: Caller) -> Any:
         """The key-facts statement (zh-CN and en): APR by IRR, gross and net of subsidy, total cost, rights."""
-        from iotfin.lending.disclosure import key_facts, product_key_facts
 
         if body.product:
-            facts = product_key_facts(body.product, Decimal(body.principal), Decimal(body.annual_rate), body.term,
+            facts = disclosure.product_key_facts(body.product, Decimal(body.principal), Decimal(body.annual_rate), body.term,
                                       body.start, Decimal(body.subsidy_rate))
         else:
-            facts = key_facts(_terms(body))
+            facts = disclosure.key_facts(_terms(body))
         return _json(facts.to_json())
 
     @r.post("/loans", status_code=201)

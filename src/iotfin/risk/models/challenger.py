@@ -49,7 +49,7 @@ class SingleRowPredictor:
     mid-call, hence the lock."""
 
     def __init__(self, booster: Any, ncol: int):
-        from lightgbm.basic import _LIB, _c_str, _safe_call
+        from lightgbm.basic import _LIB, _c_str, _safe_call  # lazy: LightGBM loads only when this runs
 
         self._lib, self._check, self._booster = _LIB, _safe_call, booster  # the booster outlives the config
         self._handle = ctypes.c_void_p()
@@ -124,7 +124,7 @@ class Challenger:
 
     @classmethod
     def load(cls, meta: Mapping[str, Any], model_text: str) -> Challenger:
-        import lightgbm as lgb
+        import lightgbm as lgb  # lazy: LightGBM loads only when this runs
 
         return cls(lgb.Booster(model_str=model_text), list(meta["numeric"]), {k: list(v) for k, v in meta["categorical"]},
                    (float(meta["platt"][0]), float(meta["platt"][1])), dict(meta["monotone"]))
@@ -137,9 +137,12 @@ def fit_challenger(train: Prepared, y: np.ndarray, numeric: Sequence[str], categ
     Small samples (< 20,000 rows): 5-fold cross-validation picks the number of rounds and gives
     out-of-fold margins for the calibration, then one model is fitted on all rows — a single 20 %
     hold-out of a few hundred rows is too noisy to stop on. Larger samples: 80/20 hold-out."""
-    import lightgbm as lgb
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold, train_test_split
+    import lightgbm as lgb  # lazy: LightGBM loads only when this runs
+    from sklearn.linear_model import LogisticRegression  # lazy: scikit-learn loads only when this runs
+    from sklearn.model_selection import (  # lazy: scikit-learn loads only when this runs
+        StratifiedKFold,
+        train_test_split,
+    )
 
     cats = {name: sorted(set(train.categorical[name].uniques)) for name in categorical}
     model = Challenger(None, list(numeric), cats, (1.0, 0.0), {n: int(monotone.get(n, 0)) for n in numeric})

@@ -64,7 +64,7 @@ def _usable(frame: pd.DataFrame, numeric: list[str], categorical: list[str]) -> 
 
 def _splits(frame: pd.DataFrame, y: np.ndarray, date_col: str | None, cfg: TrainConfig) -> dict[str, np.ndarray]:
     """Row positions of train / test (random, stratified) and out-of-time (latest dates)."""
-    from sklearn.model_selection import train_test_split
+    from sklearn.model_selection import train_test_split  # lazy: scikit-learn loads only when this runs
 
     rows = np.arange(len(frame))
     parts: dict[str, np.ndarray] = {}
@@ -83,7 +83,7 @@ def _splits(frame: pd.DataFrame, y: np.ndarray, date_col: str | None, cfg: Train
 
 
 def _binning(numeric: list[str], categorical: list[str], cfg: TrainConfig):  # noqa: ANN202
-    from optbinning import BinningProcess
+    from optbinning import BinningProcess  # lazy: optbinning loads only when this runs
 
     names = [*numeric, *categorical]
     return BinningProcess(
@@ -180,8 +180,10 @@ def train(data: pd.DataFrame | Path | str, target: str, model_dir: Path | str, *
         bp = _binning(numeric, categorical, config)
         enterprise: dict[str, Any] = {}
         if dimensions is None:
-            from optbinning import Scorecard
-            from sklearn.linear_model import LogisticRegression
+            from optbinning import Scorecard  # lazy: optbinning loads only when this runs
+            from sklearn.linear_model import (
+                LogisticRegression,  # lazy: scikit-learn loads only when this runs
+            )
 
             card = Scorecard(bp, LogisticRegression(max_iter=1000), scaling_method="pdo_odds",
                              scaling_method_params={"pdo": config.scaling.pdo, "odds": config.scaling.odds,
@@ -262,7 +264,7 @@ def train(data: pd.DataFrame | Path | str, target: str, model_dir: Path | str, *
         manifest["challenger"] = challenger.to_json()
         files["challenger.txt"] = challenger.booster.model_to_string().encode()
     if config.report:
-        from iotfin.risk.report import render_report
+        from iotfin.risk.report import render_report  # lazy: the risk engine brings pandas and LightGBM
 
         files["report.html"] = render_report(manifest, linear, binned, y_all, parts, predictions, scaling, labels).encode()
     vdir, manifest = write_version(Path(model_dir), files, manifest)
@@ -293,7 +295,7 @@ def _fit_dimensions(binned: dict[str, BinnedFeature], selected: list[str], dimen
 
     The combination is fitted on the same training rows as the dimension models (no cross-fitting):
     three coefficients on well-regularised inputs overfit little; the test/out-of-time metrics show it."""
-    from sklearn.linear_model import LogisticRegression
+    from sklearn.linear_model import LogisticRegression  # lazy: scikit-learn loads only when this runs
 
     feats: list[BinnedFeature] = []
     coefs: list[float] = []
