@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, update
+from sqlalchemy import Connection, Engine
 
 from iotfin.consent import store
 from iotfin.consent.model import (
@@ -34,7 +34,6 @@ from iotfin.core.errors import NotFound, ValidationError
 from iotfin.core.time import utc_now
 from iotfin.db.engine import write_transaction
 from iotfin.db.pagination import PageParams
-from iotfin.identity.tables import Enterprise
 
 Anchor = Callable[[Sequence[str]], Any]
 
@@ -67,8 +66,7 @@ class ConsentService:
         rows = [r.validate(now) for r in requests]
         with write_transaction(self.engine) as conn:
             wanted = {r["enterprise_id"] for r in rows}
-            known = set(conn.execute(Enterprise.__table__.select().with_only_columns(Enterprise.id)
-                                     .where(Enterprise.id.in_(wanted))).scalars())
+            known = store.known_enterprises(conn, wanted)
             if wanted - known:
                 raise NotFound(f"no enterprise {min(wanted - known)}")
             ids = store.insert_grants(conn, rows)
@@ -86,7 +84,7 @@ class ConsentService:
         with write_transaction(self.engine) as conn:
             grant = _owned(store.get_grant(conn, grant_id, for_update=True), grant_id, enterprise_id)
             can_withdraw(grant, now)
-            conn.execute(update(store.grants_t).where(store.grants_t.c.id == grant_id).values(withdrawn_at=now))
+            store.set_withdrawn(conn, grant_id, now)
         self._anchor([grant_id])
         return self._load(grant_id, None)
 
@@ -96,7 +94,7 @@ class ConsentService:
         with write_transaction(self.engine) as conn:
             grant = _owned(store.get_grant(conn, grant_id, for_update=True), grant_id, enterprise_id)
             can_reconfirm(grant, now)
-            conn.execute(update(store.grants_t).where(store.grants_t.c.id == grant_id).values(confirmed_at=now))
+            store.set_confirmed(conn, grant_id, now)
         self._anchor([grant_id])
         return self._load(grant_id, None)
 
@@ -135,7 +133,7 @@ class ConsentService:
             if conn is None or not decision.allowed:
                 self.log.append(access)
             else:
-                conn.execute(insert(store.access_t), store.access_rows(access))
+                store.insert_access(conn, access)
         return decision
 
     def check_many(self, recipient: str, enterprise_ids: Iterable[int],

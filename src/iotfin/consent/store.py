@@ -11,13 +11,15 @@ import atexit
 import logging
 import threading
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, insert, select
+from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 
 from iotfin.consent.model import Access, Grant
 from iotfin.consent.tables import ConsentAccess, ConsentGrant
 from iotfin.db.pagination import PageParams, paginate
+from iotfin.identity.tables import Enterprise
 
 log = logging.getLogger(__name__)
 grants_t = ConsentGrant.__table__
@@ -40,6 +42,20 @@ def insert_grants(conn: Connection, rows: Sequence[dict[str, Any]]) -> list[int]
         result = conn.execute(insert(grants_t).returning(grants_t.c.id, sort_by_parameter_order=True), list(rows))
         return [r[0] for r in result]
     return [conn.execute(insert(grants_t), row).inserted_primary_key[0] for row in rows]  # pragma: no cover
+
+
+def known_enterprises(conn: Connection, ids: Iterable[int]) -> set[int]:
+    """The ids among `ids` of enterprises that exist."""
+    return set(conn.execute(Enterprise.__table__.select().with_only_columns(Enterprise.id)
+                            .where(Enterprise.id.in_(ids))).scalars())
+
+
+def set_withdrawn(conn: Connection, grant_id: int, at: datetime) -> None:
+    conn.execute(update(grants_t).where(grants_t.c.id == grant_id).values(withdrawn_at=at))
+
+
+def set_confirmed(conn: Connection, grant_id: int, at: datetime) -> None:
+    conn.execute(update(grants_t).where(grants_t.c.id == grant_id).values(confirmed_at=at))
 
 
 def get_grant(conn: Connection, grant_id: int, for_update: bool = False) -> Grant | None:
@@ -88,6 +104,11 @@ def access_rows(accesses: Iterable[Access]) -> list[dict[str, Any]]:
              "data_start": a.data_start, "data_end": a.data_end, "at": a.at, "allowed": a.allowed,
              "reason": a.reason, "grant_id": a.grant_id, "onward_to": a.onward_to, "detail": a.detail}
             for a in accesses]
+
+
+def insert_access(conn: Connection, accesses: Iterable[Access]) -> None:
+    """Write access-log rows on the caller's connection (not batched: they commit with its transaction)."""
+    conn.execute(insert(access_t), access_rows(accesses))
 
 
 def list_access(conn: Connection, enterprise_id: int, page: PageParams,

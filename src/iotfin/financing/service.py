@@ -9,15 +9,14 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from iotfin.core.errors import Conflict, NotFound, ValidationError
 from iotfin.core.money import quantize_fen, to_money
 from iotfin.db.engine import write_transaction
+from iotfin.financing import store
 from iotfin.financing.model import KIND_LABELS_ZH, AssetKey, Claim, rank_claims
-from iotfin.financing.tables import ExternalClaim, FinanceableAsset, FinancingAttempt, Lien
-from iotfin.identity.tables import Tenant
 
 # Called with a lien id after each change to it commits, to anchor the lien as it now stands. After,
 # not inside: the ledger serialises its own appends; a crash in between leaves an unanchored change
@@ -96,10 +95,10 @@ class FinancingRegistry:
                     asset_id = self._asset_id(conn, key, enterprise_id, document_id)
                     existing = self._active_lien(conn, asset_id)
                     if existing is None:
-                        lien_id = conn.execute(insert(Lien).values(
-                            asset_id=asset_id, tenant_id=tenant_id, financing_ref=financing_ref, amount=value,
+                        lien_id = store.insert_lien(
+                            conn, asset_id=asset_id, tenant_id=tenant_id, financing_ref=financing_ref, amount=value,
                             status="active", registration_no=registration_no, registered_at=registered_at,
-                            notice_at=notice_at, placed_at=datetime.now(UTC)).returning(Lien.id)).scalar_one()
+                            notice_at=notice_at, placed_at=datetime.now(UTC))
                         self._attempt(conn, asset_id, tenant_id, financing_ref, value, "placed", lien_id)
                         placed = self._lien(conn, lien_id)
                     else:
@@ -122,8 +121,7 @@ class FinancingRegistry:
             lien = self._lien(conn, lien_id)
             if lien.status != "active":
                 raise Conflict(f"lien {lien_id} is already {lien.status}")
-            conn.execute(update(Lien).where(Lien.id == lien_id).values(
-                status="released", released_at=datetime.now(UTC), release_reason=reason))
+            store.release_lien(conn, lien_id, released_at=datetime.now(UTC), reason=reason)
             released = self._lien(conn, lien_id)
         if self.anchor:
             self.anchor(str(lien_id))
@@ -135,7 +133,7 @@ class FinancingRegistry:
 
     def tenant_id(self, code: str) -> int:
         with self.engine.connect() as conn:
-            found = conn.execute(select(Tenant.id).where(Tenant.code == code)).scalar()
+            found = store.tenant_id_of(conn, code)
         if found is None:
             raise NotFound(f"no tenant with code {code!r}")
         return int(found)
@@ -147,26 +145,21 @@ class FinancingRegistry:
             raise ValidationError(f"amount must be positive, got {amount!r}")
         with write_transaction(self.engine) as conn:
             asset_id = self._asset_id(conn, key, None, None)
-            return conn.execute(insert(ExternalClaim).values(
-                asset_id=asset_id, claimant=claimant, amount=value, registration_no=registration_no,
-                registered_at=registered_at, notice_at=notice_at, recorded_at=datetime.now(UTC)
-            ).returning(ExternalClaim.id)).scalar_one()
+            return store.insert_external_claim(
+                conn, asset_id=asset_id, claimant=claimant, amount=value, registration_no=registration_no,
+                registered_at=registered_at, notice_at=notice_at, recorded_at=datetime.now(UTC))
 
     def status(self, key: AssetKey | str) -> dict[str, Any]:
         """The asset (by key or fingerprint), its liens (newest first) and every attempt to finance it."""
         fingerprint = key if isinstance(key, str) else key.fingerprint
         with self.engine.connect() as conn:
-            asset = conn.execute(select(FinanceableAsset).where(FinanceableAsset.fingerprint == fingerprint)).first()
+            asset = store.asset(conn, fingerprint)
             if asset is None:
                 return {"fingerprint": fingerprint, "kind": None if isinstance(key, str) else key.kind,
                         "registered": False, "active_lien": None, "liens": [], "attempts": []}
-            lien_ids = conn.execute(select(Lien.id).where(Lien.asset_id == asset.id).order_by(Lien.id.desc())).scalars()
+            lien_ids = store.lien_ids_of(conn, asset.id)
             liens = [self._lien(conn, i) for i in lien_ids]
-            attempts = conn.execute(
-                select(Tenant.code, FinancingAttempt.financing_ref, FinancingAttempt.amount, FinancingAttempt.outcome,
-                       FinancingAttempt.lien_id, FinancingAttempt.attempted_at)
-                .join(Tenant, Tenant.id == FinancingAttempt.tenant_id)
-                .where(FinancingAttempt.asset_id == asset.id).order_by(FinancingAttempt.id)).all()
+            attempts = store.attempts_of(conn, asset.id)
             return {
                 "fingerprint": fingerprint, "kind": asset.kind, "registered": True, "asset_id": asset.id,
                 "identity": asset.identity,
@@ -181,13 +174,13 @@ class FinancingRegistry:
         """The active lien and any outside claims, in Civil Code art. 768 priority order."""
         fingerprint = key if isinstance(key, str) else key.fingerprint
         with self.engine.connect() as conn:
-            asset_id = conn.execute(select(FinanceableAsset.id).where(FinanceableAsset.fingerprint == fingerprint)).scalar()
+            asset_id = store.asset_id_of(conn, fingerprint)
             if asset_id is None:
                 raise NotFound(f"no financeable asset with fingerprint {fingerprint}")
             claims = [Claim(lien.tenant_code, lien.amount, lien.registered_at, lien.registration_no, lien.notice_at,
                             ref=f"lien:{lien.id}")
                       for lien in [self._active_lien(conn, asset_id)] if lien is not None]
-            for c in conn.execute(select(ExternalClaim).where(ExternalClaim.asset_id == asset_id).order_by(ExternalClaim.id)):
+            for c in store.external_claims_of(conn, asset_id):
                 claims.append(Claim(c.claimant, c.amount, c.registered_at, c.registration_no, c.notice_at,
                                     ref=f"external:{c.id}"))
         return rank_claims(claims)
@@ -196,26 +189,19 @@ class FinancingRegistry:
 
     @staticmethod
     def _asset_id(conn: Connection, key: AssetKey, enterprise_id: int | None, document_id: int | None) -> int:
-        found = conn.execute(select(FinanceableAsset.id).where(FinanceableAsset.fingerprint == key.fingerprint)).scalar()
+        found = store.asset_id_of(conn, key.fingerprint)
         if found is not None:
             return int(found)
-        return int(conn.execute(insert(FinanceableAsset).values(
-            kind=key.kind, fingerprint=key.fingerprint, identity=key.as_dict(), enterprise_id=enterprise_id,
-            document_id=document_id, created_at=datetime.now(UTC)).returning(FinanceableAsset.id)).scalar_one())
+        return store.insert_asset(conn, kind=key.kind, fingerprint=key.fingerprint, identity=key.as_dict(),
+                                  enterprise_id=enterprise_id, document_id=document_id, created_at=datetime.now(UTC))
 
     def _active_lien(self, conn: Connection, asset_id: int) -> LienView | None:
-        lien_id = conn.execute(select(Lien.id).where(Lien.asset_id == asset_id, Lien.status == "active")).scalar()
+        lien_id = store.active_lien_id(conn, asset_id)
         return None if lien_id is None else self._lien(conn, int(lien_id))
 
     @staticmethod
     def _lien(conn: Connection, lien_id: int) -> LienView:
-        row = conn.execute(
-            select(Lien.id, Lien.asset_id, FinanceableAsset.kind, FinanceableAsset.fingerprint, Lien.tenant_id, Tenant.code,
-                   Lien.financing_ref, Lien.amount, Lien.status, Lien.registration_no, Lien.registered_at,
-                   Lien.notice_at, Lien.placed_at, Lien.released_at)
-            .join(FinanceableAsset, FinanceableAsset.id == Lien.asset_id).join(Tenant, Tenant.id == Lien.tenant_id)
-            .where(Lien.id == lien_id)
-        ).first()
+        row = store.lien(conn, lien_id)
         if row is None:
             raise NotFound(f"no lien {lien_id}")
         return LienView(*row)
@@ -223,6 +209,5 @@ class FinancingRegistry:
     @staticmethod
     def _attempt(conn: Connection, asset_id: int, tenant_id: int, ref: str, amount: Decimal, outcome: str,
                  lien_id: int | None) -> None:
-        conn.execute(insert(FinancingAttempt).values(asset_id=asset_id, tenant_id=tenant_id, financing_ref=ref,
-                                                     amount=amount, outcome=outcome, lien_id=lien_id,
-                                                     attempted_at=datetime.now(UTC)))
+        store.insert_attempt(conn, asset_id=asset_id, tenant_id=tenant_id, financing_ref=ref, amount=amount,
+                             outcome=outcome, lien_id=lien_id, attempted_at=datetime.now(UTC))

@@ -8,11 +8,11 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Connection, Engine
 
 from iotfin.core.errors import Conflict, NotFound, Unauthorized, ValidationError
+from iotfin.identity import store
 from iotfin.identity.model import Principal, allowed_scopes, check_roles, grant, parse_scopes
-from iotfin.identity.tables import ApiClient, ConsoleUser, Enterprise, Tenant
 from iotfin.identity.tokens import TokenIssuer
 
 # argon2id with OWASP's recommended minimum (19 MiB, t=2, p=1): ~0.1 s per hash on this 2-core
@@ -52,20 +52,20 @@ class IdentityService:
         client_id = "ic_" + secrets.token_hex(8)
         secret = "ics_" + secrets.token_urlsafe(32)
         with self.engine.begin() as conn:
-            conn.execute(insert(ApiClient).values(client_id=client_id, secret_hash=_hasher.hash(secret), name=name,
-                                                  tenant_id=owner.tenant_id, enterprise_id=owner.enterprise_id,
-                                                  scopes=sorted(wanted), active=True))
+            store.insert_client(conn, client_id=client_id, secret_hash=_hasher.hash(secret), name=name,
+                                tenant_id=owner.tenant_id, enterprise_id=owner.enterprise_id,
+                                scopes=sorted(wanted), active=True)
         return {"client_id": client_id, "client_secret": secret, "name": name, "tenant": owner.tenant_code,
                 "enterprise_id": owner.enterprise_id, "scopes": sorted(wanted)}
 
     def deactivate_client(self, client_id: str) -> None:
         with self.engine.begin() as conn:
-            if not conn.execute(update(ApiClient).where(ApiClient.client_id == client_id).values(active=False)).rowcount:
+            if not store.deactivate_client(conn, client_id):
                 raise NotFound(f"no client {client_id!r}")
 
     def authenticate_client(self, client_id: str, secret: str) -> Principal:
         with self.engine.connect() as conn:
-            row = conn.execute(select(ApiClient).where(ApiClient.client_id == client_id)).first()
+            row = store.client(conn, client_id)
             owner = self._owner_of(conn, row.tenant_id, row.enterprise_id) if row is not None else None
         if not _verify(row.secret_hash if row is not None else None, secret) or row is None or not row.active:
             raise Unauthorized("unknown client or wrong secret")
@@ -90,18 +90,17 @@ class IdentityService:
         if "platform_admin" in role_set and not owner.platform:
             raise ValidationError("platform_admin users belong to the platform operator, not a lender")
         with self.engine.begin() as conn:
-            if conn.execute(select(ConsoleUser.id).where(ConsoleUser.username == username)).first():
+            if store.user_exists(conn, username):
                 raise Conflict(f"user {username!r} exists")
-            conn.execute(insert(ConsoleUser).values(username=username, password_hash=_hasher.hash(password),
-                                                    display_name=display_name or username, roles=sorted(role_set),
-                                                    tenant_id=owner.tenant_id, enterprise_id=owner.enterprise_id,
-                                                    active=True))
+            store.insert_user(conn, username=username, password_hash=_hasher.hash(password),
+                              display_name=display_name or username, roles=sorted(role_set),
+                              tenant_id=owner.tenant_id, enterprise_id=owner.enterprise_id, active=True)
         return {"username": username, "roles": sorted(role_set), "tenant": owner.tenant_code,
                 "enterprise_id": owner.enterprise_id}
 
     def authenticate_user(self, username: str, password: str) -> Principal:
         with self.engine.connect() as conn:
-            row = conn.execute(select(ConsoleUser).where(ConsoleUser.username == username)).first()
+            row = store.user(conn, username)
             owner = self._owner_of(conn, row.tenant_id, row.enterprise_id) if row is not None else None
         if not _verify(row.password_hash if row is not None else None, password) or row is None or not row.active:
             raise Unauthorized("unknown user or wrong password")
@@ -127,12 +126,12 @@ class IdentityService:
             raise ValidationError("a principal belongs to a tenant or to an enterprise, not both")
         with self.engine.connect() as conn:
             if tenant:
-                row = conn.execute(select(Tenant.id, Tenant.kind).where(Tenant.code == tenant)).first()
+                row = store.tenant_by_code(conn, tenant)
                 if row is None:
                     raise NotFound(f"no tenant with code {tenant!r}")
                 return Owner(row.id, tenant, None, row.kind == "platform")
             if enterprise_id is not None:
-                if conn.execute(select(Enterprise.id).where(Enterprise.id == enterprise_id)).first() is None:
+                if not store.enterprise_exists(conn, enterprise_id):
                     raise NotFound(f"no enterprise {enterprise_id}")
                 return Owner(None, None, enterprise_id, False)
         if not allow_none:
@@ -140,9 +139,9 @@ class IdentityService:
         return Owner(None, None, None, True)
 
     @staticmethod
-    def _owner_of(conn: Any, tenant_id: int | None, enterprise_id: int | None) -> Owner:
+    def _owner_of(conn: Connection, tenant_id: int | None, enterprise_id: int | None) -> Owner:
         if tenant_id is not None:
-            row = conn.execute(select(Tenant.code, Tenant.kind).where(Tenant.id == tenant_id)).one()
+            row = store.tenant_by_id(conn, tenant_id)
             return Owner(tenant_id, row.code, None, row.kind == "platform")
         if enterprise_id is not None:
             return Owner(None, None, enterprise_id, False)

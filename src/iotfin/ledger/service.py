@@ -12,7 +12,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from sqlalchemy import Connection, Engine, insert, select
+from sqlalchemy import Connection, Engine
 
 from iotfin.core.errors import NotFound, ValidationError
 from iotfin.core.jsonvalues import jsonable
@@ -23,7 +23,6 @@ from iotfin.ledger.evidence import FORMAT, b64
 from iotfin.ledger.ports import RecordLoader, RecordLoaders
 from iotfin.ledger.records import leaf_payload, new_salt, record_type
 from iotfin.ledger.store import LedgerStore
-from iotfin.ledger.tables import ledger_anchors, ledger_checkpoints, ledger_leaves
 from iotfin.ledger.telemetry_proof import series_at, series_leaf_hashes
 from iotfin.ledger.witness import format_add_checkpoint_request, parse_cosignature_response
 from iotfin.telemetry.model import sort_order
@@ -77,7 +76,7 @@ class LedgerService:
                    for (rid, body), salt in zip(items, salts, strict=True)]
 
         def remember(conn: Connection, first: int) -> None:
-            conn.execute(insert(ledger_anchors), [
+            self.store.insert_anchors(conn, [
                 {"leaf_index": first + i, "record_type": rtype.name, "record_id": str(rid), "salt": salt}
                 for i, ((rid, _), salt) in enumerate(zip(items, salts, strict=True))])
 
@@ -148,9 +147,7 @@ class LedgerService:
         since it was anchored cannot be proved: its commitment no longer matches)."""
         rtype = record_type(type_name)
         with self.engine.connect() as conn:
-            anchor = conn.execute(select(ledger_anchors).where(
-                ledger_anchors.c.record_type == rtype.name, ledger_anchors.c.record_id == str(record_id))
-                .order_by(ledger_anchors.c.leaf_index.desc())).first()
+            anchor = self.store.latest_anchor(conn, rtype.name, str(record_id))
             if anchor is None:
                 raise NotFound(f"{type_name} {record_id} is not anchored")
             leaf = self.store.leaf(anchor.leaf_index)
@@ -214,20 +211,18 @@ class LedgerService:
         tree = merkle.MemoryTree()
         checkpoints = {}
         with self.engine.connect() as conn:
-            for row in conn.execute(select(ledger_checkpoints.c.size, ledger_checkpoints.c.root)):
+            for row in self.store.checkpoint_roots(conn):
                 checkpoints[int(row.size)] = bytes(row.root)
             latest: dict[tuple[str, str], Any] = {}
-            for a in conn.execute(select(ledger_anchors).order_by(ledger_anchors.c.leaf_index)):
+            for a in self.store.anchors(conn):
                 latest[(a.record_type, a.record_id)] = a
             # The payloads the record check needs are kept from the one pass over the leaves.
             wanted = {a.leaf_index for (t, _), a in latest.items()
                       if t in self.loaders and a.salt is not None}
             payloads: dict[int, bytes] = {}
-            c = ledger_leaves.c
             start = 0
             while True:
-                rows = conn.execute(select(c.idx, c.record_type, c.record_id, c.payload)
-                                    .where(c.idx >= start).order_by(c.idx).limit(chunk)).all()
+                rows = self.store.leaves_from(conn, start, chunk)
                 if not rows:
                     break
                 if rows[-1].idx != tree.size + len(rows) - 1:

@@ -12,11 +12,11 @@ the head is assembled from whatever snapshot the query sees.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Engine, bindparam, func, select, update
+from sqlalchemy import Connection, Engine, Result, Row, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from iotfin.core.errors import Conflict, IotfinError, NotFound
@@ -24,7 +24,7 @@ from iotfin.db.engine import write_transaction
 from iotfin.ledger import merkle, tiles
 from iotfin.ledger.checkpoint import Checkpoint, SignerKey, sign_checkpoint
 from iotfin.ledger.entry import Entry, LeafRecord, check_entry, entry_leaf_hash
-from iotfin.ledger.tables import ledger_checkpoints, ledger_head, ledger_leaves, ledger_tiles
+from iotfin.ledger.tables import ledger_anchors, ledger_checkpoints, ledger_head, ledger_leaves, ledger_tiles
 
 HEAD_ID = 1
 
@@ -183,6 +183,12 @@ class LedgerStore:
             conn.execute(ledger_checkpoints.insert().values(size=size, root=root, note=note))
         return note
 
+    @staticmethod
+    def insert_anchors(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Remember which record each leaf anchors (leaf_index, record_type, record_id, salt), on the
+        caller's connection: inside the append's transaction, so they commit with the leaves."""
+        conn.execute(insert(ledger_anchors), list(rows))
+
     # --- reading ------------------------------------------------------------------------------
 
     def size(self) -> int:
@@ -224,6 +230,32 @@ class LedgerStore:
     def latest_checkpoint(self) -> CheckpointRecord | None:
         with self._reader.connect() as conn:
             return self._latest_checkpoint(conn)
+
+    # Reads on the caller's connection (a use case reading anchors, leaves and records together).
+
+    @staticmethod
+    def latest_anchor(conn: Connection, record_type: str, record_id: str) -> Row[Any] | None:
+        """The record's latest anchor row (None: never anchored)."""
+        return conn.execute(select(ledger_anchors).where(
+            ledger_anchors.c.record_type == record_type, ledger_anchors.c.record_id == record_id)
+            .order_by(ledger_anchors.c.leaf_index.desc())).first()
+
+    @staticmethod
+    def anchors(conn: Connection) -> Result[Any]:
+        """Every anchor row, in leaf order."""
+        return conn.execute(select(ledger_anchors).order_by(ledger_anchors.c.leaf_index))
+
+    @staticmethod
+    def checkpoint_roots(conn: Connection) -> Result[Any]:
+        """(size, root) of every signed checkpoint."""
+        return conn.execute(select(ledger_checkpoints.c.size, ledger_checkpoints.c.root))
+
+    @staticmethod
+    def leaves_from(conn: Connection, start: int, limit: int) -> Sequence[Row[Any]]:
+        """Up to `limit` leaves (idx, record_type, record_id, payload) from index `start`, in order."""
+        c = ledger_leaves.c
+        return conn.execute(select(c.idx, c.record_type, c.record_id, c.payload)
+                            .where(c.idx >= start).order_by(c.idx).limit(limit)).all()
 
     # --- internals ----------------------------------------------------------------------------
 

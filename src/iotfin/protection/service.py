@@ -7,20 +7,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache
 from typing import Any, Protocol
 
-from sqlalchemy import Engine, Select, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, Row
 
 from iotfin.core.errors import IotfinError, NotFound, ValidationError
 from iotfin.db.engine import write_transaction
-from iotfin.db.pagination import PageParams, fetch_page, keyset_page
-from iotfin.db.types import UTCDateTime, utc_iso
-from iotfin.identity.access import visibility, visible_rows
+from iotfin.db.pagination import PageParams
+from iotfin.identity.access import visibility
 from iotfin.identity.crypto import PREFIX, FieldCipher
 from iotfin.identity.model import Principal
-from iotfin.identity.tables import Enterprise, Tenant
+from iotfin.identity.tables import Enterprise
 from iotfin.protection import model as m
+from iotfin.protection import store
 from iotfin.protection.tables import Complaint, HardshipRequest
 
 # Which encrypted columns exist: (table class, column attribute) -> AES-GCM associated data.
@@ -94,23 +93,22 @@ class ProtectionService:
                 enterprise_id = who.enterprise_id
             elif not who.platform:
                 raise ValidationError("complaints are filed by the enterprise, or by the platform on its behalf")
-            if enterprise_id is not None and conn.execute(select(Enterprise.id).where(Enterprise.id == enterprise_id)).first() is None:
+            if enterprise_id is not None and not store.enterprise_exists(conn, enterprise_id):
                 raise NotFound(f"no enterprise {enterprise_id}")
-            cid = conn.execute(insert(Complaint).values(
-                tenant_id=tenant_id, enterprise_id=enterprise_id, category=category, subject=subject,
+            cid = store.insert_complaint(
+                conn, tenant_id=tenant_id, enterprise_id=enterprise_id, category=category, subject=subject,
                 description=description, submitted_by=who.subject, status="submitted", submitted_at=now,
                 ack_due_at=due.acknowledge_by, resolve_due_at=due.resolve_by,
                 contact_name_enc=self.cipher.encrypt(contact_name, "complaints.contact_name"),
                 contact_phone_enc=self.cipher.encrypt(contact_phone, "complaints.contact_phone"),
-            ).returning(Complaint.id)).scalar_one()
+            )
             self._emit(conn, "complaint.updated", {"complaint_id": cid, "status": "submitted"}, tenant_id, enterprise_id)
         return self.complaint(who, cid)
 
     def complaint(self, who: Principal, complaint_id: int) -> dict[str, Any]:
         kind, owner = visibility(who)
         with self.engine.connect() as conn:
-            row = conn.execute(_complaints_query(kind, by_id=True),
-                               {"id": complaint_id, "owner": owner, "now": self.clock()}).first()
+            row = store.complaint_row(conn, kind, owner, complaint_id, self.clock())
         if row is None:
             raise NotFound(f"no complaint {complaint_id}")
         return self._complaint_json(row, personal=True)
@@ -118,9 +116,9 @@ class ProtectionService:
     def complaints(self, who: Principal, page: PageParams, status: str | None = None,
                    overdue_only: bool = False) -> tuple[list[dict[str, Any]], str | None]:
         kind, owner = visibility(who)
-        stmt = _complaints_query(kind, by_status=bool(status), overdue_only=overdue_only, after=page.after is not None)
         with self.engine.connect() as conn:
-            rows, cursor = fetch_page(conn, stmt, {"owner": owner, "status": status, "now": self.clock()}, page)
+            rows, cursor = store.complaints_page(conn, kind, owner, page, status=status, overdue_only=overdue_only,
+                                                 now=self.clock())
         return [self._complaint_json(r, personal=False) for r in rows], cursor
 
     def acknowledge(self, who: Principal, complaint_id: int) -> dict[str, Any]:
@@ -139,11 +137,11 @@ class ProtectionService:
 
     def _move(self, who: Principal, complaint_id: int, action: str, values: dict[str, Any]) -> dict[str, Any]:
         with write_transaction(self.engine) as conn:
-            row = conn.execute(select(Complaint).where(Complaint.id == complaint_id)).first()
+            row = store.complaint(conn, complaint_id)
             if row is None or not self._handles(who, row.tenant_id):
                 raise NotFound(f"no complaint {complaint_id}")
             status = m.complaint_transition(row.status, action)
-            conn.execute(update(Complaint).where(Complaint.id == complaint_id).values(status=status, **values))
+            store.update_complaint(conn, complaint_id, status=status, **values)
             self._emit(conn, "complaint.updated", {"complaint_id": complaint_id, "status": status},
                        row.tenant_id, row.enterprise_id)
         return self.complaint(who, complaint_id)
@@ -161,18 +159,18 @@ class ProtectionService:
                 enterprise_id = who.enterprise_id
             elif not who.platform or enterprise_id is None:
                 raise ValidationError("hardship requests are filed by the enterprise, or by the platform naming it")
-            hid = conn.execute(insert(HardshipRequest).values(
-                tenant_id=tenant_id, enterprise_id=enterprise_id, loan_ref=loan_ref, reason_code=reason_code,
+            hid = store.insert_hardship(
+                conn, tenant_id=tenant_id, enterprise_id=enterprise_id, loan_ref=loan_ref, reason_code=reason_code,
                 relief=relief, description=description, submitted_by=who.subject, status="submitted",
                 submitted_at=self.clock(), relief_status="not_applicable",
                 contact_phone_enc=self.cipher.encrypt(contact_phone, "hardship_requests.contact_phone"),
-            ).returning(HardshipRequest.id)).scalar_one()
+            )
         return self.hardship(who, hid)
 
     def hardship(self, who: Principal, request_id: int) -> dict[str, Any]:
         kind, owner = visibility(who)
         with self.engine.connect() as conn:
-            row = conn.execute(_hardship_query(kind, by_id=True), {"id": request_id, "owner": owner}).first()
+            row = store.hardship_row(conn, kind, owner, request_id)
         if row is None:
             raise NotFound(f"no hardship request {request_id}")
         return self._hardship_json(row, personal=True)
@@ -180,17 +178,15 @@ class ProtectionService:
     def hardship_requests(self, who: Principal, page: PageParams,
                           status: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
         kind, owner = visibility(who)
-        stmt = _hardship_query(kind, by_status=bool(status), after=page.after is not None)
         with self.engine.connect() as conn:
-            rows, cursor = fetch_page(conn, stmt, {"owner": owner, "status": status}, page)
+            rows, cursor = store.hardship_page(conn, kind, owner, page, status=status)
         return [self._hardship_json(r, personal=False) for r in rows], cursor
 
     def review_hardship(self, who: Principal, request_id: int, note: str) -> dict[str, Any]:
         with write_transaction(self.engine) as conn:
             row = self._lender_hardship(conn, who, request_id)
             status = m.hardship_transition(row.status, "review")
-            conn.execute(update(HardshipRequest).where(HardshipRequest.id == request_id)
-                         .values(status=status, reviewer=who.subject, review_note=note))
+            store.update_hardship(conn, request_id, status=status, reviewer=who.subject, review_note=note)
         return self.hardship(who, request_id)
 
     def decide_hardship(self, who: Principal, request_id: int, approve: bool, reason: str) -> dict[str, Any]:
@@ -200,9 +196,8 @@ class ProtectionService:
             row = self._lender_hardship(conn, who, request_id)
             status = m.hardship_transition(row.status, "approve" if approve else "decline")
             relief_status = "awaiting_lending" if approve else "not_applicable"
-            conn.execute(update(HardshipRequest).where(HardshipRequest.id == request_id).values(
-                status=status, decided_by=who.subject, decided_at=self.clock(), decision_reason=reason,
-                relief_status=relief_status))
+            store.update_hardship(conn, request_id, status=status, decided_by=who.subject, decided_at=self.clock(),
+                                  decision_reason=reason, relief_status=relief_status)
             self._emit(conn, "hardship.decided", {"hardship_request_id": request_id, "status": status,
                                                   "loan_ref": row.loan_ref}, row.tenant_id, row.enterprise_id)
             approved = ApprovedRelief(request_id, row.tenant_id, row.enterprise_id, row.loan_ref, row.relief,
@@ -213,17 +208,15 @@ class ProtectionService:
             except IotfinError as exc:
                 # The approval stands; the relief waits for an officer, with lending's refusal on record.
                 with self.engine.begin() as conn:
-                    conn.execute(update(HardshipRequest).where(HardshipRequest.id == request_id)
-                                 .values(relief_ref=f"refused: {exc}"[:100]))
+                    store.update_hardship(conn, request_id, relief_ref=f"refused: {exc}"[:100])
             else:
                 if ref is not None:
                     with self.engine.begin() as conn:
-                        conn.execute(update(HardshipRequest).where(HardshipRequest.id == request_id)
-                                     .values(relief_status="applied", relief_ref=ref[:100]))
+                        store.update_hardship(conn, request_id, relief_status="applied", relief_ref=ref[:100])
         return self.hardship(who, request_id)
 
-    def _lender_hardship(self, conn: Any, who: Principal, request_id: int) -> Any:
-        row = conn.execute(select(HardshipRequest).where(HardshipRequest.id == request_id)).first()
+    def _lender_hardship(self, conn: Connection, who: Principal, request_id: int) -> Row:
+        row = store.hardship(conn, request_id)
         if row is None or not self._handles(who, row.tenant_id):
             raise NotFound(f"no hardship request {request_id}")
         return row
@@ -232,9 +225,8 @@ class ProtectionService:
 
     def legal_representative(self, enterprise_id: int) -> dict[str, Any]:
         """The enterprise's legal representative in plaintext (the caller's right to it is checked at the edge)."""
-        columns = [getattr(Enterprise, attr) for attr in ENTERPRISE_PII]
         with self.engine.connect() as conn:
-            row = conn.execute(select(*columns).where(Enterprise.id == enterprise_id)).first()
+            row = store.enterprise_fields(conn, enterprise_id, tuple(ENTERPRISE_PII))
         if row is None:
             raise NotFound(f"no enterprise {enterprise_id}")
         return {"enterprise_id": enterprise_id} | {
@@ -244,29 +236,24 @@ class ProtectionService:
     def plaintext_left(self) -> int:
         """Enterprise rows whose personal fields are not yet encrypted (written before 0013)."""
         with self.engine.connect() as conn:
-            return conn.execute(select(func.count()).select_from(Enterprise).where(or_(
-                *(getattr(Enterprise, a).not_like(f"{PREFIX}%") for a in ENTERPRISE_PII)))).scalar_one()
+            return store.count_plaintext_enterprises(conn, tuple(ENTERPRISE_PII))
 
     def reencrypt(self, batch: int = 500) -> dict[str, int]:
         """Rewrite every personal field not under the active key, and encrypt any still in plaintext
         (the legal representative's fields of rows written before migration 0013); counts per column."""
         counts: dict[str, int] = {}
         for (table, attr), context in ENCRYPTED_FIELDS.items():
-            column = getattr(table, attr)
             done = 0
             last = 0
             while True:
                 with write_transaction(self.engine) as conn:
-                    rows = conn.execute(select(table.id, column).where(table.id > last, column.is_not(None))
-                                        .order_by(table.id).limit(batch)).all()
+                    rows = store.encrypted_values(conn, table, attr, after=last, limit=batch)
                     for row_id, value in rows:
                         if not value.startswith(PREFIX):  # plaintext written before encryption (0013): seal it
-                            conn.execute(update(table).where(table.id == row_id)
-                                         .values({attr: self.cipher.encrypt(value, context)}))
+                            store.set_encrypted_value(conn, table, attr, row_id, self.cipher.encrypt(value, context))
                             done += 1
                         elif self.cipher.needs_reencrypt(value):
-                            conn.execute(update(table).where(table.id == row_id)
-                                         .values({attr: self.cipher.reencrypt(value, context)}))
+                            store.set_encrypted_value(conn, table, attr, row_id, self.cipher.reencrypt(value, context))
                             done += 1
                 if len(rows) < batch:
                     break
@@ -282,20 +269,20 @@ class ProtectionService:
         return who.platform or (who.enterprise_id is None and who.tenant_id is not None and who.tenant_id == tenant_id)
 
     @staticmethod
-    def _tenant_id(conn: Any, code: str) -> int:
-        found = conn.execute(select(Tenant.id).where(Tenant.code == code)).scalar()
+    def _tenant_id(conn: Connection, code: str) -> int:
+        found = store.tenant_id(conn, code)
         if found is None:
             raise NotFound(f"no tenant with code {code!r}")
         return int(found)
 
-    def _emit(self, conn: Any, event_type: str, payload: dict[str, Any], tenant_id: int | None,
+    def _emit(self, conn: Connection, event_type: str, payload: dict[str, Any], tenant_id: int | None,
               enterprise_id: int | None) -> None:
         if self.events is not None:
             self.events(conn, event_type, payload, tenant_id=tenant_id, enterprise_id=enterprise_id)
 
     def _complaint_json(self, row: Any, personal: bool) -> dict[str, Any]:
-        data = dict(zip(_COMPLAINT_KEYS, row, strict=False))  # the personal fields last, in reads by id only
-        data["overdue"] = [deadline for deadline in _LATE if data.pop(f"late_{deadline}")]
+        data = dict(zip(store.COMPLAINT_KEYS, row, strict=False))  # the personal fields last, in reads by id only
+        data["overdue"] = [deadline for deadline in store.DEADLINES if data.pop(f"late_{deadline}")]
         data["category_text"] = m.texts(data["category"], m.COMPLAINT_CATEGORIES)
         data["status_text"] = m.texts(data["status"], m.COMPLAINT_STATUSES)
         data["resolution_text"] = m.texts(data["resolution_code"], m.RESOLUTIONS)
@@ -305,7 +292,7 @@ class ProtectionService:
         return data
 
     def _hardship_json(self, row: Any, personal: bool) -> dict[str, Any]:
-        data = dict(zip(_HARDSHIP_KEYS, row, strict=False))  # the personal field last, in reads by id only
+        data = dict(zip(store.HARDSHIP_KEYS, row, strict=False))  # the personal field last, in reads by id only
         data["reason_text"] = m.texts(data["reason_code"], m.HARDSHIP_REASONS)
         data["relief_text"] = m.texts(data["relief"], m.RELIEF_KINDS)
         data["status_text"] = m.texts(data["status"], m.HARDSHIP_STATUSES)
@@ -313,74 +300,3 @@ class ProtectionService:
             data["contact_phone"] = self.cipher.decrypt(data.pop("contact_phone_enc"), "hardship_requests.contact_phone")
         return data
 
-
-# --- reads -------------------------------------------------------------------------------------
-# A read is one statement per kind of caller and filter, built once (`functools.cache`) and run with
-# the caller's values as bound parameters; the rows come back with the API's field names and the
-# timestamps already in RFC 3339 (`utc_iso`). Measured on a 20-item complaints page: building the
-# statement per request, SQLAlchemy's result map for ORM-annotated columns and a datetime parsed and
-# formatted per cell were three quarters of the service's CPU (bench/api_read.py, docs/benchmarks.md).
-
-_C = Complaint.__table__.c
-_H = HardshipRequest.__table__.c
-_OWNER = bindparam("owner")
-_NOW = bindparam("now", type_=UTCDateTime())
-
-#: A complaint's deadlines, as SQL so that a page both reports and filters on them: acknowledgement
-#: is late while a submitted complaint is unacknowledged past its due time; resolution is late while
-#: the complaint is unresolved past its due time.
-_LATE = {
-    "acknowledgement": and_(_C.status == "submitted", _C.acknowledged_at.is_(None), _C.ack_due_at < _NOW),
-    "resolution": and_(_C.status != "resolved", _C.resolve_due_at < _NOW),
-}
-_COMPLAINT_FIELDS = (
-    _C.id, _C.tenant_id, _C.enterprise_id, _C.category, _C.subject, _C.description, _C.status,
-    utc_iso(_C.submitted_at).label("submitted_at"), utc_iso(_C.ack_due_at).label("acknowledge_by"),
-    utc_iso(_C.resolve_due_at).label("resolve_by"), utc_iso(_C.acknowledged_at).label("acknowledged_at"),
-    _C.assignee, utc_iso(_C.escalated_at).label("escalated_at"), _C.escalation_reason,
-    utc_iso(_C.resolved_at).label("resolved_at"), _C.resolution_code, _C.resolution_text.label("resolution_note"),
-    *(late.label(f"late_{deadline}") for deadline, late in _LATE.items()),
-)
-_HARDSHIP_FIELDS = (
-    _H.id, _H.tenant_id, _H.enterprise_id, _H.loan_ref, _H.reason_code, _H.relief, _H.description, _H.status,
-    utc_iso(_H.submitted_at).label("submitted_at"), _H.reviewer, _H.review_note, _H.decided_by,
-    utc_iso(_H.decided_at).label("decided_at"), _H.decision_reason, _H.relief_status, _H.relief_ref,
-)
-
-_COMPLAINT_PERSONAL = (_C.contact_name_enc, _C.contact_phone_enc)
-_HARDSHIP_PERSONAL = (_H.contact_phone_enc,)
-# Row -> dict by position: SQLAlchemy's Row._asdict rebuilds its key list for every row.
-_COMPLAINT_KEYS = tuple(column.key for column in (*_COMPLAINT_FIELDS, *_COMPLAINT_PERSONAL))
-_HARDSHIP_KEYS = tuple(column.key for column in (*_HARDSHIP_FIELDS, *_HARDSHIP_PERSONAL))
-
-
-@cache
-def _complaints_query(kind: str, *, by_id: bool = False, by_status: bool = False, overdue_only: bool = False,
-                      after: bool = False) -> Select:
-    """Complaints a caller of this `visibility` kind sees: one by `id` (with the encrypted contact
-    fields), or a page (`status`, overdue only)."""
-    stmt = select(*_COMPLAINT_FIELDS, *_COMPLAINT_PERSONAL) if by_id else select(*_COMPLAINT_FIELDS)
-    stmt = _visible(stmt, kind, _C, by_id, by_status)
-    if overdue_only:
-        stmt = stmt.where(or_(*_LATE.values()))
-    return stmt if by_id else keyset_page(stmt, _C.id, after=after)
-
-
-@cache
-def _hardship_query(kind: str, *, by_id: bool = False, by_status: bool = False, after: bool = False) -> Select:
-    """Hardship requests a caller of this `visibility` kind sees: one by `id` (with the encrypted
-    phone), or a page (`status`)."""
-    stmt = select(*_HARDSHIP_FIELDS, *_HARDSHIP_PERSONAL) if by_id else select(*_HARDSHIP_FIELDS)
-    stmt = _visible(stmt, kind, _H, by_id, by_status)
-    return stmt if by_id else keyset_page(stmt, _H.id, after=after)
-
-
-def _visible(stmt: Select, kind: str, table: Any, by_id: bool, by_status: bool) -> Select:
-    clause = visible_rows(kind, _OWNER, table.tenant_id, table.enterprise_id)
-    if clause is not None:
-        stmt = stmt.where(clause)
-    if by_id:
-        stmt = stmt.where(table.id == bindparam("id"))
-    if by_status:
-        stmt = stmt.where(table.status == bindparam("status"))
-    return stmt

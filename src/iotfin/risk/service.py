@@ -18,12 +18,11 @@ from collections.abc import Iterable, Mapping
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
 from iotfin.core.errors import Forbidden, NotFound
 from iotfin.core.time import utc_now
 from iotfin.identity.model import Principal
-from iotfin.identity.tables import Tenant
 from iotfin.risk import store
 from iotfin.risk.features.catalogue import ALL_TELEMETRY, CATALOGUE
 from iotfin.risk.grades import grade_of
@@ -87,7 +86,7 @@ class RatingService:
         ids = [int(i) for i in scored["enterprise_id"]]
         reads = self.consented_reads(ids, withheld)
         with self.engine.connect() as conn:
-            tenant_id = conn.execute(select(Tenant.id).where(Tenant.code == lender)).scalar()
+            tenant_id = store.tenant_id_of(conn, lender)
         rated_at = rated_at or utc_now()
         rows = []
         for eid, record in zip(ids, scored.to_dict("records"), strict=True):

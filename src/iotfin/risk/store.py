@@ -15,9 +15,15 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select
 
+from iotfin.identity.tables import Tenant
 from iotfin.risk.tables import CreditRating
 
 ratings_t = CreditRating.__table__
+
+
+def tenant_id_of(conn: Connection, code: str) -> int | None:
+    """The id of the tenant with this code (None: no such tenant; the rating then names the lender only)."""
+    return conn.execute(select(Tenant.id).where(Tenant.code == code)).scalar()
 
 
 def insert_ratings(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:

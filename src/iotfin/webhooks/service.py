@@ -12,15 +12,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import Connection, Engine, insert, or_, select, update
+from sqlalchemy import Connection, Engine, Row
 
 from iotfin.core.errors import NotFound, ValidationError
 from iotfin.core.jsonout import dumps
 from iotfin.db.engine import write_transaction
-from iotfin.db.pagination import PageParams, paginate
-from iotfin.identity.access import owned_by
+from iotfin.db.pagination import PageParams
 from iotfin.identity.crypto import FieldCipher
 from iotfin.identity.model import Principal
+from iotfin.webhooks import store
 from iotfin.webhooks.model import (
     MAX_ATTEMPTS,
     Allowlist,
@@ -30,7 +30,6 @@ from iotfin.webhooks.model import (
     check_url,
     ip_of,
 )
-from iotfin.webhooks.tables import WebhookAttempt, WebhookDelivery, WebhookEvent, WebhookSubscription
 
 SECRET_CONTEXT = "webhook_subscriptions.secret"
 
@@ -110,27 +109,23 @@ class WebhookService:
         self._vet(url, must_resolve=False)
         secret = "whsec_" + secrets.token_urlsafe(32)
         with self.engine.begin() as conn:
-            sub_id = conn.execute(insert(WebhookSubscription).values(
-                tenant_id=tenant_id, enterprise_id=enterprise_id, url=url, event_types=types,
+            sub_id = store.insert_subscription(
+                conn, tenant_id=tenant_id, enterprise_id=enterprise_id, url=url, event_types=types,
                 description=description, secret_enc=self.cipher.encrypt(secret, SECRET_CONTEXT), active=True,
-            ).returning(WebhookSubscription.id)).scalar_one()
+            )
         return self._subscription_json(sub_id, url, types, description, True) | {"secret": secret}
 
     def subscriptions(self, who: Principal, page: PageParams) -> tuple[list[dict[str, Any]], str | None]:
-        s = WebhookSubscription
-        stmt = owned_by(select(s.id, s.url, s.event_types, s.description, s.active), who, s.tenant_id, s.enterprise_id)
         with self.engine.connect() as conn:
-            rows, cursor = paginate(conn, stmt, s.id, page)
+            rows, cursor = store.subscriptions_page(conn, who, page)
         return [self._subscription_json(r.id, r.url, r.event_types, r.description, r.active) for r in rows], cursor
 
     def unsubscribe(self, who: Principal, sub_id: int) -> None:
         with self.engine.begin() as conn:
             self._visible_subscription(conn, who, sub_id)
-            conn.execute(update(WebhookSubscription).where(WebhookSubscription.id == sub_id).values(active=False))
+            store.deactivate_subscription(conn, sub_id)
             # Nothing more goes out to a cancelled subscription.
-            conn.execute(update(WebhookDelivery).where(WebhookDelivery.subscription_id == sub_id,
-                                                       WebhookDelivery.status == "pending")
-                         .values(status="failed", last_error="subscription cancelled"))
+            store.fail_pending_deliveries(conn, sub_id, "subscription cancelled")
 
     def ping(self, who: Principal, sub_id: int) -> str:
         with self.engine.begin() as conn:
@@ -147,20 +142,15 @@ class WebhookService:
         check_event_types([event_type])
         event_id = str(uuid.uuid4())
         now = datetime.now(UTC)
-        pk = conn.execute(insert(WebhookEvent).values(
-            event_id=event_id, event_type=event_type, tenant_id=tenant_id, enterprise_id=enterprise_id,
-            payload=payload, created_at=now).returning(WebhookEvent.id)).scalar_one()
-        s = WebhookSubscription
-        owners = [c for c in (s.tenant_id == tenant_id if tenant_id is not None else None,
-                              s.enterprise_id == enterprise_id if enterprise_id is not None else None) if c is not None]
-        if not owners:
+        pk = store.insert_event(conn, event_id=event_id, event_type=event_type, tenant_id=tenant_id,
+                                enterprise_id=enterprise_id, payload=payload, created_at=now)
+        subscriptions = store.matching_subscriptions(conn, tenant_id=tenant_id, enterprise_id=enterprise_id,
+                                                     only_subscription=only_subscription)
+        if subscriptions is None:
             return event_id
-        stmt = select(s.id, s.event_types).where(s.active.is_(True), or_(*owners))
-        if only_subscription is not None:
-            stmt = stmt.where(s.id == only_subscription)
-        targets = [r.id for r in conn.execute(stmt) if event_type in r.event_types]
+        targets = [r.id for r in subscriptions if event_type in r.event_types]
         if targets:
-            conn.execute(insert(WebhookDelivery), [
+            store.insert_deliveries(conn, [
                 {"event_id": pk, "subscription_id": t, "status": "pending", "attempts": 0, "next_attempt_at": now}
                 for t in targets])
         return event_id
@@ -171,17 +161,10 @@ class WebhookService:
         """Take up to `limit` due deliveries, pushing their next attempt `lease_s` ahead so another
         worker does not take them too (on PostgreSQL, SKIP LOCKED keeps workers apart meanwhile)."""
         now = now or datetime.now(UTC)
-        d, e, s = WebhookDelivery, WebhookEvent, WebhookSubscription
         with write_transaction(self.engine) as conn:
-            rows = conn.execute(
-                select(d.id, d.attempts, s.url, s.secret_enc, e.event_id, e.event_type, e.payload, e.created_at)
-                .join(e, e.id == d.event_id).join(s, s.id == d.subscription_id)
-                .where(d.status == "pending", d.next_attempt_at <= now)
-                .order_by(d.next_attempt_at).limit(limit).with_for_update(skip_locked=True, of=d)
-            ).all()
+            rows = store.lock_due_deliveries(conn, now, limit)
             if rows:
-                conn.execute(update(d).where(d.id.in_([r.id for r in rows]))
-                             .values(next_attempt_at=now + timedelta(seconds=lease_s)))
+                store.postpone_deliveries(conn, [r.id for r in rows], now + timedelta(seconds=lease_s))
         return [Job(r.id, r.attempts + 1, r.url, self.cipher.decrypt(r.secret_enc, SECRET_CONTEXT), r.event_id,
                     r.event_type, dumps({"id": r.event_id, "type": r.event_type,
                                          "created_at": r.created_at.isoformat(), "data": r.payload}).encode())
@@ -203,45 +186,31 @@ class WebhookService:
             values = {"status": "pending", "next_attempt_at": now + timedelta(seconds=delay)}
         error = error[:300] if error else None
         with write_transaction(self.engine) as conn:
-            conn.execute(insert(WebhookAttempt).values(delivery_id=job.delivery_id, attempt=job.attempt, at=now,
-                                                       status_code=status_code, error=error, duration_ms=duration_ms))
-            conn.execute(update(WebhookDelivery).where(WebhookDelivery.id == job.delivery_id, WebhookDelivery.status == "pending")
-                         .values(attempts=job.attempt, last_status_code=status_code, last_error=error, **values))
+            store.insert_attempt(conn, delivery_id=job.delivery_id, attempt=job.attempt, at=now,
+                                 status_code=status_code, error=error, duration_ms=duration_ms)
+            store.update_pending_delivery(conn, job.delivery_id, attempts=job.attempt, last_status_code=status_code,
+                                          last_error=error, **values)
         return values["status"]
 
     # --- the delivery log ---------------------------------------------------------------------
 
     def deliveries(self, who: Principal, page: PageParams, status: str | None = None,
                    event_type: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
-        stmt = owned_by(self._log_select(), who, WebhookSubscription.tenant_id, WebhookSubscription.enterprise_id)
-        if status:
-            stmt = stmt.where(WebhookDelivery.status == status)
-        if event_type:
-            stmt = stmt.where(WebhookEvent.event_type == event_type)
         with self.engine.connect() as conn:
-            rows, cursor = paginate(conn, stmt, WebhookDelivery.id, page)
+            rows, cursor = store.deliveries_page(conn, who, page, status=status, event_type=event_type)
         return [self._delivery_json(r) for r in rows], cursor
 
     def delivery(self, who: Principal, delivery_id: int) -> dict[str, Any]:
         with self.engine.connect() as conn:
-            row = conn.execute(self._log_select().add_columns(WebhookSubscription.tenant_id, WebhookSubscription.enterprise_id)
-                               .where(WebhookDelivery.id == delivery_id)).first()
+            row = store.delivery(conn, delivery_id)
             if row is None or not who.can_see(row.tenant_id, row.enterprise_id):
                 raise NotFound(f"no delivery {delivery_id}")
-            attempts = conn.execute(select(WebhookAttempt).where(WebhookAttempt.delivery_id == delivery_id)
-                                    .order_by(WebhookAttempt.attempt)).all()
+            attempts = store.attempts(conn, delivery_id)
         return self._delivery_json(row) | {"attempt_log": [
             {"attempt": a.attempt, "at": a.at.isoformat(), "status_code": a.status_code, "error": a.error,
              "duration_ms": a.duration_ms} for a in attempts]}
 
     # --- helpers ------------------------------------------------------------------------------
-
-    @staticmethod
-    def _log_select():  # noqa: ANN205
-        d, e, s = WebhookDelivery, WebhookEvent, WebhookSubscription
-        return (select(d.id, d.subscription_id, d.status, d.attempts, d.next_attempt_at, d.last_status_code,
-                       d.last_error, d.delivered_at, e.event_id, e.event_type, s.url)
-                .join(e, e.id == d.event_id).join(s, s.id == d.subscription_id))
 
     @staticmethod
     def _delivery_json(r: Any) -> dict[str, Any]:
@@ -256,8 +225,8 @@ class WebhookService:
         return {"id": sub_id, "url": url, "event_types": types, "description": description, "active": active}
 
     @staticmethod
-    def _visible_subscription(conn: Connection, who: Principal, sub_id: int) -> Any:
-        row = conn.execute(select(WebhookSubscription).where(WebhookSubscription.id == sub_id)).first()
+    def _visible_subscription(conn: Connection, who: Principal, sub_id: int) -> Row:
+        row = store.subscription(conn, sub_id)
         if row is None or not who.can_see(row.tenant_id, row.enterprise_id):
             raise NotFound(f"no subscription {sub_id}")
         return row

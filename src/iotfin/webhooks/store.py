@@ -1,0 +1,136 @@
+"""Queries of webhooks (its tables are in `iotfin.webhooks.tables`): subscriptions, the outbox of
+events and deliveries, delivery attempts and the delivery log, read and written on the caller's
+connection (the service holds the transaction)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, Select, insert, or_, select, update
+
+from iotfin.db.pagination import PageParams, paginate
+from iotfin.identity.access import owned_by
+from iotfin.identity.model import Principal
+from iotfin.webhooks.tables import WebhookAttempt, WebhookDelivery, WebhookEvent, WebhookSubscription
+
+# --- subscriptions -----------------------------------------------------------------------------
+
+
+def insert_subscription(conn: Connection, **values: Any) -> int:
+    """Store a new subscription; its id."""
+    return conn.execute(insert(WebhookSubscription).values(**values).returning(WebhookSubscription.id)).scalar_one()
+
+
+def subscriptions_page(conn: Connection, who: Principal, page: PageParams) -> tuple[Sequence[Row], str | None]:
+    """A page of the subscriptions `who` owns (id, url, event_types, description, active)."""
+    s = WebhookSubscription
+    stmt = owned_by(select(s.id, s.url, s.event_types, s.description, s.active), who, s.tenant_id, s.enterprise_id)
+    return paginate(conn, stmt, s.id, page)
+
+
+def subscription(conn: Connection, sub_id: int) -> Row | None:
+    """The subscription's stored row (None: no such subscription)."""
+    return conn.execute(select(WebhookSubscription).where(WebhookSubscription.id == sub_id)).first()
+
+
+def deactivate_subscription(conn: Connection, sub_id: int) -> None:
+    conn.execute(update(WebhookSubscription).where(WebhookSubscription.id == sub_id).values(active=False))
+
+
+def fail_pending_deliveries(conn: Connection, sub_id: int, error: str) -> None:
+    """Mark the subscription's pending deliveries failed, with this error."""
+    conn.execute(update(WebhookDelivery).where(WebhookDelivery.subscription_id == sub_id,
+                                               WebhookDelivery.status == "pending")
+                 .values(status="failed", last_error=error))
+
+
+# --- the outbox --------------------------------------------------------------------------------
+
+
+def insert_event(conn: Connection, **values: Any) -> int:
+    """Store an event; its row id."""
+    return conn.execute(insert(WebhookEvent).values(**values).returning(WebhookEvent.id)).scalar_one()
+
+
+def matching_subscriptions(conn: Connection, *, tenant_id: int | None, enterprise_id: int | None,
+                           only_subscription: int | None) -> list[Row] | None:
+    """(id, event_types) of the active subscriptions of this tenant or enterprise (just
+    `only_subscription` if given); None when neither owner is given."""
+    s = WebhookSubscription
+    owners = [c for c in (s.tenant_id == tenant_id if tenant_id is not None else None,
+                          s.enterprise_id == enterprise_id if enterprise_id is not None else None) if c is not None]
+    if not owners:
+        return None
+    stmt = select(s.id, s.event_types).where(s.active.is_(True), or_(*owners))
+    if only_subscription is not None:
+        stmt = stmt.where(s.id == only_subscription)
+    return list(conn.execute(stmt))
+
+
+def insert_deliveries(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    conn.execute(insert(WebhookDelivery), rows)
+
+
+# --- the worker's side -------------------------------------------------------------------------
+
+
+def lock_due_deliveries(conn: Connection, now: datetime, limit: int) -> Sequence[Row]:
+    """Up to `limit` pending deliveries due by `now`, oldest due first, locked (SKIP LOCKED on
+    PostgreSQL), with their subscription's url and secret and their event."""
+    d, e, s = WebhookDelivery, WebhookEvent, WebhookSubscription
+    return conn.execute(
+        select(d.id, d.attempts, s.url, s.secret_enc, e.event_id, e.event_type, e.payload, e.created_at)
+        .join(e, e.id == d.event_id).join(s, s.id == d.subscription_id)
+        .where(d.status == "pending", d.next_attempt_at <= now)
+        .order_by(d.next_attempt_at).limit(limit).with_for_update(skip_locked=True, of=d)
+    ).all()
+
+
+def postpone_deliveries(conn: Connection, ids: Iterable[int], next_attempt_at: datetime) -> None:
+    d = WebhookDelivery
+    conn.execute(update(d).where(d.id.in_(list(ids))).values(next_attempt_at=next_attempt_at))
+
+
+def insert_attempt(conn: Connection, **values: Any) -> None:
+    conn.execute(insert(WebhookAttempt).values(**values))
+
+
+def update_pending_delivery(conn: Connection, delivery_id: int, **values: Any) -> None:
+    """Update a delivery that is still pending (no-op otherwise)."""
+    conn.execute(update(WebhookDelivery).where(WebhookDelivery.id == delivery_id, WebhookDelivery.status == "pending")
+                 .values(**values))
+
+
+# --- the delivery log --------------------------------------------------------------------------
+
+
+def _log_select() -> Select:
+    d, e, s = WebhookDelivery, WebhookEvent, WebhookSubscription
+    return (select(d.id, d.subscription_id, d.status, d.attempts, d.next_attempt_at, d.last_status_code,
+                   d.last_error, d.delivered_at, e.event_id, e.event_type, s.url)
+            .join(e, e.id == d.event_id).join(s, s.id == d.subscription_id))
+
+
+def deliveries_page(conn: Connection, who: Principal, page: PageParams, *, status: str | None,
+                    event_type: str | None) -> tuple[Sequence[Row], str | None]:
+    """A page of the delivery log of the subscriptions `who` owns."""
+    stmt = owned_by(_log_select(), who, WebhookSubscription.tenant_id, WebhookSubscription.enterprise_id)
+    if status:
+        stmt = stmt.where(WebhookDelivery.status == status)
+    if event_type:
+        stmt = stmt.where(WebhookEvent.event_type == event_type)
+    return paginate(conn, stmt, WebhookDelivery.id, page)
+
+
+def delivery(conn: Connection, delivery_id: int) -> Row | None:
+    """One delivery's log row, with its subscription's tenant_id and enterprise_id (None: no such delivery)."""
+    return conn.execute(_log_select().add_columns(WebhookSubscription.tenant_id, WebhookSubscription.enterprise_id)
+                        .where(WebhookDelivery.id == delivery_id)).first()
+
+
+def attempts(conn: Connection, delivery_id: int) -> Sequence[Row]:
+    """A delivery's attempts, in order."""
+    return conn.execute(select(WebhookAttempt).where(WebhookAttempt.delivery_id == delivery_id)
+                        .order_by(WebhookAttempt.attempt)).all()
