@@ -29,13 +29,7 @@ def _date(text: str, name: str) -> date:
 
 
 def _time(text: str, name: str) -> datetime:
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValidationError(f"--{name}: not an ISO 8601 time: {text!r}") from None
-    if value.tzinfo is None:
-        raise ValidationError(f"--{name}: needs a UTC offset, e.g. 2027-06-30T23:59:59+08:00")
-    return value
+    return kit.aware_time(text, name, "2027-06-30T23:59:59+08:00")
 
 
 GRANT_COLUMNS = ("id", "enterprise_id", "recipient", "purpose", "scopes", "window_start", "window_end", "expires_at",

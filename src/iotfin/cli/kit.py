@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,7 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from iotfin.core.errors import ConfigError
+from iotfin.core.errors import ConfigError, ValidationError
 from iotfin.core.jsonout import dumps
 from iotfin.core.settings import Settings, load_settings
 
@@ -89,3 +90,14 @@ def kv_table(title: str, data: dict[str, Any]) -> Table:
 def show(title: str, data: Any, as_json: bool) -> None:
     """A record as a key/value table (or JSON)."""
     emit(data, as_json, lambda d: out.print(kv_table(title, d)))
+
+
+def aware_time(text: str, name: str, example: str) -> datetime:
+    """An ISO 8601 time with its UTC offset (`--name`); a naive time is refused, not guessed."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValidationError(f"--{name}: not an ISO 8601 time: {text!r}") from None
+    if value.tzinfo is None:
+        raise ValidationError(f"--{name}: needs a UTC offset, e.g. {example}")
+    return value

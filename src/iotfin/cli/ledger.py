@@ -142,15 +142,7 @@ def financing_place(
     """Finance an asset; a second financing is refused (exit 75) with the existing lien."""
 
     def when(text: str | None, name: str) -> datetime | None:
-        if text is None:
-            return None
-        try:
-            value = datetime.fromisoformat(text)
-        except ValueError:
-            raise ValidationError(f"--{name}: not an ISO 8601 time: {text!r}") from None
-        if value.tzinfo is None:
-            raise ValidationError(f"--{name}: needs a UTC offset, e.g. 2026-03-01T09:30:00+08:00")
-        return value
+        return None if text is None else kit.aware_time(text, name, "2026-03-01T09:30:00+08:00")
 
     key = _asset_key(asset)
     ws = kit.workspace(data_dir, schema=True)
