@@ -26,9 +26,10 @@ PASSWORD = "correct horse battery staple"
 BANK_SCOPES = ("financing:read financing:write webhooks:manage complaints:read complaints:handle "
                "hardship:review hardship:decide lending:read lending:write lending:service applications:read "
                "applications:write applications:review alerts:read alerts:handle monitor:configure consents:read "
-               "consents:check pii:read")
+               "consents:check pii:read offers:read lending:manual")
 ENTERPRISE_SCOPES = ("complaints:submit complaints:read hardship:submit hardship:review webhooks:manage lending:read "
-                     "applications:read alerts:read consents:manage consents:read devices:read devices:claim pii:read")
+                     "applications:read alerts:read consents:manage consents:read devices:read devices:claim pii:read "
+                     "offers:read offers:accept")
 
 
 def uscc(n: int) -> str:

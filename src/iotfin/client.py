@@ -46,6 +46,25 @@ OPERATIONS: tuple[tuple[str, str], ...] = (
     ("get", "/api/v1/monitor/alerts"),
     ("get", "/api/v1/review-queue"),
     ("get", "/api/v1/consents/access-log"),
+    ("post", "/api/v1/tenants"),
+    ("post", "/api/v1/tenants/{code}/clients"),
+    ("post", "/api/v1/tenants/{code}/users"),
+    ("post", "/api/v1/enterprises"),
+    ("get", "/api/v1/enterprises"),
+    ("post", "/api/v1/enterprises/{enterprise_id}/users"),
+    ("post", "/api/v1/enterprises/{enterprise_id}/sites"),
+    ("post", "/api/v1/enterprises/{enterprise_id}/devices"),
+    ("get", "/api/v1/devices"),
+    ("get", "/api/v1/enterprises/{enterprise_id}/telemetry"),
+    ("get", "/api/v1/credit-applications"),
+    ("get", "/api/v1/offers"),
+    ("get", "/api/v1/offers/{offer_id}"),
+    ("post", "/api/v1/offers/{offer_id}/acceptance"),
+    ("post", "/api/v1/lending/loans"),
+    ("get", "/api/v1/lending/loans"),
+    ("get", "/api/v1/lending/credit-lines"),
+    ("post", "/api/v1/lending/credit-lines"),
+    ("get", "/api/v1/lending/loans/{loan_id}/repayments"),
 )
 
 
@@ -328,6 +347,118 @@ class IotfinClient:
         """Every read of the enterprise's data by others, oldest first (a lender: its own reads)."""
         return self._pages("/api/v1/consents/access-log",  # type: ignore[return-value]
                            {"enterprise_id": enterprise_id, "recipient": recipient, "limit": limit})
+
+    # --- offers and booking (docs/lending.md#offers-and-booking) -----------------------------------
+
+    def applications(self, *, status: str | None = None, enterprise_id: int | None = None,
+                     limit: int = 50) -> Iterator[dict[str, Any]]:
+        """Credit applications, newest first."""
+        return self._pages("/api/v1/credit-applications",
+                           {"status": status, "enterprise_id": enterprise_id, "limit": limit})
+
+    def offers(self, *, status: str | None = None, enterprise_id: int | None = None,
+               limit: int = 50) -> Iterator[dict[str, Any]]:
+        """Loan offers, newest first (status: open, accepted, booked, expired)."""
+        return self._pages("/api/v1/offers", {"status": status, "enterprise_id": enterprise_id, "limit": limit})
+
+    def offer(self, offer_id: int) -> dict[str, Any]:
+        """An offer with its key-facts statement (zh, en) and the statement's digest."""
+        return self._call("GET", f"/api/v1/offers/{offer_id}")
+
+    def accept_offer(self, offer_id: int, key_facts_digest: str | None = None) -> dict[str, Any]:
+        """Accept an offer (the enterprise), naming the digest of the key facts read (default: the
+        digest of the statement fetched now)."""
+        digest = key_facts_digest or self.offer(offer_id)["key_facts"]["digest"]
+        return self._call("POST", f"/api/v1/offers/{offer_id}/acceptance", json={"key_facts_digest": digest})
+
+    def book_offer(self, offer_id: int, *, start: str | None = None,
+                   contract_ref: str | None = None) -> dict[str, Any]:
+        """Book an accepted offer exactly as offered (its lender)."""
+        body = {"offer_id": offer_id} | ({"start": start} if start else {}) | (
+            {"contract_ref": contract_ref} if contract_ref else {})
+        return self._call("POST", "/api/v1/lending/loans", json=body)
+
+    def loans(self, *, status: str | None = None, enterprise_id: int | None = None,
+              limit: int = 50) -> Iterator[dict[str, Any]]:
+        return self._pages("/api/v1/lending/loans", {"status": status, "enterprise_id": enterprise_id, "limit": limit})
+
+    def credit_lines(self, *, status: str | None = None, enterprise_id: int | None = None,
+                     limit: int = 50) -> Iterator[dict[str, Any]]:
+        return self._pages("/api/v1/lending/credit-lines",
+                           {"status": status, "enterprise_id": enterprise_id, "limit": limit})
+
+    def open_credit_line(self, enterprise_id: int, limit: str, annual_rate: str, expires_on: str,
+                         product: str = "iot-line") -> dict[str, Any]:
+        """Open a credit line owned by the caller's tenant (money and rate as decimal strings)."""
+        return self._call("POST", "/api/v1/lending/credit-lines", json={
+            "enterprise_id": enterprise_id, "limit": limit, "annual_rate": annual_rate, "expires_on": expires_on,
+            "product": product})
+
+    def repayments(self, loan_id: int, *, limit: int = 50) -> Iterator[dict[str, Any]]:
+        """A loan's repayments, oldest first, with how each was applied."""
+        return self._pages(f"/api/v1/lending/loans/{loan_id}/repayments", {"limit": limit})
+
+    # --- onboarding (docs/onboarding.md) ----------------------------------------------------------
+
+    def create_tenant(self, code: str, name: str, name_en: str, kind: str = "bank", *,
+                      partner_kind: str | None = None, **contact: str | None) -> dict[str, Any]:
+        """A lender, an alliance partner (partner_kind iot_vendor, logistics, warehouse) or an operator
+        tenant; `contact` takes contact_name, contact_phone, contact_email (the operator)."""
+        return self._call("POST", "/api/v1/tenants", json={"code": code, "name": name, "name_en": name_en,
+                                                           "kind": kind, "partner_kind": partner_kind} | contact)
+
+    def create_tenant_client(self, code: str, name: str, scopes: list[str]) -> dict[str, Any]:
+        """A partner system of the tenant; the secret in the answer is shown only this once."""
+        return self._call("POST", f"/api/v1/tenants/{code}/clients", json={"name": name, "scopes": scopes})
+
+    def create_tenant_user(self, code: str, username: str, password: str, roles: list[str],
+                           display_name: str | None = None) -> dict[str, Any]:
+        return self._call("POST", f"/api/v1/tenants/{code}/users", json={
+            "username": username, "password": password, "roles": roles, "display_name": display_name})
+
+    def create_enterprise(self, **fields: Any) -> dict[str, Any]:
+        """Onboard an enterprise: uscc, name, name_en, sector, subsector, region_code, founded_on,
+        registered_capital (decimal string), legal_rep_name, legal_rep_id_number, legal_rep_phone,
+        tax_grade; the operator may name the `lender` whose customer it is."""
+        return self._call("POST", "/api/v1/enterprises", json=fields)
+
+    def enterprises(self, *, sector: str | None = None, region_code: str | None = None, q: str | None = None,
+                    limit: int = 50) -> Iterator[dict[str, Any]]:
+        """The enterprises the caller sees (a lender: its customers), oldest first."""
+        return self._pages("/api/v1/enterprises", {"sector": sector, "region_code": region_code, "q": q,
+                                                   "limit": limit})
+
+    def create_enterprise_user(self, enterprise_id: int, username: str, password: str,
+                               display_name: str | None = None) -> dict[str, Any]:
+        return self._call("POST", f"/api/v1/enterprises/{enterprise_id}/users", json={
+            "username": username, "password": password, "display_name": display_name})
+
+    def create_site(self, enterprise_id: int, name: str, kind: str, address: str, lat: float, lon: float,
+                    geofence_radius_m: float | None = None) -> dict[str, Any]:
+        return self._call("POST", f"/api/v1/enterprises/{enterprise_id}/sites", json={
+            "name": name, "kind": kind, "address": address, "lat": lat, "lon": lon,
+            "geofence_radius_m": geofence_radius_m})
+
+    def provision_device(self, enterprise_id: int, site_id: int, profile: str,
+                         name: str | None = None) -> dict[str, Any]:
+        """Register a device at a site; the answer's access_token is shown only this once."""
+        return self._call("POST", f"/api/v1/enterprises/{enterprise_id}/devices", json={
+            "name": name, "profile": profile, "site_id": site_id})
+
+    def devices(self, *, enterprise_id: int | None = None, site_id: int | None = None, status: str | None = None,
+                profile: str | None = None, limit: int = 50) -> Iterator[dict[str, Any]]:
+        return self._pages("/api/v1/devices", {"enterprise_id": enterprise_id, "site_id": site_id, "status": status,
+                                               "profile": profile, "limit": limit})
+
+    def telemetry(self, enterprise_id: int, device_id: int, key: str | None = None, *, start: str | int | None = None,
+                  end: str | int | None = None, bucket: str | None = None,
+                  purpose: str | None = None) -> dict[str, Any]:
+        """One device's series: raw points [{ts, value}], or with `bucket` (1m, 15m, 1h, 1d) [{ts, avg,
+        min, max, count}]; times ISO 8601 or epoch ms."""
+        params = {"device_id": device_id, "key": key, "start": start, "end": end, "bucket": bucket,
+                  "purpose": purpose}
+        return self._call("GET", f"/api/v1/enterprises/{enterprise_id}/telemetry",
+                          params={k: v for k, v in params.items() if v is not None})
 
 
 def _json(response: httpx.Response) -> Any:

@@ -9,18 +9,39 @@ from fastapi.testclient import TestClient
 
 from iotfin.app.http import create_app
 from iotfin.app.workspace import Workspace
+from iotfin.decision.assessment import RiskAssessment
 from iotfin.decision.strategies import default_strategy_text
 from tests.decision.conftest import add_enterprises, assessment
 from tests.openapi_world import operator_headers
 
 BODY = {"enterprise_id": 1, "product": "iot-working-capital", "amount": "500000.00", "tenor_months": 12,
-        "assessment": assessment(1).to_json()}
+        "assessment": assessment(1).to_json()}  # the test client hands it to the `assess` port (AssessingClient)
+
+
+class AssessingClient(TestClient):
+    """The decisioning tests fix each enterprise's assessment through the decision service's `assess`
+    port (the API itself refuses an assessment in the body): an "assessment" in a test's body is
+    taken out and becomes what the port answers for that enterprise."""
+
+    def __init__(self, ws: Workspace, **kwargs: object) -> None:
+        super().__init__(create_app(ws), **kwargs)  # type: ignore[arg-type]
+        self.assessed: dict[int, object] = {}
+        self.app.state.decision_service = ws.decisions(
+            assess=lambda eid: RiskAssessment.from_json(self.assessed.get(eid) or assessment(eid).to_json()))
+
+    def post(self, url: str, json: object = None, **kwargs: object):  # noqa: A002, ANN201
+        if url == "/api/v1/credit-applications" and isinstance(json, dict) and "assessment" in json:
+            json = dict(json)
+            given = json.pop("assessment")
+            if given is not None:
+                self.assessed[int(given.get("enterprise_id", json.get("enterprise_id", 0)))] = given
+        return super().post(url, json=json, **kwargs)
 
 
 @pytest.fixture
 def client(sqlite_workspace: Workspace) -> TestClient:
     add_enterprises(sqlite_workspace.engine, range(1, 4))
-    return TestClient(create_app(sqlite_workspace), headers=operator_headers(sqlite_workspace))
+    return AssessingClient(sqlite_workspace, headers=operator_headers(sqlite_workspace))
 
 
 def test_apply_review_and_evidence(client: TestClient) -> None:
@@ -52,7 +73,6 @@ def test_apply_review_and_evidence(client: TestClient) -> None:
     ({"product": "payday"}, 422, "unknown product"),
     ({"tenor_months": 40}, 422, "tenor 40"),
     ({"enterprise_id": 99, "assessment": assessment(99).to_json()}, 404, "no enterprise 99"),
-    ({"assessment": None}, 503, "no risk engine"),
     ({"assessment": assessment(1).to_json() | {"grade": "Z"}}, 422, "grade"),
 ])
 def test_bad_applications_are_problems(client: TestClient, change: dict, status: int, fragment: str) -> None:
@@ -62,13 +82,18 @@ def test_bad_applications_are_problems(client: TestClient, change: dict, status:
     assert client.get("/api/v1/review-queue").json()["items"] == []
 
 
-def test_assessment_in_body_refused_once_the_risk_engine_is_wired(client: TestClient, sqlite_workspace: Workspace) -> None:
-
-    client.app.state.decision_service = sqlite_workspace.decisions(assess=lambda eid: assessment(eid))
-    refused = client.post("/api/v1/credit-applications", json=BODY)
-    assert refused.status_code == 422 and "risk engine" in refused.json()["detail"]
-    ok = client.post("/api/v1/credit-applications", json={k: v for k, v in BODY.items() if k != "assessment"})
-    assert ok.status_code == 201
+@pytest.mark.parametrize("given", [assessment(1).to_json(), {"grade": "AAA"}, None])
+def test_an_assessment_in_the_body_is_always_refused(sqlite_workspace: Workspace, given: object) -> None:
+    """The API never takes a caller's grade: with the bootstrap scorecard (no trained model), with an
+    assess port, whatever the assessment holds (even null); nothing is stored."""
+    add_enterprises(sqlite_workspace.engine, range(1, 2))
+    plain = TestClient(create_app(sqlite_workspace), headers=operator_headers(sqlite_workspace))
+    for service in (None, sqlite_workspace.decisions(assess=lambda eid: assessment(eid))):
+        if service is not None:
+            plain.app.state.decision_service = service
+        refused = plain.post("/api/v1/credit-applications", json=BODY | {"assessment": given, "lender": "bank-a"})
+        assert refused.status_code == 422 and "risk engine" in refused.json()["detail"], refused.text
+        assert plain.get("/api/v1/review-queue").json()["items"] == []
 
 
 def test_publish_replay_deploy_rollback(client: TestClient) -> None:

@@ -20,6 +20,9 @@ from iotfin.monitor.tables import MonitorAlert
 from tests.decision.conftest import assessment
 from tests.openapi_world import World
 
+#: What the decision service's `assess` port answers per enterprise (the API refuses a body's assessment).
+ASSESSED: dict[int, Any] = {}
+
 PRINCIPALS = ("bank_a", "bank_b", "ent_1", "ent_2", "ops", "a_officer", "a_approver", "a_auditor", "admin", "e1_admin")
 
 #: Endpoints without a bearer token, and why.
@@ -44,6 +47,8 @@ OPERATOR = "403 403 403 403 422 403 403 403 422 403"         # operator-only sco
 OPERATOR_READ = "403 403 403 403 200 403 403 403 200 403"
 ENTERPRISE_MANAGE = "403 403 422 422 422 403 403 403 422 422"  # consents:manage
 ALL_OK = "200 200 200 200 200 200 200 200 200 200"
+ONBOARDER = "403 403 403 403 422 422 403 403 422 403"           # onboarding:write, empty body
+ENTERPRISE_READ = "403 403 403 403 200 200 200 200 200 200"     # enterprises:read (console roles here)
 SCHEDULE = {"principal": "10000.00", "annual_rate": "0.05", "term": 3, "start": "2026-01-01"}
 
 # (method, path template, body): statuses. Path fields: {loan}, {app}, {alert}, {grant}, {c_a}, {c_ack}, {h_a},
@@ -56,6 +61,15 @@ MATRIX: dict[tuple[str, str], tuple[Any, str]] = {
     ("POST", "/api/v1/lending/key-facts"): (SCHEDULE, ALL_OK),
     ("POST", "/api/v1/lending/loans"): ({}, LENDER_WRITE),
     ("GET", "/api/v1/lending/loans/{loan}"): (None, "200 404 200 404 200 200 200 200 200 200"),
+    ("GET", "/api/v1/lending/loans"): (None, ALL_OK),
+    ("GET", "/api/v1/lending/loans/{loan}/repayments"): (None, "200 404 200 404 200 200 200 200 200 200"),
+    ("GET", "/api/v1/lending/credit-lines"): (None, ALL_OK),
+    ("GET", "/api/v1/lending/credit-lines/{line}"): (None, "200 404 200 404 200 200 200 200 200 200"),
+    ("POST", "/api/v1/lending/credit-lines"): ({}, LENDER_WRITE),
+    # --- offers (bank A's offer to enterprise 1; only the enterprise accepts)
+    ("GET", "/api/v1/offers"): (None, ALL_OK),
+    ("GET", "/api/v1/offers/{offer}"): (None, "200 404 200 404 200 200 200 200 200 200"),
+    ("POST", "/api/v1/offers/{offer}/acceptance"): ({}, ENTERPRISE_MANAGE),
     ("POST", "/api/v1/lending/loans/{loan}/repayments"): ({}, LENDER_WRITE),
     ("POST", "/api/v1/lending/loans/{loan}/acceleration"): ({}, SERVICER),
     ("POST", "/api/v1/lending/loans/{loan}/margin-calls"): ({}, SERVICER),
@@ -67,9 +81,11 @@ MATRIX: dict[tuple[str, str], tuple[Any, str]] = {
     ("POST", "/api/v1/lending/close"): ({}, OPERATOR),
     ("GET", "/api/v1/lending/trial-balance"): (None, OPERATOR_READ),
     ("GET", "/api/v1/lending/portfolio"): (None, OPERATOR_READ),
+    ("GET", "/api/v1/lending/close"): (None, ALL_OK),  # lending:books or lending:read (no record in it)
     # --- credit decisioning
     ("POST", "/api/v1/credit-applications"): ({}, "422 422 403 403 422 422 403 403 422 403"),
     ("GET", "/api/v1/credit-applications/{app}"): (None, "200 404 200 404 200 200 200 200 200 200"),
+    ("GET", "/api/v1/credit-applications"): (None, ALL_OK),
     ("POST", "/api/v1/credit-applications/{app}/reviews"): ({}, "422 422 403 403 422 403 422 403 422 403"),
     ("GET", "/api/v1/review-queue"): (None, ALL_OK),
     ("GET", "/api/v1/decision-strategies/{name}"): (None, OPERATOR_READ),
@@ -78,6 +94,10 @@ MATRIX: dict[tuple[str, str], tuple[Any, str]] = {
     ("POST", "/api/v1/decision-strategies/{name}/replay"): ("[]", OPERATOR),
     ("POST", "/api/v1/decision-strategies/{name}/deployments"): ({}, OPERATOR),
     ("POST", "/api/v1/decision-strategies/{name}/rollback"): ({}, OPERATOR),
+    ("GET", "/api/v1/risk/scorecards"): (None, OPERATOR_READ),
+    ("GET", "/api/v1/risk/scorecards/versions/{version}"): (None, OPERATOR_READ),
+    ("POST", "/api/v1/risk/scorecards/versions"): ({}, OPERATOR),
+    ("POST", "/api/v1/risk/scorecards/versions/{version}/activation"): ({}, OPERATOR),
     # --- monitor
     ("GET", "/api/v1/monitor/alerts"): (None, ALL_OK),
     ("GET", "/api/v1/monitor/alerts/{alert}"): (None, "200 404 200 404 200 200 200 200 200 200"),
@@ -102,6 +122,24 @@ MATRIX: dict[tuple[str, str], tuple[Any, str]] = {
     ("GET", "/api/v1/devices/{device}/events"): (None, "403 403 404 404 200 403 403 403 200 404"),
     ("POST", "/api/v1/enterprises/{enterprise_id}/devices/{device_name}/claim"):
         ({"secretKey": "s"}, "403 403 404 403 404 403 403 403 404 404"),
+    # --- onboarding (docs/onboarding.md): enterprise 1 is bank A's customer (its loan and application)
+    ("POST", "/api/v1/tenants"): ({}, OPERATOR),
+    ("GET", "/api/v1/tenants"): (None, OPERATOR_READ),
+    ("GET", "/api/v1/tenants/{code}"): (None, OPERATOR_READ),
+    ("POST", "/api/v1/tenants/{code}/clients"): ({}, OPERATOR),
+    ("POST", "/api/v1/tenants/{code}/users"): ({}, OPERATOR),
+    ("POST", "/api/v1/enterprises"): ({}, ONBOARDER),
+    ("GET", "/api/v1/enterprises"): (None, ENTERPRISE_READ),
+    ("GET", "/api/v1/enterprises/{enterprise_id}"): (None, ENTERPRISE_READ),
+    ("POST", "/api/v1/enterprises/{enterprise_id}/users"): ({}, ONBOARDER),
+    ("POST", "/api/v1/enterprises/{enterprise_id}/sites"): ({}, ONBOARDER),
+    ("GET", "/api/v1/enterprises/{enterprise_id}/sites"): (None, ENTERPRISE_READ),
+    ("POST", "/api/v1/enterprises/{enterprise_id}/devices"): ({}, "403 403 403 403 422 403 403 403 422 422"),
+    # devices:read (the operator, enterprises) or telemetry:read (a lender: within consent)
+    ("GET", "/api/v1/devices"): (None, "403 403 200 200 200 200 403 403 200 200"),
+    # device 999 does not exist: those past the gate get a 404 before any consent check
+    ("GET", "/api/v1/enterprises/{enterprise_id}/telemetry?device_id=999"):
+        (None, "403 403 403 403 404 404 403 403 404 404"),
     # --- financing registry
     ("POST", "/api/v1/financing/fingerprints"): ({}, "422 422 403 403 422 422 422 422 422 403"),
     ("POST", "/api/v1/financing/liens"): ({}, "422 422 403 403 422 422 403 403 422 403"),
@@ -153,7 +191,8 @@ def _template(key: tuple[str, str]) -> tuple[str, str]:
     path = path.split("?")[0]
     renames = {"{loan}": "{loan_id}", "{app}": "{application_id}", "{alert}": "{alert_id}", "{grant}": "{grant_id}",
                "{c_a}": "{complaint_id}", "{c_ack}": "{complaint_id}", "{h_a}": "{request_id}", "{fp}": "{fingerprint}", "{lien}": "{lien_id}",
-               "{sub}": "{subscription_id}", "{delivery}": "{delivery_id}", "{device}": "{device_id}"}
+               "{sub}": "{subscription_id}", "{delivery}": "{delivery_id}", "{device}": "{device_id}",
+               "{offer}": "{offer_id}", "{line}": "{line_id}"}
     for short, name in renames.items():
         path = path.replace(short, name)
     if "/credit-lines/" in path:
@@ -166,6 +205,7 @@ def objects(shared_world: World) -> dict[str, Any]:
     """Records of bank A / enterprise 1: a loan and an application bank A made (with enterprise 1's
     consent), an alert on enterprise 1, consents, a complaint, a hardship request and a lien."""
     w, ws = shared_world, shared_world.ws
+    w.http.app.state.decision_service = ws.decisions(assess=lambda eid: ASSESSED.get(eid) or assessment(eid))
     grant = w.http.post("/api/v1/consents", headers=w.headers("ent_1"), json={
         "enterprise_id": 1, "recipient": "bank-a", "purpose": "credit_assessment", "scopes": ["credit_report"],
         "window_start": "2020-01-01"}).json()
@@ -174,12 +214,14 @@ def objects(shared_world: World) -> dict[str, Any]:
         "window_start": "2020-01-01"}).raise_for_status()
     loan = w.http.post("/api/v1/lending/loans", headers=w.headers("bank_a"), json={
         "enterprise_id": 1, "product": "iot-term", "principal": "100000.00", "annual_rate": "0.05",
-        "term": 12, "start": "2026-01-05"})
+        "term": 12, "start": "2026-01-05", "reason": "migrated from the core banking system"})
     assert loan.status_code == 201, loan.text
     app = w.http.post("/api/v1/credit-applications", headers=w.headers("bank_a"), json={
-        "enterprise_id": 1, "product": "iot-working-capital", "amount": "500000.00", "tenor_months": 12,
-        "assessment": assessment(1).to_json()})
+        "enterprise_id": 1, "product": "iot-working-capital", "amount": "500000.00", "tenor_months": 12})
     assert app.status_code == 201, app.text
+    line = w.http.post("/api/v1/lending/credit-lines", headers=w.headers("bank_a"), json={
+        "enterprise_id": 1, "limit": "100000.00", "annual_rate": "0.06", "expires_on": "2027-01-01"})
+    assert line.status_code == 201, line.text
     now = datetime.now(UTC)
     with ws.engine.begin() as conn:
         conn.execute(insert(MonitorAlert).values(
@@ -197,10 +239,13 @@ def objects(shared_world: World) -> dict[str, Any]:
     lien = w["bank_a"].place_lien({"kind": "equipment", "manufacturer": "SANY", "serial": "ALL-0"}, "bank-a", "F-0",
                                   "1000.00")
     ws.ledger.anchor_from_source("lien", [str(lien["id"])], checkpoint=True)
-    return {"loan": loan.json()["loan_id"], "app": app.json()["application_id"], "alert": 9001, "grant": grant["id"],
+    return {"loan": loan.json()["loan_id"], "app": app.json()["application_id"], "offer": app.json()["offer"]["id"],
+            "line": line.json()["credit_line_id"],
+            "alert": 9001, "grant": grant["id"],
             "c_a": complaint["id"], "c_ack": c_ack["id"], "h_a": hardship["id"], "fp": lien["fingerprint"], "lien": lien["id"], "sub": 99999,
             "delivery": 99999, "device": 999, "name": "default", "version": 1, "record_type": "lien",
-            "record_id": lien["id"], "enterprise_id": 1, "device_name": "no-such-device"}
+            "record_id": lien["id"], "enterprise_id": 1, "device_name": "no-such-device",
+            "code": "bank-a"}
 
 
 def _call(world: World, who: str | None, method: str, path: str, body: Any) -> int:
@@ -245,12 +290,14 @@ def test_lists_show_only_the_callers_records(shared_world: World, objects: dict[
     w.http.post("/api/v1/consents", headers=w.headers("ent_2"), json={
         "enterprise_id": 2, "recipient": "bank-b", "purpose": "credit_assessment", "scopes": ["credit_report"],
         "window_start": "2020-01-01"}).raise_for_status()
-    other = w.http.post("/api/v1/credit-applications", headers=w.headers("bank_b"), json={
-        "enterprise_id": 2, "product": "iot-working-capital", "amount": "900000.00", "tenor_months": 12,
-        "assessment": assessment(2, grade="B", pd="0.05").to_json()}).json()
-    mine = w.http.post("/api/v1/credit-applications", headers=w.headers("bank_a"), json={
-        "enterprise_id": 1, "product": "iot-working-capital", "amount": "900000.00", "tenor_months": 12,
-        "assessment": assessment(1, grade="B", pd="0.05").to_json()}).json()
+    ASSESSED.update({2: assessment(2, grade="B", pd="0.05"), 1: assessment(1, grade="B", pd="0.05")})
+    try:
+        other = w.http.post("/api/v1/credit-applications", headers=w.headers("bank_b"), json={
+            "enterprise_id": 2, "product": "iot-working-capital", "amount": "900000.00", "tenor_months": 12}).json()
+        mine = w.http.post("/api/v1/credit-applications", headers=w.headers("bank_a"), json={
+            "enterprise_id": 1, "product": "iot-working-capital", "amount": "900000.00", "tenor_months": 12}).json()
+    finally:
+        ASSESSED.clear()
     assert other["status"] == mine["status"] == "referred"
 
     def queue(who: str) -> set[int]:
@@ -303,8 +350,7 @@ def test_lender_reads_are_consent_checked_and_logged(shared_world: World, object
     assert w.http.get(f"/api/v1/monitor/alerts/{objects['alert']}", headers=w.headers("ent_1")).status_code == 200
     # bank B never gets to submit an application for enterprise 1 without its consent
     r = w.http.post("/api/v1/credit-applications", headers=w.headers("bank_b"), json={
-        "enterprise_id": 1, "product": "iot-working-capital", "amount": "1000.00", "tenor_months": 12,
-        "assessment": assessment(1).to_json()})
+        "enterprise_id": 1, "product": "iot-working-capital", "amount": "1000.00", "tenor_months": 12})
     assert r.status_code == 403 and "credit_report" in r.json()["detail"]
 
 

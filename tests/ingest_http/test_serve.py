@@ -26,7 +26,19 @@ def _iotfin(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
 
 def test_serve_create_post_query(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("IOTFIN_")} | {"IOTFIN_DATA_DIR": str(tmp_path)}
-    created = _iotfin(env, "devices", "create", "--json")
+    onboard = (("db", "upgrade"), ("enterprises", "create", "--uscc", "91440300MA5G0001XL", "--name", "测试企业", "--name-en", "Test Co",
+                "--sector", "energy", "--region-code", "440300", "--founded-on", "2019-01-01", "--registered-capital",
+                "1000000", "--legal-rep-name", "张三", "--legal-rep-id-number", "P1234567", "--legal-rep-phone",
+                "13800000000"),
+               ("sites", "create", "--enterprise", "1", "--name", "plant", "--kind", "factory", "--address",
+                "深圳市南山区1号", "--lat", "22.5", "--lon", "113.9"))
+    for args in onboard:
+        done = _iotfin(env, *args, "--json")
+        assert done.returncode == 0, done.stderr
+    site = json.loads(done.stdout)["id"]
+    refused = _iotfin(env, "devices", "create", "--json")  # no site, no enterprise: no silent default
+    assert refused.returncode == 65 and "--site" in refused.stderr
+    created = _iotfin(env, "devices", "create", "--site", str(site), "--json")
     assert created.returncode == 0, created.stderr
     device = json.loads(created.stdout)
     port = _free_port()

@@ -34,8 +34,20 @@ class Platform:
         return subprocess.run([sys.executable, "-m", "iotfin", *args], capture_output=True, text=True, timeout=120,
                               env=self.env)
 
+    def onboard(self) -> None:
+        """An enterprise and its site, as the operator onboards them (devices are created at the site)."""
+        for args in (("enterprises", "create", "--uscc", "91440300MA5G0001XL", "--name", "测试企业", "--name-en",
+                      "Test Co", "--sector", "logistics", "--region-code", "440300", "--founded-on", "2019-01-01",
+                      "--registered-capital", "1000000", "--legal-rep-name", "张三", "--legal-rep-id-number",
+                      "P1234567", "--legal-rep-phone", "13800000000"),
+                     ("sites", "create", "--enterprise", "1", "--name", "yard", "--kind", "yard", "--address",
+                      "深圳市南山区1号", "--lat", "22.5", "--lon", "113.9")):
+            done = self.cli(*args, "--json")
+            assert done.returncode == 0, done.stderr
+        self.site = json.loads(done.stdout)["id"]
+
     def device(self, *args: str) -> dict:
-        done = self.cli("devices", "create", "--json", *args)
+        done = self.cli("devices", "create", "--site", str(self.site), "--json", *args)
         assert done.returncode == 0, done.stderr
         return json.loads(done.stdout)
 
@@ -50,6 +62,7 @@ class Platform:
 def platform(tmp_path: Path) -> Iterator[Platform]:
     p = Platform(tmp_path / "ws")
     p.cli("db", "upgrade")
+    p.onboard()
     server = subprocess.Popen([sys.executable, "-m", "iotfin", "serve", "--http-port", str(p.http_port),
                                "--mqtt-port", str(p.mqtt_port)], env=p.env, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True)
@@ -131,5 +144,6 @@ def test_gateway_sdk_writes_its_devices(platform: Platform) -> None:
         assert info.get() == 0
     finally:
         client.disconnect()
-    status = platform.cli("devices", "create", "--name", "load-cell-7", "--json")  # the gateway created it
+    status = platform.cli("devices", "create", "--site", str(platform.site), "--name", "load-cell-7",
+                          "--json")  # the gateway created it
     assert status.returncode != 0 and "exists" in status.stderr

@@ -113,14 +113,14 @@ def test_http_api(tmp_path: Path) -> None:
     line = ws.lending.open_line(ent, Decimal("50000"), Decimal("0.06"), date(2027, 1, 1))
     r = client.post("/api/v1/lending/loans", json={"enterprise_id": ent, "product": "iot-line", "principal": "20000.00",
                                                    "annual_rate": "0.06", "term": 3, "start": "2026-01-01",
-                                                   "credit_line_id": line})
+                                                   "credit_line_id": line, "reason": "drawdown by the officer"})
     assert r.status_code == 201, r.text
     loan_id = r.json()["loan_id"]
     action = {"date": "2026-01-05", "reason": "pledged stock below minimum for 3 days"}
     assert client.post(f"/api/v1/lending/credit-lines/{line}/freeze", json=action).json()["status"] == "frozen"
-    r = client.post("/api/v1/lending/loans", json={"enterprise_id": ent, "product": "iot-line", "principal": "100.00",
+    r = client.post("/api/v1/lending/loans", json={"enterprise_id": ent, "product": "iot-line", "principal": "1000.00",
                                                    "annual_rate": "0.06", "term": 3, "start": "2026-01-05",
-                                                   "credit_line_id": line})
+                                                   "credit_line_id": line, "reason": "drawdown by the officer"})
     assert r.status_code == 409 and r.headers["content-type"].startswith("application/problem+json")
     assert client.post("/api/v1/lending/close", json={"date": "2026-01-10"}).status_code == 200
     r = client.post(f"/api/v1/lending/loans/{loan_id}/margin-calls",

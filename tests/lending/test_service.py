@@ -41,7 +41,6 @@ def _book_mix(ws: Workspace, n_batch: int = 30) -> list[int]:
 def test_close_books_reconciles_and_is_idempotent(workspace: Workspace) -> None:
     ids = _book_mix(workspace)
     svc = workspace.lending
-    svc.repay(ids[0], D("600.00"), START)  # the upfront fee
     for k in range(1, 46):
         day = START + timedelta(days=k)
         svc.close_day(day, chunk=10)
@@ -123,7 +122,6 @@ def test_credit_line_drawdowns_freeze_and_unfreeze(workspace: Workspace) -> None
 def test_relief_acceleration_margin_call_are_audited(workspace: Workspace) -> None:
     ids = _book_mix(workspace, n_batch=1)
     svc = workspace.lending
-    svc.repay(ids[0], D("600.00"), START)
     svc.close_through(date(2026, 2, 20))
     with pytest.raises(ValidationError, match="reason"):
         svc.restructure(ids[0], date(2026, 2, 21), 12, 3, reason=" ")
@@ -147,7 +145,6 @@ def test_relief_acceleration_margin_call_are_audited(workspace: Workspace) -> No
 def test_full_prepayment_settles_and_subsidy_is_received(workspace: Workspace) -> None:
     ids = _book_mix(workspace, n_batch=0)
     svc = workspace.lending
-    svc.repay(ids[0], D("600.00"), START)
     svc.close_through(date(2026, 2, 10))
     svc.repay(ids[0], svc.loan(ids[0])["due"]["interest"] + svc.loan(ids[0])["due"]["principal"], date(2026, 2, 10))
     subsidy = svc.loan(ids[0])["subsidy_due"]

@@ -9,7 +9,7 @@ from typing import Any
 from tests.openapi_world import World
 
 LOAN = {"enterprise_id": 1, "product": "iot-term", "principal": "120000.00", "annual_rate": "0.06",
-        "term": 12, "start": "2026-10-10"}
+        "term": 12, "start": "2026-10-10", "reason": "booked by the officer for the relief tests"}
 
 
 def _ask(world: World, loan_ref: str, relief: str, who: str = "ent_1") -> dict[str, Any]:

@@ -31,11 +31,14 @@ def test_profile_has_three_dimensions_combined_grade_and_bilingual_reasons(enter
     logit = {d: np.log(v["pd"] / (1 - v["pd"])) for d, v in profile["dimensions"].items()}
     combined = model.bias + sum(model.dimensions[d]["weight"] * logit[d] for d in logit)
     assert np.log(profile["pd"] / (1 - profile["pd"])) == pytest.approx(combined, rel=1e-9)
-    # a weak enterprise: reasons name the feature and its dimension in both languages
+    # a weak enterprise: reasons are sentences naming the feature, low or high, and the line, in both
+    # languages (iotfin.risk.wording); the code names the feature, whose dimension the model knows
     weak = row | {"on_time_rate": 0.55, "collateral_cover": 0.1, "tax_grade": "D"}
     reasons = rate(model, weak)["reasons"]
-    assert reasons and any("按时付款率（交易信用）：" in r["zh"] for r in reasons)
-    assert any(r["en"].startswith("IoT-verified collateral cover (asset credit): ") for r in reasons)
+    assert reasons and any(r["zh"].startswith("按时付款率偏低（低于") for r in reasons)
+    assert any(r["en"].startswith("IoT-verified collateral cover was low (below ") for r in reasons)
+    assert {model.feature_dimension[r["code"].split("#")[0]] for r in reasons} <= {"entity", "asset", "transaction"}
+    assert not any("[" in r["en"] or "inf" in r["en"] or "[" in r["zh"] for r in reasons)
 
 
 def test_three_dimensions_beat_entity_only_on_held_out_firms(enterprise_model, tmp_path, synth_train) -> None:

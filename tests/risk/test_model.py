@@ -117,16 +117,19 @@ def test_reason_codes_bilingual_and_explain_the_points(scorecard_model) -> None:
     worst = out.sort_values("pd").iloc[-1]
     assert worst["reason_1"] and worst["reason_1_points"] >= worst["reason_2_points"] >= worst["reason_3_points"] > 0
     labelled = out[out["reason_1"].str.startswith("on_time_rate#")]
-    assert len(labelled) and labelled["reason_1_zh"].str.startswith("按时付款率：").all()
-    assert labelled["reason_1_en"].str.startswith("On-time payment rate: ").all()
+    # sentences, not bins: the label, low or high, and the line (iotfin.risk.wording)
+    assert len(labelled) and labelled["reason_1_zh"].str.match(r"^按时付款率(偏低（低于|偏高（|缺少)").all()
+    assert labelled["reason_1_en"].str.match(r"^(On-time payment rate was (low \(below|high \()|On-time payment rate: no data)").all()
+    assert not out["reason_1_en"].astype(str).str.contains(r"\[|inf\b|\{").any()
+    assert not out["reason_1_zh"].astype(str).str.contains(r"\[|inf|\{").any()
     # unlabelled feature: the column name stands in, in both languages
     row = score_one(model, {"top_buyer_share": 0.99, "on_time_rate": 1.0, "collateral_cover": 3.0})
     by_code = {r["code"].split("#")[0]: r for r in row["reasons"]}
     if "top_buyer_share" in by_code:
-        assert by_code["top_buyer_share"]["en"].startswith("top_buyer_share: ")
+        assert by_code["top_buyer_share"]["en"].startswith("top_buyer_share was ")
     # missing values are named as such
     row = score_one(model, {"tax_grade": None})
-    assert any(r["en"].endswith("not reported") and r["zh"].endswith("未提供") for r in row["reasons"]) or \
+    assert any("no data" in r["en"] and r["zh"].startswith("缺少") for r in row["reasons"]) or \
         all(not r["code"].startswith("tax_grade") for r in row["reasons"])
     # shortfalls are exactly points: best possible total minus this row's scorecard points
     from iotfin.risk.scoring import _tables

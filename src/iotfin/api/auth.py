@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
+from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -77,16 +78,18 @@ def require(*scopes: str, roles: tuple[str, ...] = ()) -> Callable[..., Principa
     return dependency
 
 
-def consented(request: Request, who: Principal, enterprise_id: int, scope: str, purpose: str, detail: str) -> None:
+def consented(request: Request, who: Principal, enterprise_id: int, scope: str, purpose: str, detail: str,
+              data_range: tuple[date, date] | None = None) -> None:
     """Check a lender's read of `enterprise_id`'s data against its consents (logged either way);
-    Forbidden when refused. Nothing to check for the enterprise itself or the operator."""
+    Forbidden when refused. Nothing to check for the enterprise itself or the operator. `data_range`:
+    the business dates of the data read (default today), checked against the grant's window."""
     if who.platform or who.enterprise_id == enterprise_id:
         return
     if who.tenant_code is None:
         raise Forbidden("only the enterprise, a lender with its consent, or the operator may read this")
     today = business_date(utc_now())
     decision = request.app.state.workspace.consent.check(who.tenant_code, enterprise_id, scope, purpose,
-                                                         (today, today), detail=detail)
+                                                         data_range or (today, today), detail=detail)
     if not decision.allowed:
         zh, en = REASONS[decision.reason]
         raise Forbidden(f"no consent from enterprise {enterprise_id} for {scope} ({purpose}): {en} / {zh}")

@@ -41,6 +41,7 @@ class Platform(Protocol):
     lending: LendingService
     consent: ConsentService
     identity: Any
+    onboarding: Any
     protection: Any
     webhooks: Any
     pii: Any

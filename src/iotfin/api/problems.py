@@ -35,8 +35,11 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
+        # the first field at fault by name (`field`, as a domain ValidationError names it)
+        names = [str(p) for p in (errors[0]["loc"][1:] if errors else []) if isinstance(p, str)]
+        extra = {"field": names[0]} if names else {}
         return problem(422, "Invalid request", "the request does not match the API contract", "validation",
-                       request.url.path, errors=errors)
+                       request.url.path, errors=errors, **extra)
 
     @app.exception_handler(OverflowError)
     @app.exception_handler(DataError)

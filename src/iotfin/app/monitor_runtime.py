@@ -25,6 +25,7 @@ import threading
 import time
 from typing import Any
 
+import numpy as np
 import prometheus_client
 import pyarrow as pa
 
@@ -33,7 +34,7 @@ from iotfin.core.metrics import REGISTRY
 from iotfin.core.time import now_ms
 from iotfin.monitor.model import Change
 from iotfin.monitor.prices import PriceBook
-from iotfin.monitor.store import AlertStore, load_device_meta
+from iotfin.monitor.store import AlertStore, load_device_meta, load_enterprise_names_en
 
 log = logging.getLogger(__name__)
 DAY_MS = 86_400_000
@@ -60,7 +61,8 @@ class MonitorRuntime:
         self._price_rows = self.store.load_prices()
         prices = PriceBook()
         prices.add(self._price_rows)
-        self.monitor = ws.monitor_service(meta, store=self.store, enterprise_names=names, loan_action=self.actions,
+        self.monitor = ws.monitor_service(meta, store=self.store, enterprise_names=names,
+                                          enterprise_names_en=load_enterprise_names_en(ws.engine), loan_action=self.actions,
                                           notify=self.notifier, prices=prices)
         self.store.rules_version = self.monitor.rules.version
         self.resolutions = Resolutions(ws.engine, self.notifier, self.actions)
@@ -68,6 +70,8 @@ class MonitorRuntime:
         self.day = _local_day(self.clock())  # the business day whose trade documents are checked next
         self.ticks = 0
         self.tick_errors = 0
+        self.reloads = 0  # fleet reloads for devices registered while serving
+        self._unmonitorable = np.zeros(0, np.int64)
 
     def attach(self) -> MonitorRuntime:
         """Subscribe to ingest. The demo's bulk-load monitor, if the demo ran in this process, has done
@@ -84,7 +88,25 @@ class MonitorRuntime:
 
     def on_commit(self, stored: pa.Table) -> list[Change]:
         with self.lock:
+            self._learn(stored)
             return self._count(self.monitor.on_commit(stored))
+
+    def _learn(self, stored: pa.Table) -> None:
+        """Devices registered since the monitor started (or since it last looked) are monitored from
+        their first reading: the fleet is reloaded from the system of record and the monitor adopts
+        it, keeping the state of the devices it knew. Ids still unknown after a reload (a device not
+        active, or of a type the monitor has no signal for) are not looked up again."""
+        if stored.num_rows == 0 or "device_id" not in stored.column_names:
+            return
+        ids = np.unique(stored["device_id"].to_numpy())
+        ids = ids[~np.isin(ids, self._unmonitorable)] if self._unmonitorable.size else ids
+        if self.monitor.knows(ids):
+            return
+        meta, names = load_device_meta(self.ws.engine)
+        self.monitor.adopt(meta, names, load_enterprise_names_en(self.ws.engine))
+        self.reloads += 1
+        still = ids[~np.array([0 < i < meta.size and meta.enterprise[i] >= 0 for i in ids.tolist()], bool)]
+        self._unmonitorable = np.union1d(self._unmonitorable, still)
 
     def tick(self, now: int | None = None) -> list[Change]:
         now = self.clock() if now is None else now

@@ -51,10 +51,24 @@ def serve_platform(ws: Any, port: int, host: str = "127.0.0.1", mqtt_port: int |
         )
 
         watcher = asyncio.create_task(watch_revocations(ws.devices))
+        from iotfin.app.close_schedule import CloseSchedule  # lazy: the command line starts without it
+
+        stop_close = asyncio.Event()  # the daily close at close_at (docs/operations.md#the-daily-close)
+        closer = asyncio.create_task(CloseSchedule(ws).run(stop_close))
+        kit.console.print(f"daily close at {ws.settings.close_at} Asia/Shanghai"
+                          + (" (simulation mode)" if ws.settings.simulation else ""))
+        from iotfin.app.rating import RerateScheduler  # lazy: the command line starts without it
+
+        stop_rerate = asyncio.Event()  # the daily re-rating at rerate_at (docs/risk.md#re-rating)
+        rerater = asyncio.create_task(RerateScheduler(ws, ws.settings.rerate_at).run(stop_rerate))
         try:
             await uvicorn.Server(uvicorn.Config(create_app(ws), host=host, port=port, log_level="warning")).serve()
         finally:
             watcher.cancel()
+            stop_close.set()
+            await closer
+            stop_rerate.set()
+            await rerater
             if mqtt is not None:
                 await mqtt.stop()
             if secure is not None:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 
+from iotfin.app.events import WebhookEvents
 from iotfin.app.ledger_records import record_loaders
+from iotfin.app.lending_offers import LendingOffers
 from iotfin.app.lending_relief import LendingRelief
 from iotfin.app.monitor_ports import RiskTradeFeatures, SupplyChainDocuments
 from iotfin.app.risk_ports import RecordSources, RiskConsent
@@ -28,12 +31,15 @@ from iotfin.devices.store import ensure_profiles, load_registry, register_missin
 from iotfin.financing.service import FinancingRegistry
 from iotfin.identity.crypto import FieldCipher
 from iotfin.identity.keyring import KeyRing
+from iotfin.identity.onboarding import OnboardingService
 from iotfin.identity.service import IdentityService
 from iotfin.identity.tokens import TokenIssuer
 from iotfin.ingest.quarantine import QuarantineStore
 from iotfin.ingest.service import IngestService
 from iotfin.ledger.service import LedgerService, load_or_create_signer
+from iotfin.lending.closing import ScheduledClose
 from iotfin.lending.disclosure import offer_terms
+from iotfin.lending.offers import OfferService
 from iotfin.lending.service import LendingService
 from iotfin.monitor.service import MonitorService
 from iotfin.protection.service import ProtectionService
@@ -44,6 +50,7 @@ from iotfin.webhooks.service import WebhookService
 
 if TYPE_CHECKING:  # annotations only: these load pandas, DuckDB and LightGBM
     from iotfin.risk.features.engine import FeatureEngine
+    from iotfin.risk.scorecards import ScorecardService
     from iotfin.risk.service import RatingService
 
 
@@ -108,11 +115,25 @@ class Workspace:
     @cached_property
     def lending(self) -> LendingService:
         return LendingService(self.engine, anchor=lambda loan_id: self.ledger.anchor_from_source(
-            "loan_contract", [loan_id], checkpoint=False))
+            "loan_contract", [loan_id], checkpoint=False), events=self.events,
+            simulation=self.settings.simulation, due_notice_days=self.settings.repayment_due_notice_days,
+            rate_ceiling=Decimal(self.settings.lending_rate_ceiling))
+
+    @cached_property
+    def offers(self) -> OfferService:
+        """Offers of approved decisions: accepted by the enterprise (offer.accepted), booked by their lender."""
+        return OfferService(self.engine, self.lending, validity_days=self.settings.offer_validity_days,
+                            events=self.events)
+
+    @cached_property
+    def scheduled_close(self) -> ScheduledClose:
+        """The close under its cross-process lock, its runs recorded; `iotfin serve` ticks it (close_at)."""
+        return ScheduledClose(self.lending, close_at=self.settings.close_at)
 
     @cached_property
     def consent(self) -> ConsentService:
-        return ConsentService(self.engine, anchor=lambda ids: self.ledger.anchor_from_source("consent_grant", ids, checkpoint=False))
+        return ConsentService(self.engine, anchor=lambda ids: self.ledger.anchor_from_source("consent_grant", ids, checkpoint=False),
+                              events=self.events)
     # --- open API: identity, webhooks, customer protection (docs/api.md, docs/protection.md) -------
 
     @cached_property
@@ -124,8 +145,18 @@ class Workspace:
         return IdentityService(self.engine, self.tokens)
 
     @cached_property
+    def onboarding(self) -> OnboardingService:
+        """Tenants, enterprises (legal representative encrypted), sites and enterprise users (docs/onboarding.md)."""
+        return OnboardingService(self.engine, self.pii, self.identity)
+
+    @cached_property
     def pii(self) -> FieldCipher:
         return FieldCipher(KeyRing(self.data_dir / "pii_keys.json"))
+
+    @cached_property
+    def events(self) -> WebhookEvents:
+        """The contexts' Events port: webhook events in the caller's transaction (iotfin.app.events)."""
+        return WebhookEvents(self.webhooks)
 
     @cached_property
     def webhooks(self) -> WebhookService:
@@ -148,7 +179,7 @@ class Workspace:
                                anchor=lambda conn, decision_id: self.ledger.anchor_from_source(
                                    "credit_decision", [decision_id], checkpoint=False, conn=conn),
                                consent=self.credit_report_consent, risk_engine=self.risk_assessor,
-                               core_of=core_enterprise_of)
+                               core_of=core_enterprise_of, events=self.events, offers=LendingOffers(self.offers))
 
     @cached_property
     def decision(self) -> DecisionService:
@@ -173,17 +204,64 @@ class Workspace:
         return self.data_dir / "models" / "enterprise"
 
     def risk_assessor(self):  # noqa: ANN201
-        """The online risk assessor (features within consent + the enterprise model) once a model
-        has been trained in this workspace, else None; looked for again on the next call."""
-        if "_assessor" not in self.__dict__:
-            # lazy, as the risk imports below: the risk engine brings pandas and LightGBM
-            from iotfin.app.assessment import OnlineAssessor
-            from iotfin.risk.assess import has_model  # lazy: the risk engine brings pandas and LightGBM
+        """The online risk assessor: the promoted champion enterprise model once one exists, else the
+        active bootstrap scorecard (published from the shipped one on first use) — never None. Both
+        score the features within the lender's consent; the champion and the active scorecard are
+        looked up on every call, so a promotion or activation from another process takes effect at
+        the next application (docs/risk.md)."""
+        # lazy, as the risk imports below: the risk engine brings pandas and LightGBM
+        from iotfin.app.assessment import BootstrapAssessor, OnlineAssessor
+        from iotfin.risk.models.champion import (
+            champion_dir,  # lazy: the risk engine brings pandas and LightGBM
+        )
 
-            if not has_model(self.enterprise_model_dir):
-                return None
-            self._assessor = OnlineAssessor(self.features, self.enterprise_model_dir)
+        champion = champion_dir(self.enterprise_model_dir)
+        if champion is not None:
+            key: tuple[str, Any] = ("model", champion.name)
+            if self.__dict__.get("_assessor_key") != key:
+                self._assessor = OnlineAssessor(self.features, self.enterprise_model_dir, version_dir=champion)
+                self._assessor_key = key
+            return self._assessor
+        version, card = self.scorecards.active()
+        key = ("bootstrap", version)
+        if self.__dict__.get("_assessor_key") != key:
+            self._assessor = BootstrapAssessor(self.features, version, card)
+            self._assessor_key = key
         return self._assessor
+
+    @cached_property
+    def scorecards(self) -> ScorecardService:
+        """Bootstrap scorecard versions: published, activated (iotfin.risk.scorecards)."""
+        from iotfin.risk.scorecards import (
+            ScorecardService,  # lazy: the risk engine brings pandas and LightGBM
+        )
+
+        return ScorecardService(self.engine)
+
+    def promote_model(self, version: str, *, by: str, note: str | None = None) -> dict[str, Any]:
+        """Make a trained enterprise model version the champion: verified, anchored in the ledger
+        (`model_promotion`), logged beside the versions (iotfin.risk.models.champion)."""
+        from iotfin.risk.models.champion import promote  # lazy: the risk engine brings pandas and LightGBM
+
+        return promote(self.enterprise_model_dir, version, by=by, note=note,
+                       anchor=lambda rid, body: self.ledger.anchor("model_promotion", [(rid, body)], checkpoint=True))
+
+    def model_versions(self) -> list[dict[str, Any]]:
+        from iotfin.risk.models.champion import versions  # lazy: the risk engine brings pandas and LightGBM
+
+        return versions(self.enterprise_model_dir)
+
+    def train_enterprise(self, **kwargs: Any) -> dict[str, Any]:
+        """Train the enterprise model from this platform's own book (iotfin.app.rating); not promoted."""
+        from iotfin.app.rating import train_enterprise  # lazy: the risk engine brings pandas and LightGBM
+
+        return train_enterprise(self, **kwargs)
+
+    def rerate(self, on: Any = None) -> dict[str, Any]:
+        """Re-rate enterprises with active loans or open consents now (iotfin.app.rating)."""
+        from iotfin.app.rating import rerate  # lazy: the risk engine brings pandas and LightGBM
+
+        return rerate(self, on)
 
     # --- risk and monitoring: their ports, filled from the contexts that own the data --------------
 

@@ -23,8 +23,9 @@ from iotfin.cli.devices import devices_app
 from iotfin.cli.identity import clients_app, protection_app, users_app
 from iotfin.cli.kit import JsonOpt
 from iotfin.cli.ledger import financing_app, ledger_app
-from iotfin.cli.lending import loan_app
+from iotfin.cli.lending import lending_app, loan_app
 from iotfin.cli.monitor import monitor_app
+from iotfin.cli.onboarding import enterprises_app, sites_app, tenants_app
 from iotfin.cli.risk import risk_app
 from iotfin.cli.telemetry import telemetry_app
 from iotfin.core.errors import IotfinError
@@ -34,7 +35,8 @@ app = typer.Typer(help="iotfin: IoT-backed lending for small and micro enterpris
 for sub_app, name in ((db_app, "db"), (telemetry_app, "telemetry"), (devices_app, "devices"), (ledger_app, "ledger"),
                       (financing_app, "financing"), (loan_app, "loan"), (risk_app, "risk"), (consent_app, "consent"),
                       (decision_app, "decision"), (monitor_app, "monitor"), (clients_app, "clients"),
-                      (users_app, "users"), (protection_app, "protection")):
+                      (users_app, "users"), (protection_app, "protection"), (tenants_app, "tenants"),
+                      (enterprises_app, "enterprises"), (sites_app, "sites"), (lending_app, "lending")):
     app.add_typer(sub_app, name=name)
 
 

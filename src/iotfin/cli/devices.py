@@ -19,17 +19,24 @@ DeviceArg = Annotated[int, typer.Argument(help="Device id.")]
 
 @devices_app.command("create")
 def devices_create(
-    enterprise: Annotated[int | None, typer.Option(help="Owning enterprise id (default: the default enterprise).")] = None,
+    site: Annotated[int | None, typer.Option(help="The site it is installed at (its enterprise owns the device).")] = None,
+    enterprise: Annotated[int | None, typer.Option(help="Owning enterprise id (with --site: the site's).")] = None,
     profile: Annotated[str, typer.Option(help="Device profile name.")] = "generic",
     name: Annotated[str | None, typer.Option(help="Unique device name (as gateways and provisioning use).")] = None,
     token: Annotated[str | None, typer.Option(help="Use this access token (e.g. one imported from ThingsBoard).")] = None,
     data_dir: DataDirOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Register a device and print its id and access token (works on a fresh workspace)."""
+    """Register a device at a site (--site) or for an enterprise (--enterprise) and print its id and
+    access token. Onboard the enterprise and its site first: `iotfin enterprises create`, `iotfin
+    sites create`."""
+    if site is None and enterprise is None:
+        raise ValidationError("say where the device is: --site SITE_ID (or --enterprise ENTERPRISE_ID); onboard "
+                              "the enterprise and its site first with `iotfin enterprises create` and `iotfin sites "
+                              "create` / 请指定设备所在站点或企业", field="site")
     ws = kit.workspace(data_dir)
     ws.initialise()
-    issued = ws.devices.create(enterprise_id=enterprise, profile=profile, name=name, token=token)
+    issued = ws.devices.create(enterprise_id=enterprise, profile=profile, name=name, token=token, site_id=site)
     kit.emit(issued.to_json(), as_json, lambda d: kit.out.print(kit.kv_table("device created / 设备已创建", d)))
 
 

@@ -21,6 +21,8 @@ from iotfin.lending import model as m
 loan_app = typer.Typer(help="Loans: schedules, disclosure, servicing, daily close, general ledger.", no_args_is_help=True)
 line_app = typer.Typer(help="Revolving credit lines: open, freeze, unfreeze.", no_args_is_help=True)
 loan_app.add_typer(line_app, name="line")
+lending_app = typer.Typer(help="Offers of approved decisions: list, accept (for the enterprise), book.",
+                          no_args_is_help=True)
 
 DateOpt = Annotated[str, typer.Option("--date", help="Business date, YYYY-MM-DD (Asia/Shanghai).")]
 
@@ -179,12 +181,32 @@ def repay_cmd(loan: Annotated[int, typer.Argument(help="Loan id.")], amount: Ann
 
 @loan_app.command("close-day")
 def close_day_cmd(date_: DateOpt, chunk: Annotated[int, typer.Option(min=1, help="Loans per transaction.")] = 100_000,
+                  simulate: Annotated[bool, typer.Option("--simulate", help="Simulation: allow a DATE after today "
+                                                         "(demos, what-if workspaces; never production).")] = False,
                   data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
     """Close of business through DATE: accrual, due processing, overdue, penalty, classification, GL.
-    Idempotent; after a crash, run it again to finish."""
-    runs = _ws(data_dir).lending.close_through(_date(date_), chunk)
-    data = {"days": runs, "loans_closed": sum(r["loans_closed"] for r in runs)}
+    Idempotent; after a crash, run it again to finish. A DATE after today (Asia/Shanghai) is refused
+    unless --simulate (or IOTFIN_SIMULATION=1). `iotfin serve` also closes by itself (close_at)."""
+    run = _ws(data_dir).scheduled_close.run(_date(date_), "manual", simulate=simulate, chunk=chunk)
+    runs = run["days"]
+    data = {"days": runs, "loans_closed": sum(r["loans_closed"] for r in runs), "run_id": run["run_id"]}
     _emit(data, as_json, lambda d: _print(f"closed {len(runs)} day(s) through {date_}: {d['loans_closed']} loan-days"))
+
+
+@loan_app.command("close-status")
+def close_status_cmd(data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
+    """The daily close: closed through which date, the last run, the next scheduled run (close_at)."""
+    data = _ws(data_dir).scheduled_close.status()
+
+    def show(d: dict[str, Any]) -> None:
+        last = d["last_run"]
+        _print(f"closed through {d['closed_through'] or 'never'}; next run {d['next_run_at']}"
+               + (" (simulation mode)" if d["simulation"] else ""))
+        if last is not None:
+            _print(f"last run #{last['id']} ({last['trigger']}): {last['status']}, {last['days']} day(s) through "
+                   f"{last['through']}" + (f" — {last['error']}" if last["error"] else ""))
+
+    _emit(data, as_json, show)
 
 
 @loan_app.command("restructure")
@@ -252,6 +274,55 @@ def line_freeze(line: Annotated[int, typer.Argument()], reason: Annotated[str, t
 def line_unfreeze(line: Annotated[int, typer.Argument()], reason: Annotated[str, typer.Option()], date_: DateOpt,
                   data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
     _emit(_ws(data_dir).lending.set_line_status(line, "active", reason, _date(date_), actor="cli"), as_json)
+
+
+# --- offers: `iotfin lending ...` -------------------------------------------------------------------
+
+
+@lending_app.command("offers")
+def offers_cmd(status: Annotated[str | None, typer.Option(help="open, accepted, booked or expired.")] = None,
+               enterprise: Annotated[int | None, typer.Option(help="Enterprise id.")] = None,
+               limit: Annotated[int, typer.Option(min=1, max=200)] = 50,
+               data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
+    """Offers, newest first, with their APR, expiry and status."""
+    from iotfin.db.pagination import PageParams  # lazy: the command line starts without it
+
+    items, _ = _ws(data_dir).offers.page(PageParams(limit, None), status=status, enterprise_id=enterprise)
+
+    def render(rows: list[dict[str, Any]]) -> None:
+        t = Table(title="Offers / 要约", title_justify="left")
+        for col in ("id", "enterprise", "lender", "product", "amount", "tenor", "rate", "APR", "expires", "status"):
+            t.add_column(col)
+        for o in rows:
+            t.add_row(str(o["id"]), str(o["enterprise_id"]), o["lender"] or "(operator)", o["servicing_product"],
+                      f"{o['amount']:,}", str(o["tenor_months"]), str(o["annual_rate"]), o["apr_percent"],
+                      o["expires_at"].isoformat(timespec="minutes"), o["status"])
+        kit.out.print(t)
+
+    _emit(items, as_json, render)
+
+
+@lending_app.command("accept-offer")
+def accept_offer_cmd(offer: Annotated[int, typer.Argument(help="Offer id.")],
+                     digest: Annotated[str, typer.Option(help="SHA-256 of the key-facts statement the enterprise read "
+                                                         "(the offer's key_facts.digest).")],
+                     by: Annotated[str, typer.Option(help="Who accepts for the enterprise (recorded).")] = "cli",
+                     data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
+    """Record the enterprise's acceptance of an offer (operator tool; enterprises accept over the API)."""
+    data = _ws(data_dir).offers.accept(offer, digest, actor=f"cli:{by}")
+    _emit(data, as_json, lambda d: _print(f"offer {d['id']} {d['status']} at {d['accepted_at']}"))
+
+
+@lending_app.command("book-offer")
+def book_offer_cmd(offer: Annotated[int, typer.Argument(help="Offer id.")],
+                   start: Annotated[str | None, typer.Option(help="Value date (default: the offer's).")] = None,
+                   contract_ref: Annotated[str | None, typer.Option(help="The signed contract's reference.")] = None,
+                   data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
+    """Book an accepted offer exactly as offered (a line-serviced offer opens its credit line)."""
+    data = _ws(data_dir).offers.book(offer, lender_tenant_id=None, operator=True, actor="cli",
+                                     start=None if start is None else _date(start, "start"), contract_ref=contract_ref)
+    data.pop("offer", None)
+    _emit(data, as_json)
 
 
 # --- reports ---------------------------------------------------------------------------------------

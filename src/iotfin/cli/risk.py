@@ -204,3 +204,153 @@ def render_profile(p: dict[str, Any]) -> list[Any]:
                    "for want of consent (treated as missing)")
     return out
 
+
+
+DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Workspace folder (IOTFIN_DATA_DIR).")]
+
+
+@risk_app.command("train-enterprise")
+def train_enterprise_cmd(
+    outcomes: Annotated[Path | None, typer.Option("--outcomes", help="CSV or Parquet of enterprise_id, as_of, default "
+                                                  "(imported outcomes) instead of the platform's own book.")] = None,
+    window_days: Annotated[int, typer.Option("--window-days", help="A loan is bad if 90+ days past due or written "
+                                             "off within this many days of its start.")] = 365,
+    min_bads: Annotated[int, typer.Option("--min-bads", min=2, help="Fewest bad outcomes to train on.")] = 5,
+    data_dir: DataDir = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train the enterprise three-dimension model from the platform's own history (features as of each
+    loan's start, point in time; outcomes from the book) and write it with its validation report. The
+    new version is a candidate: `iotfin risk promote` makes it the champion."""
+    ws = kit.workspace(data_dir, schema=True)
+    try:
+        summary = ws.train_enterprise(outcomes=outcomes, window_days=window_days, min_bads=min_bads)
+    finally:
+        ws.close()
+    ev = summary["evaluation"]
+    judge = "oot" if "oot" in ev else "test"
+    lines = [f"model {summary['model']} trained on {summary['rows']} rows ({summary['bads']} bad) from {summary['source']}",
+             *(f"  {name:<10} {judge} AUC {m['auc']:.3f}  KS {m['ks']:.3f}" for name, m in ev[judge].items()),
+             f"validation report: {summary['report']}",
+             f"status: candidate (not used for decisions). Next: {summary['next']}"]
+    _print(summary, as_json, "\n".join(lines))
+
+
+@risk_app.command("promote")
+def promote_cmd(
+    version: Annotated[str, typer.Argument(help="Model version (v0003) or model id to make champion.")],
+    by: Annotated[str, typer.Option("--by", help="Who promotes (recorded and anchored in the ledger).")],
+    note: Annotated[str | None, typer.Option("--note", help="Why (recorded with the promotion).")] = None,
+    data_dir: DataDir = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Make a trained enterprise model version the champion the decision service rates with (logged
+    and anchored in the ledger). Until one is promoted the platform rates with the bootstrap scorecard."""
+    ws = kit.workspace(data_dir, schema=True)
+    try:
+        record = ws.promote_model(version, by=by, note=note)
+    finally:
+        ws.close()
+    _print(record, as_json, f"{record['model']} is the champion (promoted by {record['promoted_by']}; "
+                            f"ledger leaf {record.get('leaf_index')}; previous: {record['previous'] or 'none'})")
+
+
+@risk_app.command("models")
+def models_cmd(data_dir: DataDir = None, as_json: JsonOpt = False) -> None:
+    """Enterprise model versions with their status (champion, former champion, candidate) and the bootstrap scorecards."""
+    ws = kit.workspace(data_dir, schema=True)
+    try:
+        rows = ws.model_versions()
+        cards = ws.scorecards.versions()
+    finally:
+        ws.close()
+    data = {"models": rows, "bootstrap_scorecards": cards,
+            "in_force": next((r["model"] for r in rows if r["status"] == "champion"), None)
+            or next((c["model"] for c in cards if c["active"]), "bootstrap (shipped; published on first use)")}
+    lines = [f"{r['version']}  {r['status']:<16} {r['model']}  AUC {r['auc'] if r['auc'] is None else round(r['auc'], 3)} "
+             f"({r['sample']}, {r['rows']} rows)" for r in rows] or ["no trained enterprise model"]
+    lines += [f"bootstrap-v{c['version']}  {'active' if c['active'] else 'inactive':<8} published by {c['published_by']} "
+              f"{c['published_at']:%Y-%m-%d %H:%M}" for c in cards]
+    lines.append(f"rating with: {data['in_force']}")
+    _print(data, as_json, "\n".join(lines))
+
+
+@risk_app.command("rerate")
+def rerate_cmd(data_dir: DataDir = None, as_json: JsonOpt = False) -> None:
+    """Re-rate now every enterprise with an active loan or an open credit-assessment consent (what
+    `iotfin serve` does daily at rerate_at) and store the ratings."""
+    ws = kit.workspace(data_dir, schema=True)
+    try:
+        summary = ws.rerate()
+    finally:
+        ws.close()
+    _print(summary, as_json, f"re-rated {summary['ratings_stored']} of {summary['enterprises']} enterprises for "
+                             f"{summary['lenders']} lenders with {summary['model']}; grades {summary['grades']}")
+
+
+scorecard_app = typer.Typer(help="The bootstrap scorecard: versions, publish, activate.", no_args_is_help=True)
+risk_app.add_typer(scorecard_app, name="scorecard")
+
+
+@scorecard_app.command("list")
+def scorecard_list(data_dir: DataDir = None, as_json: JsonOpt = False) -> None:
+    """Published versions of the bootstrap scorecard (the shipped one is published on first use)."""
+    ws = kit.workspace(data_dir, schema=True)
+    try:
+        ws.scorecards.ensure_shipped()
+        rows = ws.scorecards.versions()
+    finally:
+        ws.close()
+    _print(rows, as_json, "\n".join(f"v{r['version']} {'ACTIVE ' if r['active'] else '       '}{r['sha256'][:12]} "
+                                    f"by {r['published_by']}: {r['note'] or ''}" for r in rows))
+
+
+@scorecard_app.command("show")
+def scorecard_show(version: Annotated[int | None, typer.Argument(help="Version (default: the active one).")] = None,
+                   data_dir: DataDir = None) -> None:
+    """The content of a version (JSON), e.g. to edit and publish as the next version."""
+    ws = kit.workspace(data_dir, schema=True)
+    try:
+        if version is None:
+            version, _ = ws.scorecards.active()
+        row = ws.scorecards.version(version)
+    finally:
+        ws.close()
+    print(json.dumps(row["content"], ensure_ascii=False, indent=1))
+
+
+@scorecard_app.command("publish")
+def scorecard_publish(
+    file: Annotated[Path, typer.Argument(help="Scorecard JSON (iotfin-bootstrap-scorecard/1).")],
+    by: Annotated[str, typer.Option("--by", help="Who publishes.")],
+    note: Annotated[str | None, typer.Option("--note", help="Why.")] = None,
+    activate: Annotated[bool, typer.Option("--activate/--no-activate", help="Put it in force at once.")] = True,
+    data_dir: DataDir = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Validate and publish a new version of the bootstrap scorecard."""
+    try:
+        content = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValidationError(f"{file}: {exc.strerror or exc}") from None
+    ws = kit.workspace(data_dir, schema=True)
+    try:
+        ws.scorecards.ensure_shipped()  # the shipped version stays version 1
+        out = ws.scorecards.publish(content, by=by, note=note, activate=activate)
+    finally:
+        ws.close()
+    _print(out, as_json, f"published {out['model']} ({out['sha256'][:12]})" + (", active" if activate else ""))
+
+
+@scorecard_app.command("activate")
+def scorecard_activate(version: Annotated[int, typer.Argument(help="Version to put in force.")],
+                       by: Annotated[str, typer.Option("--by", help="Who activates.")],
+                       data_dir: DataDir = None, as_json: JsonOpt = False) -> None:
+    """Put a published version of the bootstrap scorecard in force."""
+    ws = kit.workspace(data_dir, schema=True)
+    try:
+        out = ws.scorecards.activate(version, by=by)
+    finally:
+        ws.close()
+    out.pop("content", None)
+    _print(out, as_json, f"bootstrap-v{version} is active (by {by})")

@@ -30,6 +30,7 @@ from iotfin.consent.model import (
     validate_recipient,
     validate_scope,
 )
+from iotfin.consent.ports import Events
 from iotfin.core.errors import NotFound, ValidationError
 from iotfin.core.time import utc_now
 from iotfin.db.engine import write_transaction
@@ -49,8 +50,10 @@ class ReadRequest:
 
 
 class ConsentService:
-    def __init__(self, engine: Engine, anchor: Anchor | None = None, clock: Callable[[], datetime] = utc_now):
+    def __init__(self, engine: Engine, anchor: Anchor | None = None, clock: Callable[[], datetime] = utc_now,
+                 events: Events | None = None):
         self.engine = engine
+        self.events = events  # webhooks consent.granted / consent.withdrawn (docs/api.md)
         self.anchor = anchor
         self.clock = clock
         self.log = store.AccessLogWriter(engine)
@@ -70,9 +73,20 @@ class ConsentService:
             if wanted - known:
                 raise NotFound(f"no enterprise {min(wanted - known)}")
             ids = store.insert_grants(conn, rows)
+            for grant_id, r in zip(ids, rows, strict=True):
+                self._emit(conn, "consent.granted", grant_id, r["enterprise_id"], r["recipient"], r["purpose"],
+                           r["scopes"], expires_at=r["expires_at"].isoformat())
         self._anchor(ids)
         return [Grant(id=i, **{k: (frozenset(v) if k in ("scopes", "onward_recipients") else v) for k, v in r.items()})
                 for i, r in zip(ids, rows, strict=True)]
+
+    def _emit(self, conn: Connection, event_type: str, grant_id: int, enterprise_id: int, recipient: str,
+              purpose: str, scopes: Iterable[str], **extra: Any) -> None:
+        """A consent event to the recipient (a tenant, by its code) and the enterprise."""
+        if self.events is not None:
+            self.events(conn, event_type, {"grant_id": grant_id, "enterprise_id": enterprise_id, "recipient": recipient,
+                                           "purpose": purpose, "scopes": sorted(scopes), **extra},
+                        enterprise_id=enterprise_id)
 
     def _load(self, grant_id: int, enterprise_id: int | None) -> Grant:
         with self.engine.connect() as conn:
@@ -85,6 +99,8 @@ class ConsentService:
             grant = _owned(store.get_grant(conn, grant_id, for_update=True), grant_id, enterprise_id)
             can_withdraw(grant, now)
             store.set_withdrawn(conn, grant_id, now)
+            self._emit(conn, "consent.withdrawn", grant_id, grant.enterprise_id, grant.recipient, grant.purpose,
+                       grant.scopes, withdrawn_at=now.isoformat())
         self._anchor([grant_id])
         return self._load(grant_id, None)
 

@@ -197,3 +197,13 @@ class AccessLogWriter:
         if self._thread is not None:
             self._thread.join(timeout=5)
         self.flush()
+
+
+def open_grant_pairs(conn: Connection, now: datetime, purposes: Sequence[str]) -> list[tuple[int, str]]:
+    """(enterprise id, recipient) of every grant for one of `purposes` that is neither withdrawn nor
+    expired at `now` (the scheduled re-rating's population)."""
+    g = ConsentGrant.__table__
+    q = (select(g.c.enterprise_id, g.c.recipient).distinct()
+         .where(g.c.withdrawn_at.is_(None), g.c.expires_at > now, g.c.purpose.in_(list(purposes)))
+         .order_by(g.c.enterprise_id, g.c.recipient))
+    return [(int(e), str(r)) for e, r in conn.execute(q)]

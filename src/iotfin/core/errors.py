@@ -27,11 +27,19 @@ class ConfigError(IotfinError):
 
 
 class ValidationError(IotfinError):
-    """Input that breaks the contract: rejected with a reason, never silently dropped."""
+    """Input that breaks the contract: rejected with a reason, never silently dropped. `field` names
+    the input at fault (the problem body's `field` member), when there is one."""
 
     exit_code = 65  # EX_DATAERR
     http_status = 422
     code = "validation"
+
+    def __init__(self, message: str = "", *, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+    def problem_extra(self) -> dict[str, object]:
+        return {"field": self.field} if self.field else {}
 
 
 class Unauthorized(IotfinError):

@@ -74,6 +74,30 @@ class Settings(BaseSettings):
     # Customer protection (docs/protection.md): complaint deadlines.
     complaint_ack_hours: int = Field(default=24, ge=1, description="a complaint must be acknowledged within")
     complaint_resolve_days: int = Field(default=15, ge=1, description="a complaint must be resolved within")
+    # Offers and booking (docs/lending.md#offers-and-booking).
+    offer_validity_days: int = Field(default=15, ge=1, le=365, description="an approved decision's offer may be "
+                                     "accepted for this many days")
+    lending_rate_ceiling: str = Field(default="0.24", pattern=r"^0(\.\d{1,6})?$|^1(\.0{1,6})?$",
+                                      description="legal ceiling of a loan's annual contract rate (a fraction); "
+                                      "a booking above it is refused")
+    # The business calendar and the daily close (docs/operations.md#the-daily-close).
+    simulation: bool = Field(default=False, description="simulation mode: the close may run for dates after "
+                             "today (demos, simulations); never on a production workspace")
+    close_at: str = Field(default="00:30", description="local time (Asia/Shanghai, HH:MM) at which `iotfin serve` "
+                          "closes the books through yesterday")
+    repayment_due_notice_days: int = Field(default=3, ge=0, le=60, description="repayment.due is sent this many "
+                                           "days before an instalment falls due")
+    # Scheduled re-rating (docs/risk.md#re-rating).
+    rerate_at: str = Field(default="02:00", description="local time (Asia/Shanghai, HH:MM) at which `iotfin serve` "
+                           "re-rates enterprises with active loans or open consents")
+
+    @field_validator("close_at", "rerate_at")
+    @classmethod
+    def _hh_mm(cls, text: str) -> str:
+        hh, sep, mm = text.strip().partition(":")
+        if not (sep and hh.isdigit() and mm.isdigit() and len(mm) == 2 and 0 <= int(hh) < 24 and 0 <= int(mm) < 60):
+            raise ValueError("must be a local time HH:MM, 00:00 to 23:59")
+        return f"{int(hh):02d}:{mm}"
 
     @field_validator("database_url")
     @classmethod

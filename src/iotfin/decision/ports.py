@@ -8,10 +8,11 @@ supply chain `CoreOf`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import Connection
 
@@ -26,6 +27,27 @@ AprPort = Callable[[str, Decimal, Decimal, int, date], OfferFacts]
 
 Anchor = Callable[[Connection, str], object]
 """Anchor a decision in the ledger, inside the transaction that stores it."""
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovedTerms:
+    """What an approval offers: the terms lending makes its offer of."""
+
+    application_id: int
+    decision_id: int
+    enterprise_id: int
+    product: str  # the decision product
+    servicing: str  # the lending product that books it
+    amount: Decimal
+    tenor_months: int
+    annual_rate: Decimal  # gross contract rate
+    subsidy_rate: Decimal
+    on: date  # the decision's business date
+
+
+OfferPort = Callable[[Connection, ApprovedTerms], "dict[str, Any]"]
+"""Lending's offer of an approval, created in the transaction that stores the approving decision
+(`iotfin.lending.offers.OfferService.create_in`, adapted in `iotfin.app`); returns the offer."""
 
 
 CoreOf = Callable[[Connection, int], "int | None"]
@@ -46,3 +68,13 @@ class ConsentCheck(Protocol):
         not (bilingual). Logged in the access log unless `log=False`; inside `conn`'s transaction when
         given."""
         ...
+
+
+class Events(Protocol):
+    def __call__(self, conn: Connection, event_type: str, payload: Mapping[str, Any], *,
+                 enterprise_id: int | None = None, tenant_id: int | None = None) -> None:
+        """Publish a business event (a webhook: decision.made) inside the caller's transaction: it goes
+        out exactly when that commits. With no `tenant_id`, the composition root addresses the lender
+        that owns the payload's application."""
+        ...
+

@@ -39,7 +39,17 @@ from iotfin.decision.challenger import in_challenger
 from iotfin.decision.disclosure import apr_disclosure
 from iotfin.decision.limits import Exposure, LimitPolicy, credit_limit
 from iotfin.decision.lpr import LprCurve
-from iotfin.decision.ports import Anchor, AprPort, Assess, ConsentCheck, CoreOf, RiskEngine  # noqa: E402
+from iotfin.decision.ports import (  # noqa: E402
+    Anchor,
+    ApprovedTerms,
+    AprPort,
+    Assess,
+    ConsentCheck,
+    CoreOf,
+    Events,
+    OfferPort,
+    RiskEngine,
+)
 from iotfin.decision.pricing import PricingPolicy, price
 from iotfin.decision.reasons import (
     LIMIT_REDUCED,
@@ -60,6 +70,7 @@ from iotfin.decision.strategies import (
     outcome_from_result,
     strategy_context,
 )
+from iotfin.decision.tables import APPLICATION_STATUSES
 from iotfin.decision.values import ZERO, plain, to_rate
 from iotfin.identity.access import set_owner_in  # noqa: E402
 
@@ -163,8 +174,11 @@ class DecisionService:
     def __init__(self, engine: Engine, *, assess: Assess | None = None, apr: AprPort | None = None,
                  anchor: Anchor | None = None, policy: DecisionPolicy | None = None,
                  clock: Callable[[], datetime] = utc_now, consent: ConsentCheck | None = None,
-                 risk_engine: Callable[[], RiskEngine | None] | None = None, core_of: CoreOf = _no_chain):
+                 risk_engine: Callable[[], RiskEngine | None] | None = None, core_of: CoreOf = _no_chain,
+                 offers: OfferPort | None = None, events: Events | None = None):
         self.engine = engine
+        self.events = events  # webhooks: decision.made, in the deciding transaction (docs/api.md)
+        self.offers = offers  # lending's offer of an approval, in the approving transaction
         self.core_of = core_of
         self.assess = assess
         self.consent = consent
@@ -298,16 +312,18 @@ class DecisionService:
 
     def _assessment(self, app: Application, applicant: Applicant,
                     given: RiskAssessment | Mapping[str, Any] | None) -> RiskAssessment | None:
-        """The risk engine's assessment once a model is trained (an assessment in the request is then
-        refused: an applicant never asserts its own grade), else the `assess` port's, else the one given
-        (None: `decide` refuses to decide)."""
-        engine = self.risk_engine()
-        if engine is None and self.assess is None:
-            return RiskAssessment.from_json(given) if isinstance(given, Mapping) else given
+        """The platform's assessment: the `assess` port's when one is fixed (tests, benchmarks, the
+        demo's batch ratings), else the risk engine's (the champion model, or the bootstrap scorecard
+        before one). An assessment given by the applicant is always refused: nobody asserts its own
+        grade (None: `decide` asks the `assess` port)."""
         if given is not None:
-            raise ValidationError("the risk assessment is computed by the platform's risk engine; do not send one")
-        if engine is None:
+            raise ValidationError("assessment: the risk assessment is computed by the platform's risk engine; "
+                                  "do not send one / 风险评估由平台风险引擎计算，请勿在申请中提交")
+        if self.assess is not None:
             return None  # the assess port decides
+        engine = self.risk_engine()
+        if engine is None:
+            return None  # no engine wired: `decide` refuses (503)
         if applicant.risk_lender is None:
             raise ValidationError("lender: the operator names the lender whose consent the risk engine's features use")
         return engine(app.enterprise_id, applicant.risk_lender)
@@ -367,11 +383,40 @@ class DecisionService:
                     self.anchor(conn, str(decision_id))
                 if within is not None:
                     within(conn, app_id)
+                offer = None
+                if result.decision == "approve" and result.offered_amount and result.pricing is not None:
+                    offer = self._offer(conn, app_id, decision_id, app, result.offered_amount, result.tenor_months,
+                                        result.pricing.gross_rate, business_date(now))
+                self._decision_made(conn, app_id, decision_id, app.enterprise_id, app.product, result.decision,
+                                    result.offered_amount, result.tenor_months, offer, now)
         except IntegrityError as exc:
             if app.ref is not None and any(k in str(exc.orig) for k in ("credit_applications.ref", "uq_credit_applications_ref")):
                 raise Conflict(f"an application with ref {app.ref!r} was already decided") from None
             raise
-        return {"application_id": app_id, "decision_id": decision_id, "status": STATUS_OF[result.decision]} | body
+        return {"application_id": app_id, "decision_id": decision_id, "status": STATUS_OF[result.decision]} | body | {
+            "offer": offer}
+
+    def _decision_made(self, conn: Connection, application_id: int, decision_id: int, enterprise_id: int, product: str,
+                       decision: str, amount: Decimal | None, tenor: int | None, offer: Mapping[str, Any] | None,
+                       now: datetime) -> None:
+        """decision.made, to the lender owning the application and the enterprise (ids and amounts only)."""
+        if self.events is None:
+            return
+        self.events(conn, "decision.made", {
+            "application_id": application_id, "decision_id": decision_id, "enterprise_id": enterprise_id,
+            "product": product, "decision": decision, "status": STATUS_OF[decision],
+            "amount": None if amount is None else str(amount), "tenor_months": tenor,
+            "offer_id": None if offer is None else offer.get("id"), "decided_at": now.isoformat()},
+            enterprise_id=enterprise_id)
+
+    def _offer(self, conn: Connection, application_id: int, decision_id: int, app: Application, amount: Decimal,
+               tenor: int | None, annual_rate: Decimal, on: date) -> dict[str, Any] | None:
+        """The approval's offer (lending's offer port), in the approving transaction; None when unwired."""
+        if self.offers is None or tenor is None:
+            return None
+        product = self.policy.products[app.product]
+        return self.offers(conn, ApprovedTerms(application_id, decision_id, app.enterprise_id, app.product,
+                                               product.servicing, amount, tenor, annual_rate, app.subsidy_rate, on))
 
     @staticmethod
     def _insert_decision(conn: Any, app_id: int, source: str, decision: str, body: dict[str, Any], now: datetime,
@@ -426,6 +471,14 @@ class DecisionService:
         of the applications whose ids `among` selects (a subquery: a lender's own applications)."""
         with self.engine.connect() as conn:
             return store.review_queue_page(conn, page, enterprise_id=enterprise_id, among=among)
+
+    def applications_page(self, page: PageParams, *, status: str | None = None, enterprise_id: int | None = None,
+                          among: Select | None = None) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of applications, newest first, filtered (`among`: a lender's own, as a subquery)."""
+        if status is not None and status not in APPLICATION_STATUSES:
+            raise ValidationError(f"status: must be one of {', '.join(APPLICATION_STATUSES)}, not {status!r}")
+        with self.engine.connect() as conn:
+            return store.applications_page(conn, page, status=status, enterprise_id=enterprise_id, among=among)
 
     def application(self, application_id: int) -> dict[str, Any]:
         """An application with the evidence an officer needs: inputs, risk assessment (grade, PD,
@@ -505,7 +558,14 @@ class DecisionService:
                                      approved_amount=terms[0] if terms else None, updated_at=now)
             if self.anchor:
                 self.anchor(conn, str(decision_id))
-        return {"application_id": application_id, "decision_id": decision_id, "status": STATUS_OF[decision]} | body
+            offer = None
+            if terms is not None:  # an approval or a counter-offer: its offer, with the approved terms
+                offer = self._offer(conn, application_id, decision_id, application, terms[0], terms[1], terms[2],
+                                    business_date(now))
+            self._decision_made(conn, application_id, decision_id, application.enterprise_id, application.product,
+                                decision, terms[0] if terms else None, terms[1] if terms else None, offer, now)
+        return {"application_id": application_id, "decision_id": decision_id, "status": STATUS_OF[decision]} | body | {
+            "offer": offer}
 
     def _review_terms(self, action: str, app: Application, product: Product, first: Mapping[str, Any] | None,
                       pending: Mapping[str, Any] | None, amount: object, tenor: int | None, rate: object

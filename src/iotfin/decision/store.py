@@ -170,6 +170,26 @@ def review_queue_page(conn: Connection, page: PageParams, *, enterprise_id: int 
     return [dict(r._mapping) for r in rows], cursor
 
 
+def applications_page(conn: Connection, page: PageParams, *, status: str | None = None,
+                      enterprise_id: int | None = None, among: Select | None = None
+                      ) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of applications, newest first: in one status, of one enterprise, among the ids `among`
+    selects (a lender's own applications)."""
+    query = (select(CreditApplication.id, CreditApplication.ref, CreditApplication.enterprise_id,
+                    CreditApplication.product, CreditApplication.amount, CreditApplication.tenor_months,
+                    CreditApplication.status, CreditApplication.approved_amount, CreditApplication.received_at,
+                    CreditApplication.updated_at, Enterprise.name, Enterprise.name_en)
+             .join(Enterprise, Enterprise.id == CreditApplication.enterprise_id))
+    if status is not None:
+        query = query.where(CreditApplication.status == status)
+    if enterprise_id is not None:
+        query = query.where(CreditApplication.enterprise_id == enterprise_id)
+    if among is not None:
+        query = query.where(CreditApplication.id.in_(among))
+    rows, cursor = paginate(conn, query, CreditApplication.id, page, descending=True)
+    return [dict(r._mapping) for r in rows], cursor
+
+
 def application(conn: Connection, application_id: int) -> RowMapping | None:
     return conn.execute(select(CreditApplication).where(CreditApplication.id == application_id)).mappings().first()
 

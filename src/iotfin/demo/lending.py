@@ -174,7 +174,7 @@ def demo_step(ws: Any, offers: Sequence[tuple[Offer, date]], end: date, defaults
                                "key_facts_zh": facts.text_zh.splitlines()[:4],
                                "key_facts_en": facts.text_en.splitlines()[:4]}
             if booked:
-                svc.close_day(day)
+                svc.close_day(day, simulate=True)  # the demo's calendar runs ahead of today
                 stats["closes"] += 1
                 _borrowers_act(svc, ws, day, defaults, stats, paid, relieved)
             day += timedelta(days=1)

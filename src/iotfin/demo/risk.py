@@ -91,6 +91,11 @@ def rate_enterprises(ws: Any, ds: Any, start: date, end: date, model_dir: Path,
     trained = train_enterprise_model(frame, "default", dimensions, model_dir, labels=labels,
                                      date_col="as_of", workspace=ws)
     model = load_model(trained["path"])
+    # training never makes a model champion: the demo promotes it explicitly (ledger-anchored), so the
+    # decision API rates with it rather than with the bootstrap scorecard
+    if model_dir == ws.enterprise_model_dir:
+        trained["promotion"] = ws.promote_model(Path(trained["path"]).name, by="demo",
+                                                note="the demo's model, trained on the simulated history")
 
     revenue_per_kwh = _revenue_per_kwh(history.select(["e_sector", "t_sales_90d", "a_energy_kwh_30d"]).to_pandas())
     save_revenue_per_kwh(model_dir, revenue_per_kwh)  # the online assessor reads it beside the model
@@ -116,7 +121,8 @@ def rate_enterprises(ws: Any, ds: Any, start: date, end: date, model_dir: Path,
 
     def assess(enterprise_id: int) -> RiskAssessment:
         p = profiles[enterprise_id]
-        return to_assessment(enterprise_id, p["score"], p["features"], p["consent_ok"], as_of, revenue_per_kwh)
+        return to_assessment(enterprise_id, p["score"], p["features"], p["consent_ok"], as_of, revenue_per_kwh,
+                             model=model.model_id)
 
     grades = Counter(str(p["score"]["grade"]) for p in profiles.values())
     example_id = min(profiles) if profiles else None

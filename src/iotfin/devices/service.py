@@ -7,7 +7,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,6 +17,7 @@ from sqlalchemy import Connection, Engine
 
 from iotfin.core.errors import Conflict, NotFound, ValidationError
 from iotfin.db.engine import write_transaction
+from iotfin.db.pagination import PageParams
 from iotfin.devices import store
 from iotfin.devices.credentials import (
     check_token,
@@ -27,6 +28,7 @@ from iotfin.devices.credentials import (
     verify_password,
 )
 from iotfin.devices.registry import DeviceRegistry
+from iotfin.devices.tables import DEVICE_STATUSES
 
 TOKEN_CACHE_TTL_S = 30.0
 REVOCATION_POLL_OVERLAP_S = 10.0
@@ -39,10 +41,11 @@ class IssuedDevice:
     enterprise_id: int
     profile: str
     token: str
+    site_id: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "name": self.name, "enterprise_id": self.enterprise_id, "profile": self.profile,
-                "token": self.token}
+        return {"id": self.id, "name": self.name, "enterprise_id": self.enterprise_id, "site_id": self.site_id,
+                "profile": self.profile, "token": self.token}
 
 
 class DeviceService:
@@ -62,8 +65,20 @@ class DeviceService:
 
     def create(self, enterprise_id: int | None = None, profile: str = "generic", name: str | None = None,
                site_id: int | None = None, token: str | None = None) -> IssuedDevice:
+        """Register a device and its access token, bound to a site of its enterprise (the site's
+        enterprise when none is named; 422 for a site of another enterprise). With neither, the
+        platform's default enterprise: what self-provisioning by a profile's key and the tests use;
+        the command line and the API always name one. The device is in this process's registry at
+        once, so a serving process ingests its first reading."""
         token = check_token(token) if token is not None else new_token()
         with write_transaction(self.engine) as conn:
+            if site_id is not None:
+                site_owner = store.enterprise_of_site(conn, site_id)
+                if site_owner is None or (enterprise_id is not None and site_owner != enterprise_id):
+                    whose = f"enterprise {enterprise_id}" if enterprise_id is not None else "any enterprise"
+                    raise ValidationError(f"site_id {site_id} is not a site of {whose} / 站点不属于该企业",
+                                          field="site_id")
+                enterprise_id = site_owner
             enterprise_id = enterprise_id if enterprise_id is not None else store.default_enterprise(conn)
             if not store.enterprise_exists(conn, enterprise_id):
                 raise NotFound(f"no enterprise {enterprise_id}")
@@ -81,7 +96,39 @@ class DeviceService:
                 name=name, created_at=datetime.now(UTC))
             store.insert_access_token(conn, device_id, token_hash(token), datetime.now(UTC))
         self.registry.register(np.array([device_id]), [profile], ["active"])
-        return IssuedDevice(device_id, name, enterprise_id, profile, token)
+        return IssuedDevice(device_id, name, enterprise_id, profile, token, site_id)
+
+    def profile_device_type(self, profile: str) -> str | None:
+        """The device type of a profile (None: no such profile)."""
+        with self.engine.connect() as conn:
+            row = store.profile_for_device(conn, profile)
+        return None if row is None else str(row.device_type)
+
+    def device(self, device_id: int) -> dict[str, Any] | None:
+        """The device's record: id, name, enterprise, site, type, profile, status, its profile's
+        metrics (None: no such device)."""
+        with self.engine.connect() as conn:
+            row = store.device_record(conn, device_id)
+        return None if row is None else device_json(row) | {"metrics": sorted(row.metrics)}
+
+    def device_types_of(self, enterprise_ids: Sequence[int]) -> list[tuple[int, str]]:
+        """The distinct (enterprise, device type) pairs of the enterprises' devices not revoked."""
+        if not enterprise_ids:
+            return []
+        with self.engine.connect() as conn:
+            return store.device_types(conn, list(enterprise_ids))
+
+    def devices(self, page: PageParams, visible: Sequence[tuple[int, Sequence[str] | None]] | None = None, *,
+                enterprise_id: int | None = None, site_id: int | None = None, status: str | None = None,
+                profile: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of devices, oldest first. `visible`: None for all, else (enterprise id, device
+        types or None for all types) pairs the caller may see."""
+        if status is not None and status not in DEVICE_STATUSES:
+            raise ValidationError(f"status must be one of {', '.join(DEVICE_STATUSES)}", field="status")
+        with self.engine.connect() as conn:
+            rows, cursor = store.list_devices(conn, page, visible, enterprise_id=enterprise_id, site_id=site_id,
+                                              status=status, profile=profile)
+        return [device_json(r) for r in rows], cursor
 
     def set_status(self, device_id: int, status: str) -> None:
         if status not in ("active", "inactive", "revoked"):
@@ -304,3 +351,11 @@ class DeviceService:
         for listener in list(self.revocation_listeners):
             listener(device_id)
 
+
+
+def device_json(row: Any) -> dict[str, Any]:
+    """A device as lists show it (no credentials)."""
+    r = row._mapping
+    return {"device_id": r["id"], "name": r["name"], "serial": r["serial"], "enterprise_id": r["enterprise_id"],
+            "site_id": r["site_id"], "profile": r["profile"], "device_type": r["device_type"], "status": r["status"],
+            "created_at": r["created_at"]}

@@ -29,6 +29,7 @@ from sqlalchemy import (
     update,
 )
 
+from iotfin.db.pagination import PageParams, paginate
 from iotfin.devices.model import DEFAULT_USCC, STANDARD_PROFILES, Profile
 from iotfin.devices.registry import STATUS_UNKNOWN, DeviceRegistry
 from iotfin.devices.tables import (
@@ -169,6 +170,43 @@ def devices_named(conn: Connection, names: Iterable[Any], enterprise_id: int | N
 def device_by_name(conn: Connection, name: str) -> Row[Any] | None:
     """(id, enterprise_id) of the device with this name, in any enterprise."""
     return conn.execute(select(Device.id, Device.enterprise_id).where(Device.name == name)).first()
+
+
+def enterprise_of_site(conn: Connection, site_id: int) -> int | None:
+    return conn.execute(select(Site.enterprise_id).where(Site.id == site_id)).scalar()
+
+
+_LISTED = (Device.id, Device.name, Device.serial, Device.enterprise_id, Device.site_id,
+           DeviceProfile.name.label("profile"), Device.device_type, Device.status, Device.created_at)
+
+
+def device_record(conn: Connection, device_id: int) -> Row[Any] | None:
+    """The device as listed, with its profile's metrics."""
+    return conn.execute(select(*_LISTED, DeviceProfile.metrics).join(DeviceProfile, DeviceProfile.id == Device.profile_id)
+                        .where(Device.id == device_id)).first()
+
+
+def list_devices(conn: Connection, page: PageParams, visible: Sequence[tuple[int, Sequence[str] | None]] | None,
+                 *, enterprise_id: int | None = None, site_id: int | None = None, status: str | None = None,
+                 profile: str | None = None) -> tuple[Sequence[Row[Any]], str | None]:
+    """A page of devices, oldest first; `visible` None: all, else only these (enterprise, device types
+    or None for every type) pairs."""
+    stmt = select(*_LISTED).join(DeviceProfile, DeviceProfile.id == Device.profile_id)
+    if visible is not None:
+        if not visible:
+            return [], None
+        stmt = stmt.where(or_(*(Device.enterprise_id == e if types is None
+                                else and_(Device.enterprise_id == e, Device.device_type.in_(list(types)))
+                                for e, types in visible)))
+    if enterprise_id is not None:
+        stmt = stmt.where(Device.enterprise_id == enterprise_id)
+    if site_id is not None:
+        stmt = stmt.where(Device.site_id == site_id)
+    if status is not None:
+        stmt = stmt.where(Device.status == status)
+    if profile is not None:
+        stmt = stmt.where(DeviceProfile.name == profile)
+    return paginate(conn, stmt, Device.id, page)
 
 
 def default_enterprise(conn: Connection) -> int:

@@ -93,3 +93,9 @@ def can_see_record(engine: Engine, who: Principal, kind: str, record_id: int, en
     if who.enterprise_id is not None:
         return enterprise_id == who.enterprise_id
     return who.tenant_id is not None and record_owner(engine, kind, record_id) == who.tenant_id
+
+
+def record_owner_in(conn: Connection, kind: str, record_id: int) -> int | None:
+    """`record_owner` inside the caller's transaction (an owner set earlier in it is seen)."""
+    return conn.execute(select(RecordOwner.tenant_id).where(RecordOwner.kind == kind,
+                                                            RecordOwner.record_id == record_id)).scalar()

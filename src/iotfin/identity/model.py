@@ -31,6 +31,9 @@ SCOPES: dict[str, str] = {
     "lending:write": "book loans and take repayments for the caller's tenant",
     "lending:service": "acceleration, margin calls, restructuring, credit-line freeze on the caller's loans",
     "lending:books": "daily close, trial balance and portfolio of the whole book (platform operator)",
+    "lending:manual": "book a loan outside an offer (with a reason, inside the product's ranges and the rate ceiling)",
+    "offers:read": "loan offers of the caller (a lender's own offers; an enterprise's offers)",
+    "offers:accept": "accept a loan offer made to the caller's enterprise, after reading its key facts",
     "applications:read": "credit applications of the caller and the review queue",
     "applications:write": "submit credit applications (consent to credit_report needed)",
     "applications:review": "approve, decline or counter-offer referred applications",
@@ -45,6 +48,10 @@ SCOPES: dict[str, str] = {
     "devices:read": "device status and events of the enterprise's own devices",
     "devices:claim": "claim a device for the enterprise",
     "pii:read": "the legal representative's personal data (the enterprise's own; a lender with consent)",
+    "onboarding:write": "onboard enterprises and their sites (the operator; a lender: its own customers)",
+    "enterprises:read": "enterprises and their sites: a lender's customers, the enterprise itself, all for the operator",
+    "devices:provision": "register devices at an enterprise's site (the enterprise; an IoT vendor with its consent)",
+    "telemetry:read": "an enterprise's telemetry (its own; a lender or partner within the enterprise's consent)",
 }
 
 #: Console roles and the scopes each one carries.
@@ -53,26 +60,35 @@ ROLE_SCOPES: dict[str, frozenset[str]] = {
                                "complaints:handle", "hardship:review", "webhooks:manage", "lending:read",
                                "lending:service", "applications:read", "applications:write", "alerts:read",
                                "alerts:handle", "monitor:configure", "consents:read", "consents:check",
-                               "pii:read", "risk:read"}),
+                               "pii:read", "risk:read", "offers:read", "onboarding:write", "enterprises:read",
+                               "telemetry:read"}),
     "approver": frozenset({"financing:read", "hardship:review", "hardship:decide", "complaints:read",
                            "lending:read", "lending:write", "applications:read", "applications:review",
-                           "alerts:read", "risk:read"}),
+                           "alerts:read", "risk:read", "offers:read", "enterprises:read"}),
     "auditor": frozenset({"financing:read", "ledger:evidence", "complaints:read", "hardship:review",
-                          "lending:read", "applications:read", "alerts:read", "consents:read", "risk:read"}),
+                          "lending:read", "applications:read", "alerts:read", "consents:read", "risk:read",
+                          "offers:read", "enterprises:read"}),
     "platform_admin": frozenset(SCOPES),
     "enterprise_admin": frozenset({"complaints:submit", "complaints:read", "hardship:submit", "hardship:review",
                                    "webhooks:manage", "lending:read", "applications:read", "alerts:read",
                                    "consents:manage", "consents:read", "devices:read", "devices:claim",
-                                   "pii:read", "risk:read"}),
+                                   "pii:read", "risk:read", "offers:read", "offers:accept", "enterprises:read",
+                                   "devices:provision", "telemetry:read"}),
 }
 ROLES = tuple(ROLE_SCOPES)
 
 #: Scopes only the platform operator's own principals may hold.
 PLATFORM_ONLY = frozenset({"identity:manage", "lending:books", "strategies:manage", "monitor:prices"})
 #: Scopes only an enterprise (or the operator) may hold: a lender never manages another's consents or devices.
-ENTERPRISE_ONLY = frozenset({"consents:manage", "devices:read", "devices:claim"})
+ENTERPRISE_ONLY = frozenset({"consents:manage", "devices:read", "devices:claim", "offers:accept", "devices:provision"})
 #: Scopes that make sense for an enterprise's principals (the rest are lender or operator work).
 ENTERPRISE_SCOPES = ROLE_SCOPES["enterprise_admin"]
+#: What an alliance partner's principals may hold (IoT vendors, logistics and warehouse operators): reads
+#: within the enterprises' consent, their own webhooks; and, for an IoT vendor, device provisioning
+#: (`PARTNER_PROVISIONING`), also within the enterprise's consent.
+PARTNER_SCOPES = frozenset({"consents:read", "consents:check", "webhooks:manage", "telemetry:read",
+                            "devices:provision"})
+PARTNER_PROVISIONING = "iot_vendor"
 
 
 @dataclass(frozen=True)
@@ -147,12 +163,18 @@ def check_roles(roles: list[str] | tuple[str, ...]) -> frozenset[str]:
     return frozenset(roles)
 
 
-def allowed_scopes(platform: bool, enterprise: bool, roles: frozenset[str] = frozenset()) -> frozenset[str]:
+def allowed_scopes(platform: bool, enterprise: bool, roles: frozenset[str] = frozenset(),
+                   partner_kind: str | None = None) -> frozenset[str]:
     """What a principal of this kind may ever hold: its roles' scopes for a user (all for a client),
-    cut to the enterprise scopes for an enterprise and without the operator's scopes for a lender."""
+    cut to the enterprise scopes for an enterprise, to the partner scopes for an alliance partner
+    (`partner_kind`: device provisioning for an IoT vendor only) and without the operator's and the
+    enterprises' own scopes for a lender."""
     base = frozenset().union(*(ROLE_SCOPES[r] for r in roles)) if roles else frozenset(SCOPES)
     if enterprise:
         return base & ENTERPRISE_SCOPES
+    if partner_kind is not None:
+        partner = base & PARTNER_SCOPES
+        return partner if partner_kind == PARTNER_PROVISIONING else partner - {"devices:provision"}
     return base if platform else base - PLATFORM_ONLY - ENTERPRISE_ONLY
 
 

@@ -29,6 +29,7 @@ class Owner:
     tenant_code: str | None
     enterprise_id: int | None
     platform: bool
+    partner_kind: str | None = None   # an alliance partner's kind (iot_vendor, logistics, warehouse)
 
 
 class IdentityService:
@@ -45,10 +46,11 @@ class IdentityService:
         wanted = parse_scopes(scopes)
         if not wanted:
             raise ValidationError("a client needs at least one scope")
-        allowed = allowed_scopes(owner.platform, owner.enterprise_id is not None)
+        allowed = allowed_scopes(owner.platform, owner.enterprise_id is not None, partner_kind=owner.partner_kind)
         if wanted - allowed:
+            whose = "enterprise" if owner.enterprise_id else "partner" if owner.partner_kind else "tenant"
             raise ValidationError(f"scope {' '.join(sorted(wanted - allowed))} cannot be given to this "
-                                  f"{'enterprise' if owner.enterprise_id else 'tenant'}'s client")
+                                  f"{whose}'s client", field="scopes")
         client_id = "ic_" + secrets.token_hex(8)
         secret = "ics_" + secrets.token_urlsafe(32)
         with self.engine.begin() as conn:
@@ -106,7 +108,7 @@ class IdentityService:
             raise Unauthorized("unknown user or wrong password")
         assert owner is not None
         roles = frozenset(row.roles)
-        scopes = allowed_scopes(owner.platform, owner.enterprise_id is not None, roles)
+        scopes = allowed_scopes(owner.platform, owner.enterprise_id is not None, roles, owner.partner_kind)
         return Principal(subject=f"user:{username}", tenant_id=owner.tenant_id, tenant_code=owner.tenant_code,
                          enterprise_id=owner.enterprise_id, platform=owner.platform, roles=roles, scopes=scopes)
 
@@ -129,7 +131,7 @@ class IdentityService:
                 row = store.tenant_by_code(conn, tenant)
                 if row is None:
                     raise NotFound(f"no tenant with code {tenant!r}")
-                return Owner(row.id, tenant, None, row.kind == "platform")
+                return Owner(row.id, tenant, None, row.kind == "platform", row.partner_kind)
             if enterprise_id is not None:
                 if not store.enterprise_exists(conn, enterprise_id):
                     raise NotFound(f"no enterprise {enterprise_id}")
@@ -142,7 +144,7 @@ class IdentityService:
     def _owner_of(conn: Connection, tenant_id: int | None, enterprise_id: int | None) -> Owner:
         if tenant_id is not None:
             row = store.tenant_by_id(conn, tenant_id)
-            return Owner(tenant_id, row.code, None, row.kind == "platform")
+            return Owner(tenant_id, row.code, None, row.kind == "platform", row.partner_kind)
         if enterprise_id is not None:
             return Owner(None, None, enterprise_id, False)
         return Owner(None, None, None, True)

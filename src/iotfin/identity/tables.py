@@ -33,15 +33,32 @@ TAX_GRADES = ("A", "B", "M", "C", "D")
 # --- tenants: lenders and platform operators -------------------------------------------------
 
 
+TENANT_KINDS = ("bank", "partner", "platform")
+#: Alliance partners: IoT vendors (install and provision devices), logistics and warehouse operators.
+PARTNER_KINDS = ("iot_vendor", "logistics", "warehouse")
+
+
 class Tenant(Base):
+    """A lender (`bank`), an alliance partner (`partner`, with its `partner_kind`) or the platform
+    operator (`platform`). The code is what consents name as the recipient."""
+
     __tablename__ = "tenants"
-    __table_args__ = (CheckConstraint(_in("kind", ("bank", "platform")), name="kind"),)
+    __table_args__ = (
+        CheckConstraint(_in("kind", TENANT_KINDS), name="kind"),
+        CheckConstraint(f"(kind = 'partner' AND partner_kind IS NOT NULL AND {_in('partner_kind', PARTNER_KINDS)}) OR "
+                        "(kind <> 'partner' AND partner_kind IS NULL)", name="partner_kind"),
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     code: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     name_en: Mapped[str] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(16))
+    partner_kind: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    # The institution's business contact (shown to the operator; not a data subject's personal data).
+    contact_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    contact_phone: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    contact_email: Mapped[str | None] = mapped_column(String(254), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=_now)
 
 
@@ -88,6 +105,7 @@ class Site(Base):
     enterprise_id: Mapped[int] = mapped_column(ForeignKey("enterprises.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(32))
+    address: Mapped[str | None] = mapped_column(String(500), nullable=True)
     lat: Mapped[float] = mapped_column(Float)
     lon: Mapped[float] = mapped_column(Float)
     geofence_radius_m: Mapped[float | None] = mapped_column(Float, nullable=True)
@@ -130,14 +148,18 @@ class ConsoleUser(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=_now)
 
 
+RECORD_KINDS = ("loan", "credit_line", "application", "enterprise")
+
+
 class RecordOwner(Base):
     """Which lender tenant a record created through the API belongs to (tenant isolation for the
-    contexts whose own tables carry no tenant: loans, credit lines, credit applications). A record
+    contexts whose own tables carry no tenant: loans, credit lines, credit applications), and which
+    lender onboarded an enterprise (kind `enterprise`, record id = the enterprise's id). A record
     with no row here belongs to the platform operator (booked by the CLI, the demo or an operator)."""
 
     __tablename__ = "record_owners"
     __table_args__ = (
-        CheckConstraint("kind IN ('loan', 'credit_line', 'application')", name="kind"),
+        CheckConstraint(_in("kind", RECORD_KINDS), name="kind"),
         # a lender's customers, and "is this enterprise a customer of this lender" (every lender read
         # of an alert), from the index alone
         Index("ix_record_owners_tenant_enterprise", "tenant_id", "enterprise_id"),

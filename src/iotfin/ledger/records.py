@@ -38,6 +38,7 @@ RECORD_TYPES: dict[str, RecordType] = {t.name: t for t in (
     RecordType("credit_decision", 1, True),
     RecordType("loan_contract", 1, True),
     RecordType("model_fingerprint", 1, False),
+    RecordType("model_promotion", 1, False),
 )}
 
 

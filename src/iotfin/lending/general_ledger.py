@@ -46,6 +46,8 @@ ALLOWANCE, PROVISION_EXPENSE, RECOVERY_INCOME = "1304", "6702.01", "6702.02"
 BOOKING_RULES: dict[str, tuple[tuple[str, int, str], ...]] = {
     "disbursement": ((NOT_DUE, 1, "principal"), (CASH, -1, "principal")),
     "fee_charge": ((FEE_RECV, 1, "fee"), (FEE_INCOME, -1, "fee")),
+    # the upfront fee deducted from the proceeds at disbursement: charged and settled at once (never overdue)
+    "fee_deducted": ((CASH, 1, "fee"), (FEE_RECV, -1, "fee")),
     "accrual": ((ACCRUED, 1, "interest"), (INTEREST_INCOME, -1, "interest")),
     # interest = borrower_interest + subsidy
     "billing": ((PRINCIPAL_DUE, 1, "principal"), (NOT_DUE, -1, "principal"),

@@ -14,18 +14,22 @@ from decimal import Decimal
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, Select
 
 from iotfin.core.errors import Conflict, NotFound, ValidationError
 from iotfin.core.money import ZERO, to_money
 from iotfin.core.time import business_date, utc_now
 from iotfin.db.engine import write_transaction
+from iotfin.db.pagination import PageParams
 from iotfin.lending import model as m
 from iotfin.lending import store
 from iotfin.lending import vector as v
+from iotfin.lending.calendar import today as business_today
+from iotfin.lending.ports import Events
 from iotfin.lending.tables import Loan
 
 DEFAULT_CHUNK = 100_000
+DEFAULT_RATE_CEILING = Decimal("0.24")  # setting lending_rate_ceiling
 # delinquency buckets of the portfolio report: name, highest days past due in it
 DPD_BUCKETS = (("current", 0), ("1-30", 30), ("31-60", 60), ("61-90", 90), ("91-180", 180), ("181-360", 360),
                ("360+", None))
@@ -51,11 +55,16 @@ class Offer:
 
 class LendingService:
     def __init__(self, engine: Engine, anchor: Anchor | None = None,
-                 provision_rates: dict[m.Tier, Decimal] | None = None):
+                 provision_rates: dict[m.Tier, Decimal] | None = None, rate_ceiling: Decimal = DEFAULT_RATE_CEILING,
+                 *, events: Events | None = None, simulation: bool = False, due_notice_days: int = 3):
         self.engine = engine
+        self.events = events  # webhooks: loan.disbursed, repayment.received/.due/.overdue (docs/api.md)
+        self.simulation = simulation  # the close may run ahead of today (demos, simulations)
+        self.due_notice_days = due_notice_days
         self.anchor = anchor  # anchors a signed contract in the ledger: anchor(loan_id)
         self.provision_rates = m.check_provision_rates(provision_rates or m.PROVISION_RATES)
         self._provision_ppm = v.provision_ppm(self.provision_rates)
+        self.rate_ceiling = Decimal(rate_ceiling)  # the legal ceiling of a contract rate (setting lending_rate_ceiling)
 
     # --- booking ---------------------------------------------------------------------------------
 
@@ -64,35 +73,67 @@ class LendingService:
         return m.Terms(to_money(offer.principal), Decimal(offer.annual_rate), offer.term, start, prod.method,
                        prod.day_count, periodic_fee=prod.periodic_fee, subsidy_rate=Decimal(offer.subsidy_rate))
 
+    def check_ceiling(self, annual_rate: Decimal) -> None:
+        if Decimal(annual_rate) > self.rate_ceiling:
+            raise ValidationError(f"annual_rate {annual_rate} is above the legal rate ceiling {self.rate_ceiling} "
+                                  f"(超过法定利率上限)")
+
+    def check_manual(self, offer: Offer) -> None:
+        """A booking outside an offer: inside the product's ranges and under the rate ceiling."""
+        self.check_ceiling(offer.annual_rate)
+        m.product(offer.product).check_ranges(to_money(offer.principal), offer.term, Decimal(offer.annual_rate))
+
     def book(self, offer: Offer, start: date, actor: str = "system", contract_ref: str | None = None,
-             signed: dict[str, Any] | None = None) -> int:
-        """Sign and disburse one loan: its schedule, the upfront fee bill, the GL entries, the audit event;
-        the contract is anchored in the ledger once committed. `signed` records what the borrower signed
-        (e.g. the key-facts statement's APR, total cost and digests) on the booking event."""
-        prod = m.product(offer.product)
-        terms = self.terms_for(offer, start)
-        sched = m.schedule(terms)
-        fee = m.fen(terms.principal * prod.upfront_fee_rate)
+             signed: dict[str, Any] | None = None, *, lender_tenant_id: int | None = None) -> int:
+        """Sign and disburse one loan: its schedule, the upfront fee (deducted from the proceeds), the GL
+        entries, the audit event; the contract is anchored in the ledger once committed. `signed` records
+        what the borrower signed (e.g. the key-facts statement's APR, total cost and digests) on the
+        booking event."""
         with write_transaction(self.engine) as conn:
-            if offer.credit_line_id is not None:
-                self._check_drawdown(conn, offer, start)
-            elif prod.kind == "line":
-                raise ValidationError(f"product {prod.code} is drawn under a credit line: give credit_line_id")
-            first = sched[0]
-            loan_id = store.insert_loan(conn, terms, prod, first, offer.enterprise_id, offer.credit_line_id,
-                                        contract_ref, fee)
-            store.insert_schedule(conn, loan_id, sched)
-            entries = [m.journal("disbursement", start, {"principal": terms.principal}, loan_id)]
-            if fee:
-                store.bill_upfront_fee(conn, loan_id, start, fee)
-                entries.append(m.journal("fee_charge", start, {"fee": fee}, loan_id))
-            store.post(conn, [e for e in entries if e is not None])
-            store.record_event(conn, "booked", start, actor, loan_id=loan_id, credit_line_id=offer.credit_line_id,
-                               detail={"principal": terms.principal, "rate": terms.annual_rate, "term": terms.term,
-                                       "product": prod.code, "upfront_fee": fee, "subsidy_rate": terms.subsidy_rate}
-                               | ({"signed": signed} if signed else {}))
+            loan_id = self.book_in(conn, offer, start, actor, contract_ref, signed, lender_tenant_id=lender_tenant_id)
+        self.anchored(loan_id)
+        return loan_id
+
+    def anchored(self, loan_id: int) -> None:
+        """Anchor a committed contract in the ledger (after `book_in`'s transaction commits)."""
         if self.anchor is not None:
             self.anchor(str(loan_id))
+
+    def book_in(self, conn: Connection, offer: Offer, start: date, actor: str = "system",
+                contract_ref: str | None = None, signed: dict[str, Any] | None = None, *,
+                lender_tenant_id: int | None = None) -> int:
+        """`book` inside the caller's transaction (an offer's booking marks the offer in the same one);
+        the caller anchors the contract (`anchored`) once committed.
+
+        The upfront fee is deducted from the proceeds at disbursement (the borrower receives the principal
+        less the fee): it is charged and settled at booking, so it is never overdue, and the key facts'
+        APR (which counts the fee as paid at the start) is the contract's."""
+        prod = m.product(offer.product)
+        terms = self.terms_for(offer, start)
+        self.check_ceiling(terms.annual_rate)
+        sched = m.schedule(terms)
+        fee = m.fen(terms.principal * prod.upfront_fee_rate)
+        if not store.enterprise_exists(conn, offer.enterprise_id):
+            raise NotFound(f"no enterprise {offer.enterprise_id}")
+        if offer.credit_line_id is not None:
+            self._check_drawdown(conn, offer, start)
+        elif prod.kind == "line":
+            raise ValidationError(f"product {prod.code} is drawn under a credit line: give credit_line_id")
+        first = sched[0]
+        loan_id = store.insert_loan(conn, terms, prod, first, offer.enterprise_id, offer.credit_line_id,
+                                    contract_ref, ZERO)
+        store.insert_schedule(conn, loan_id, sched)
+        entries = [m.journal("disbursement", start, {"principal": terms.principal}, loan_id)]
+        if fee:
+            entries += [m.journal("fee_charge", start, {"fee": fee}, loan_id),
+                        m.journal("fee_deducted", start, {"fee": fee}, loan_id, memo="upfront fee deducted from the proceeds")]
+        store.post(conn, [e for e in entries if e is not None])
+        store.record_event(conn, "booked", start, actor, loan_id=loan_id, credit_line_id=offer.credit_line_id,
+                           detail={"principal": terms.principal, "rate": terms.annual_rate, "term": terms.term,
+                                   "product": prod.code, "upfront_fee": fee, "net_proceeds": terms.principal - fee,
+                                   "subsidy_rate": terms.subsidy_rate}
+                           | ({"signed": signed} if signed else {}))
+        self.disbursed(conn, loan_id, offer, start, fee, lender_tenant_id)
         return loan_id
 
     def _check_drawdown(self, conn: Connection, offer: Offer, on: date) -> None:
@@ -112,15 +153,23 @@ class LendingService:
 
     def open_line(self, enterprise_id: int, credit_limit: Decimal, annual_rate: Decimal, expires_on: date,
                   product: str = "iot-line", actor: str = "system") -> int:
+        with write_transaction(self.engine) as conn:
+            return self.open_line_in(conn, enterprise_id, credit_limit, annual_rate, expires_on, product, actor)
+
+    def open_line_in(self, conn: Connection, enterprise_id: int, credit_limit: Decimal, annual_rate: Decimal,
+                     expires_on: date, product: str = "iot-line", actor: str = "system") -> int:
+        """`open_line` inside the caller's transaction."""
         if m.product(product).kind != "line":
             raise ValidationError(f"product {product} is not a credit line product")
         limit = to_money(credit_limit)
         if limit <= 0:
             raise ValidationError("credit limit must be positive")
-        with write_transaction(self.engine) as conn:
-            line_id = store.insert_credit_line(conn, enterprise_id, product, limit, annual_rate, expires_on)
-            store.record_event(conn, "line_opened", business_date(utc_now()), actor, credit_line_id=line_id,
-                               detail={"limit": limit, "rate": annual_rate, "expires_on": expires_on})
+        self.check_ceiling(Decimal(annual_rate))
+        if not store.enterprise_exists(conn, enterprise_id):
+            raise NotFound(f"no enterprise {enterprise_id}")
+        line_id = store.insert_credit_line(conn, enterprise_id, product, limit, annual_rate, expires_on)
+        store.record_event(conn, "line_opened", business_date(utc_now()), actor, credit_line_id=line_id,
+                           detail={"limit": limit, "rate": annual_rate, "expires_on": expires_on})
         return line_id
 
     def book_batch(self, offers: Sequence[Offer], start: date, actor: str = "system") -> np.ndarray:
@@ -168,6 +217,19 @@ class LendingService:
 
     # --- repayments ----------------------------------------------------------------------------------
 
+    def disbursed(self, conn: Connection, loan_id: int, offer: Offer, start: date, fee: Decimal,
+                  lender_tenant_id: int | None) -> None:
+        """loan.disbursed, in the booking's transaction, to the lender (when it is a tenant) and the enterprise."""
+        if self.events is None:
+            return
+        self.events(conn, "loan.disbursed", {
+            "loan_id": loan_id, "enterprise_id": offer.enterprise_id, "credit_line_id": offer.credit_line_id,
+            "product": offer.product, "principal": str(to_money(offer.principal).quantize(m.FEN)),
+            "upfront_fee": str(fee), "net_proceeds": str((to_money(offer.principal) - fee).quantize(m.FEN)),
+            "annual_rate": str(offer.annual_rate),
+            "term_months": offer.term, "start": start.isoformat()},
+            enterprise_id=offer.enterprise_id, tenant_id=lender_tenant_id)
+
     def repay(self, loan_id: int, amount: Decimal, on: date, prepay: bool = False, actor: str = "borrower") -> dict[str, Any]:
         amount = to_money(amount)
         with write_transaction(self.engine) as conn:
@@ -180,6 +242,12 @@ class LendingService:
             detail = {"amount": amount, "prepay": prepay, "penalty": paid.penalty, "fee": paid.fee,
                       "interest": paid.interest, "principal": paid.principal, "settled": result.state.closed}
             store.record_event(conn, "repayment", on, actor, loan_id=loan_id, detail=detail)
+            if self.events is not None:
+                self.events(conn, "repayment.received", {
+                    "loan_id": loan_id, "enterprise_id": loan.enterprise_id, "date": on.isoformat(),
+                    "amount": str(amount.quantize(m.FEN)), "penalty": str(paid.penalty), "fee": str(paid.fee),
+                    "interest": str(paid.interest), "principal": str(paid.principal), "prepay": prepay,
+                    "settled": result.state.closed}, enterprise_id=loan.enterprise_id)
         return detail
 
     def payoff(self, loan_id: int, on: date) -> Decimal:
@@ -204,10 +272,21 @@ class LendingService:
 
     # --- the daily close -----------------------------------------------------------------------------
 
-    def close_day(self, on: date, chunk: int = DEFAULT_CHUNK, fail_after_chunks: int | None = None) -> dict[str, Any]:
+    def check_close_date(self, on: date, simulate: bool = False) -> None:
+        """A close of a day after today is refused (nothing written), unless in simulation mode."""
+        today = business_today()
+        if on > today and not (simulate or self.simulation):
+            raise ValidationError(f"date: {on} is after today ({today}, Asia/Shanghai): the books close only days "
+                                  f"that have begun; closing ahead is for simulation mode (IOTFIN_SIMULATION=1) / "
+                                  f"不能对未来日期日终结账（{on} 晚于今天 {today}）")
+
+    def close_day(self, on: date, chunk: int = DEFAULT_CHUNK, fail_after_chunks: int | None = None, *,
+                  simulate: bool = False) -> dict[str, Any]:
         """Close business day `on` over the whole book, in chunks of loans, each chunk one transaction
         (its loans, their bills, its GL entries and the run's progress). Idempotent: loans already closed
-        for `on` are skipped; after a crash, running it again closes the rest."""
+        for `on` are skipped; after a crash, running it again closes the rest. A day after today is
+        refused unless `simulate` (or the service is in simulation mode)."""
+        self.check_close_date(on, simulate)
         started = time.perf_counter()
         after, closed, chunks = 0, 0, 0
         while True:
@@ -234,8 +313,7 @@ class LendingService:
         return {"business_date": on, "loans_closed": closed, "chunks": chunks,
                 "seconds": round(time.perf_counter() - started, 3)}
 
-    @staticmethod
-    def _start_run(conn: Connection, on: date) -> None:
+    def _start_run(self, conn: Connection, on: date) -> None:
         lagging = store.lagging_close(conn, on)
         if lagging is not None:
             raise Conflict(f"loans last closed on {lagging}: close {lagging + timedelta(days=1)} first "
@@ -243,16 +321,43 @@ class LendingService:
         status = store.close_run_status(conn, on)
         if status is None:
             store.insert_close_run(conn, on)
+            self._due_events(conn, on)  # once per business date, so once per instalment
+            self._overdue_events(conn, on)  # the bills of the day before, unpaid: the close cannot pay them
         elif status == "done":
             store.reopen_close_run(conn, on)
 
-    def close_through(self, on: date, chunk: int = DEFAULT_CHUNK) -> list[dict[str, Any]]:
+    def close_through(self, on: date, chunk: int = DEFAULT_CHUNK, *, simulate: bool = False) -> list[dict[str, Any]]:
         """Close every business day from the earliest open one through `on`."""
+        self.check_close_date(on, simulate)
         with self.engine.connect() as conn:
             earliest = store.earliest_closed(conn)
         if earliest is None or earliest >= on:
-            return [self.close_day(on, chunk)]
-        return [self.close_day(earliest + timedelta(days=k), chunk) for k in range(1, (on - earliest).days + 1)]
+            return [self.close_day(on, chunk, simulate=simulate)]
+        return [self.close_day(earliest + timedelta(days=k), chunk, simulate=simulate)
+                for k in range(1, (on - earliest).days + 1)]
+
+    def _due_events(self, conn: Connection, on: date) -> None:
+        """repayment.due for the instalments falling due `due_notice_days` after `on`."""
+        if self.events is None:
+            return
+        due = on + timedelta(days=self.due_notice_days)
+        for r in store.instalments_due_on(conn, due):
+            self.events(conn, "repayment.due", {
+                "loan_id": r.loan_id, "instalment": r.seq, "due_date": r.due_date.isoformat(),
+                "principal": str(r.principal), "interest": str(r.interest - r.subsidy), "fee": str(r.fee),
+                "amount": str(r.principal + r.interest - r.subsidy + r.fee), "enterprise_id": r.enterprise_id,
+                "notice_days": self.due_notice_days}, enterprise_id=r.enterprise_id)
+
+    def _overdue_events(self, conn: Connection, on: date) -> None:
+        """repayment.overdue for what fell due the day before `on` and is still unpaid at its close."""
+        if self.events is None:
+            return
+        for r in store.bills_first_overdue(conn, on):
+            self.events(conn, "repayment.overdue", {
+                "loan_id": r.loan_id, "due_date": r.due_date.isoformat(), "business_date": on.isoformat(),
+                "principal": str(r.principal), "interest": str(r.interest), "fee": str(r.fee),
+                "amount": str(r.principal + r.interest + r.fee), "days_past_due": r.dpd,
+                "enterprise_id": r.enterprise_id}, enterprise_id=r.enterprise_id)
 
     @staticmethod
     def _lock_active(conn: Connection, loan_id: int, on: date | None = None, doing: str = "a change") -> tuple[Loan, m.LoanState]:
@@ -465,6 +570,39 @@ class LendingService:
                 "npl_ratio": str((npl / total).quantize(Decimal("0.0001"))) if total else "0",
                 "allowance": allowance, "provision_coverage_of_npl": str((allowance / npl).quantize(Decimal("0.0001")))
                 if npl else None, "written_off": written_off}
+
+    def loans_page(self, page: PageParams, *, enterprise_id: int | None = None, status: str | None = None,
+                   among: Select | None = None) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of loans, newest first (`among`: the ids a lender owns, as a subquery)."""
+        if status is not None and status not in ("active", "settled", "written_off"):
+            raise ValidationError(f"status: must be active, settled or written_off, not {status!r}")
+        with self.engine.connect() as conn:
+            return store.loans_page(conn, page, enterprise_id=enterprise_id, status=status, among=among)
+
+    def lines_page(self, page: PageParams, *, enterprise_id: int | None = None, status: str | None = None,
+                   among: Select | None = None) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of credit lines, newest first, with what is drawn and available under each."""
+        if status is not None and status not in ("active", "frozen", "closed"):
+            raise ValidationError(f"status: must be active, frozen or closed, not {status!r}")
+        with self.engine.connect() as conn:
+            return store.lines_page(conn, page, enterprise_id=enterprise_id, status=status, among=among)
+
+    def credit_line(self, line_id: int) -> dict[str, Any]:
+        """A credit line with what is drawn and available under it."""
+        with self.engine.connect() as conn:
+            line = store.credit_line(conn, line_id)
+            if line is None:
+                raise NotFound(f"no credit line {line_id}")
+            drawn = store.line_outstanding(conn, line_id)
+        return {"id": line.id, "enterprise_id": line.enterprise_id, "product": line.product,
+                "credit_limit": line.credit_limit, "annual_rate": store.rate(line.rate_ppm),
+                "expires_on": line.expires_on, "status": line.status, "created_at": line.created_at,
+                "drawn": drawn, "available": line.credit_limit - drawn}
+
+    def repayments_page(self, loan_id: int, page: PageParams) -> tuple[list[dict[str, Any]], str | None]:
+        """A loan's repayments, oldest first, each with its allocation."""
+        with self.engine.connect() as conn:
+            return store.repayments_page(conn, loan_id, page)
 
     def loan(self, loan_id: int) -> dict[str, Any]:
         with self.engine.connect() as conn:

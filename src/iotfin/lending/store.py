@@ -15,14 +15,18 @@ from decimal import Decimal
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, Row, case, delete, func, insert, select, update
+from sqlalchemy import Connection, Row, Select, case, delete, func, insert, select, update
 
 from iotfin.core.errors import NotFound
 from iotfin.core.jsonvalues import jsonable
 from iotfin.core.money import FEN, ZERO
+from iotfin.db.pagination import PageParams, paginate
+from iotfin.identity.tables import Enterprise, RecordOwner, Tenant
 from iotfin.lending import model as m
 from iotfin.lending import vector as v
 from iotfin.lending.tables import (
+    CloseJob,
+    CloseLock,
     CloseRun,
     CreditLine,
     GlEntry,
@@ -119,8 +123,8 @@ def insert_schedule(conn: Connection, loan_id: int, instalments: tuple[m.Instalm
 def insert_loan(conn: Connection, terms: m.Terms, prod: m.Product, first: m.Instalment, enterprise_id: int,
                 credit_line_id: int | None, contract_ref: str | None, fee: Decimal) -> int:
     """A signed loan's row: its terms, all its principal not yet due, on its first instalment
-    (`insert_schedule` writes the schedule), owing `fee`, its upfront fee (`bill_upfront_fee` bills it).
-    Returns its id."""
+    (`insert_schedule` writes the schedule), owing `fee` (zero: `LendingService.book_in` deducts the
+    upfront fee from the proceeds). Returns its id."""
     return conn.execute(insert(Loan).values(
         enterprise_id=enterprise_id, credit_line_id=credit_line_id, product=prod.code,
         method=terms.method.value, day_count=terms.day_count.value, principal=terms.principal,
@@ -130,12 +134,6 @@ def insert_loan(conn: Connection, terms: m.Terms, prod: m.Product, first: m.Inst
         cur_seq=first.seq, cur_start=first.start, cur_due=first.due, cur_principal=first.principal,
         cur_interest=first.interest, cur_fee=first.fee, cur_subsidy=first.subsidy,
         fee_due=fee)).inserted_primary_key[0]
-
-
-def bill_upfront_fee(conn: Connection, loan_id: int, on: date, fee: Decimal) -> None:
-    """The upfront fee's bill, due the day the loan is booked (the loan is overdue from then until it is paid)."""
-    conn.execute(insert(LoanBill).values(loan_id=loan_id, due_date=on, fee=fee, interest=ZERO, principal=ZERO))
-    conn.execute(update(Loan).where(Loan.id == loan_id).values(overdue_since=on))
 
 
 def lock_loan_ids(conn: Connection) -> int:
@@ -566,3 +564,160 @@ def loan_contract_records(conn: Connection, record_ids: Sequence[str] | None) ->
     if record_ids is not None:
         query = query.where(Loan.id.in_([int(rid) for rid in record_ids]))
     return {str(row["id"]): dict(row) for row in conn.execute(query).mappings()}
+
+
+# --- the scheduled close: its runs, its lock across processes, the events it sends -----------------
+
+CLOSE_LOCK = "daily_close"
+
+
+def take_close_lock(conn: Connection, holder: str, now: datetime, lease_until: datetime) -> bool:
+    """Take (or renew) the close's lease if it is free, expired or already ours: one conditional
+    UPDATE, atomic on both backends; True when this holder has it."""
+    if conn.execute(select(CloseLock.name).where(CloseLock.name == CLOSE_LOCK)).first() is None:
+        conn.execute(insert(CloseLock).values(name=CLOSE_LOCK, holder=None, lease_until=None))
+    free = (CloseLock.holder.is_(None)) | (CloseLock.lease_until < now) | (CloseLock.holder == holder)
+    done = conn.execute(update(CloseLock).where(CloseLock.name == CLOSE_LOCK, free)
+                        .values(holder=holder, lease_until=lease_until))
+    return done.rowcount == 1
+
+
+def release_close_lock(conn: Connection, holder: str) -> None:
+    conn.execute(update(CloseLock).where(CloseLock.name == CLOSE_LOCK, CloseLock.holder == holder)
+                 .values(holder=None, lease_until=None))
+
+
+def close_lock_holder(conn: Connection, now: datetime) -> str | None:
+    row = conn.execute(select(CloseLock.holder, CloseLock.lease_until).where(CloseLock.name == CLOSE_LOCK)).first()
+    return row.holder if row is not None and row.holder is not None and row.lease_until >= now else None
+
+
+def insert_close_job(conn: Connection, trigger: str, through: date, holder: str) -> int:
+    return conn.execute(insert(CloseJob).values(trigger=trigger, through=through, status="running", days=0,
+                                                holder=holder, started_at=datetime.now(UTC))).inserted_primary_key[0]
+
+
+def finish_close_job(conn: Connection, job_id: int, status: str, days: int, error: str | None) -> None:
+    conn.execute(update(CloseJob).where(CloseJob.id == job_id).values(
+        status=status, days=days, error=error[:500] if error else None, finished_at=datetime.now(UTC)))
+
+
+def fail_stale_close_jobs(conn: Connection, holder_alive: str | None) -> None:
+    """Runs left 'running' by a process that died (the lease is no longer theirs) are failed."""
+    stale = update(CloseJob).where(CloseJob.status == "running")
+    if holder_alive is not None:
+        stale = stale.where(CloseJob.holder != holder_alive)
+    conn.execute(stale.values(status="failed", error="the process running it stopped", finished_at=datetime.now(UTC)))
+
+
+def last_close_job(conn: Connection) -> Row | None:
+    return conn.execute(select(CloseJob).order_by(CloseJob.id.desc()).limit(1)).first()
+
+
+def closed_through(conn: Connection) -> date | None:
+    """The latest business date whose close finished (None: never closed)."""
+    return conn.execute(select(func.max(CloseRun.business_date)).where(CloseRun.status == "done")).scalar()
+
+
+def instalments_due_on(conn: Connection, due: date) -> list[Row]:
+    """Instalments of active loans falling due on `due` (not yet billed): for repayment.due."""
+    i = LoanInstalment
+    return list(conn.execute(
+        select(i.loan_id, i.seq, i.due_date, i.principal, i.interest, i.fee, i.subsidy, Loan.enterprise_id)
+        .join(Loan, Loan.id == i.loan_id)
+        .where(Loan.status == "active", i.due_date == due, Loan.cur_seq > 0, i.seq >= Loan.cur_seq)
+        .order_by(i.loan_id)))
+
+
+def bills_first_overdue(conn: Connection, on: date) -> list[Row]:
+    """Unpaid bills of active loans due the day before `on`: at the close of `on` they are overdue for
+    the first time (days past due 1)."""
+    b = LoanBill
+    return list(conn.execute(
+        select(b.loan_id, b.due_date, b.fee, b.interest, b.principal, Loan.enterprise_id, Loan.dpd)
+        .join(Loan, Loan.id == b.loan_id)
+        .where(Loan.status == "active", b.due_date == on - timedelta(days=1))
+        .order_by(b.loan_id)))
+
+
+def loan_enterprise(conn: Connection, loan_id: int) -> int | None:
+    return conn.execute(select(Loan.enterprise_id).where(Loan.id == loan_id)).scalar()
+
+
+
+# --- lists and look-ups of the open API (offers' booking, GET /lending/...) --------------------------
+
+
+def enterprise_exists(conn: Connection, enterprise_id: int) -> bool:
+    return conn.execute(select(Enterprise.id).where(Enterprise.id == enterprise_id)).first() is not None
+
+
+def _filtered(stmt: Select, table: Any, enterprise_id: int | None, status: str | None, among: Select | None) -> Select:
+    if enterprise_id is not None:
+        stmt = stmt.where(table.enterprise_id == enterprise_id)
+    if status is not None:
+        stmt = stmt.where(table.status == status)
+    if among is not None:
+        stmt = stmt.where(table.id.in_(among))
+    return stmt
+
+
+def loans_page(conn: Connection, page: PageParams, *, enterprise_id: int | None = None, status: str | None = None,
+               among: Select | None = None) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of loans, newest first: of one enterprise, in one status, among the ids `among` selects
+    (a lender's own loans)."""
+    stmt = _filtered(select(Loan.id, Loan.enterprise_id, Loan.credit_line_id, Loan.product, Loan.principal,
+                            Loan.rate_ppm, Loan.subsidy_ppm, Loan.term, Loan.start_date, Loan.status, Loan.tier,
+                            Loan.dpd, Loan.principal_not_due, Loan.principal_due, Loan.interest_due, Loan.fee_due,
+                            Loan.penalty_due, Loan.contract_ref), Loan, enterprise_id, status, among)
+    rows, cursor = paginate(conn, stmt, Loan.id, page, descending=True)
+    items = []
+    for r in rows:
+        d = dict(r._mapping)
+        d["annual_rate"], d["subsidy_rate"] = rate(d.pop("rate_ppm")), rate(d.pop("subsidy_ppm"))
+        items.append(d)
+    return items, cursor
+
+
+def lines_page(conn: Connection, page: PageParams, *, enterprise_id: int | None = None, status: str | None = None,
+               among: Select | None = None) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of credit lines, newest first, with what is drawn under each."""
+    drawn = (select(func.coalesce(func.sum(Loan.principal_not_due + Loan.principal_due), 0))
+             .where(Loan.credit_line_id == CreditLine.id, Loan.status == "active").scalar_subquery())
+    stmt = _filtered(select(CreditLine.id, CreditLine.enterprise_id, CreditLine.product, CreditLine.credit_limit,
+                            CreditLine.rate_ppm, CreditLine.expires_on, CreditLine.status, CreditLine.created_at,
+                            drawn.label("drawn")), CreditLine, enterprise_id, status, among)
+    rows, cursor = paginate(conn, stmt, CreditLine.id, page, descending=True)
+    items = []
+    for r in rows:
+        d = dict(r._mapping)
+        d["annual_rate"] = rate(d.pop("rate_ppm"))
+        d["drawn"] = sum_money(conn, d["drawn"])
+        d["available"] = d["credit_limit"] - d["drawn"]
+        items.append(d)
+    return items, cursor
+
+
+def repayments_page(conn: Connection, loan_id: int, page: PageParams) -> tuple[list[dict[str, Any]], str | None]:
+    """A loan's repayments, oldest first, each with how it was applied (from the audit trail)."""
+    stmt = select(LoanEvent.id, LoanEvent.business_date, LoanEvent.actor, LoanEvent.detail, LoanEvent.at).where(
+        LoanEvent.loan_id == loan_id, LoanEvent.kind == "repayment")
+    rows, cursor = paginate(conn, stmt, LoanEvent.id, page)
+    return [{"id": r.id, "date": r.business_date, "actor": r.actor, "at": r.at, **(r.detail or {})} for r in rows], cursor
+
+
+def steal_close_lock(conn: Connection, dead_holder: str, holder: str, lease_until: datetime) -> bool:
+    """Take the close's lease from a holder known to be dead (its process is gone)."""
+    done = conn.execute(update(CloseLock).where(CloseLock.name == CLOSE_LOCK, CloseLock.holder == dead_holder)
+                        .values(holder=holder, lease_until=lease_until))
+    return done.rowcount == 1
+
+
+def book_for_rating(conn: Connection) -> list[tuple[int, int, date, str, date | None, date | None, str | None]]:
+    """Every loan as risk's training and re-rating read it: (loan id, enterprise id, start date,
+    status, overdue since, written off on, the owning lender's tenant code or None)."""
+    q = (select(Loan.id, Loan.enterprise_id, Loan.start_date, Loan.status, Loan.overdue_since, Loan.written_off_on,
+                Tenant.code)
+         .outerjoin(RecordOwner, (RecordOwner.kind == "loan") & (RecordOwner.record_id == Loan.id))
+         .outerjoin(Tenant, Tenant.id == RecordOwner.tenant_id).order_by(Loan.id))
+    return [tuple(r) for r in conn.execute(q)]

@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, CheckConstraint, Date, ForeignKey, Integer, String
+from sqlalchemy import JSON, BigInteger, Boolean, CheckConstraint, Date, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from iotfin.db.base import Base, Id
@@ -183,3 +183,76 @@ class CloseRun(Base):
     chunks: Mapped[int] = mapped_column(Integer, default=0)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=_now)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class CloseJob(Base):
+    """One run of the scheduled close (`iotfin serve`), the catch-up at start or a manual close:
+    through which date, how many days it closed, how it ended."""
+
+    __tablename__ = "close_jobs"
+    __table_args__ = (CheckConstraint("status IN ('running', 'done', 'failed')", name="status"),
+                      CheckConstraint("trigger IN ('schedule', 'catch_up', 'manual')", name="trigger"))
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    trigger: Mapped[str] = mapped_column(String(16))
+    through: Mapped[date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(16))
+    days: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    holder: Mapped[str] = mapped_column(String(128), comment="the process that ran it (host:pid)")
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=_now, index=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class CloseLock(Base):
+    """The one lock of the close across processes sharing the database: a lease, taken by a
+    conditional update (free or expired), renewed between days, released at the end."""
+
+    __tablename__ = "close_lock"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+OFFER_STATUSES = ("open", "accepted", "booked", "expired")
+
+
+class LoanOffer(Base):
+    """An approved decision's offer: exactly what will be booked (servicing product, amount, tenor,
+    rate, subsidy, fee) and its key-facts statement (zh/en) with the SHA-256 the enterprise accepts.
+    An open offer past `expires_at` reads as expired. The lender is the application's owner (NULL:
+    the operator)."""
+
+    __tablename__ = "loan_offers"
+    __table_args__ = (
+        CheckConstraint("status IN ('open', 'accepted', 'booked', 'expired')", name="status"),
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("tenor_months > 0", name="tenor_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    application_id: Mapped[int] = mapped_column(ForeignKey("credit_applications.id"), index=True)
+    decision_id: Mapped[int | None] = mapped_column(ForeignKey("credit_decisions.id"), nullable=True)
+    enterprise_id: Mapped[int] = mapped_column(ForeignKey("enterprises.id"), index=True)
+    lender_tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id"), nullable=True, index=True)
+    product: Mapped[str] = mapped_column(String(32), comment="the decision's product")
+    servicing_product: Mapped[str] = mapped_column(String(32), comment="the lending product that books it")
+    amount: Mapped[Decimal] = mapped_column(Money())
+    tenor_months: Mapped[int] = mapped_column(Integer)
+    rate_ppm: Mapped[int] = mapped_column(Integer, comment="annual contract rate, parts per million")
+    subsidy_ppm: Mapped[int] = mapped_column(Integer, default=0)
+    upfront_fee: Mapped[Decimal] = mapped_column(Money())
+    apr_ppm: Mapped[int] = mapped_column(Integer, comment="the disclosed APR (IRR, net of subsidy), ppm")
+    start_date: Mapped[date] = mapped_column(Date, comment="the value date the key facts are computed from")
+    key_facts_zh: Mapped[str] = mapped_column(Text)
+    key_facts_en: Mapped[str] = mapped_column(Text)
+    key_facts_digest: Mapped[str] = mapped_column(String(64), comment="SHA-256 of zh + NUL + en")
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    accepted_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    loan_id: Mapped[int | None] = mapped_column(ForeignKey("loans.id"), nullable=True)
+    credit_line_id: Mapped[int | None] = mapped_column(ForeignKey("credit_lines.id"), nullable=True)
+    booked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=_now)

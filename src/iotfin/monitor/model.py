@@ -296,13 +296,16 @@ def check_transition(current: str, target: str, reason: str | None = None) -> No
         raise ValidationError("resolving an alert needs a resolution reason (解除预警须填写原因)")
 
 
-def notification_texts(decision: Decision, enterprise_name: str, tier: Tier, kind: str) -> dict[str, dict[str, str]]:
-    """What the lender and the enterprise are told, in Simplified Chinese and English."""
+def notification_texts(decision: Decision, enterprise_name: str, tier: Tier, kind: str,
+                       enterprise_name_en: str | None = None) -> dict[str, dict[str, str]]:
+    """What the lender and the enterprise are told, in Simplified Chinese and English (the English text
+    names the company by its English name, when it has one)."""
+    name_en = enterprise_name_en or enterprise_name
     tier_zh = {"watch": "关注", "alert": "预警", "freeze": "冻结授信", "margin_call": "追加保证金"}[tier.name]
     verb_zh, verb_en = ("升级为", "escalated to") if kind == "escalate" else ("触发", "raised at")
     return {
         "lender": {"zh": f"{enterprise_name}：{decision.reason_zh}（{verb_zh}{tier_zh}级）",
-                   "en": f"{enterprise_name}: {decision.reason_en} ({verb_en} {tier.name.replace('_', ' ')})"},
+                   "en": f"{name_en}: {decision.reason_en} ({verb_en} {tier.name.replace('_', ' ')})"},
         "enterprise": {"zh": f"贵司{decision.reason_zh}，请尽快核实并与贷款机构联系。",
                        "en": f"Your company: {decision.reason_en}. Please check and contact your lender."},
     }

@@ -98,7 +98,7 @@ class MonitorService:
                  store: Any = None, loan_action: LoanAction | None = None, notify: Notify | None = None,
                  enterprise_names: dict[int, str] | None = None, suppress_ms: int = 72 * HOUR_MS,
                  prices: PriceBook | None = None, trade_features: TradeFeatures | None = None,
-                 trade_documents: TradeDocuments | None = None):
+                 trade_documents: TradeDocuments | None = None, enterprise_names_en: dict[int, str] | None = None):
         self.signals = SignalEngine(meta, thresholds)
         # The day-end trade checks' ports (iotfin.monitor.ports); without them `check_trade` refuses.
         self.trade_features = trade_features
@@ -111,6 +111,7 @@ class MonitorService:
         self.loan_action = loan_action
         self.notify = notify
         self.names = enterprise_names or {}
+        self.names_en = enterprise_names_en or {}  # the English texts name the company in English
         self.alerts: dict[int, AlertView] = {}
         self.prices = prices or PriceBook()
         self.lots: list[PledgedLot] = []
@@ -122,6 +123,32 @@ class MonitorService:
         self.port_errors = 0  # loan_action / notify calls that raised
 
     # --- entry points -----------------------------------------------------------------------------
+
+    def knows(self, device_ids: np.ndarray) -> bool:
+        """Whether every device of `device_ids` is in the monitored fleet."""
+        meta = self.signals.meta
+        ids = np.asarray(device_ids, np.int64)
+        return not ids.size or bool(((ids > 0) & (ids < meta.size)).all() and (meta.enterprise[ids] >= 0).all())
+
+    def adopt(self, meta: DeviceMeta, enterprise_names: dict[int, str] | None = None,
+              enterprise_names_en: dict[int, str] | None = None) -> None:
+        """Monitor the fleet `meta` from now on (devices registered while serving), keeping the signal
+        state of the devices already monitored; per-enterprise state grows with new enterprises."""
+        self.signals = self.signals.grown(meta)
+        ents = meta.enterprise_count
+        if ents > self._meters_heard.size:
+            self._meters_heard = np.pad(self._meters_heard, (0, ents - self._meters_heard.size))
+            if self.output is not None:
+                out = self.output
+                grow = ents - out.counter.size
+                out.kwh = np.pad(out.kwh, ((0, grow), (0, 0)))
+                out.sales_fen = np.pad(out.sales_fen, ((0, grow), (0, 0)))
+                out.counter = np.pad(out.counter, (0, grow), constant_values=np.nan)
+                out.level = np.pad(out.level, (0, grow))
+        if enterprise_names is not None:
+            self.names = enterprise_names
+        if enterprise_names_en is not None:
+            self.names_en = enterprise_names_en
 
     def on_commit(self, stored: pa.Table) -> list[Change]:
         started = time.perf_counter()
@@ -311,7 +338,8 @@ class MonitorService:
                 outcome = {"action": action, "error": f"{type(exc).__name__}: {exc}"}
             if self.store is not None:
                 self.store.audit(view.alert_id, "loan_action", "monitor", outcome)
-        texts = notification_texts(change.decision, name, view.tier, change.kind)
+        texts = notification_texts(change.decision, name, view.tier, change.kind,
+                                   self.names_en.get(view.enterprise_id, f"Enterprise {view.enterprise_id}"))
         for audience in ("lender", "enterprise"):
             notice = {"alert_id": view.alert_id, "enterprise_id": view.enterprise_id, "audience": audience,
                       "tier": view.tier.name, "kind": change.kind, "text_zh": texts[audience]["zh"],

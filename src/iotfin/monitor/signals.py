@@ -173,6 +173,45 @@ class SignalEngine:
         self.readings_seen = 0
         self.unmonitored = 0
 
+    # ------------------------------------------------------------------ a fleet that grows
+
+    # per-signal state, by the secondary index that rows it (`<family>_row`); rings and 2-D arrays are
+    # rowed on their last axis (env: temperature, humidity × rows), rings on their first
+    _FAMILIES = {
+        "stock": ("stock_ring", "stock_last", "stock_last_ts", "stock_level"),
+        "machine": ("runtime_ring", "machine_last_ts", "machine_active_ts", "machine_first_ts"),
+        "meter": ("energy_last_ts", "energy_last", "energy_peak", "energy_back"),
+        "door": ("door_last_ts", "seal_last_ts", "seal_since", "open_since", "open_flag"),
+        "gps": ("gps_last_ts", "out_since", "risk_since", "risk_flag", "speed_day", "speed_max", "fix_lat", "fix_lon"),
+        "env": ("env_last_ts", "band_since", "band_flag"),
+    }
+    _PER_DEVICE = ("last_ts", "offline_ms", "dark")
+    _PER_ENTERPRISE = ("ent_idle", "ent_busy_ts", "herd_peak", "herd_level")
+
+    def grown(self, meta: DeviceMeta) -> SignalEngine:
+        """A signal engine for `meta` (the fleet with devices registered since) that carries this one's
+        state over for every device both know: devices registered while serving are monitored at once,
+        the others lose nothing (runs, rings, baselines)."""
+        new = SignalEngine(meta, self.t)
+        n = min(self.meta.size, meta.size)
+        for name in self._PER_DEVICE:
+            getattr(new, name)[:n] = getattr(self, name)[:n]
+        for family, names in self._FAMILIES.items():
+            old_rows, new_rows = getattr(self, f"{family}_row")[:n], getattr(new, f"{family}_row")[:n]
+            keep = (old_rows >= 0) & (new_rows >= 0)
+            src, dst = old_rows[keep], new_rows[keep]
+            for name in names:
+                old_v, new_v = getattr(self, name), getattr(new, name)
+                if isinstance(old_v, _Ring):
+                    new_v.value[dst], new_v.hour[dst] = old_v.value[src], old_v.hour[src]
+                else:
+                    new_v[..., dst] = old_v[..., src]
+        ents = min(self.meta.enterprise_count, meta.enterprise_count)
+        for name in self._PER_ENTERPRISE:
+            getattr(new, name)[:ents] = getattr(self, name)[:ents]
+        new.now, new.readings_seen, new.unmonitored = self.now, self.readings_seen, self.unmonitored
+        return new
+
     # ------------------------------------------------------------------ memory
 
     def state_bytes(self) -> dict[str, Any]:

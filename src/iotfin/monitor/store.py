@@ -55,6 +55,12 @@ def load_device_meta(engine: Engine, risk_zones: list[RiskZone] | None = None) -
     return meta, names
 
 
+def load_enterprise_names_en(engine: Engine) -> dict[int, str]:
+    """The enterprises' English names (for the English alert texts)."""
+    with engine.connect() as conn:
+        return {int(i): str(n) for i, n in conn.execute(text("SELECT id, name_en FROM enterprises")) if n}
+
+
 # --- alerts ------------------------------------------------------------------------------------------
 
 

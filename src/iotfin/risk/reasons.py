@@ -8,11 +8,13 @@ its points are additive, so a reason's shortfall is exactly what it cost in the 
 LightGBM challenger is the champion its PD is reported, and the reasons still come from the
 scorecard, which shares its monotone directions (docs/risk.md).
 
-Text is precomputed per (feature, bin), so a million rows need only array look-ups.
+Texts are sentences (`iotfin.risk.wording`): "近30天设备数据完整率偏低（低于98.5%）", never a bin
+label. Text is precomputed per (feature, bin), so a million rows need only array look-ups.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,11 +22,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from iotfin.risk.models.bundle import DIMENSION_LABELS
+from iotfin.risk import wording
 from iotfin.risk.woe import Scaling, WoeLinear
 
-_MISSING = {"en": "not reported", "zh": "未提供"}
-_UNKNOWN = {"en": "a value not seen in training", "zh": "训练中未出现的取值"}
 SMALL = 64  # up to this many rows (online requests), reason texts are plain strings, not Categoricals
 
 
@@ -38,25 +38,30 @@ class ReasonTable:
     @classmethod
     def build(cls, linear: WoeLinear, scaling: Scaling, label: Callable[[str], Mapping[str, str]],
               dimension_of: Mapping[str, str] | None = None) -> ReasonTable:
+        """Texts per (feature, bin): sentences naming the fact and the line (`iotfin.risk.wording`).
+        A numeric bin is "low" when the feature's best-scoring observed bin lies above it, "high"
+        when below. `dimension_of` is kept for callers; the sentence names the fact, not the dimension."""
         points = linear.points_table(scaling)
         width = points.shape[1] if points.ndim == 2 else 2
         shape = (len(linear.features), width)
         code, en, zh = (np.full(shape, "", dtype=object) for _ in range(3))
         for j, f in enumerate(linear.features):
             names = label(f.name)
-            dim = (dimension_of or {}).get(f.name)
-            dim_en = f" ({DIMENSION_LABELS[dim][0]})" if dim in DIMENSION_LABELS else ""
-            dim_zh = f"（{DIMENSION_LABELS[dim][1]}）" if dim in DIMENSION_LABELS else ""
-            for b, bin_label in enumerate(f.labels):
+            seen = [b for b in range(f.n_bins) if f.count[b] > 0] or list(range(f.n_bins))
+            best = max(seen, key=lambda b: (points[j, b], -b)) if seen else 0
+            edges = [-math.inf, *f.splits, math.inf]
+            for b in range(len(f.labels)):
                 if b == f.missing_bin:
-                    v_en, v_zh = _MISSING["en"], _MISSING["zh"]
+                    v_zh, v_en = wording.missing(f.name, names)
                 elif b == f.unknown_bin:
-                    v_en, v_zh = _UNKNOWN["en"], _UNKNOWN["zh"]
+                    v_zh, v_en = wording.unknown(f.name, names)
+                elif f.kind == "numeric":
+                    v_zh, v_en = wording.numeric(f.name, edges[b], edges[b + 1], best > b, names)
                 else:
-                    v_en = v_zh = bin_label
+                    v_zh, v_en = wording.categorical(f.name, f.groups[b], names)
                 code[j, b] = f"{f.name}#{b}"
-                en[j, b] = f"{names['en']}{dim_en}: {v_en}"
-                zh[j, b] = f"{names['zh']}{dim_zh}：{v_zh}"
+                en[j, b] = v_en
+                zh[j, b] = v_zh
         texts = {}
         for name, table in (("code", code), ("en", en), ("zh", zh)):
             distinct, position = np.unique(table.ravel().astype(str), return_inverse=True)

@@ -98,6 +98,25 @@ class RatingService:
         with self.engine.begin() as conn:
             return store.insert_ratings(conn, rows)
 
+    def record_profiles(self, model_id: str, lender: str, as_of: date,
+                        profiles: Iterable[tuple[int, Mapping[str, Any], Iterable[str]]], purpose: str = PURPOSE,
+                        rated_at: datetime | None = None) -> int:
+        """Store ratings given as structured profiles (the bootstrap scorecard's), one per
+        (enterprise id, profile, features withheld)."""
+        items = [(int(e), dict(p), list(w)) for e, p, w in profiles]
+        if not items:
+            return 0
+        reads = self.consented_reads([e for e, _, _ in items], {e: w for e, _, w in items})
+        with self.engine.connect() as conn:
+            tenant_id = store.tenant_id_of(conn, lender)
+        rated_at = rated_at or utc_now()
+        rows = [{"enterprise_id": e, "tenant_id": tenant_id, "lender": lender, "purpose": purpose, "as_of": as_of,
+                 "rated_at": rated_at, "model_id": model_id, "pd": float(p["pd"]), "score": float(p["score"]),
+                 "grade": p["grade"], "profile": p, "reads": reads[e], "features_withheld": len(w)}
+                for e, p, w in items]
+        with self.engine.begin() as conn:
+            return store.insert_ratings(conn, rows)
+
     def credit_profile(self, who: Principal, enterprise_id: int, lender: str | None = None) -> dict[str, Any]:
         """The latest rating of an enterprise that `who` may see (see the module docstring)."""
         missing = NotFound(f"no credit profile of enterprise {enterprise_id}" + (f" for {lender}" if lender else ""))

@@ -13,12 +13,13 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, func, insert, select, update
 
 from iotfin.identity.tables import Tenant
-from iotfin.risk.tables import CreditRating
+from iotfin.risk.tables import CreditRating, RiskScorecard
 
 ratings_t = CreditRating.__table__
+scorecards_t = RiskScorecard.__table__
 
 
 def tenant_id_of(conn: Connection, code: str) -> int | None:
@@ -46,4 +47,49 @@ def latest(conn: Connection, enterprise_id: int, *, tenant_id: int | None = None
     for key in ("profile", "reads"):  # JSON comes back parsed; tolerate text from hand-written rows
         if isinstance(out[key], str):
             out[key] = json.loads(out[key])
+    return out
+
+
+# --- scorecard versions (iotfin.risk.scorecards) ---------------------------------------------------
+
+def latest_scorecard_version(conn: Connection, name: str) -> int | None:
+    return conn.execute(select(func.max(scorecards_t.c.version)).where(scorecards_t.c.name == name)).scalar()
+
+
+def insert_scorecard(conn: Connection, **values: Any) -> None:
+    conn.execute(insert(scorecards_t).values(**values))
+
+
+def activate_scorecard(conn: Connection, name: str, version: int) -> int:
+    """Make `version` the one in force: every other version of the name inactive. Rows changed."""
+    conn.execute(update(scorecards_t).where(scorecards_t.c.name == name, scorecards_t.c.version != version,
+                                            scorecards_t.c.active.is_(True)).values(active=False))
+    return conn.execute(update(scorecards_t).where(scorecards_t.c.name == name, scorecards_t.c.version == version)
+                        .values(active=True)).rowcount
+
+
+def active_scorecard(conn: Connection, name: str) -> dict[str, Any] | None:
+    row = conn.execute(select(scorecards_t).where(scorecards_t.c.name == name, scorecards_t.c.active.is_(True))
+                       .order_by(scorecards_t.c.version.desc()).limit(1)).mappings().first()
+    return _scorecard(row)
+
+
+def scorecard(conn: Connection, name: str, version: int) -> dict[str, Any] | None:
+    row = conn.execute(select(scorecards_t).where(scorecards_t.c.name == name, scorecards_t.c.version == version)
+                       ).mappings().first()
+    return _scorecard(row)
+
+
+def scorecard_versions(conn: Connection, name: str) -> list[dict[str, Any]]:
+    cols = [c for c in scorecards_t.c if c.name != "content"]
+    rows = conn.execute(select(*cols).where(scorecards_t.c.name == name).order_by(scorecards_t.c.version)).mappings()
+    return [dict(r) for r in rows]
+
+
+def _scorecard(row: Any) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    out = dict(row)
+    if isinstance(out["content"], str):
+        out["content"] = json.loads(out["content"])
     return out

@@ -6,7 +6,19 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Date, Float, ForeignKey, Index, Integer, String
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from iotfin.db.base import Base, Id
@@ -33,3 +45,22 @@ class CreditRating(Base):
     profile: Mapped[dict[str, Any]] = mapped_column(JSON)
     reads: Mapped[list[Any]] = mapped_column(JSON, comment="[scope, look-back days] consent reads the features drew on")
     features_withheld: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class RiskScorecard(Base):
+    """One published version of an expert scorecard (the bootstrap scorecard the platform rates with
+    before a trained model is champion). Content is immutable; `active` marks the version in force
+    (one per name)."""
+
+    __tablename__ = "risk_scorecards"
+    __table_args__ = (UniqueConstraint("name", "version"), CheckConstraint("version >= 1", name="version_positive"))
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+    content: Mapped[dict[str, Any]] = mapped_column(JSON, comment="the scorecard (iotfin-bootstrap-scorecard/1)")
+    sha256: Mapped[str] = mapped_column(String(64), comment="SHA-256 of the canonical JSON of the content")
+    published_by: Mapped[str] = mapped_column(String(100))
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    published_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=_now)
+    active: Mapped[bool] = mapped_column(Boolean, default=False)

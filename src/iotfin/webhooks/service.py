@@ -148,7 +148,8 @@ class WebhookService:
                                                      only_subscription=only_subscription)
         if subscriptions is None:
             return event_id
-        targets = [r.id for r in subscriptions if event_type in r.event_types]
+        # A ping (`only_subscription`) reaches the subscription pinged whatever event types it chose.
+        targets = [r.id for r in subscriptions if only_subscription is not None or event_type in r.event_types]
         if targets:
             store.insert_deliveries(conn, [
                 {"event_id": pk, "subscription_id": t, "status": "pending", "attempts": 0, "next_attempt_at": now}

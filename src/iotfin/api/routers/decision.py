@@ -1,11 +1,10 @@
 """HTTP adapter of credit decisioning: `/api/v1/credit-applications`, the review queue, strategies.
 
 Money and rates cross the API as decimal strings ("500000.00", "0.0607"); a JSON number is refused.
-Once the workspace holds a trained enterprise model (`Workspace.risk_assessor`), the platform's risk
-engine assesses every application (features within the lender's consent, then the model) and an
-assessment in the body is refused, so an applicant can never assert its own grade; the operator
-names the lender it applies for (`lender`). Before any model exists (a fresh platform, the
-decisioning tests) the body carries the assessment.
+The platform's risk engine assesses every application (`Workspace.risk_assessor`: features within
+the lender's consent, scored by the champion enterprise model, or by the bootstrap scorecard before
+one is promoted). An assessment in the body is always refused (422), so an applicant can never
+assert its own grade; the operator names the lender it applies for (`lender`).
 
 Access (docs/api.md#tenant-isolation): a lender submits applications for itself, only with the
 enterprise's consent to `credit_report` for `credit_assessment` (checked and written to the access
@@ -47,8 +46,7 @@ class ApplicationIn(BaseModel):
     subsidy_rate: str = Field(default="0", pattern=DECIMAL, description="third-party interest subsidy (贴息), annual")
     subsidy_provider: str | None = Field(default=None, max_length=200)
     strategy: str = Field(default="default", max_length=64)
-    assessment: dict[str, Any] | None = Field(default=None, description="the risk assessment, only while no "
-                                              "enterprise model has been trained (then the risk engine assesses)")
+    assessment: Any = Field(default=None, description="refused (422): the platform's risk engine assesses")
     lender: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$",
                                description="operator only: the lender whose consent the risk engine's features use")
 
@@ -112,16 +110,40 @@ def router() -> APIRouter:
             responses={404: {"description": "unknown enterprise"}, 422: {"description": "bad application"}})
     def apply(body: ApplicationIn, who: Submitter, request: Request) -> JSONOut:
         """Decide an application: approve, decline or refer, with limit, rate, tenor, APR disclosure,
-        reasons (zh/en) and the rule trace. Stored and anchored in the ledger. A lender needs the
-        enterprise's consent to `credit_report` for `credit_assessment`."""
+        reasons (zh/en) and the rule trace. Stored and anchored in the ledger; an approval's `offer`
+        (null otherwise) is created with it (see /offers). A lender needs the enterprise's consent to
+        `credit_report` for `credit_assessment`."""
         if who.enterprise_id is not None or (not who.platform and who.tenant_id is None):
             raise Forbidden("only a lender or the operator submits credit applications")
         if body.lender is not None and not who.platform:
             raise ValidationError("lender: only the operator names a lender; a lender applies for itself")
         applicant = (Applicant(risk_lender=body.lender) if who.platform else
                      Applicant(consent_of=who.tenant_code, risk_lender=who.tenant_code, owner_tenant_id=who.tenant_id))
-        return JSONOut(service(request).submit(body.application(), applicant, assessment=body.assessment,
+        if "assessment" in body.model_fields_set:
+            raise ValidationError("assessment: the risk assessment is computed by the platform's risk engine; "
+                                  "do not send one / 风险评估由平台风险引擎计算，请勿在申请中提交")
+        return JSONOut(service(request).submit(body.application(), applicant,
                                                strategy=body.strategy), status_code=201)
+
+    @r.get("/credit-applications", response_class=JSONOut)
+    def applications(who: Reader, request: Request, page: Page, status: str | None = None,
+                     enterprise_id: int | None = None) -> JSONOut:
+        """Credit applications, newest first, filtered by status and enterprise: a lender's own, an
+        enterprise's own, or all for the operator."""
+        svc = service(request)
+        if who.platform:
+            items, cursor = svc.applications_page(page, status=status, enterprise_id=enterprise_id)
+        elif who.enterprise_id is not None:
+            if enterprise_id not in (None, who.enterprise_id):
+                items, cursor = [], None
+            else:
+                items, cursor = svc.applications_page(page, status=status, enterprise_id=who.enterprise_id)
+        elif who.tenant_id is not None:
+            items, cursor = svc.applications_page(page, status=status, enterprise_id=enterprise_id,
+                                                  among=owned_by_tenant("application", who.tenant_id))
+        else:
+            items, cursor = [], None
+        return JSONOut({"items": items, "next_cursor": cursor})
 
     @r.get("/credit-applications/{application_id}", response_class=JSONOut)
     def application(application_id: int, who: Reader, request: Request) -> JSONOut:

@@ -17,14 +17,15 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import select
 
 from iotfin.api.auth import principal, require
+from iotfin.api.pagination import Page
 from iotfin.api.responses import DecimalJSONResponse
 from iotfin.api.routing import ApiRouter
 from iotfin.core.errors import Forbidden, NotFound
-from iotfin.identity.access import can_see_record, set_owner
+from iotfin.identity.access import can_see_record, owned_by_tenant, set_owner
 from iotfin.identity.model import Principal
 from iotfin.lending import disclosure
 from iotfin.lending import model as m
@@ -48,16 +49,48 @@ class TermsIn(BaseModel):
     subsidy_rate: str = Field(default="0", pattern=r"^0(\.\d{1,6})?$")
 
 
+MANUAL_FIELDS = ("enterprise_id", "product", "principal", "annual_rate", "term", "start", "reason")
+
+
 class BookIn(BaseModel):
-    enterprise_id: int
-    product: str
-    principal: str = MoneyStr
-    annual_rate: str = RateStr
-    term: int = Field(ge=1, le=360)
-    start: date
+    """Book an accepted offer (`offer_id`, optionally `start` and `contract_ref`), or — with the scope
+    lending:manual — a loan outside an offer: every manual field and a reason."""
+
+    offer_id: int | None = Field(default=None, ge=1, description="the accepted offer to book")
+    start: date | None = Field(default=None, description="value date (an offer: default its value date)")
+    contract_ref: str | None = Field(default=None, max_length=64)
+    enterprise_id: int | None = Field(default=None, ge=1, description="manual booking only")
+    product: str | None = Field(default=None, max_length=32, description="manual booking only")
+    principal: str | None = Field(default=None, pattern=r"^\d{1,16}(\.\d{1,2})?$",
+                                  description="manual booking only")
+    annual_rate: str | None = Field(default=None, pattern=r"^0(\.\d{1,6})?$|^1(\.0{1,6})?$",
+                                    description="manual booking only")
+    term: int | None = Field(default=None, ge=1, le=360, description="manual booking only")
     subsidy_rate: str = Field(default="0", pattern=r"^0(\.\d{1,6})?$")
     credit_line_id: int | None = None
-    contract_ref: str | None = Field(default=None, max_length=64)
+    reason: str | None = Field(default=None, max_length=500, description="manual booking only: why outside an offer")
+
+    @model_validator(mode="after")
+    def _offer_or_manual(self) -> BookIn:
+        manual = [f for f in MANUAL_FIELDS if f != "start" and getattr(self, f) not in (None, "")]
+        if self.offer_id is not None:
+            if manual or self.credit_line_id is not None or self.subsidy_rate != "0":
+                raise ValueError(f"an offer is booked as offered: do not send {', '.join(manual) or 'terms'} "
+                                 "with offer_id")
+            return self
+        missing = [f for f in MANUAL_FIELDS if getattr(self, f) in (None, "") or
+                   (f == "reason" and not str(self.reason).strip())]
+        if missing:
+            raise ValueError(f"give offer_id, or for a manual booking (scope lending:manual) {', '.join(missing)}")
+        return self
+
+
+class CreditLineIn(BaseModel):
+    enterprise_id: int = Field(ge=1)
+    limit: str = MoneyStr
+    annual_rate: str = RateStr
+    expires_on: date
+    product: str = Field(default="iot-line", max_length=32)
 
 
 class RepaymentIn(BaseModel):
@@ -123,6 +156,16 @@ def router() -> APIRouter:
     def visible_line(request: Request, who: Principal, line_id: int) -> None:
         visible(request, who, CreditLine, "credit_line", line_id)
 
+    def scope_of(who: Principal, kind: str, enterprise_id: int | None) -> dict[str, Any] | None:
+        """The list filter of a caller (None: nothing to see)."""
+        if who.platform:
+            return {"enterprise_id": enterprise_id}
+        if who.enterprise_id is not None:
+            return None if enterprise_id not in (None, who.enterprise_id) else {"enterprise_id": who.enterprise_id}
+        if who.tenant_id is not None:
+            return {"enterprise_id": enterprise_id, "among": owned_by_tenant(kind, who.tenant_id)}
+        return None
+
     def actor(who: Principal, named: str) -> str:
         return named if who.platform else who.subject
 
@@ -146,17 +189,76 @@ def router() -> APIRouter:
 
     @r.post("/loans", status_code=201)
     def book(body: BookIn, who: Writer, request: Request) -> Any:
-        """Book a loan for the caller's tenant (the operator books for the platform)."""
+        """Book an accepted offer exactly as offered (its lender only; once), or — scope lending:manual —
+        a loan outside an offer, with a reason, inside the product's ranges and the rate ceiling."""
         if who.enterprise_id is not None or (not who.platform and who.tenant_id is None):
             raise Forbidden("only a lender or the operator books loans")
+        ws = request.app.state.workspace
+        if body.offer_id is not None:
+            booked = ws.offers.book(body.offer_id, lender_tenant_id=who.tenant_id, operator=who.platform,
+                                    actor=who.subject, start=body.start, contract_ref=body.contract_ref)
+            return _json(booked, 201)
+        who.require("lending:manual")
+        assert body.enterprise_id is not None and body.product and body.principal and body.annual_rate
+        assert body.term is not None and body.start is not None and body.reason
         if body.credit_line_id is not None:
             visible_line(request, who, body.credit_line_id)
         offer = Offer(body.enterprise_id, body.product, Decimal(body.principal), Decimal(body.annual_rate), body.term,
                       Decimal(body.subsidy_rate), body.credit_line_id)
-        loan_id = svc(request).book(offer, body.start, actor=who.subject, contract_ref=body.contract_ref)
+        svc(request).check_manual(offer)
+        loan_id = svc(request).book(offer, body.start, actor=who.subject, contract_ref=body.contract_ref,
+                                    signed={"manual": True, "reason": body.reason.strip()},
+                                    lender_tenant_id=None if who.platform else who.tenant_id)
         if not who.platform:
-            set_owner(request.app.state.workspace.engine, "loan", loan_id, who.tenant_id, body.enterprise_id)
-        return _json({"loan_id": loan_id}, 201)
+            set_owner(ws.engine, "loan", loan_id, who.tenant_id, body.enterprise_id)
+        facts = disclosure.product_key_facts(body.product, Decimal(body.principal), Decimal(body.annual_rate),
+                                             body.term, body.start, Decimal(body.subsidy_rate))
+        return _json({"loan_id": loan_id, "credit_line_id": body.credit_line_id, "manual": True,
+                      "apr": facts.apr_net, "upfront_fee": facts.upfront_fee,
+                      "net_proceeds": Decimal(body.principal) - facts.upfront_fee}, 201)
+
+    @r.get("/loans")
+    def loans(who: Reader, request: Request, page: Page, enterprise_id: int | None = None,
+              status: str | None = None) -> Any:
+        """Loans, newest first: a lender's own, an enterprise's own, or all for the operator."""
+        kw = scope_of(who, "loan", enterprise_id)
+        items, cursor = ([], None) if kw is None else svc(request).loans_page(page, status=status, **kw)
+        return _json({"items": items, "next_cursor": cursor})
+
+    @r.get("/credit-lines")
+    def credit_lines(who: Reader, request: Request, page: Page, enterprise_id: int | None = None,
+                     status: str | None = None) -> Any:
+        """Credit lines, newest first, with what is drawn and available under each."""
+        kw = scope_of(who, "credit_line", enterprise_id)
+        items, cursor = ([], None) if kw is None else svc(request).lines_page(page, status=status, **kw)
+        return _json({"items": items, "next_cursor": cursor})
+
+    @r.get("/credit-lines/{line_id}")
+    def credit_line(line_id: int, who: Reader, request: Request) -> Any:
+        """A credit line: limit, rate, expiry, status, what is drawn and available."""
+        visible_line(request, who, line_id)
+        return _json(svc(request).credit_line(line_id))
+
+    @r.post("/credit-lines", status_code=201)
+    def open_line(body: CreditLineIn, who: Writer, request: Request) -> Any:
+        """Open a credit line for an enterprise, owned by the caller's tenant (the operator's own)."""
+        if who.enterprise_id is not None or (not who.platform and who.tenant_id is None):
+            raise Forbidden("only a lender or the operator opens credit lines")
+        ws = request.app.state.workspace
+        line_id = svc(request).open_line(body.enterprise_id, Decimal(body.limit), Decimal(body.annual_rate),
+                                         body.expires_on, body.product, actor=who.subject)
+        if not who.platform:
+            set_owner(ws.engine, "credit_line", line_id, who.tenant_id, body.enterprise_id)
+        return _json({"credit_line_id": line_id, "enterprise_id": body.enterprise_id, "product": body.product,
+                      "limit": Decimal(body.limit), "annual_rate": Decimal(body.annual_rate),
+                      "expires_on": body.expires_on, "status": "active"}, 201)
+
+    @r.get("/loans/{loan_id}/repayments")
+    def repayments(loan_id: int, who: Reader, request: Request, page: Page) -> Any:
+        """A loan's repayments, oldest first, with how each was applied."""
+        visible_loan(request, who, loan_id)
+        items, cursor = svc(request).repayments_page(loan_id, page)
+        return _json({"items": items, "next_cursor": cursor})
 
     @r.get("/loans/{loan_id}")
     def show(loan_id: int, who: Reader, request: Request) -> Any:
@@ -207,8 +309,17 @@ def router() -> APIRouter:
 
     @r.post("/close")
     def close(body: CloseIn, who: Books, request: Request) -> Any:
-        """Close of business through `date` (idempotent)."""
-        return _json({"days": svc(request).close_through(body.date)})
+        """Close of business through `date` (idempotent); 422 for a date after today (Asia/Shanghai)
+        unless the platform runs in simulation mode; 409 while another close runs."""
+        run = request.app.state.workspace.scheduled_close.run(body.date, "manual")
+        return _json({"days": run["days"], "run_id": run["run_id"], "through": run["through"]})
+
+    @r.get("/close")
+    def close_status(who: Caller, request: Request) -> Any:
+        """The close's status: closed through, the last run, the next scheduled run, simulation mode."""
+        if not (who.has("lending:books") or who.has("lending:read")):
+            who.require("lending:read")  # the 403 names the scope
+        return _json(request.app.state.workspace.scheduled_close.status())
 
     @r.get("/trial-balance")
     def trial_balance(who: Books, request: Request) -> Any:

@@ -1,18 +1,33 @@
 """HTTP adapter of the risk engine: `GET /api/v1/enterprises/{id}/credit-profile` — an enterprise's
 latest three-dimension rating (sub-scores, combined PD and grade, reasons in zh-CN and en, model,
-as-of date), under tenant isolation and, for lenders, a consent re-check logged in the access log."""
+as-of date), under tenant isolation and, for lenders, a consent re-check logged in the access log;
+and the bootstrap scorecard's versions (`/api/v1/risk/scorecards`, the operator's: publish, activate)."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
+from pydantic import BaseModel, Field
 
 from iotfin.api.auth import require
+from iotfin.api.responses import DecimalJSONResponse
 from iotfin.api.routing import ApiRouter
 from iotfin.identity.model import Principal
 
 Reader = Annotated[Principal, Depends(require("risk:read"))]
+Manager = Annotated[Principal, Depends(require("strategies:manage"))]
+
+
+class ScorecardIn(BaseModel):
+    published_by: str = Field(min_length=1, max_length=100)
+    note: str | None = None
+    activate: bool = True
+    content: dict[str, Any] = Field(description="the scorecard (iotfin-bootstrap-scorecard/1, docs/risk.md)")
+
+
+class ActivationIn(BaseModel):
+    activated_by: str = Field(min_length=1, max_length=100)
 
 
 def router() -> APIRouter:
@@ -28,5 +43,37 @@ def router() -> APIRouter:
         asked for (each read re-checks the enterprise's consent and is logged), an enterprise its own,
         the operator all."""
         return request.app.state.workspace.ratings.credit_profile(who, enterprise_id, lender)
+
+    @r.get("/risk/scorecards", response_class=DecimalJSONResponse)
+    def scorecards(who: Manager, request: Request) -> DecimalJSONResponse:
+        """The bootstrap scorecard's versions (the shipped one is published on first use) and which is active."""
+        svc = request.app.state.workspace.scorecards
+        svc.ensure_shipped()
+        items = svc.versions()
+        return DecimalJSONResponse({"items": items, "active": next((i["version"] for i in items if i["active"]), None)})
+
+    @r.get("/risk/scorecards/versions/{version}", response_class=DecimalJSONResponse)
+    def scorecard(version: Annotated[int, Path(ge=1)], who: Manager, request: Request) -> DecimalJSONResponse:
+        """One version with its content."""
+        svc = request.app.state.workspace.scorecards
+        svc.ensure_shipped()
+        return DecimalJSONResponse(svc.version(version))
+
+    @r.post("/risk/scorecards/versions", status_code=201, response_class=DecimalJSONResponse,
+            responses={422: {"description": "invalid content: the field and feature are named"}})
+    def publish(body: ScorecardIn, who: Manager, request: Request) -> DecimalJSONResponse:
+        """Validate and publish a new version of the bootstrap scorecard (active at once unless activate=false)."""
+        svc = request.app.state.workspace.scorecards
+        svc.ensure_shipped()
+        return DecimalJSONResponse(svc.publish(body.content, by=body.published_by, note=body.note,
+                                               activate=body.activate), status_code=201)
+
+    @r.post("/risk/scorecards/versions/{version}/activation", response_class=DecimalJSONResponse)
+    def activate(version: Annotated[int, Path(ge=1)], body: ActivationIn, who: Manager,
+                 request: Request) -> DecimalJSONResponse:
+        """Put a published version in force."""
+        out = request.app.state.workspace.scorecards.activate(version, by=body.activated_by)
+        out.pop("content", None)
+        return DecimalJSONResponse(out)
 
     return r

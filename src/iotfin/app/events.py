@@ -1,0 +1,47 @@
+"""The contexts' `Events` ports (decision, lending, consent; `ports.py` of each), wired to the webhook
+outbox (`WebhookService.emit`) in the caller's transaction.
+
+A context names the enterprise an event is about and, when it knows it, the lender tenant. When it
+does not, the recipient tenant is found here, in the same transaction: the lender owning the payload's
+loan or application (`record_owners`), or the tenant whose code is the payload's consent `recipient`.
+One event goes to the subscriptions of both (the enterprise's and the tenant's)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import Connection
+
+from iotfin.identity.access import record_owner_in
+from iotfin.identity.store import tenant_by_code
+from iotfin.webhooks.service import WebhookService
+
+# payload key -> record_owners kind, in the order they are looked for
+OWNED = (("loan_id", "loan"), ("application_id", "application"), ("credit_line_id", "credit_line"))
+
+
+class WebhookEvents:
+    """An `Events` port of any context over one workspace's webhook service."""
+
+    def __init__(self, webhooks: WebhookService):
+        self.webhooks = webhooks
+
+    def __call__(self, conn: Connection, event_type: str, payload: Mapping[str, Any], *,
+                 enterprise_id: int | None = None, tenant_id: int | None = None) -> None:
+        if tenant_id is None:
+            tenant_id = recipient_tenant(conn, payload)
+        self.webhooks.emit(conn, event_type, dict(payload), tenant_id=tenant_id, enterprise_id=enterprise_id)
+
+
+def recipient_tenant(conn: Connection, payload: Mapping[str, Any]) -> int | None:
+    for key, kind in OWNED:
+        if payload.get(key) is not None:
+            owner = record_owner_in(conn, kind, int(payload[key]))
+            if owner is not None:
+                return owner
+    code = payload.get("recipient")
+    if isinstance(code, str):
+        row = tenant_by_code(conn, code)
+        return None if row is None else int(row.id)
+    return None
