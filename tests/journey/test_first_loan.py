@@ -31,6 +31,7 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
 PASSWORD = "journey-pass-1234"
+DAYS = 100  # the default strategy wants 90 days of trusted device data
 
 
 def uscc(first17: str) -> str:
@@ -106,7 +107,7 @@ def test_first_loan(platform: Platform, receiver: Receiver) -> None:
     enterprise = {"uscc": code, "name": "杭州示范仓储有限公司", "name_en": "Hangzhou Demo Warehousing Co., Ltd.",
                   "sector": "logistics", "subsector": "warehousing", "region_code": "330106",
                   "founded_on": "2016-04-01", "registered_capital": "5000000.00", "legal_rep_name": "李强",
-                  "legal_rep_id_number": "330106198001011234", "legal_rep_phone": "13800000000", "tax_grade": "B"}
+                  "legal_rep_id_number": "330106198001011235", "legal_rep_phone": "13800000000", "tax_grade": "B"}
     bad = officer.post("/enterprises", enterprise | {"uscc": wrong_check(code)})
     assert bad.status_code == 422 and "uscc" in bad.text, bad.text
     bad_region = officer.post("/enterprises", enterprise | {"region_code": "999999"})
@@ -138,13 +139,14 @@ def test_first_loan(platform: Platform, receiver: Receiver) -> None:
     # --- readings: the meter over MQTT, the machine and the seal over HTTP -------------------------
     meter, press, seal = devices["electricity_meter"], devices["machine_sensor"], devices["door_seal"]
     mqtt_publish(platform, meter["access_token"],
-                 history(14, lambda h: {"energy_kwh": 1000 + 40 * h, "power_kw": 40 + (h % 24 > 8) * 30}))
+                 history(DAYS, lambda h: {"energy_kwh": 1000 + 40 * h, "power_kw": 40 + (h % 24 > 8) * 30}))
     http_publish(platform.url, press["access_token"],
-                 history(14, lambda h: {"runtime_min": 12 if 8 <= h % 24 < 20 else 0, "cycles": 300}))
-    http_publish(platform.url, seal["access_token"], history(14, lambda h: {"door_open": 0, "seal_intact": 1}))
+                 history(DAYS, lambda h: {"runtime_min": 12 if 8 <= h % 24 < 20 else 0, "cycles": 300}))
+    http_publish(platform.url, seal["access_token"], history(DAYS, lambda h: {"door_open": 0, "seal_intact": 1}))
+    since = int(time.time() * 1000) - (DAYS + 1) * 86_400_000
     energy = firm.ok(firm.get(f"/enterprises/{eid}/telemetry", device_id=meter["device_id"], key="energy_kwh",
-                              bucket="1d"))
-    assert 14 <= len(energy["points"]) <= 15 and sum(p["count"] for p in energy["points"]) == 14 * 24
+                              bucket="1d", start=since))
+    assert DAYS <= len(energy["points"]) <= DAYS + 1 and sum(p["count"] for p in energy["points"]) == DAYS * 24
 
     # --- consent: the lender may assess and monitor -------------------------------------------------
     assert officer.get(f"/enterprises/{eid}/telemetry", device_id=meter["device_id"],
@@ -157,7 +159,7 @@ def test_first_loan(platform: Platform, receiver: Receiver) -> None:
         firm.ok(firm.post("/consents", {"enterprise_id": eid, "recipient": "hz-bank", "purpose": purpose,
                                         "scopes": scopes, "window_start": window_start}), 201)
     read = officer.ok(officer.get(f"/enterprises/{eid}/telemetry", device_id=meter["device_id"], key="energy_kwh",
-                                  bucket="1d", purpose="post_loan_monitoring"))
+                                  bucket="1d", start=since, purpose="post_loan_monitoring"))
     assert read["points"] == energy["points"]
     log = firm.items("/consents/access-log", enterprise_id=eid)
     assert any(row.get("recipient") == "hz-bank" for row in log)
@@ -185,7 +187,7 @@ def test_first_loan(platform: Platform, receiver: Receiver) -> None:
         approver.ok(approver.post(f"/credit-applications/{app_id}/reviews",
                                   {"officer": "ignored", "action": "approve", "reason": "IoT data consistent"}))
     decided = officer.ok(officer.get(f"/credit-applications/{app_id}"))
-    assert decided["status"] == "approved", decided
+    assert decided["status"] == "approved", json.dumps(decided["decisions"][-1], ensure_ascii=False)[:3000]
     assert [a["id"] for a in officer.items("/credit-applications", enterprise_id=eid)] == [app_id]
     receiver.wait_for("decision.made")
 
@@ -235,7 +237,7 @@ def test_first_loan(platform: Platform, receiver: Receiver) -> None:
 
     # --- a repayment -----------------------------------------------------------------------------
     approver.ok(approver.post(f"/lending/loans/{booked['loan_id']}/repayments",
-                              {"amount": "1000.00", "date": today().isoformat()}))
+                              {"amount": "1000.00", "date": today().isoformat(), "prepay": True}))
     repayments = approver.items(f"/lending/loans/{booked['loan_id']}/repayments")
     assert [Decimal(str(r["amount"])) for r in repayments] == [Decimal("1000.00")]
     receiver.wait_for("repayment.received")

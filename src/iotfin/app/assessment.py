@@ -124,4 +124,5 @@ class BootstrapAssessor:
         on = on or business_date(self.clock())
         row, got = self.rate(enterprise_id, lender, on)
         return to_assessment(enterprise_id, row, got["features"], consent_ok(got["withheld"]),
-                             datetime.combine(on, time(23, 59, 59), tzinfo=UTC), {}, model=self.model_id)
+                             datetime.combine(on, time(23, 59, 59), tzinfo=UTC), self.card.revenue_per_kwh,
+                             model=self.model_id)

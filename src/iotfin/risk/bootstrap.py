@@ -25,7 +25,7 @@ import hashlib
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
@@ -115,6 +115,7 @@ class BootstrapScorecard:
     features: tuple[Bins, ...]
     content: dict[str, Any]
     not_scored: tuple[str, ...]  # catalogue features the scorecard leaves out
+    revenue_per_kwh: dict[str, float] = field(default_factory=dict)  # sector ("" any) -> yuan of sales per kWh
 
     @property
     def sha256(self) -> str:
@@ -235,9 +236,19 @@ def parse(content: str | bytes | Mapping[str, Any]) -> BootstrapScorecard:
         feats += [_bins(str(n), dim, s) for n, s in spec["features"].items()]
     if abs(sum(weights.values()) - 1) > 1e-6:
         raise ValidationError(f"dimensions: the weights must add up to 1, not {sum(weights.values()):g}")
+    per_kwh = content.get("revenue_per_kwh", {})
+    if not isinstance(per_kwh, Mapping):
+        raise ValidationError("revenue_per_kwh: expected {sector: yuan of sales per kWh}")
+    revenue_per_kwh = {}
+    for sector, value in per_kwh.items():
+        if sector == "why":
+            continue
+        revenue_per_kwh[str(sector)] = _number(value, f"revenue_per_kwh.{sector}", limit=10_000)
+        if revenue_per_kwh[str(sector)] < 0:
+            raise ValidationError(f"revenue_per_kwh.{sector}: must not be negative")
     scored = {f.name for f in feats}
     not_scored = tuple(f.name for f in CATALOGUE if f.name not in scored)
-    return BootstrapScorecard(scaling, weights, bases, tuple(feats), content, not_scored)
+    return BootstrapScorecard(scaling, weights, bases, tuple(feats), content, not_scored, revenue_per_kwh)
 
 
 def score(card: BootstrapScorecard, features: Mapping[str, Any], top: int = TOP_REASONS) -> dict[str, Any]:
