@@ -67,6 +67,17 @@ def _render_demo(s: dict[str, Any]) -> None:
         kit.out.print(f"    {example['reason_zh']}")
     kit.out.print(kit.kv_table("Ground truth / 真实标签", s["ground_truth"]))
     kit.out.print(kit.kv_table("Timings (s) / 耗时(秒)", s["timings_s"]))
+    logins = s.get("logins") or {}
+    if logins.get("users"):
+        table = Table(title=f"Logins / 登录账号 — password / 密码: {logins['password']}", title_justify="left")
+        for column in ("username", "roles", "lender / 机构", "customers / 客户"):
+            table.add_column(column)
+        for u in logins["users"]:
+            who = u["tenant"] or (f"enterprise {u['enterprise_id']}" if u["enterprise_id"] else "platform")
+            table.add_row(u["username"], ", ".join(u["roles"]), who,
+                          str(logins["customers_by_lender"].get(u["tenant"], "")))
+        kit.out.print(table)
+        kit.out.print("  sign in: POST /oauth/token grant_type=password (docs/first-day.md) / 登录方式见 docs/first-day.md")
 
 
 

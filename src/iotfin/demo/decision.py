@@ -13,8 +13,9 @@ from collections import Counter, defaultdict
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
+from iotfin.core.errors import Forbidden
 from iotfin.decision.applications import PRODUCTS, Application
-from iotfin.decision.service import Assess
+from iotfin.decision.service import Applicant, Assess
 
 STEP = Decimal("10000")
 
@@ -53,14 +54,25 @@ def build_applications(ds: Any, limit: int | None = None) -> list[Application]:
     return apps
 
 
-def decide_applications(ws: Any, ds: Any, assess: Assess, limit: int | None = 80) -> dict[str, Any]:
-    """Decide the simulator's applications; returns counts, volumes and one example of each outcome."""
+def decide_applications(ws: Any, ds: Any, assess: Assess, limit: int | None = 80,
+                        lenders: dict[int, tuple[int, str]] | None = None) -> dict[str, Any]:
+    """Decide the simulator's applications through the credit-application use case a lender calls
+    (`submit`: its consent checked and logged, the application and its offer owned by the lender;
+    `lenders`: enterprise id -> (tenant id, tenant code)); returns counts, volumes and one example of
+    each outcome. An enterprise without a house bank is decided for the operator."""
     svc = ws.decisions(assess=assess)
     counts: Counter[str] = Counter()
     approved = Decimal("0.00")
     examples: dict[str, dict[str, Any]] = {}
+    refused = 0
     for app in build_applications(ds, limit):
-        result = svc.decide(app)
+        lender = (lenders or {}).get(app.enterprise_id)
+        try:
+            result = (svc.submit(app, Applicant(consent_of=lender[1], risk_lender=lender[1], owner_tenant_id=lender[0]))
+                      if lender else svc.decide(app))
+        except Forbidden:  # no consent from this enterprise: the lender may not assess it
+            refused += 1
+            continue
         counts[result["decision"]] += 1
         if result["decision"] == "approve":
             approved += Decimal(result["offered_amount"])
@@ -72,6 +84,6 @@ def decide_applications(ws: Any, ds: Any, assess: Assess, limit: int | None = 80
             }
     deployment = svc.deployment("default") or {}
     return {"applications": sum(counts.values()), "approved": counts["approve"], "declined": counts["decline"],
-            "referred": counts["refer"], "approved_volume": str(approved), "review_queue": len(svc.queue(10_000)),
+            "referred": counts["refer"], "refused_without_consent": refused, "approved_volume": str(approved), "review_queue": len(svc.queue(10_000)),
             "strategy": {"name": "default", "champion_version": deployment.get("champion_version")},
             "examples": examples}

@@ -23,6 +23,7 @@ from iotfin.demo import lending
 from iotfin.demo.decision import decide_applications
 from iotfin.demo.features import consent_and_features
 from iotfin.demo.loader import load_financing_requests, load_master_data
+from iotfin.demo.logins import lender_accounts, lender_logins
 from iotfin.demo.monitor import attach_monitor, monitor_demo
 from iotfin.demo.protection import open_api_demo
 from iotfin.demo.risk import rate_enterprises
@@ -66,6 +67,7 @@ def run_demo(workspace_dir: Path, enterprises: int = 300, days: int = 180, seed:
     decisions = timed("credit_decisions", lambda: _decision_demo(ws, ds, assess))
     lending = timed("lending", lambda: _lending_demo(ws, ds, last_day))
     open_api = timed("open_api", lambda: open_api_demo(ws))
+    logins = timed("lender_logins", lambda: lender_logins(ws, _lenders(ds)))
     summary = timed("summarise", lambda: platform_summary(ws))
     ground_truth = _ground_truth(ds, enterprises)
     summary.update(
@@ -86,6 +88,7 @@ def run_demo(workspace_dir: Path, enterprises: int = 300, days: int = 180, seed:
             "lending": lending,
             "monitoring": monitoring,
             "open_api": open_api,
+            "logins": logins,
             "ground_truth": ground_truth,
             "sample_query": _sample_query(ws, ds, today),
             "timings_s": timings,
@@ -114,7 +117,7 @@ def _risk_demo(ws: Workspace, ds: SimDataset, start: Any, end: Any) -> tuple[dic
 def _decision_demo(ws: Workspace, ds: SimDataset, assess: Any) -> dict[str, Any]:
     if assess is None:  # no risk model (see the risk step's reason): nothing to decide with
         return {"skipped": "no risk model was trained"}
-    return decide_applications(ws, ds, assess)
+    return decide_applications(ws, ds, assess, lenders=lender_accounts(ws, _lenders(ds)))
 
 
 def _lending_demo(ws: Workspace, ds: SimDataset, end: Any) -> dict[str, Any]:
