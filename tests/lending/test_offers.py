@@ -282,17 +282,17 @@ def test_python_client_and_cli_walk_the_chain(w: World) -> None:
     base = ["--data-dir", str(w.ws.settings.data_dir), "--json"]
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "iotfin", "lending", *args, *base], capture_output=True,
+        return subprocess.run([sys.executable, "-m", "iotfin", "loan", "offer", *args, *base], capture_output=True,
                               text=True, timeout=120, env=env)
 
-    listed = cli("offers", "--status", "open")
+    listed = cli("list", "--status", "open")
     assert listed.returncode == 0, listed.stderr
     assert [o["id"] for o in json.loads(listed.stdout)] == [second["id"]]
-    wrong = cli("accept-offer", str(second["id"]), "--digest", "0" * 64)
+    wrong = cli("accept", str(second["id"]), "--digest", "0" * 64)
     assert wrong.returncode != 0 and "key_facts_digest" in wrong.stderr
-    assert cli("accept-offer", str(second["id"]), "--digest", second["key_facts"]["digest"]).returncode == 0
-    done = cli("book-offer", str(second["id"]))
+    assert cli("accept", str(second["id"]), "--digest", second["key_facts"]["digest"]).returncode == 0
+    done = cli("book", str(second["id"]))
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["apr"] == second["apr"]
-    again = cli("book-offer", str(second["id"]))
+    again = cli("book", str(second["id"]))
     assert again.returncode != 0 and "booked" in again.stderr

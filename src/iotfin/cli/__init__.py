@@ -23,7 +23,7 @@ from iotfin.cli.devices import devices_app
 from iotfin.cli.identity import clients_app, protection_app, users_app
 from iotfin.cli.kit import JsonOpt
 from iotfin.cli.ledger import financing_app, ledger_app
-from iotfin.cli.lending import lending_app, loan_app
+from iotfin.cli.lending import loan_app
 from iotfin.cli.monitor import monitor_app
 from iotfin.cli.onboarding import enterprises_app, sites_app, tenants_app
 from iotfin.cli.risk import risk_app
@@ -36,7 +36,7 @@ for sub_app, name in ((db_app, "db"), (telemetry_app, "telemetry"), (devices_app
                       (financing_app, "financing"), (loan_app, "loan"), (risk_app, "risk"), (consent_app, "consent"),
                       (decision_app, "decision"), (monitor_app, "monitor"), (clients_app, "clients"),
                       (users_app, "users"), (protection_app, "protection"), (tenants_app, "tenants"),
-                      (enterprises_app, "enterprises"), (sites_app, "sites"), (lending_app, "lending")):
+                      (enterprises_app, "enterprises"), (sites_app, "sites")):
     app.add_typer(sub_app, name=name)
 
 

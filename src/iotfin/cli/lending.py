@@ -21,8 +21,9 @@ from iotfin.lending import model as m
 loan_app = typer.Typer(help="Loans: schedules, disclosure, servicing, daily close, general ledger.", no_args_is_help=True)
 line_app = typer.Typer(help="Revolving credit lines: open, freeze, unfreeze.", no_args_is_help=True)
 loan_app.add_typer(line_app, name="line")
-lending_app = typer.Typer(help="Offers of approved decisions: list, accept (for the enterprise), book.",
-                          no_args_is_help=True)
+offer_app = typer.Typer(help="Offers of approved decisions: list, accept (for the enterprise), book.",
+                        no_args_is_help=True)
+loan_app.add_typer(offer_app, name="offer")
 
 DateOpt = Annotated[str, typer.Option("--date", help="Business date, YYYY-MM-DD (Asia/Shanghai).")]
 
@@ -279,7 +280,7 @@ def line_unfreeze(line: Annotated[int, typer.Argument()], reason: Annotated[str,
 # --- offers: `iotfin lending ...` -------------------------------------------------------------------
 
 
-@lending_app.command("offers")
+@offer_app.command("list")
 def offers_cmd(status: Annotated[str | None, typer.Option(help="open, accepted, booked or expired.")] = None,
                enterprise: Annotated[int | None, typer.Option(help="Enterprise id.")] = None,
                limit: Annotated[int, typer.Option(min=1, max=200)] = 50,
@@ -302,7 +303,7 @@ def offers_cmd(status: Annotated[str | None, typer.Option(help="open, accepted, 
     _emit(items, as_json, render)
 
 
-@lending_app.command("accept-offer")
+@offer_app.command("accept")
 def accept_offer_cmd(offer: Annotated[int, typer.Argument(help="Offer id.")],
                      digest: Annotated[str, typer.Option(help="SHA-256 of the key-facts statement the enterprise read "
                                                          "(the offer's key_facts.digest).")],
@@ -313,7 +314,7 @@ def accept_offer_cmd(offer: Annotated[int, typer.Argument(help="Offer id.")],
     _emit(data, as_json, lambda d: _print(f"offer {d['id']} {d['status']} at {d['accepted_at']}"))
 
 
-@lending_app.command("book-offer")
+@offer_app.command("book")
 def book_offer_cmd(offer: Annotated[int, typer.Argument(help="Offer id.")],
                    start: Annotated[str | None, typer.Option(help="Value date (default: the offer's).")] = None,
                    contract_ref: Annotated[str | None, typer.Option(help="The signed contract's reference.")] = None,
