@@ -62,13 +62,18 @@ def test_healthz(client: TestClient) -> None:
     assert response.json() == {"status": "ok", "version": iotfin.__version__}
 
 
-def test_root_redirects_to_the_docs(client: TestClient) -> None:
+def test_root_is_the_console_sign_in_and_the_docs_are_offline(client: TestClient) -> None:
     response = client.get("/", follow_redirects=False)
-    assert response.status_code in (302, 303, 307)
-    assert response.headers["location"] == "/docs"
-    docs = client.get("/")
-    assert docs.status_code == 200 and "text/html" in docs.headers["content-type"]
-    assert str(docs.url).endswith("/docs")
+    assert response.status_code == 303 and response.headers["location"] == "/signin"
+    page = client.get("/")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert str(page.url).endswith("/signin")
+    for path in ("/docs", "/redoc"):
+        docs = client.get(path)
+        assert docs.status_code == 200
+        # every script, stylesheet and icon of the doc viewers comes from this host
+        assert "https://" not in docs.text and "http://" not in docs.text, path
+        assert "/static/vendor/" in docs.text
 
 
 def test_openapi_lists_the_platform_routes(client: TestClient) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import anyio.to_thread
 from fastapi import APIRouter, Depends, FastAPI, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 from sqlalchemy.exc import SQLAlchemyError
 
 import iotfin
@@ -40,6 +40,7 @@ from iotfin.app.monitor_runtime import MonitorRuntime
 from iotfin.app.summary import platform_summary
 from iotfin.app.workers import run_blocking_inline
 from iotfin.app.workspace import Workspace
+from iotfin.console import routes as console
 from iotfin.core.errors import ServiceUnavailable
 from iotfin.core.settings import Settings
 from iotfin.protection.redact import install as redact_logs
@@ -78,6 +79,8 @@ def create_app(ws: Workspace, background: bool = True, device_transport: bool = 
         version=iotfin.__version__,
         summary="IoT-backed lending to small and micro enterprises",
         lifespan=lifespan,
+        docs_url=None,   # served by the console from vendored assets (offline by construction)
+        redoc_url=None,
     )
     app.state.workspace = ws
     app.state.rate_limits = TokenBuckets(ws.settings.rate_limit_per_s, ws.settings.rate_limit_burst)
@@ -100,10 +103,7 @@ def create_app(ws: Workspace, background: bool = True, device_transport: bool = 
         body, content_type = metrics_text()
         return Response(body, media_type=content_type)
 
-    @app.get("/", include_in_schema=False)
-    async def root() -> RedirectResponse:
-        return RedirectResponse("/docs")
-
+    console.install(app)  # the console at /, its assets at /static, the API docs at /docs and /redoc
     return app
 
 

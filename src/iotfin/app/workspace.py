@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
@@ -33,6 +34,7 @@ from iotfin.identity.crypto import FieldCipher
 from iotfin.identity.keyring import KeyRing
 from iotfin.identity.onboarding import OnboardingService
 from iotfin.identity.service import IdentityService
+from iotfin.identity.sessions import ConsoleSessions
 from iotfin.identity.tokens import TokenIssuer
 from iotfin.ingest.quarantine import QuarantineStore
 from iotfin.ingest.service import IngestService
@@ -143,6 +145,14 @@ class Workspace:
     @cached_property
     def identity(self) -> IdentityService:
         return IdentityService(self.engine, self.tokens)
+
+    @cached_property
+    def console_sessions(self) -> ConsoleSessions:
+        """Console sign-ins, server-side (docs/console.md#sign-in)."""
+        return ConsoleSessions(self.engine, self.identity, idle=timedelta(minutes=self.settings.console_idle_minutes),
+                               lifetime=timedelta(hours=self.settings.console_session_hours),
+                               max_failures=self.settings.console_max_failed_sign_ins,
+                               failure_window=timedelta(minutes=15))
 
     @cached_property
     def onboarding(self) -> OnboardingService:

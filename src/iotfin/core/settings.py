@@ -91,6 +91,16 @@ class Settings(BaseSettings):
     rerate_at: str = Field(default="02:00", description="local time (Asia/Shanghai, HH:MM) at which `iotfin serve` "
                            "re-rates enterprises with active loans or open consents")
 
+    # The console (docs/console.md): sessions and sign-in throttling.
+    console_idle_minutes: int = Field(default=30, ge=1, le=1440, description="a console session idle this long "
+                                      "ends; the user signs in again")
+    console_session_hours: int = Field(default=12, ge=1, le=168, description="a console session ends this long "
+                                       "after sign-in, however active")
+    console_max_failed_sign_ins: int = Field(default=5, ge=1, le=100, description="failed sign-ins for one "
+                                             "username within 15 minutes before further attempts are refused")
+    console_secure_cookie: bool | None = Field(default=None, description="mark the session cookie Secure; "
+                                               "default: when the request came over TLS (https)")
+
     @field_validator("close_at", "rerate_at")
     @classmethod
     def _hh_mm(cls, text: str) -> str:

@@ -3,7 +3,7 @@
 Every enterprise of the simulated economy is a customer of its house bank (the simulator's
 `lender_tenant_id`): the bank owns the enterprise, and the loans and credit lines the demo services
 for it, as if the bank had onboarded and booked them through the API. Each bank gets a credit
-officer (risk_officer) and an approver; the platform an operator; one enterprise its administrator.
+officer (risk_officer) and two approvers (four-eyes); the platform an operator; one enterprise its administrator.
 The demo prints these logins, so signing in as a bank's officer shows that bank's customers and
 nobody else's. One password per demo run, random, printed with them: the demo workspace is rebuilt
 on every run and serves on localhost.
@@ -44,7 +44,8 @@ def lender_logins(ws: Any, lender_of: Mapping[int, str]) -> dict[str, Any]:
     password = "demo-" + secrets.token_urlsafe(9)
     logins = [ws.identity.create_user("demo-operator", password, ["platform_admin"], display_name="平台运营 / operator")]
     for code in sorted({code for _, code in accounts.values()}):
-        for role, suffix in (("risk_officer", "officer"), ("approver", "approver")):
+        # two approvers: an approval above the four-eyes amount needs a second, different one
+        for role, suffix in (("risk_officer", "officer"), ("approver", "approver"), ("approver", "approver2")):
             logins.append(ws.identity.create_user(f"{code}-{suffix}", password, [role], tenant=code))
     if accounts:
         first = min(accounts)

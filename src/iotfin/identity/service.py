@@ -107,6 +107,20 @@ class IdentityService:
         if not _verify(row.password_hash if row is not None else None, password) or row is None or not row.active:
             raise Unauthorized("unknown user or wrong password")
         assert owner is not None
+        return self._user_principal(username, row, owner)
+
+    def user_principal(self, username: str) -> Principal:
+        """The principal of an active user, read afresh (a console session resumes as what the user
+        is now: a deactivated user or a changed role takes effect on the next page)."""
+        with self.engine.connect() as conn:
+            row = store.user(conn, username)
+            owner = self._owner_of(conn, row.tenant_id, row.enterprise_id) if row is not None else None
+        if row is None or not row.active or owner is None:
+            raise Unauthorized(f"user {username!r} is unknown or deactivated")
+        return self._user_principal(username, row, owner)
+
+    @staticmethod
+    def _user_principal(username: str, row: Any, owner: Owner) -> Principal:
         roles = frozenset(row.roles)
         scopes = allowed_scopes(owner.platform, owner.enterprise_id is not None, roles, owner.partner_kind)
         return Principal(subject=f"user:{username}", tenant_id=owner.tenant_id, tenant_code=owner.tenant_code,

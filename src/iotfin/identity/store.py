@@ -5,12 +5,22 @@ and written on the caller's connection (the service holds the transaction)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, Select, false, insert, or_, select, update
+from sqlalchemy import Connection, Row, Select, delete, false, func, insert, or_, select, update
 
 from iotfin.db.pagination import PageParams, paginate
-from iotfin.identity.tables import ApiClient, ConsoleUser, Enterprise, RecordOwner, Site, Tenant
+from iotfin.identity.tables import (
+    ApiClient,
+    ConsoleSession,
+    ConsoleSignInFailure,
+    ConsoleUser,
+    Enterprise,
+    RecordOwner,
+    Site,
+    Tenant,
+)
 
 # --- partner clients ---------------------------------------------------------------------------
 
@@ -43,6 +53,41 @@ def insert_user(conn: Connection, **values: Any) -> None:
 def user(conn: Connection, username: str) -> Row | None:
     """The user's stored row (None: no such user)."""
     return conn.execute(select(ConsoleUser).where(ConsoleUser.username == username)).first()
+
+
+# --- console sessions --------------------------------------------------------------------------
+
+
+def insert_session(conn: Connection, **values: Any) -> None:
+    conn.execute(insert(ConsoleSession).values(**values))
+
+
+def open_session(conn: Connection, secret_sha256: str) -> Row | None:
+    """The session with this secret that has not ended (None: unknown or ended)."""
+    return conn.execute(select(ConsoleSession).where(ConsoleSession.secret_sha256 == secret_sha256,
+                                                     ConsoleSession.ended_at.is_(None))).first()
+
+
+def touch_session(conn: Connection, session_id: int, at: datetime) -> None:
+    conn.execute(update(ConsoleSession).where(ConsoleSession.id == session_id).values(last_seen_at=at))
+
+
+def end_session(conn: Connection, session_id: int, at: datetime, reason: str) -> None:
+    conn.execute(update(ConsoleSession).where(ConsoleSession.id == session_id, ConsoleSession.ended_at.is_(None))
+                 .values(ended_at=at, ended_reason=reason))
+
+
+def record_sign_in_failure(conn: Connection, username: str, address: str | None, at: datetime) -> None:
+    conn.execute(insert(ConsoleSignInFailure).values(username=username, address=address, at=at))
+
+
+def sign_in_failures_since(conn: Connection, username: str, since: datetime) -> int:
+    return int(conn.execute(select(func.count()).select_from(ConsoleSignInFailure).where(
+        ConsoleSignInFailure.username == username, ConsoleSignInFailure.at >= since)).scalar_one())
+
+
+def clear_sign_in_failures(conn: Connection, username: str) -> None:
+    conn.execute(delete(ConsoleSignInFailure).where(ConsoleSignInFailure.username == username))
 
 
 # --- owners ------------------------------------------------------------------------------------

@@ -148,6 +148,37 @@ class ConsoleUser(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=_now)
 
 
+class ConsoleSession(Base):
+    """A console sign-in: the cookie carries a random secret, only its SHA-256 is stored, so a copy
+    of the database opens no session. Ended by sign-out, idle timeout or its absolute lifetime."""
+
+    __tablename__ = "console_sessions"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    secret_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    username: Mapped[str] = mapped_column(String(100), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    address: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=_now)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=_now)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    ended_reason: Mapped[str | None] = mapped_column(String(20))
+
+
+class ConsoleSignInFailure(Base):
+    """A failed console sign-in, counted per username over a window to throttle password guessing
+    across every server process (a per-process counter would multiply the allowance by the workers)."""
+
+    __tablename__ = "console_sign_in_failures"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    username: Mapped[str] = mapped_column(String(100))
+    address: Mapped[str | None] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=_now)
+
+    __table_args__ = (Index("ix_console_sign_in_failures_username_at", "username", "at"),)
+
+
 RECORD_KINDS = ("loan", "credit_line", "application", "enterprise")
 
 
