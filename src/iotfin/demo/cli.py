@@ -41,6 +41,8 @@ def demo(
         ws, summary = run_demo(workspace, enterprises=enterprises, days=days, seed=seed, devices=fleet, progress=progress)
     kit.emit(summary, as_json, _render_demo)
     if not headless:
+        if not as_json:
+            kit.out.print(f"[bold]console / 工作台:[/bold] http://127.0.0.1:{port}/  ·  API docs: http://127.0.0.1:{port}/docs")
         serve_platform(ws, port)
 
 
@@ -77,7 +79,8 @@ def _render_demo(s: dict[str, Any]) -> None:
             table.add_row(u["username"], ", ".join(u["roles"]), who,
                           str(logins["customers_by_lender"].get(u["tenant"], "")))
         kit.out.print(table)
-        kit.out.print("  sign in: POST /oauth/token grant_type=password (docs/first-day.md) / 登录方式见 docs/first-day.md")
+        kit.out.print("  console / 工作台: sign in at http://127.0.0.1:<port>/ with these logins (docs/console.md); "
+                      "API: POST /oauth/token grant_type=password (docs/first-day.md)")
 
 
 
