@@ -136,6 +136,15 @@ def with_security_headers(response: Response) -> Response:
     return response
 
 
+def server_timing(request: Request, response: Response) -> Response:
+    """`Server-Timing: app;dur=<ms>` from the page's start (session check) to its response: what the
+    browser's developer tools show, and what bench/console_pages.py reads."""
+    started = getattr(request.state, "console_started", None)
+    if started is not None:
+        response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.2f}"
+    return response
+
+
 def render(request: Request, template: str, status: int = 200, session: ConsoleSession | None = None,
            **context: Any) -> HTMLResponse:
     """A page in the request's language. `session` (if signed in) provides the user, nav and CSRF token."""
@@ -153,7 +162,7 @@ def render(request: Request, template: str, status: int = 200, session: ConsoleS
     response = HTMLResponse(html, status_code=status)
     if flash:
         response.delete_cookie(FLASH_COOKIE, path="/")
-    return with_security_headers(response)  # type: ignore[return-value]
+    return server_timing(request, with_security_headers(response))  # type: ignore[return-value]
 
 
 # --- the in-process API ---------------------------------------------------------------------------
@@ -284,6 +293,7 @@ def page_for(*scopes: str, roles: tuple[str, ...] = ()) -> Callable[[Request], A
     """A dependency: the page context of a signed-in user holding the scopes (403 page otherwise)."""
 
     async def dependency(request: Request) -> Page:
+        request.state.console_started = time.perf_counter()  # for the Server-Timing header (server_timing)
         session = current_session(request)
         if session is None:
             raise SignInRequired(request.url.path + (f"?{request.url.query}" if request.url.query else ""))

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import ORJSONResponse
 
-from iotfin.console.web import Page, page_for
+from iotfin.console.web import Page, page_for, server_timing
 
 MS_PER_MIN = 60_000
 #: bucket widths a chart may use, in minutes (all parseable by the telemetry API's `bucket`)
@@ -67,6 +67,6 @@ def router() -> APIRouter:
                               purpose: Annotated[str, Query(max_length=32)] = "post_loan_monitoring") -> ORJSONResponse:
         """{x, unit, bucket, start, end, series: [{name, data: [[ts, value], ...]}]} for console.js."""
         body = await telemetry_series(page, enterprise_id, device_id, key, start, end, purpose)
-        return ORJSONResponse(body, headers={"Cache-Control": "no-store"})
+        return server_timing(page.request, ORJSONResponse(body, headers={"Cache-Control": "no-store"}))
 
     return r
