@@ -188,9 +188,11 @@ class GuardedPage:
 
     def wait_for_charts(self, timeout_ms: int = 15_000) -> None:
         """Every chart on the page drawn (or failed: then the failure is reported)."""
-        self.page.wait_for_function(
-            "Array.from(document.querySelectorAll('[data-chart-src]')).every("
-            "e => e.getAttribute('data-ready') || e.getAttribute('data-error'))", timeout=timeout_ms)
+        # a locator, not wait_for_function: the console's CSP forbids evaluating script strings
+        from playwright.sync_api import expect
+
+        expect(self.page.locator("[data-chart-src]:not([data-ready]):not([data-error])")).to_have_count(
+            0, timeout=timeout_ms)
         for error in self.page.locator("[data-chart-src][data-error]").all():
             self.problems.append(f"chart failed: {error.get_attribute('data-chart-src')}: {error.get_attribute('data-error')}")
 

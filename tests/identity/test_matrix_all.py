@@ -95,6 +95,7 @@ MATRIX: dict[tuple[str, str], tuple[Any, str]] = {
     ("POST", "/api/v1/decision-strategies/{name}/deployments"): ({}, OPERATOR),
     ("POST", "/api/v1/decision-strategies/{name}/rollback"): ({}, OPERATOR),
     ("GET", "/api/v1/risk/scorecards"): (None, OPERATOR_READ),
+    ("GET", "/api/v1/risk/models"): (None, OPERATOR_READ),
     ("GET", "/api/v1/risk/scorecards/versions/{version}"): (None, OPERATOR_READ),
     ("POST", "/api/v1/risk/scorecards/versions"): ({}, OPERATOR),
     ("POST", "/api/v1/risk/scorecards/versions/{version}/activation"): ({}, OPERATOR),
@@ -118,6 +119,7 @@ MATRIX: dict[tuple[str, str], tuple[Any, str]] = {
     ("POST", "/api/v1/consents/{grant}/reconfirm"): ({}, ENTERPRISE_MANAGE),
     # --- devices (device 999 does not exist: the operator and enterprises get past the gate to a 404)
     ("GET", "/api/v1/devices/{device}/status"): (None, "403 403 404 404 404 403 403 403 404 404"),
+    ("GET", "/api/v1/fleet"): (None, OPERATOR_READ),  # enterprises:read and the operator only
     # the operator's event query of an unknown device is an empty list
     ("GET", "/api/v1/devices/{device}/events"): (None, "403 403 404 404 200 403 403 403 200 404"),
     ("POST", "/api/v1/enterprises/{enterprise_id}/devices/{device_name}/claim"):
@@ -128,12 +130,16 @@ MATRIX: dict[tuple[str, str], tuple[Any, str]] = {
     ("GET", "/api/v1/tenants/{code}"): (None, OPERATOR_READ),
     ("POST", "/api/v1/tenants/{code}/clients"): ({}, OPERATOR),
     ("POST", "/api/v1/tenants/{code}/users"): ({}, OPERATOR),
+    ("GET", "/api/v1/tenants/{code}/users"): (None, OPERATOR_READ),
+    ("GET", "/api/v1/tenants/{code}/clients"): (None, OPERATOR_READ),
     ("POST", "/api/v1/enterprises"): ({}, ONBOARDER),
     ("GET", "/api/v1/enterprises"): (None, ENTERPRISE_READ),
     ("GET", "/api/v1/enterprises/{enterprise_id}"): (None, ENTERPRISE_READ),
     ("POST", "/api/v1/enterprises/{enterprise_id}/users"): ({}, ONBOARDER),
     ("POST", "/api/v1/enterprises/{enterprise_id}/sites"): ({}, ONBOARDER),
     ("GET", "/api/v1/enterprises/{enterprise_id}/sites"): (None, ENTERPRISE_READ),
+    # enterprises:read, then (a lender) the consent to trade_documents for credit_assessment: bank A has none here
+    ("GET", "/api/v1/enterprises/{enterprise_id}/trade-documents"): (None, "403 403 403 403 200 403 403 403 200 200"),
     ("POST", "/api/v1/enterprises/{enterprise_id}/devices"): ({}, "403 403 403 403 422 403 403 403 422 422"),
     # devices:read (the operator, enterprises) or telemetry:read (a lender: within consent)
     ("GET", "/api/v1/devices"): (None, "403 403 200 200 200 200 403 403 200 200"),
@@ -146,8 +152,12 @@ MATRIX: dict[tuple[str, str], tuple[Any, str]] = {
     ("POST", "/api/v1/financing/liens/{lien}/release"): ({}, "422 422 403 403 422 422 403 403 422 403"),
     ("GET", "/api/v1/financing/assets/{fp}"): (None, "200 200 403 403 200 200 200 200 200 403"),
     ("GET", "/api/v1/financing/assets/{fp}/claims"): (None, "200 200 403 403 200 200 200 200 200 403"),
+    # financing:read, and enterprise 1 visible to the caller (bank B: not its customer)
+    ("GET", "/api/v1/financing/liens?enterprise_id=1"): (None, "200 404 403 403 200 200 200 200 200 403"),
     ("GET", "/api/v1/ledger/evidence/{record_type}/{record_id}"):
         (None, "403 403 403 403 200 403 403 200 200 403"),
+    ("GET", "/api/v1/ledger/status"): (None, "403 403 403 403 200 403 403 200 200 403"),    # ledger:evidence
+    ("POST", "/api/v1/ledger/audit"): (None, "403 403 403 403 200 403 403 200 200 403"),
     # --- webhooks
     ("POST", "/api/v1/webhooks/subscriptions"): ({}, "422 422 422 422 422 422 403 403 422 422"),
     ("GET", "/api/v1/webhooks/subscriptions"): (None, "200 200 200 200 200 200 403 403 200 200"),

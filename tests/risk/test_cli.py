@@ -32,8 +32,10 @@ def test_train_score_monitor_and_prove_through_the_cli(tmp_path: Path) -> None:
     (tmp_path / "labels.json").write_text(json.dumps(LABELS, ensure_ascii=False))
     trained = json.loads(iotfin("risk", "train", "train.csv", "--target", "default", "--model", "models/credit",
                                 "--date-col", "as_of", "--exclude", "enterprise_id", "--catalogue", "labels.json",
-                                "--data-dir", str(ws_dir), "--json", cwd=tmp_path).stdout)
+                                "--budget-s", "8", "--data-dir", str(ws_dir), "--json", cwd=tmp_path).stdout)
     assert trained["model"].startswith("credit@v0001-") and set(trained["evaluation"]) == {"train", "test", "oot"}
+    # searched within its budget (issue 23), the champion chosen on cross-validation, and still anchored below
+    assert set(trained["search"]) == {"scorecard", "challenger", "blend"} and trained["seconds"] < 8 * 1.1 + 5
     model_dir = Path(trained["path"]) if Path(trained["path"]).is_absolute() else tmp_path / trained["path"]
     assert (model_dir / "report.html").stat().st_size > 10_000
     # the fingerprint is in the ledger and provable offline
@@ -72,8 +74,8 @@ def test_enterprise_model_and_bad_input_through_the_cli(tmp_path: Path) -> None:
     catalogue = [{"name": k, "dimension": v, **LABELS.get(k, {})} for k, v in DIMENSIONS.items()]
     (tmp_path / "catalogue.json").write_text(json.dumps(catalogue, ensure_ascii=False))
     trained = json.loads(iotfin("risk", "train", "train.parquet", "--target", "default", "--model", "ent",
-                                "--catalogue", "catalogue.json", "--enterprise", "--no-anchor", "--json",
-                                cwd=tmp_path).stdout)
+                                "--catalogue", "catalogue.json", "--enterprise", "--no-anchor", "--budget-s", "0",
+                                "--json", cwd=tmp_path).stdout)
     assert trained["kind"] == "enterprise" and "anchor" not in trained
     enterprises(100, seed=42).to_csv(tmp_path / "firms.csv", index=False)
     iotfin("risk", "score", "firms.csv", "--model", "ent", "--out", "rated.parquet", "--keep", "enterprise_id", cwd=tmp_path)

@@ -60,7 +60,13 @@ def train_cmd(
     exclude: Annotated[list[str] | None, typer.Option("--exclude", help="Column that is not a feature (repeatable).")] = None,
     catalogue: Annotated[Path | None, typer.Option("--catalogue", help="JSON: feature -> {en, zh[, dimension]}.")] = None,
     enterprise: Annotated[bool, typer.Option("--enterprise", help="Three-dimension model: every feature's dimension from --catalogue.")] = False,
-    champion: Annotated[str, typer.Option(help="auto (best AUC on test / out-of-time), scorecard or challenger.")] = "auto",
+    champion: Annotated[str, typer.Option(help="auto (best cross-validated AUC; with --budget-s 0 best on test / out-of-time), scorecard, challenger or blend.")] = "auto",
+    budget_s: Annotated[float, typer.Option("--budget-s", min=0, help="Seconds for the binning and hyperparameter search (0: fixed parameters).")] = 60.0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of splits, folds and search: the same seed and --trials give the same model.")] = 7,
+    monotone: Annotated[str, typer.Option("--monotone", help="Monotone constraints on the challenger: all, measured (where their CV cost is small) or none.")] = "measured",
+    test_share: Annotated[float, typer.Option("--test-share", min=0, max=0.9, help="Share of rows held out as the test sample; 0 (with a budget): train on all, held-out figures out-of-fold.")] = 0.3,
+    trials: Annotated[int | None, typer.Option("--trials", min=1, help="Stop the search after this many trials (reproducible whatever the machine's speed).")] = None,
+    drop_unusable: Annotated[bool, typer.Option("--drop-unusable", help="Drop constant, empty or text columns (noted in the manifest) instead of refusing the data.")] = False,
     pdo: Annotated[float, typer.Option(help="Points to double the good:bad odds.")] = 20.0,
     base_odds: Annotated[float, typer.Option(help="Good:bad odds at --base-points.")] = 50.0,
     base_points: Annotated[float, typer.Option(help="Points at --base-odds.")] = 600.0,
@@ -72,8 +78,10 @@ def train_cmd(
     from iotfin.risk.models.train import TrainConfig, train  # lazy: the command line starts without it
     from iotfin.risk.woe import Scaling  # lazy: the command line starts without it
 
-    if champion not in ("auto", "scorecard", "challenger"):
-        raise ValidationError(f"--champion must be auto, scorecard or challenger, not {champion!r}")
+    if champion not in ("auto", "scorecard", "challenger", "blend"):
+        raise ValidationError(f"--champion must be auto, scorecard, challenger or blend, not {champion!r}")
+    if monotone not in ("all", "measured", "none"):
+        raise ValidationError(f"--monotone must be all, measured or none, not {monotone!r}")
     labels = _catalogue(catalogue)
     dimensions = None
     if enterprise:
@@ -82,7 +90,8 @@ def train_cmd(
         dimensions = {k: str(v["dimension"]) for k, v in labels.items() if v.get("dimension")}
         if not dimensions:
             raise ValidationError("--catalogue gives no feature a dimension (entity, asset or transaction)")
-    config = TrainConfig(scaling=Scaling(pdo, base_odds, base_points), champion=champion)
+    config = TrainConfig(scaling=Scaling(pdo, base_odds, base_points), champion=champion, budget_s=budget_s, seed=seed,
+                         monotone=monotone, max_trials=trials, test_share=test_share, on_unusable="drop" if drop_unusable else "error")
     ws = _workspace(data_dir, anchor)
     try:
         summary = train(data, target, model, date_col=date_col, exclude=exclude or (), catalogue=labels, bad=bad,
@@ -91,14 +100,44 @@ def train_cmd(
         if ws is not None:
             ws.close()
     ev = summary["evaluation"]
-    judge = "oot" if "oot" in ev else "test"
+    judge = "oot" if "oot" in ev else "test" if "test" in ev else "cv"
     lines = [f"model {summary['model']} written to {summary['path']} ({summary['seconds']} s)",
              f"champion: {summary['champion']}; {judge} sample:"]
     lines += [f"  {name:<10} AUC {m['auc']:.3f}  KS {m['ks']:.3f}" for name, m in ev[judge].items()]
     lines.append(f"features in the scorecard: {', '.join(summary['selected'])}")
+    if summary.get("search"):
+        lines.append("cross-validated AUC: " + ", ".join(f"{k} {v['cv_auc']:.3f}" for k, v in summary["search"].items())
+                     + f" ({summary['seconds']} s of a {budget_s:g} s budget)")
     if "anchor" in summary:
         lines.append(f"anchored in the ledger as {summary['anchor']['record']} (leaf {summary['anchor']['leaf_index']})")
     _print(summary, as_json, "\n".join(lines))
+
+
+EngineOpt = Annotated[str, typer.Option("--engine", help="duckdb (in-process, default) or spark (PySpark: pip install 'iotfin[spark]').")]
+MasterOpt = Annotated[str, typer.Option("--master", help="Spark master with --engine spark: local[N], spark://host:7077, yarn, k8s://https://host:port.")]
+
+
+@risk_app.command("features")
+def features_cmd(
+    as_of: Annotated[str, typer.Option("--as-of", help="Business date YYYY-MM-DD: features as of the end of that day.")],
+    out: Annotated[Path, typer.Option("--out", help="Output Parquet file: one row per enterprise founded by then.")],
+    lender: Annotated[str | None, typer.Option("--lender", help="Consent-scope for this lender (default: unscoped, the platform's own batch).")] = None,
+    engine: EngineOpt = "duckdb",
+    master: MasterOpt = "local[2]",
+    export_dir: Annotated[Path | None, typer.Option("--export-dir", help="With --engine spark: where the system of record is exported to Parquet (default <data dir>/exports/spark/<as-of>); must be reachable by the executors.")] = None,
+    data_dir: kit.DataDirOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The batch feature table of every enterprise (same definitions on DuckDB and on Spark)."""
+    from iotfin.risk.spark import features_file  # lazy: DuckDB, pyarrow and (for spark) PySpark
+
+    ws = kit.workspace(data_dir, schema=True)
+    try:
+        summary = features_file(ws.features, as_of, out, lender, engine, master, export_dir)
+    finally:
+        ws.close()
+    _print(summary, as_json, f"{summary['rows']:,} enterprises' features as of {summary['as_of']} on {engine} into {out}"
+           + (f" ({summary['withheld']} withheld for {lender})" if lender else ""))
 
 
 @risk_app.command("score")
@@ -107,6 +146,8 @@ def score_cmd(
     model: ModelOpt,
     out: Annotated[Path, typer.Option("--out", help="Output file (.csv or .parquet): one row per input row, in input order.")],
     keep: Annotated[list[str] | None, typer.Option("--keep", help="Input column to copy to the output, e.g. an id (repeatable).")] = None,
+    engine: EngineOpt = "duckdb",
+    master: MasterOpt = "local[2]",
     as_json: JsonOpt = False,
 ) -> None:
     """PD, score, grade and reason codes (zh-CN/en) for every row; sub-scores per dimension for enterprise models."""
@@ -115,6 +156,13 @@ def score_cmd(
     from iotfin.risk.models.bundle import load_model  # lazy: the command line starts without it
     from iotfin.risk.scoring import score_frame  # lazy: the command line starts without it
 
+    if engine != "duckdb":  # issue 21: the same scoring code on Spark executors
+        from iotfin.risk.spark import score_file  # lazy: PySpark is an optional extra
+
+        summary = score_file(data, model, out, keep or [], engine, master)
+        _print(summary, as_json, f"scored {summary['rows']:,} rows with {summary['model']} on Spark ({master}) "
+               f"into {out}; grades {summary['grades']}")
+        return
     started = time.perf_counter()
     frame = read_table(data)
     m = load_model(model)

@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote, unquote
 
-from fastapi import APIRouter, Depends, FastAPI, Form, Request
+from fastapi import Depends, FastAPI, Form, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
+from iotfin.api.routing import ApiRouter
 from iotfin.console import pages
 from iotfin.console.i18n import LOCALES
 from iotfin.console.web import (
@@ -68,8 +69,8 @@ def install(app: FastAPI) -> None:
         return RedirectResponse(target, status_code=303)
 
 
-def router() -> APIRouter:
-    r = APIRouter(include_in_schema=False)
+def router() -> ApiRouter:
+    r = ApiRouter(include_in_schema=False)
 
     @r.get("/")
     async def home(request: Request) -> Response:
@@ -121,6 +122,11 @@ def router() -> APIRouter:
         response.set_cookie(LANGUAGE_COOKIE, language, samesite="lax", path="/", max_age=365 * 86400,
                             secure=secure_cookies(request))
         return response
+
+    @r.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> Response:
+        # browsers ask for it on any document without an icon link (a chart's JSON opened as a page)
+        return RedirectResponse(FAVICON, status_code=308)
 
     # --- the API docs, offline: the vendored Swagger UI and ReDoc, no font or script from a CDN ---
 

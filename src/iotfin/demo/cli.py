@@ -32,13 +32,18 @@ def demo(
     days: Annotated[int, typer.Option(min=30, max=3650)] = 180,
     seed: int = 42,
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    database_url: Annotated[str | None, typer.Option("--database-url", help="Run on this database (PostgreSQL: "
+                            "an empty database, or one a previous demo built; it is rebuilt). Default "
+                            "IOTFIN_DATABASE_URL, else SQLite in the workspace.")] = None,
 ) -> None:
     """Build a fresh workspace, simulate an economy, load it through the platform, summarise, serve."""
     from iotfin.demo.run import run_demo  # lazy: the command line starts without it
 
     with kit.progress(enabled=not as_json) as progress:
         fleet = devices if devices is not None else min(2_000, 10 * enterprises)
-        ws, summary = run_demo(workspace, enterprises=enterprises, days=days, seed=seed, devices=fleet, progress=progress)
+        url = database_url or kit.settings().database_url  # the flag, else IOTFIN_DATABASE_URL / iotfin.toml
+        ws, summary = run_demo(workspace, enterprises=enterprises, days=days, seed=seed, devices=fleet, progress=progress,
+                               database_url=url)
     kit.emit(summary, as_json, _render_demo)
     if not headless:
         if not as_json:

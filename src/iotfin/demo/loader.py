@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from iotfin.app.workspace import Workspace
+from iotfin.db.bulk import advance_sequences
 from iotfin.devices.store import ensure_profiles, insert_devices
 from iotfin.financing.model import receivable_key, warehouse_receipt_key
 from iotfin.financing.service import DoubleFinancing
@@ -103,6 +104,7 @@ def load_master_data(ws: Workspace, ds: Any) -> dict[str, int]:
              "vehicle_device_id": d["vehicle_device_id"]}
             for d in ds.table("trade_documents").to_pylist()
         ])
+        advance_sequences(conn)  # the rows came with their ids: later inserts draw ids after them
     ws.reload_registry()  # new devices: rebuild the registry on next use
     rows["anchored_trade_documents"] = ws.ledger.anchor_all("trade_document")
     return rows

@@ -45,7 +45,8 @@ def lender_logins(ws: Any, lender_of: Mapping[int, str]) -> dict[str, Any]:
     logins = [ws.identity.create_user("demo-operator", password, ["platform_admin"], display_name="平台运营 / operator")]
     for code in sorted({code for _, code in accounts.values()}):
         # two approvers: an approval above the four-eyes amount needs a second, different one
-        for role, suffix in (("risk_officer", "officer"), ("approver", "approver"), ("approver", "approver2")):
+        for role, suffix in (("risk_officer", "officer"), ("approver", "approver"), ("approver", "approver2"),
+                             ("risk_manager", "risk")):
             logins.append(ws.identity.create_user(f"{code}-{suffix}", password, [role], tenant=code))
     if accounts:
         first = min(accounts)

@@ -37,7 +37,8 @@ Progress = Callable[[str, int, int], None]
 
 
 def run_demo(workspace_dir: Path, enterprises: int = 300, days: int = 180, seed: int = 42,
-             devices: int | None = None, workers: int = 2, progress: Progress | None = None) -> tuple[Workspace, dict[str, Any]]:
+             devices: int | None = None, workers: int = 2, progress: Progress | None = None,
+             database_url: str | None = None) -> tuple[Workspace, dict[str, Any]]:
     timings: dict[str, float] = {}
 
     def timed(stage: str, fn: Callable[[], Any]) -> Any:
@@ -46,7 +47,7 @@ def run_demo(workspace_dir: Path, enterprises: int = 300, days: int = 180, seed:
         timings[stage] = round(time.perf_counter() - started, 3)
         return out
 
-    ws = fresh_workspace(workspace_dir)
+    ws = fresh_workspace(workspace_dir, database_url)  # None: SQLite in the folder
     revision = timed("initialise", ws.initialise)
     today = utc_now().astimezone(BUSINESS_TZ).date()
     config = SimConfig(enterprises=enterprises, days=days, seed=seed, start_date=today - timedelta(days=days),
@@ -73,6 +74,7 @@ def run_demo(workspace_dir: Path, enterprises: int = 300, days: int = 180, seed:
     summary.update(
         {
             "workspace": str(workspace_dir),
+            "database_backend": ws.engine.dialect.name,
             "schema_revision": revision,
             "simulation": {"seed": seed, "enterprises": enterprises, "days": days,
                            "start_date": config.start_date.isoformat(), "manifest_counts": manifest["counts"]},

@@ -15,12 +15,15 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     Connection,
     Engine,
     Row,
     and_,
     bindparam,
+    case,
+    cast,
     delete,
     func,
     insert,
@@ -29,6 +32,7 @@ from sqlalchemy import (
     update,
 )
 
+from iotfin.db.bulk import copy_dicts
 from iotfin.db.pagination import PageParams, paginate
 from iotfin.devices.model import DEFAULT_USCC, STANDARD_PROFILES, Profile
 from iotfin.devices.registry import STATUS_UNKNOWN, DeviceRegistry
@@ -62,8 +66,7 @@ def ensure_profiles(conn: Connection, profiles: Iterable[Profile] = STANDARD_PRO
 
 
 def insert_devices(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
-    if rows:
-        conn.execute(insert(Device), list(rows))
+    copy_dicts(conn, Device.__table__, rows)  # PostgreSQL: binary COPY (iotfin.db.bulk)
     return len(rows)
 
 
@@ -494,3 +497,26 @@ def device_types(conn: Connection, enterprise_ids: Sequence[int]) -> list[tuple[
     return [(eid, t) for eid, t in conn.execute(
         select(d.c.enterprise_id, d.c.device_type)
         .where(d.c.enterprise_id.in_(enterprise_ids), d.c.status != "revoked").distinct())]
+
+
+def fleet_counts(conn: Connection, now_ms: int) -> dict[str, Any]:
+    """The fleet in one aggregate query: devices by registry status; online (stored online flag and
+    activity within the profile's inactivity timeout), seen but offline, never seen; the latest
+    activity; devices active in the last 15 minutes and hour."""
+    d, p, s = Device.__table__, DeviceProfile.__table__, DeviceState.__table__
+    # last activity (BIGINT ms) + timeout >= now: the bound value takes the BIGINT side's type on PostgreSQL
+    online = and_(s.c.online.is_(True),
+                  s.c.last_activity_ms + cast(p.c.inactivity_timeout_s, BigInteger) * 1000 >= now_ms)
+    row = conn.execute(
+        select(func.count(),
+               func.sum(case((online, 1), else_=0)),
+               func.sum(case((s.c.last_activity_ms.is_(None), 1), else_=0)),
+               func.max(s.c.last_activity_ms),
+               func.sum(case((s.c.last_activity_ms >= now_ms - 15 * 60_000, 1), else_=0)),
+               func.sum(case((s.c.last_activity_ms >= now_ms - 3_600_000, 1), else_=0)))
+        .select_from(d.join(p, p.c.id == d.c.profile_id).outerjoin(s, s.c.device_id == d.c.id))).one()
+    total, on, never, last, active_15m, active_1h = (int(x or 0) if i != 3 else x for i, x in enumerate(row))
+    by_status = dict(conn.execute(select(d.c.status, func.count()).group_by(d.c.status)).all())
+    return {"devices": total, "online": on, "offline": total - on - never, "never_seen": never,
+            "last_activity_ms": last, "active_15m": active_15m, "active_1h": active_1h,
+            "by_status": {str(k): int(v) for k, v in by_status.items()}}

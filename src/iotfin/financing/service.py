@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from iotfin.core.errors import Conflict, NotFound, ValidationError
 from iotfin.core.money import quantize_fen, to_money
 from iotfin.db.engine import write_transaction
+from iotfin.db.pagination import PageParams
 from iotfin.financing import store
 from iotfin.financing.model import KIND_LABELS_ZH, AssetKey, Claim, rank_claims
 
@@ -130,6 +131,16 @@ class FinancingRegistry:
     def lien(self, lien_id: int) -> LienView:
         with self.engine.connect() as conn:
             return self._lien(conn, lien_id)
+
+    def liens_page(self, enterprise_id: int, page: PageParams, status: str | None = None
+                   ) -> tuple[list[dict[str, Any]], str | None]:
+        """The liens on an enterprise's assets (every holder's: the registry is a public register,
+        searchable by debtor), newest first."""
+        if status is not None and status not in ("active", "released"):
+            raise ValidationError(f"status must be active or released, not {status!r}", field="status")
+        with self.engine.connect() as conn:
+            rows, cursor = store.liens_of_enterprise_page(conn, enterprise_id, page, status)
+        return [LienView(*row).to_json() for row in rows], cursor
 
     def tenant_id(self, code: str) -> int:
         with self.engine.connect() as conn:

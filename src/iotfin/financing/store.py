@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, ScalarResult, insert, select, update
 
+from iotfin.db.pagination import PageParams, paginate
 from iotfin.financing.tables import ExternalClaim, FinanceableAsset, FinancingAttempt, Lien
 from iotfin.identity.tables import Tenant
 
@@ -52,6 +53,20 @@ def lien(conn: Connection, lien_id: int) -> Row[Any] | None:
         .join(FinanceableAsset, FinanceableAsset.id == Lien.asset_id).join(Tenant, Tenant.id == Lien.tenant_id)
         .where(Lien.id == lien_id)
     ).first()
+
+
+def liens_of_enterprise_page(conn: Connection, enterprise_id: int, page: PageParams,
+                             status: str | None = None) -> tuple[Sequence[Any], str | None]:
+    """One page of the liens on an enterprise's assets (every holder's), newest first, in `LienView`
+    field order; and the next cursor."""
+    query = (select(Lien.id, Lien.asset_id, FinanceableAsset.kind, FinanceableAsset.fingerprint, Lien.tenant_id,
+                    Tenant.code, Lien.financing_ref, Lien.amount, Lien.status, Lien.registration_no,
+                    Lien.registered_at, Lien.notice_at, Lien.placed_at, Lien.released_at)
+             .join(FinanceableAsset, FinanceableAsset.id == Lien.asset_id).join(Tenant, Tenant.id == Lien.tenant_id)
+             .where(FinanceableAsset.enterprise_id == enterprise_id))
+    if status is not None:
+        query = query.where(Lien.status == status)
+    return paginate(conn, query, Lien.id, page, descending=True)
 
 
 def lien_ids_of(conn: Connection, asset_id: int) -> ScalarResult[Any]:

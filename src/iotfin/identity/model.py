@@ -52,6 +52,7 @@ SCOPES: dict[str, str] = {
     "enterprises:read": "enterprises and their sites: a lender's customers, the enterprise itself, all for the operator",
     "devices:provision": "register devices at an enterprise's site (the enterprise; an IoT vendor with its consent)",
     "telemetry:read": "an enterprise's telemetry (its own; a lender or partner within the enterprise's consent)",
+    "portfolio:read": "portfolio of the caller's own book: classification, arrears, provisions, vintages",
 }
 
 #: Console roles and the scopes each one carries.
@@ -68,6 +69,10 @@ ROLE_SCOPES: dict[str, frozenset[str]] = {
     "auditor": frozenset({"financing:read", "ledger:evidence", "complaints:read", "hardship:review",
                           "lending:read", "applications:read", "alerts:read", "consents:read", "risk:read",
                           "offers:read", "enterprises:read"}),
+    # a bank's risk manager: its own tenant's book (portfolio:read) and what the officers see, read only
+    "risk_manager": frozenset({"lending:read", "risk:read", "applications:read", "alerts:read", "offers:read",
+                               "enterprises:read", "complaints:read", "consents:read", "financing:read",
+                               "portfolio:read"}),
     "platform_admin": frozenset(SCOPES),
     "enterprise_admin": frozenset({"complaints:submit", "complaints:read", "hardship:submit", "hardship:review",
                                    "webhooks:manage", "lending:read", "applications:read", "alerts:read",

@@ -11,6 +11,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Connection, Engine
 
 from iotfin.core.errors import Conflict, NotFound, Unauthorized, ValidationError
+from iotfin.db.pagination import PageParams
 from iotfin.identity import store
 from iotfin.identity.model import Principal, allowed_scopes, check_roles, grant, parse_scopes
 from iotfin.identity.tokens import TokenIssuer
@@ -74,6 +75,13 @@ class IdentityService:
         assert owner is not None
         return Principal(subject=f"client:{client_id}", tenant_id=owner.tenant_id, tenant_code=owner.tenant_code,
                          enterprise_id=owner.enterprise_id, platform=owner.platform, scopes=frozenset(row.scopes))
+
+    def principals_of(self, tenant: str, kind: str, page: PageParams) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of a tenant's console users (`kind="users"`) or partner clients (`"clients"`)."""
+        owner = self._owner(tenant, None)
+        with self.engine.connect() as conn:
+            rows, cursor = (store.list_users if kind == "users" else store.list_clients)(conn, owner.tenant_id, page)
+        return [dict(r._mapping) for r in rows], cursor
 
     # --- console users ------------------------------------------------------------------------
 

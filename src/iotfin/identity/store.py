@@ -124,6 +124,20 @@ def tenant_row(conn: Connection, *, code: str | None = None, tenant_id: int | No
     return conn.execute(select(Tenant).where(where)).first()
 
 
+def list_users(conn: Connection, tenant_id: int, page: PageParams) -> tuple[Sequence[Row], str | None]:
+    """A tenant's console users (never the password hash), in creation order."""
+    u = ConsoleUser
+    return paginate(conn, select(u.id, u.username, u.display_name, u.roles, u.active, u.created_at)
+                    .where(u.tenant_id == tenant_id), u.id, page)
+
+
+def list_clients(conn: Connection, tenant_id: int, page: PageParams) -> tuple[Sequence[Row], str | None]:
+    """A tenant's partner clients (never the secret hash), in creation order."""
+    c = ApiClient
+    return paginate(conn, select(c.id, c.client_id, c.name, c.scopes, c.active, c.created_at)
+                    .where(c.tenant_id == tenant_id), c.id, page)
+
+
 def list_tenants(conn: Connection, page: PageParams, kind: str | None = None) -> tuple[Sequence[Row], str | None]:
     stmt = select(Tenant)
     if kind is not None:

@@ -201,6 +201,21 @@ class LedgerService:
             return self.checkpoint()
         return latest.note
 
+    def status(self, recent: int = 10) -> dict[str, Any]:
+        """The latest signed checkpoint (signing one if the head moved), its size, root and signature
+        lines, anchors per record type and the latest anchored records (what evidence can be asked for)."""
+        note = self.checkpoint()
+        body, _, signatures = note.partition("\n\n")
+        lines = body.split("\n")
+        with self.engine.connect() as conn:
+            counts = self.store.anchor_counts(conn)
+            rows = self.store.recent_anchors(conn, recent)
+        return {"checkpoint": note, "origin": lines[0], "size": int(lines[1]), "root": lines[2],
+                "signatures": [s for s in signatures.split("\n") if s.strip()],
+                "verifier_key": self.verifier_key, "anchors_by_type": counts,
+                "recent_anchors": [{"leaf_index": int(r.leaf_index), "record_type": r.record_type,
+                                    "record_id": r.record_id} for r in rows]}
+
     # --- auditing -------------------------------------------------------------------------------
 
     def audit(self, chunk: int = 50_000, telemetry_root: Path | None = None) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from iotfin.core.time import business_date, utc_now
 from iotfin.db.engine import write_transaction
 from iotfin.db.pagination import PageParams
 from iotfin.lending import model as m
-from iotfin.lending import store
+from iotfin.lending import store, vintage
 from iotfin.lending import vector as v
 from iotfin.lending.calendar import today as business_today
 from iotfin.lending.ports import Events
@@ -548,12 +548,15 @@ class LendingService:
                 diffs.append({"account": acc, "bills": sub[acc], "loan_rows": sub[col]})
         return {"reconciled": not diffs, "differences": diffs}
 
-    def portfolio(self) -> dict[str, Any]:
+    def portfolio(self, among: Select | None = None, vintages: bool = False) -> dict[str, Any]:
+        """The book by five-tier class, DPD bucket, NPL and provisions; `among`: only a lender's own loans
+        (the ids it selects); `vintages`: also the vintage curves (iotfin.lending.vintage)."""
         with self.engine.connect() as conn:
-            rows = store.active_by_tier(conn)
-            settled = store.count_loans(conn, "settled")
-            wo_count, wo_total, wo_recovered = store.written_off_totals(conn)
-            buckets = store.active_by_dpd_bucket(conn, DPD_BUCKETS)
+            rows = store.active_by_tier(conn, among)
+            settled = store.count_loans(conn, "settled", among)
+            wo_count, wo_total, wo_recovered = store.written_off_totals(conn, among)
+            buckets = store.active_by_dpd_bucket(conn, DPD_BUCKETS, among)
+            as_of, loans = store.vintage_rows(conn, among) if vintages else (None, [])
         written_off = {"loans": wo_count, "amount": wo_total, "recovered": wo_recovered}
         by_tier = {}
         for tier, count, nd, pd, idue, pen, prov in rows:
@@ -564,12 +567,16 @@ class LendingService:
         npl = sum((r["principal"] for t, r in ordered.items() if m.tier_index(m.Tier(t)) >= 2), ZERO)
         allowance = sum((r["provision"] for r in ordered.values()), ZERO)
         total = sum((r["principal"] for r in ordered.values()), ZERO)
-        return {"by_tier": ordered, "active_loans": sum(r["loans"] for r in ordered.values()), "settled_loans": settled,
+        out = {"by_tier": ordered, "active_loans": sum(r["loans"] for r in ordered.values()), "settled_loans": settled,
                 "by_dpd_bucket": {name: buckets.get(name, 0) for name, _ in DPD_BUCKETS},
                 "principal_outstanding": total, "npl_principal": npl,
                 "npl_ratio": str((npl / total).quantize(Decimal("0.0001"))) if total else "0",
                 "allowance": allowance, "provision_coverage_of_npl": str((allowance / npl).quantize(Decimal("0.0001")))
                 if npl else None, "written_off": written_off}
+        if vintages:
+            out["as_of"] = as_of
+            out["vintages"] = vintage.curves(loans, as_of)
+        return out
 
     def loans_page(self, page: PageParams, *, enterprise_id: int | None = None, status: str | None = None,
                    among: Select | None = None) -> tuple[list[dict[str, Any]], str | None]:

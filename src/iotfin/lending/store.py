@@ -16,10 +16,13 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import Connection, Row, Select, case, delete, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from iotfin.core.errors import NotFound
 from iotfin.core.jsonvalues import jsonable
 from iotfin.core.money import FEN, ZERO
+from iotfin.db.bulk import copy_rows
 from iotfin.db.pagination import PageParams, paginate
 from iotfin.identity.tables import Enterprise, RecordOwner, Tenant
 from iotfin.lending import model as m
@@ -176,12 +179,16 @@ def insert_loan_batch(conn: Connection, ids: np.ndarray, enterprise_ids: Sequenc
     n_periods = sched.due.shape[1]
     flat_ids = np.repeat(ids, n_periods)
     seqs = np.tile(np.arange(1, n_periods + 1), n)
-    cur.executemany(
-        "INSERT INTO loan_instalments (loan_id, seq, start_date, due_date, principal, interest, fee, "
-        f"subsidy) VALUES ({', '.join([ph] * 8)})",
-        list(zip(flat_ids.tolist(), seqs.tolist(), day(conn, sched.start.ravel()),
-                 day(conn, sched.due.ravel()), fen(sched.principal.ravel()), fen(sched.interest.ravel()),
-                 fen(sched.fee.ravel()), fen(sched.subsidy.ravel()), strict=True)))
+    instalments = zip(flat_ids.tolist(), seqs.tolist(), day(conn, sched.start.ravel()), day(conn, sched.due.ravel()),
+                      fen(sched.principal.ravel()), fen(sched.interest.ravel()), fen(sched.fee.ravel()),
+                      fen(sched.subsidy.ravel()), strict=True)
+    if conn.dialect.name == "postgresql":  # the schedules are most of a batch's rows: binary COPY
+        copy_rows(conn, "loan_instalments", ("loan_id", "seq", "start_date", "due_date", "principal", "interest",
+                                             "fee", "subsidy"), ("int8", "int4", "date", "date", *["numeric"] * 4),
+                  instalments)
+    else:
+        cur.executemany("INSERT INTO loan_instalments (loan_id, seq, start_date, due_date, principal, interest, fee, "
+                        f"subsidy) VALUES ({', '.join([ph] * 8)})", list(instalments))
     fee_rows = [(int(i), d, f) for i, d, f in zip(ids.tolist(), day(conn, starts), fen(upfront), strict=True) if f]
     if fee_rows:
         cur.executemany("INSERT INTO loan_bills (loan_id, due_date, fee, interest, principal) "
@@ -306,31 +313,47 @@ def subledger_totals(conn: Connection) -> dict[str, Decimal]:
 # --- the portfolio report -----------------------------------------------------------------------
 
 
-def active_by_tier(conn: Connection) -> list[tuple[str, int, Decimal, Decimal, Decimal, Decimal, Decimal]]:
+def _among(stmt: Select, among: Select | None) -> Select:
+    """Only the loans `among` selects (a lender's own book), or all."""
+    return stmt if among is None else stmt.where(Loan.id.in_(among))
+
+
+def active_by_tier(conn: Connection, among: Select | None = None,
+                   ) -> list[tuple[str, int, Decimal, Decimal, Decimal, Decimal, Decimal]]:
     """Active loans per tier: tier, loans, principal not due, principal due, interest due, penalty due, provision."""
-    rows = conn.execute(select(Loan.tier, func.count(), func.sum(Loan.principal_not_due),
-                               func.sum(Loan.principal_due), func.sum(Loan.interest_due),
-                               func.sum(Loan.penalty_due), func.sum(Loan.provision))
-                        .where(Loan.status == "active").group_by(Loan.tier)).all()
+    rows = conn.execute(_among(select(Loan.tier, func.count(), func.sum(Loan.principal_not_due),
+                                      func.sum(Loan.principal_due), func.sum(Loan.interest_due),
+                                      func.sum(Loan.penalty_due), func.sum(Loan.provision))
+                               .where(Loan.status == "active"), among).group_by(Loan.tier)).all()
     return [(tier, count, *(sum_money(conn, x) for x in sums)) for tier, count, *sums in rows]
 
 
-def count_loans(conn: Connection, status: str) -> int:
-    return conn.execute(select(func.count()).where(Loan.status == status)).scalar()
+def count_loans(conn: Connection, status: str, among: Select | None = None) -> int:
+    return conn.execute(_among(select(func.count()).where(Loan.status == status), among)).scalar()
 
 
-def written_off_totals(conn: Connection) -> tuple[int, Decimal, Decimal]:
+def written_off_totals(conn: Connection, among: Select | None = None) -> tuple[int, Decimal, Decimal]:
     """Written-off loans: how many, the amount written off and what has been recovered."""
-    count, total, recovered = conn.execute(select(func.count(), func.sum(Loan.written_off), func.sum(Loan.recovered))
-                                           .where(Loan.status == "written_off")).one()
+    count, total, recovered = conn.execute(_among(select(func.count(), func.sum(Loan.written_off), func.sum(Loan.recovered))
+                                                  .where(Loan.status == "written_off"), among)).one()
     return count, sum_money(conn, total), sum_money(conn, recovered)
 
 
-def active_by_dpd_bucket(conn: Connection, buckets: Sequence[tuple[str, int | None]]) -> dict[str, int]:
+def active_by_dpd_bucket(conn: Connection, buckets: Sequence[tuple[str, int | None]],
+                         among: Select | None = None) -> dict[str, int]:
     """Active loans per delinquency bucket (name, highest days past due in it; the last one open-ended)."""
     bucket = case(*((Loan.dpd <= hi, name) for name, hi in buckets[:-1]), else_=buckets[-1][0])
     return {name: count for name, count in conn.execute(
-        select(bucket, func.count()).where(Loan.status == "active").group_by(bucket)).all()}
+        _among(select(bucket, func.count()).where(Loan.status == "active"), among).group_by(bucket)).all()}
+
+
+def vintage_rows(conn: Connection, among: Select | None = None) -> tuple[date | None, list[Row[Any]]]:
+    """The book as of its last close, and every loan's origination, principal and delinquency state
+    (for vintage curves: one narrow row per loan, a few thousand in a bank's book)."""
+    as_of = conn.execute(_among(select(func.max(Loan.last_closed)), among)).scalar()
+    rows = conn.execute(_among(select(Loan.start_date, Loan.principal, Loan.dpd, Loan.overdue_since, Loan.status,
+                                      Loan.written_off_on), among)).all()
+    return as_of, list(rows)
 
 
 # --- the book as arrays, for the vectorised close ------------------------------------------------
@@ -438,6 +461,9 @@ def write_chunk(conn: Connection, ids: np.ndarray, book: dict[str, np.ndarray], 
                 on: date) -> None:
     """Write a closed chunk back: what changes every day for every loan, then the loans that were
     billed or clawed back, then their new bills. Integers go in; the database makes dates and money."""
+    if conn.dialect.name == "postgresql":
+        _write_chunk_copy(conn, ids, book, result, on)
+        return
     ph = placeholder(conn)
     cur = _cursor(conn)
 
@@ -471,6 +497,55 @@ def write_chunk(conn: Connection, ids: np.ndarray, book: dict[str, np.ndarray], 
             list(zip(ids[bills["loan"]].tolist(), due, due, bills["fee"].tolist(), bills["interest"].tolist(),
                      bills["principal"].tolist(), strict=True)))
     cur.close()
+
+
+def _pg_set(column: str) -> str:
+    """SET of one column from the staging table `t` (integers: fen, days since 1970 with -1 for none)."""
+    if column in DATE_COLS:
+        return f"{column} = CASE WHEN t.{column} < 0 THEN NULL ELSE DATE '1970-01-01' + t.{column}::int END"
+    if column in MONEY_COLS:
+        return f"{column} = t.{column} / 100.0"
+    if column == "subsidy_clawed":
+        return f"{column} = (t.{column} = 1)"
+    return f"{column} = t.{column}"
+
+
+def _write_chunk_copy(conn: Connection, ids: np.ndarray, book: dict[str, np.ndarray], result: v.CloseResult,
+                      on: date) -> None:
+    """PostgreSQL: the chunk's rows by binary COPY into staging tables (dropped at commit), then one
+    set-based UPDATE ... FROM each; executemany sent 100,000 single-row UPDATEs per chunk."""
+
+    def column(name: str, idx: np.ndarray | slice) -> list[Any]:
+        values = book[name][idx]
+        if name in ("tier", "restructured_floor"):
+            return [TIER_NAMES[t] for t in values.tolist()]
+        return values.tolist()
+
+    def stage(table: str, names: Sequence[str], idx: np.ndarray | slice) -> None:
+        types = ["text" if c in ("tier", "restructured_floor") else "int8" for c in names]
+        conn.exec_driver_sql(f"CREATE TEMP TABLE {table} (id int8, "
+                             f"{', '.join(f'{c} {t}' for c, t in zip(names, types, strict=True))}) ON COMMIT DROP")
+        copy_rows(conn, table, ("id", *names), ("int8", *types),
+                  zip(ids[idx].tolist(), *(column(c, idx) for c in names), strict=True))
+
+    every = slice(None)
+    stage("close_daily", DAILY_COLS, every)
+    conn.exec_driver_sql(f"UPDATE loans SET {', '.join(_pg_set(c) for c in DAILY_COLS)}, "
+                         f"last_closed = DATE '{on.isoformat()}' FROM close_daily t WHERE loans.id = t.id")
+    changed = result.changed
+    if changed.size:
+        stage("close_changed", CHANGED_COLS, changed)
+        conn.exec_driver_sql(f"UPDATE loans SET {', '.join(_pg_set(c) for c in CHANGED_COLS)} "
+                             "FROM close_changed t WHERE loans.id = t.id")
+    bills = result.bills
+    if bills["loan"].size:
+        copy_rows(conn, "loan_bills", ("loan_id", "due_date", "fee", "interest", "principal"),
+                  ("int8", "date", "numeric", "numeric", "numeric"),
+                  ((loan, v.to_date(due), Decimal(fee).scaleb(-2), Decimal(interest).scaleb(-2),
+                    Decimal(principal).scaleb(-2))
+                   for loan, due, fee, interest, principal in zip(
+                       ids[bills["loan"]].tolist(), bills["due"].tolist(), bills["fee"].tolist(),
+                       bills["interest"].tolist(), bills["principal"].tolist(), strict=True)))
 
 
 def next_instalments(conn: Connection, ids: np.ndarray) -> v.NextInstalments:
@@ -575,7 +650,11 @@ def take_close_lock(conn: Connection, holder: str, now: datetime, lease_until: d
     """Take (or renew) the close's lease if it is free, expired or already ours: one conditional
     UPDATE, atomic on both backends; True when this holder has it."""
     if conn.execute(select(CloseLock.name).where(CloseLock.name == CLOSE_LOCK)).first() is None:
-        conn.execute(insert(CloseLock).values(name=CLOSE_LOCK, holder=None, lease_until=None))
+        # two processes may both find no row (PostgreSQL: both reads see none): the loser's insert
+        # must not fail, the conditional UPDATE below decides (found by tests/demo_pg/test_two_processes.py)
+        dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+        conn.execute(dialect_insert(CloseLock).values(name=CLOSE_LOCK, holder=None, lease_until=None)
+                     .on_conflict_do_nothing())
     free = (CloseLock.holder.is_(None)) | (CloseLock.lease_until < now) | (CloseLock.holder == holder)
     done = conn.execute(update(CloseLock).where(CloseLock.name == CLOSE_LOCK, free)
                         .values(holder=holder, lease_until=lease_until))

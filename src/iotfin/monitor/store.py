@@ -134,12 +134,15 @@ class AlertStore:
         return self.page(PageParams(limit, None), status, None if enterprise_id is None else {enterprise_id})[0]
 
     def page(self, page: PageParams, status: str | None = None, enterprise_ids: Collection[int] | None = None,
-             among: Select | None = None) -> tuple[list[dict[str, Any]], str | None]:
+             among: Select | None = None, assigned_to: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
         """One page of alerts, newest first, of these enterprises (None: all) and of those `among`
-        selects (a subquery of enterprise ids: a lender's customers); and the next cursor."""
+        selects (a subquery of enterprise ids: a lender's customers), optionally only those assigned to
+        one officer; and the next cursor."""
         query = select(MonitorAlert)
         if status:
             query = query.where(MonitorAlert.status == status)
+        if assigned_to is not None:
+            query = query.where(MonitorAlert.assigned_to == assigned_to.strip())
         if enterprise_ids is not None:
             query = query.where(MonitorAlert.enterprise_id.in_(sorted(enterprise_ids)))
         if among is not None:

@@ -29,8 +29,27 @@ def read_table(path: Path) -> pd.DataFrame:
             # pyarrow's reader: several times faster than the C engine on large files.
             return pd.read_csv(path, engine="pyarrow")
     except (OSError, ValueError) as exc:
+        ragged = _ragged_line(path) if suffix in (".csv", ".txt") else None
+        if ragged:
+            raise ValidationError(f"cannot read {path}: {ragged}") from None
         raise ValidationError(f"cannot read {path}: {str(exc).splitlines()[0] if str(exc) else exc!r}") from None
     raise ValidationError(f"{path}: unknown format {suffix!r} (use .csv or .parquet)")
+
+
+def _ragged_line(path: Path) -> str | None:
+    """The first row whose field count differs from the header's, said with its line number and the
+    column it overflows or lacks (pyarrow's message quotes the row but not where it is)."""
+    import csv  # lazy: only on a read error
+
+    with open(path, newline="", encoding="utf-8", errors="replace") as fh:
+        reader = csv.reader(fh)
+        header = next(reader, None) or []
+        for row in reader:
+            if row and len(row) != len(header):
+                where = (f"no value for column {header[len(row)]!r}" if len(row) < len(header)
+                         else f"{len(row) - len(header)} value(s) past the last column {header[-1]!r}")
+                return f"line {reader.line_num} has {len(row)} fields, the header {len(header)} ({where})"
+    return None
 
 
 def write_table(frame: pd.DataFrame, path: Path) -> None:

@@ -48,3 +48,71 @@ def approvable_share(pd_: np.ndarray, max_bad_rate: float, y: np.ndarray | None 
     rate = np.cumsum(bads) / np.arange(1, len(bads) + 1)
     ok = np.flatnonzero(rate <= max_bad_rate)
     return float((ok[-1] + 1) / len(bads)) if len(ok) else 0.0
+
+
+def hosmer_lemeshow(y: np.ndarray, p: np.ndarray, groups: int = 10) -> tuple[float, float]:
+    """Hosmer–Lemeshow statistic over PD deciles and its p-value (chi-square, groups − 2 degrees of
+    freedom). Hand-written: neither scikit-learn nor statsmodels (not a dependency) offers it."""
+    from scipy.stats import chi2  # lazy: SciPy loads only when this runs
+
+    order = np.argsort(p, kind="stable")
+    stat = 0.0
+    used = 0
+    for part in np.array_split(order, groups):
+        if len(part) == 0:
+            continue
+        n, obs, exp = len(part), float(y[part].sum()), float(p[part].sum())
+        mean = exp / n
+        if 0 < mean < 1:
+            stat += (obs - exp) ** 2 / (n * mean * (1 - mean))
+            used += 1
+    return float(stat), float(chi2.sf(stat, max(used - 2, 1)))
+
+
+def calibration(y: np.ndarray, p: np.ndarray, bins: int = 10) -> dict[str, object]:
+    """Brier score, Hosmer–Lemeshow test and the calibration curve (mean PD vs bad rate per PD decile)."""
+    order = np.argsort(p, kind="stable")
+    curve = [{"mean_pd": float(p[part].mean()), "bad_rate": float(y[part].mean()), "rows": int(len(part))}
+             for part in np.array_split(order, bins) if len(part)]
+    stat, pval = hosmer_lemeshow(y, p, bins)
+    return {"brier": brier(y, p), "hosmer_lemeshow": stat, "hosmer_lemeshow_p": pval, "curve": curve}
+
+
+def delong(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
+    """AUC and its DeLong standard error (DeLong, DeLong & Clarke-Pearson 1988), via the midranks of
+    Sun & Xu (2014). Hand-written: scikit-learn gives the AUC but no interval (about 20 lines)."""
+    from scipy.stats import rankdata  # lazy: SciPy loads only when this runs
+
+    pos, neg = p[y == 1], p[y == 0]
+    m, n = len(pos), len(neg)
+    if m < 2 or n < 2:
+        return float("nan"), float("nan")
+    both = np.concatenate([pos, neg])
+    r_all = rankdata(both)
+    r_pos, r_neg = rankdata(pos), rankdata(neg)
+    auc_ = (r_all[:m].sum() - m * (m + 1) / 2) / (m * n)
+    v10 = (r_all[:m] - r_pos) / n  # structural components of the bads
+    v01 = 1 - (r_all[m:] - r_neg) / m  # and of the goods
+    var = np.var(v10, ddof=1) / m + np.var(v01, ddof=1) / n
+    return float(auc_), float(np.sqrt(var))
+
+
+def intervals(y: np.ndarray, p: np.ndarray, level: float = 0.95, boots: int = 200, seed: int = 7) -> dict[str, float]:
+    """AUC and Gini with DeLong intervals; KS with a percentile bootstrap interval (seeded)."""
+    from scipy.stats import norm  # lazy: SciPy loads only when this runs
+
+    y = np.asarray(y)
+    p = np.asarray(p, dtype=float)
+    a, se = delong(y, p)
+    z = float(norm.ppf(0.5 + level / 2))
+    lo, hi = max(a - z * se, 0.0), min(a + z * se, 1.0)
+    rng = np.random.default_rng(seed)
+    ks_boot = []
+    for _ in range(boots):
+        i = rng.integers(0, len(y), len(y))
+        if 0 < y[i].sum() < len(i):
+            ks_boot.append(ks(y[i], p[i]))
+    q = (1 - level) / 2
+    return {"auc": a, "auc_lo": lo, "auc_hi": hi, "gini": 2 * a - 1, "gini_lo": 2 * lo - 1, "gini_hi": 2 * hi - 1,
+            "ks": ks(y, p), "ks_lo": float(np.quantile(ks_boot, q)) if ks_boot else float("nan"),
+            "ks_hi": float(np.quantile(ks_boot, 1 - q)) if ks_boot else float("nan"), "level": level}

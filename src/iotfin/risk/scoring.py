@@ -49,6 +49,9 @@ def score_columns(model: RiskModel, columns: Mapping[str, np.ndarray], top: int 
         pd_chal = model.challenger.pd(prepared)
         out["pd_scorecard"], out["pd_challenger"] = pd_card, pd_chal
         pd_ = pd_chal if model.champion == "challenger" else pd_card
+        if model.champion == "blend":  # issue 23: logistic stacking of both models' ln-odds
+            b = model.manifest["blend"]
+            pd_ = sigmoid(b["intercept"] + b["scorecard"] * logit(pd_card) + b["challenger"] * logit(pd_chal))
     else:
         pd_ = pd_card
     result = {"pd": pd_, "score": model.scaling.score(logit(pd_)), "grade": grades_of(pd_)}

@@ -7,8 +7,10 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, bindparam, func, insert, select
+from sqlalchemy import Connection, Row, and_, bindparam, func, select
 
+from iotfin.db.bulk import copy_dicts
+from iotfin.db.pagination import PageParams, paginate
 from iotfin.identity.tables import Enterprise, Site, Tenant
 from iotfin.supplychain.tables import ChainMember, Relationship, SupplyChain, TradeDocument
 
@@ -24,10 +26,11 @@ _TABLES = {
 
 
 def insert_rows(conn: Connection, table: str, rows: Sequence[dict[str, Any]], chunk: int = 20_000) -> int:
-    """Insert rows into one of the supply-chain tables, in chunks to bound memory."""
+    """Insert rows into one of the supply-chain tables, in chunks to bound memory (PostgreSQL: binary
+    COPY; the rows carry their ids, so the caller advances the sequences: iotfin.db.bulk)."""
     model = _TABLES[table]
     for start in range(0, len(rows), chunk):
-        conn.execute(insert(model), list(rows[start:start + chunk]))
+        copy_dicts(conn, model.__table__, rows[start:start + chunk])
     return len(rows)
 
 
@@ -82,6 +85,20 @@ def trade_documents_of(conn: Connection, enterprise_ids: Sequence[int] | None) -
                t.c.amount, t.c.vehicle_device_id)
     ids = enterprise_ids
     return conn.execute(q if ids is None else q.where(t.c.seller_id.in_(ids) | t.c.buyer_id.in_(ids))).all()
+
+
+def trade_documents_page(conn: Connection, enterprise_id: int, page: PageParams, doc_type: str | None = None
+                         ) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of the documents the enterprise sold or bought under, newest first (the open API's
+    `/enterprises/{id}/trade-documents`); and the next cursor."""
+    t = TradeDocument.__table__
+    query = select(t.c.id, t.c.doc_type, t.c.seller_id, t.c.buyer_id, t.c.order_id, t.c.issued_on, t.c.due_on,
+                   t.c.amount, t.c.currency, t.c.commodity, t.c.quantity, t.c.invoice_code, t.c.invoice_number,
+                   ).where((t.c.seller_id == enterprise_id) | (t.c.buyer_id == enterprise_id))
+    if doc_type is not None:
+        query = query.where(t.c.doc_type == doc_type)
+    rows, cursor = paginate(conn, query, t.c.id, page, descending=True)
+    return [dict(r._mapping) for r in rows], cursor
 
 
 def relationships_of(conn: Connection, enterprise_ids: Sequence[int] | None) -> Sequence[Row[Any]]:

@@ -155,8 +155,12 @@ def combine(con: duckdb.DuckDBPyConnection, files: list[Path], since_day: int, u
     if not files:
         return DAILY_SCHEMA.empty_table()
     listing = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
-    return con.sql(
-        f"SELECT device_id, metric, lday, SUM(n) AS n, SUM(total) AS total, MAX(vmax) AS vmax, "
-        f"MAX(last_ts) AS last_ts, arg_max(last_v, last_ts) AS last_v FROM read_parquet([{listing}]) "
-        f"WHERE lday BETWEEN {int(since_day)} AND {int(until_day)} GROUP BY device_id, metric, lday"
-    ).to_arrow_table()
+    return con.sql(combine_sql(f"read_parquet([{listing}])", since_day, until_day)).to_arrow_table()
+
+
+def combine_sql(source: str, since_day: int, until_day: int) -> str:
+    """The merge of `combine` as DuckDB SQL over `source` (a table, view or table function): the one
+    text the Spark batch (iotfin.risk.spark) transpiles, so the merge rule is not written twice."""
+    return (f"SELECT device_id, metric, lday, SUM(n) AS n, SUM(total) AS total, MAX(vmax) AS vmax, "
+            f"MAX(last_ts) AS last_ts, arg_max(last_v, last_ts) AS last_v FROM {source} "
+            f"WHERE lday BETWEEN {int(since_day)} AND {int(until_day)} GROUP BY device_id, metric, lday")

@@ -147,8 +147,10 @@ def router() -> APIRouter:
 
     @r.get("/credit-applications/{application_id}", response_class=JSONOut)
     def application(application_id: int, who: Reader, request: Request) -> JSONOut:
-        """An application with its evidence, decisions (with rule traces) and reviews."""
-        return JSONOut(_visible(request, who, application_id))
+        """An application with its evidence, decisions (with rule traces) and reviews, and the
+        `four_eyes_amount` above which an approval needs a second, different officer."""
+        return JSONOut(_visible(request, who, application_id)
+                       | {"four_eyes_amount": service(request).policy.four_eyes_amount})
 
     @r.get("/review-queue", response_class=JSONOut)
     def queue(who: Reader, request: Request, page: Page) -> JSONOut:

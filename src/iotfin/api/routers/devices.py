@@ -19,8 +19,10 @@ from iotfin.api.auth import require
 from iotfin.api.platform import Platform
 from iotfin.api.routing import ApiRouter
 from iotfin.core.errors import Forbidden, NotFound
+from iotfin.core.time import ms_to_datetime, now_ms
 from iotfin.devices import claims
 from iotfin.devices.state import device_status
+from iotfin.devices.store import fleet_counts
 from iotfin.devices.tables import Device
 from iotfin.identity.model import Principal
 
@@ -44,6 +46,37 @@ def _visible(ws: Platform, who: Principal, device_id: int) -> None:
 
 def router() -> APIRouter:
     r = ApiRouter(prefix="/api/v1", tags=["devices"])
+
+    @r.get("/fleet", responses={403: {"description": "not the platform operator"}})
+    async def fleet(who: Annotated[Principal, Depends(require("enterprises:read"))], request: Request) -> dict[str, Any]:
+        """The whole fleet at a glance (the platform operator's): devices online / offline / never seen
+        and by registry status, latest activity, devices active in the last 15 minutes and hour, stored
+        readings (ingest volume), and rejected readings by reason and the devices they came from."""
+        if not who.platform:
+            raise Forbidden("the fleet summary is the platform operator's")
+        ws: Platform = request.app.state.workspace
+
+        def gather() -> dict[str, Any]:
+            now = now_ms()
+            if ws.device_runtime_started():
+                ws.device_runtime.state.persist()  # this process's latest activity, not the last write's
+            with ws.engine.connect() as conn:
+                counts = fleet_counts(conn, now)
+            rejected = ws.quarantine.counts("reason")
+            by_device = ws.quarantine.counts("device_id")
+            telemetry = ws.telemetry.stats()
+            days = int(telemetry.get("days") or 0)
+            points = int(telemetry.get("data_points") or 0)
+            return counts | {
+                "last_activity": None if counts["last_activity_ms"] is None
+                else ms_to_datetime(counts["last_activity_ms"]).isoformat(),
+                "quarantined_devices": sum(1 for k in by_device if k not in ("None", "")),
+                "rejected_by_reason": rejected, "rejected": sum(rejected.values()),
+                "ingest": {"data_points": points, "days": days,
+                           "readings_per_day": round(points / days) if days else 0},
+                "at_ms": now}
+
+        return await run_in_threadpool(gather)
 
     @r.get("/devices/{device_id}/status")
     async def status(device_id: int, who: Reader, request: Request) -> dict[str, Any]:

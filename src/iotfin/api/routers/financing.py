@@ -14,11 +14,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from iotfin.api.auth import require
 from iotfin.api.idempotency import IdempotentRoute
+from iotfin.api.pagination import Page
 from iotfin.api.routing import ApiRouter
 from iotfin.core.errors import Forbidden, NotFound, ValidationError
 from iotfin.financing.model import (
@@ -119,6 +120,16 @@ def router() -> APIRouter:
         if not who.platform and reg.lien(lien_id).tenant_code != who.tenant_code:
             raise NotFound(f"no lien {lien_id} of {who.tenant_code}")
         return reg.release(lien_id, body.reason).to_json()
+
+    @r.get("/liens")
+    def liens(request: Request, who: Reader, page: Page, enterprise_id: Annotated[int, Query(gt=0)],
+              status: Literal["active", "released"] | None = None) -> dict[str, Any]:
+        """The liens on an enterprise's assets, every holder's (a search of the register by debtor),
+        newest first: for an enterprise the caller may see (a lender's customer; all for the operator),
+        another's is a 404 as on `/enterprises/{id}`."""
+        request.app.state.workspace.onboarding.enterprise(who, enterprise_id)  # 404 unless visible
+        items, cursor = registry(request).liens_page(enterprise_id, page, status)
+        return {"items": items, "next_cursor": cursor}
 
     @r.get("/assets/{fingerprint}")
     def asset_status(fingerprint: str, request: Request, who: Reader) -> dict[str, Any]:

@@ -38,6 +38,8 @@ from iotfin.db.pagination import ID_MAX
 from iotfin.identity.model import Principal
 from iotfin.identity.onboarding import EnterpriseIn, SiteIn, TenantIn
 from iotfin.identity.tables import PARTNER_KINDS, TENANT_KINDS
+from iotfin.supplychain import store as supplychain_store
+from iotfin.supplychain.tables import DOC_TYPES
 from iotfin.telemetry.model import parse_bucket
 
 MAX_RANGE_MS = 400 * MS_PER_DAY
@@ -160,6 +162,16 @@ def router() -> APIRouter:
         A partner's clients hold partner scopes only (an IoT vendor's: `devices:provision` too)."""
         return ws(request).identity.create_client(body.name, body.scopes, tenant=code)
 
+    @r.get("/tenants/{code}/clients", response_model=None)
+    def tenant_clients(code: str, who: Manager, request: Request, page: Page) -> DecimalJSONResponse:
+        """The tenant's partner clients (name, client id, scopes, active; never a secret)."""
+        return _page(*ws(request).identity.principals_of(code, "clients", page))
+
+    @r.get("/tenants/{code}/users", response_model=None)
+    def tenant_users(code: str, who: Manager, request: Request, page: Page) -> DecimalJSONResponse:
+        """The tenant's console users (username, display name, roles, active; never a password hash)."""
+        return _page(*ws(request).identity.principals_of(code, "users", page))
+
     @r.post("/tenants/{code}/users", status_code=201)
     def create_tenant_user(code: str, body: UserBody, who: Manager, request: Request) -> dict[str, Any]:
         """A console user of the tenant with roles (risk_officer, approver, auditor; platform_admin for
@@ -207,6 +219,21 @@ def router() -> APIRouter:
     def sites(enterprise_id: int, who: Reader, request: Request, page: Page) -> dict[str, Any]:
         items, cursor = ws(request).onboarding.sites(who, enterprise_id, page)
         return {"items": items, "next_cursor": cursor}
+
+    @r.get("/enterprises/{enterprise_id}/trade-documents", response_model=None)
+    def trade_documents(enterprise_id: int, who: Reader, request: Request, page: Page,
+                        doc_type: Literal[DOC_TYPES] | None = None,  # type: ignore[valid-type]
+                        purpose: str = Query(default="credit_assessment", max_length=32)) -> DecimalJSONResponse:
+        """Orders, delivery notes, invoices, warehouse receipts and payments the enterprise sold or
+        bought under, newest first: the enterprise's own, all for the operator, a lender's customer's
+        within its consent to `trade_documents` for `purpose` (logged); another's enterprise is a 404."""
+        if purpose not in PURPOSES:
+            raise ValidationError(f"purpose must be one of {', '.join(PURPOSES)}", field="purpose")
+        platform = ws(request)
+        platform.onboarding.enterprise(who, enterprise_id)  # 404 unless the caller may see it
+        consented(request, who, enterprise_id, "trade_documents", purpose, detail="trade documents")
+        with platform.engine.connect() as conn:
+            return _page(*supplychain_store.trade_documents_page(conn, enterprise_id, page, doc_type))
 
     # --- devices ---------------------------------------------------------------------------------
 
@@ -309,8 +336,10 @@ def router() -> APIRouter:
             out["truncated"] = len(ts) > limit
         else:
             agg = platform.telemetry.aggregate(device_id, metric, start_ms, end_ms, bucket).to_pydict()
-            out["points"] = [{"ts": t, "avg": a, "min": lo, "max": hi, "count": n} for t, a, lo, hi, n in zip(
-                agg["bucket_start"], agg["mean"], agg["min"], agg["max"], agg["count"], strict=True)]
+            # `last`: the bucket's newest reading (a device's last reading, e.g. on the console's enterprise page)
+            out["points"] = [{"ts": t, "avg": a, "min": lo, "max": hi, "count": n, "last": la}
+                             for t, a, lo, hi, n, la in zip(agg["bucket_start"], agg["mean"], agg["min"], agg["max"],
+                                                            agg["count"], agg["last"], strict=True)]
         return _json(out)
 
     return r

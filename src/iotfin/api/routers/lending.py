@@ -327,8 +327,16 @@ def router() -> APIRouter:
         return _json(s.trial_balance() | {"reconciliation": s.reconcile()})
 
     @r.get("/portfolio")
-    def portfolio(who: Books, request: Request) -> Any:
-        return _json(svc(request).portfolio())
+    def portfolio(who: Caller, request: Request, vintages: bool = False) -> Any:
+        """The book by five-tier class (五级分类), DPD bucket, NPL ratio and provisions, and with
+        `vintages=true` the vintage curves: the whole book for the operator (`lending:books`), a lender's
+        own loans for its risk manager (`portfolio:read`)."""
+        if who.platform and (who.has("lending:books") or who.has("portfolio:read")):
+            return _json(svc(request).portfolio(vintages=vintages))
+        who.require("portfolio:read")
+        if who.tenant_id is None or who.enterprise_id is not None:
+            raise Forbidden("the portfolio is a lender's own book")
+        return _json(svc(request).portfolio(among=owned_by_tenant("loan", who.tenant_id), vintages=vintages))
 
     return r
 

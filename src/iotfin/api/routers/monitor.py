@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from iotfin.api.auth import consented, consented_many, require
@@ -72,20 +72,23 @@ def router() -> APIRouter:
 
     @r.get("/alerts")
     def list_alerts(who: Reader, request: Request, page: Page, status: str | None = None,
-                    enterprise_id: int | None = None) -> dict[str, Any]:
+                    enterprise_id: int | None = None,
+                    assigned_to: Annotated[str | None, Query(max_length=128)] = None) -> dict[str, Any]:
         """Newest first: every alert for the operator, an enterprise's own, a lender's customers'
-        alerts for which the enterprise consented. For a lender, the enterprises on the page are
+        alerts for which the enterprise consented; `assigned_to` keeps those assigned to one officer
+        (an officer's inbox). For a lender, the enterprises on the page are
         consent-checked together (each read logged) and the alerts of any that refuse are left out,
         so a page may hold fewer than `limit` items: follow `next_cursor` until it is null."""
         only = None if enterprise_id is None else {enterprise_id}
         if who.platform:
-            items, cursor = store(request).page(page, status, only)
+            items, cursor = store(request).page(page, status, only, assigned_to=assigned_to)
         elif who.enterprise_id is not None:
             if enterprise_id not in (None, who.enterprise_id):
                 return {"items": [], "next_cursor": None}
-            items, cursor = store(request).page(page, status, {who.enterprise_id})
+            items, cursor = store(request).page(page, status, {who.enterprise_id}, assigned_to=assigned_to)
         elif who.tenant_id is not None:
-            items, cursor = store(request).page(page, status, only, among=customers_of(who.tenant_id))
+            items, cursor = store(request).page(page, status, only, among=customers_of(who.tenant_id),
+                                                assigned_to=assigned_to)
             allowed = consented_many(request, who, {a["enterprise_id"] for a in items}, SCOPE, PURPOSE, "alert list")
             items = [a for a in items if a["enterprise_id"] in allowed]
         else:

@@ -5,6 +5,8 @@ and the bootstrap scorecard's versions (`/api/v1/risk/scorecards`, the operator'
 
 from __future__ import annotations
 
+import json
+import pathlib
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -14,6 +16,31 @@ from iotfin.api.auth import require
 from iotfin.api.responses import DecimalJSONResponse
 from iotfin.api.routing import ApiRouter
 from iotfin.identity.model import Principal
+
+
+def model_versions(model_dir: pathlib.Path) -> list[dict[str, Any]]:
+    """Versions with validation figures and the latest monitoring report of each (files the risk
+    context writes beside the model: manifest.json, monitoring/report-*.json)."""
+    from iotfin.risk.models import champion  # lazy: the model code loads only when models are listed
+
+    if not model_dir.is_dir():
+        return []
+    items = []
+    for entry in champion.versions(model_dir):
+        vdir = model_dir / entry["version"]
+        manifest = json.loads((vdir / "manifest.json").read_text())
+        reports = sorted((vdir / "monitoring").glob("report-*.json")) if (vdir / "monitoring").is_dir() else []
+        latest = json.loads(reports[-1].read_text()) if reports else None
+        if latest is not None:
+            features = latest.get("psi", {}).get("features", {})
+            latest = {"at": latest.get("at"), "rows": latest.get("rows"), "psi_score": latest.get("psi", {}).get("score"),
+                      "psi_features": dict(sorted(features.items(), key=lambda kv: -kv[1])[:12]),
+                      "alerts": latest.get("alerts", []), "thresholds": latest.get("thresholds", {})}
+        items.append({k: v for k, v in entry.items() if k != "report"} | {
+            "has_report": entry.get("report") is not None, "champion_kind": manifest.get("champion"),
+            "evaluation": manifest.get("evaluation", {}), "monitoring": latest, "monitoring_reports": len(reports)})
+    return items
+
 
 Reader = Annotated[Principal, Depends(require("risk:read"))]
 Manager = Annotated[Principal, Depends(require("strategies:manage"))]
@@ -43,6 +70,14 @@ def router() -> APIRouter:
         asked for (each read re-checks the enterprise's consent and is logged), an enterprise its own,
         the operator all."""
         return request.app.state.workspace.ratings.credit_profile(who, enterprise_id, lender)
+
+    @r.get("/risk/models", response_class=DecimalJSONResponse)
+    def models(who: Manager, request: Request) -> DecimalJSONResponse:
+        """The enterprise model's versions (champion, former champion, candidate) with their validation
+        figures (AUC, KS, sample; the evaluation of every candidate model) and each version's latest
+        monitoring report (score and feature PSI against the training sample, alerts), as recorded
+        beside the model by `iotfin risk train` / `iotfin risk monitor`."""
+        return DecimalJSONResponse({"items": model_versions(request.app.state.workspace.enterprise_model_dir)})
 
     @r.get("/risk/scorecards", response_class=DecimalJSONResponse)
     def scorecards(who: Manager, request: Request) -> DecimalJSONResponse:

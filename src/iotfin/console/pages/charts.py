@@ -13,9 +13,10 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 from fastapi.responses import ORJSONResponse
 
+from iotfin.api.routing import ApiRouter
 from iotfin.console.web import Page, page_for, server_timing
 
 MS_PER_MIN = 60_000
@@ -55,8 +56,8 @@ async def telemetry_series(page: Page, enterprise_id: int, device_id: int, key: 
     return {"x": "time", "unit": name, "bucket": bucket, "start": start_ms, "end": end_ms, "series": series}
 
 
-def router() -> APIRouter:
-    r = APIRouter(include_in_schema=False)
+def router() -> ApiRouter:
+    r = ApiRouter(include_in_schema=False)
 
     @r.get("/charts/telemetry/{enterprise_id}/{device_id}.json")
     async def telemetry_chart(enterprise_id: int, device_id: int,

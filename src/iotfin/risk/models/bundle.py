@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import secrets
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,9 +87,13 @@ def write_version(model_dir: Path, files: dict[str, bytes], manifest: dict[str, 
     tmp = model_dir / f".tmp-{secrets.token_hex(4)}"
     tmp.mkdir()
     hashes = {}
-    for name, data in files.items():
-        (tmp / name).write_bytes(data)
-        hashes[name] = hashlib.sha256(data).hexdigest()
+    try:
+        for name, data in files.items():
+            (tmp / name).write_bytes(data)
+            hashes[name] = hashlib.sha256(data).hexdigest()
+    except BaseException:  # a full disk or an interrupt: leave no half-written version behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     versions = sorted(int(p.name[1:]) for p in model_dir.glob("v[0-9][0-9][0-9][0-9]") if p.is_dir())
     number = (versions[-1] if versions else 0) + 1
     while True:

@@ -1,0 +1,117 @@
+"""Bulk writes and identity sequences, per backend.
+
+PostgreSQL: psycopg 3 binary COPY (`COPY t (cols) FROM STDIN (FORMAT BINARY)` with `set_types` and
+`write_row`), measured ~1.7M rows/s against ~78k with executemany (../shared/TOOLING.md). SQLite:
+executemany on the driver, already the fastest path there. Both run on the caller's connection, so
+the rows commit, or roll back, with the caller's transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, Table
+
+
+def is_postgres(conn: Connection) -> bool:
+    return conn.dialect.name == "postgresql"
+
+
+def copy_rows(conn: Connection, table: str, columns: Sequence[str], pg_types: Sequence[str],
+              rows: Iterable[Sequence[Any]]) -> int:
+    """Write `rows` (tuples in `columns` order) into `table` on the caller's transaction.
+
+    `pg_types` are the PostgreSQL type names of the columns (binary COPY sends each value in its
+    type's wire format, so they must match the columns: "bigint", "varchar", "bytea", "numeric",
+    "date", "timestamptz", ...). Table and column names are the caller's constants, never input."""
+    cols = ", ".join(columns)
+    if not is_postgres(conn):
+        marks = ", ".join("?" * len(columns))
+        rows = list(rows)
+        if rows:
+            conn.exec_driver_sql(f"INSERT INTO {table} ({cols}) VALUES ({marks})", rows)
+        return len(rows)
+    n = 0
+    # The DB-API cursor of the connection SQLAlchemy holds: same session, same transaction.
+    with conn.connection.dbapi_connection.cursor() as cur:  # type: ignore[union-attr]
+        with cur.copy(f"COPY {table} ({cols}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(list(pg_types))
+            for row in rows:
+                copy.write_row(row)
+                n += 1
+    return n
+
+
+def copy_dicts(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> int:
+    """COPY (PostgreSQL) or executemany INSERT (SQLite) rows given as dicts, all with the same keys,
+    into a SQLAlchemy table; the column types come from the table itself."""
+    if not rows:
+        return 0
+    if not is_postgres(conn):
+        conn.execute(table.insert(), list(rows))
+        return len(rows)
+    names = list(rows[0])
+    # COPY applies server defaults only: fill the columns' Python-side defaults (created_at = now ...)
+    # as an INSERT through SQLAlchemy would, once per call (as a multi-row INSERT does).
+    defaults = {c.name: (c.default.arg(None) if c.default.is_callable else c.default.arg)
+                for c in table.columns if c.name not in rows[0] and c.default is not None
+                and (c.default.is_callable or c.default.is_scalar)}
+    if defaults:
+        names += list(defaults)
+        rows = [row | defaults for row in rows]
+    dialect = conn.dialect
+    types = [_pg_type_name(table.c[name].type.compile(dialect=dialect)) for name in names]
+    processors = [_numeric_from_float(table.c[name].type.bind_processor(dialect)) if t == "numeric"
+                  else table.c[name].type.bind_processor(dialect) for name, t in zip(names, types, strict=True)]
+    n = 0
+    with conn.connection.dbapi_connection.cursor() as cur:  # type: ignore[union-attr]
+        with cur.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(types)
+            for row in rows:
+                copy.write_row([v if p is None or v is None else p(v)
+                                for v, p in zip((row[k] for k in names), processors, strict=True)])
+                n += 1
+    return n
+
+
+def _numeric_from_float(processor: Any) -> Any:
+    """A float bound to a numeric column: an INSERT sends it as float8 and PostgreSQL casts it; binary
+    COPY takes only Decimal, so convert through the float's shortest repr (the same number)."""
+
+    def convert(value: Any) -> Any:
+        if processor is not None:
+            value = processor(value)
+        return Decimal(repr(value)) if isinstance(value, float) else value
+
+    return convert
+
+
+def _pg_type_name(compiled: str) -> str:
+    # "VARCHAR(64)" -> "varchar", "NUMERIC(20, 2)" -> "numeric", "TIMESTAMP WITH TIME ZONE" -> "timestamptz"
+    base = compiled.split("(")[0].strip().lower()
+    return {"timestamp with time zone": "timestamptz", "timestamp without time zone": "timestamp",
+            "double precision": "float8", "float": "float8", "real": "float4", "boolean": "bool"}.get(base, base)
+
+
+def advance_sequences(conn: Connection, tables: Iterable[str] | None = None) -> int:
+    """After rows were written with their ids given (a bulk load, a COPY), move each identity or
+    serial sequence past the largest id, so the next single insert draws a fresh one. PostgreSQL
+    only (SQLite's rowid always continues after the largest id). Returns how many were moved."""
+    if not is_postgres(conn):
+        return 0
+    found = conn.exec_driver_sql(
+        "SELECT c.table_name, c.column_name, pg_get_serial_sequence(quote_ident(c.table_name), c.column_name) "
+        "FROM information_schema.columns c WHERE c.table_schema = current_schema() "
+        "AND (c.is_identity = 'YES' OR c.column_default LIKE 'nextval(%%')").all()
+    wanted = None if tables is None else set(tables)
+    moved = 0
+    for table, column, sequence in found:
+        if sequence is None or (wanted is not None and table not in wanted):
+            continue
+        # setval(seq, max, true): the next value is max + 1; an empty table restarts at 1.
+        conn.exec_driver_sql(
+            f'SELECT setval(%s, COALESCE((SELECT max("{column}") FROM "{table}"), 0) + 1, false)', (sequence,))
+        moved += 1
+    return moved
