@@ -14,6 +14,17 @@ from tests.services import PostgresServer, start_postgres
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under xdist (`make test`: -n auto --dist loadgroup), a test module runs on one worker, so its
+    module-scoped fixtures are built once; the console's modules share one group, as they share one
+    seeded server (a session fixture, built once per worker)."""
+    console = REPO_ROOT / "tests" / "console"
+    for item in items:
+        path = Path(str(item.fspath))
+        group = "console" if path.is_relative_to(console) else str(path.relative_to(REPO_ROOT))
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
     server = start_postgres()

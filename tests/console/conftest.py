@@ -111,8 +111,10 @@ def console_workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Work
             proc.kill()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright_browser() -> Iterator[Any]:
+    """Chromium under Playwright's sync API, per test module: that API keeps an asyncio loop running in
+    the main thread while it is open, so it must be closed before tests that call `asyncio.run`."""
     if not Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is None:
         missing_service(f"chromium at {CHROMIUM} (Debian package chromium)")
     try:

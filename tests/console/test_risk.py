@@ -43,6 +43,11 @@ def test_a_bank_risk_manager_sees_its_own_book(browser_page: Any, console_worksp
     assert page.get_attribute("[data-testid=npl-ratio]", "data-value") == mine["npl_ratio"]
     assert int(page.inner_text("[data-testid=active-loans]").replace(",", "")) == mine["active_loans"]
     assert page.locator("[data-testid=tiers] tbody tr[data-tier]").count() == len(mine["by_tier"])
+    # DPD buckets in their own order, current first (not the JSON's sorted keys), with the API's counts
+    rows = page.locator("[data-testid=dpd] tbody tr")
+    assert rows.count() == len(mine["by_dpd_bucket"])
+    assert rows.first.inner_text().split("\t")[0].strip() == ("未逾期" if language == "zh" else "Current")
+    assert int(rows.first.locator("td.num").inner_text().replace(",", "")) == mine["by_dpd_bucket"]["current"]
     tab.wait_for_charts()
     assert page.locator("[data-chart-src][data-ready]").count() == 3
     # the vintage chart has a line per origination month of this bank's loans

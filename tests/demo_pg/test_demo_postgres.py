@@ -143,13 +143,14 @@ def test_postgres_sequences_are_past_every_loaded_id(runs: dict[str, Any]) -> No
         checked += 1
         behind += next_value <= top
     assert checked >= 10 and behind == 0
-    # and a plain insert after the bulk load draws a fresh id
+    # and a plain insert after the bulk load draws a fresh id (rolled back: the other tests read this database)
     engine = create_engine(url)
     try:
-        with engine.begin() as conn:
+        with engine.connect() as conn, conn.begin() as tx:
             new_id = conn.execute(text("INSERT INTO tenants (code, name, name_en, kind, created_at) VALUES "
                                        "('late', '后来的机构', 'Late bank', 'bank', now()) RETURNING id")).scalar_one()
             assert new_id > conn.execute(text("SELECT max(id) FROM tenants WHERE code <> 'late'")).scalar_one()
+            tx.rollback()
     finally:
         engine.dispose()
 

@@ -379,8 +379,8 @@ def test_device_lists_and_telemetry_reads_within_consent(api: Api) -> None:
     assert raw["key"] == "energy_kwh" and raw["bucket"] is None and len(raw["points"]) == 90
     assert raw["points"][0] == {"ts": start, "value": 100.0} and raw["truncated"] is False
     hourly = api.ok(api.call("GET", query + "&bucket=1h", admin))
-    assert hourly["points"] == [{"ts": start, "avg": 129.5, "min": 100.0, "max": 159.0, "count": 60},
-                                {"ts": start + 3_600_000, "avg": 174.5, "min": 160.0, "max": 189.0, "count": 30}]
+    assert hourly["points"] == [{"ts": start, "avg": 129.5, "min": 100.0, "max": 159.0, "count": 60, "last": 159.0},
+                                {"ts": start + 3_600_000, "avg": 174.5, "min": 160.0, "max": 189.0, "count": 30, "last": 189.0}]
     assert api.ok(api.call("GET", query + "&limit=10", api.op))["truncated"] is True
     # the enterprise's and the operator's reads are not checked; the lender's are logged, either way
     log = [(r.recipient, r.scope, r.purpose, r.allowed) for r in api.access_log() if r.scope == "telemetry:energy"]

@@ -8,12 +8,12 @@ One event goes to the subscriptions of both (the enterprise's and the tenant's).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection
 
-from iotfin.identity.access import record_owner_in
+from iotfin.identity.access import record_owner_in, record_owners_in
 from iotfin.identity.store import tenant_by_code
 from iotfin.webhooks.service import WebhookService
 
@@ -32,6 +32,21 @@ class WebhookEvents:
         if tenant_id is None:
             tenant_id = recipient_tenant(conn, payload)
         self.webhooks.emit(conn, event_type, dict(payload), tenant_id=tenant_id, enterprise_id=enterprise_id)
+
+
+    def many(self, conn: Connection, event_type: str, items: Sequence[tuple[Mapping[str, Any], int | None]]) -> None:
+        """Many events of one type, (payload, enterprise_id) each, recipients found as `__call__`
+        finds them but the loans' owners in one query (the close's repayment notices)."""
+        loan_ids = sorted({int(p["loan_id"]) for p, _ in items if p.get("loan_id") is not None})
+        owners = record_owners_in(conn, "loan", loan_ids) if loan_ids else {}
+        batch = []
+        for payload, enterprise_id in items:
+            loan_id = payload.get("loan_id")
+            tenant_id = owners.get(int(loan_id)) if loan_id is not None else None
+            if tenant_id is None:
+                tenant_id = recipient_tenant(conn, payload)
+            batch.append((dict(payload), tenant_id, enterprise_id))
+        self.webhooks.emit_many(conn, event_type, batch)
 
 
 def recipient_tenant(conn: Connection, payload: Mapping[str, Any]) -> int | None:

@@ -19,7 +19,9 @@ batch of a partition (`mapInPandas`), with the model shipped to the executors in
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import date
 from pathlib import Path
@@ -65,8 +67,14 @@ def spark_session(master: str = DEFAULT_MASTER, conf: Mapping[str, str] | None =
         "spark.sql.session.timeZone": "UTC",  # day numbers only, but keep any date logic UTC
         "spark.ui.enabled": "false",  # banks run closed networks; no web UI port opened by a batch
         "spark.sql.execution.arrow.pyspark.enabled": "true",
-    } | ({"spark.sql.shuffle.partitions": "4"} if master.startswith("local") else {}) | dict(conf or {})
-    # ^ local mode: 200 shuffle partitions of a one-machine batch are mostly task overhead.
+    }
+    if master.startswith("local"):
+        # 200 shuffle partitions of a one-machine batch are mostly task overhead; and the Python
+        # workers are this interpreter (its iotfin), not whatever `python3` is first on PATH. On a
+        # cluster, set PYSPARK_PYTHON / spark.pyspark.python to an environment with iotfin installed.
+        settings |= {"spark.sql.shuffle.partitions": "4"}
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # PySpark reads the variable, not the conf
+    settings |= dict(conf or {})
     for key, value in settings.items():
         builder = builder.config(key, value)
     try:
@@ -247,8 +255,6 @@ def score_file(data: Path, model_path: Path, out: Path, keep: Sequence[str], eng
     """`iotfin risk score --engine spark`: score a Parquet table on Spark into a Parquet folder."""
     import time
 
-    from pyspark.sql import functions as F
-
     from iotfin.core.errors import NotFound
     from iotfin.risk.models.bundle import load_model
 
@@ -261,6 +267,8 @@ def score_file(data: Path, model_path: Path, out: Path, keep: Sequence[str], eng
     if Path(out).suffix.lower() not in (".parquet", ".pq"):
         raise ValidationError(f"--out {out}: --engine spark writes a Parquet folder (name it .parquet)")
     model = load_model(model_path)
+    from pyspark.sql import functions as F  # lazy: after the checks, which need no Spark
+
     scored = score_on_spark(spark_session(master), model, data, out, keep)
     stats = scored.agg(F.count(F.lit(1)).alias("rows"), F.avg("pd").alias("mean_pd")).first()
     grades = {r["grade"]: r["count"] for r in scored.groupBy("grade").count().collect()}

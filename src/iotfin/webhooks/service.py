@@ -156,6 +156,30 @@ class WebhookService:
                 for t in targets])
         return event_id
 
+    def emit_many(self, conn: Connection, event_type: str,
+                  items: list[tuple[dict[str, Any], int | None, int | None]]) -> list[str]:
+        """`emit` for many events of one type, (payload, tenant_id, enterprise_id) each, in a few
+        statements instead of three per event (the close's repayment notices: thousands a day)."""
+        check_event_types([event_type])
+        if not items:
+            return []
+        now = datetime.now(UTC)
+        ids = [str(uuid.uuid4()) for _ in items]
+        pks = store.insert_events(conn, [
+            {"event_id": eid, "event_type": event_type, "tenant_id": tenant, "enterprise_id": enterprise,
+             "payload": payload, "created_at": now}
+            for eid, (payload, tenant, enterprise) in zip(ids, items, strict=True)])
+        subscriptions = [r for r in store.active_subscriptions(conn) if event_type in r.event_types]
+        deliveries = [{"event_id": pk, "subscription_id": r.id, "status": "pending", "attempts": 0,
+                       "next_attempt_at": now}
+                      for pk, (_, tenant, enterprise) in zip(pks, items, strict=True)
+                      for r in subscriptions
+                      if (tenant is not None and r.tenant_id == tenant)
+                      or (enterprise is not None and r.enterprise_id == enterprise)]
+        if deliveries:
+            store.insert_deliveries(conn, deliveries)
+        return ids
+
     # --- the worker's side --------------------------------------------------------------------
 
     def claim_due(self, limit: int = 20, lease_s: float = 60.0, now: datetime | None = None) -> list[Job]:

@@ -69,6 +69,21 @@ def matching_subscriptions(conn: Connection, *, tenant_id: int | None, enterpris
     return list(conn.execute(stmt))
 
 
+def insert_events(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
+    """Store many events in one batched INSERT; their row ids, in the order of `rows`."""
+    if not rows:
+        return []
+    stmt = insert(WebhookEvent).returning(WebhookEvent.id, sort_by_parameter_order=True)
+    return list(conn.execute(stmt, rows).scalars())
+
+
+def active_subscriptions(conn: Connection) -> list[Row]:
+    """(id, tenant_id, enterprise_id, event_types) of every active subscription (a batch of events
+    matches them in memory instead of one query per event)."""
+    s = WebhookSubscription
+    return list(conn.execute(select(s.id, s.tenant_id, s.enterprise_id, s.event_types).where(s.active.is_(True))))
+
+
 def insert_deliveries(conn: Connection, rows: list[dict[str, Any]]) -> None:
     conn.execute(insert(WebhookDelivery), rows)
 

@@ -8,8 +8,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-
+from iotfin.api.routing import ApiRouter
 from iotfin.console.pages import charts, officer, operator, portal, risk
 from iotfin.console.web import NavItem
 from iotfin.identity.model import Principal
@@ -17,7 +16,7 @@ from iotfin.identity.model import Principal
 MODULES = (officer, risk, operator, portal)
 
 
-def routers() -> list[APIRouter]:
+def routers() -> list[ApiRouter]:
     return [charts.router(), *(module.router() for module in MODULES)]
 
 

@@ -20,9 +20,10 @@ import time
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 from fastapi.responses import HTMLResponse, ORJSONResponse, Response
 
+from iotfin.api.routing import ApiRouter
 from iotfin.console.messages import N_
 from iotfin.console.web import NavItem, Page, PageError, form_for, page_for, server_timing
 
@@ -129,8 +130,8 @@ reviewer = form_for("applications:review", roles=ROLES)
 alert_handler = form_for("alerts:handle", roles=ROLES)
 
 
-def router() -> APIRouter:
-    r = APIRouter(include_in_schema=False)
+def router() -> ApiRouter:
+    r = ApiRouter(include_in_schema=False)
 
     @r.get("/officer/home")
     async def home(page: Annotated[Page, Depends(reader)]) -> HTMLResponse:

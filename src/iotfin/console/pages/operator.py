@@ -17,9 +17,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 from fastapi.responses import HTMLResponse, ORJSONResponse, Response
 
+from iotfin.api.routing import ApiRouter
 from iotfin.console.messages import N_
 from iotfin.console.web import NavItem, Page, PageError, form_for, page_for, server_timing
 
@@ -46,8 +47,8 @@ def _chart(page: Page, body: dict[str, Any]) -> ORJSONResponse:
     return server_timing(page.request, ORJSONResponse(body, headers={"Cache-Control": "no-store"}))  # type: ignore[return-value]
 
 
-def router() -> APIRouter:
-    r = APIRouter(include_in_schema=False)
+def router() -> ApiRouter:
+    r = ApiRouter(include_in_schema=False)
 
     # --- fleet ----------------------------------------------------------------------------------
 

@@ -23,9 +23,10 @@ from datetime import time as dtime
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 from fastapi.responses import HTMLResponse, Response
 
+from iotfin.api.routing import ApiRouter
 from iotfin.console.messages import N_
 from iotfin.console.web import NavItem, Page, PageError, form_for, page_for
 
@@ -112,8 +113,8 @@ def _text(form: Any, name: str) -> str:
     return str(form.get(name) or "").strip()
 
 
-def router() -> APIRouter:
-    r = APIRouter(include_in_schema=False)
+def router() -> ApiRouter:
+    r = ApiRouter(include_in_schema=False)
 
     # --- devices and data ------------------------------------------------------------------------
 

@@ -17,9 +17,10 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 from fastapi.responses import HTMLResponse, ORJSONResponse, Response
 
+from iotfin.api.routing import ApiRouter
 from iotfin.console.messages import N_
 from iotfin.console.web import NavItem, Page, PageError, form_for, page_for, server_timing
 
@@ -42,6 +43,17 @@ STRATEGY = "default"
 def _text(page: Page, table: dict[str, str], value: str) -> str:
     msgid = table.get(value)
     return page._(msgid) if msgid else value
+
+
+def _tiers(book: dict[str, Any]) -> list[str]:
+    """The book's tiers from normal to loss (the API's JSON has sorted keys)."""
+    return [t for t in TIER_TEXT if t in book["by_tier"]] + [t for t in book["by_tier"] if t not in TIER_TEXT]
+
+
+def _dpd(page: Page, buckets: dict[str, int]) -> list[tuple[str, int]]:
+    """DPD buckets in their own order (the API's JSON has sorted keys), named in the page's language."""
+    known = [k for k in DPD_TEXT if k in buckets] + [k for k in buckets if k not in DPD_TEXT]
+    return [(_text(page, DPD_TEXT, k), buckets[k]) for k in known]
 
 
 def _chart(page: Page, body: dict[str, Any]) -> ORJSONResponse:
@@ -79,34 +91,33 @@ def strategy_changes(old: dict[str, Any] | None, new: dict[str, Any]) -> list[di
     return out
 
 
-def router() -> APIRouter:
-    r = APIRouter(include_in_schema=False)
+def router() -> ApiRouter:
+    r = ApiRouter(include_in_schema=False)
 
     # --- portfolio ------------------------------------------------------------------------------
 
     @r.get("/risk/portfolio")
     async def portfolio(page: Annotated[Page, Depends(page_for("portfolio:read"))]) -> HTMLResponse:
         book = await page.api.get("/api/v1/lending/portfolio")
-        tiers = [{"tier": t, "name": _text(page, TIER_TEXT, t), **row} for t, row in book["by_tier"].items()]
+        tiers = [{"tier": t, "name": _text(page, TIER_TEXT, t), **book["by_tier"][t]} for t in _tiers(book)]
         scope = page._("Whole book (all lenders)") if page.who.platform else page._(
             "Book of {tenant}", tenant=page.who.tenant_code or "")
         return page.render("risk/portfolio.html", book=book, tiers=tiers, scope=scope,
-                           dpd=[(_text(page, DPD_TEXT, k), v) for k, v in book["by_dpd_bucket"].items()])
+                           dpd=_dpd(page, book["by_dpd_bucket"]))
 
     @r.get("/risk/portfolio/tiers.json")
     async def tiers_chart(page: Annotated[Page, Depends(page_for("portfolio:read"))]) -> ORJSONResponse:
         book = await page.api.get("/api/v1/lending/portfolio")
-        data = [{"name": _text(page, TIER_TEXT, t), "value": float(Decimal(row["principal"]))}
-                for t, row in book["by_tier"].items()]  # chart geometry only; the table shows the exact amounts
+        data = [{"name": _text(page, TIER_TEXT, t), "value": float(Decimal(book["by_tier"][t]["principal"]))}
+                for t in _tiers(book)]  # chart geometry only; the table shows the exact amounts
         return _chart(page, {"unit": "¥", "series": [{"name": page._("Principal outstanding"), "data": data}]})
 
     @r.get("/risk/portfolio/dpd.json")
     async def dpd_chart(page: Annotated[Page, Depends(page_for("portfolio:read"))]) -> ORJSONResponse:
         book = await page.api.get("/api/v1/lending/portfolio")
-        names = [_text(page, DPD_TEXT, k) for k in book["by_dpd_bucket"]]
-        return _chart(page, {"x": "category", "categories": names, "unit": page._("loans"),
-                             "series": [{"name": page._("Active loans"),
-                                         "data": [[n, v] for n, v in zip(names, book["by_dpd_bucket"].values(), strict=True)]}]})
+        buckets = _dpd(page, book["by_dpd_bucket"])
+        return _chart(page, {"x": "category", "categories": [n for n, _ in buckets], "unit": page._("loans"),
+                             "series": [{"name": page._("Active loans"), "data": [[n, v] for n, v in buckets]}]})
 
     @r.get("/risk/portfolio/vintages.json")
     async def vintage_chart(page: Annotated[Page, Depends(page_for("portfolio:read"))]) -> ORJSONResponse:
