@@ -57,6 +57,8 @@ USERS = {  # name: (roles, tenant, enterprise)
     "a_auditor": (["auditor"], "bank-a", None),
     "admin": (["platform_admin"], None, None),
     "e1_admin": (["enterprise_admin"], None, 1),
+    "b_officer": (["risk_officer"], "bank-b", None),   # the console's page matrix (tests/identity/test_page_matrix.py)
+    "e2_admin": (["enterprise_admin"], None, 2),
 }
 
 

@@ -113,7 +113,7 @@ def train_cmd(
     _print(summary, as_json, "\n".join(lines))
 
 
-EngineOpt = Annotated[str, typer.Option("--engine", help="duckdb (in-process, default) or spark (PySpark: pip install 'iotfin[spark]').")]
+EngineOpt = Annotated[str, typer.Option("--engine", help="duckdb (in-process, default) or spark (PySpark: the spark extra of iotfin).")]
 MasterOpt = Annotated[str, typer.Option("--master", help="Spark master with --engine spark: local[N], spark://host:7077, yarn, k8s://https://host:port.")]
 
 

@@ -34,7 +34,7 @@ from urllib.parse import quote, unquote, urlencode
 import httpx
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import ChainableUndefined, Environment, FileSystemLoader, select_autoescape
 from starlette.datastructures import FormData
 
 from iotfin.console.i18n import DEFAULT_LANGUAGE, Messages, language_of
@@ -99,8 +99,10 @@ class SignInRequired(Exception):
 
 
 def _environment(language: str) -> Environment:
+    # ChainableUndefined: an optional field the API leaves out renders empty rather than failing the
+    # page (API records vary: an assessment without model features, a loan without a schedule yet).
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]),
-                      undefined=StrictUndefined, extensions=["jinja2.ext.i18n"], auto_reload=False)
+                      undefined=ChainableUndefined, extensions=["jinja2.ext.i18n"], auto_reload=False)
     messages = Messages(language)
     env.install_gettext_callables(messages.gettext, messages.ngettext, newstyle=True)  # type: ignore[attr-defined]
     env.filters.update(messages.filters())
@@ -169,20 +171,25 @@ def render(request: Request, template: str, status: int = 200, session: ConsoleS
 
 
 class _Tokens:
-    """Bearer tokens minted for console sessions, reused until a minute before they expire."""
+    """Bearer tokens minted for console sessions, reused until a minute before they expire.
+
+    Keyed by the workspace, the session and the principal as it is now: a user whose roles changed
+    gets a new token on the next page (the session re-reads the user on every request)."""
 
     def __init__(self) -> None:
-        self._by_session: dict[int, tuple[str, float]] = {}
+        self._by_session: dict[tuple[int, int, Principal], tuple[str, float]] = {}
 
     def for_session(self, request: Request, session: ConsoleSession) -> str:
-        hit = self._by_session.get(session.id)
+        workspace = request.app.state.workspace
+        key = (id(workspace), session.id, session.principal)
+        hit = self._by_session.get(key)
         now = time.time()
         if hit is not None and hit[1] - 60 > now:
             return hit[0]
-        token, ttl = request.app.state.workspace.tokens.issue(session.principal)
+        token, ttl = workspace.tokens.issue(session.principal)
         if len(self._by_session) > 10_000:
             self._by_session.clear()  # bounded; tokens are cheap to mint again
-        self._by_session[session.id] = (token, now + ttl)
+        self._by_session[key] = (token, now + ttl)
         return token
 
 

@@ -4,6 +4,7 @@ contexts whose tables carry no tenant (loans, credit lines, applications) are ow
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Select, false, insert, select

@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import date
 from pathlib import Path
@@ -30,14 +31,24 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from iotfin.core.errors import ValidationError
+from iotfin.core.errors import NotFound, ValidationError
 from iotfin.risk.features.catalogue import CATALOGUE
-from iotfin.risk.features.engine import _ARROW, MAX_LOOKBACK, FeatureEngine, _check_as_of, day_number
+from iotfin.risk.features.engine import (
+    _ARROW,
+    DEFAULT_PURPOSE,
+    MAX_LOOKBACK,
+    FeatureEngine,
+    _check_as_of,
+    day_number,
+)
 from iotfin.risk.features.sql import feature_query
+from iotfin.risk.models.bundle import load_model
+from iotfin.risk.prepare import require_columns
+from iotfin.risk.scoring import score_frame
 from iotfin.telemetry import daily
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import DataFrame, SparkSession  # lazy: optional extra
 
 DEFAULT_MASTER = "local[2]"
 ENGINES = ("duckdb", "spark")
@@ -59,13 +70,14 @@ def spark_session(master: str = DEFAULT_MASTER, conf: Mapping[str, str] | None =
     """A Spark session for the batch: `local[N]` on this machine, or `spark://host:7077`, `yarn`,
     `k8s://https://…` (with the cluster's usual settings in `conf` or spark-defaults.conf)."""
     try:
-        from pyspark.sql import SparkSession
+        from pyspark.sql import SparkSession  # lazy: optional extra
     except ImportError:
         raise ValidationError("--engine spark needs PySpark: pip install 'iotfin[spark]' (and Java 17 or 21)") from None
     builder = SparkSession.builder.master(master).appName("iotfin-risk-batch")
     settings = {
         "spark.sql.session.timeZone": "UTC",  # day numbers only, but keep any date logic UTC
         "spark.ui.enabled": "false",  # banks run closed networks; no web UI port opened by a batch
+        "spark.ui.showConsoleProgress": "false",  # the command prints one summary, not progress bars
         "spark.sql.execution.arrow.pyspark.enabled": "true",
     }
     if master.startswith("local"):
@@ -111,7 +123,7 @@ def _rollups(features: FeatureEngine, a: int) -> list[Path]:
 
 
 def _daily_schema() -> Any:
-    from pyspark.sql import types as T
+    from pyspark.sql import types as T  # lazy: optional extra
 
     kinds = {pa.int64(): T.LongType(), pa.int32(): T.IntegerType(), pa.float64(): T.DoubleType(), pa.string(): T.StringType()}
     return T.StructType([T.StructField(f.name, kinds[f.type]) for f in daily.DAILY_SCHEMA])
@@ -150,7 +162,7 @@ def spark_unscoped(features: FeatureEngine, spark: SparkSession, as_of: date,
 # --- scoring ------------------------------------------------------------------------------------
 
 def _spark_type(dtype: Any) -> Any:
-    from pyspark.sql import types as T
+    from pyspark.sql import types as T  # lazy: optional extra
 
     kind = getattr(dtype, "kind", "O")
     return {"f": T.DoubleType(), "i": T.LongType(), "u": T.LongType(), "b": T.BooleanType()}.get(kind, T.StringType())
@@ -160,9 +172,8 @@ _MODELS: dict[str, Any] = {}
 
 
 def _executor_model(name: str, model_id: str) -> Any:
-    from pyspark import SparkFiles
+    from pyspark import SparkFiles  # lazy: optional extra
 
-    from iotfin.risk.models.bundle import load_model
 
     if model_id not in _MODELS:
         _MODELS[model_id] = load_model(Path(SparkFiles.get(name)))
@@ -173,10 +184,8 @@ def score_on_spark(spark: SparkSession, model: Any, data: str | Path, out: str |
                    keep: Sequence[str] = ()) -> DataFrame:
     """Score a Parquet table (file or folder) with `model` on Spark; writes a Parquet folder at `out`
     (part files in input order) and returns it as a DataFrame."""
-    from pyspark.sql import types as T
+    from pyspark.sql import types as T  # lazy: optional extra
 
-    from iotfin.risk.prepare import require_columns
-    from iotfin.risk.scoring import score_frame
 
     frame = spark.read.parquet(str(data))
     numeric, categorical = model.inputs
@@ -220,9 +229,7 @@ def features_file(features: FeatureEngine, as_of: str | date, out: Path, lender:
                   engine: str = "duckdb", master: str = DEFAULT_MASTER, export_dir: Path | None = None) -> dict[str, Any]:
     """Compute the feature table as of a date on DuckDB or Spark and write it to one Parquet file
     (a feature table is one row per enterprise: small enough for the driver at any bank's size)."""
-    import time
 
-    from iotfin.risk.features.engine import DEFAULT_PURPOSE
 
     started = time.perf_counter()
     _engine(engine)
@@ -253,10 +260,7 @@ def features_file(features: FeatureEngine, as_of: str | date, out: Path, lender:
 def score_file(data: Path, model_path: Path, out: Path, keep: Sequence[str], engine: str = "spark",
                master: str = DEFAULT_MASTER) -> dict[str, Any]:
     """`iotfin risk score --engine spark`: score a Parquet table on Spark into a Parquet folder."""
-    import time
 
-    from iotfin.core.errors import NotFound
-    from iotfin.risk.models.bundle import load_model
 
     started = time.perf_counter()
     _engine(engine)

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from iotfin.risk.models.challenger import PARAMS
+from iotfin.risk.models.challenger import PARAMS, Challenger
 
 EARLY_STOP = 50
 MAX_ROUNDS = 1000
@@ -221,8 +221,6 @@ def fit_searched(train: Any, y: np.ndarray, numeric: Sequence[str], categorical:
     Returns (challenger, record for the manifest, out-of-fold PD of the first repeat)."""
     import lightgbm as lgb  # lazy: LightGBM loads only when this runs
     from sklearn.linear_model import LogisticRegression  # lazy: scikit-learn loads only when this runs
-
-    from iotfin.risk.models.challenger import Challenger
 
     cats = {name: sorted(set(train.categorical[name].uniques)) for name in categorical}
     model = Challenger(None, list(numeric), cats, (1.0, 0.0), {n: 0 for n in numeric})
