@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from datetime import timedelta
 from pathlib import Path
@@ -21,7 +22,7 @@ def spark():  # noqa: ANN201
         import pyspark  # noqa: F401
     except ImportError:
         missing_service("PySpark (pip install -e '.[spark]')")
-    if shutil.which("java") is None and not Path(str(__import__("os").environ.get("JAVA_HOME", "")), "bin/java").exists():
+    if shutil.which("java") is None and not Path(os.environ.get("JAVA_HOME", "/nonexistent"), "bin/java").exists():
         missing_service("java (Debian openjdk-17-jre-headless)")
     from iotfin.risk.spark import spark_session
 

@@ -41,7 +41,7 @@ def _same(name: str, a: list, b: list) -> None:
             assert x == y and type(x) is type(y), (name, i, x, y)
 
 
-def test_the_feature_table_on_spark_equals_duckdb(economy: Economy, spark, tmp_path: Path) -> None:  # noqa: ANN001
+def test_the_feature_table_on_spark_equals_duckdb(spark, economy: Economy, tmp_path: Path) -> None:  # noqa: ANN001
     ws = economy.workspace()
     try:
         ours, _ = ws.features.unscoped(AS_OF)
@@ -61,7 +61,7 @@ def test_the_feature_table_on_spark_equals_duckdb(economy: Economy, spark, tmp_p
     assert dev.num_rows == pq.read_metadata(tmp_path / "export" / "dev.parquet").num_rows > 0
 
 
-def test_batch_scores_on_spark_equal_duckdb(economy: Economy, spark, model_dir: Path, tmp_path: Path) -> None:  # noqa: ANN001
+def test_batch_scores_on_spark_equal_duckdb(spark, economy: Economy, model_dir: Path, tmp_path: Path) -> None:  # noqa: ANN001
     ws = economy.workspace()
     try:  # the command line's batch, both engines
         duck = features_file(ws.features, AS_OF.isoformat(), tmp_path / "f_duckdb.parquet")
