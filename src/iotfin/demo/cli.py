@@ -99,12 +99,15 @@ def sim_generate(
     devices: Annotated[int | None, typer.Option(help="Target device count (default ~10 per enterprise).")] = None,
     start: Annotated[str | None, typer.Option(help="First simulated day, YYYY-MM-DD.")] = None,
     workers: Annotated[int, typer.Option(min=1, max=64)] = 2,
+    shocks: Annotated[bool, typer.Option("--shocks", help="Add a holiday shutdown, a regional outage and a "
+                                         "commodity slump with ground truth (issue 24; needs 30+ days).")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Generate a deterministic synthetic economy (Parquet) with its ground truth."""
     from iotfin.sim import SimConfig, generate  # lazy: the command line starts without it
 
-    kwargs: dict[str, Any] = {"enterprises": enterprises, "days": days, "seed": seed, "devices": devices}
+    kwargs: dict[str, Any] = {"enterprises": enterprises, "days": days, "seed": seed, "devices": devices,
+                              "shocks": shocks}
     if start:
         try:
             kwargs["start_date"] = date.fromisoformat(start)

@@ -23,6 +23,7 @@ class SimConfig:
     # A fixed default keeps the output a function of the arguments alone (not of the day it was run).
     start_date: date = field(default=date(2026, 1, 1))
     devices: int | None = None  # default: 10 per enterprise
+    shocks: bool = False  # sector-wide and regional shocks with ground truth (iotfin.sim.shocks, issue 24)
 
     def __post_init__(self) -> None:
         if self.enterprises < 5:
@@ -31,6 +32,8 @@ class SimConfig:
             raise ValidationError(f"days must be between 1 and 3650, not {self.days}")
         if self.devices is not None and self.devices < self.enterprises:
             raise ValidationError(f"devices ({self.devices}) must be at least one per enterprise ({self.enterprises})")
+        if self.shocks and self.days < 30:
+            raise ValidationError(f"shocks need a horizon of at least 30 days, not {self.days}")
         if self.seed < 0:
             raise ValidationError(f"seed must be a non-negative integer, not {self.seed}")
 
@@ -53,6 +56,8 @@ class SimConfig:
         data = asdict(self)
         data["start_date"] = self.start_date.isoformat()
         data["devices"] = self.device_target
+        if not self.shocks:  # a run without shocks describes itself as it always did
+            data.pop("shocks")
         return data
 
 

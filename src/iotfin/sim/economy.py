@@ -23,6 +23,7 @@ from iotfin.core.ids import (
     resident_id_check_char,
     uscc_check_char,
 )
+from iotfin.sim import shocks as sim_shocks
 from iotfin.sim.config import SimConfig, rng
 from iotfin.sim.reference import (
     COMMODITY_PRICES,
@@ -72,6 +73,7 @@ def build_economy(cfg: SimConfig) -> Economy:
     ent_table = _enterprise_table(cfg, ent)
     uscc = ent_table["uscc"].to_pylist()
     health, activity, default_day = _health(cfg, ent)
+    shock_truth = sim_shocks.apply(cfg, ent.sector_idx, ent.region_idx, activity) if cfg.shocks else {}
     stock = _stock_levels(cfg, ent, health)
     sites = _sites(cfg, ent)
     dev = _devices(cfg, ent, sites)
@@ -96,10 +98,13 @@ def build_economy(cfg: SimConfig) -> Economy:
         "financing_requests": finance.table(cfg),
         "commodity_prices": _commodity_prices(cfg),
     }
+    if cfg.shocks:
+        eco.tables["commodity_prices"] = sim_shocks.slump_prices(cfg, eco.tables["commodity_prices"])
     eco.ground_truth = {
         "defaults": _defaults_table(cfg, ent, default_day),
         "incidents": incidents.table(),
         "health": _health_table(cfg, ent, health, activity),
+        **shock_truth,
     }
     eco.effects = incidents.effects_table()
     eco.state = {

@@ -76,6 +76,8 @@ def generate(cfg: SimConfig, out_dir: Path, progress: Progress | None = None, wo
         "devices_by_type": {t: c for t, c in sorted(Counter(devices).items())},
         "telemetry_rows_by_type": dict(sorted(telemetry_rows.items())),
         "incidents_by_type": dict(sorted(Counter(incidents).items())),
+        **({"shocks": [{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()}
+                       for row in eco.ground_truth["shocks"].to_pylist()]} if cfg.shocks else {}),
         "content_digest": content_digest(digests),
         "generated_in_s": round(time.perf_counter() - started, 2),
     }
