@@ -16,6 +16,15 @@ from iotfin.app.ledger_records import record_loaders
 from iotfin.app.lending_offers import LendingOffers
 from iotfin.app.lending_relief import LendingRelief
 from iotfin.app.monitor_ports import RiskTradeFeatures, SupplyChainDocuments
+from iotfin.app.receivables_evidence import title_bundle
+from iotfin.app.receivables_ports import (
+    LendingDiscountLoans,
+    RegistryLiens,
+    SupplyChainEvidence,
+    gl_settlement,
+    in_one_chain,
+    latest_rating,
+)
 from iotfin.app.risk_ports import RecordSources, RiskConsent
 from iotfin.consent.model import REASONS
 from iotfin.consent.service import ConsentService
@@ -45,12 +54,16 @@ from iotfin.lending.offers import OfferService
 from iotfin.lending.service import LendingService
 from iotfin.monitor.service import MonitorService
 from iotfin.protection.service import ProtectionService
+from iotfin.receivables.model import Limits
+from iotfin.receivables.service import Ports as ReceivablesPorts
+from iotfin.receivables.service import ReceivablesService
 from iotfin.supplychain.store import core_enterprise_of
 from iotfin.telemetry.store import TelemetryStore
 from iotfin.webhooks.model import Allowlist
 from iotfin.webhooks.service import WebhookService
 
 if TYPE_CHECKING:  # annotations only: these load pandas, DuckDB and LightGBM
+    from iotfin.analytics.service import IndustryService
     from iotfin.risk.features.engine import FeatureEngine
     from iotfin.risk.scorecards import ScorecardService
     from iotfin.risk.service import RatingService
@@ -126,6 +139,27 @@ class Workspace:
         """Offers of approved decisions: accepted by the enterprise (offer.accepted), booked by their lender."""
         return OfferService(self.engine, self.lending, validity_days=self.settings.offer_validity_days,
                             events=self.events)
+
+    @cached_property
+    def receivables(self) -> ReceivablesService:
+        """Digital debt vouchers (docs/receivables.md): every operation anchored in the ledger in its own
+        transaction; lien, discount loan and GL postings in the same one (iotfin.app.receivables_ports)."""
+        def anchor(type_name: str):  # noqa: ANN202 - a port over the ledger, one record type
+            return lambda conn, ids: self.ledger.anchor_from_source(
+                type_name, [ids] if isinstance(ids, str) else list(ids), checkpoint=False, conn=conn)
+
+        ports = ReceivablesPorts(evidence=SupplyChainEvidence(self.telemetry), relations=in_one_chain,
+                                 rating=latest_rating, loans=LendingDiscountLoans(self.lending, anchor("loan_contract")),
+                                 liens=RegistryLiens(anchor("lien")), settlement=gl_settlement,
+                                 anchor=anchor("voucher_event"), events=self.events)
+        s = self.settings
+        limits = Limits(max_term_months=s.receivable_max_term_months,
+                        min_part_fen=int(Decimal(s.receivable_min_part) * 100), max_depth=s.receivable_max_depth)
+        return ReceivablesService(self.engine, ports, limits)
+
+    def voucher_evidence(self, voucher_id: int) -> dict[str, Any]:
+        """A voucher's chain of title as an offline-verifiable bundle (iotfin.app.receivables_evidence)."""
+        return title_bundle(self.ledger, self.receivables, voucher_id)
 
     @cached_property
     def scheduled_close(self) -> ScheduledClose:
@@ -289,6 +323,16 @@ class Workspace:
         from iotfin.risk.service import RatingService  # lazy: the risk engine brings pandas and LightGBM
 
         return RatingService(self.engine, RiskConsent(self.consent), RecordSources())
+
+    @cached_property
+    def industry(self) -> IndustryService:
+        """Industry activity indices over this workspace's telemetry (docs/industry.md); a firm's relative
+        activity is read under its consent through the consent service."""
+        from iotfin.analytics.model import IndexSettings  # lazy: pandas and DuckDB, on first use
+        from iotfin.analytics.service import IndustryService  # lazy: pandas and DuckDB, on first use
+
+        return IndustryService(self.engine, self.telemetry, self.data_dir, consent=self.consent,
+                               settings=IndexSettings(min_firms=self.settings.industry_min_firms))
 
     def monitor_service(self, meta: Any, **kwargs: Any) -> MonitorService:
         """A monitor service whose day-end trade checks evaluate the risk features' own definitions over

@@ -21,6 +21,7 @@ from iotfin.cli.db import db_app
 from iotfin.cli.decision import decision_app
 from iotfin.cli.devices import devices_app
 from iotfin.cli.identity import clients_app, protection_app, users_app
+from iotfin.cli.industry import industry_app
 from iotfin.cli.kit import JsonOpt
 from iotfin.cli.ledger import financing_app, ledger_app
 from iotfin.cli.lending import loan_app
@@ -36,7 +37,7 @@ for sub_app, name in ((db_app, "db"), (telemetry_app, "telemetry"), (devices_app
                       (financing_app, "financing"), (loan_app, "loan"), (risk_app, "risk"), (consent_app, "consent"),
                       (decision_app, "decision"), (monitor_app, "monitor"), (clients_app, "clients"),
                       (users_app, "users"), (protection_app, "protection"), (tenants_app, "tenants"),
-                      (enterprises_app, "enterprises"), (sites_app, "sites")):
+                      (enterprises_app, "enterprises"), (sites_app, "sites"), (industry_app, "industry")):
     app.add_typer(sub_app, name=name)
 
 

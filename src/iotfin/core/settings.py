@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     webhook_allow_hosts: str = Field(default="", description="host names or IP networks (CIDR), comma-separated, "
                                      "that webhook URLs may reach although not public, and over plain http "
                                      "(a local receiver in tests and demos); empty: none")
+    # Industry indices (docs/industry.md): the fewest firms a served index cell may come from.
+    industry_min_firms: int = Field(default=5, ge=2, le=1000, description="an industry index cell is served only "
+                                    "when at least this many firms contribute to it")
     # Customer protection (docs/protection.md): complaint deadlines.
     complaint_ack_hours: int = Field(default=24, ge=1, description="a complaint must be acknowledged within")
     complaint_resolve_days: int = Field(default=15, ge=1, description="a complaint must be resolved within")
@@ -90,6 +93,14 @@ class Settings(BaseSettings):
     # Scheduled re-rating (docs/risk.md#re-rating).
     rerate_at: str = Field(default="02:00", description="local time (Asia/Shanghai, HH:MM) at which `iotfin serve` "
                            "re-rates enterprises with active loans or open consents")
+
+    # Digital debt vouchers (docs/receivables.md): term limit (the rule: six months in principle, a
+    # year at most), the smallest part a split may leave, the deepest chain of splits.
+    receivable_max_term_months: int = Field(default=6, ge=1, le=12, description="a voucher's payment term may "
+                                            "be at most this many months (hard limit 12)")
+    receivable_min_part: str = Field(default="100.00", pattern=r"^\d{1,12}(\.\d{1,2})?$",
+                                     description="smallest voucher part a split may leave, in yuan")
+    receivable_max_depth: int = Field(default=8, ge=1, le=64, description="deepest chain of splits of a voucher")
 
     # The console (docs/console.md): sessions and sign-in throttling.
     console_idle_minutes: int = Field(default=30, ge=1, le=1440, description="a console session idle this long "
