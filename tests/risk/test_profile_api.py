@@ -114,3 +114,32 @@ def test_cli_profile_json_and_bilingual_table(rated: World, tmp_path) -> None:  
     refused = iotfin("1", "--lender", "bank-b", "--as-lender")
     assert refused.returncode == 77 and refused.stderr.count("\n") == 1 and "no longer read" in refused.stderr
     assert iotfin("999").returncode == 66
+
+
+def test_rating_history_newest_first_under_the_profile_visibility(rated: World, enterprise_model) -> None:  # noqa: ANN001
+    """A second rating run adds a row to the history; each caller sees the history the profile would
+    show it, and a lender's read stops when the consent is withdrawn."""
+    _, model = enterprise_model
+    rows = enterprises(1, seed=77)
+    rows["enterprise_id"] = [1]
+    later = AS_OF + timedelta(days=30)
+    rated.ws.ratings.record_ratings(model, "bank-a", later, rate(model, rows, keep=["enterprise_id"]), {1: []})
+    history = "/api/v1/enterprises/{}/credit-ratings"
+
+    r = rated.http.get(history.format(1), headers=rated.headers("a_officer"))
+    assert r.status_code == 200, r.text
+    items = r.json()["items"]
+    assert [i["as_of"] for i in items] == [later.isoformat(), AS_OF.isoformat()]  # bank-a's two runs, newest first
+    assert {i["lender"] for i in items} == {"bank-a"} and all(0 < i["pd"] < 1 and i["grade_zh"] for i in items)
+    assert items[0]["pd"] == rated.http.get(URL.format(1), headers=rated.headers("a_officer")).json()["pd"]
+    # the enterprise sees every lender's ratings of it; the operator too; limit applies
+    own = rated.http.get(history.format(1), headers=rated.headers("e1_admin")).json()["items"]
+    assert {i["lender"] for i in own} == {"bank-a", "bank-b"} and len(own) == 3
+    assert len(rated.http.get(history.format(1), headers=rated.headers("admin"), params={"limit": 1}).json()["items"]) == 1
+    # not another enterprise's, not beyond the limits, not after withdrawal
+    assert rated.http.get(history.format(1), headers=rated.headers("e2_admin")).status_code == 404
+    assert rated.http.get(history.format(1), headers=rated.headers("admin"), params={"limit": 0}).status_code == 422
+    grant = rated.ws.consent.grants(1, "bank-a")[0]
+    rated.ws.consent.withdraw(grant.id, 1)
+    refused = rated.http.get(history.format(1), headers=rated.headers("a_officer"))
+    assert refused.status_code == 403 and "授权已撤回" in refused.json()["detail"]

@@ -33,7 +33,7 @@ from urllib.parse import quote, unquote, urlencode
 
 import httpx
 from fastapi import Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, ORJSONResponse, RedirectResponse, Response
 from jinja2 import ChainableUndefined, Environment, FileSystemLoader, select_autoescape
 from starlette.datastructures import FormData
 
@@ -144,6 +144,14 @@ def server_timing(request: Request, response: Response) -> Response:
     started = getattr(request.state, "console_started", None)
     if started is not None:
         response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.2f}"
+    return response
+
+
+def chart_json(page: Page, body: dict[str, Any]) -> ORJSONResponse:
+    """A chart's data for static/console.js: never cached (it is an enterprise's data, read under
+    consent), timed like a page."""
+    response = ORJSONResponse(body, headers={"Cache-Control": "no-store"})
+    server_timing(page.request, response)
     return response
 
 

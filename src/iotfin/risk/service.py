@@ -136,6 +136,32 @@ class RatingService:
             consent = self._recheck_consent(row)
         return _view(row, consent)
 
+    def rating_history(self, who: Principal, enterprise_id: int, lender: str | None = None,
+                       limit: int = 24) -> dict[str, Any]:
+        """The ratings of an enterprise that `who` may see, newest first, as grade and PD over time. A
+        lender's read re-checks consent on its newest rating (as `credit_profile` does) and is logged:
+        the history says no more than the profile, but not after the enterprise withdrew."""
+        with self.engine.connect() as conn:
+            if who.platform or who.enterprise_id == enterprise_id:
+                rows = store.history(conn, enterprise_id, lender=lender, limit=limit)
+            elif who.enterprise_id is None and who.tenant_id is not None:
+                rows = store.history(conn, enterprise_id, tenant_id=who.tenant_id, lender=lender, limit=limit)
+            else:
+                rows = []
+            newest = store.latest(conn, enterprise_id, tenant_id=who.tenant_id, lender=lender) \
+                if rows and not who.platform and who.enterprise_id is None else None
+        if not rows:
+            raise NotFound(f"no credit rating of enterprise {enterprise_id}" + (f" for {lender}" if lender else ""))
+        if newest is not None:
+            self._recheck_consent(newest)
+        items = []
+        for row in rows:
+            grade = grade_of(float(row["pd"]))
+            items.append({"rating_id": row["id"], "lender": row["lender"], "as_of": row["as_of"].isoformat(),
+                          "rated_at": row["rated_at"].isoformat(), "model": row["model_id"], "pd": row["pd"],
+                          "score": row["score"], "grade": row["grade"], "grade_en": grade.en, "grade_zh": grade.zh})
+        return {"enterprise_id": enterprise_id, "items": items}
+
     def operator_profile(self, enterprise_id: int, lender: str | None = None, as_lender: bool = False) -> dict[str, Any]:
         """For the command line: the latest rating (of one lender's, if named). With `as_lender`, read
         as that lender would — the consent re-check runs and is logged."""

@@ -50,6 +50,18 @@ def latest(conn: Connection, enterprise_id: int, *, tenant_id: int | None = None
     return out
 
 
+def history(conn: Connection, enterprise_id: int, *, tenant_id: int | None = None, lender: str | None = None,
+            limit: int = 24) -> list[dict[str, Any]]:
+    """An enterprise's ratings, newest first (the summary columns only: the console's rating history)."""
+    q = select(ratings_t.c.id, ratings_t.c.lender, ratings_t.c.as_of, ratings_t.c.rated_at, ratings_t.c.model_id,
+               ratings_t.c.pd, ratings_t.c.score, ratings_t.c.grade).where(ratings_t.c.enterprise_id == enterprise_id)
+    if tenant_id is not None:
+        q = q.where(ratings_t.c.tenant_id == tenant_id)
+    if lender is not None:
+        q = q.where(ratings_t.c.lender == lender)
+    return [dict(r) for r in conn.execute(q.order_by(ratings_t.c.id.desc()).limit(limit)).mappings()]
+
+
 # --- scorecard versions (iotfin.risk.scorecards) ---------------------------------------------------
 
 def latest_scorecard_version(conn: Connection, name: str) -> int | None:

@@ -71,6 +71,17 @@ def router() -> APIRouter:
         the operator all."""
         return request.app.state.workspace.ratings.credit_profile(who, enterprise_id, lender)
 
+    @r.get("/enterprises/{enterprise_id}/credit-ratings",
+           responses={403: {"description": "the consent the ratings rest on no longer holds"},
+                      404: {"description": "no rating the caller may see"}})
+    def rating_history(enterprise_id: Annotated[int, Path(gt=0)], who: Reader, request: Request,
+                       lender: Annotated[str | None, Query(max_length=64, description="only ratings made for this lender code")] = None,
+                       limit: Annotated[int, Query(ge=1, le=100)] = 24) -> dict[str, Any]:
+        """An enterprise's rating history, newest first (grade, PD, score, model, as-of date), under the
+        same visibility as the credit profile: a lender its own ratings, after a consent re-check that
+        is logged; an enterprise its own; the operator all."""
+        return request.app.state.workspace.ratings.rating_history(who, enterprise_id, lender, limit)
+
     @r.get("/risk/models", response_class=DecimalJSONResponse)
     def models(who: Manager, request: Request) -> DecimalJSONResponse:
         """The enterprise model's versions (champion, former champion, candidate) with their validation

@@ -17,7 +17,7 @@ from fastapi import Depends, Query
 from fastapi.responses import ORJSONResponse
 
 from iotfin.api.routing import ApiRouter
-from iotfin.console.web import Page, page_for, server_timing
+from iotfin.console.web import Page, chart_json, page_for
 
 MS_PER_MIN = 60_000
 #: bucket widths a chart may use, in minutes (all parseable by the telemetry API's `bucket`)
@@ -68,6 +68,6 @@ def router() -> ApiRouter:
                               purpose: Annotated[str, Query(max_length=32)] = "post_loan_monitoring") -> ORJSONResponse:
         """{x, unit, bucket, start, end, series: [{name, data: [[ts, value], ...]}]} for console.js."""
         body = await telemetry_series(page, enterprise_id, device_id, key, start, end, purpose)
-        return server_timing(page.request, ORJSONResponse(body, headers={"Cache-Control": "no-store"}))
+        return chart_json(page, body)
 
     return r

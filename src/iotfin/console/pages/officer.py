@@ -25,7 +25,7 @@ from fastapi.responses import HTMLResponse, ORJSONResponse, Response
 
 from iotfin.api.routing import ApiRouter
 from iotfin.console.messages import N_
-from iotfin.console.web import NavItem, Page, PageError, form_for, page_for, server_timing
+from iotfin.console.web import NavItem, Page, PageError, chart_json, form_for, page_for
 
 ROLES = ("risk_officer", "approver")
 NAV: list[NavItem] = [
@@ -304,13 +304,14 @@ def router() -> ApiRouter:
         trade_purpose = next(
             (c["purpose"] for c in active if "trade_documents" in c.get("scopes", [])), purpose
         )
-        sites, devices, rating, loans, offers, apps, alerts, documents, liens = await asyncio.gather(
+        sites, devices, rating, history, loans, offers, apps, alerts, documents, liens = await asyncio.gather(
             _maybe(page.api.get(f"/api/v1/enterprises/{enterprise_id}/sites", limit=100), empty),
             _maybe(
                 page.api.get("/api/v1/devices", enterprise_id=enterprise_id, purpose=purpose, limit=100),
                 empty,
             ),
             _maybe(page.api.get(f"/api/v1/enterprises/{enterprise_id}/credit-profile")),
+            _maybe(page.api.get(f"/api/v1/enterprises/{enterprise_id}/credit-ratings", limit=12), empty),
             _maybe(page.api.get("/api/v1/lending/loans", enterprise_id=enterprise_id, limit=20), empty),
             _maybe(page.api.get("/api/v1/offers", enterprise_id=enterprise_id, limit=20), empty),
             _maybe(page.api.get("/api/v1/credit-applications", enterprise_id=enterprise_id, limit=20), empty),
@@ -340,6 +341,7 @@ def router() -> ApiRouter:
             consents=mine,
             dimension_labels=[(k, label) for k, _, label in DIMENSIONS],
             rating=rating,
+            rating_history=history.get("items", []),
             loans=loans.get("items", []),
             offers=offers.get("items", []),
             apps=apps.get("items", []),
@@ -386,7 +388,7 @@ def router() -> ApiRouter:
             if s.get("lon") is not None and s.get("lat") is not None
         ]
         body = {"x": "value", "unit": "", "series": [{"name": page._("Sites"), "data": points}]}
-        return server_timing(page.request, ORJSONResponse(body, headers={"Cache-Control": "no-store"}))
+        return chart_json(page, body)
 
     # --- alerts --------------------------------------------------------------------------------
 

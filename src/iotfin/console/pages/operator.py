@@ -15,14 +15,14 @@ so a lender's user who opens one gets the API's own refusal, with its reason.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Query
 from fastapi.responses import HTMLResponse, ORJSONResponse, Response
 
 from iotfin.api.routing import ApiRouter
 from iotfin.console.messages import N_
-from iotfin.console.web import NavItem, Page, PageError, form_for, page_for, server_timing
+from iotfin.console.web import NavItem, Page, PageError, chart_json, form_for, page_for
 
 NAV: list[NavItem] = [
     NavItem(N_("Operations"), N_("Fleet"), "/operator/fleet", "enterprises:read", platform_only=True),
@@ -43,10 +43,6 @@ SIGNED_IN = page_for()
 SIGNED_IN_FORM = form_for()
 
 
-def _chart(page: Page, body: dict[str, Any]) -> ORJSONResponse:
-    return server_timing(page.request, ORJSONResponse(body, headers={"Cache-Control": "no-store"}))  # type: ignore[return-value]
-
-
 def router() -> ApiRouter:
     r = ApiRouter(include_in_schema=False)
 
@@ -60,14 +56,14 @@ def router() -> ApiRouter:
     @r.get("/operator/fleet/connectivity.json")
     async def connectivity_chart(page: Annotated[Page, Depends(SIGNED_IN)]) -> ORJSONResponse:
         data = await page.api.get("/api/v1/fleet")
-        return _chart(page, {"unit": page._("devices"), "series": [{"name": page._("Devices"), "data": [
+        return chart_json(page, {"unit": page._("devices"), "series": [{"name": page._("Devices"), "data": [
             {"name": page._(msgid), "value": data[key]} for key, msgid in CONNECTIVITY_TEXT.items()]}]})
 
     @r.get("/operator/fleet/rejected.json")
     async def rejected_chart(page: Annotated[Page, Depends(SIGNED_IN)]) -> ORJSONResponse:
         data = await page.api.get("/api/v1/fleet")
         reasons = list(data["rejected_by_reason"].items())[:15]
-        return _chart(page, {"x": "category", "categories": [k for k, _ in reasons], "unit": page._("readings"),
+        return chart_json(page, {"x": "category", "categories": [k for k, _ in reasons], "unit": page._("readings"),
                              "series": [{"name": page._("Rejected readings"), "data": [[k, v] for k, v in reasons]}]})
 
     # --- ledger ---------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from fastapi.responses import HTMLResponse, ORJSONResponse, Response
 
 from iotfin.api.routing import ApiRouter
 from iotfin.console.messages import N_
-from iotfin.console.web import NavItem, Page, PageError, form_for, page_for, server_timing
+from iotfin.console.web import NavItem, Page, PageError, chart_json, form_for, page_for
 
 NAV: list[NavItem] = [
     NavItem(N_("Risk"), N_("Portfolio"), "/risk/portfolio", "portfolio:read"),
@@ -54,10 +54,6 @@ def _dpd(page: Page, buckets: dict[str, int]) -> list[tuple[str, int]]:
     """DPD buckets in their own order (the API's JSON has sorted keys), named in the page's language."""
     known = [k for k in DPD_TEXT if k in buckets] + [k for k in buckets if k not in DPD_TEXT]
     return [(_text(page, DPD_TEXT, k), buckets[k]) for k in known]
-
-
-def _chart(page: Page, body: dict[str, Any]) -> ORJSONResponse:
-    return server_timing(page.request, ORJSONResponse(body, headers={"Cache-Control": "no-store"}))  # type: ignore[return-value]
 
 
 # --- what changed between two strategy versions ------------------------------------------------------
@@ -110,13 +106,13 @@ def router() -> ApiRouter:
         book = await page.api.get("/api/v1/lending/portfolio")
         data = [{"name": _text(page, TIER_TEXT, t), "value": float(Decimal(book["by_tier"][t]["principal"]))}
                 for t in _tiers(book)]  # chart geometry only; the table shows the exact amounts
-        return _chart(page, {"unit": "¥", "series": [{"name": page._("Principal outstanding"), "data": data}]})
+        return chart_json(page, {"unit": "¥", "series": [{"name": page._("Principal outstanding"), "data": data}]})
 
     @r.get("/risk/portfolio/dpd.json")
     async def dpd_chart(page: Annotated[Page, Depends(page_for("portfolio:read"))]) -> ORJSONResponse:
         book = await page.api.get("/api/v1/lending/portfolio")
         buckets = _dpd(page, book["by_dpd_bucket"])
-        return _chart(page, {"x": "category", "categories": [n for n, _ in buckets], "unit": page._("loans"),
+        return chart_json(page, {"x": "category", "categories": [n for n, _ in buckets], "unit": page._("loans"),
                              "series": [{"name": page._("Active loans"), "data": [[n, v] for n, v in buckets]}]})
 
     @r.get("/risk/portfolio/vintages.json")
@@ -126,7 +122,7 @@ def router() -> ApiRouter:
         longest = max((len(c["points"]) for c in curves), default=1)
         series = [{"name": c["cohort"], "type": "line",
                    "data": [[mob, float(Decimal(share)) * 100] for mob, share in c["points"]]} for c in curves]
-        return _chart(page, {"x": "category", "categories": [str(i) for i in range(longest)],
+        return chart_json(page, {"x": "category", "categories": [str(i) for i in range(longest)],
                              "unit": page._("% of principal 30+ days past due"), "series": series})
 
     # --- strategies -----------------------------------------------------------------------------
