@@ -190,6 +190,13 @@ def test_enterprise_360_and_the_alert_inbox(browser_page: Any, console_workspace
             tab.page.locator("[data-testid=trade-documents] tbody tr").count() == len(documents["items"]) > 0
         )
         assert tab.page.locator("[data-testid=liens] tbody tr").count() == len(liens["items"])
+        with ws.api("bank-a-officer") as api:
+            history = api.get(f"/api/v1/enterprises/{MONITORED}/credit-ratings", params={"limit": 12})
+        if history.status_code == 200:  # the rating history bank A may read, row by row
+            grades = tab.page.locator("[data-testid=rating-history] tbody tr td:nth-child(2)").all_inner_texts()
+            assert grades == [i["grade"] for i in history.json()["items"]]
+        else:
+            assert tab.page.locator("[data-testid=rating-history]").count() == 0
         tab.screenshot(f"officer-enterprise-{language}")
     # zoom into a telemetry chart (mouse wheel): console.js asks the server for the zoomed window
     chart = tab.page.locator("[data-chart-src^='/charts/telemetry'][data-ready]").first
