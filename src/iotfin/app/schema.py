@@ -16,6 +16,7 @@ import iotfin.ledger.tables  # noqa: F401  transparency log  # noqa: F401  trans
 import iotfin.lending.tables  # noqa: F401  loan servicing and general ledger
 import iotfin.monitor.tables  # noqa: F401  monitoring alerts, notifications, commodity prices
 import iotfin.protection.tables  # noqa: F401  complaints, hardship requests
+import iotfin.receivables.tables  # noqa: F401  digital debt vouchers: issues, fen-range parts, offers, events
 import iotfin.risk.tables  # noqa: F401  credit ratings (three-dimension profiles)
 import iotfin.supplychain.tables  # noqa: F401  supply chains, members, trading links, trade documents
 import iotfin.webhooks.tables  # noqa: F401  webhook subscriptions, outbox, deliveries

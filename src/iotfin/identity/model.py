@@ -53,6 +53,9 @@ SCOPES: dict[str, str] = {
     "devices:provision": "register devices at an enterprise's site (the enterprise; an IoT vendor with its consent)",
     "telemetry:read": "an enterprise's telemetry (its own; a lender or partner within the enterprise's consent)",
     "portfolio:read": "portfolio of the caller's own book: classification, arrears, provisions, vintages",
+    "vouchers:read": "digital debt vouchers the caller issued or holds, and the offers made to it",
+    "vouchers:write": "issue, split, transfer, offer for financing, pay or cancel the enterprise's vouchers",
+    "vouchers:finance": "decide the financing of voucher parts offered to the caller's tenant",
 }
 
 #: Console roles and the scopes each one carries.
@@ -62,7 +65,7 @@ ROLE_SCOPES: dict[str, frozenset[str]] = {
                                "lending:service", "applications:read", "applications:write", "alerts:read",
                                "alerts:handle", "monitor:configure", "consents:read", "consents:check",
                                "pii:read", "risk:read", "offers:read", "onboarding:write", "enterprises:read",
-                               "telemetry:read"}),
+                               "telemetry:read", "vouchers:read", "vouchers:finance"}),
     "approver": frozenset({"financing:read", "hardship:review", "hardship:decide", "complaints:read",
                            "lending:read", "lending:write", "applications:read", "applications:review",
                            "alerts:read", "risk:read", "offers:read", "enterprises:read"}),
@@ -78,14 +81,15 @@ ROLE_SCOPES: dict[str, frozenset[str]] = {
                                    "webhooks:manage", "lending:read", "applications:read", "alerts:read",
                                    "consents:manage", "consents:read", "devices:read", "devices:claim",
                                    "pii:read", "risk:read", "offers:read", "offers:accept", "enterprises:read",
-                                   "devices:provision", "telemetry:read"}),
+                                   "devices:provision", "telemetry:read", "vouchers:read", "vouchers:write"}),
 }
 ROLES = tuple(ROLE_SCOPES)
 
 #: Scopes only the platform operator's own principals may hold.
 PLATFORM_ONLY = frozenset({"identity:manage", "lending:books", "strategies:manage", "monitor:prices"})
 #: Scopes only an enterprise (or the operator) may hold: a lender never manages another's consents or devices.
-ENTERPRISE_ONLY = frozenset({"consents:manage", "devices:read", "devices:claim", "offers:accept", "devices:provision"})
+ENTERPRISE_ONLY = frozenset({"consents:manage", "devices:read", "devices:claim", "offers:accept", "devices:provision",
+                             "vouchers:write"})
 #: Scopes that make sense for an enterprise's principals (the rest are lender or operator work).
 ENTERPRISE_SCOPES = ROLE_SCOPES["enterprise_admin"]
 #: What an alliance partner's principals may hold (IoT vendors, logistics and warehouse operators): reads

@@ -39,6 +39,7 @@ RECORD_TYPES: dict[str, RecordType] = {t.name: t for t in (
     RecordType("loan_contract", 1, True),
     RecordType("model_fingerprint", 1, False),
     RecordType("model_promotion", 1, False),
+    RecordType("voucher_event", 1, True),
 )}
 
 

@@ -34,12 +34,14 @@ CHART: dict[str, Account] = {a.code: a for a in (
     Account("1304", "Loan loss allowance", "贷款损失准备", "contra-asset"),
     Account("6702.01", "Credit impairment loss — loan provisions", "信用减值损失—贷款", "expense"),
     Account("6702.02", "Recoveries of loans written off", "已核销贷款收回", "income"),
+    Account("2241.01", "Voucher payments in settlement", "数字债权凭证清算款", "liability"),
 )}
 
 CASH, NOT_DUE, PRINCIPAL_DUE = "1002", "1303.01", "1303.02"
 ACCRUED, INTEREST_DUE, PENALTY_RECV, FEE_RECV, SUBSIDY_RECV = "1132.01", "1132.02", "1132.03", "1221.01", "1221.02"
 INTEREST_INCOME, PENALTY_INCOME, FEE_INCOME = "6011.01", "6011.02", "6021"
 ALLOWANCE, PROVISION_EXPENSE, RECOVERY_INCOME = "1304", "6702.01", "6702.02"
+VOUCHER_CLEARING = "2241.01"
 
 # event -> lines (account, +1 debit / -1 credit, component). A rule is balanced when its components
 # satisfy the identity noted beside it; `journal` checks every entry it builds.
@@ -68,6 +70,10 @@ BOOKING_RULES: dict[str, tuple[tuple[str, int, str], ...]] = {
                   (NOT_DUE, -1, "principal_not_due"), (PRINCIPAL_DUE, -1, "principal_due"), (ACCRUED, -1, "accrued"),
                   (INTEREST_DUE, -1, "interest"), (FEE_RECV, -1, "fee"), (PENALTY_RECV, -1, "penalty")),
     "recovery": ((CASH, 1, "amount"), (RECOVERY_INCOME, -1, "amount")),
+    # a digital debt voucher's payment (iotfin.receivables): collected from the core enterprise into
+    # clearing, then paid out to each holder; clearing nets to zero once every share is paid out
+    "voucher_collection": ((CASH, 1, "amount"), (VOUCHER_CLEARING, -1, "amount")),
+    "voucher_payout": ((VOUCHER_CLEARING, 1, "amount"), (CASH, -1, "amount")),
 }
 
 

@@ -231,23 +231,28 @@ class LendingService:
             enterprise_id=offer.enterprise_id, tenant_id=lender_tenant_id)
 
     def repay(self, loan_id: int, amount: Decimal, on: date, prepay: bool = False, actor: str = "borrower") -> dict[str, Any]:
-        amount = to_money(amount)
         with write_transaction(self.engine) as conn:
-            loan, state = self._lock_active(conn, loan_id, on, "a repayment")
-            result, paid = m.repay(state, on, amount, prepay, m.Method(loan.method), m.DayCount(loan.day_count),
-                                   store.rate(loan.rate_ppm), store.rate(loan.subsidy_ppm))
-            result = self._provided(result, on)  # the allowance falls with the principal repaid
-            store.save_state(conn, result.state, schedule_changed=prepay)
-            store.post(conn, list(result.entries))
-            detail = {"amount": amount, "prepay": prepay, "penalty": paid.penalty, "fee": paid.fee,
-                      "interest": paid.interest, "principal": paid.principal, "settled": result.state.closed}
-            store.record_event(conn, "repayment", on, actor, loan_id=loan_id, detail=detail)
-            if self.events is not None:
-                self.events(conn, "repayment.received", {
-                    "loan_id": loan_id, "enterprise_id": loan.enterprise_id, "date": on.isoformat(),
-                    "amount": str(amount.quantize(m.FEN)), "penalty": str(paid.penalty), "fee": str(paid.fee),
-                    "interest": str(paid.interest), "principal": str(paid.principal), "prepay": prepay,
-                    "settled": result.state.closed}, enterprise_id=loan.enterprise_id)
+            return self.repay_in(conn, loan_id, amount, on, prepay, actor)
+
+    def repay_in(self, conn: Connection, loan_id: int, amount: Decimal, on: date, prepay: bool = False,
+                 actor: str = "borrower") -> dict[str, Any]:
+        """`repay` inside the caller's transaction (a voucher payment settles its discount loans in its own)."""
+        amount = to_money(amount)
+        loan, state = self._lock_active(conn, loan_id, on, "a repayment")
+        result, paid = m.repay(state, on, amount, prepay, m.Method(loan.method), m.DayCount(loan.day_count),
+                               store.rate(loan.rate_ppm), store.rate(loan.subsidy_ppm))
+        result = self._provided(result, on)  # the allowance falls with the principal repaid
+        store.save_state(conn, result.state, schedule_changed=prepay)
+        store.post(conn, list(result.entries))
+        detail = {"amount": amount, "prepay": prepay, "penalty": paid.penalty, "fee": paid.fee,
+                  "interest": paid.interest, "principal": paid.principal, "settled": result.state.closed}
+        store.record_event(conn, "repayment", on, actor, loan_id=loan_id, detail=detail)
+        if self.events is not None:
+            self.events(conn, "repayment.received", {
+                "loan_id": loan_id, "enterprise_id": loan.enterprise_id, "date": on.isoformat(),
+                "amount": str(amount.quantize(m.FEN)), "penalty": str(paid.penalty), "fee": str(paid.fee),
+                "interest": str(paid.interest), "principal": str(paid.principal), "prepay": prepay,
+                "settled": result.state.closed}, enterprise_id=loan.enterprise_id)
         return detail
 
     def payoff(self, loan_id: int, on: date) -> Decimal:

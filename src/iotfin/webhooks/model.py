@@ -23,6 +23,8 @@ EVENT_TYPES: dict[str, str] = {
     "consent.withdrawn": "an enterprise withdrew a consent",
     "complaint.updated": "a complaint changed status",
     "hardship.decided": "a hardship request was approved or declined",
+    "voucher.paid": "the core enterprise paid (part of) a digital debt voucher",
+    "voucher.late": "a digital debt voucher is past maturity and not fully paid",
     "ping": "a test event sent on request",
 }
 

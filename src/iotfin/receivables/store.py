@@ -1,0 +1,180 @@
+"""The receivables context's queries (the only SQL of the context).
+
+Double spending is prevented by moving a holding only out of the state it was read in: every change
+to a part is `UPDATE ... WHERE id = ? AND status = ? AND holder = ? AND version = ?` and the caller
+checks that exactly one row changed. On SQLite writers are serialised (BEGIN IMMEDIATE); on
+PostgreSQL the part is read `FOR UPDATE`, so a racing second writer waits, then sees the winner's
+row and is refused naming it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, func, insert, select, update
+
+from iotfin.db.pagination import PageParams, paginate
+from iotfin.receivables.tables import Voucher, VoucherEvent, VoucherOffer, VoucherPart
+
+V, P, O, E = Voucher.__table__, VoucherPart.__table__, VoucherOffer.__table__, VoucherEvent.__table__
+
+
+def insert_voucher(conn: Connection, **values: Any) -> int:
+    return int(conn.execute(insert(V).values(**values)).inserted_primary_key[0])
+
+
+def insert_part(conn: Connection, **values: Any) -> int:
+    return int(conn.execute(insert(P).values(**values)).inserted_primary_key[0])
+
+
+def insert_event(conn: Connection, **values: Any) -> int:
+    return int(conn.execute(insert(E).values(**values)).inserted_primary_key[0])
+
+
+def insert_offer(conn: Connection, **values: Any) -> int:
+    return int(conn.execute(insert(O).values(**values)).inserted_primary_key[0])
+
+
+_VOUCHER_COLS = (V.c.id, V.c.number, V.c.issuer_id, V.c.supplier_id, V.c.total_fen, V.c.currency, V.c.issued_on,
+                 V.c.matures_on, V.c.status, V.c.evidence_level, V.c.evidence, V.c.transferred, V.c.paid_fen,
+                 V.c.paid_on)
+
+
+def voucher(conn: Connection, voucher_id: int, *, lock: bool = False) -> Row[Any] | None:
+    q = select(*_VOUCHER_COLS).where(V.c.id == voucher_id)
+    return conn.execute(q.with_for_update() if lock else q).first()
+
+
+def set_voucher(conn: Connection, voucher_id: int, **values: Any) -> None:
+    conn.execute(update(V).where(V.c.id == voucher_id).values(**values))
+
+
+def cancel_voucher(conn: Connection, voucher_id: int) -> int:
+    """Cancel only an active voucher never transferred: conditional, so a racing transfer wins or loses whole."""
+    return conn.execute(update(V).where(V.c.id == voucher_id, V.c.status == "active", V.c.transferred.is_(False))
+                        .values(status="cancelled")).rowcount
+
+
+_PART_COLS = (P.c.id, P.c.voucher_id, P.c.start_fen, P.c.end_fen, P.c.holder_kind, P.c.holder_id, P.c.status,
+              P.c.depth, P.c.version, P.c.loan_id, P.c.lien_id, P.c.financed_from, P.c.parent_id)
+
+
+def part(conn: Connection, part_id: int, *, lock: bool = False) -> Row[Any] | None:
+    q = select(*_PART_COLS).where(P.c.id == part_id)
+    return conn.execute(q.with_for_update() if lock else q).first()
+
+
+def move_part(conn: Connection, part_id: int, *, expect: str, holder: tuple[str, int], version: int,
+              **values: Any) -> int:
+    """Change a part only if it is still in state `expect`, held by `holder`, at `version`; the row
+    count (0 or 1). `values` are the new column values (status, holder_id, ...)."""
+    return conn.execute(update(P).where(P.c.id == part_id, P.c.status == expect, P.c.holder_kind == holder[0],
+                                        P.c.holder_id == holder[1], P.c.version == version)
+                        .values(version=version + 1, **values)).rowcount
+
+
+def parts_of(conn: Connection, voucher_id: int, statuses: Sequence[str] | None = None) -> Sequence[Row[Any]]:
+    q = select(*_PART_COLS).where(P.c.voucher_id == voucher_id).order_by(P.c.start_fen, P.c.id)
+    if statuses is not None:
+        q = q.where(P.c.status.in_(statuses))
+    return conn.execute(q).all()
+
+
+def set_parts_status(conn: Connection, voucher_id: int, statuses: Sequence[str], new: str) -> int:
+    return conn.execute(update(P).where(P.c.voucher_id == voucher_id, P.c.status.in_(statuses))
+                        .values(status=new, version=P.c.version + 1)).rowcount
+
+
+def holdings_page(conn: Connection, holder_kind: str, holder_id: int, page: PageParams,
+                  status: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+    q = (select(P.c.id, P.c.voucher_id, V.c.number, V.c.issuer_id, P.c.start_fen, P.c.end_fen, P.c.status,
+                P.c.depth, V.c.matures_on, V.c.evidence_level, P.c.loan_id, P.c.lien_id)
+         .join(V, V.c.id == P.c.voucher_id)
+         .where(P.c.holder_kind == holder_kind, P.c.holder_id == holder_id, P.c.status != "split"))
+    if status is not None:
+        q = q.where(P.c.status == status)
+    rows, cursor = paginate(conn, q, P.c.id, page, descending=True)
+    return [dict(r._mapping) for r in rows], cursor
+
+
+def issued_page(conn: Connection, issuer_id: int, page: PageParams) -> tuple[list[dict[str, Any]], str | None]:
+    rows, cursor = paginate(conn, select(*_VOUCHER_COLS).where(V.c.issuer_id == issuer_id), V.c.id, page,
+                            descending=True)
+    return [dict(r._mapping) for r in rows], cursor
+
+
+def pending_offer(conn: Connection, part_id: int) -> Row[Any] | None:
+    return conn.execute(select(O.c.id, O.c.lender_tenant_id, O.c.created_at)
+                        .where(O.c.part_id == part_id, O.c.status == "pending")).first()
+
+
+def offer(conn: Connection, offer_id: int, *, lock: bool = False) -> Row[Any] | None:
+    q = select(O.c.id, O.c.part_id, O.c.lender_tenant_id, O.c.holder_id, O.c.status, O.c.annual_rate,
+               O.c.reason, O.c.created_at, O.c.decided_at).where(O.c.id == offer_id)
+    return conn.execute(q.with_for_update() if lock else q).first()
+
+
+def decide_offer(conn: Connection, offer_id: int, status: str, at: datetime, **values: Any) -> int:
+    return conn.execute(update(O).where(O.c.id == offer_id, O.c.status == "pending")
+                        .values(status=status, decided_at=at, **values)).rowcount
+
+
+def offers_page(conn: Connection, lender_tenant_id: int | None, page: PageParams, status: str | None
+                ) -> tuple[list[dict[str, Any]], str | None]:
+    q = (select(O.c.id, O.c.part_id, O.c.lender_tenant_id, O.c.holder_id, O.c.status, O.c.annual_rate, O.c.reason,
+                O.c.created_at, O.c.decided_at, P.c.voucher_id, P.c.start_fen, P.c.end_fen)
+         .join(P, P.c.id == O.c.part_id))
+    if lender_tenant_id is not None:
+        q = q.where(O.c.lender_tenant_id == lender_tenant_id)
+    if status is not None:
+        q = q.where(O.c.status == status)
+    rows, cursor = paginate(conn, q, O.c.id, page, descending=True)
+    return [dict(r._mapping) for r in rows], cursor
+
+
+def last_event_of_part(conn: Connection, part_id: int, kinds: Sequence[str]) -> Row[Any] | None:
+    return conn.execute(select(E.c.id, E.c.kind, E.c.actor, E.c.detail, E.c.at)
+                        .where(E.c.part_id == part_id, E.c.kind.in_(kinds)).order_by(E.c.id.desc()).limit(1)).first()
+
+
+def events_of(conn: Connection, voucher_id: int) -> Sequence[Row[Any]]:
+    return conn.execute(select(E.c.id, E.c.part_id, E.c.kind, E.c.actor, E.c.detail, E.c.at)
+                        .where(E.c.voucher_id == voucher_id).order_by(E.c.id)).all()
+
+
+def voucher_event_records(conn: Connection, record_ids: Sequence[str] | None) -> dict[str, dict[str, Any]]:
+    """Voucher events as the ledger anchors, proves and audits them (its RecordLoader port). Events
+    are append-only, so an anchored event stays provable."""
+    q = select(E).order_by(E.c.id)
+    if record_ids is not None:
+        q = q.where(E.c.id.in_([int(r) for r in record_ids]))
+    return {str(row["id"]): dict(row) for row in conn.execute(q).mappings()}
+
+
+def due_unpaid(conn: Connection, on: date) -> Sequence[Row[Any]]:
+    """Active vouchers due on or before `on` and not paid (maturity at risk / late)."""
+    return conn.execute(select(*_VOUCHER_COLS).where(V.c.status == "active", V.c.matures_on <= on)
+                        .order_by(V.c.matures_on, V.c.id)).all()
+
+
+def maturing_between(conn: Connection, start: date, end: date) -> Sequence[Row[Any]]:
+    return conn.execute(select(*_VOUCHER_COLS).where(V.c.status == "active", V.c.matures_on >= start,
+                                                     V.c.matures_on <= end).order_by(V.c.matures_on, V.c.id)).all()
+
+
+def voucher_history(conn: Connection, enterprise_ids: Sequence[int] | None = None) -> Sequence[Row[Any]]:
+    """(issuer_id, supplier_id, total_fen, issued_on, matures_on, status, paid_on, evidence_level) for features."""
+    q = select(V.c.issuer_id, V.c.supplier_id, V.c.total_fen, V.c.issued_on, V.c.matures_on, V.c.status,
+               V.c.paid_on, V.c.evidence_level)
+    if enterprise_ids is not None:
+        q = q.where(V.c.issuer_id.in_(enterprise_ids) | V.c.supplier_id.in_(enterprise_ids))
+    return conn.execute(q).all()
+
+
+def live_fen_by_holder(conn: Connection, voucher_id: int) -> dict[tuple[str, int], int]:
+    rows = conn.execute(select(P.c.holder_kind, P.c.holder_id, func.sum(P.c.end_fen - P.c.start_fen))
+                        .where(P.c.voucher_id == voucher_id, P.c.status.in_(("held", "offered", "financed")))
+                        .group_by(P.c.holder_kind, P.c.holder_id)).all()
+    return {(k, int(i)): int(s) for k, i, s in rows}
