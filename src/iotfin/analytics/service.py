@@ -89,12 +89,9 @@ class IndustryService:
             for lday, files, fp in todo:
                 table = store.firm_days(con, files, devices, lday)
                 target = self.firm_dir / f"lday={lday}.parquet"
-                if table.num_rows == 0:
-                    target.unlink(missing_ok=True)
-                else:
-                    tmp = target.with_suffix(".tmp")
-                    pq.write_table(table, tmp)
-                    os.replace(tmp, target)
+                tmp = target.with_suffix(".tmp")  # written even when empty: the day is done
+                pq.write_table(table, tmp)
+                os.replace(tmp, target)
                 state[str(lday)] = fp
             t_firm = time.perf_counter() - t0 - t_rollup
             rows = self._rebuild_cells(con, firms)
@@ -199,7 +196,7 @@ class IndustryService:
     def relative(self, enterprise_id: int, on: date, *, recipient: str | None, purpose: str = "credit_assessment",
                  window: int = 7) -> dict[str, Any]:
         """The firm's energy activity over `window` days to `on` against its sector-and-region peers'
-        (each over its own base period). A lender (`recipient`) needs the firm's consent to
+        (the sector's when the region has fewer than `min_firms` others), each against its base period. A lender (`recipient`) needs the firm's consent to
         telemetry:energy for `purpose`; the peers must alone reach `min_firms`."""
         if not 1 <= window <= 90:
             raise ValidationError("window must be between 1 and 90 days", field="window")
@@ -217,7 +214,10 @@ class IndustryService:
         if enterprise_id not in meta.index:
             raise NotFound(f"no enterprise {enterprise_id}")
         sector, region = meta.loc[enterprise_id, "sector"], meta.loc[enterprise_id, "region_code"]
+        # Peers: the firm's sector in its region, or the whole sector when the region has too few.
         peers = set(meta.index[(meta["sector"] == sector) & (meta["region_code"] == region)]) - {enterprise_id}
+        if len(peers) < self.settings.min_firms:
+            peers, region = set(meta.index[meta["sector"] == sector]) - {enterprise_id}, ALL
         value = relative_values(self._firm_days(-10**7, end), enterprise_id, peers, end, window, self.settings)
         out = {"enterprise_id": enterprise_id, "on": on.isoformat(), "window_days": window,
                "cell": {"sector": sector, "region_code": region}, "peers": value["peers"],

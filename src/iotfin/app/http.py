@@ -28,11 +28,13 @@ from iotfin.api.routers import decision as decision_api
 from iotfin.api.routers import devices as devices_api
 from iotfin.api.routers import financing as financing_api
 from iotfin.api.routers import identity as identity_api
+from iotfin.api.routers import industry as industry_api
 from iotfin.api.routers import ledger as ledger_api
 from iotfin.api.routers import lending as lending_api
 from iotfin.api.routers import monitor as monitor_api
 from iotfin.api.routers import offers as offers_api
 from iotfin.api.routers import protection as protection_api
+from iotfin.api.routers import receivables as receivables_api
 from iotfin.api.routers import risk as risk_api
 from iotfin.api.routers import webhooks as webhooks_api
 from iotfin.api.routing import ApiRouter
@@ -93,7 +95,8 @@ def create_app(ws: Workspace, background: bool = True, device_transport: bool = 
     routers = [_platform_router(), auth.router(), identity_api.router(), financing_api.router(),
                devices_api.router(), *([devices] if device_transport else []), ledger_api.router(), lending_api.router(),
                consent_api.router(), decision_api.router(), monitor_api.router(), webhooks_api.router(),
-               protection_api.router(), risk_api.router(), offers_api.router()]
+               protection_api.router(), risk_api.router(), offers_api.router(),
+               receivables_api.router(), industry_api.router()]
     for router in routers:
         # no NUL character in any request text (src/iotfin/api/fields.py)
         app.include_router(router, dependencies=[] if router is devices else [Depends(refuse_nul)])
