@@ -10,13 +10,16 @@ the setup lets bank A monitor: the demo's consents are for credit assessment onl
 
 from __future__ import annotations
 
+import json
 import re
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from iotfin.ledger.evidence import verify_bundle
 from tests.console.conftest import Workspace
 
 pytestmark = pytest.mark.slow
@@ -134,6 +137,16 @@ def test_queue_application_evidence_and_four_eyes(browser_page: Any, console_wor
     assert [r["officer"] for r in done["reviews"]] == ["user:bank-a-approver", "user:bank-a-approver2"]
     offer = next(o for o in offers if o["application_id"] == app_id)
     assert f"#{offer['id']}" in second.page.locator("[data-testid=offer]").inner_text()
+    # the evidence link downloads the decision's ledger proof, which verifies offline with the log's key
+    links = second.page.locator("[data-testid=evidence-link]")
+    assert links.count() == len(done["decisions"]) >= 2
+    with second.page.expect_download() as download:
+        links.last.click()
+    bundle = json.loads(Path(download.value.path()).read_text())
+    key = httpx.get(f"{ws.url}/api/v1/ledger/key").text.strip()
+    proved = verify_bundle(bundle, key)
+    assert proved["record_type"] == "credit_decision"
+    assert int(proved["record_id"]) in {d["id"] for d in done["decisions"]}
 
 
 def test_enterprise_360_and_the_alert_inbox(browser_page: Any, console_workspace: Workspace) -> None:

@@ -11,6 +11,7 @@ from iotfin.app.http import create_app
 from iotfin.app.workspace import Workspace
 from iotfin.decision.assessment import RiskAssessment
 from iotfin.decision.strategies import default_strategy_text
+from iotfin.ledger.evidence import verify_bundle
 from tests.decision.conftest import add_enterprises, assessment
 from tests.openapi_world import operator_headers
 
@@ -66,6 +67,17 @@ def test_apply_review_and_evidence(client: TestClient) -> None:
     again = client.post(f"/api/v1/credit-applications/{referred['application_id']}/reviews",
                         json={"officer": "li", "action": "decline", "reason": "again"})
     assert again.status_code == 409 and again.headers["content-type"].startswith("application/problem+json")
+    # each decision's evidence bundle verifies offline; a decision of another application is not found
+    app_id = referred["application_id"]
+    decisions = client.get(f"/api/v1/credit-applications/{app_id}").json()["decisions"]
+    key = client.get("/api/v1/ledger/key").text.strip()
+    for decision in decisions:
+        bundle = client.get(f"/api/v1/credit-applications/{app_id}/decisions/{decision['id']}/evidence")
+        assert bundle.status_code == 200, bundle.text
+        assert verify_bundle(bundle.json(), key)["record_id"] == str(decision["id"])
+    other = client.get(f"/api/v1/credit-applications/{body['application_id']}").json()["decisions"][0]["id"]
+    assert client.get(f"/api/v1/credit-applications/{app_id}/decisions/{other}/evidence").status_code == 404
+    assert client.get(f"/api/v1/credit-applications/999/decisions/{other}/evidence").status_code == 404
 
 
 @pytest.mark.parametrize(("change", "status", "fragment"), [

@@ -85,6 +85,8 @@ MATRIX: dict[tuple[str, str], tuple[Any, str]] = {
     # --- credit decisioning
     ("POST", "/api/v1/credit-applications"): ({}, "422 422 403 403 422 422 403 403 422 403"),
     ("GET", "/api/v1/credit-applications/{app}"): (None, "200 404 200 404 200 200 200 200 200 200"),
+    ("GET", "/api/v1/credit-applications/{app}/decisions/{decision_id}/evidence"):
+        (None, "200 404 200 404 200 200 200 200 200 200"),  # whoever sees the application proves its decisions
     ("GET", "/api/v1/credit-applications"): (None, ALL_OK),
     ("POST", "/api/v1/credit-applications/{app}/reviews"): ({}, "422 422 403 403 422 403 422 403 422 403"),
     ("GET", "/api/v1/review-queue"): (None, ALL_OK),
@@ -180,6 +182,7 @@ MATRIX: dict[tuple[str, str], tuple[Any, str]] = {
     # --- credit risk (risk:read is a console-role scope here): enterprise 1 has no stored rating in this world;
     # tests/risk/test_profile_api.py reads real ones
     ("GET", "/api/v1/enterprises/{enterprise_id}/credit-profile"): (None, "403 403 403 403 404 404 404 404 404 404"),
+    ("GET", "/api/v1/enterprises/{enterprise_id}/credit-ratings"): (None, "403 403 403 403 404 404 404 404 404 404"),
     ("POST", "/api/v1/hardship-requests"): ({}, "403 403 422 422 422 403 403 403 422 422"),
     ("GET", "/api/v1/hardship-requests"): (None, ALL_OK),
     ("GET", "/api/v1/hardship-requests/{h_a}"): (None, "200 404 200 404 200 200 200 200 200 200"),
@@ -249,7 +252,10 @@ def objects(shared_world: World) -> dict[str, Any]:
     lien = w["bank_a"].place_lien({"kind": "equipment", "manufacturer": "SANY", "serial": "ALL-0"}, "bank-a", "F-0",
                                   "1000.00")
     ws.ledger.anchor_from_source("lien", [str(lien["id"])], checkpoint=True)
+    decision = w.http.get(f"/api/v1/credit-applications/{app.json()['application_id']}",
+                          headers=w.headers("bank_a")).json()["decisions"][0]["id"]
     return {"loan": loan.json()["loan_id"], "app": app.json()["application_id"], "offer": app.json()["offer"]["id"],
+            "decision_id": decision,
             "line": line.json()["credit_line_id"],
             "alert": 9001, "grant": grant["id"],
             "c_a": complaint["id"], "c_ack": c_ack["id"], "h_a": hardship["id"], "fp": lien["fingerprint"], "lien": lien["id"], "sub": 99999,

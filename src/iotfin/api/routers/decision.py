@@ -152,6 +152,17 @@ def router() -> APIRouter:
         return JSONOut(_visible(request, who, application_id)
                        | {"four_eyes_amount": service(request).policy.four_eyes_amount})
 
+    @r.get("/credit-applications/{application_id}/decisions/{decision_id}/evidence", response_class=JSONOut,
+           responses={404: {"description": "no such decision on an application the caller may see, or not anchored"}})
+    def decision_evidence(application_id: int, decision_id: int, who: Reader, request: Request) -> JSONOut:
+        """The offline-verifiable evidence bundle (docs/ledger.md) of one decision on an application the
+        caller may see: the decision as it stands, its salt, its ledger leaf, the inclusion proof and a
+        signed checkpoint. A lender proves its own decisions without the auditors' `ledger:evidence`."""
+        app = _visible(request, who, application_id)
+        if decision_id not in {d["id"] for d in app.get("decisions") or []}:
+            raise NotFound(f"no decision {decision_id} on credit application {application_id}")
+        return JSONOut(request.app.state.workspace.ledger.prove("credit_decision", str(decision_id)))
+
     @r.get("/review-queue", response_class=JSONOut)
     def queue(who: Reader, request: Request, page: Page) -> JSONOut:
         """Referred applications, and those awaiting a second officer (four-eyes), oldest first: the

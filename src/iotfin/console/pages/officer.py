@@ -231,6 +231,22 @@ def router() -> ApiRouter:
             status_text=lambda v: _status(page, v),
         )
 
+    @r.get("/officer/applications/{application_id}/decisions/{decision_id}/evidence.json")
+    async def decision_evidence(application_id: int, decision_id: int,
+                                page: Annotated[Page, Depends(reader)]) -> Response:
+        """The decision's evidence bundle from the API, as a file to verify offline (`iotfin ledger verify`)."""
+        response = await page.api.call(
+            "GET", f"/api/v1/credit-applications/{application_id}/decisions/{decision_id}/evidence", raw=True
+        )
+        return Response(
+            response.content,
+            media_type="application/json",
+            headers={
+                "Content-Disposition": f'attachment; filename="evidence-decision-{decision_id}.json"',
+                "Cache-Control": "no-store",
+            },
+        )
+
     @r.post("/officer/applications/{application_id}/review")
     async def review(application_id: int, page: Annotated[Page, Depends(reviewer)]) -> Response:
         form = await page.form()
