@@ -235,3 +235,69 @@ def scope_of(drop_firm: float, drop_peers: float, peers: int, min_firms: int, th
     if peers < min_firms or not np.isfinite(drop_peers):
         return "unknown"
     return "sector_wide" if drop_peers >= threshold * max(drop_firm, 1e-9) else "firm_specific"
+
+
+RELATIVE_FEATURES = {
+    "a_rel_energy_7d": ("企业用电趋势相对同业(7天)", "electricity trend against sector peers (7 d)"),
+    "a_rel_energy_30d": ("企业用电趋势相对同业(30天)", "electricity trend against sector peers (30 d)"),
+    "a_rel_operating_30d": ("企业开工率相对同业(30天)", "operating rate against sector peers (30 d)"),
+}
+
+
+def relative_features(frame: pd.DataFrame, sector_of: dict[int, str], as_of_days: list[int], min_firms: int) -> pd.DataFrame:
+    """Point-in-time relative-activity features of every firm at each as-of day, from firm-days up to
+    that day only: the firm's own trend (recent window over the window before it) divided by its
+    sector peers' trend (the peers' sums without the firm). NaN where the peers are fewer than
+    `min_firms` (no firm is ever compared with a group small enough to reveal a member).
+
+    a_rel_energy_7d: kWh of the last 7 days / of the 28 before, firm over peers; a_rel_energy_30d: last
+    30 / the 60 before; a_rel_operating_30d: operating rate of the last 30 days, firm over peers."""
+    firms = sorted(sector_of)
+    pos = {e: i for i, e in enumerate(firms)}
+    if frame.empty or not as_of_days:
+        return pd.DataFrame(columns=["enterprise_id", "as_of_day", *RELATIVE_FEATURES])
+    lo = int(frame["lday"].min())
+    width = int(max(frame["lday"].max(), max(as_of_days))) - lo + 1
+    known = frame[frame["enterprise_id"].isin(pos)]
+    rows, cols = known["enterprise_id"].map(pos).to_numpy(), (known["lday"] - lo).to_numpy()
+
+    def matrix(column: str) -> np.ndarray:
+        m = np.full((len(firms), width), np.nan)
+        m[rows, cols] = known[column].to_numpy(dtype=float)
+        return m
+
+    energy, runtime, capacity = matrix("energy_kwh"), matrix("runtime_min"), matrix("capacity_min")
+    labels = sorted(set(sector_of.values()))
+    group = np.array([labels.index(sector_of[e]) for e in firms])
+    out = []
+    for a in as_of_days:
+        end = a - lo + 1
+
+        def window_sum(m: np.ndarray, days: int, skip: int = 0) -> np.ndarray:
+            hi, start = max(end - skip, 0), max(end - skip - days, 0)
+            part = m[:, start:hi]
+            with np.errstate(invalid="ignore"):
+                return np.where(np.isfinite(part).any(axis=1), np.nansum(part, axis=1), np.nan)
+
+        feats = {}
+        for name, recent, before in (("a_rel_energy_7d", 7, 28), ("a_rel_energy_30d", 30, 60)):
+            r, b = window_sum(energy, recent), window_sum(energy, before, recent)
+            feats[name] = _relative(r / recent, b / before, group, min_firms)
+        run, cap = window_sum(runtime, 30), window_sum(capacity, 30)
+        feats["a_rel_operating_30d"] = _relative(run, cap, group, min_firms)
+        out.append(pd.DataFrame({"enterprise_id": firms, "as_of_day": a, **feats}))
+    return pd.concat(out, ignore_index=True)
+
+
+def _relative(num: np.ndarray, den: np.ndarray, group: np.ndarray, min_firms: int) -> np.ndarray:
+    """(num/den of the firm) / (sum num / sum den of its group without it); NaN for too few peers."""
+    ok = np.isfinite(num) & np.isfinite(den) & (den > 0)
+    g_num = np.bincount(group[ok], weights=num[ok], minlength=group.max() + 1)
+    g_den = np.bincount(group[ok], weights=den[ok], minlength=group.max() + 1)
+    g_n = np.bincount(group[ok], minlength=group.max() + 1)
+    peers = g_n[group] - ok
+    p_num, p_den = g_num[group] - np.where(ok, num, 0), g_den[group] - np.where(ok, den, 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        firm = num / den
+        peer = p_num / p_den
+        return np.where(ok & (peers >= min_firms) & (peer > 0), firm / peer, np.nan)

@@ -68,9 +68,15 @@ class IndustryService:
         (recompute every day in [since, until], default all)."""
         t0 = time.perf_counter()
         self.root.mkdir(parents=True, exist_ok=True)
-        self.firm_dir.mkdir(exist_ok=True)
         rollups = daily.refresh(self.telemetry, self.rollup_dir, store.METRICS)
+        return self.update_from(rollups, full, since, until, started=t0)
+
+    def update_from(self, rollups: list[Path], full: bool = False, since: date | None = None,
+                    until: date | None = None, started: float | None = None) -> dict[str, Any]:
+        """The update over given per-UTC-day device rollups (`daily.refresh`'s files)."""
+        t0 = started if started is not None else time.perf_counter()
         t_rollup = time.perf_counter() - t0
+        self.firm_dir.mkdir(parents=True, exist_ok=True)
         by_day = {int((date.fromisoformat(p.stem.removeprefix("day=")) - _EPOCH).days): p for p in rollups}
         state = {} if full or not self.state_path.exists() else json.loads(self.state_path.read_text())
         firms, devices = store.load_firms(self.engine)

@@ -188,6 +188,8 @@ def evaluate_cmd(
     seed: int = 7,
     devices: Annotated[int | None, typer.Option(help="Fleet size (default 10 per enterprise).")] = None,
     workdir: Annotated[Path | None, typer.Option(help="Keep the run here (default: a temporary folder).")] = None,
+    shocks: Annotated[bool, typer.Option("--shocks", help="Add sector-wide and regional shocks and compare today's "
+                                         "rules with peer-scoped ones (needs 30+ days; runs twice).")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Simulate, push the telemetry through the real ingest path with the monitor subscribed, and report
@@ -196,7 +198,7 @@ def evaluate_cmd(
 
     with kit.progress(enabled=not as_json) as progress:
         report = evaluate(enterprises=enterprises, days=days, seed=seed, devices=devices, workdir=workdir,
-                          progress=progress)
+                          progress=progress, shocks=shocks)
     kit.emit(report, as_json, _render_evaluation)
 
 
@@ -210,3 +212,11 @@ def _render_evaluation(r: dict[str, Any]) -> None:
     kit.out.print(table)
     kit.out.print(f"false alerts: {r['false_alerts']} ({r['false_alerts_per_1000_device_days']} per 1,000 device-days "
                   f"over {r['device_days']:,.0f} device-days); alert latency p99 {r['alert_latency_s']['p99']} s")
+    if "shock_comparison" in r:
+        c = r["shock_comparison"]
+        for name in ("today", "peer_scoped"):
+            x = c[name]
+            kit.out.print(f"{name}: false alerts during shocks {x['false_alerts_during_shocks']}, production-shutdown "
+                          f"recall {x['recall_production_shutdown']}, min device-signal recall "
+                          f"{x['min_recall_device_signal_types']}")
+        kit.out.print(f"reduction of false alerts during shocks: {c['false_alerts_during_shocks_reduction']}")

@@ -20,6 +20,7 @@ from iotfin.app.summary import platform_summary
 from iotfin.app.workspace import Workspace
 from iotfin.core.time import BUSINESS_TZ, day_start_ms, utc_now
 from iotfin.demo import lending
+from iotfin.demo.analytics import industry_demo
 from iotfin.demo.decision import decide_applications
 from iotfin.demo.features import consent_and_features
 from iotfin.demo.loader import load_financing_requests, load_master_data
@@ -62,6 +63,7 @@ def run_demo(workspace_dir: Path, enterprises: int = 300, days: int = 180, seed:
     financing = timed("financing_registry", lambda: load_financing_requests(ws, ds))
     ledger = timed("ledger_evidence", lambda: _ledger_demo(ws, ds, financing))
     monitoring = timed("monitoring", lambda: monitor_demo(ws, ds))
+    industry = timed("industry_indices", lambda: industry_demo(ws, ds))
     last_day = config.start_date + timedelta(days=days - 1)
     features = timed("consent_features", lambda: consent_and_features(ws, ds, last_day))
     rating, assess = timed("risk_rating", lambda: _risk_demo(ws, ds, config.start_date, last_day))
@@ -89,6 +91,7 @@ def run_demo(workspace_dir: Path, enterprises: int = 300, days: int = 180, seed:
             "decisions": decisions,
             "lending": lending,
             "monitoring": monitoring,
+            "industry": industry,
             "open_api": open_api,
             "logins": logins,
             "ground_truth": ground_truth,

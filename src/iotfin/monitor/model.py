@@ -309,3 +309,39 @@ def notification_texts(decision: Decision, enterprise_name: str, tier: Tier, kin
         "enterprise": {"zh": f"贵司{decision.reason_zh}，请尽快核实并与贷款机构联系。",
                        "en": f"Your company: {decision.reason_en}. Please check and contact your lender."},
     }
+
+
+# --- firm-specific or sector-wide (issue 24) -----------------------------------------------------------
+
+PEER_QUIET_MS = 2 * HOUR_MS  # a peer counts as stopped when none of its machines ran for this long
+PEER_SHARE = 0.5  # ... and the stop is sector-wide (or regional) when this share of the peers stopped too
+MIN_PEERS = 3  # fewer reporting peers than this in every group: the monitor cannot tell, the alert stands
+SCOPE_TEXT = {
+    "sector_wide": ("；同业/同地区{quiet}/{peers}家企业同时停机，判断为行业性或区域性停工（非企业个体风险），降为关注",
+                    "; {quiet} of {peers} peers in the same sector or region stopped at the same time: a sector-wide "
+                    "or regional stop, not firm-specific (lowered to watch)"),
+    "firm_specific": ("；同业/同地区{peers}家企业中仅{quiet}家停机，属企业个体停工",
+                      "; only {quiet} of {peers} peers in the same sector or region stopped: a firm-specific stop"),
+}
+
+
+def peer_scope(enterprise: int, groups: list[np.ndarray], quiet: np.ndarray, reporting: np.ndarray) -> tuple[str, int, int]:
+    """(scope, stopped peers, reporting peers) of a firm's stop: `groups` are per-enterprise group codes
+    (sector, region; -1 unknown), `quiet`/`reporting` per-enterprise flags. Sector-wide when in any group
+    at least PEER_SHARE of at least MIN_PEERS reporting peers stopped too; the group with the most
+    peers is reported otherwise."""
+    best: tuple[str, int, int] = ("unknown", 0, 0)
+    for codes in groups:
+        code = codes[enterprise] if enterprise < codes.size else -1
+        if code < 0:
+            continue
+        peers = (codes == code) & reporting
+        peers[enterprise] = False
+        n, q = int(peers.sum()), int((peers & quiet).sum())
+        if n < MIN_PEERS:
+            continue
+        if q >= PEER_SHARE * n:
+            return "sector_wide", q, n
+        if n > best[2]:
+            best = ("firm_specific", q, n)
+    return best

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
@@ -27,6 +27,8 @@ from iotfin.core.money import quantize_fen
 from iotfin.core.time import business_date, ms_to_datetime
 from iotfin.monitor.model import (
     HOUR_MS,
+    PEER_QUIET_MS,
+    SCOPE_TEXT,
     AlertBook,
     Change,
     Decision,
@@ -35,6 +37,7 @@ from iotfin.monitor.model import (
     Thresholds,
     Tier,
     notification_texts,
+    peer_scope,
 )
 from iotfin.monitor.ports import TradeDocuments, TradeFeatures
 from iotfin.monitor.prices import PriceBook
@@ -121,6 +124,8 @@ class MonitorService:
         self.latencies_s: list[float] = []
         self.busy_s = 0.0  # wall time in a subscriber that times itself (the demo's)
         self.port_errors = 0  # loan_action / notify calls that raised
+        self.peer_groups: list[np.ndarray] = []  # set_peer_groups: firm-specific vs sector-wide stops
+        self.scopes: dict[str, int] = {}
 
     # --- entry points -----------------------------------------------------------------------------
 
@@ -288,10 +293,50 @@ class MonitorService:
             self.events_seen += 1
             decision = self.rules.decide(event, self.book.holds(event))
             self.rule_evaluations += 1
+            if self.peer_groups and event.signal == "production_idle" and event.active and decision.tier >= Tier.alert:
+                decision = self._scoped(event, decision)
             for change in self.book.apply(event, decision):
                 self._record(change, started)
                 changes.append(change)
         return changes
+
+    def set_peer_groups(self, groups: list[dict[int, str]]) -> None:
+        """Peer groups of the enterprises (e.g. sector, region): with them a production stop is checked
+        against the peers' machines and the alert says whether it is firm-specific or sector-wide
+        (a sector-wide or regional stop is lowered to watch). Empty: every stop is alerted as before."""
+        n = self.signals.meta.enterprise_count
+        self.peer_groups = []
+        for mapping in groups:
+            labels = sorted(set(mapping.values()))
+            code_of = {label: i for i, label in enumerate(labels)}
+            codes = np.full(n, -1, np.int64)
+            for e, label in mapping.items():
+                if 0 <= e < n:
+                    codes[e] = code_of[label]
+            self.peer_groups.append(codes)
+
+    def _scoped(self, event: SignalEvent, decision: Decision) -> Decision:
+        """The decision on a production stop, with whether the peers stopped too (issue 24)."""
+        sig = self.signals
+        n = sig.meta.enterprise_count
+        machines = np.flatnonzero(sig.machine_row >= 0)
+        rows = sig.machine_row[machines]
+        ents = sig.meta.enterprise[machines]
+        now = max(sig.now, event.detected_at)
+        recent = sig.machine_last_ts[rows] > now - sig.t.machine_reporting_ms
+        reporting = np.zeros(n, bool)
+        reporting[ents[recent]] = True
+        last_busy = np.full(n, NO_TS, np.int64)
+        np.maximum.at(last_busy, ents, sig.machine_active_ts[rows])
+        quiet = reporting & (now - last_busy >= PEER_QUIET_MS)
+        scope, stopped, peers = peer_scope(event.enterprise_id, self.peer_groups, quiet, reporting)
+        self.scopes[scope] = self.scopes.get(scope, 0) + 1
+        if scope == "unknown":
+            return decision
+        zh, en = SCOPE_TEXT[scope]
+        return replace(decision, tier=Tier.watch if scope == "sector_wide" else decision.tier,
+                       reason_zh=decision.reason_zh + zh.format(quiet=stopped, peers=peers),
+                       reason_en=decision.reason_en + en.format(quiet=stopped, peers=peers))
 
     def _record(self, change: Change, started: float) -> None:
         d: Decision = change.decision
