@@ -287,8 +287,10 @@ def _compare(ds: Any, today: dict[str, Any], new: dict[str, Any]) -> dict[str, A
                 "false_alerts_total": matched["false_alerts"],
                 "recall_production_shutdown": per["production_shutdown"]["recall"],
                 "min_recall_device_signal_types": matched["min_recall_device_signal_types"],
-                "example_zh": next((a.reason_zh for a in alerts if "停机" in a.reason_zh and "；" in a.reason_zh), None),
-                "example_en": next((a.reason_en for a in alerts if "stopped" in a.reason_en), None)}
+                "examples": {scope: next(({"zh": a.reason_zh, "en": a.reason_en} for a in alerts
+                                          if a.incident_type == "production_shutdown" and marker in a.reason_en), None)
+                             for scope, marker in (("sector_wide", "not firm-specific"),
+                                                   ("firm_specific", "a firm-specific stop"))}}
 
     t, n = figures(today), figures(new)
     before = t["false_alerts_during_shocks"]
