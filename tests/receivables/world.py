@@ -92,3 +92,14 @@ def client_for(ws: Workspace, app_client: TestClient, scopes: str, *, tenant: st
     c = TestClient(app_client.app)
     c.headers["Authorization"] = f"Bearer {token}"
     return c
+
+
+def tier2_suppliers(ws: Workspace, world: World, n: int) -> list[int]:
+    """n more tier-2 suppliers selling to the tier-1 supplier (receivers of its transfers)."""
+    ids = enterprises(ws.engine, n)
+    with ws.engine.begin() as conn:
+        chain = conn.execute(select(SupplyChain.id).where(SupplyChain.core_enterprise_id == world.core)).scalar_one()
+        conn.execute(insert(Relationship), [
+            {"chain_id": chain, "core_enterprise_id": world.core, "supplier_id": e, "buyer_id": world.tier1, "tier": 2,
+             "since": date(2022, 1, 1)} for e in ids])
+    return ids
