@@ -145,7 +145,7 @@ def test_first_wins_is_by_batch_not_by_file_name_order_within_a_day(tmp_path: Pa
 def test_append_leaves_no_temporary_files(tmp_path: Path) -> None:
     store = TelemetryStore(tmp_path)
     store.append(readings(*[(d, "k", T0 + i * HOUR, float(i)) for d in range(3) for i in range(60)]))
-    everything = [p for p in tmp_path.rglob("*") if p.is_file()]
+    everything = [p for p in tmp_path.rglob("*") if p.is_file() and p.name != ".append-seq"]  # the batch counter
     assert everything and all(p.suffix == ".parquet" for p in everything)
     for f in everything:  # every file is complete, readable Parquet
         assert pq.ParquetFile(f).metadata.num_rows > 0
@@ -308,7 +308,8 @@ def test_apply_retention_drops_whole_days_before_the_cut(tmp_path: Path) -> None
     store.append(readings((1, "k", T0 + 3 * MS_PER_DAY + 2 * HOUR, 33.0)))
     assert store.apply_retention(date(2026, 1, 3)) == 2
     assert store.days() == [date(2026, 1, 3), date(2026, 1, 4), date(2026, 1, 5)]  # the cut day is kept
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["day=2026-01-03", "day=2026-01-04", "day=2026-01-05"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".append-seq", "day=2026-01-03", "day=2026-01-04",
+                                                          "day=2026-01-05"]
     assert [v for _, v in points(store, 1, "k")] == [2.0, 3.0, 33.0, 4.0]
     assert store.apply_retention(date(2026, 1, 3)) == 0
     assert store.stats()["data_points"] == 4
@@ -317,3 +318,39 @@ def test_apply_retention_drops_whole_days_before_the_cut(tmp_path: Path) -> None
     assert points(store, 1, "k", T0 + 4 * MS_PER_DAY, T0 + 5 * MS_PER_DAY) == [(T0 + 4 * MS_PER_DAY + HOUR, 4.0)]
     assert store.apply_retention(date(2030, 1, 1)) == 3
     assert store.days() == [] and points(store, 1, "k") == []
+
+
+# --- several writers on one store (two `iotfin serve` processes on a shared path) --------------------
+
+
+def _writer(root: str, device: int, batches: int) -> list[int]:
+    """A separate process appending to the shared store: one reading per batch; returns its seqs."""
+    store = TelemetryStore(Path(root))
+    return [store.append(readings((device, "k", T0 + i * MIN, float(i)))).seq for i in range(batches)]
+
+
+def test_two_writer_processes_never_take_the_same_batch_number(tmp_path: Path) -> None:
+    import multiprocessing  # here: only this test starts processes
+
+    TelemetryStore(tmp_path).append(readings((9, "k", T0, 0.0)))  # a store with history: seq 1 on disk
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        seqs = pool.starmap(_writer, [(str(tmp_path), 1, 40), (str(tmp_path), 2, 40)])
+    assert len(set(seqs[0]) | set(seqs[1])) == 80 and min(seqs[0] + seqs[1]) == 2  # unique, after the history
+    store = TelemetryStore(tmp_path)
+    for device in (1, 2):  # every acknowledged reading of both writers is there (none overwritten)
+        assert points(store, device, "k") == [(T0 + i * MIN, float(i)) for i in range(40)]
+    assert store.stats()["files"] == 81
+
+
+def test_a_writer_leaves_another_writers_temporary_file_alone(tmp_path: Path) -> None:
+    import fcntl  # here: the test holds the lock a live writer would hold
+
+    TelemetryStore(tmp_path).append(readings((1, "k", T0, 1.0)))
+    live = tmp_path / "day=2026-01-01" / "b000000000007.tmp"
+    live.write_bytes(b"PAR1 being written")
+    with open(live, "rb") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_SH)  # another writer is writing it now
+        assert TelemetryStore(tmp_path).append(readings((1, "k", T0 + MIN, 2.0))).seq == 2
+        assert live.exists()
+    assert TelemetryStore(tmp_path).append(readings((1, "k", T0 + 2 * MIN, 3.0))).seq == 3
+    assert not live.exists()  # unlocked: a crash leftover, removed by the next writer's first append

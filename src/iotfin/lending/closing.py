@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -53,6 +54,11 @@ class ScheduledClose:
         self.close_at = close_at
         self.holder = holder or process_holder()
         self.lease = lease
+        # The lease is per holder, and a holder may renew its own lease: two threads of one process
+        # (two `POST /lending/close` at once, or one beside the scheduler) would both "hold" it and
+        # close the same chunk twice. One run at a time per instance; the other gets Conflict
+        # (found by tests/demo_pg/test_two_serve.py).
+        self._running = threading.Lock()
 
     # --- running ------------------------------------------------------------------------------------
 
@@ -62,6 +68,15 @@ class ScheduledClose:
         today is refused before anything is written (unless simulating); Conflict if another process
         is closing."""
         self.lending.check_close_date(through, simulate)
+        if not self._running.acquire(blocking=False):
+            raise Conflict(f"a close is already running ({self.holder}); try again when it has finished "
+                           f"/ 日终结账正在进行中，请稍后再试")
+        try:
+            return self._run(through, trigger, simulate, chunk)
+        finally:
+            self._running.release()
+
+    def _run(self, through: date, trigger: str, simulate: bool, chunk: int) -> dict[str, Any]:
         now = datetime.now(UTC)
         with write_transaction(self.engine) as conn:
             if not store.take_close_lock(conn, self.holder, now, now + self.lease):

@@ -113,7 +113,8 @@ class LoanInstalment(Base):
     loan_id: Mapped[int] = mapped_column(ForeignKey("loans.id"), primary_key=True)
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     start_date: Mapped[date] = mapped_column(Date)
-    due_date: Mapped[date] = mapped_column(Date)
+    # indexed: the close's repayment.due notices look up one due date across the whole book each day
+    due_date: Mapped[date] = mapped_column(Date, index=True)
     principal: Mapped[Decimal] = mapped_column(Money())
     interest: Mapped[Decimal] = mapped_column(Money())
     fee: Mapped[Decimal] = mapped_column(Money())

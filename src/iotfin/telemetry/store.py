@@ -9,10 +9,16 @@ never acknowledged visible; the sender re-sends it, which is harmless, see below
 A reading is identified by (device_id, key, ts). Each file carries its batch sequence number in the
 `seq` column, so when the same point is written twice the first accepted value wins on read
 (an acknowledged reading never changes afterwards; see docs/telemetry.md).
+
+Several writers may share one store (two `iotfin serve` processes on a shared path): batch numbers
+come from a counter file (`.append-seq`) read and advanced under an exclusive `flock`, so no two
+writers take the same number (the same file name); a writer holds a shared `flock` on each of its
+temporary files until they are renamed, so another writer's clean-up of crash leftovers skips them.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import threading
 from collections.abc import Iterator
@@ -61,6 +67,7 @@ def decode_values(table: pa.Table) -> pa.Array:
     scaled = table["value_e6"].to_numpy(zero_copy_only=False)
     return pa.array(np.where(np.isnan(value), scaled / _SCALE, value))
 _EPOCH = date(1970, 1, 1)
+MS_PER_HOUR = 3_600_000
 
 
 class TelemetryStore:
@@ -72,6 +79,7 @@ class TelemetryStore:
         self._lock = threading.Lock()
         self._seq: int | None = None  # read on the first append: a reader never needs it
         self._footer_rows: dict[Path, tuple[tuple[int, int], int]] = {}  # stats(): file -> ((size, mtime), rows)
+        self._hourly_stamps: dict[Path, tuple[int, str]] = {}  # rollup file -> (mtime, stamp it was built for)
 
     # --- writing ---------------------------------------------------------------------------
 
@@ -80,11 +88,7 @@ class TelemetryStore:
         if readings.num_rows == 0:
             return AppendResult(0, 0, 0, 0)
         readings = readings.select(READING_SCHEMA.names).cast(READING_SCHEMA)
-        with self._lock:
-            if self._seq is None:
-                self._seq = self._last_seq()
-            self._seq += 1
-            seq = self._seq
+        seq = self._next_seq()
         ts = readings["ts"].to_numpy()
         days = np.floor_divide(ts, MS_PER_DAY)
         keys = pc.dictionary_encode(readings["key"]).combine_chunks()
@@ -102,27 +106,44 @@ class TelemetryStore:
         # none of the batch visible: every day's file is written and fsynced under a temporary
         # name first, and only then are they all renamed into place.
         staged: list[tuple[Path, Path]] = []
+        held: list[int] = []  # shared locks on the temporary files until they are renamed into place
         try:
-            for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
-                part = readings.slice(start, end - start)
-                value, value_e6 = encode_values(part["value"].to_numpy())
-                part = pa.table([part["device_id"], part["key"], part["ts"], value, value_e6,
-                                 pa.array(np.full(part.num_rows, seq, np.int64))], schema=STORED_SCHEMA)
-                day = _EPOCH.fromordinal(_EPOCH.toordinal() + int(sorted_days[start]))
-                path = self._day_dir(day) / f"b{seq:012d}.parquet"
-                staged.append((self._write_temporary(path, part), path))
-        except BaseException:
-            for tmp, _ in staged:
-                tmp.unlink(missing_ok=True)
-            raise
-        written = self._publish(staged)
+            try:
+                for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+                    part = readings.slice(start, end - start)
+                    value, value_e6 = encode_values(part["value"].to_numpy())
+                    part = pa.table([part["device_id"], part["key"], part["ts"], value, value_e6,
+                                     pa.array(np.full(part.num_rows, seq, np.int64))], schema=STORED_SCHEMA)
+                    day = _EPOCH.fromordinal(_EPOCH.toordinal() + int(sorted_days[start]))
+                    path = self._day_dir(day) / f"b{seq:012d}.parquet"
+                    staged.append((self._write_temporary(path, part, held), path))
+            except BaseException:
+                for tmp, _ in staged:
+                    tmp.unlink(missing_ok=True)
+                raise
+            written = self._publish(staged)
+        finally:
+            for fd in held:
+                os.close(fd)
         files = len(starts)
         return AppendResult(rows=readings.num_rows, files=files, days=files, bytes_written=written, seq=seq)
 
-    def _write_temporary(self, path: Path, table: pa.Table) -> Path:
-        """Write and fsync `table` next to `path` under a temporary name; returns that name."""
+    def _write_temporary(self, path: Path, table: pa.Table, held: list[int]) -> Path:
+        """Write and fsync `table` next to `path` under a temporary name; returns that name. A shared
+        lock on the name (its descriptor appended to `held`) tells another writer cleaning up crash
+        leftovers that this file is in use."""
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
+        while True:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT, 0o644)
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            try:
+                if os.fstat(fd).st_ino == os.stat(tmp).st_ino:
+                    break  # locked, and still the file under that name
+            except FileNotFoundError:
+                pass  # removed as a leftover between the open and the lock: take the name again
+            os.close(fd)
+        held.append(fd)
         try:
             pq.write_table(
                 table,
@@ -155,14 +176,47 @@ class TelemetryStore:
                 os.close(dir_fd)
         return sum(path.stat().st_size for _, path in staged)
 
+    def _next_seq(self) -> int:
+        """The next batch number, unique among every writer of this store (processes included): the
+        counter file is read and advanced under an exclusive flock (fcntl locks on NFS). A writer's
+        first append also takes the largest number on disk into account (a store written before the
+        counter existed, or a counter lost in a crash) and removes crash leftovers."""
+        with self._lock:
+            fd = os.open(self.root / ".append-seq", os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                raw = os.pread(fd, 32, 0).strip()
+                last = int(raw) if raw else 0
+                if self._seq is None:
+                    last = max(last, self._last_seq())
+                seq = max(last, self._seq or 0) + 1
+                data = str(seq).encode()
+                os.pwrite(fd, data.ljust(20), 0)
+                os.fsync(fd)
+                self._seq = seq
+                return seq
+            finally:
+                os.close(fd)  # releases the lock
+
     def _last_seq(self) -> int:
-        """The writer's starting point, found on its first append. Leftover temporary files (a crash
-        mid-write: never acknowledged) are removed here and not when a store is opened, because a
+        """The largest batch number on disk, read on a writer's first append. Leftover temporary files
+        (a crash mid-write: never acknowledged) are removed here and not when a store is opened, because a
         reader (`iotfin telemetry query` while `iotfin serve` runs) would otherwise delete the
-        serving process's files in the middle of a commit (found by tests/ingest_faults)."""
+        serving process's files in the middle of a commit (found by tests/ingest_faults); a file
+        another writer holds locked (it is writing it now) is left alone."""
         seqs = [int(p.stem[1:]) for p in self.root.glob("day=*/b*.parquet")]
         for leftover in self.root.glob("day=*/*.tmp"):
-            leftover.unlink()
+            try:
+                fd = os.open(leftover, os.O_RDONLY)
+            except FileNotFoundError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # a live writer's file
+            finally:
+                os.close(fd)
+            leftover.unlink(missing_ok=True)
         return max(seqs, default=0)
 
     def _day_dir(self, day: date) -> Path:
@@ -185,14 +239,7 @@ class TelemetryStore:
 
     def _relation(self, con: duckdb.DuckDBPyConnection, start_ms: int | None, end_ms: int | None) -> str | None:
         files = self.files(start_ms, end_ms)
-        if not files:
-            return None
-        listing = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
-        # First accepted value wins for a repeated (device, key, ts).
-        return (
-            f"(SELECT device_id, key, ts, arg_min({VALUE_SQL}, seq) AS value "
-            f"FROM read_parquet([{listing}]) WHERE {{where}} GROUP BY device_id, key, ts)"
-        )
+        return _dedup_sql(files) if files else None
 
     def series(self, device_id: int, key: str, start_ms: int, end_ms: int) -> pa.Table:
         """Raw readings of one device's key over [start_ms, end_ms), oldest first."""
@@ -205,20 +252,103 @@ class TelemetryStore:
             return con.sql(f"SELECT * FROM {sql}", params=params).to_arrow_table()
 
     def aggregate(self, device_id: int, key: str, start_ms: int, end_ms: int, bucket: str) -> pa.Table:
-        """Downsampled buckets: bucket start (ms) with min, max, mean, sum, count and last value."""
+        """Downsampled buckets: bucket start (ms) with min, max, mean, sum, count and last value.
+
+        Buckets of whole hours read the hourly rollup (below) for every whole UTC day of the range
+        whose rollup is up to date, and the raw points for the rest; the figures are the same (the
+        mean as sum / count)."""
         width = parse_bucket(bucket)
+        rolled = self.fresh_hourly(start_ms, end_ms) if width % MS_PER_HOUR == 0 else {}
+        raw_files = [f for f in self.files(start_ms, end_ms) if date.fromisoformat(f.parent.name[4:]) not in rolled]
+        if not raw_files and not rolled:
+            return pa.table({c: pa.array([], t) for c, t in _AGG_COLUMNS})
+        parts = []
+        if raw_files:
+            raw = _dedup_sql(raw_files).format(where="device_id = $d AND key = $k AND ts >= $a AND ts < $b")
+            parts.append(f"SELECT (ts // $w) * $w AS b, min(value) AS vmin, max(value) AS vmax, sum(value) AS total, "
+                         f"count(*) AS n, max(ts) AS last_ts, arg_max(value, ts) AS last_v FROM {raw} GROUP BY 1")
+        if rolled:
+            listing = _listing(list(rolled.values()))
+            parts.append(f"SELECT (hour // $w) * $w AS b, min(vmin), max(vmax), sum(total), sum(n), max(last_ts), "
+                         f"arg_max(last_v, last_ts) FROM read_parquet([{listing}]) "
+                         f"WHERE device_id = $d AND key = $k GROUP BY 1")
+        query = (f"SELECT b AS bucket_start, min(vmin) AS min, max(vmax) AS max, sum(total) / sum(n) AS mean, "
+                 f"sum(total) AS sum, sum(n) AS count, arg_max(last_v, last_ts) AS last "
+                 f"FROM ({' UNION ALL '.join(parts)}) GROUP BY 1 ORDER BY 1")
+        params = {"d": device_id, "k": key, "w": width} | ({"a": start_ms, "b": end_ms} if raw_files else {})
         with duckdb.connect() as con:
-            rel = self._relation(con, start_ms, end_ms)
-            if rel is None:
-                return pa.table({c: pa.array([], t) for c, t in _AGG_COLUMNS})
-            sql = rel.format(where="device_id = $d AND key = $k AND ts >= $a AND ts < $b")
-            query = (
-                f"SELECT (ts // $w) * $w AS bucket_start, min(value) AS min, max(value) AS max, "
-                f"avg(value) AS mean, sum(value) AS sum, count(*) AS count, arg_max(value, ts) AS last "
-                f"FROM {sql} GROUP BY 1 ORDER BY 1"
-            )
-            params = {"d": device_id, "k": key, "a": start_ms, "b": end_ms, "w": width}
-            return con.sql(query, params=params).to_arrow_table()
+            return con.sql(query, params=params).to_arrow_table().cast(_AGG_SCHEMA)
+
+    # --- hourly rollups -----------------------------------------------------------------------
+    # A 90-day chart of a 15-minute meter otherwise scans every batch file of 90 days (~800 on the
+    # demo, each a row group of all devices: ~1 s). The rollup is one file per UTC day under
+    # `_hourly/` (outside the `day=*` partitions every reader lists), one row per (device, key, hour)
+    # sorted by device in small row groups, so one device's 90 days read a few row groups of 90
+    # files. It is derived data: built from the day's files after the day (`refresh_hourly`, run by
+    # the daily close and `iotfin telemetry rollup`), stamped with those files' names and sizes,
+    # and read only while the stamp still matches — a late batch for that day sends reads back to
+    # the raw files until the rollup is rebuilt. Evidence and audits never read it.
+
+    def _hourly_path(self, day: date) -> Path:
+        return self.root / "_hourly" / f"day={day.isoformat()}.parquet"
+
+    def _day_stamp(self, day: date) -> str:
+        """The names and sizes of a day's batch files: batch files are written once and never
+        change, so a new or replaced file changes the stamp."""
+        entries = sorted((e.name, e.stat().st_size) for e in os.scandir(self._day_dir(day))
+                         if e.name.endswith(".parquet"))
+        return ";".join(f"{name}:{size}" for name, size in entries)
+
+    def _hourly_stamp(self, path: Path) -> str | None:
+        try:
+            mtime = path.stat().st_mtime_ns
+        except FileNotFoundError:
+            return None
+        known = self._hourly_stamps.get(path)
+        if known is None or known[0] != mtime:
+            known = (mtime, (pq.read_schema(path).metadata or {}).get(b"iotfin.stamp", b"").decode())
+            self._hourly_stamps[path] = known
+        return known[1]
+
+    def fresh_hourly(self, start_ms: int, end_ms: int) -> dict[date, Path]:
+        """Whole UTC days within [start_ms, end_ms) whose hourly rollup matches their files now."""
+        out = {}
+        for day in self.days():
+            lo = day_start_ms(day)
+            if lo < start_ms or lo + MS_PER_DAY > end_ms:
+                continue
+            path = self._hourly_path(day)
+            stamp = self._hourly_stamp(path)
+            if stamp is not None and stamp == self._day_stamp(day):
+                out[day] = path
+        return out
+
+    def refresh_hourly(self, before: date | None = None) -> int:
+        """(Re)build the hourly rollup of every day before `before` (default: all days) whose files
+        changed since it was built; returns the number built."""
+        built = 0
+        for day in self.days():
+            if before is not None and day >= before:
+                continue
+            path = self._hourly_path(day)
+            stamp = self._day_stamp(day)
+            if self._hourly_stamp(path) == stamp:
+                continue
+            files = sorted(self._day_dir(day).glob("*.parquet"))
+            rel = _dedup_sql(files).format(where="true")
+            with duckdb.connect() as con:
+                table = con.sql(
+                    f"SELECT device_id, key, (ts // {MS_PER_HOUR}) * {MS_PER_HOUR} AS hour, count(*) AS n, "
+                    f"sum(value) AS total, min(value) AS vmin, max(value) AS vmax, max(ts) AS last_ts, "
+                    f"arg_max(value, ts) AS last_v FROM {rel} GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+                ).to_arrow_table()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")  # writers may race
+            pq.write_table(table.replace_schema_metadata({"iotfin.stamp": stamp}), tmp, compression="zstd",
+                           row_group_size=4096)  # small groups: device-range statistics skip the rest
+            os.replace(tmp, path)
+            built += 1
+        return built
 
     def latest(self, device_id: int) -> dict[str, tuple[int, float]]:
         """Latest value per key = the newest timestamp, not the last received."""
@@ -277,7 +407,21 @@ class TelemetryStore:
         return removed
 
 
+def _listing(files: list[Path]) -> str:
+    return ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
+
+
+def _dedup_sql(files: list[Path]) -> str:
+    """The readings of `files` (a `{where}` placeholder to fill), the first accepted value winning
+    for a repeated (device, key, ts)."""
+    return (
+        f"(SELECT device_id, key, ts, arg_min({VALUE_SQL}, seq) AS value "
+        f"FROM read_parquet([{_listing(files)}]) WHERE {{where}} GROUP BY device_id, key, ts)"
+    )
+
+
 _AGG_COLUMNS = [
     ("bucket_start", pa.int64()), ("min", pa.float64()), ("max", pa.float64()), ("mean", pa.float64()),
     ("sum", pa.float64()), ("count", pa.int64()), ("last", pa.float64()),
 ]
+_AGG_SCHEMA = pa.schema(_AGG_COLUMNS)
