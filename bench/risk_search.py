@@ -35,6 +35,7 @@ from tests.risk.synth import enterprises  # noqa: E402
 
 from iotfin.risk import TrainConfig, load_model, score_frame, train  # noqa: E402
 from iotfin.risk.metrics import auc  # noqa: E402
+from iotfin.risk.models.search import folds_for  # noqa: E402
 from iotfin.risk.models.train import _optb_input  # noqa: E402
 from iotfin.risk.woe import logit  # noqa: E402
 
@@ -62,7 +63,7 @@ def german(budget_s: float, repeats: int, seed: int) -> dict:
     lx = peers.lgb_frame(x)
     names = ("champion", "scorecard", "challenger", "blend", "optbinning_scorecard", "lightgbm_untuned", "lightgbm_tuned")
     res: dict[str, list[float]] = {m: [] for m in names}
-    champions, seconds, peer_seconds = [], [], []
+    champions, seconds, peer_seconds, peer_trials, inner_cv = [], [], [], [], []
     folds = RepeatedStratifiedKFold(n_splits=5, n_repeats=repeats, random_state=11)
     with tempfile.TemporaryDirectory() as tmp:
         for i, (tr, te) in enumerate(folds.split(x, y)):
@@ -80,7 +81,13 @@ def german(budget_s: float, repeats: int, seed: int) -> dict:
             res["optbinning_scorecard"].append(auc(y[te], optbinning_card(x.iloc[tr], y[tr], x.iloc[te])))
             res["lightgbm_untuned"].append(auc(y[te], peers.untuned(lx.iloc[tr], y[tr], lx.iloc[te], seed)))
             t0 = time.perf_counter()
-            res["lightgbm_tuned"].append(auc(y[te], peers.tuned(lx.iloc[tr], y[tr], lx.iloc[te], budget_s, seed)))
+            # the tuned peer is judged on the very inner folds our search uses (same rows, same seed)
+            inner = folds_for(y[tr], 5, 2, seed)
+            res["lightgbm_tuned"].append(auc(y[te], peers.tuned(lx.iloc[tr], y[tr], lx.iloc[te], budget_s, seed, inner)))
+            peer_trials.append(peers.tuned.last["trials"])  # type: ignore[attr-defined]
+            manifest = json.loads((Path(s["path"]) / "manifest.json").read_text())
+            inner_cv.append({c: round(v["cv_auc"], 4) for c, v in manifest["search"]["candidates"].items()}
+                            | {"trials": len(manifest["search"]["challenger"]["trials"]), "champion": s["champion"]})
             peer_seconds.append(time.perf_counter() - t0)
     figures = {m: {"mean": round(statistics.mean(v), 4), "sd": round(statistics.stdev(v), 4), "folds": [round(a, 4) for a in v]}
                for m, v in res.items()}
@@ -92,7 +99,8 @@ def german(budget_s: float, repeats: int, seed: int) -> dict:
                                      "folds": len(diff)},
             "ratio_champion_vs_tuned_auc": round(figures["champion"]["mean"] / figures["lightgbm_tuned"]["mean"], 4),
             "train_seconds_median": round(statistics.median(seconds), 2),
-            "tuned_peer_seconds_median": round(statistics.median(peer_seconds), 2)}
+            "tuned_peer_seconds_median": round(statistics.median(peer_seconds), 2),
+            "tuned_peer_trials": peer_trials, "inner_cv": inner_cv}
 
 
 def large(budget_s: float, train_rows: int, score_rows: int, seed: int) -> dict:

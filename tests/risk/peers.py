@@ -25,7 +25,10 @@ def untuned(x: pd.DataFrame, y: np.ndarray, x_test: pd.DataFrame, seed: int = 7)
     return lgb.LGBMClassifier(verbose=-1, n_jobs=1, random_state=seed).fit(x, y).predict_proba(x_test)[:, 1]
 
 
-def tuned(x: pd.DataFrame, y: np.ndarray, x_test: pd.DataFrame, budget_s: float, seed: int = 7) -> np.ndarray:
+def tuned(x: pd.DataFrame, y: np.ndarray, x_test: pd.DataFrame, budget_s: float, seed: int = 7,
+          folds: list[tuple[np.ndarray, np.ndarray]] | None = None) -> np.ndarray:
+    """`folds`: the inner CV folds (e.g. the very folds iotfin's search uses, so that both are judged
+    on the same rows); default LightGBM's own stratified 5-fold split."""
     import lightgbm as lgb
     import optuna
 
@@ -44,7 +47,7 @@ def tuned(x: pd.DataFrame, y: np.ndarray, x_test: pd.DataFrame, budget_s: float,
                   "lambda_l2": trial.suggest_float("lambda_l2", 1e-3, 50.0, log=True),
                   "lambda_l1": trial.suggest_float("lambda_l1", 1e-3, 10.0, log=True),
                   "cat_smooth": trial.suggest_float("cat_smooth", 1.0, 100.0, log=True)}
-        cv = lgb.cv(params, data, num_boost_round=1000, nfold=5, stratified=True, seed=seed,
+        cv = lgb.cv(params, data, num_boost_round=1000, nfold=5, stratified=True, seed=seed, folds=folds,
                     callbacks=[lgb.early_stopping(50, verbose=False)])
         rounds[trial.number] = len(cv["valid auc-mean"])
         trial.set_user_attr("params", params)

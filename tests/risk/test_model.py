@@ -192,19 +192,31 @@ def test_bad_scoring_input_is_refused_with_a_reason(scorecard_model) -> None:
     assert score_one(model, {"dso_days": "45"})["pd"] == score_one(model, {"dso_days": 45})["pd"]
 
 
-def test_challenger_fast_paths_give_lightgbms_own_scores(scorecard_model) -> None:
-    """The single-row C fast path (online) and the two-thread halves (large batches) are LightGBM's
-    own `Booster.predict`, bit for bit."""
-    from iotfin.risk.models.challenger import PARALLEL_FROM
+def test_challenger_fast_paths_give_lightgbms_own_scores(scorecard_model, monkeypatch, tmp_path) -> None:
+    """The single-row C fast path (online) and the two-thread halves are LightGBM's own
+    `Booster.predict`, bit for bit; large batches go through the forest compiled by lleaves, which
+    gives the same raw scores up to the order of summing the trees (and the same grades)."""
+    from iotfin.risk.models import challenger as chmod
+    from iotfin.risk.models.challenger import COMPILED_FROM, PARALLEL_FROM, Challenger
     from iotfin.risk.prepare import prepare
 
+    monkeypatch.setenv("IOTFIN_CACHE_DIR", str(tmp_path / "cache"))
     _, model = scorecard_model
     ch = model.challenger
     numeric, categorical = model.inputs
-    frame = enterprises(PARALLEL_FROM + 1001, seed=9)
+    frame = enterprises(max(PARALLEL_FROM, COMPILED_FROM) + 1001, seed=9)
     prepared = prepare({n: frame[n] for n in (*numeric, *categorical)}, numeric, categorical)
     direct = ch.booster.predict(ch.matrix(prepared), raw_score=True, num_threads=1)
-    np.testing.assert_array_equal(ch.margin(prepared), direct)
+    fresh = Challenger(ch.booster, ch.numeric, ch.categorical, ch.platt, ch.monotone)
+    compiled = fresh.margin(prepared)
+    assert fresh._compiled, "lleaves is a dependency: large batches must use the compiled forest"
+    assert list((tmp_path / "cache" / "lleaves").glob("*.so"))  # compiled once, cached for the next process
+    np.testing.assert_allclose(compiled, direct, rtol=0, atol=1e-12)
+    again = Challenger(ch.booster, ch.numeric, ch.categorical, ch.platt, ch.monotone)
+    np.testing.assert_array_equal(again.margin(prepared), compiled)  # loaded from the cache: the same code
+    monkeypatch.setattr(chmod, "COMPILED_FROM", 10**12)  # the LightGBM halves, as without lleaves
+    np.testing.assert_array_equal(Challenger(ch.booster, ch.numeric, ch.categorical, ch.platt, ch.monotone)
+                                  .margin(prepared), direct)
     for i in (0, 1, 777, PARALLEL_FROM + 1000):
         one = prepare({n: frame[n].iloc[i:i + 1] for n in (*numeric, *categorical)}, numeric, categorical)
         assert ch.margin(one)[0] == direct[i]

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from iotfin.risk.metrics import auc
 from iotfin.risk.models.challenger import PARAMS, Challenger
 
 EARLY_STOP = 50
@@ -52,7 +53,7 @@ def folds_for(y: np.ndarray, k: int, repeats: int, seed: int) -> list[tuple[np.n
 class CvResult:
     auc: float
     fold_auc: list[float]
-    rounds: int  # mean best iteration over the folds
+    rounds: int  # the common number of rounds (best mean held-out AUC over the folds)
     oof: np.ndarray  # out-of-fold raw margins of the first repeat (NaN where not reached)
     margins: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)  # (rows, margin) per fold
 
@@ -60,29 +61,46 @@ class CvResult:
 def cv_lightgbm(data: Any, x: np.ndarray, y: np.ndarray, params: Mapping[str, Any],
                 folds: Sequence[tuple[np.ndarray, np.ndarray]], deadline: float, k: int,
                 report: Callable[[int, float], None] | None = None) -> CvResult:
-    """Train on each fold's training part, stop early on its held-out part; AUC of the held-out part."""
+    """Boost on each fold's training part, record the held-out AUC after every round, and take **one**
+    number of rounds for every fold: the best of the mean held-out AUC curve over the folds (what
+    LightGBM's `lgb.cv` does, and what the refit on all rows uses).
+
+    Why not each fold's own best round: that round is chosen on the very rows that are then scored,
+    so the fold AUCs and the out-of-fold margins are optimistic (the maximum of a noisy curve), the
+    more so on small samples. On German credit that bias made the challenger look better than the
+    blend on CV and lose to it out of sample (issue 23). With a common round count the out-of-fold
+    margins are those of the model that is shipped, and the Platt calibration and the blend weights
+    are learnt on honest margins. Why not `lgb.cv` itself: training the folds in lock-step was 7×
+    slower in CPU than fold after fold on this machine (measured: 23.6 s against 3.1 s, 40,000
+    rows, 3 folds). Each fold still stops early on its own curve (50 rounds without a gain) to bound
+    the work; the common round count is sought over the rounds every fold reached."""
     import lightgbm as lgb  # lazy: LightGBM loads only when this runs
 
     def out_of_time(env: Any) -> None:
         if time.perf_counter() > deadline:
             raise OutOfTime
 
-    aucs, rounds, margins = [], [], []
-    oof = np.full(len(y), np.nan)
+    curves, boosters = [], []
     for i, (tr, te) in enumerate(folds):
-        dtr, dte = data.subset(tr), data.subset(te)
-        booster = lgb.train(dict(params), dtr, num_boost_round=MAX_ROUNDS, valid_sets=[dte],
-                            callbacks=[lgb.early_stopping(EARLY_STOP, verbose=False), out_of_time])
-        best = booster.best_iteration or booster.current_iteration()
-        aucs.append(float(booster.best_score["valid_0"]["auc"]))
-        rounds.append(best)
+        record: dict[str, Any] = {}
+        booster = lgb.train(dict(params), data.subset(tr), num_boost_round=MAX_ROUNDS, valid_sets=[data.subset(te)],
+                            callbacks=[lgb.early_stopping(EARLY_STOP, verbose=False), lgb.record_evaluation(record),
+                                       out_of_time])
+        curves.append(np.asarray(record["valid_0"]["auc"], dtype=np.float64))
+        boosters.append(booster)
+        if report is not None:  # the running mean of the folds' best AUC, for Optuna's median pruner
+            report(i, float(np.mean([c.max() for c in curves])))
+    reach = min(len(c) for c in curves)
+    best = int(np.argmax(np.mean([c[:reach] for c in curves], axis=0))) + 1
+    aucs, margins = [], []
+    oof = np.full(len(y), np.nan)
+    for i, ((_, te), booster) in enumerate(zip(folds, boosters, strict=True)):
         margin = booster.predict(x[te], raw_score=True, num_iteration=best)
         margins.append((te, margin))
+        aucs.append(auc(y[te], margin))
         if i < k:
             oof[te] = margin
-        if report is not None:
-            report(i, float(np.mean(aucs)))
-    return CvResult(float(np.mean(aucs)), aucs, int(round(float(np.mean(rounds)))), oof, margins)
+    return CvResult(float(np.mean(aucs)), aucs, best, oof, margins)
 
 
 def dataset(x: np.ndarray, y: np.ndarray, cat_idx: list[int]) -> Any:
@@ -127,6 +145,14 @@ def measure_monotone(data: Any, x: np.ndarray, y: np.ndarray, params: Mapping[st
         return list(trends), report
     report |= {"auc_all_constrained": auc_all, "auc_unconstrained": auc_none}
     chosen = list(trends)
+    if auc_none - auc_all <= tolerance:
+        # freeing every feature at once gains no more than the tolerance: no single feature is worth
+        # measuring (each costs a CV run the challenger search needs more), all trends are kept
+        report["features"] = {n: {"trend": t, "constrained": t != 0,
+                                  "why": "no monotone trend in the binning" if t == 0 else
+                                  "all constraints together cost at most the tolerance"}
+                              for n, t in zip(names, trends, strict=True)}
+        return chosen, report
     for j, name in enumerate(names):
         if trends[j] == 0:
             report["features"][name] = {"trend": 0, "constrained": False, "why": "no monotone trend in the binning"}
@@ -215,10 +241,10 @@ def search(data: Any, x: np.ndarray, y: np.ndarray, params: Mapping[str, Any], f
 def fit_searched(train: Any, y: np.ndarray, numeric: Sequence[str], categorical: Sequence[str],
                  trends: Mapping[str, int], *, policy: str, tolerance: float, folds: Sequence[tuple[np.ndarray, np.ndarray]],
                  k: int, deadline: float, monotone_deadline: float, seed: int,
-                 max_trials: int | None) -> tuple[Any, dict[str, Any], np.ndarray]:
+                 max_trials: int | None) -> tuple[Any, dict[str, Any], list[np.ndarray]]:
     """The challenger with a measured monotone policy and searched parameters, refitted on all rows
     with the best trial's number of rounds and Platt-calibrated on that trial's out-of-fold margins.
-    Returns (challenger, record for the manifest, out-of-fold PD of the first repeat)."""
+    Returns (challenger, record for the manifest, out-of-fold PD of each repeat of the folds)."""
     import lightgbm as lgb  # lazy: LightGBM loads only when this runs
     from sklearn.linear_model import LogisticRegression  # lazy: scikit-learn loads only when this runs
 
@@ -248,7 +274,13 @@ def fit_searched(train: Any, y: np.ndarray, numeric: Sequence[str], categorical:
     model.platt = (float(lr.coef_[0, 0]), float(lr.intercept_[0]))
     model.monotone = {n: int(c) for n, c in zip(numeric, chosen, strict=True)}
     a, b = model.platt
-    oof_pd = 1.0 / (1.0 + np.exp(-(a * result.cv.oof + b)))
+    # out-of-fold PD of every repeat of the folds (the champion is chosen on all of them)
+    oof_pd = []
+    for r in range(len(folds) // k):
+        margin = np.full(len(y), np.nan)
+        for rows_r, m in result.cv.margins[r * k:(r + 1) * k]:
+            margin[rows_r] = m
+        oof_pd.append(1.0 / (1.0 + np.exp(-(a * margin + b))))
     best = max((t for t in result.trials if t["auc"] is not None), key=lambda t: t["auc"])
     record = {"space": SPACE, "fixed": {k_: v for k_, v in params.items() if k_ not in SPACE and k_ != "monotone_constraints"},
               "trials": result.trials, "best_trial": best["number"], "best_params": best["params"],

@@ -164,6 +164,21 @@ def _fit_card(frame: pd.DataFrame, rows: np.ndarray, y: np.ndarray, numeric: lis
     return linear, binned, enterprise
 
 
+def _card_oof(frame: pd.DataFrame, rows: np.ndarray, y: np.ndarray, numeric: list[str], categorical: list[str],
+              dimensions: Mapping[str, str] | None, cfg: TrainConfig, setting: str,
+              folds: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, list[float]]:
+    """Out-of-fold PD of one binning setting on `folds` (positions within `rows`) and the fold AUCs;
+    ValueError when optbinning refuses the setting on this data (e.g. too few rows per bin)."""
+    pred = np.full(len(y), np.nan)
+    aucs = []
+    for tr, te in folds:
+        linear, _, enterprise = _fit_card(frame, rows[tr], y[tr], numeric, categorical, dimensions, cfg, setting)
+        eff = _effective(linear, enterprise)
+        pred[te] = sigmoid(eff.lp(eff.indices(_prepared(frame, rows[te], numeric, categorical))))
+        aucs.append(metrics.auc(y[te], pred[te]))
+    return pred, aucs
+
+
 def _card_search(frame: pd.DataFrame, rows: np.ndarray, y: np.ndarray, numeric: list[str], categorical: list[str],
                  dimensions: Mapping[str, str] | None, cfg: TrainConfig, folds: list[tuple[np.ndarray, np.ndarray]],
                  deadline: float) -> tuple[str, dict[str, Any], np.ndarray]:
@@ -177,18 +192,9 @@ def _card_search(frame: pd.DataFrame, rows: np.ndarray, y: np.ndarray, numeric: 
             record[setting] = {"skipped": "budget"}
             continue
         t0 = time.perf_counter()
-        pred = np.full(len(y), np.nan)
-        aucs = []
-        for tr, te in folds:
-            try:
-                linear, _, enterprise = _fit_card(frame, rows[tr], y[tr], numeric, categorical, dimensions, cfg, setting)
-            except ValueError:  # optbinning refuses a setting on this data (e.g. too few rows per bin)
-                aucs = []
-                break
-            eff = _effective(linear, enterprise)
-            pred[te] = sigmoid(eff.lp(eff.indices(_prepared(frame, rows[te], numeric, categorical))))
-            aucs.append(metrics.auc(y[te], pred[te]))
-        if not aucs:
+        try:
+            pred, aucs = _card_oof(frame, rows, y, numeric, categorical, dimensions, cfg, setting, folds)
+        except ValueError:  # optbinning refuses a setting on this data (e.g. too few rows per bin)
             record[setting] = {"skipped": "optbinning refused the setting"}
             continue
         record[setting] = {"cv_auc": float(np.mean(aucs)), "cv_fold_auc": aucs, "seconds": round(time.perf_counter() - t0, 3),
@@ -304,7 +310,16 @@ def train(data: pd.DataFrame | Path | str, target: str, model_dir: Path | str, *
                 budget = float("inf")
             card_setting, card_record, card_oof = _card_search(frame, tr, y_tr, numeric, categorical, dimensions, config,
                                                                folds[:k], started + 0.3 * budget)
-            search_record["scorecard"] = {"chosen": card_setting, "settings": card_record}
+            card_oofs = [card_oof]
+            # the chosen setting on the other repeats too, while the clock allows: the champion is then
+            # chosen on every repeat of the folds, not on one (less noise in a choice between close models)
+            for r in range(1, repeats):
+                if time.perf_counter() > started + 0.4 * budget:
+                    break
+                card_oofs.append(_card_oof(frame, tr, y_tr, numeric, categorical, dimensions, config, card_setting,
+                                           folds[r * k:(r + 1) * k])[0])
+            search_record["scorecard"] = {"chosen": card_setting, "settings": card_record,
+                                          "repeats_for_champion": len(card_oofs)}
         linear, binned, enterprise = _fit_card(frame, tr, y_tr, numeric, categorical, dimensions, config, card_setting)
         timings["scorecard_s"] = time.perf_counter() - t0
         if not linear.features:
@@ -330,14 +345,19 @@ def train(data: pd.DataFrame | Path | str, target: str, model_dir: Path | str, *
                 challenger = fit_challenger(prep_fit, y_tr, numeric, categorical, trends, seed=config.seed)
             timings["challenger_s"] = time.perf_counter() - t0
         if searched:
-            cands = {"scorecard": card_oof}
+            # out-of-fold PD per repeat of the folds, for the repeats every candidate has
+            reps = len(card_oofs) if challenger is None else min(len(card_oofs), len(chal_oof))
+            by_rep: dict[str, list[np.ndarray]] = {"scorecard": card_oofs[:reps]}
             if challenger is not None:
-                cands["challenger"] = chal_oof
-                cands["blend"], blend = _blend(card_oof, chal_oof, y_tr, folds[:k])
+                by_rep["challenger"] = chal_oof[:reps]
+                by_rep["blend"] = [_blend(card_oofs[r], chal_oof[r], y_tr, folds[r * k:(r + 1) * k])[0] for r in range(reps)]
+                blend = _blend_weights(card_oofs[:reps], chal_oof[:reps], y_tr)
+            cands = {name: preds[0] for name, preds in by_rep.items()}  # the first repeat: the held-out figures
             search_record["candidates"] = {
-                name: {"cv_auc": float(np.mean(f := [metrics.auc(y_tr[te], p[te]) for _, te in folds[:k]])),
-                       "cv_auc_sd": float(np.std(f, ddof=1)) if len(f) > 1 else 0.0, "cv_fold_auc": f}
-                for name, p in cands.items()}
+                name: {"cv_auc": float(np.mean(f := [metrics.auc(y_tr[te], preds[i // k][te])
+                                                     for i, (_, te) in enumerate(folds[:reps * k])])),
+                       "cv_auc_sd": float(np.std(f, ddof=1)) if len(f) > 1 else 0.0, "cv_fold_auc": f, "repeats": reps}
+                for name, preds in by_rep.items()}
 
     eff = _effective(linear, enterprise)
     scaling = config.scaling
@@ -459,6 +479,15 @@ def _blend(card: np.ndarray, chal: np.ndarray, y: np.ndarray, folds: list[tuple[
         out[te] = lr.predict_proba(z[te])[:, 1]
     lr = LogisticRegression(max_iter=1000).fit(z, y)
     return out, {"scorecard": float(lr.coef_[0, 0]), "challenger": float(lr.coef_[0, 1]), "intercept": float(lr.intercept_[0])}
+
+
+def _blend_weights(cards: list[np.ndarray], chals: list[np.ndarray], y: np.ndarray) -> dict[str, float]:
+    """The blend's weights learnt on every repeat's out-of-fold predictions stacked."""
+    from sklearn.linear_model import LogisticRegression  # lazy: scikit-learn loads only when this runs
+
+    z = np.vstack([np.column_stack([logit(c), logit(h)]) for c, h in zip(cards, chals, strict=True)])
+    lr = LogisticRegression(max_iter=1000).fit(z, np.tile(y, len(cards)))
+    return {"scorecard": float(lr.coef_[0, 0]), "challenger": float(lr.coef_[0, 1]), "intercept": float(lr.intercept_[0])}
 
 
 def _blend_pd(blend: Mapping[str, float], pd_card: np.ndarray, pd_chal: np.ndarray) -> np.ndarray:
