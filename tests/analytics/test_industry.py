@@ -8,7 +8,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -16,10 +16,13 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import func, select
 
 from iotfin.analytics.model import IndexSettings, compute_indices, day_number, same_day_last_year
 from iotfin.app.http import create_app
 from iotfin.app.workspace import Workspace
+from iotfin.consent.model import GrantRequest
+from iotfin.consent.store import access_t
 from iotfin.core.errors import ValidationError
 from iotfin.demo.loader import load_master_data, load_telemetry
 from iotfin.demo.workspace import fresh_workspace
@@ -170,6 +173,20 @@ def test_api_journey(world: tuple[Workspace, SimDataset]) -> None:
         assert refused.status_code == 403
         mine = get(operator, f"/api/v1/industry/relative/{firm}", on=on)
         assert mine.status_code == 200 and mine.json()["relative_activity"] is not None, mine.text
+        # with the firm's consent to its energy data for credit assessment, the lender is served (and logged)
+        now = datetime.now(UTC)
+        ws.consent.grant(GrantRequest(enterprise_id=firm, recipient=lender.tenant_code, purpose="credit_assessment",
+                                      scopes=("telemetry:energy",), window_start=date(2025, 12, 1),
+                                      window_end=date(2026, 3, 31), expires_at=now + timedelta(days=90)), now)
+        allowed = get(lender, f"/api/v1/industry/relative/{firm}", on=on)
+        assert allowed.status_code == 200 and allowed.json()["relative_activity"] == mine.json()["relative_activity"]
+        ws.consent.log.flush()
+        with ws.engine.connect() as conn:
+            logged = conn.execute(select(func.count()).select_from(access_t)
+                                  .where(access_t.c.enterprise_id == firm)).scalar_one()
+        assert logged >= 2  # the refusal and the allowed read
+        other = get(lender, f"/api/v1/industry/relative/{firm}", on=on, purpose="post_loan_monitoring")
+        assert other.status_code == 403  # consent is purpose-bound
 
 
 def test_cli_journey(world: tuple[Workspace, SimDataset]) -> None:
