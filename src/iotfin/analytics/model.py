@@ -272,21 +272,22 @@ def relative_features(frame: pd.DataFrame, sector_of: dict[int, str], as_of_days
     out = []
     for a in as_of_days:
         end = a - lo + 1
-
-        def window_sum(m: np.ndarray, days: int, skip: int = 0) -> np.ndarray:
-            hi, start = max(end - skip, 0), max(end - skip - days, 0)
-            part = m[:, start:hi]
-            with np.errstate(invalid="ignore"):
-                return np.where(np.isfinite(part).any(axis=1), np.nansum(part, axis=1), np.nan)
-
         feats = {}
         for name, recent, before in (("a_rel_energy_7d", 7, 28), ("a_rel_energy_30d", 30, 60)):
-            r, b = window_sum(energy, recent), window_sum(energy, before, recent)
+            r, b = _window_sum(energy, end, recent), _window_sum(energy, end, before, recent)
             feats[name] = _relative(r / recent, b / before, group, min_firms)
-        run, cap = window_sum(runtime, 30), window_sum(capacity, 30)
+        run, cap = _window_sum(runtime, end, 30), _window_sum(capacity, end, 30)
         feats["a_rel_operating_30d"] = _relative(run, cap, group, min_firms)
         out.append(pd.DataFrame({"enterprise_id": firms, "as_of_day": a, **feats}))
     return pd.concat(out, ignore_index=True)
+
+
+def _window_sum(m: np.ndarray, end: int, days: int, skip: int = 0) -> np.ndarray:
+    """Row sums over the `days` columns ending `skip` columns before column `end` (exclusive); NaN
+    for a row with no value there."""
+    hi, start = max(end - skip, 0), max(end - skip - days, 0)
+    part = m[:, start:hi]
+    return np.where(np.isfinite(part).any(axis=1), np.nansum(part, axis=1), np.nan)
 
 
 def _relative(num: np.ndarray, den: np.ndarray, group: np.ndarray, min_firms: int) -> np.ndarray:
