@@ -104,6 +104,10 @@ def test_devices_consents_withdrawal_refuses_the_lender_and_regrant_restores(bro
     assert firm.page.url.endswith("/portal/devices")
     assert firm.page.locator(f"[data-testid=device-{device['device_id']}]").count() == 1
     wait_for_charts(firm)
+    # last readings arrive after the page (htmx), each the newest of the API's last seven daily buckets
+    from playwright.sync_api import expect  # an optional dev dependency: the fixture skips without it
+
+    expect(firm.page.locator("[data-testid=last-reading] [data-testid=reading]").first).to_contain_text(" = ")
     firm.screenshot("portal-devices-zh")
 
     firm.goto("/portal/access-log")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from iotfin.app.close_schedule import CloseSchedule
 from iotfin.app.http import create_app
 from iotfin.app.workspace import Workspace
+from iotfin.core.time import MS_PER_DAY
 from iotfin.core.errors import Conflict, ValidationError
 from iotfin.lending import calendar as cal
 from iotfin.lending import store
@@ -25,6 +26,7 @@ from iotfin.lending.service import Offer
 from iotfin.lending.tables import CloseJob, CloseRun, GlEntry
 from tests.lending.conftest import make_enterprises
 from tests.openapi_world import operator_headers
+from tests.telemetry.test_store import HOUR, MIN, readings
 
 
 def _counts(ws: Workspace) -> tuple[int, int, int]:
@@ -61,6 +63,14 @@ def test_the_schedule_closes_through_yesterday_and_catches_up(workspace: Workspa
     assert status["closed_through"] == due and status["last_run"]["status"] == "done"
     assert status["last_run"]["days"] == 4 and status["running"] is False and status["simulation"] is False
     assert datetime.fromisoformat(status["next_run_at"]) > now
+
+    # the same loop rolled up the telemetry of the days before today (here: none, then one)
+    today_utc = now.date()
+    workspace.telemetry.append(readings((1, "kw", (today_utc - date(1970, 1, 1)).days * MS_PER_DAY - HOUR, 2.0),
+                                        (1, "kw", (today_utc - date(1970, 1, 1)).days * MS_PER_DAY + MIN, 3.0)))
+    schedule._rolled_up_for = None  # as on the next UTC day
+    schedule.step()
+    assert list(workspace.telemetry.hourly_todo()) != [] and workspace.telemetry.hourly_todo(before=today_utc) == []
 
     # the next morning, past close_at: one more day, by the schedule
     tomorrow = now + timedelta(days=1)

@@ -2,14 +2,21 @@
 books through yesterday once the configured local time (setting `close_at`, Asia/Shanghai) has passed;
 the first tick, at start, catches up days missed while no server ran. Several servers may share one
 database: the close's lease (`close_lock`) lets one of them run it. A failed run is recorded
-(`close_jobs`, `GET /api/v1/lending/close`) and tried again after `retry_s`."""
+(`close_jobs`, `GET /api/v1/lending/close`) and tried again after `retry_s`.
+
+Once per UTC day (and at start) the same loop brings the telemetry store's hourly rollups up to date
+for the days before today (iotfin.telemetry.daily.refresh_hourly): long-range charts read them, and
+fall back to the raw files for any day not rolled up yet."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
+from datetime import UTC, date, datetime
 from typing import Any
+
+from iotfin.telemetry.daily import refresh_hourly
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +29,7 @@ class CloseSchedule:
         self.runs = 0
         self.failures = 0
         self._retry_after = 0.0
+        self._rolled_up_for: date | None = None  # the UTC day the hourly rollups were last brought up to
 
     def step(self, first: bool = False) -> dict[str, Any] | None:
         if time.monotonic() < self._retry_after:
@@ -36,7 +44,21 @@ class CloseSchedule:
         if run is not None:
             self.runs += 1
             log.info("closed %d day(s) through %s (%s)", len(run["days"]), run["through"], run["trigger"])
+        self.roll_up()
         return run
+
+    def roll_up(self) -> None:
+        today = datetime.now(UTC).date()
+        if self._rolled_up_for == today:
+            return
+        try:
+            built = refresh_hourly(self.ws.telemetry, before=today, workers=1)  # one core: serving goes on
+        except Exception:  # derived data: charts read the raw files meanwhile; tried again next poll
+            log.exception("the hourly telemetry rollup failed; charts read the raw files meanwhile")
+            return
+        self._rolled_up_for = today
+        if built:
+            log.info("rolled up %d day(s) of telemetry by the hour", built)
 
     async def run(self, stop: asyncio.Event) -> None:
         first = True

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from datetime import date
 from typing import Annotated, Any
 
 import typer
@@ -61,3 +63,23 @@ def telemetry_stats(data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> No
     ws = kit.workspace(data_dir)
     data = ws.telemetry.stats() | {"quarantine_by_reason": ws.quarantine.counts("reason")}
     kit.emit(data, as_json, lambda d: kit.out.print(kit.kv_table("telemetry store", d)))
+
+
+@telemetry_app.command("rollup")
+def telemetry_rollup(
+    before: Annotated[str | None, typer.Option("--before", help="Only days before this UTC date (default: every day).")] = None,
+    data_dir: DataDirOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Bring the hourly rollups long-range charts read up to date (`iotfin serve` does it daily)."""
+    from iotfin.telemetry.daily import refresh_hourly  # lazy: numpy/Parquet only for this command
+
+    try:
+        until = date.fromisoformat(before) if before else None
+    except ValueError as exc:
+        raise ValidationError(f"--before: {exc}") from None
+    started = time.perf_counter()
+    built = refresh_hourly(kit.workspace(data_dir).telemetry, before=until)
+    data = {"days_built": built, "seconds": round(time.perf_counter() - started, 2)}
+    kit.emit(data, as_json, lambda d: kit.out.print(kit.kv_table("hourly rollup", d)))
+

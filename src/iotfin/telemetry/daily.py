@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -101,17 +103,20 @@ def _aggregate(table: pa.Table, metrics: Collection[str]) -> pa.Table:
     return pa.concat_tables(parts) if parts else DAILY_SCHEMA.empty_table()
 
 
+def _share_devices(tables: list[pa.Table]) -> bool:
+    seen: pa.Array | None = None
+    for t in tables:
+        devices = pc.unique(t["device_id"])
+        if seen is not None and pc.any(pc.is_in(devices, value_set=seen)).as_py():
+            return True
+        seen = devices if seen is None else pa.concat_arrays([seen, devices])
+    return False
+
+
 def _build(files: list[Path], target: Path, fp: str, metrics: tuple[str, ...]) -> None:
     tables = [_read(f) for f in files]
-    if len(tables) > 1:
-        seen: pa.Array | None = None
-        shared = False
-        for t in tables:
-            devices = pc.unique(t["device_id"])
-            shared = shared or (seen is not None and pc.any(pc.is_in(devices, value_set=seen)).as_py())
-            seen = devices if seen is None else pa.concat_arrays([seen, devices])
-        if shared:
-            tables = [_first_accepted([_read(f, seq=True) for f in files])]
+    if len(tables) > 1 and _share_devices(tables):
+        tables = [_first_accepted([_read(f, seq=True) for f in files])]
     # Files with disjoint devices: their aggregates never share a (device, metric, day).
     table = pa.concat_tables([_aggregate(t, metrics) for t in tables])
     table = table.sort_by([("device_id", "ascending"), ("metric", "ascending"), ("lday", "ascending")])
@@ -147,6 +152,68 @@ def refresh(store: TelemetryStore, cache_dir: Path, metrics: Collection[str],
             if progress:
                 progress("feature rollup", i + 1, len(todo))
     return out
+
+
+HOURLY_SCHEMA = pa.schema([
+    ("device_id", pa.int64()), ("key", pa.string()), ("hour", pa.int64()), ("n", pa.int64()),
+    ("total", pa.float64()), ("vmin", pa.float64()), ("vmax", pa.float64()), ("last_ts", pa.int64()),
+    ("last_v", pa.float64()),
+])
+MS_PER_HOUR = 3_600_000
+
+
+def _hourly(table: pa.Table) -> pa.Table:
+    """Hourly aggregates of every key in one table sorted by (device, ts, key): the same segmented
+    reduction as `_aggregate`, over (device, UTC hour) runs of each key's rows."""
+    if table.num_rows == 0:
+        return HOURLY_SCHEMA.empty_table()
+    keys = table["key"].chunk(0)
+    codes = keys.indices.to_numpy(zero_copy_only=False)
+    device, ts = table["device_id"].to_numpy(), table["ts"].to_numpy()
+    stored = table["value"].to_numpy(zero_copy_only=False)
+    scaled = table["value_e6"].to_numpy(zero_copy_only=False)
+    parts = []
+    for code, name in enumerate(keys.dictionary.to_pylist()):
+        pick = np.flatnonzero(codes == code)
+        if pick.size == 0:
+            continue
+        d, t = device[pick], ts[pick]
+        v = np.where(np.isnan(stored[pick]), scaled[pick] / 1_000_000.0, stored[pick])
+        hour = t // MS_PER_HOUR
+        starts = np.flatnonzero(np.r_[True, (d[1:] != d[:-1]) | (hour[1:] != hour[:-1])])
+        ends = np.r_[starts[1:], d.size] - 1
+        parts.append(pa.table({
+            "device_id": d[starts], "key": pa.array([name] * starts.size, pa.string()),
+            "hour": hour[starts] * MS_PER_HOUR, "n": (ends - starts + 1).astype(np.int64),
+            "total": np.add.reduceat(v, starts), "vmin": np.minimum.reduceat(v, starts),
+            "vmax": np.maximum.reduceat(v, starts), "last_ts": t[ends], "last_v": v[ends]}, schema=HOURLY_SCHEMA))
+    return pa.concat_tables(parts) if parts else HOURLY_SCHEMA.empty_table()
+
+
+def _build_hourly(files: list[Path], target: Path, stamp: str) -> None:
+    tables = [_read(f) for f in files]
+    if len(tables) > 1 and _share_devices(tables):
+        # Every (device, key, ts) of a day is in that day's files: one sorted, first-accepted table.
+        tables = [_first_accepted([_read(f, seq=True) for f in files])]
+    # Files with disjoint devices: their aggregates never share a (device, key, hour).
+    hourly = pa.concat_tables([_hourly(t) for t in tables])
+    hourly = hourly.sort_by([("device_id", "ascending"), ("key", "ascending"), ("hour", "ascending")])
+    tmp = target.with_name(f"{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")  # builders may race
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # small row groups: a device's rows are a few of them, found by the device_id statistics
+    pq.write_table(hourly.replace_schema_metadata({"iotfin.stamp": stamp}), tmp, compression="zstd",
+                   row_group_size=4096)
+    os.replace(tmp, target)
+
+
+def refresh_hourly(store: TelemetryStore, before: date | None = None, workers: int | None = None) -> int:
+    """Build the hourly rollups the store reads for charts (TelemetryStore.aggregate) for every day
+    before `before` (default: all) whose files changed since; returns how many were built."""
+    todo = store.hourly_todo(before)
+    # numpy and Parquet decoding release the GIL: days are built in parallel threads.
+    with ThreadPoolExecutor(max_workers=workers or min(4, os.cpu_count() or 2)) as pool:
+        list(pool.map(lambda job: _build_hourly(*job[1:]), todo))
+    return len(todo)
 
 
 def combine(con: duckdb.DuckDBPyConnection, files: list[Path], since_day: int, until_day: int) -> pa.Table:

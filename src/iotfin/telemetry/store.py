@@ -269,8 +269,9 @@ class TelemetryStore:
                          f"count(*) AS n, max(ts) AS last_ts, arg_max(value, ts) AS last_v FROM {raw} GROUP BY 1")
         if rolled:
             listing = _listing(list(rolled.values()))
-            parts.append(f"SELECT (hour // $w) * $w AS b, min(vmin), max(vmax), sum(total), sum(n), max(last_ts), "
-                         f"arg_max(last_v, last_ts) FROM read_parquet([{listing}]) "
+            parts.append(f"SELECT (hour // $w) * $w AS b, min(vmin) AS vmin, max(vmax) AS vmax, sum(total) AS total, "
+                         f"sum(n) AS n, max(last_ts) AS last_ts, arg_max(last_v, last_ts) AS last_v "
+                         f"FROM read_parquet([{listing}]) "
                          f"WHERE device_id = $d AND key = $k GROUP BY 1")
         query = (f"SELECT b AS bucket_start, min(vmin) AS min, max(vmax) AS max, sum(total) / sum(n) AS mean, "
                  f"sum(total) AS sum, sum(n) AS count, arg_max(last_v, last_ts) AS last "
@@ -284,7 +285,7 @@ class TelemetryStore:
     # demo, each a row group of all devices: ~1 s). The rollup is one file per UTC day under
     # `_hourly/` (outside the `day=*` partitions every reader lists), one row per (device, key, hour)
     # sorted by device in small row groups, so one device's 90 days read a few row groups of 90
-    # files. It is derived data: built from the day's files after the day (`refresh_hourly`, run by
+    # files. It is derived data: built from the day's files after the day (`daily.refresh_hourly`, run by
     # the daily close and `iotfin telemetry rollup`), stamped with those files' names and sizes,
     # and read only while the stamp still matches — a late batch for that day sends reads back to
     # the raw files until the rollup is rebuilt. Evidence and audits never read it.
@@ -323,32 +324,17 @@ class TelemetryStore:
                 out[day] = path
         return out
 
-    def refresh_hourly(self, before: date | None = None) -> int:
-        """(Re)build the hourly rollup of every day before `before` (default: all days) whose files
-        changed since it was built; returns the number built."""
-        built = 0
+    def hourly_todo(self, before: date | None = None) -> list[tuple[date, list[Path], Path, str]]:
+        """The days (before `before`, default all) whose rollup is missing or stale: (day, its
+        files, the rollup's path, the stamp to build it for). Built by iotfin.telemetry.daily."""
+        todo = []
         for day in self.days():
             if before is not None and day >= before:
                 continue
-            path = self._hourly_path(day)
-            stamp = self._day_stamp(day)
-            if self._hourly_stamp(path) == stamp:
-                continue
-            files = sorted(self._day_dir(day).glob("*.parquet"))
-            rel = _dedup_sql(files).format(where="true")
-            with duckdb.connect() as con:
-                table = con.sql(
-                    f"SELECT device_id, key, (ts // {MS_PER_HOUR}) * {MS_PER_HOUR} AS hour, count(*) AS n, "
-                    f"sum(value) AS total, min(value) AS vmin, max(value) AS vmax, max(ts) AS last_ts, "
-                    f"arg_max(value, ts) AS last_v FROM {rel} GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
-                ).to_arrow_table()
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")  # writers may race
-            pq.write_table(table.replace_schema_metadata({"iotfin.stamp": stamp}), tmp, compression="zstd",
-                           row_group_size=4096)  # small groups: device-range statistics skip the rest
-            os.replace(tmp, path)
-            built += 1
-        return built
+            path, stamp = self._hourly_path(day), self._day_stamp(day)
+            if self._hourly_stamp(path) != stamp:
+                todo.append((day, sorted(self._day_dir(day).glob("*.parquet")), path, stamp))
+        return todo
 
     def latest(self, device_id: int) -> dict[str, tuple[int, float]]:
         """Latest value per key = the newest timestamp, not the last received."""

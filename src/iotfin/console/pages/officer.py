@@ -392,7 +392,7 @@ def router() -> ApiRouter:
         )
         points = data.get("points") or []
         last = {"key": key, "value": points[-1].get("last"), "day": points[-1]["ts"]} if points else None
-        return page.render("officer/_last_reading.html", lr=last)
+        return page.render("_last_reading.html", lr=last)
 
     @r.get("/officer/enterprises/{enterprise_id}/sites.json")
     async def sites_map(enterprise_id: int, page: Annotated[Page, Depends(ent_reader)]) -> ORJSONResponse:

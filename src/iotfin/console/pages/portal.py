@@ -123,30 +123,30 @@ def router() -> ApiRouter:
         eid = _eid(page)
         data = await page.api.get("/api/v1/devices", enterprise_id=eid, limit=50, cursor=cursor)
         items = data["items"]
-        end = int(time.time() * 1000)
-
-        async def last_reading(device: dict[str, Any]) -> dict[str, Any] | None:
-            # one daily bucket over the last week: its `last` is the device's newest reading
-            key = CHART_KEY.get(device.get("device_type", ""))
-            if key is None:
-                return None
-            try:
-                got = await page.api.get(f"/api/v1/enterprises/{eid}/telemetry", device_id=device["device_id"],
-                                         key=key, bucket="1d", start=end - 7 * DAY_MS, end=end)
-            except PageError as exc:
-                if exc.status in (404, 422):  # a device without readings of a chartable kind
-                    return None
-                raise
-            points = got.get("points") or []
-            return {"key": got["key"], "value": points[-1].get("last"), "day": points[-1]["ts"]} if points else None
-
-        shown = [d for d in items if d.get("status") != "revoked"][:LAST_READING_DEVICES]
-        lasts = await asyncio.gather(*(last_reading(d) for d in shown))
-        last_of = {d["device_id"]: lr for d, lr in zip(shown, lasts, strict=True)}
-        charted = [d for d in shown if last_of.get(d["device_id"])][:CHARTED_DEVICES]
+        # Last readings are fetched by the browser after the page (htmx, `last_reading` below): each
+        # is a bucketed telemetry read, and a dozen of them would otherwise hold the whole page.
+        shown = [d for d in items if d.get("status") != "revoked" and d.get("device_type") in CHART_KEY]
+        charted = shown[:CHARTED_DEVICES]
         return page.render("portal/devices.html", title=page._("My devices"), eid=eid, items=items,
-                           last_of=last_of, charted=charted, next_cursor=data["next_cursor"],
+                           chart_key=CHART_KEY, read_last=shown[:LAST_READING_DEVICES], charted=charted,
+                           next_cursor=data["next_cursor"],
                            status_text=lambda v: _status(page, v))
+
+    @r.get("/portal/devices/{device_id}/last")
+    async def last_reading(device_id: int, page: Annotated[Page, Depends(device_reader)],
+                           key: Annotated[str, Query(max_length=64)]) -> HTMLResponse:
+        """One of my devices' last reading (the newest of the last 7 days), as a table cell (htmx)."""
+        end = int(time.time() * 1000)
+        try:
+            got = await page.api.get(f"/api/v1/enterprises/{_eid(page)}/telemetry", device_id=device_id, key=key,
+                                     bucket="1d", start=end - 7 * DAY_MS, end=end)
+        except PageError as exc:
+            if exc.status not in (404, 422):  # 404/422: no readings of that key (shown as none)
+                raise
+            got = {}
+        points = got.get("points") or []
+        last = {"key": key, "value": points[-1].get("last"), "day": points[-1]["ts"]} if points else None
+        return page.render("_last_reading.html", lr=last)
 
     # --- consents and the access log -------------------------------------------------------------
 
