@@ -201,5 +201,7 @@ def test_cli_journey(world: tuple[Workspace, SimDataset]) -> None:
     assert out.returncode == 0, out.stderr
     body = json.loads(out.stdout)
     assert body["rows"] and all(r["firms"] >= body["min_firms"] for r in body["rows"])
+    month = cli("period", "--start", "2026-01-01", "--end", "2026-01-31", "--sector", "manufacturing")
+    assert month.returncode == 0 and json.loads(month.stdout)["index"] is not None, month.stderr
     wrong = cli("index", "--measure", "gdp")
     assert wrong.returncode == 65 and "measure must be one of" in wrong.stderr

@@ -6,7 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from iotfin.analytics.model import IndexSettings, relative_features, resumed_day, resumption, scope_of
+from iotfin.analytics.model import (
+    IndexSettings,
+    period_index,
+    relative_features,
+    resumed_day,
+    resumption,
+    scope_of,
+)
 from iotfin.monitor.model import MIN_PEERS, peer_scope
 
 
@@ -70,3 +77,10 @@ def test_monitor_peer_scope_by_sector_or_region() -> None:
     quiet[[1, 6, 11]] = True  # region 0 loses power: firms 1, 6 and 11 (sectors 0 and 1)
     assert peer_scope(6, [sector, region], quiet, reporting)[0] == "firm_specific"  # 2 of 2 region peers: too few
     assert peer_scope(6, [np.zeros(n, np.int64)], quiet, reporting)[0] == "firm_specific"
+
+
+def test_period_index_compares_daily_averages_across_a_leap_february() -> None:
+    feb_2027 = pd.DataFrame({"lday": range(28), "value": 100.0})
+    feb_2028 = pd.DataFrame({"lday": range(400, 429), "value": 100.0})  # 29 days, the same daily level
+    assert period_index(feb_2028["value"], feb_2028["lday"], feb_2027["value"], feb_2027["lday"]) == pytest.approx(100.0)
+    assert feb_2028["value"].sum() / feb_2027["value"].sum() * 100 == pytest.approx(100 * 29 / 28)  # totals would not

@@ -126,11 +126,14 @@ def compute_indices(cells: pd.DataFrame, settings: IndexSettings) -> pd.DataFram
             frame[col] = pd.Series(dtype=float)
         return frame
     frame = frame.sort_values([*keys, "measure", "lday"], kind="stable").reset_index(drop=True)
-    first = int(frame["lday"].min())
+    groups = frame.groupby([*keys, "measure"], sort=False)
+    # A day is whole for a cell when at least half its firms reported (the first local day of a store
+    # holds a few early readings of skewed device clocks); only whole days make a base period.
+    whole = frame["firms"] >= 0.5 * groups["firms"].transform("max")
+    first = int(frame.loc[whole, "lday"].min())
     base_lo = day_number(settings.base_start) if settings.base_start else first
     base_hi = base_lo + settings.base_days - 1
-    groups = frame.groupby([*keys, "measure"], sort=False)
-    in_base = frame["lday"].between(base_lo, base_hi)
+    in_base = frame["lday"].between(base_lo, base_hi) & whole
     base_mean = frame["value"].where(in_base).groupby([frame[k] for k in (*keys, "measure")], sort=False).transform("mean")
     with np.errstate(invalid="ignore", divide="ignore"):
         frame["index"] = 100.0 * frame["value"] / base_mean.where(base_mean > 0)

@@ -34,9 +34,11 @@ from iotfin.analytics.model import (
     compute_indices,
     day_number,
     day_of,
+    period_index,
     relative_activity,
     resumed_day,
     resumption,
+    same_day_last_year,
     suppress,
 )
 from iotfin.analytics.ports import Consent
@@ -148,6 +150,43 @@ class IndustryService:
                 "min_firms": self.settings.min_firms, "suppressed_days": int(len(rows) - len(served)),
                 "rows": [_row(r) for r in served.itertuples(index=False)]}
 
+    def period(self, measure: str, start: date, end: date, sector: str = ALL, region_code: str = ALL,
+               chain_id: str = ALL) -> dict[str, Any]:
+        """A period's index on daily averages (leap-day adjusted: a 29-day February against a 28-day
+        one compares averages, not totals), and year-on-year against the same dates a year before.
+        Served only when every day of both periods has at least `min_firms` firms."""
+        check_measure(measure)
+        if end < start:
+            raise ValidationError("the period ends before it starts", field="end")
+        frame = self._frame()
+        rows = frame[(frame["measure"] == measure) & (frame["sector"] == sector) & (frame["region_code"] == region_code)
+                     & (frame["chain_id"] == chain_id)]
+        lo, hi = day_number(start), day_number(end)
+        now = rows[rows["lday"].between(lo, hi)]
+        ly_lo, ly_hi = day_number(same_day_last_year(start)), day_number(same_day_last_year(end))
+        before = rows[rows["lday"].between(ly_lo, ly_hi)]
+        base = rows[rows["lday"].between(*self._base_range(rows))]
+        out: dict[str, Any] = {"measure": measure, "cell": {"sector": sector, "region_code": region_code,
+                                                            "chain_id": chain_id},
+                               "start": start.isoformat(), "end": end.isoformat(), "days_with_data": int(len(now)),
+                               "min_firms": self.settings.min_firms}
+        small = any(len(part) and int(part["firms"].min()) < self.settings.min_firms for part in (now, before, base))
+        if now.empty or small:
+            return out | {"index": None, "yoy_pct": None,
+                          "withheld_zh": "无数据或企业数不足" if not now.empty else "无数据",
+                          "withheld_en": "no data, or too few firms" if not now.empty else "no data"}
+        index = period_index(now["value"], now["lday"], base["value"], base["lday"])
+        yoy = (100.0 * (now["value"].mean() / before["value"].mean() - 1.0)
+               if len(before) and before["value"].mean() > 0 else float("nan"))
+        return out | {"index": _num(index), "yoy_pct": _num(yoy), "days_last_year": int(len(before))}
+
+    def _base_range(self, rows: pd.DataFrame) -> tuple[int, int]:
+        """The base period of a cell's rows: from `base_start`, or its first whole day (as compute_indices)."""
+        whole = rows[rows["firms"] >= 0.5 * rows["firms"].max()] if len(rows) else rows
+        lo = day_number(self.settings.base_start) if self.settings.base_start else \
+            (int(whole["lday"].min()) if len(whole) else 0)
+        return lo, lo + self.settings.base_days - 1
+
     def cells(self, measure: str = "energy", on: date | None = None) -> dict[str, Any]:
         """Every cell of one day that may be served (the latest day by default)."""
         check_measure(measure)
@@ -241,7 +280,9 @@ def relative_values(frame: pd.DataFrame, enterprise_id: int, peers: set[int], en
     frame = frame[frame["lday"] <= end].dropna(subset=["energy_kwh"])
     if frame.empty:
         return {"peers": 0, "firm_index": None, "peer_index": None, "relative": None}
-    base_lo = day_number(settings.base_start) if settings.base_start else int(frame["lday"].min())
+    per_day = frame.groupby("lday")["enterprise_id"].nunique()
+    whole = per_day[per_day >= 0.5 * per_day.max()].index  # days most firms reported (see compute_indices)
+    base_lo = day_number(settings.base_start) if settings.base_start else int(whole.min())
     base = frame[frame["lday"].between(base_lo, base_lo + settings.base_days - 1)]
     recent = frame[frame["lday"] > end - window]
 

@@ -62,6 +62,20 @@ def _render_index(d: dict[str, Any]) -> None:
                       f"  7d {r['trend7']}  30d {r['trend30']}  yoy {r['yoy_pct']}")
 
 
+@industry_app.command("period")
+def period(start: Annotated[str, typer.Option(help="First day, YYYY-MM-DD.")],
+           end: Annotated[str, typer.Option(help="Last day, YYYY-MM-DD.")],
+           measure: MeasureOpt = "energy", sector: SectorOpt = "*", region: RegionOpt = "*", chain: ChainOpt = "*",
+           data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
+    """A period's index on daily averages (leap-day adjusted) and year-on-year."""
+    ws = kit.workspace(data_dir, schema=True)
+    first, last = _date(start, "--start"), _date(end, "--end")
+    assert first is not None and last is not None
+    result = ws.industry.period(measure, first, last, sector, region, chain)
+    kit.emit(result, as_json, lambda d: kit.out.print(
+        f"{d['start']}..{d['end']}  index {d['index']}  yoy {d['yoy_pct']} %"))
+
+
 @industry_app.command("cells")
 def cells(measure: MeasureOpt = "energy", on: Annotated[str | None, typer.Option(help="Day (default latest).")] = None,
           data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:

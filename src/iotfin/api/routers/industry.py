@@ -35,6 +35,12 @@ def router() -> APIRouter:
         """One cell's daily index rows (base period = 100, calendar-adjusted, year-on-year, 7/30-day trends)."""
         return service(request).indices(measure, sector, region_code, chain_id, since, until)
 
+    @r.get("/period")
+    def period(who: Reader, request: Request, start: date, end: date, measure: str = "energy", sector: Dim = "*",
+               region_code: Dim = "*", chain_id: Dim = "*") -> dict[str, Any]:
+        """A period's index on daily averages (leap-day adjusted) and its year-on-year change."""
+        return service(request).period(measure, start, end, sector, region_code, chain_id)
+
     @r.get("/cells")
     def cells(who: Reader, request: Request, measure: str = "energy", on: date | None = None) -> dict[str, Any]:
         """Every servable cell of one day (the latest by default)."""
