@@ -422,8 +422,14 @@ def read_chunk(conn: Connection, on: date, after_id: int, limit: int) -> tuple[n
     ph = placeholder(conn)
     cols = ", ".join(_int_expr(conn, c) for c in READ_COLS)
     cur = _cursor(conn)
-    cur.execute(f"SELECT {cols} FROM loans WHERE status = 'active' AND last_closed < {ph} AND id > {ph} "
-                f"ORDER BY id LIMIT {ph}", (_date_param(conn, on), after_id, limit))
+    sql = f"SELECT {cols} FROM loans WHERE status = 'active' AND last_closed < {ph} AND id > {ph} ORDER BY id LIMIT {ph}"
+    params = (_date_param(conn, on), after_id, limit)
+    if conn.dialect.name == "postgresql":
+        # binary results: 3.5 M integers a chunk, sent as 8 bytes each instead of formatted to text
+        # by the server and parsed back by the driver
+        cur.execute(sql, params, binary=True)
+    else:
+        cur.execute(sql, params)
     rows = cur.fetchall()
     cur.close()
     if not rows:
