@@ -27,6 +27,7 @@ from iotfin.cli.ledger import financing_app, ledger_app
 from iotfin.cli.lending import loan_app
 from iotfin.cli.monitor import monitor_app
 from iotfin.cli.onboarding import enterprises_app, sites_app, tenants_app
+from iotfin.cli.receivables import vouchers_app
 from iotfin.cli.risk import risk_app
 from iotfin.cli.telemetry import telemetry_app
 from iotfin.core.errors import IotfinError
@@ -37,7 +38,8 @@ for sub_app, name in ((db_app, "db"), (telemetry_app, "telemetry"), (devices_app
                       (financing_app, "financing"), (loan_app, "loan"), (risk_app, "risk"), (consent_app, "consent"),
                       (decision_app, "decision"), (monitor_app, "monitor"), (clients_app, "clients"),
                       (users_app, "users"), (protection_app, "protection"), (tenants_app, "tenants"),
-                      (enterprises_app, "enterprises"), (sites_app, "sites"), (industry_app, "industry")):
+                      (enterprises_app, "enterprises"), (sites_app, "sites"), (industry_app, "industry"),
+                      (vouchers_app, "vouchers")):
     app.add_typer(sub_app, name=name)
 
 

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 from iotfin.core.errors import Conflict, Forbidden, ValidationError
 from iotfin.core.money import FEN, to_money
@@ -217,3 +218,40 @@ def discount_principal(face_fen: int, annual_rate: Decimal, days: int) -> int:
     """What the lender advances against `face_fen` due in `days`: face / (1 + r·d/365), to the fen."""
     value = Decimal(face_fen) / (1 + annual_rate * Decimal(days) / Decimal(365))
     return int(value.to_integral_value())
+
+
+# --- chain of title ---------------------------------------------------------------------------------
+
+
+def replay_title(voucher_id: int, events: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Replay a voucher's journal: the issue's range, each split tiling its parent, each transfer or
+    financing made by the part's holder at that point; the final parts must tile the issue.
+    ValidationError naming the first event that breaks the chain."""
+    holders: dict[int, tuple[int, int, str]] = {}  # part id -> (start, end, holder)
+    total = None
+    for body in events:
+        if int(body["voucher_id"]) != voucher_id:
+            raise ValidationError(f"event {body['id']} belongs to voucher {body['voucher_id']}")
+        kind, detail, part = body["kind"], body["detail"], body.get("part_id")
+        if kind == "issue":
+            total = int(detail["end"])
+            holders[int(part)] = (0, total, detail["to"])
+        elif kind == "split":
+            start, end, holder = holders.pop(int(part))
+            pieces = sorted((int(p["start"]), int(p["end"]), int(p["part_id"])) for p in detail["parts"])
+            if pieces[0][0] != start or pieces[-1][1] != end or any(a[1] != b[0] for a, b in zip(pieces, pieces[1:])):
+                raise ValidationError(f"split event {body['id']} does not tile part {part}")
+            for s, e, pid in pieces:
+                holders[pid] = (s, e, holder)
+        elif kind in ("transfer", "finance"):
+            start, end, holder = holders[int(part)]
+            if detail["from"] != holder:
+                raise ValidationError(f"{kind} event {body['id']} by {detail['from']}, but {holder} held part {part}")
+            holders[int(part)] = (start, end, detail["to"])
+    if total is None:
+        raise ValidationError("the chain has no issue event")
+    covered = sorted((s, e) for s, e, _ in holders.values())
+    if covered[0][0] != 0 or covered[-1][1] != total or any(a[1] != b[0] for a, b in zip(covered, covered[1:])):
+        raise ValidationError("the final parts do not tile the issue")
+    return {"voucher_id": voucher_id, "events": len(events), "total_fen": total,
+            "holders": {str(pid): {"start": s, "end": e, "holder": h} for pid, (s, e, h) in sorted(holders.items())}}
