@@ -88,3 +88,13 @@ def test_rollup_before_a_date_and_through_the_command_line(tmp_path: Path) -> No
     bad = subprocess.run([sys.executable, "-m", "iotfin", "telemetry", "rollup", "--before", "yesterday"], env=env,
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and "--before" in bad.stderr
+
+
+def test_retention_removes_the_rollups_of_the_days_it_drops(tmp_path: Path) -> None:
+    store = _random_store(tmp_path)
+    refresh_hourly(store)
+    assert len(list((tmp_path / "_hourly").glob("day=*.parquet"))) == 4
+    assert store.apply_retention(store.days()[2]) == 2
+    assert sorted(p.name for p in (tmp_path / "_hourly").glob("*")) == [
+        f"day={d.isoformat()}.parquet" for d in store.days()]
+

@@ -389,6 +389,7 @@ class TelemetryStore:
                 for f in self._day_dir(day).glob("*"):
                     f.unlink()
                 self._day_dir(day).rmdir()
+                self._hourly_path(day).unlink(missing_ok=True)  # its rollup goes with it
                 removed += 1
         return removed
 
