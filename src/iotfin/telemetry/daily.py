@@ -56,8 +56,11 @@ def _fingerprint(files: list[Path], metrics: tuple[str, ...]) -> str:
     return h.hexdigest()
 
 
-def _read(path: Path, seq: bool = False) -> pa.Table:
-    table = pq.read_table(path, columns=_COLUMNS + (["seq"] if seq else []), read_dictionary=["key"])
+def _read(path: Path, seq: bool = False, metrics: tuple[str, ...] | None = None) -> pa.Table:
+    # `metrics`: only those keys' rows, so the sort-and-deduplicate path sorts only what is aggregated
+    # (deduplication is per (device, key, ts): leaving other keys out changes nothing for these)
+    table = pq.read_table(path, columns=_COLUMNS + (["seq"] if seq else []), read_dictionary=["key"],
+                          filters=None if metrics is None else [("key", "in", list(metrics))])
     return table.unify_dictionaries().combine_chunks()
 
 
@@ -114,9 +117,9 @@ def _share_devices(tables: list[pa.Table]) -> bool:
 
 
 def _build(files: list[Path], target: Path, fp: str, metrics: tuple[str, ...]) -> None:
-    tables = [_read(f) for f in files]
+    tables = [_read(f, metrics=metrics) for f in files]
     if len(tables) > 1 and _share_devices(tables):
-        tables = [_first_accepted([_read(f, seq=True) for f in files])]
+        tables = [_first_accepted([_read(f, seq=True, metrics=metrics) for f in files])]
     # Files with disjoint devices: their aggregates never share a (device, metric, day).
     table = pa.concat_tables([_aggregate(t, metrics) for t in tables])
     table = table.sort_by([("device_id", "ascending"), ("metric", "ascending"), ("lday", "ascending")])
