@@ -50,6 +50,14 @@ def test_seeded_search_is_reproducible_and_recorded(tmp_path: Path) -> None:
         assert diff.mean() <= np.std(diff, ddof=1) / np.sqrt(len(diff))
     assert s["scorecard"]["chosen"] in s["scorecard"]["settings"]
     assert all("cv_auc" in v for v in s["scorecard"]["settings"].values())  # no clock with --trials: all tried
+    # item 3: a 2D interaction of the top numeric pair and a segmented card, measured on the same folds
+    inter = s["interactions"]
+    assert len(inter["pair"]) == 2 and set(inter["pair"]) <= set(ma["inputs"]["numeric"])
+    assert inter["segment_by"] in ma["selected"]
+    for key in ("interaction_2d", "segmented"):
+        v = inter[key]
+        assert len(v["cv_fold_auc"]) == 3 and 0.5 < v["cv_auc"] < 1
+        assert v["gain"] == pytest.approx(v["cv_auc"] - v["cv_auc_base"]) and v["pays"] == (v["gain"] > inter["tolerance"])
 
 
 @pytest.mark.slow
@@ -79,7 +87,7 @@ def test_monotone_policies_and_the_report(tmp_path: Path) -> None:
         assert ci["auc"] == pytest.approx(m["evaluation"]["oot"][name]["auc"], abs=1e-12)
         assert 0 <= m["calibration"][name]["hosmer_lemeshow_p"] <= 1 and len(m["calibration"][name]["curve"]) == 10
     report = (Path(measured["path"]) / "report.html").read_text()
-    for needle in ("Model choice on cross-validation", "Scorecard binning search", "Monotone constraints",
+    for needle in ("Model choice on cross-validation", "Scorecard binning search", "Interactions and segments", "Monotone constraints",
                    "Challenger search", "H–L p", "DeLong", f"{m['search']['budget_s']:g} s budget"):
         assert needle in report, needle
     # the champion read back scores like in training (blend included)

@@ -151,10 +151,10 @@ def _search_section(manifest: Mapping[str, Any]) -> str:
     cvd = search["cv"]
     out = [f"<h2>Model choice on cross-validation / 基于交叉验证的模型选择</h2><p>{cvd['repeats']}×{cvd['folds']}-fold "
            f"stratified cross-validation on the {cvd['rows']:,} training rows (seed {cvd['seed']}); the champion has the "
-           f"highest mean out-of-fold AUC, the blend kept unless beaten by more than one standard error. Held-out figures on the {html.escape(part)} sample: AUC and Gini with DeLong "
+           f"highest mean out-of-fold AUC over every repeat all candidates have, the blend kept unless beaten by more than one standard error. Held-out figures on the {html.escape(part)} sample: AUC and Gini with DeLong "
            "95 % intervals, KS with a bootstrap interval; Hosmer–Lemeshow over PD deciles. The challenger's CV AUC "
-           "is its best search trial's (selected among trials, so slightly optimistic); the blend's weights are "
-           "cross-fitted.</p>",
+           "is its best search trial's (selected among trials, so slightly optimistic; one number of rounds for every "
+           "fold, chosen on the mean curve); the blend's weights are cross-fitted.</p>",
            _table(["candidate", "CV AUC", "CV sd", f"{part} AUC [95 %]", f"{part} KS [95 %]", f"{part} Gini [95 %]",
                    "Brier", "H–L χ²", "H–L p"], rows)]
     card = search["scorecard"]
@@ -162,6 +162,19 @@ def _search_section(manifest: Mapping[str, Any]) -> str:
         ["setting", "optbinning options", "C", "CV AUC", "seconds"],
         [[k + (" (chosen)" if k == card["chosen"] else ""), str(v.get("binning", "")), v.get("C", ""),
           v.get("cv_auc", v.get("skipped", "")), v.get("seconds", "")] for k, v in card["settings"].items()]))
+    inter = search.get("interactions")
+    if inter:
+        rows_i = []
+        for key, what in (("interaction_2d", f"2D binning of {' × '.join(inter['pair'] or [])} (optbinning OptimalBinning2D)"),
+                          ("segmented", f"segmented: one card per side of {inter.get('segment_by')}")):
+            v = inter.get(key)
+            if v:
+                rows_i.append([what, v["cv_auc_base"], v["cv_auc"], f"{v['gain']:+.4f}", "yes" if v["pays"] else "no"])
+        note = f" Not measured: {html.escape(str(inter['skipped']))}." if inter.get("skipped") else ""
+        out.append("<h3>Interactions and segments / 交互项与分群评分卡</h3><p>Out-of-fold AUC against the scorecard's own "
+                   f"logistic regression on the same folds; pays when the gain exceeds {inter['tolerance']}. The shipped "
+                   "scorecard is one-dimensional (a paying interaction is reported, not yet scored)." + note + "</p>"
+                   + (_table(["variant", "CV AUC, scorecard", "CV AUC, variant", "gain", "pays"], rows_i) if rows_i else ""))
     chal = search.get("challenger")
     if chal:
         mono = chal["monotone"]
