@@ -27,6 +27,7 @@ from iotfin.demo.loader import load_financing_requests, load_master_data
 from iotfin.demo.logins import lender_accounts, lender_logins
 from iotfin.demo.monitor import attach_monitor, monitor_demo
 from iotfin.demo.protection import open_api_demo
+from iotfin.demo.receivables import receivables_demo
 from iotfin.demo.risk import rate_enterprises
 from iotfin.demo.stream import stream_telemetry
 from iotfin.demo.workspace import MARKER, fresh_workspace  # noqa: F401  (re-exported: the demo's entry points)
@@ -69,6 +70,7 @@ def run_demo(workspace_dir: Path, enterprises: int = 300, days: int = 180, seed:
     rating, assess = timed("risk_rating", lambda: _risk_demo(ws, ds, config.start_date, last_day))
     decisions = timed("credit_decisions", lambda: _decision_demo(ws, ds, assess))
     lending = timed("lending", lambda: _lending_demo(ws, ds, last_day))
+    vouchers = timed("receivables", lambda: receivables_demo(ws, last_day))
     open_api = timed("open_api", lambda: open_api_demo(ws))
     logins = timed("lender_logins", lambda: lender_logins(ws, _lenders(ds)))
     summary = timed("summarise", lambda: platform_summary(ws))
@@ -90,6 +92,7 @@ def run_demo(workspace_dir: Path, enterprises: int = 300, days: int = 180, seed:
             "risk": rating,
             "decisions": decisions,
             "lending": lending,
+            "receivables": vouchers,
             "monitoring": monitoring,
             "industry": industry,
             "open_api": open_api,

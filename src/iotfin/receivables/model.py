@@ -255,3 +255,36 @@ def replay_title(voucher_id: int, events: Sequence[dict[str, Any]]) -> dict[str,
         raise ValidationError("the final parts do not tile the issue")
     return {"voucher_id": voucher_id, "events": len(events), "total_fen": total,
             "holders": {str(pid): {"start": s, "end": e, "holder": h} for pid, (s, e, h) in sorted(holders.items())}}
+
+
+# --- transaction-credit features and maturity risk --------------------------------------------------
+
+
+def voucher_features(rows: Sequence[Any], enterprise_id: int, as_of: date) -> dict[str, float]:
+    """Transaction-credit features of one enterprise from voucher history (issue rows: issuer_id,
+    supplier_id, total_fen, issued_on, matures_on, status, paid_on, evidence_level), as of a date:
+    confirmed volume received as a supplier over 180 days, the number of confirming core enterprises,
+    and, as an issuer, the share of matured vouchers paid on time and the mean days late."""
+    since = as_of.toordinal() - 180
+    received = [r for r in rows if r.supplier_id == enterprise_id and since <= r.issued_on.toordinal() <= as_of.toordinal()]
+    matured = [r for r in rows if r.issuer_id == enterprise_id and r.matures_on <= as_of and r.status != "cancelled"]
+    on_time = [r for r in matured if r.paid_on is not None and r.paid_on <= r.matures_on]
+    late_days = [((r.paid_on or as_of) - r.matures_on).days for r in matured if r not in on_time]
+    return {"voucher_confirmed_volume_180d": sum(int(r.total_fen) for r in received) / 100.0,
+            "voucher_core_count_180d": float(len({r.issuer_id for r in received})),
+            "voucher_iot_evidence_share_180d": (sum(r.evidence_level == "documents+iot" for r in received) / len(received)
+                                                if received else 0.0),
+            "voucher_core_on_time_share": len(on_time) / len(matured) if matured else 1.0,
+            "voucher_core_mean_days_late": sum(late_days) / len(matured) if matured else 0.0}
+
+
+def maturity_at_risk(days_to_maturity: int, unpaid_fen: int, pd: float | None, late_history: int) -> str | None:
+    """Why an active voucher's maturity is at risk (None when it is not): the core enterprise paid
+    late before, or its PD is high, within the horizon before maturity."""
+    if days_to_maturity < 0:
+        return f"past maturity by {-days_to_maturity} days, {fen_to_yuan(unpaid_fen)} yuan unpaid"
+    if late_history:
+        return f"the core enterprise paid {late_history} voucher(s) late before"
+    if pd is not None and pd > 0.05:
+        return f"the core enterprise's PD is {pd:.3f}"
+    return None

@@ -13,7 +13,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -379,6 +379,33 @@ class ReceivablesService:
                                       enterprise_id=int(v.issuer_id))
                 out.append({"voucher_id": v.id, "number": v.number, "issuer_id": v.issuer_id, **detail})
         return out
+
+    def at_risk(self, on: date, horizon_days: int = 30) -> list[dict[str, Any]]:
+        """Maturity at risk: active vouchers past maturity, or maturing within the horizon whose core
+        enterprise paid late before or rates poorly (model.maturity_at_risk) — what the monitor shows."""
+        out = []
+        with self.engine.connect() as conn:
+            history = store.voucher_history(conn)
+            late_by_issuer: dict[int, int] = {}
+            for r in history:
+                if r.status != "cancelled" and r.matures_on < on and (r.paid_on is None or r.paid_on > r.matures_on):
+                    late_by_issuer[r.issuer_id] = late_by_issuer.get(r.issuer_id, 0) + 1
+            for v in store.maturing_between(conn, date.min, on + timedelta(days=horizon_days)):
+                rating = self.ports.rating(conn, int(v.issuer_id))
+                unpaid = int(v.total_fen) - int(v.paid_fen)
+                late = late_by_issuer.get(int(v.issuer_id), 0) - (1 if v.matures_on < on else 0)
+                why = m.maturity_at_risk((v.matures_on - on).days, unpaid, rating[1] if rating else None, late)
+                if why:
+                    out.append({"voucher_id": v.id, "number": v.number, "issuer_id": v.issuer_id,
+                                "matures_on": v.matures_on.isoformat(), "unpaid": str(m.fen_to_yuan(unpaid)),
+                                "reason": why})
+        return out
+
+    def features(self, enterprise_ids: Sequence[int], as_of: date) -> dict[int, dict[str, float]]:
+        """Transaction-credit features from voucher history (model.voucher_features), per enterprise."""
+        with self.engine.connect() as conn:
+            rows = store.voucher_history(conn, list(enterprise_ids))
+        return {e: m.voucher_features(rows, e, as_of) for e in enterprise_ids}
 
     # --- reads --------------------------------------------------------------------------------
 
