@@ -21,8 +21,9 @@ from iotfin.core.settings import Settings
 
 
 def serve_platform(ws: Any, port: int, host: str = "127.0.0.1", mqtt_port: int | None = None,
-           mqtts: tuple[int, Any] | None = None) -> None:
-    """The HTTP API (uvicorn) and, when a port is given, the MQTT device endpoint, on one event loop."""
+           mqtts: tuple[int, Any] | None = None, reuse_port: bool = False) -> None:
+    """The HTTP API (uvicorn) and, when a port is given, the MQTT device endpoint, on one event loop.
+    With `reuse_port`, the HTTP port is shared with ingest worker processes (SO_REUSEPORT)."""
 
     import uvicorn  # lazy: uvicorn loads only when this runs
 
@@ -62,7 +63,13 @@ def serve_platform(ws: Any, port: int, host: str = "127.0.0.1", mqtt_port: int |
         stop_rerate = asyncio.Event()  # the daily re-rating at rerate_at (docs/risk.md#re-rating)
         rerater = asyncio.create_task(RerateScheduler(ws, ws.settings.rerate_at).run(stop_rerate))
         try:
-            await uvicorn.Server(uvicorn.Config(create_app(ws), host=host, port=port, log_level="warning")).serve()
+            server = uvicorn.Server(uvicorn.Config(create_app(ws), host=host, port=port, log_level="warning"))
+            if reuse_port:
+                from iotfin.app.workers import _listening_socket  # lazy: only with ingest workers
+
+                await server.serve(sockets=[_listening_socket(host, port)])
+            else:
+                await server.serve()
         finally:
             watcher.cancel()
             stop_close.set()
@@ -90,6 +97,8 @@ def serve(
     api_workers: Annotated[int, typer.Option(min=0, max=64, help="Also serve the open API (not the device "
                                              "endpoints) from this many extra processes on --api-port.")] = 0,
     api_port: Annotated[int | None, typer.Option(help="Port of the --api-workers processes (default: HTTP port + 1).")] = None,
+    ingest_workers: Annotated[int, typer.Option(min=0, max=64, help="Serve the device endpoints (MQTT, and HTTP beside "
+                                                "this process) from this many ingest processes (docs/ingest-scale.md).")] = 0,
     data_dir: DataDirOpt = None,
 ) -> None:
     """Run the platform on the embedded default: the API and the device endpoints; with
@@ -115,9 +124,22 @@ def serve(
                                     "--port", str(api_port or port + 1), "--data-dir", str(ws.data_dir),
                                     "--parent-pid", str(os.getpid())])
         kit.console.print(f"open API: {api_workers} worker processes on {ws.settings.http_host}:{api_port or port + 1}")
+    ingest = None
+    if ingest_workers:  # they take the MQTT port and share the HTTP port with this process
+        ingest = subprocess.Popen([sys.executable, "-m", "iotfin", "serve-ingest", "--workers", str(ingest_workers),
+                                   "--http-port", str(port), "--mqtt-port", str(mqtt_port or ws.settings.mqtt_port),
+                                   "--data-dir", str(ws.data_dir), "--parent-pid", str(os.getpid())])
+        kit.console.print(f"device ingest: {ingest_workers} worker processes")
     try:
-        serve_platform(ws, port, host=ws.settings.http_host, mqtt_port=mqtt_port or ws.settings.mqtt_port, mqtts=mqtts)
+        serve_platform(ws, port, host=ws.settings.http_host, mqtts=mqtts, reuse_port=bool(ingest_workers),
+                       mqtt_port=None if ingest_workers else mqtt_port or ws.settings.mqtt_port)
     finally:
+        if ingest is not None:
+            ingest.terminate()  # the supervisor (iotfin.app.ingest_workers) stops its workers on SIGTERM
+            try:
+                ingest.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                ingest.kill()
         if workers is not None:
             workers.terminate()  # the supervisor (iotfin.app.workers) stops its workers gracefully on SIGTERM
             try:
@@ -155,6 +177,7 @@ def serve_api(
 def register() -> None:
     """Wire the command line to this composition root (the commands above register on import)."""
     kit.use_workspace(open_workspace)
+    from iotfin.app import ingest_cli  # noqa: F401 - lazy: its commands register on import, like the ones above
 
 
 def open_workspace(settings: Settings) -> Any:

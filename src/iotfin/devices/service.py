@@ -27,7 +27,7 @@ from iotfin.devices.credentials import (
     token_hash,
     verify_password,
 )
-from iotfin.devices.registry import DeviceRegistry
+from iotfin.devices.registry import STATUS_UNKNOWN, DeviceRegistry
 from iotfin.devices.tables import DEVICE_STATUSES
 
 TOKEN_CACHE_TTL_S = 30.0
@@ -189,6 +189,28 @@ class DeviceService:
         for device_id in devices:
             self._notify_revoked(device_id)
         return devices, now
+
+    def refresh_statuses(self, previous: dict[int, str] | None) -> dict[int, str]:
+        """Bring this process's registry in line with device statuses changed by another process
+        (`iotfin devices status`, another ingest worker): every non-active device is read and the
+        ones that changed since `previous` (the last answer; None the first time) are applied, live
+        sessions of newly inactive devices closed. Returns the map to pass next time. Devices the
+        registry does not know yet are skipped: they are loaded with their status on first use."""
+        with self.engine.connect() as conn:
+            current = store.inactive_devices(conn)
+        before = previous or {}
+        changed = {d: s for d, s in current.items() if before.get(d) != s}
+        changed.update({d: "active" for d in before.keys() - current.keys()})
+        if changed:
+            ids = np.fromiter(changed, np.int64, len(changed))
+            _, known = self.registry.lookup(ids)
+            for device_id, status in zip(ids.tolist(), known.tolist(), strict=True):
+                if status == STATUS_UNKNOWN:
+                    continue
+                self.registry.set_status(device_id, changed[device_id])
+                if changed[device_id] != "active":
+                    self._notify_revoked(device_id)
+        return current
 
     def set_mqtt_basic(self, device_id: int, username: str, password: str, client_id: str | None = None) -> None:
         if not username:

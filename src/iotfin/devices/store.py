@@ -106,6 +106,13 @@ def register_missing(engine: Engine, registry: DeviceRegistry, device_ids: np.nd
     return len(rows)
 
 
+def inactive_devices(conn: Connection) -> dict[int, str]:
+    """Every device whose status is not active (few, in a working fleet): what another process's
+    in-memory registry must agree with."""
+    return {int(r.id): str(r.status) for r in conn.execute(select(Device.id, Device.status)
+                                                            .where(Device.status != "active"))}
+
+
 def profile_for_device(conn: Connection, profile: str) -> Row[Any] | None:
     """(id, device_type) of the named profile."""
     return conn.execute(select(DeviceProfile.id, DeviceProfile.device_type)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from sqlalchemy import Connection, Engine
 
 from iotfin.core.errors import NotFound, ValidationError
 from iotfin.core.jsonvalues import jsonable
+from iotfin.db.engine import write_transaction
 from iotfin.ledger import merkle
 from iotfin.ledger.checkpoint import ED25519, SignerKey, VerifierKey, open_checkpoint
 from iotfin.ledger.entry import Entry, entry_leaf_hash
@@ -135,7 +137,42 @@ class LedgerService:
         ts = ordered["ts"].to_numpy()
         body = {"seq": seq, "readings": ordered.num_rows, "series": tree.size, "root": tree.root().hex(),
                 "first_ts": int(ts.min()), "last_ts": int(ts.max())}
-        return self.anchor("telemetry_batch", [(f"seq-{seq}", body)], checkpoint=False)
+        # Once per batch, whoever anchors it: the writer after its append, or (after the writer was
+        # killed in between) `anchor_stored_batches` in another process. The check runs under the
+        # log's write lock, so two of them never both append a leaf for one batch.
+        with write_transaction(self.engine) as conn:
+            self.store._lock_head(conn)
+            existing = self.store.latest_anchor(conn, "telemetry_batch", f"seq-{seq}")
+            if existing is not None:
+                return int(existing.leaf_index)
+            return self.anchor("telemetry_batch", [(f"seq-{seq}", body)], checkpoint=False, conn=conn)
+
+    def anchor_stored_batches(self, telemetry_root: Path, min_age_s: float = 10.0) -> list[int]:
+        """Anchor telemetry batches stored but never anchored: their writer died between the durable
+        append and the anchor (`kill -9` of an ingest worker). Batches younger than `min_age_s` are
+        left to their writer (and a batch spanning days may still be being renamed into place).
+        Returns the batch numbers anchored here."""
+        now = time.time()
+        by_seq: dict[int, list[Path]] = {}
+        young: set[int] = set()
+        for path in Path(telemetry_root).glob("day=*/b*.parquet"):
+            seq = int(path.stem[1:])
+            try:
+                if now - path.stat().st_mtime < min_age_s:
+                    young.add(seq)
+            except FileNotFoundError:  # retention removed it meanwhile
+                continue
+            by_seq.setdefault(seq, []).append(path)
+        with self.engine.connect() as conn:
+            anchored = {int(a.record_id[4:]) for a in self.store.anchors(conn) if a.record_type == "telemetry_batch"}
+        done = []
+        for seq in sorted(by_seq.keys() - anchored - young):
+            batch = pa.concat_tables([pq.read_table(p) for p in by_seq[seq]])
+            readings = pa.table({"device_id": batch["device_id"], "key": batch["key"], "ts": batch["ts"],
+                                 "value": decode_values(batch)})
+            self.anchor_telemetry_batch(seq, readings)
+            done.append(seq)
+        return done
 
     def checkpoint(self) -> str:
         return self.store.sign_checkpoint(self.signer, self.origin)

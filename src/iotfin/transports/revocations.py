@@ -1,4 +1,4 @@
-"""Revocations made by another process (`iotfin devices revoke` while `iotfin serve` runs) reach the
+"""Revocations (and device statuses) made by another process (`iotfin devices revoke` while `iotfin serve` runs) reach the
 serving process within one poll interval: its token cache forgets the credential and the device's
 live MQTT sessions are closed (see `DeviceService.apply_revocations_since`)."""
 
@@ -26,3 +26,16 @@ async def watch_revocations(devices: DeviceService, interval_s: float = REVOCATI
             continue
         if revoked:
             log.info("credentials revoked elsewhere: devices %s", sorted(revoked))
+
+
+async def watch_device_statuses(devices: DeviceService, interval_s: float = REVOCATION_POLL_S) -> None:
+    """Device statuses set by another process (an operator deactivating a device while several ingest
+    workers run) reach this process's registry within one poll interval; see
+    `DeviceService.refresh_statuses`."""
+    known: dict[int, str] | None = None
+    while True:
+        try:
+            known = await asyncio.to_thread(devices.refresh_statuses, known)
+        except Exception:  # noqa: BLE001 - a database hiccup must not end the watch; the next poll retries
+            log.exception("polling for device statuses failed")
+        await asyncio.sleep(interval_s)

@@ -102,7 +102,7 @@ class MqttServer:
     def __init__(self, handler: MqttHandler, host: str = "127.0.0.1", port: int = 1883,
                  max_packet_size: int = 1 << 20, connect_timeout_s: float = 10.0, *,
                  receive_maximum: int = 1000, backlog: int = 1024, ssl: ssl_module.SSLContext | None = None,
-                 concurrent_topics: frozenset[str] = frozenset()):
+                 concurrent_topics: frozenset[str] = frozenset(), reuse_port: bool = False):
         if not 0 < receive_maximum <= 0xFFFF:
             raise ValueError("receive_maximum must be 1..65535")
         #: topic names whose consecutive PUBLISH packets in one session may be handled together
@@ -116,6 +116,9 @@ class MqttServer:
         self.stats = ServerStats()
         self._port = port
         self._backlog = backlog
+        # SO_REUSEPORT: several ingest worker processes (`iotfin serve --ingest-workers N`) each listen
+        # on the same port and the kernel spreads new connections over them
+        self._reuse_port = reuse_port
         # MQTT over TLS (mqtts): with a context that asks for client certificates, a device may
         # authenticate by its certificate (the handler's optional `authenticate_certificate`)
         self._ssl = ssl
@@ -142,7 +145,8 @@ class MqttServer:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._listener = await self._loop.create_server(
-            lambda: Session(self), self.host, self._port, backlog=self._backlog, reuse_address=True, ssl=self._ssl)
+            lambda: Session(self), self.host, self._port, backlog=self._backlog, reuse_address=True, ssl=self._ssl,
+            reuse_port=self._reuse_port or None)
         self._port = self._listener.sockets[0].getsockname()[1]
         log.info("MQTT server listening on %s:%d", self.host, self._port)
 
