@@ -42,7 +42,7 @@ def test_split_tiles_the_parent_or_refuses(start: int, size: int, amounts: list[
         assert "more than held" in str(exc) or "below the minimum" in str(exc) or "at least two" in str(exc)
         return
     assert parts[0][0] == start and parts[-1][1] == start + size
-    assert all(a[1] == b[0] for a, b in zip(parts, parts[1:]))
+    assert all(a[1] == b[0] for a, b in zip(parts, parts[1:], strict=False))
     assert all(e - s >= LIMITS.min_part_fen for s, e in parts)
 
 

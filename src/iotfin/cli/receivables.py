@@ -156,6 +156,13 @@ def late(on: OnOpt = None, data_dir: DataDirOpt = None, as_json: JsonOpt = False
     _run(data_dir, as_json, "late", lambda ws: {"late": ws.receivables.flag_late(_day(ws, on))})
 
 
+@vouchers_app.command("at-risk")
+def at_risk(horizon: Annotated[int, typer.Option("--horizon", min=0, max=366, help="Days ahead of maturity.")] = 30,
+            on: OnOpt = None, data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
+    """Maturity at risk: past due, or maturing within the horizon with a core that paid late before or rates poorly."""
+    _run(data_dir, as_json, "at risk", lambda ws: {"at_risk": ws.receivables.at_risk(_day(ws, on), horizon)})
+
+
 @vouchers_app.command()
 def evidence(voucher: Annotated[int, typer.Argument(help="Voucher id.")],
              out: Annotated[Path, typer.Option("--out", help="Write the bundle here (JSON).")],

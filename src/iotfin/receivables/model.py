@@ -239,7 +239,7 @@ def replay_title(voucher_id: int, events: Sequence[dict[str, Any]]) -> dict[str,
         elif kind == "split":
             start, end, holder = holders.pop(int(part))
             pieces = sorted((int(p["start"]), int(p["end"]), int(p["part_id"])) for p in detail["parts"])
-            if pieces[0][0] != start or pieces[-1][1] != end or any(a[1] != b[0] for a, b in zip(pieces, pieces[1:])):
+            if pieces[0][0] != start or pieces[-1][1] != end or any(a[1] != b[0] for a, b in zip(pieces, pieces[1:], strict=False)):
                 raise ValidationError(f"split event {body['id']} does not tile part {part}")
             for s, e, pid in pieces:
                 holders[pid] = (s, e, holder)
@@ -251,7 +251,7 @@ def replay_title(voucher_id: int, events: Sequence[dict[str, Any]]) -> dict[str,
     if total is None:
         raise ValidationError("the chain has no issue event")
     covered = sorted((s, e) for s, e, _ in holders.values())
-    if covered[0][0] != 0 or covered[-1][1] != total or any(a[1] != b[0] for a, b in zip(covered, covered[1:])):
+    if covered[0][0] != 0 or covered[-1][1] != total or any(a[1] != b[0] for a, b in zip(covered, covered[1:], strict=False)):
         raise ValidationError("the final parts do not tile the issue")
     return {"voucher_id": voucher_id, "events": len(events), "total_fen": total,
             "holders": {str(pid): {"start": s, "end": e, "holder": h} for pid, (s, e, h) in sorted(holders.items())}}

@@ -18,7 +18,7 @@ from sqlalchemy import Connection, Row, func, insert, select, update
 from iotfin.db.pagination import PageParams, paginate
 from iotfin.receivables.tables import Voucher, VoucherEvent, VoucherOffer, VoucherPart
 
-V, P, O, E = Voucher.__table__, VoucherPart.__table__, VoucherOffer.__table__, VoucherEvent.__table__
+V, P, OF, E = Voucher.__table__, VoucherPart.__table__, VoucherOffer.__table__, VoucherEvent.__table__
 
 
 def insert_voucher(conn: Connection, **values: Any) -> int:
@@ -34,7 +34,7 @@ def insert_event(conn: Connection, **values: Any) -> int:
 
 
 def insert_offer(conn: Connection, **values: Any) -> int:
-    return int(conn.execute(insert(O).values(**values)).inserted_primary_key[0])
+    return int(conn.execute(insert(OF).values(**values)).inserted_primary_key[0])
 
 
 _VOUCHER_COLS = (V.c.id, V.c.number, V.c.issuer_id, V.c.supplier_id, V.c.total_fen, V.c.currency, V.c.issued_on,
@@ -106,31 +106,31 @@ def issued_page(conn: Connection, issuer_id: int, page: PageParams) -> tuple[lis
 
 
 def pending_offer(conn: Connection, part_id: int) -> Row[Any] | None:
-    return conn.execute(select(O.c.id, O.c.lender_tenant_id, O.c.created_at)
-                        .where(O.c.part_id == part_id, O.c.status == "pending")).first()
+    return conn.execute(select(OF.c.id, OF.c.lender_tenant_id, OF.c.created_at)
+                        .where(OF.c.part_id == part_id, OF.c.status == "pending")).first()
 
 
 def offer(conn: Connection, offer_id: int, *, lock: bool = False) -> Row[Any] | None:
-    q = select(O.c.id, O.c.part_id, O.c.lender_tenant_id, O.c.holder_id, O.c.status, O.c.annual_rate,
-               O.c.reason, O.c.created_at, O.c.decided_at).where(O.c.id == offer_id)
+    q = select(OF.c.id, OF.c.part_id, OF.c.lender_tenant_id, OF.c.holder_id, OF.c.status, OF.c.annual_rate,
+               OF.c.reason, OF.c.created_at, OF.c.decided_at).where(OF.c.id == offer_id)
     return conn.execute(q.with_for_update() if lock else q).first()
 
 
 def decide_offer(conn: Connection, offer_id: int, status: str, at: datetime, **values: Any) -> int:
-    return conn.execute(update(O).where(O.c.id == offer_id, O.c.status == "pending")
+    return conn.execute(update(OF).where(OF.c.id == offer_id, OF.c.status == "pending")
                         .values(status=status, decided_at=at, **values)).rowcount
 
 
 def offers_page(conn: Connection, lender_tenant_id: int | None, page: PageParams, status: str | None
                 ) -> tuple[list[dict[str, Any]], str | None]:
-    q = (select(O.c.id, O.c.part_id, O.c.lender_tenant_id, O.c.holder_id, O.c.status, O.c.annual_rate, O.c.reason,
-                O.c.created_at, O.c.decided_at, P.c.voucher_id, P.c.start_fen, P.c.end_fen)
-         .join(P, P.c.id == O.c.part_id))
+    q = (select(OF.c.id, OF.c.part_id, OF.c.lender_tenant_id, OF.c.holder_id, OF.c.status, OF.c.annual_rate, OF.c.reason,
+                OF.c.created_at, OF.c.decided_at, P.c.voucher_id, P.c.start_fen, P.c.end_fen)
+         .join(P, P.c.id == OF.c.part_id))
     if lender_tenant_id is not None:
-        q = q.where(O.c.lender_tenant_id == lender_tenant_id)
+        q = q.where(OF.c.lender_tenant_id == lender_tenant_id)
     if status is not None:
-        q = q.where(O.c.status == status)
-    rows, cursor = paginate(conn, q, O.c.id, page, descending=True)
+        q = q.where(OF.c.status == status)
+    rows, cursor = paginate(conn, q, OF.c.id, page, descending=True)
     return [dict(r._mapping) for r in rows], cursor
 
 
