@@ -71,7 +71,7 @@ def test_a_late_batch_sends_reads_back_to_the_raw_files_until_rebuilt(tmp_path: 
     assert len(store.fresh_hourly(*day)) == 0
     after = store.aggregate(2, "kw", *day, "1d").to_pylist()[0]
     assert after["count"] == before["count"] + 1 and after["max"] == 5000.0
-    assert refresh_hourly(store) == 1  # only that day is rebuilt
+    assert refresh_hourly(store) == 4  # that day's month is rebuilt (the four days of January)
     assert store.aggregate(2, "kw", *day, "1d").to_pylist()[0] == pytest.approx(after)
     assert len(store.fresh_hourly(*day)) == 1
 
@@ -84,7 +84,7 @@ def test_rollup_before_a_date_and_through_the_command_line(tmp_path: Path) -> No
     run = subprocess.run([sys.executable, "-m", "iotfin", "telemetry", "rollup", "--json"], env=env,
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
-    assert json.loads(run.stdout)["days_built"] == 2
+    assert json.loads(run.stdout)["days_built"] == 4  # the month, rebuilt with its other two days
     bad = subprocess.run([sys.executable, "-m", "iotfin", "telemetry", "rollup", "--before", "yesterday"], env=env,
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and "--before" in bad.stderr
@@ -92,9 +92,11 @@ def test_rollup_before_a_date_and_through_the_command_line(tmp_path: Path) -> No
 
 def test_retention_removes_the_rollups_of_the_days_it_drops(tmp_path: Path) -> None:
     store = _random_store(tmp_path)
-    refresh_hourly(store)
-    assert len(list((tmp_path / "_hourly").glob("day=*.parquet"))) == 4
-    assert store.apply_retention(store.days()[2]) == 2
-    assert sorted(p.name for p in (tmp_path / "_hourly").glob("*")) == [
-        f"day={d.isoformat()}.parquet" for d in store.days()]
-
+    store.append(readings((1, "kw", T0 + 40 * MS_PER_DAY, 1.0)))  # a day in February
+    assert refresh_hourly(store) == 5
+    assert sorted(p.name for p in (tmp_path / "_hourly").glob("*")) == ["month=2026-01.parquet", "month=2026-02.parquet"]
+    assert store.apply_retention(store.days()[2]) == 2  # two January days go; the others' rollups still hold
+    assert len(store.fresh_hourly(T0, T0 + 60 * MS_PER_DAY)) == 3
+    assert refresh_hourly(store) == 2 and len(store.fresh_hourly(T0, T0 + 60 * MS_PER_DAY)) == 3  # January rebuilt
+    assert store.apply_retention(store.days()[-1]) == 2  # January is gone: so is its rollup
+    assert sorted(p.name for p in (tmp_path / "_hourly").glob("*")) == ["month=2026-02.parquet"]

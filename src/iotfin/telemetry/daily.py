@@ -21,6 +21,7 @@ partition is bit-identical.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import threading
 from collections.abc import Callable, Collection
@@ -193,30 +194,36 @@ def _hourly(table: pa.Table) -> pa.Table:
     return pa.concat_tables(parts) if parts else HOURLY_SCHEMA.empty_table()
 
 
-def _build_hourly(files: list[Path], target: Path, stamp: str) -> None:
+def _hourly_of_day(files: list[Path]) -> pa.Table:
     tables = [_read(f) for f in files]
     if len(tables) > 1 and _share_devices(tables):
         # Every (device, key, ts) of a day is in that day's files: one sorted, first-accepted table.
         tables = [_first_accepted([_read(f, seq=True) for f in files])]
     # Files with disjoint devices: their aggregates never share a (device, key, hour).
-    hourly = pa.concat_tables([_hourly(t) for t in tables])
-    hourly = hourly.sort_by([("device_id", "ascending"), ("key", "ascending"), ("hour", "ascending")])
+    return pa.concat_tables([_hourly(t) for t in tables])
+
+
+def _build_month(target: Path, days: dict[date, list[Path]], stamps: dict[str, str], pool: ThreadPoolExecutor) -> None:
+    month = pa.concat_tables(list(pool.map(_hourly_of_day, days.values())))
+    month = month.sort_by([("device_id", "ascending"), ("key", "ascending"), ("hour", "ascending")])
     tmp = target.with_name(f"{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")  # builders may race
     target.parent.mkdir(parents=True, exist_ok=True)
     # small row groups: a device's rows are a few of them, found by the device_id statistics
-    pq.write_table(hourly.replace_schema_metadata({"iotfin.stamp": stamp}), tmp, compression="zstd",
-                   row_group_size=4096)
+    pq.write_table(month.replace_schema_metadata({"iotfin.stamps": json.dumps(stamps, sort_keys=True)}), tmp,
+                   compression="zstd", row_group_size=8192)
     os.replace(tmp, target)
 
 
 def refresh_hourly(store: TelemetryStore, before: date | None = None, workers: int | None = None) -> int:
-    """Build the hourly rollups the store reads for charts (TelemetryStore.aggregate) for every day
-    before `before` (default: all) whose files changed since; returns how many were built."""
+    """Build the hourly rollups the store reads for charts (TelemetryStore.aggregate): every month
+    with a day before `before` (default: all days) whose files changed since; returns how many days
+    the months rebuilt hold."""
     todo = store.hourly_todo(before)
-    # numpy and Parquet decoding release the GIL: days are built in parallel threads.
+    # numpy and Parquet decoding release the GIL: a month's days are built in parallel threads.
     with ThreadPoolExecutor(max_workers=workers or min(4, os.cpu_count() or 2)) as pool:
-        list(pool.map(lambda job: _build_hourly(*job[1:]), todo))
-    return len(todo)
+        for target, days, stamps in todo:
+            _build_month(target, days, stamps, pool)
+    return sum(len(days) for _, days, _ in todo)
 
 
 def combine(con: duckdb.DuckDBPyConnection, files: list[Path], since_day: int, until_day: int) -> pa.Table:

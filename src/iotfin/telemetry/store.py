@@ -19,6 +19,7 @@ temporary files until they are renamed, so another writer's clean-up of crash le
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import threading
 from collections.abc import Iterator
@@ -80,6 +81,8 @@ class TelemetryStore:
         self._seq: int | None = None  # read on the first append: a reader never needs it
         self._footer_rows: dict[Path, tuple[tuple[int, int], int]] = {}  # stats(): file -> ((size, mtime), rows)
         self._hourly_stamps: dict[Path, tuple[int, str]] = {}  # rollup file -> (mtime, stamp it was built for)
+        self._duck: tuple[int, duckdb.DuckDBPyConnection] | None = None  # (pid, in-process database)
+        self._duck_lock = threading.Lock()
 
     # --- writing ---------------------------------------------------------------------------
 
@@ -237,13 +240,25 @@ class TelemetryStore:
             out.extend(sorted(self._day_dir(day).glob("*.parquet")))
         return out
 
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        """A cursor on this store's in-process DuckDB. One database outlives a query for its Parquet
+        metadata cache: batch files are written once and a rollup is replaced whole (a new file and
+        mtime, which the cache checks), so a 90-day chart's footers are parsed once, not on every
+        request (measured: rollup reads 2.4x faster). A forked child opens its own."""
+        with self._duck_lock:
+            if self._duck is None or self._duck[0] != os.getpid():
+                db = duckdb.connect()
+                db.execute("SET parquet_metadata_cache = true")
+                self._duck = (os.getpid(), db)
+            return self._duck[1].cursor()
+
     def _relation(self, con: duckdb.DuckDBPyConnection, start_ms: int | None, end_ms: int | None) -> str | None:
         files = self.files(start_ms, end_ms)
         return _dedup_sql(files) if files else None
 
     def series(self, device_id: int, key: str, start_ms: int, end_ms: int) -> pa.Table:
         """Raw readings of one device's key over [start_ms, end_ms), oldest first."""
-        with duckdb.connect() as con:
+        with self._cursor() as con:
             rel = self._relation(con, start_ms, end_ms)
             if rel is None:
                 return READING_SCHEMA.empty_table()
@@ -268,30 +283,32 @@ class TelemetryStore:
             parts.append(f"SELECT (ts // $w) * $w AS b, min(value) AS vmin, max(value) AS vmax, sum(value) AS total, "
                          f"count(*) AS n, max(ts) AS last_ts, arg_max(value, ts) AS last_v FROM {raw} GROUP BY 1")
         if rolled:
-            listing = _listing(list(rolled.values()))
+            listing = _listing(sorted(set(rolled.values())))
+            day_numbers = ", ".join(str((day - _EPOCH).days) for day in rolled)  # a month's fresh days only
             parts.append(f"SELECT (hour // $w) * $w AS b, min(vmin) AS vmin, max(vmax) AS vmax, sum(total) AS total, "
                          f"sum(n) AS n, max(last_ts) AS last_ts, arg_max(last_v, last_ts) AS last_v "
                          f"FROM read_parquet([{listing}]) "
-                         f"WHERE device_id = $d AND key = $k GROUP BY 1")
+                         f"WHERE device_id = $d AND key = $k AND hour // {MS_PER_DAY} IN ({day_numbers}) GROUP BY 1")
         query = (f"SELECT b AS bucket_start, min(vmin) AS min, max(vmax) AS max, sum(total) / sum(n) AS mean, "
                  f"sum(total) AS sum, sum(n) AS count, arg_max(last_v, last_ts) AS last "
                  f"FROM ({' UNION ALL '.join(parts)}) GROUP BY 1 ORDER BY 1")
         params = {"d": device_id, "k": key, "w": width} | ({"a": start_ms, "b": end_ms} if raw_files else {})
-        with duckdb.connect() as con:
+        with self._cursor() as con:
             return con.sql(query, params=params).to_arrow_table().cast(_AGG_SCHEMA)
 
     # --- hourly rollups -----------------------------------------------------------------------
     # A 90-day chart of a 15-minute meter otherwise scans every batch file of 90 days (~800 on the
-    # demo, each a row group of all devices: ~1 s). The rollup is one file per UTC day under
+    # demo, each a row group of all devices: ~1 s). The rollup is one file per UTC month under
     # `_hourly/` (outside the `day=*` partitions every reader lists), one row per (device, key, hour)
-    # sorted by device in small row groups, so one device's 90 days read a few row groups of 90
-    # files. It is derived data: built from the day's files after the day (`daily.refresh_hourly`, run by
-    # the daily close and `iotfin telemetry rollup`), stamped with those files' names and sizes,
-    # and read only while the stamp still matches — a late batch for that day sends reads back to
-    # the raw files until the rollup is rebuilt. Evidence and audits never read it.
+    # sorted by device in small row groups, so one device's 90 days are a few row groups of three or
+    # four files (per-file overhead dominated with one file per day: 1.8 ms of CPU each). It is
+    # derived data: built from the days' files (`daily.refresh_hourly`, run by the close loop and
+    # `iotfin telemetry rollup`), stamped per day with that day's files' names and sizes, and a day
+    # is read from it only while its stamp still matches — a late batch for that day sends its reads
+    # back to the raw files until the month is rebuilt. Evidence and audits never read it.
 
     def _hourly_path(self, day: date) -> Path:
-        return self.root / "_hourly" / f"day={day.isoformat()}.parquet"
+        return self.root / "_hourly" / f"month={day:%Y-%m}.parquet"
 
     def _day_stamp(self, day: date) -> str:
         """The names and sizes of a day's batch files: batch files are written once and never
@@ -300,45 +317,49 @@ class TelemetryStore:
                          if e.name.endswith(".parquet"))
         return ";".join(f"{name}:{size}" for name, size in entries)
 
-    def _hourly_stamp(self, path: Path) -> str | None:
+    def _rolled_stamps(self, path: Path) -> dict[str, str]:
+        """The day -> stamp map a month's rollup was built for (cached while the file is unchanged)."""
         try:
             mtime = path.stat().st_mtime_ns
         except FileNotFoundError:
-            return None
+            return {}
         known = self._hourly_stamps.get(path)
         if known is None or known[0] != mtime:
-            known = (mtime, (pq.read_schema(path).metadata or {}).get(b"iotfin.stamp", b"").decode())
+            raw = (pq.read_schema(path).metadata or {}).get(b"iotfin.stamps", b"{}")
+            known = (mtime, json.loads(raw))
             self._hourly_stamps[path] = known
         return known[1]
 
     def fresh_hourly(self, start_ms: int, end_ms: int) -> dict[date, Path]:
-        """Whole UTC days within [start_ms, end_ms) whose hourly rollup matches their files now."""
+        """Whole UTC days within [start_ms, end_ms) whose month's rollup matches their files now."""
         out = {}
         for day in self.days():
             lo = day_start_ms(day)
             if lo < start_ms or lo + MS_PER_DAY > end_ms:
                 continue
             path = self._hourly_path(day)
-            stamp = self._hourly_stamp(path)
-            if stamp is not None and stamp == self._day_stamp(day):
+            if self._rolled_stamps(path).get(day.isoformat()) == self._day_stamp(day):
                 out[day] = path
         return out
 
-    def hourly_todo(self, before: date | None = None) -> list[tuple[date, list[Path], Path, str]]:
-        """The days (before `before`, default all) whose rollup is missing or stale: (day, its
-        files, the rollup's path, the stamp to build it for). Built by iotfin.telemetry.daily."""
-        todo = []
+    def hourly_todo(self, before: date | None = None) -> list[tuple[Path, dict[date, list[Path]], dict[str, str]]]:
+        """The months whose rollup is missing or stale for any of their days before `before` (default:
+        all days): (the rollup's path, each day's files, the day stamps to build it for). Built by
+        iotfin.telemetry.daily.refresh_hourly."""
+        months: dict[Path, list[date]] = {}
         for day in self.days():
-            if before is not None and day >= before:
-                continue
-            path, stamp = self._hourly_path(day), self._day_stamp(day)
-            if self._hourly_stamp(path) != stamp:
-                todo.append((day, sorted(self._day_dir(day).glob("*.parquet")), path, stamp))
+            if before is None or day < before:
+                months.setdefault(self._hourly_path(day), []).append(day)
+        todo = []
+        for path, days in months.items():
+            stamps = {day.isoformat(): self._day_stamp(day) for day in days}
+            if self._rolled_stamps(path) != stamps:
+                todo.append((path, {day: sorted(self._day_dir(day).glob("*.parquet")) for day in days}, stamps))
         return todo
 
     def latest(self, device_id: int) -> dict[str, tuple[int, float]]:
         """Latest value per key = the newest timestamp, not the last received."""
-        with duckdb.connect() as con:
+        with self._cursor() as con:
             rel = self._relation(con, None, None)
             if rel is None:
                 return {}
@@ -389,8 +410,11 @@ class TelemetryStore:
                 for f in self._day_dir(day).glob("*"):
                     f.unlink()
                 self._day_dir(day).rmdir()
-                self._hourly_path(day).unlink(missing_ok=True)  # its rollup goes with it
                 removed += 1
+        kept = {self._hourly_path(day) for day in self.days()}
+        for rollup in (self.root / "_hourly").glob("month=*.parquet"):
+            if rollup not in kept:
+                rollup.unlink()  # a month with no day left (one with days left is rebuilt: stamps changed)
         return removed
 
 
