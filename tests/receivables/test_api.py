@@ -227,3 +227,18 @@ def test_declined_on_rating_and_evidence_bundle_verifies_offline(env: tuple[Work
     tampered["events"][2]["record"]["body"]["detail"]["to"] = f"enterprise:{world.outsider}"
     with pytest.raises(Exception, match="disclosed body"):
         verify_title(tampered, ws.ledger.verifier_key)
+
+
+def test_maturity_at_risk_is_listed_for_those_who_see_the_voucher(env: tuple[Workspace, World, dict[str, TestClient]]) -> None:
+    ws, world, c = env
+    v = issue(c["core"], world, matures_on="2026-05-29")
+    part = v["parts"][0]["id"]
+    moved = c["tier1"].post(f"/api/v1/voucher-parts/{part}/transfer", json={"to_enterprise_id": world.tier2a,
+                                                                            "on": "2026-03-03"})
+    assert moved.status_code == 200
+    assert c["core"].get("/api/v1/vouchers/at-risk", params={"on": "2026-05-01"}).json()["items"] == []
+    for who in ("core", "tier2a", "ops"):
+        items = c[who].get("/api/v1/vouchers/at-risk", params={"on": "2026-06-02"}).json()["items"]
+        assert [i["voucher_id"] for i in items] == [v["id"]] and "past maturity" in items[0]["reason"], who
+    assert c["outsider"].get("/api/v1/vouchers/at-risk", params={"on": "2026-06-02"}).json()["items"] == []
+    problem(c["core"].get("/api/v1/vouchers/at-risk", params={"horizon_days": -1}), 422, "horizon_days")

@@ -132,6 +132,20 @@ def router() -> APIRouter:
         items, cursor = svc(request).issued(eid, page)
         return {"items": items, "next_cursor": cursor}
 
+    @r.get("/api/v1/vouchers/at-risk")
+    def at_risk(request: Request, who: Reader, horizon_days: Annotated[int, Query(ge=0, le=366)] = 30,
+                on: date | None = None) -> dict[str, Any]:
+        """Maturity at risk: vouchers past due, or maturing within the horizon whose core enterprise paid
+        late before or rates poorly — those the caller issued, holds or financed (the operator: all)."""
+        items = []
+        for item in svc(request).at_risk(today(request, on), horizon_days):
+            try:
+                visible(request, who, item["voucher_id"])
+            except NotFound:
+                continue
+            items.append(item)
+        return {"items": items}
+
     @r.get("/api/v1/vouchers/{voucher_id}")
     def voucher(voucher_id: int, request: Request, who: Reader) -> dict[str, Any]:
         return visible(request, who, voucher_id)
