@@ -156,6 +156,23 @@ MATRIX: dict[tuple[str, str], tuple[Any, str]] = {
     ("GET", "/api/v1/financing/assets/{fp}/claims"): (None, "200 200 403 403 200 200 200 200 200 403"),
     # financing:read, and enterprise 1 visible to the caller (bank B: not its customer)
     ("GET", "/api/v1/financing/liens?enterprise_id=1"): (None, "200 404 403 403 200 200 200 200 200 403"),
+    # --- digital debt vouchers (vouchers:read/write/finance; unknown voucher, part and offer ids: 404)
+    ("POST", "/api/v1/vouchers"): ({}, "403 403 403 403 422 403 403 403 422 422"),
+    ("GET", "/api/v1/vouchers?issuer_id=1"): (None, "403 403 403 403 200 403 403 403 200 200"),
+    ("GET", "/api/v1/vouchers/at-risk"): (None, "403 403 403 403 200 200 403 403 200 200"),
+    ("GET", "/api/v1/vouchers/{voucher}"): (None, "403 403 403 403 404 404 403 403 404 404"),
+    ("GET", "/api/v1/vouchers/{voucher}/chain"): (None, "403 403 403 403 404 404 403 403 404 404"),
+    ("GET", "/api/v1/vouchers/{voucher}/evidence"): (None, "403 403 403 403 404 404 403 403 404 404"),
+    ("POST", "/api/v1/vouchers/{voucher}/payments"): ({}, "403 403 403 403 422 403 403 403 422 422"),
+    ("POST", "/api/v1/vouchers/{voucher}/cancel"): (None, "403 403 403 403 403 403 403 403 403 404"),
+    ("GET", "/api/v1/voucher-parts?holder_kind=enterprise&holder_id=1"): (None, "403 403 403 403 200 200 403 403 200 200"),
+    ("GET", "/api/v1/voucher-parts/{part}"): (None, "403 403 403 403 404 404 403 403 404 404"),
+    ("POST", "/api/v1/voucher-parts/{part}/split"): ({}, "403 403 403 403 422 403 403 403 422 422"),
+    ("POST", "/api/v1/voucher-parts/{part}/transfer"): ({}, "403 403 403 403 422 403 403 403 422 422"),
+    ("POST", "/api/v1/voucher-parts/{part}/offers"): ({}, "403 403 403 403 422 403 403 403 422 422"),
+    ("GET", "/api/v1/voucher-offers"): (None, "403 403 403 403 200 200 403 403 200 403"),
+    ("POST", "/api/v1/voucher-offers/{offer}/withdraw"): (None, "403 403 403 403 403 403 403 403 403 404"),
+    ("POST", "/api/v1/voucher-offers/{offer}/decision"): ({}, "403 403 403 403 422 422 403 403 422 403"),
     ("GET", "/api/v1/ledger/evidence/{record_type}/{record_id}"):
         (None, "403 403 403 403 200 403 403 200 200 403"),
     ("GET", "/api/v1/ledger/status"): (None, "403 403 403 403 200 403 403 200 200 403"),    # ledger:evidence
@@ -205,7 +222,7 @@ def _template(key: tuple[str, str]) -> tuple[str, str]:
     renames = {"{loan}": "{loan_id}", "{app}": "{application_id}", "{alert}": "{alert_id}", "{grant}": "{grant_id}",
                "{c_a}": "{complaint_id}", "{c_ack}": "{complaint_id}", "{h_a}": "{request_id}", "{fp}": "{fingerprint}", "{lien}": "{lien_id}",
                "{sub}": "{subscription_id}", "{delivery}": "{delivery_id}", "{device}": "{device_id}",
-               "{offer}": "{offer_id}", "{line}": "{line_id}"}
+               "{offer}": "{offer_id}", "{line}": "{line_id}", "{voucher}": "{voucher_id}", "{part}": "{part_id}"}
     for short, name in renames.items():
         path = path.replace(short, name)
     if "/credit-lines/" in path:
@@ -261,7 +278,7 @@ def objects(shared_world: World) -> dict[str, Any]:
             "c_a": complaint["id"], "c_ack": c_ack["id"], "h_a": hardship["id"], "fp": lien["fingerprint"], "lien": lien["id"], "sub": 99999,
             "delivery": 99999, "device": 999, "name": "default", "version": 1, "record_type": "lien",
             "record_id": lien["id"], "enterprise_id": 1, "device_name": "no-such-device",
-            "code": "bank-a"}
+            "code": "bank-a", "voucher": 987654, "part": 987654}
 
 
 def _call(world: World, who: str | None, method: str, path: str, body: Any) -> int:
