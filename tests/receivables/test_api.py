@@ -76,6 +76,8 @@ def test_journey_issue_split_transfer_finance_pay(env: tuple[Workspace, World, d
     offered = c["tier2a"].post(f"/api/v1/voucher-parts/{a['id']}/offers", json={"lender": "bank-a", "on": "2026-03-05"})
     assert offered.status_code == 201, offered.text
     assert [o["id"] for o in c["bank-a"].get("/api/v1/voucher-offers").json()["items"]] == [offered.json()["id"]]
+    assert c["bank-a"].get(f"/api/v1/vouchers/{v['id']}").json()["evidence_level"] == "documents"  # to decide
+    problem(c["bank-b"].get(f"/api/v1/vouchers/{v['id']}"), 404, "no voucher")
     decided = c["bank-a"].post(f"/api/v1/voucher-offers/{offered.json()['id']}/decision",
                                json={"accept": True, "on": "2026-03-05"})
     assert decided.status_code == 200, decided.text

@@ -107,6 +107,9 @@ def router() -> APIRouter:
         chain = svc(request).chain_of_title(voucher_id)
         if any(me in (e["actor"], e["detail"].get("to"), e["detail"].get("from")) for e in chain):
             return v
+        if who.tenant_id is not None and any(e["kind"] == "offer" and e["detail"].get("lender_tenant_id") == who.tenant_id
+                                             for e in chain):
+            return v  # a lender sees a voucher whose part was offered to it, to decide
         raise NotFound(f"no voucher {voucher_id}")
 
     @r.post("/api/v1/vouchers", status_code=201)
