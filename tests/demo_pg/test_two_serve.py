@@ -229,6 +229,7 @@ def test_two_serve_processes_under_load_keep_the_ledger_liens_and_close_correct(
     assert not [k for k, n in Counter((r.record_type, r.record_id) for r in leaves).items() if n > 1]
     assert kinds["lien"] == ASSETS
     assert kinds["telemetry_batch"] >= 2  # a process may merge devices' posts into one commit (one leaf)
+    assert len(set(outcome["decisions"])) == 2 * APPLICATIONS  # every submission its own application
     assert kinds["credit_decision"] == decision_rows >= 2 * APPLICATIONS
     ws.ledger.checkpoint()  # re-derives the root from the stored tiles; raises if they disagree
     audit = ws.ledger.audit()
