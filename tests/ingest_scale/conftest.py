@@ -5,6 +5,7 @@ Mosquitto broker started with a generated configuration (password file + ACL fil
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import signal
 import subprocess
@@ -127,7 +128,9 @@ class Mosquitto:
             "persistence false\n"
             "max_queued_messages 0\n"   # 0 = no limit: a stopped consumer's queue is not cut short
             "max_inflight_messages 1000\n"
-            "log_dest stderr\n"
+            # as root, Mosquitto switches to the `mosquitto` user, which cannot read pytest's folders
+            + (f"user {pwd.getpwuid(os.geteuid()).pw_name}\n" if os.geteuid() == 0 else "")
+            + "log_dest stderr\n"
             "log_type error\nlog_type warning\nlog_type notice\n")
         self.proc: subprocess.Popen[bytes] | None = None
 

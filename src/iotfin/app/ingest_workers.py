@@ -35,9 +35,11 @@ import os
 import signal
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+
+import orjson
 
 from iotfin.app.workers import _listening_socket
 from iotfin.core.settings import Settings
@@ -76,7 +78,7 @@ def run_worker(index: int, config: IngestConfig) -> None:
 
     ws = Workspace(Settings())
     try:
-        asyncio.run(_broker_worker(ws, index, config) if config.broker is not None else _direct_worker(ws, config))
+        asyncio.run(_broker_worker(ws, index, config) if config.broker is not None else _direct_worker(ws, index, config))
     finally:
         ws.close()
 
@@ -91,7 +93,7 @@ async def _watches(ws: object) -> list[asyncio.Task[None]]:
     return [asyncio.create_task(watch_revocations(devices)), asyncio.create_task(watch_device_statuses(devices))]
 
 
-async def _direct_worker(ws: object, config: IngestConfig) -> None:
+async def _direct_worker(ws: object, index: int, config: IngestConfig) -> None:
     import uvicorn  # lazy: the worker process imports what it runs
 
     from iotfin.app.http import create_app  # lazy: the worker process imports what it runs
@@ -102,11 +104,12 @@ async def _direct_worker(ws: object, config: IngestConfig) -> None:
     )
 
     mqtt = None
+    watches = await _watches(ws)
     if config.mqtt_port is not None:
         mqtt = MqttServer(DeviceApiHandler(ws), host=config.host, port=config.mqtt_port,  # type: ignore[arg-type]
                           concurrent_topics=CONCURRENT_TOPICS, reuse_port=True)
         await mqtt.start()
-    watches = await _watches(ws)
+        watches.append(asyncio.create_task(_dump_stats(mqtt, ws.data_dir / "run" / f"ingest-worker-{index}-{os.getpid()}.stats.json")))  # type: ignore[attr-defined]
     try:
         if config.http_port is not None:
             # background=False: webhook deliveries, the monitor and the schedules stay with `iotfin serve`
@@ -120,6 +123,23 @@ async def _direct_worker(ws: object, config: IngestConfig) -> None:
         if mqtt is not None:
             await mqtt.stop()
         await ws.device_runtime.aclose()  # type: ignore[attr-defined]
+
+
+STATS_INTERVAL_S = 1.0
+
+
+async def _dump_stats(mqtt: object, path: Path) -> None:
+    """The worker's MQTT counters (connections, refusals, protocol errors, timeouts, publishes…) in
+    `<data dir>/run/ingest-worker-<i>-<pid>.stats.json`, rewritten every second (temporary file + rename), so
+    that bad traffic is counted across processes and a killed worker's counts outlive it."""
+    tmp = path.with_suffix(".tmp")
+    while True:
+        try:
+            tmp.write_bytes(orjson.dumps({"pid": os.getpid(), **asdict(mqtt.stats)}))  # type: ignore[attr-defined]
+            os.replace(tmp, path)
+        except OSError:
+            log.exception("cannot write the worker's counters")
+        await asyncio.sleep(STATS_INTERVAL_S)
 
 
 async def _until_signalled() -> None:

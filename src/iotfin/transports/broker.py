@@ -145,7 +145,7 @@ class _FileLock:
         os.close(self.fd)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # hashed by identity: the handler keeps sessions in sets
 class _BrokerSession:
     """What the device API handler needs of a session: the identity the broker checked."""
 
