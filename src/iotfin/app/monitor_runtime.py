@@ -34,7 +34,7 @@ from iotfin.core.metrics import REGISTRY
 from iotfin.core.time import now_ms
 from iotfin.monitor.model import Change
 from iotfin.monitor.prices import PriceBook
-from iotfin.monitor.store import AlertStore, load_device_meta, load_enterprise_names_en
+from iotfin.monitor.store import AlertStore, load_device_meta, load_enterprise_names_en, load_peer_groups
 
 log = logging.getLogger(__name__)
 DAY_MS = 86_400_000
@@ -64,6 +64,7 @@ class MonitorRuntime:
         self.monitor = ws.monitor_service(meta, store=self.store, enterprise_names=names,
                                           enterprise_names_en=load_enterprise_names_en(ws.engine), loan_action=self.actions,
                                           notify=self.notifier, prices=prices)
+        self.monitor.set_peer_groups(load_peer_groups(ws.engine))  # firm-specific vs sector-wide stops
         self.store.rules_version = self.monitor.rules.version
         self.resolutions = Resolutions(ws.engine, self.notifier, self.actions)
         self.lock = threading.Lock()
@@ -104,6 +105,7 @@ class MonitorRuntime:
             return
         meta, names = load_device_meta(self.ws.engine)
         self.monitor.adopt(meta, names, load_enterprise_names_en(self.ws.engine))
+        self.monitor.set_peer_groups(load_peer_groups(self.ws.engine))
         self.reloads += 1
         still = ids[~np.array([0 < i < meta.size and meta.enterprise[i] >= 0 for i in ids.tolist()], bool)]
         self._unmonitorable = np.union1d(self._unmonitorable, still)

@@ -23,7 +23,7 @@ from iotfin.demo.monitor_eval import SIGNAL_INCIDENTS, match
 from iotfin.monitor.model import DEVICE_TYPES
 from iotfin.monitor.service import MonitorService
 from iotfin.monitor.signals import NO_TS
-from iotfin.monitor.store import AlertStore, load_device_meta
+from iotfin.monitor.store import AlertStore, load_device_meta, load_peer_groups
 
 _ATTR = "_monitor_demo"
 # Slices of the demo's multi-day batches: short enough that a pledged-stock peak is still within the
@@ -36,6 +36,7 @@ def attach_monitor(ws: Any) -> MonitorService:
     meta, names = load_device_meta(ws.engine)
     store = AlertStore(ws.engine)
     monitor: MonitorService = ws.monitor_service(meta, store=store, enterprise_names=names)
+    monitor.set_peer_groups(load_peer_groups(ws.engine))  # firm-specific vs sector-wide stops (issue 24)
     store.rules_version = monitor.rules.version
 
     def on_commit(stored: pa.Table) -> None:

@@ -125,6 +125,7 @@ class MonitorService:
         self.busy_s = 0.0  # wall time in a subscriber that times itself (the demo's)
         self.port_errors = 0  # loan_action / notify calls that raised
         self.peer_groups: list[np.ndarray] = []  # set_peer_groups: firm-specific vs sector-wide stops
+        self._peer_maps: list[dict[int, str]] = []
         self.scopes: dict[str, int] = {}
 
     # --- entry points -----------------------------------------------------------------------------
@@ -306,6 +307,7 @@ class MonitorService:
         (a sector-wide or regional stop is lowered to watch). Empty: every stop is alerted as before."""
         n = self.signals.meta.enterprise_count
         self.peer_groups = []
+        self._peer_maps = groups
         for mapping in groups:
             labels = sorted(set(mapping.values()))
             code_of = {label: i for i, label in enumerate(labels)}
@@ -319,6 +321,8 @@ class MonitorService:
         """The decision on a production stop, with whether the peers stopped too (issue 24)."""
         sig = self.signals
         n = sig.meta.enterprise_count
+        if any(codes.size != n for codes in self.peer_groups):  # the fleet grew (adopt): re-code the groups
+            self.set_peer_groups(self._peer_maps)
         machines = np.flatnonzero(sig.machine_row >= 0)
         rows = sig.machine_row[machines]
         ents = sig.meta.enterprise[machines]

@@ -55,6 +55,14 @@ def load_device_meta(engine: Engine, risk_zones: list[RiskZone] | None = None) -
     return meta, names
 
 
+def load_peer_groups(engine: Engine) -> list[dict[int, str]]:
+    """The enterprises' peer groups for telling a firm's own production stop from a sector-wide or
+    regional one (issue 24): their sector, and their region."""
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT id, sector, region_code FROM enterprises")).all()
+    return [{int(r[0]): str(r[1]) for r in rows}, {int(r[0]): str(r[2]) for r in rows}]
+
+
 def load_enterprise_names_en(engine: Engine) -> dict[int, str]:
     """The enterprises' English names (for the English alert texts)."""
     with engine.connect() as conn:
