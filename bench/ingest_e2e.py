@@ -81,24 +81,28 @@ def publish_packet(topic: bytes, payload: bytes, packet_id: int) -> bytes:
 class Serve:
     """`iotfin serve` on free ports over a fresh workspace."""
 
-    def __init__(self, data_dir: Path):
+    def __init__(self, data_dir: Path, ingest_workers: int = 0):
         self.data_dir = data_dir
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("IOTFIN_")} | {
             "IOTFIN_DATA_DIR": str(data_dir)}
         self.http_port, self.mqtt_port = free_port(), free_port()
         self.proc: subprocess.Popen[bytes] | None = None
+        self.ingest_workers = ingest_workers
 
     def start(self) -> None:
+        extra = ["--ingest-workers", str(self.ingest_workers)] if self.ingest_workers else []
         self.proc = subprocess.Popen([sys.executable, "-m", "iotfin", "serve", "--http-port", str(self.http_port),
-                                      "--mqtt-port", str(self.mqtt_port)], env=self.env,
+                                      "--mqtt-port", str(self.mqtt_port), *extra], env=self.env,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         while True:
             if self.proc.poll() is not None:
                 raise RuntimeError("iotfin serve exited")
             try:
                 httpx.get(f"http://127.0.0.1:{self.http_port}/healthz", timeout=1)
                 socket.create_connection(("127.0.0.1", self.mqtt_port), timeout=1).close()
+                if self.ingest_workers and _listeners(self.mqtt_port) < self.ingest_workers:
+                    raise OSError("not every ingest worker listens yet")
                 return
             except (httpx.TransportError, OSError):
                 if time.monotonic() > deadline:
@@ -115,10 +119,30 @@ class Serve:
     def rss_bytes(self) -> int:
         return self._status("VmRSS")
 
-    def cpu_seconds(self) -> float:
+    def pids(self) -> list[int]:
+        """The server's process and, with ingest workers, its descendants (supervisor, workers)."""
         assert self.proc is not None
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        out, todo = [], [self.proc.pid]
+        while todo:
+            pid = todo.pop()
+            out.append(pid)
+            for task in Path(f"/proc/{pid}/task").glob("*"):
+                try:
+                    todo += [int(c) for c in (task / "children").read_text().split()]
+                except FileNotFoundError:
+                    continue
+        return out
+
+    def cpu_seconds(self) -> float:
+        """CPU time of the server's processes (all of them with ingest workers)."""
+        total = 0
+        for pid in self.pids():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except FileNotFoundError:
+                continue
+            total += int(fields[11]) + int(fields[12])
+        return total / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -131,6 +155,12 @@ class Serve:
 
 
 # --- load generators (child processes) ------------------------------------------------------------
+
+
+def _listeners(port: int) -> int:
+    """Listening sockets on `port` (each SO_REUSEPORT socket counts), from /proc/net/tcp."""
+    return sum(1 for line in Path("/proc/net/tcp").read_text().splitlines()[1:]
+               if line.split()[3] == "0A" and int(line.split()[1].rsplit(":", 1)[1], 16) == port)
 
 
 def mqtt_load(port: int, tokens: list[str | None], window: int, duration: float, offset: int, go: mp.Event,
@@ -336,9 +366,9 @@ def run_iotfin(args: argparse.Namespace, root: Path) -> dict[str, object]:
         ws.devices.create(name=name)
     telemetry_dir = ws.settings.resolved_telemetry_dir
     ws.close()
-    serve = Serve(data_dir)
+    serve = Serve(data_dir, args.ingest_workers)
     serve.start()
-    out: dict[str, object] = {}
+    out: dict[str, object] = {"ingest_workers": args.ingest_workers}
     try:
         # phase 1: single readings over MQTT
         go, results, workers = start_load(ctx, serve.mqtt_port, [d.token for d in devices], args.procs, args.window,
@@ -505,6 +535,7 @@ def main() -> None:
     parser.add_argument("--procs", type=int, default=2, help="load-generator processes")
     parser.add_argument("--conns", type=int, default=200, help="MQTT connections (devices) per process")
     parser.add_argument("--window", type=int, default=8, help="QoS 1 messages in flight per connection")
+    parser.add_argument("--ingest-workers", type=int, default=0, help="`iotfin serve --ingest-workers N` (0: one process)")
     parser.add_argument("--skip-bulk", action="store_true")
     parser.add_argument("--bulk-duration", type=float, default=10.0)
     parser.add_argument("--bulk-devices", type=int, default=100)
