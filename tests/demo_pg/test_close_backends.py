@@ -84,3 +84,38 @@ def test_the_close_gives_the_same_books_on_postgresql_as_on_sqlite(postgres: Pos
     assert pg["bills"] == lite["bills"]
     assert pg["trial_balance"] == lite["trial_balance"]
     assert lite["reconciled"] and pg["reconciled"] and lite["trial_balance"]["balanced"]
+
+
+@pytest.mark.postgres
+def test_a_loan_changed_while_a_close_chunk_runs_keeps_the_change(postgres: PostgresServer, tmp_path: Path) -> None:
+    """Another process changes a loan (a servicing change: the row locked FOR UPDATE, updated,
+    committed) while the close works on the loan's chunk. The chunk must not write back values it
+    computed from the row before the change (PostgreSQL's read takes no row locks: before the chunk's
+    table lock, the close's UPDATE waited for the row and then overwrote the change)."""
+    import threading  # here: only this test runs the close beside another transaction
+
+    name = f"close_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(postgres.url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    ws = _book(postgres.url_for(name), tmp_path / "pg")
+    loan = 1
+    with ws.engine.connect() as other:
+        before = other.execute(text("SELECT penalty_due, dpd FROM loans WHERE id = :i"), {"i": loan}).one()
+        assert before.dpd == 0  # not overdue: the close keeps its penalty as it reads it
+        other.execute(text("SELECT id FROM loans WHERE id = :i FOR UPDATE"), {"i": loan})
+        done: list[Any] = []
+        closer = threading.Thread(target=lambda: done.append(
+            ws.lending.close_day(START - timedelta(days=9), simulate=True)))
+        closer.start()
+        closer.join(3)  # the close reaches the chunk (and, unlocked, its read) meanwhile
+        assert not done, "the close finished while a loan of its chunk was locked"
+        other.execute(text("UPDATE loans SET penalty_due = penalty_due + 7.00 WHERE id = :i"), {"i": loan})
+        other.commit()
+    closer.join(120)
+    assert done and done[0]["loans_closed"] > 0
+    with ws.engine.connect() as conn:
+        after = conn.execute(text("SELECT penalty_due FROM loans WHERE id = :i"), {"i": loan}).scalar_one()
+    assert after == before.penalty_due + Decimal("7.00")
+    ws.close()

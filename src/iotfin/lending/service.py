@@ -299,6 +299,7 @@ class LendingService:
                 if chunks == 0:  # starting (or resuming): in the first chunk's transaction
                     self._start_run(conn, on)
                 store.cache_chunk_pages(conn)  # a chunk's pages stay cached between its read and its write
+                store.hold_book_for_chunk(conn)  # no loan changes between the chunk's read and its write
                 ids, book = store.read_chunk(conn, on, after, chunk)
                 last = ids.size < chunk  # a short chunk is the last: the run is done with it
                 if ids.size:
