@@ -16,13 +16,10 @@ import orjson
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from iotfin.transports.broker import device_topic
 from tests.ingest_faults.test_kill9 import KEYS, message, stored
 from tests.ingest_scale.conftest import INGEST_PASSWORD, INGEST_USER, Mosquitto, WorkerServe, _alive, kill9
-
 
 REFUSED = 0x87  # Mosquitto 2.0's CONNACK for an unknown user or a wrong password (MQTT 5: not authorized)
 
