@@ -42,6 +42,12 @@ async def telemetry_series(page: Page, enterprise_id: int, device_id: int, key: 
     start_ms = start_ms if start_ms is not None else end_ms - DEFAULT_RANGE_MS
     span = max(end_ms - start_ms, 1)
     bucket = bucket_for(span)
+    if bucket is not None:
+        # Whole buckets only (they are aligned to the epoch): a partial first or last bucket would
+        # show the min/max/mean of a sliver as if of the whole, and whole hours are what the store's
+        # hourly rollups serve without reading the raw files.
+        width = int(bucket[:-1]) * MS_PER_MIN
+        start_ms, end_ms = start_ms // width * width, -(-end_ms // width) * width
     data = await page.api.get(f"/api/v1/enterprises/{enterprise_id}/telemetry", **params, start=start_ms, end=end_ms,
                               bucket=bucket, limit=RAW_LIMIT if bucket is None else None)
     name = data["key"]
