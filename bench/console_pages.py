@@ -128,14 +128,16 @@ def main() -> None:
     people += [u for u in users if u.startswith("enterprise-")][:1]
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "iotfin", "serve", "--http-port", str(port), "--mqtt-port",
-                               str(free_port())], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               str(free_port())], env=env, stdout=subprocess.DEVNULL, stderr=(root / "serve.log").open("w"))
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(300):
+        for _ in range(600):
             try:
                 httpx.get(f"{url}/healthz", timeout=1).raise_for_status()
                 break
             except httpx.HTTPError:
+                if server.poll() is not None:
+                    sys.exit(f"iotfin serve exited: {(root / 'serve.log').read_text()[-2000:]}")
                 time.sleep(0.3)
         results: dict[str, dict[str, Any]] = {}
         for username in people:
