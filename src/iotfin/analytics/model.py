@@ -197,9 +197,24 @@ def period_index(values: pd.Series, days: pd.Series, base_values: pd.Series, bas
     return float("nan") if base <= 0 else 100.0 * now / base
 
 
-def suppress(frame: pd.DataFrame, min_firms: int) -> pd.DataFrame:
-    """Only the cells at least `min_firms` firms contribute to: the rest are never served."""
-    return frame[frame["firms"] >= min_firms]
+def suppress(frame: pd.DataFrame, min_firms: int, universe: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Only the cells at least `min_firms` firms contribute to: the rest are never served. Also withheld:
+    a cell whose parent (one of its dimensions widened to all, same day and measure, looked up in
+    `universe`) has between 1 and `min_firms` - 1 firms more, since subtracting the two would describe
+    those few firms. One pass: a complement over several served siblings is not checked."""
+    ok = frame["firms"] >= min_firms
+    source = frame if universe is None else universe
+    key = ["lday", "measure", *DIMENSIONS]
+    parents = source[key + ["firms"]].rename(columns={"firms": "parent_firms"})
+    for dim in DIMENSIONS:
+        child = frame[ok & (frame[dim] != ALL)]
+        if child.empty:
+            continue
+        probe = child[key + ["firms"]].copy()
+        probe[dim] = ALL
+        gap = probe.merge(parents, on=key, how="left")["parent_firms"].to_numpy() - probe["firms"].to_numpy()
+        ok.loc[child.index[(gap > 0) & (gap < min_firms)]] = False
+    return frame[ok]
 
 
 def resumption(firm_kwh: pd.DataFrame, shock_day: int, settings: IndexSettings) -> pd.DataFrame:

@@ -143,7 +143,7 @@ class IndustryService:
         if until:
             pick &= frame["lday"] <= day_number(until)
         rows = frame[pick]
-        served = suppress(rows, self.settings.min_firms)
+        served = suppress(rows, self.settings.min_firms, universe=frame[frame["measure"] == measure])
         zh, en = MEASURE_LABELS[measure]
         return {"measure": measure, "label_zh": zh, "label_en": en,
                 "cell": {"sector": sector, "region_code": region_code, "chain_id": chain_id},
@@ -194,7 +194,7 @@ class IndustryService:
         frame = frame[frame["measure"] == measure]
         day = day_number(on) if on else int(frame["lday"].max())
         rows = frame[frame["lday"] == day]
-        served = suppress(rows, self.settings.min_firms)
+        served = suppress(rows, self.settings.min_firms)  # a day's every cell: the parents are among them
         return {"measure": measure, "day": day_of(day).isoformat(), "min_firms": self.settings.min_firms,
                 "suppressed_cells": int(len(rows) - len(served)),
                 "rows": [_row(r) for r in served.sort_values(list(DIMENSIONS)).itertuples(index=False)]}
