@@ -23,6 +23,7 @@ from iotfin.demo import lending
 from iotfin.demo.analytics import industry_demo
 from iotfin.demo.decision import decide_applications
 from iotfin.demo.features import consent_and_features
+from iotfin.demo.ingest_workers import ingest_workers_demo
 from iotfin.demo.loader import load_financing_requests, load_master_data
 from iotfin.demo.logins import lender_accounts, lender_logins
 from iotfin.demo.monitor import attach_monitor, monitor_demo
@@ -72,6 +73,7 @@ def run_demo(workspace_dir: Path, enterprises: int = 300, days: int = 180, seed:
     lending = timed("lending", lambda: _lending_demo(ws, ds, last_day))
     vouchers = timed("receivables", lambda: receivables_demo(ws, last_day))
     open_api = timed("open_api", lambda: open_api_demo(ws))
+    ingest_workers = timed("ingest_workers", lambda: ingest_workers_demo(ws))
     logins = timed("lender_logins", lambda: lender_logins(ws, _lenders(ds)))
     summary = timed("summarise", lambda: platform_summary(ws))
     ground_truth = _ground_truth(ds, enterprises)
@@ -96,6 +98,7 @@ def run_demo(workspace_dir: Path, enterprises: int = 300, days: int = 180, seed:
             "monitoring": monitoring,
             "industry": industry,
             "open_api": open_api,
+            "ingest_workers": ingest_workers,
             "logins": logins,
             "ground_truth": ground_truth,
             "sample_query": _sample_query(ws, ds, today),
