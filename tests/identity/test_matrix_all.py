@@ -200,6 +200,13 @@ MATRIX: dict[tuple[str, str], tuple[Any, str]] = {
     # tests/risk/test_profile_api.py reads real ones
     ("GET", "/api/v1/enterprises/{enterprise_id}/credit-profile"): (None, "403 403 403 403 404 404 404 404 404 404"),
     ("GET", "/api/v1/enterprises/{enterprise_id}/credit-ratings"): (None, "403 403 403 403 404 404 404 404 404 404"),
+    # industry indices (docs/industry.md): risk:read; no index computed in this world (404 / empty)
+    ("GET", "/api/v1/industry/indices"): (None, "403 403 403 403 404 404 404 404 404 404"),
+    ("GET", "/api/v1/industry/cells"): (None, "403 403 403 403 404 404 404 404 404 404"),
+    ("GET", "/api/v1/industry/period?start=2026-01-01&end=2026-01-31"): (None, "403 403 403 403 404 404 404 404 404 404"),
+    ("GET", "/api/v1/industry/resumption?shock=2026-01-20"): (None, "403 403 403 403 200 200 200 200 200 200"),
+    ("GET", "/api/v1/industry/relative/{enterprise_id}?on=2026-01-20"):  # one firm: its consent, or itself
+        (None, "403 403 403 403 200 403 403 403 200 200"),
     ("POST", "/api/v1/hardship-requests"): ({}, "403 403 422 422 422 403 403 403 422 422"),
     ("GET", "/api/v1/hardship-requests"): (None, ALL_OK),
     ("GET", "/api/v1/hardship-requests/{h_a}"): (None, "200 404 200 404 200 200 200 200 200 200"),

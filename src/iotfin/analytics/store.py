@@ -39,6 +39,12 @@ def load_firms(engine: Engine) -> tuple[pa.Table, pa.Table]:
     return firm_table, device_table
 
 
+#: The columns of `firm_day_sql`'s rows (an empty frame has them too).
+FIRM_DAY_COLUMNS = [("enterprise_id", pa.int64()), ("lday", pa.int32()), ("energy_kwh", pa.float64()),
+                    ("runtime_min", pa.float64()), ("capacity_min", pa.float64()), ("truck_km", pa.float64()),
+                    ("stock_t", pa.float64())]
+
+
 def firm_day_sql(source: str) -> str:
     """Firm-day measures from device-day aggregates (`source`: rows of `daily.combine`) joined to `devs`."""
     return (
@@ -89,7 +95,9 @@ def cells(con: duckdb.DuckDBPyConnection, folder: Path, firms: pa.Table) -> pa.T
 
 
 def firm_frame(con: duckdb.DuckDBPyConnection, folder: Path, since: int, until: int) -> pa.Table:
-    """Firm-day rows between two local days (inclusive)."""
+    """Firm-day rows between two local days (inclusive); none before the first update."""
     glob = str(folder / "lday=*.parquet").replace("'", "''")
+    if not any(folder.glob("lday=*.parquet")):  # read_parquet refuses an empty glob
+        return pa.table({c: pa.array([], t) for c, t in FIRM_DAY_COLUMNS})
     return con.sql(f"SELECT * FROM read_parquet('{glob}') WHERE lday BETWEEN {int(since)} AND {int(until)} "
                    "ORDER BY enterprise_id, lday").to_arrow_table()
