@@ -159,13 +159,21 @@ def main() -> None:
         assert probe.status_code == 200, (chart, probe.status_code, probe.text[-400:])
         points = sum(len(s["data"]) for s in probe.json()["series"])
         chart_times = {"operator": timed(operator, chart, args.repeat)}
-        lender = summary["logins"]["users"]
-        house = next((u["username"] for u in lender if u["username"].endswith("-officer")), None)
+        # ... and as a bank's officer, on the first meter of an enterprise that consented to that bank
+        # reading its telemetry for credit assessment (the consent check and access-log row in each read)
+        house = next((u["username"] for u in summary["logins"]["users"] if u["username"].endswith("-officer")), None)
         if house:
             officer = sign_in(url, house, password)
-            probe = officer.get(chart)
-            if probe.status_code == 200:
-                chart_times[f"{house} (consent check + access log)"] = timed(officer, chart, args.repeat)
+            officer_token = httpx.post(f"{url}/oauth/token", data={"grant_type": "password", "username": house,
+                                                                   "password": password}).json()["access_token"]
+            visible = httpx.get(f"{url}/api/v1/devices", params={"limit": 200, "purpose": "credit_assessment"},
+                                headers={"Authorization": f"Bearer {officer_token}"}).json().get("items", [])
+            for candidate in [d for d in visible if d["device_type"] == "electricity_meter"][:20]:
+                consented = (f"/charts/telemetry/{candidate['enterprise_id']}/{candidate['device_id']}.json"
+                             f"?key=energy_kwh&from={end - 90 * 86_400_000}&to={end}&purpose=credit_assessment")
+                if officer.get(consented).status_code == 200:
+                    chart_times[f"{house} (consent check + access log)"] = timed(officer, consented, args.repeat)
+                    break
     finally:
         server.terminate()
         server.wait(timeout=30)
