@@ -1,4 +1,4 @@
-"""console enterprise portal (placeholder: filled by the change that needs a schema change here, else a no-op)
+"""no schema change: a reserved revision nobody needed, kept because databases created since it landed are stamped at it
 
 Revision ID: 0025
 Revises: 0024
