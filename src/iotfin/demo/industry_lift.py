@@ -19,16 +19,10 @@ import pandas as pd
 
 from iotfin.analytics.model import RELATIVE_FEATURES, day_number, relative_features
 from iotfin.analytics.service import IndustryService
-from iotfin.app.workspace import Workspace
 from iotfin.core.errors import ValidationError
-from iotfin.core.settings import Settings
-from iotfin.demo.loader import load_master_data, load_telemetry
-from iotfin.demo.risk import _plan
-from iotfin.demo.risk_compare import _dimensions, _evaluate, _labels
+from iotfin.demo.risk_compare import _dimensions, _evaluate, _labels, seeded_workspace
 from iotfin.risk import load_model, rate
-from iotfin.risk.features.engine import training_set
 from iotfin.risk.models.train import TrainConfig, train_enterprise_model
-from iotfin.sim import SimConfig, SimDataset, generate
 
 DIMS = ("entity", "asset", "transaction")
 
@@ -37,19 +31,8 @@ def seed_history(seed: int, root: Path, *, enterprises: int, days: int, devices:
                  min_firms: int, shocks: bool) -> pd.DataFrame:
     """Training rows of one seed (the risk features at weekly as-of dates) with the relative-activity
     features of each row's as-of date joined on."""
-    base = root / f"seed-{seed}"
-    generate(SimConfig(enterprises=enterprises, days=days, seed=seed, start_date=start, devices=devices, shocks=shocks),
-             base / "sim", workers=1)
-    ds = SimDataset(base / "sim")
-    ws = Workspace(Settings(data_dir=base, database_url=f"sqlite:///{base / 'iotfin.db'}", telemetry_dir=base / "telemetry"))
-    try:
-        ws.initialise()
-        load_master_data(ws, ds)
-        load_telemetry(ws, ds)
-        dates, horizon = _plan(start, start + timedelta(days=days - 1))
-        if not dates:
-            raise ValidationError(f"{days} simulated days leave no as-of date with a whole outcome horizon")
-        frame = training_set(ws.features, ds, dates, horizon).to_pandas()
+    with seeded_workspace(seed, root, enterprises=enterprises, days=days, devices=devices, start=start,
+                          shocks=shocks) as (ws, ds, frame, dates):
         industry = IndustryService(ws.engine, ws.telemetry, ws.data_dir)
         industry.update()
         firm_days = industry._firm_days(-10**7, 10**7)
@@ -57,8 +40,6 @@ def seed_history(seed: int, root: Path, *, enterprises: int, days: int, devices:
                                                    ds.table("enterprises")["sector"].to_pylist(), strict=True)}
         # as of a date: firm-days up to the day before (that day's telemetry is not complete yet)
         rel = relative_features(firm_days, sectors, [day_number(d) - 1 for d in dates], min_firms)
-    finally:
-        ws.close()
     rel["as_of"] = [date(1970, 1, 1) + timedelta(days=int(d) + 1) for d in rel["as_of_day"]]
     as_of = pd.to_datetime(frame["as_of"]).dt.date
     frame = frame.assign(_as_of=as_of).merge(rel.drop(columns=["as_of_day"]).rename(columns={"as_of": "_as_of"}),

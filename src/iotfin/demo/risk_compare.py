@@ -18,7 +18,8 @@ makes visible in its IoT and trade data. It is not evidence about real enterpris
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -41,11 +42,13 @@ MIN_PRESENT = 0.1  # as in the demo: a feature present in under 10 % of the trai
 MODELS = {"three_dimension": ("entity", "asset", "transaction"), "entity_only": ("entity",)}
 
 
-def seed_history(seed: int, root: Path, *, enterprises: int, days: int, devices: int, start: date) -> pd.DataFrame:
-    """One seed's economy as training rows: features at weekly as-of dates and the default label."""
-
+@contextmanager
+def seeded_workspace(seed: int, root: Path, *, enterprises: int, days: int, devices: int | None, start: date,
+                     shocks: bool = False) -> Iterator[tuple[Workspace, SimDataset, pd.DataFrame, list[date]]]:
+    """One seed's economy simulated and loaded into a workspace of its own, with its training rows
+    (features at weekly as-of dates and the default label) and those dates; closed afterwards."""
     base = root / f"seed-{seed}"
-    generate(SimConfig(enterprises=enterprises, days=days, seed=seed, start_date=start, devices=devices),
+    generate(SimConfig(enterprises=enterprises, days=days, seed=seed, start_date=start, devices=devices, shocks=shocks),
              base / "sim", workers=1)
     ds = SimDataset(base / "sim")
     ws = Workspace(Settings(data_dir=base, database_url=f"sqlite:///{base / 'iotfin.db'}", telemetry_dir=base / "telemetry"))
@@ -56,9 +59,15 @@ def seed_history(seed: int, root: Path, *, enterprises: int, days: int, devices:
         dates, horizon = _plan(start, start + timedelta(days=days - 1))
         if not dates:
             raise ValidationError(f"{days} simulated days leave no as-of date with a whole outcome horizon")
-        frame = training_set(ws.features, ds, dates, horizon).to_pandas()
+        yield ws, ds, training_set(ws.features, ds, dates, horizon).to_pandas(), dates
     finally:
         ws.close()
+
+
+def seed_history(seed: int, root: Path, *, enterprises: int, days: int, devices: int, start: date) -> pd.DataFrame:
+    """One seed's economy as training rows: features at weekly as-of dates and the default label."""
+    with seeded_workspace(seed, root, enterprises=enterprises, days=days, devices=devices, start=start) as (_, _, frame, _):
+        pass
     frame.insert(0, "seed", seed)
     return frame
 
