@@ -79,7 +79,7 @@ def test_demo_invariants_hold_on_each_backend(runs: dict[str, Any], backend: str
     assert s["ledger"]["invoice_evidence"]["record_type"] == "trade_document"
     ingest = s["ingest"]  # every acknowledged reading is stored
     assert ingest["offered"] > 0 and ingest["accepted"] == ingest["offered"] and ingest["rejected"] == 0
-    assert s["telemetry"]["data_points"] == ingest["accepted"]
+    assert s["telemetry"]["data_points"] == ingest["accepted"] + s["ingest_workers"]["points_stored"]
     for name, t in s["telemetry_transports"].items():
         if isinstance(t, dict):
             assert t["acknowledged"] == t["sent"] == t["stored"], (name, t)

@@ -55,7 +55,7 @@ def test_every_json_body_refuses_nul(shared_world: World, key: tuple[str, str]) 
     method, template = key
     path = template.format(loan=1, app=1, alert=1, grant=1, c_a=1, c_ack=1, h_a=1, fp="x", lien=1, sub=1, delivery=1,
                            device=1, name="default", version=1, record_type="lien", record_id=1, enterprise_id=1,
-                           device_name="d", offer=1, line=1, code="bank-a")
+                           device_name="d", offer=1, line=1, code="bank-a", voucher=1, part=1)
     body = {"note": "a\x00b", "nested": [{"k\x00": "v"}]}
     _problem(shared_world.http.request(method, path, json=body, headers=shared_world.headers("ops")))
 

@@ -17,8 +17,8 @@ from sqlalchemy import func, select
 from iotfin.app.close_schedule import CloseSchedule
 from iotfin.app.http import create_app
 from iotfin.app.workspace import Workspace
-from iotfin.core.time import MS_PER_DAY
 from iotfin.core.errors import Conflict, ValidationError
+from iotfin.core.time import MS_PER_DAY
 from iotfin.lending import calendar as cal
 from iotfin.lending import store
 from iotfin.lending.closing import ScheduledClose

@@ -1,7 +1,9 @@
 """Demo stage: device ingest from several processes (`iotfin serve-ingest --workers 2`, what
 `iotfin serve --ingest-workers 2` starts; docs/ingest-scale.md). A few devices publish QoS 1 telemetry
 over MQTT to the shared port; the kernel spreads their connections over the worker processes, which
-commit into the demo's one telemetry store and ledger; every acknowledged reading is read back."""
+commit into the demo's one telemetry store and ledger; every acknowledged reading is read back. The
+stage's devices (onboarded to the demo's first enterprise) and their points are in the summary's
+totals: `ingest_workers.devices` and `ingest_workers.points_stored`."""
 
 from __future__ import annotations
 
@@ -16,9 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from sqlalchemy import func, select
 
 from iotfin.app.workspace import Workspace
 from iotfin.core.time import now_ms
+from iotfin.identity.tables import Enterprise
 
 KEYS = ("a", "b")
 
@@ -55,7 +59,9 @@ def _publish(port: int, token: str, t0: int, messages: int, acked: list[int]) ->
 
 
 def ingest_workers_demo(ws: Workspace, workers: int = 2, devices: int = 4, messages: int = 50) -> dict[str, Any]:
-    issued = [ws.devices.create(name=f"ingest-worker-demo-{i}") for i in range(devices)]
+    with ws.engine.connect() as conn:  # the demo's first enterprise: no enterprise is added for the stage
+        owner = conn.execute(select(func.min(Enterprise.id))).scalar()
+    issued = [ws.devices.create(enterprise_id=owner, name=f"ingest-worker-demo-{i}") for i in range(devices)]
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("IOTFIN_")} | {"IOTFIN_DATA_DIR": str(ws.data_dir)}
     if ws.settings.database_url:
