@@ -5,14 +5,13 @@ by value."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, insert, select, text
+from sqlalchemy import insert, select, text
 
 from iotfin.app.workspace import Workspace
 from iotfin.core.settings import Settings
@@ -61,13 +60,9 @@ def _books(ws: Workspace) -> dict[str, Any]:
 @pytest.mark.postgres
 @pytest.mark.slow
 def test_the_close_gives_the_same_books_on_postgresql_as_on_sqlite(postgres: PostgresServer, tmp_path: Path) -> None:
-    name = f"close_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(postgres.url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
+    pg_url = postgres.new_database("close")
     books = {}
-    for backend, url in (("sqlite", f"sqlite:///{tmp_path / 'lite.db'}"), ("postgresql", postgres.url_for(name))):
+    for backend, url in (("sqlite", f"sqlite:///{tmp_path / 'lite.db'}"), ("postgresql", pg_url)):
         ws = _book(url, tmp_path / backend)
         # chunks of 400: several chunks a day, each one set-based UPDATE over its id range on PostgreSQL
         ws.lending.close_through(START + timedelta(days=DAYS), chunk=400, simulate=True)
@@ -94,12 +89,8 @@ def test_a_loan_changed_while_a_close_chunk_runs_keeps_the_change(postgres: Post
     table lock, the close's UPDATE waited for the row and then overwrote the change)."""
     import threading  # here: only this test runs the close beside another transaction
 
-    name = f"close_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(postgres.url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    ws = _book(postgres.url_for(name), tmp_path / "pg")
+    pg_url = postgres.new_database("close")
+    ws = _book(pg_url, tmp_path / "pg")
     loan = 1
     with ws.engine.connect() as other:
         before = other.execute(text("SELECT penalty_due, dpd FROM loans WHERE id = :i"), {"i": loan}).one()

@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -35,19 +34,11 @@ def _demo(workspace: Path, database_url: str | None) -> subprocess.Popen[str]:
     return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
-def _new_database(server: PostgresServer) -> str:
-    name = f"demo_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(server.url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return server.url_for(name)
-
 
 @pytest.fixture(scope="module")
 def runs(postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     root = tmp_path_factory.mktemp("demo_pg")
-    pg_url = _new_database(postgres)
+    pg_url = postgres.new_database("demo")
     procs = {"postgresql": _demo(root / "pg", pg_url), "sqlite": _demo(root / "sqlite", None)}
     out: dict[str, Any] = {"urls": {"postgresql": pg_url, "sqlite": f"sqlite:///{root / 'sqlite' / 'iotfin.db'}"}}
     for name, proc in procs.items():
@@ -183,7 +174,7 @@ def test_serve_runs_on_the_database_named_by_iotfin_database_url(runs: dict[str,
 
 @pytest.mark.postgres
 def test_demo_refuses_a_postgres_database_it_did_not_create(postgres: PostgresServer, tmp_path: Path) -> None:
-    url = _new_database(postgres)
+    url = postgres.new_database("demo")
     engine = create_engine(url)
     with engine.begin() as conn:
         conn.execute(text("CREATE TABLE precious (v text)"))

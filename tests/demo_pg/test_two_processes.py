@@ -9,14 +9,13 @@ import json
 import subprocess
 import sys
 import time
-import uuid
 from collections import Counter
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, insert, text
+from sqlalchemy import insert, text
 
 from iotfin.app.workspace import Workspace
 from iotfin.core.settings import Settings
@@ -30,19 +29,11 @@ START = date(2026, 3, 2)
 THROUGH = START + timedelta(days=3)
 
 
-def _database(server: PostgresServer) -> str:
-    name = f"two_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(server.url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return server.url_for(name)
-
 
 @pytest.mark.postgres
 @pytest.mark.slow
 def test_two_processes_share_one_postgres_safely(postgres: PostgresServer, tmp_path: Path) -> None:
-    url = _database(postgres)
+    url = postgres.new_database("two")
     data = tmp_path / "shared"
     ws = Workspace(Settings(data_dir=data, database_url=url, simulation=True))
     ws.initialise()

@@ -18,7 +18,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -30,7 +29,7 @@ from typing import Any
 import httpx
 import pyarrow.parquet as pq
 import pytest
-from sqlalchemy import create_engine, insert, text
+from sqlalchemy import insert, text
 
 from iotfin.app.workspace import Workspace
 from iotfin.core.settings import Settings
@@ -49,14 +48,6 @@ BATCHES = 15  # telemetry posts per device per process
 DAYS = 3
 SELLER, BUYER = make_uscc("91", "330100", "MA0000001"), make_uscc("91", "330100", "MA0000002")
 
-
-def _database(server: PostgresServer) -> str:
-    name = f"serve2_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(server.url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return server.url_for(name)
 
 
 class Serve:
@@ -97,7 +88,7 @@ class Serve:
 
 @pytest.fixture
 def platform(postgres: PostgresServer, tmp_path: Path) -> Iterator[dict[str, Any]]:
-    url = _database(postgres)
+    url = postgres.new_database("serve2")
     data = tmp_path / "shared"
     ws = Workspace(Settings(data_dir=data, database_url=url, simulation=True))
     ws.initialise()
