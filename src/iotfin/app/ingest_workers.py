@@ -41,12 +41,11 @@ from pathlib import Path
 
 import orjson
 
-from iotfin.app.workers import _listening_socket
+from iotfin.app.workers import _listening_socket, stop_processes
 from iotfin.core.settings import Settings
 
 log = logging.getLogger(__name__)
 
-STOP_TIMEOUT_S = 30
 WORKER_ENV = "IOTFIN_INGEST_WORKER"  # the worker's index, in its environment
 
 
@@ -217,12 +216,7 @@ def supervise(workers: int, config: IngestConfig, run_dir: Path, parent_pid: int
                 except Exception:  # noqa: BLE001 - the sync retries on the next tick; the workers carry on
                     log.exception("ingest supervisor tick failed")
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.join(STOP_TIMEOUT_S)
-            if proc.is_alive():
-                proc.kill()
+        stop_processes(procs)
         for i in range(workers):
             _pid_file(run_dir, i).unlink(missing_ok=True)
 

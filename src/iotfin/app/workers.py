@@ -98,9 +98,15 @@ def supervise(host: str, port: int, workers: int, parent_pid: int | None = None)
                     log.warning("open-API worker %s exited with %s; starting another", proc.pid, proc.exitcode)
                     procs[i] = start()
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.join(STOP_TIMEOUT_S)
-            if proc.is_alive():
-                proc.kill()
+        stop_processes(procs)
+
+
+def stop_processes(procs: list[multiprocessing.process.BaseProcess]) -> None:
+    """SIGTERM every worker, then wait for each (killing what is still alive after STOP_TIMEOUT_S)."""
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        proc.join(STOP_TIMEOUT_S)
+        if proc.is_alive():
+            proc.kill()
+
