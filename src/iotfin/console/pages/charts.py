@@ -25,6 +25,7 @@ WIDTHS_MIN = (1, 5, 15, 30, 60, 180, 360, 720, 1440, 10080)
 MAX_POINTS = 1500
 DEFAULT_RANGE_MS = 90 * 1440 * MS_PER_MIN
 RAW_LIMIT = 10_000
+DAY_MS = 1440 * MS_PER_MIN
 
 
 def bucket_for(span_ms: int, max_points: int = MAX_POINTS) -> str | None:
@@ -60,6 +61,16 @@ async def telemetry_series(page: Page, enterprise_id: int, device_id: int, key: 
             {"name": page._("max"), "data": [[p["ts"], p["max"]] for p in data["points"]], "type": "line"},
         ]
     return {"x": "time", "unit": name, "bucket": bucket, "start": start_ms, "end": end_ms, "series": series}
+
+
+async def newest_reading(page: Page, enterprise_id: int, device_id: int, key: str, **params: Any) -> dict[str, Any] | None:
+    """A device's newest reading of `key` in the last 7 days (the `last` of the API's newest daily
+    bucket), for a table cell; None without one. The API's refusals reach the caller."""
+    end = int(time.time() * 1000)
+    got = await page.api.get(f"/api/v1/enterprises/{enterprise_id}/telemetry", device_id=device_id, key=key,
+                             bucket="1d", start=end - 7 * DAY_MS, end=end, **params)
+    points = got.get("points") or []
+    return {"key": key, "value": points[-1].get("last"), "day": points[-1]["ts"]} if points else None
 
 
 def router() -> ApiRouter:

@@ -16,7 +16,6 @@ isolation, four-eyes and consent are the API's: a refusal there is the same refu
 from __future__ import annotations
 
 import asyncio
-import time
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -25,6 +24,7 @@ from fastapi.responses import HTMLResponse, ORJSONResponse, Response
 
 from iotfin.api.routing import ApiRouter
 from iotfin.console.messages import N_
+from iotfin.console.pages.charts import newest_reading
 from iotfin.console.web import NavItem, Page, PageError, chart_json, form_for, page_for
 
 ROLES = ("risk_officer", "approver")
@@ -84,7 +84,6 @@ DIMENSIONS = (
     ("transaction", "t_", N_("Transaction credit")),
 )
 CHARTED_DEVICES = 3  # telemetry charts on the enterprise page (each is a request of its own)
-DAY_MS = 86_400_000
 
 
 def _status(page: Page, value: str | None) -> str:
@@ -377,21 +376,8 @@ def router() -> ApiRouter:
         purpose: Annotated[str, Query(max_length=32)] = "post_loan_monitoring",
     ) -> HTMLResponse:
         """A device's last reading (the newest of the last 7 days), as a table cell's content (htmx)."""
-        end = int(time.time() * 1000)
-        data = await _maybe(
-            page.api.get(
-                f"/api/v1/enterprises/{enterprise_id}/telemetry",
-                device_id=device_id,
-                key=key,
-                bucket="1d",
-                start=end - 7 * DAY_MS,
-                end=end,
-                purpose=purpose,
-            ),
-            {"points": []},
-        )
-        points = data.get("points") or []
-        last = {"key": key, "value": points[-1].get("last"), "day": points[-1]["ts"]} if points else None
+        # refused (no consent to that device's scope) or nothing to show: an empty cell, not an error
+        last = await _maybe(newest_reading(page, enterprise_id, device_id, key, purpose=purpose), {}) or None
         return page.render("_last_reading.html", lr=last)
 
     @r.get("/officer/enterprises/{enterprise_id}/sites.json")

@@ -17,7 +17,6 @@ id from the URL. Records named in a URL (an offer, a loan) are read through the 
 from __future__ import annotations
 
 import asyncio
-import time
 from datetime import date, datetime, timedelta, timezone
 from datetime import time as dtime
 from typing import Annotated, Any
@@ -28,6 +27,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from iotfin.api.routing import ApiRouter
 from iotfin.console.messages import N_
+from iotfin.console.pages.charts import newest_reading
 from iotfin.console.web import NavItem, Page, PageError, form_for, page_for
 
 ROLES = ("enterprise_admin",)
@@ -64,7 +64,6 @@ CHART_KEY = {"electricity_meter": "power_kw", "env_sensor": "temperature_c", "ta
              "gps_tracker": "speed_kmh", "livestock_tag": "activity"}
 CHARTED_DEVICES = 3          # telemetry charts on the devices page (each is a request of its own)
 LAST_READING_DEVICES = 12    # devices whose last reading the page shows (one bucketed read each)
-DAY_MS = 86_400_000
 SHANGHAI = timezone(timedelta(hours=8))
 EMPTY: dict[str, Any] = {"items": [], "next_cursor": None}
 
@@ -136,16 +135,12 @@ def router() -> ApiRouter:
     async def last_reading(device_id: int, page: Annotated[Page, Depends(device_reader)],
                            key: Annotated[str, Query(max_length=64)]) -> HTMLResponse:
         """One of my devices' last reading (the newest of the last 7 days), as a table cell (htmx)."""
-        end = int(time.time() * 1000)
         try:
-            got = await page.api.get(f"/api/v1/enterprises/{_eid(page)}/telemetry", device_id=device_id, key=key,
-                                     bucket="1d", start=end - 7 * DAY_MS, end=end)
+            last = await newest_reading(page, _eid(page), device_id, key)
         except PageError as exc:
             if exc.status not in (404, 422):  # 404/422: no readings of that key (shown as none)
                 raise
-            got = {}
-        points = got.get("points") or []
-        last = {"key": key, "value": points[-1].get("last"), "day": points[-1]["ts"]} if points else None
+            last = None
         return page.render("_last_reading.html", lr=last)
 
     # --- consents and the access log -------------------------------------------------------------
