@@ -11,9 +11,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, insert, select
 
 from iotfin.app.workspace import Workspace
-from iotfin.identity.tables import Enterprise, Tenant
+from iotfin.identity.tables import Tenant
 from iotfin.risk.tables import CreditRating
 from iotfin.supplychain.tables import ChainMember, Relationship, SupplyChain, TradeDocument
+from tests.lending.conftest import make_enterprises
 
 TODAY = date(2026, 3, 2)
 
@@ -28,17 +29,6 @@ class World:
     lenders: dict[str, int]
     docs: list[int]
     extra_docs: list[list[int]] = field(default_factory=list)
-
-
-def enterprises(engine: Engine, n: int) -> list[int]:
-    with engine.begin() as conn:
-        start = len(conn.execute(select(Enterprise.id)).all())
-        conn.execute(insert(Enterprise), [
-            {"uscc": f"91{start + i:016d}", "name": f"企业{start + i}", "name_en": f"Enterprise {start + i}",
-             "sector": "manufacturing", "subsector": "machining", "region_code": "330100", "region": "杭州",
-             "founded_on": date(2015, 1, 1), "registered_capital": Decimal("1000000.00"), "legal_rep_name": "张三",
-             "legal_rep_id_number": "x", "legal_rep_phone": "x", "tax_grade": "A"} for i in range(n)])
-        return [r[0] for r in conn.execute(select(Enterprise.id).order_by(Enterprise.id.desc()).limit(n)).all()][::-1]
 
 
 def documents(engine: Engine, seller: int, buyer: int, amount: str, on: date = TODAY) -> list[int]:
@@ -56,7 +46,7 @@ def documents(engine: Engine, seller: int, buyer: int, amount: str, on: date = T
 
 
 def build(ws: Workspace, *, pd: float = 0.02, lenders: int = 2) -> World:
-    core, tier1, tier2a, tier2b, outsider = enterprises(ws.engine, 5)
+    core, tier1, tier2a, tier2b, outsider = make_enterprises(ws.engine, 5)
     with ws.engine.begin() as conn:
         codes = [f"bank-{chr(97 + i)}" for i in range(lenders)]
         conn.execute(insert(Tenant), [{"code": c, "name": c, "name_en": c, "kind": "bank"} for c in codes])
@@ -96,7 +86,7 @@ def client_for(ws: Workspace, app_client: TestClient, scopes: str, *, tenant: st
 
 def tier2_suppliers(ws: Workspace, world: World, n: int) -> list[int]:
     """n more tier-2 suppliers selling to the tier-1 supplier (receivers of its transfers)."""
-    ids = enterprises(ws.engine, n)
+    ids = make_enterprises(ws.engine, n)
     with ws.engine.begin() as conn:
         chain = conn.execute(select(SupplyChain.id).where(SupplyChain.core_enterprise_id == world.core)).scalar_one()
         conn.execute(insert(Relationship), [
