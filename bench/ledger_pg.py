@@ -6,7 +6,7 @@
 Prints one JSON object. Three logs grow in turn, one 10k-entry batch each round, every batch its
 own durable transaction through LedgerStore.append_batch (leaf hashes, Merkle tiles, head):
 - sqlite: WAL, synchronous=FULL (the embedded default);
-- postgresql_copy: the leaves by psycopg 3 binary COPY (the PostgreSQL path);
+- postgresql_copy: the leaves by one pre-built binary COPY stream (the PostgreSQL path);
 - postgresql_executemany: the same store with the leaves sent by executemany, the path before COPY
   (patched in here only, for the ratio).
 Without --pg-url a PostgreSQL server is started from the installed binaries (fsync=on) and removed.
@@ -43,10 +43,11 @@ def batch(start: int, count: int) -> list[Entry]:
             for n in range(start, start + count)]
 
 
-def executemany_rows(conn, table, columns, _types, rows) -> int:  # noqa: ANN001 - the pre-COPY path
-    rows = list(rows)
-    conn.exec_driver_sql(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))})", rows)
-    return len(rows)
+def executemany_leaves(conn, first_index, entries, _tails, meanwhile):  # noqa: ANN001 - the pre-COPY path
+    result = meanwhile()
+    rows = [(k, *e) for k, e in zip(range(first_index, first_index + len(entries)), entries, strict=True)]
+    conn.exec_driver_sql("INSERT INTO ledger_leaves (idx, record_type, record_id, payload) VALUES (%s, %s, %s, %s)", rows)
+    return result
 
 
 def new_pg_database(server_url: str) -> str:
@@ -87,13 +88,13 @@ def main() -> None:
                 for name, store in stores.items():  # interleaved: each store sees the same machine load
                     patched = name == "postgresql_executemany"
                     if patched:
-                        ledger_store.copy_rows = executemany_rows
+                        ledger_store.copy_leaves = executemany_leaves
                     try:
                         started = time.perf_counter()
                         store.append_batch(entries)
                         samples[name].append(time.perf_counter() - started)
                     finally:
-                        ledger_store.copy_rows = copy_rows_original
+                        ledger_store.copy_leaves = copy_leaves_original
                 size += len(entries)
                 print(f"  {size:,} leaves", file=sys.stderr, flush=True)
             roots = {name: store.root().hex() for name, store in stores.items()}
@@ -105,6 +106,7 @@ def main() -> None:
                              "durability": "sqlite WAL synchronous=FULL; postgresql fsync=on, synchronous_commit=on"},
                 "leaves_per_second_median_batch": rates,
                 "leaves_per_second_overall": {name: round(args.leaves / sum(s)) for name, s in samples.items()},
+                "load_average": [round(x, 2) for x in os.getloadavg()],
                 "batch_ms_p50": {name: round(statistics.median(s) * 1000, 2) for name, s in samples.items()},
                 "same_root": len(set(roots.values())) == 1,
                 "ratio_postgresql_copy_over_executemany": round(rates["postgresql_copy"] / rates["postgresql_executemany"], 2),
@@ -118,7 +120,7 @@ def main() -> None:
     print(json.dumps(out))
 
 
-copy_rows_original = ledger_store.copy_rows
+copy_leaves_original = ledger_store.copy_leaves
 
 if __name__ == "__main__":
     main()

@@ -8,7 +8,9 @@ the rows commit, or roll back, with the caller's transaction.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import struct
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
@@ -42,6 +44,25 @@ def copy_rows(conn: Connection, table: str, columns: Sequence[str], pg_types: Se
                 copy.write_row(row)
                 n += 1
     return n
+
+
+# PostgreSQL's binary COPY stream (docs: "COPY", "Binary Format"): a signature, flags and header
+# extension length, then per row a 16-bit field count and per field a 32-bit length and the bytes;
+# a field count of -1 ends it.
+BINARY_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
+BINARY_COPY_TRAILER = b"\xff\xff"
+binary_field_length = struct.Struct(">i").pack
+
+
+@contextmanager
+def binary_copy(conn: Connection, table: str, columns: Sequence[str]) -> Iterator[Any]:
+    """A binary COPY into `table` on the caller's transaction (PostgreSQL); the caller writes a whole
+    pre-built stream (BINARY_COPY_HEADER, rows, BINARY_COPY_TRAILER) with `.write(buffer)`. For hot
+    paths where copy_rows' per-row `write_row` (Python dumpers, ~1 µs a row) is a measured cost.
+    The server inserts the rows while the `with` body goes on; leaving it waits for the result."""
+    with conn.connection.dbapi_connection.cursor() as cur:  # type: ignore[union-attr]
+        with cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:
+            yield copy
 
 
 def copy_dicts(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> int:
