@@ -47,7 +47,7 @@ def test_default_rules_load_with_version_and_digest(rules: RuleSet) -> None:
 @pytest.mark.parametrize("text, reason", [
     ("{", "not JSON"),
     ('{"metadata": {"version": "1"}}', "not a JDM decision model"),
-    (DEFAULT.replace('"version": "2026-12-01.2"', '"version": ""'), "a version is required"),
+    (DEFAULT.replace('"version": "2026-12-06.1"', '"version": ""'), "a version is required"),
     (DEFAULT.replace('"in_value": ">= 1"', '"in_value": ">= = 1"', 1), "rule r1 column in_value"),
     (DEFAULT.replace('"out_tier": "\\"alert\\""', '"out_tier": "\\"alrt\\""', 1), "unknown tier 'alrt'"),
     (DEFAULT.replace('"field": "incident_type"', '"field": "kind"'), "output lacks incident_type"),

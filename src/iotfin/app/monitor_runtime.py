@@ -9,7 +9,8 @@ commits go through that one IngestService); `run(stop)` is the timer, every `tic
 - prices: when the stored price series changed (an import by HTTP or CLI), the book is reloaded and
   every pledged lot re-valued (`on_prices`);
 - trade documents: when a local business day has ended, that day's documents are checked
-  (`check_trade_day`);
+  (`check_trade_day`), and the vouchers past maturity or at risk of it become alerts on their core
+  enterprise (`maturity_at_risk`, from `ReceivablesService.at_risk`);
 - officers' resolutions: published and their loan actions released (`Resolutions.sweep`).
 
 Ingest commits and the timer run on different threads; a lock serialises them on the signal state.
@@ -23,6 +24,7 @@ import asyncio
 import logging
 import threading
 import time
+from datetime import date, timedelta
 from typing import Any
 
 import numpy as np
@@ -43,6 +45,11 @@ TICK_ERRORS = prometheus_client.Counter("iotfin_monitor_tick_errors_total", "mon
                                         registry=REGISTRY)
 ALERT_CHANGES = prometheus_client.Counter("iotfin_monitor_alert_changes_total", "alert changes by kind",
                                           ["kind"], registry=REGISTRY)
+
+
+def _date_of(day: int) -> date:
+    """The local business date of a local day number (days since 1970-01-01)."""
+    return date(1970, 1, 1) + timedelta(days=day)
 
 
 def _local_day(ms: int) -> int:
@@ -123,6 +130,8 @@ class MonitorRuntime:
             while self.day < _local_day(now):
                 day_end = (self.day + 1) * DAY_MS - LOCAL_OFFSET_MS
                 changes += self.monitor.check_trade_day(self.ws.engine, self.day, day_end)
+                # vouchers past maturity at the end of the day, or at risk of it, as alerts on their core
+                changes += self.monitor.maturity_at_risk(self.ws.receivables.at_risk(_date_of(self.day + 1)), day_end)
                 self.day += 1
         self.resolutions.sweep()
         self.ticks += 1

@@ -212,6 +212,14 @@ def _render_evaluation(r: dict[str, Any]) -> None:
     kit.out.print(table)
     kit.out.print(f"false alerts: {r['false_alerts']} ({r['false_alerts_per_1000_device_days']} per 1,000 device-days "
                   f"over {r['device_days']:,.0f} device-days); alert latency p99 {r['alert_latency_s']['p99']} s")
+    if "vouchers" in r:
+        for kind, e in r["vouchers"]["fraud_evaluation"].items():
+            caught = e.get("flagged", e.get("refused"))
+            kit.out.print(f"voucher fraud {kind}: injected {e['injected']}, caught {caught} (TP {e['true_positive']}, "
+                          f"FP {e['false_positive']}), precision {e['precision']}, recall {e['recall']}")
+        m = r["vouchers"]["maturity_at_risk"]
+        kit.out.print(f"vouchers at risk of maturity: {m['vouchers']} ({m['overdue']} overdue), alerts opened "
+                      f"{m['alerts_opened']}")
     if "shock_comparison" in r:
         c = r["shock_comparison"]
         for name in ("today", "peer_scoped"):

@@ -1,20 +1,22 @@
-"""The demo's voucher stage (issue 20): digital debt vouchers along the simulated supply chains, with
-injected fraud and an evaluation against the injected ground truth.
+"""The demo's voucher stage (issue 20): the simulator's digital debt voucher flows replayed through the
+receivables service, and the injected voucher fraud evaluated against the simulator's ground truth.
 
-For up to `chains` core enterprises: each issues vouchers to its tier-1 suppliers against their
-matched PO / delivery note / invoice sets (IoT evidence checked where the delivery note names a
-truck); each supplier splits its voucher, passes a part to a tier-2 supplier and offers a part to a
-lender, who decides on the core's rating and the evidence. Two kinds of fraud are injected: a voucher
-against a delivery note naming a truck whose GPS shows no trip (the delivery never moved), and a
-part offered to a second lender while the first offer is pending. The core pays most vouchers at
-maturity; the rest are left late, and the maturity-at-risk list and late flags are reported.
+The flows come from the simulator (`vouchers.parquet`, see `iotfin.sim.vouchers`): a core enterprise
+issues each voucher to a tier-1 supplier against the order's PO / delivery note / invoice (IoT
+evidence checked where the delivery note names a truck); the supplier splits it, passes a part to a
+tier-2 supplier and offers a part to its chain's bank, who decides on the core's rating and the
+evidence; the core pays on the simulated day, and what is still unpaid past maturity is flagged late.
+The fraud the simulator injected (`ground_truth/voucher_fraud.parquet`) — a voucher against a delivery
+note naming a truck that never moved, a part offered to a second bank while the first offer is
+pending — must be caught: the evidence flagged `mismatch` (and never financed), the second offer
+refused naming the first bank. `evaluate_voucher_fraud` reports injected against flagged / refused,
+true and false positives, precision and recall for each kind.
 """
 
 from __future__ import annotations
 
-import random
 from collections import defaultdict
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -22,145 +24,148 @@ from sqlalchemy import insert, select
 
 from iotfin.app.workspace import Workspace
 from iotfin.core.errors import IotfinError
-from iotfin.devices.tables import Device, DeviceProfile
-from iotfin.identity.tables import Tenant
 from iotfin.receivables.model import Holder
 from iotfin.receivables.service import Refused
 from iotfin.risk.tables import CreditRating
-from iotfin.supplychain.tables import Relationship, TradeDocument
+
+SPLIT_SHARE = Decimal("0.3")  # the two parts split off (the supplier keeps the rest)
+_STEP = {"issue": 0, "split": 1, "pay": 2}
 
 
-def _matched_sets(ws: Workspace, seller: int, buyer: int) -> list[tuple[list[int], Decimal, date]]:
-    """(document ids, invoiced amount, delivery date) of each order with a PO, delivery note and invoice."""
-    t = TradeDocument
-    with ws.engine.connect() as conn:
-        rows = conn.execute(select(t.id, t.doc_type, t.order_id, t.amount, t.issued_on)
-                            .where(t.seller_id == seller, t.buyer_id == buyer,
-                                   t.doc_type.in_(("purchase_order", "delivery_note", "invoice")))).all()
-    orders: dict[int, dict[str, Any]] = defaultdict(dict)
-    for r in rows:
-        orders[r.order_id or r.id][r.doc_type] = r
-    out = []
-    for docs in orders.values():
-        if len(docs) == 3:
-            out.append(([docs[k].id for k in ("purchase_order", "delivery_note", "invoice")], docs["invoice"].amount,
-                        docs["delivery_note"].issued_on))
-    return sorted(out, key=lambda x: x[2])
-
-
-def _fake_delivery(ws: Workspace, seller: int, buyer: int, amount: Decimal, on: date, truck: int) -> list[int]:
-    """Injected fraud: a complete PO / delivery note / invoice set whose delivery note names a truck
-    that made no trip that day (no GPS track at all)."""
-    with ws.engine.begin() as conn:
-        po = conn.execute(insert(TradeDocument).values(doc_type="purchase_order", seller_id=seller, buyer_id=buyer,
-                                                       issued_on=on, amount=amount)).inserted_primary_key[0]
-        dn = conn.execute(insert(TradeDocument).values(doc_type="delivery_note", seller_id=seller, buyer_id=buyer,
-                                                       order_id=po, issued_on=on, amount=amount,
-                                                       vehicle_device_id=truck)).inserted_primary_key[0]
-        inv = conn.execute(insert(TradeDocument).values(doc_type="invoice", seller_id=seller, buyer_id=buyer,
-                                                        order_id=po, issued_on=on, amount=amount)).inserted_primary_key[0]
-    return [int(po), int(dn), int(inv)]
-
-
-def receivables_demo(ws: Workspace, today: date, chains: int = 4, per_supplier: int = 2, seed: int = 20) -> dict[str, Any]:
-    rnd = random.Random(seed)
+def replay_vouchers(ws: Workspace, ds: Any, today: date, rate_cores: bool = True) -> dict[str, Any]:
+    """Replay the simulator's voucher flows up to `today`, in day order; returns what happened to each
+    voucher (`outcomes`, by the simulator's voucher_ref), counts and refusals."""
     svc = ws.receivables
-    with ws.engine.connect() as conn:
-        rel = conn.execute(select(Relationship.core_enterprise_id, Relationship.supplier_id, Relationship.buyer_id,
-                                  Relationship.tier)).all()
-        lenders = [r[0] for r in conn.execute(select(Tenant.id).where(Tenant.kind == "bank").order_by(Tenant.id)).all()]
-        truck = conn.execute(select(Device.id).join(DeviceProfile, DeviceProfile.id == Device.profile_id)
-                             .where(DeviceProfile.name.like("%gps%")).order_by(Device.id).limit(1)).scalar()
-    if len(lenders) < 2 or not rel:
-        return {"skipped": "needs two lenders and supply-chain relationships"}
-    tier1 = defaultdict(list)
-    tier2 = defaultdict(list)
-    for core, supplier, buyer, tier in rel:
-        if tier == 1 and buyer == core:
-            tier1[core].append(supplier)
-        elif tier == 2:
-            tier2[buyer].append(supplier)
-    cores = sorted(tier1)[:chains]
-    assumed = _rate_unrated_cores(ws, cores, today)
+    plans = sorted(ds.table("vouchers").to_pylist(), key=lambda p: p["voucher_ref"])
+    cores = sorted({p["core_id"] for p in plans})
+    assumed = _rate_unrated_cores(ws, cores, today) if rate_cores else []
+    steps = [(p["issued_on"], _STEP["issue"], p["voucher_ref"]) for p in plans if p["issued_on"] <= today]
+    steps += [(p["split_on"], _STEP["split"], p["voucher_ref"]) for p in plans
+              if p["split_on"] is not None and p["split_on"] <= today]
+    steps += [(p["paid_on"], _STEP["pay"], p["voucher_ref"]) for p in plans
+              if p["paid_on"] is not None and p["paid_on"] <= today]
+    by_ref = {p["voucher_ref"]: p for p in plans}
     counts: dict[str, int] = defaultdict(int)
-    truth_fake: set[int] = set()
-    genuine: set[int] = set()
-    double_offers = {"injected": 0, "refused": 0, "refusal_names_first_lender": 0}
-    issued: list[dict[str, Any]] = []
     refusals: dict[str, int] = defaultdict(int)
-    issue_day = today - timedelta(days=100)
-    work_day = issue_day + timedelta(days=5)
-    for core in cores:
-        for supplier in sorted(tier1[core])[:3]:
-            sets = _matched_sets(ws, supplier, core)[:per_supplier]
-            plans = [(docs, amount, False) for docs, amount, _ in sets]
-            if truck is not None and sets:
-                plans.append((_fake_delivery(ws, supplier, core, sets[0][1], issue_day - timedelta(days=400), truck),
-                               sets[0][1], True))
-            for docs, amount, fake in plans:
-                value = min(Decimal(amount), Decimal("2000000")).quantize(Decimal("0.01"))
-                if value < Decimal("3000"):
-                    continue
-                try:
-                    v = svc.issue(core, supplier, value, issue_day, issue_day + timedelta(days=90), docs, actor="demo")
-                except IotfinError as exc:
-                    refusals[f"issue: {type(exc).__name__}"] += 1
-                    continue
-                counts["issued"] += 1
-                issued.append(v)
-                (truth_fake if fake else genuine).add(v["id"])
-                holder = Holder("enterprise", supplier)
-                parts = svc.split(holder, v["parts"][0]["id"], [(value * Decimal("0.3")).quantize(Decimal("0.01"))] * 2, work_day)
-                counts["splits"] += 1
-                if tier2.get(supplier):
-                    svc.transfer(holder, parts[0]["id"], rnd.choice(tier2[supplier]), work_day)
-                    counts["transfers"] += 1
-                first, second = rnd.sample(lenders, 2)
-                offer = svc.offer(holder, parts[1]["id"], first, work_day)
-                counts["offers"] += 1
-                if rnd.random() < 0.5:  # injected: the same part offered to a second lender
-                    double_offers["injected"] += 1
-                    try:
-                        svc.offer(holder, parts[1]["id"], second, work_day)
-                    except Refused as exc:
-                        double_offers["refused"] += 1
-                        if exc.winner and exc.winner.get("lender_tenant_id") == first:
-                            double_offers["refusal_names_first_lender"] += 1
-                try:
-                    decided = svc.decide(first, offer["id"], True, work_day)
-                    counts["financed" if decided["status"] == "accepted" else "declined"] += 1
-                except IotfinError as exc:
-                    refusals[f"finance: {type(exc).__name__}"] += 1
-                    svc.withdraw(holder, offer["id"])
-    late_left = 0
-    for i, v in enumerate(issued):
-        if i % 5 == 4:
-            late_left += 1
-            continue
-        svc.pay(v["issuer_id"], v["id"], v["amount"], issue_day + timedelta(days=90 + (i % 3)))
-        counts["paid"] += 1
-    flagged = {v["id"] for v in issued if svc.voucher(v["id"])["evidence_level"] == "mismatch"}
-    tp, fp = len(flagged & truth_fake), len(flagged - truth_fake)
+    out: dict[int, dict[str, Any]] = {}
+    for day, step, ref in sorted(steps):
+        p, o = by_ref[ref], out.setdefault(ref, {"voucher_ref": ref})
+        if step == _STEP["issue"]:
+            docs = [p["purchase_order_id"], p["delivery_note_id"], p["invoice_id"]]
+            try:
+                v = svc.issue(p["core_id"], p["supplier_id"], p["amount"], day, p["matures_on"], docs, actor="sim")
+            except IotfinError as exc:
+                refusals[f"issue: {type(exc).__name__}"] += 1
+                o["issue_refused"] = str(exc)
+                continue
+            counts["issued"] += 1
+            o.update(voucher_id=v["id"], evidence_level=v["evidence_level"], part_id=v["parts"][0]["id"])
+        elif step == _STEP["split"] and "voucher_id" in o:
+            _work(svc, p, o, day, counts, refusals)
+        elif step == _STEP["pay"] and "voucher_id" in o:
+            v = svc.voucher(o["voucher_id"])
+            owed = Decimal(v["amount"]) - Decimal(v["paid"])
+            if v["status"] == "active" and owed > 0:
+                svc.pay(p["core_id"], o["voucher_id"], owed, day)
+                counts["paid"] += 1
+                o["paid_late_days"] = max(0, (day - p["matures_on"]).days)
+    return {"outcomes": out, "counts": dict(counts), "refusals": dict(refusals), "core_ratings_assumed": assumed}
+
+
+def _work(svc: Any, p: dict[str, Any], o: dict[str, Any], day: date, counts: dict[str, int],
+          refusals: dict[str, int]) -> None:
+    """The supplier's day: split, pass a part to a tier-2 supplier, offer a part to its bank (and, where
+    the simulator injected it, to a second bank while the first offer is pending); the bank decides."""
+    holder = Holder("enterprise", p["supplier_id"])
+    share = (Decimal(p["amount"]) * SPLIT_SHARE).quantize(Decimal("0.01"))
+    try:
+        parts = svc.split(holder, o["part_id"], [share, share], day)
+    except IotfinError as exc:
+        refusals[f"split: {type(exc).__name__}"] += 1
+        return
+    counts["splits"] += 1
+    if p["transfer_to_id"] is not None:
+        try:
+            svc.transfer(holder, parts[0]["id"], p["transfer_to_id"], day)
+            svc.accept(Holder("enterprise", p["transfer_to_id"]), parts[0]["id"], day)  # the receiver accepts (issue 20)
+            counts["transfers"] += 1
+        except IotfinError as exc:
+            refusals[f"transfer: {type(exc).__name__}"] += 1
+    try:
+        offer = svc.offer(holder, parts[1]["id"], p["offer_lender_id"], day)
+    except Refused as exc:  # a first offer refused would be a false positive of the double-offer check
+        o["first_offer_refused"] = str(exc)
+        return
+    counts["offers"] += 1
+    if p["second_lender_id"] is not None:
+        o["second_offer"] = "accepted"
+        try:
+            svc.offer(holder, parts[1]["id"], p["second_lender_id"], day)
+        except Refused as exc:
+            o["second_offer"] = "refused"
+            o["second_offer_names_first"] = bool(exc.winner and exc.winner.get("lender_tenant_id") == p["offer_lender_id"])
+    try:
+        decided = svc.decide(p["offer_lender_id"], offer["id"], True, day)
+    except IotfinError as exc:
+        refusals[f"finance: {type(exc).__name__}"] += 1
+        svc.withdraw(holder, offer["id"])
+        return
+    o["financing"] = decided["status"]
+    counts["financed" if decided["status"] == "accepted" else "declined"] += 1
+
+
+def _score(injected: set[int], caught: set[int]) -> dict[str, Any]:
+    tp, fp = len(caught & injected), len(caught - injected)
+    return {"injected": len(injected), "caught": len(caught), "true_positive": tp, "false_positive": fp,
+            "false_negative": len(injected - caught),
+            "precision": round(tp / len(caught), 3) if caught else None,
+            "recall": round(tp / len(injected), 3) if injected else None}
+
+
+def evaluate_voucher_fraud(outcomes: dict[int, dict[str, Any]], truth: list[dict[str, Any]]) -> dict[str, Any]:
+    """The injected voucher fraud against what the platform caught, per kind: a voucher against a
+    delivery that never moved is caught when its evidence is flagged `mismatch`; a part offered to two
+    lenders when the second offer is refused. Only vouchers the replay reached count (issued by today
+    for the first kind, worked by today for the second)."""
+    fake = {t["voucher_ref"] for t in truth if t["fraud_type"] == "never_moved_delivery"}
+    double = {t["voucher_ref"] for t in truth if t["fraud_type"] == "double_offer"}
+    issued = {r for r, o in outcomes.items() if "voucher_id" in o}
+    flagged = {r for r in issued if outcomes[r].get("evidence_level") == "mismatch"}
+    offered = {r for r, o in outcomes.items() if "second_offer" in o or "first_offer_refused" in o or "financing" in o}
+    refused = {r for r, o in outcomes.items() if o.get("second_offer") == "refused" or "first_offer_refused" in o}
+    moved = _score(fake & issued, flagged)
+    moved.update(flagged=moved.pop("caught"), issue_refused=len({r for r in fake if "issue_refused" in outcomes.get(r, {})}),
+                 financed_despite_flag=sum(1 for r in flagged if outcomes[r].get("financing") == "accepted"))
+    offers = _score(double & offered, refused)
+    offers.update(refused=offers.pop("caught"),
+                  refusal_names_first_lender=sum(1 for r in double if outcomes.get(r, {}).get("second_offer_names_first")))
+    return {"never_moved_delivery": moved, "double_offer": offers}
+
+
+def receivables_demo(ws: Workspace, ds: Any, today: date) -> dict[str, Any]:
+    """The demo stage: replay, evaluate against the ground truth, flag late vouchers, list maturity at risk."""
+    svc = ws.receivables
+    if ds.table("vouchers").num_rows == 0:
+        return {"skipped": "the simulated economy has no voucher flows"}
+    replay = replay_vouchers(ws, ds, today)
+    outcomes = replay["outcomes"]
+    issued = [o for o in outcomes.values() if "voucher_id" in o]
     late = svc.flag_late(today)
     at_risk = svc.at_risk(today)
-    audit_ok = all(svc.audit(v["id"])["ok"] for v in issued)
-    sample = issued[0]["id"] if issued else None
+    levels: dict[str, int] = defaultdict(int)
+    for o in issued:
+        levels[o["evidence_level"]] += 1
     return {
-        "vouchers": dict(counts), "refusals": dict(refusals),
-        "evidence_levels": {lvl: sum(svc.voucher(v["id"])["evidence_level"] == lvl for v in issued)
-                            for lvl in ("documents", "documents+iot", "mismatch")},
-        "fraud_evaluation": {
-            "never_moved_delivery": {"injected": len(truth_fake), "flagged": len(flagged), "true_positive": tp,
-                                     "false_positive": fp, "recall": round(tp / len(truth_fake), 3) if truth_fake else None,
-                                     "precision": round(tp / len(flagged), 3) if flagged else None,
-                                     "financed_despite_flag": sum(
-                                         1 for e in (svc.chain_of_title(v) for v in flagged)
-                                         for x in e if x["kind"] == "finance")},
-            "double_offer": double_offers},
-        "late": len(late), "left_unpaid": late_left, "maturity_at_risk": len(at_risk),
-        "parts_tile_issue": audit_ok, "gl_balanced": ws.lending.trial_balance()["balanced"],
-        "sample_voucher": sample,
-        "core_ratings_assumed": assumed,
+        "vouchers": replay["counts"], "refusals": replay["refusals"],
+        "simulated_flows": ds.table("vouchers").num_rows,
+        "evidence_levels": {lvl: levels.get(lvl, 0) for lvl in ("documents", "documents+iot", "mismatch")},
+        "fraud_evaluation": evaluate_voucher_fraud(outcomes, ds.table("voucher_fraud").to_pylist()),
+        "late": len(late), "left_unpaid": sum(1 for o in issued if "paid_late_days" not in o),
+        "maturity_at_risk": len(at_risk),
+        "parts_tile_issue": all(svc.audit(o["voucher_id"])["ok"] for o in issued),
+        "gl_balanced": ws.lending.trial_balance()["balanced"],
+        "sample_voucher": issued[0]["voucher_id"] if issued else None,
+        "core_ratings_assumed": replay["core_ratings_assumed"],
     }
 
 

@@ -71,7 +71,7 @@ def run_demo(workspace_dir: Path, enterprises: int = 300, days: int = 180, seed:
     rating, assess = timed("risk_rating", lambda: _risk_demo(ws, ds, config.start_date, last_day))
     decisions = timed("credit_decisions", lambda: _decision_demo(ws, ds, assess))
     lending = timed("lending", lambda: _lending_demo(ws, ds, last_day))
-    vouchers = timed("receivables", lambda: receivables_demo(ws, last_day))
+    vouchers = timed("receivables", lambda: receivables_demo(ws, ds, last_day))
     open_api = timed("open_api", lambda: open_api_demo(ws))
     ingest_workers = timed("ingest_workers", lambda: ingest_workers_demo(ws))
     logins = timed("lender_logins", lambda: lender_logins(ws, _lenders(ds)))

@@ -228,6 +228,24 @@ class MonitorService:
                             max(self.signals.now, int(at_ms)), {"one_shot": True, **detail})
         return self.handle([event], time.perf_counter())
 
+    def maturity_at_risk(self, vouchers: list[dict[str, Any]], now_ms: int) -> list[Change]:
+        """Digital debt vouchers whose maturity is at risk (the receivables context's at-risk list: past
+        maturity and unpaid, or falling due soon from a core enterprise that paid late before or rates
+        poorly) as alerts on the core enterprise that owes them: `voucher_overdue` (past maturity) and
+        `voucher_at_risk` (likely late), tiered by the rules (VCH-1, VCH-2). Each item needs `issuer_id`,
+        `voucher_id`, `matures_on`, `unpaid`, `reason`; one alert per core enterprise, its vouchers folded
+        in while the condition keeps being seen (the caller passes the list once a day)."""
+        detected = max(self.signals.now, now_ms)
+        events = []
+        for v in vouchers:
+            overdue = str(v["reason"]).startswith("past maturity")
+            events.append(SignalEvent("voucher_overdue" if overdue else "voucher_at_risk", None, int(v["issuer_id"]), "",
+                                      1.0, True, now_ms, detected,
+                                      {"one_shot": True, "voucher_id": v["voucher_id"], "number": v.get("number"),
+                                       "matures_on": str(v["matures_on"]), "unpaid": str(v["unpaid"]),
+                                       "why": v["reason"]}))
+        return self.handle(events, time.perf_counter())
+
     def check_trade(self, docs: pa.Table, day: int, now_ms: int) -> list[Change]:
         """Trade documents vs. telemetry at the end of local day `day` (days since 1970-01-01 local), with
         the risk features' consistency checks (`iotfin.monitor.trade`): an invoice whose order has no

@@ -24,6 +24,7 @@ from iotfin.core.ids import (
     uscc_check_char,
 )
 from iotfin.sim import shocks as sim_shocks
+from iotfin.sim import vouchers as sim_vouchers
 from iotfin.sim.config import SimConfig, rng
 from iotfin.sim.reference import (
     COMMODITY_PRICES,
@@ -82,9 +83,12 @@ def build_economy(cfg: SimConfig) -> Economy:
     trips = _trips(cfg, ent, dev, activity)
     trade = _trade(cfg, ent, activity, health, default_day, dev, trips)
     incidents.fabricated_trades(ent, dev, trade, trips)
+    fakes = sim_vouchers.inject_fake_deliveries(cfg, ent, trade, trips, _trucks_by_enterprise(ent, dev, trips),
+                                                lambda e: _commodity(ent, e), incidents)
     finance = _financing(cfg, ent, trade, uscc)
     incidents.double_financing(ent, finance, uscc)
     incidents.device_incidents(ent, dev, trips, stock, default_day)
+    voucher_flows, voucher_fraud = sim_vouchers.flows(cfg, ent, trade, health, trips, fakes)
     energy = _meter_energy(cfg, ent, dev, activity)
     herd_retire = _herd_retirement(cfg, ent, dev, health, default_day)
 
@@ -97,6 +101,7 @@ def build_economy(cfg: SimConfig) -> Economy:
         "trade_documents": finance.trade_table,
         "financing_requests": finance.table(cfg),
         "commodity_prices": _commodity_prices(cfg),
+        "vouchers": voucher_flows,
     }
     if cfg.shocks:
         eco.tables["commodity_prices"] = sim_shocks.slump_prices(cfg, eco.tables["commodity_prices"])
@@ -104,6 +109,7 @@ def build_economy(cfg: SimConfig) -> Economy:
         "defaults": _defaults_table(cfg, ent, default_day),
         "incidents": incidents.table(),
         "health": _health_table(cfg, ent, health, activity),
+        "voucher_fraud": voucher_fraud,
         **shock_truth,
     }
     eco.effects = incidents.effects_table()
@@ -734,6 +740,12 @@ def _warehouse_receipts(cfg: SimConfig, ent: _Enterprises, trade: _Trade, r: np.
                       amount_fen=int(round(qty * price * 100)), commodity=commodity, quantity=qty)
 
 
+def _commodity(ent: _Enterprises, e: int) -> tuple[str, float]:
+    """The commodity an enterprise sells and its reference price."""
+    commodity = SUBSECTOR_LIST[ent.subsector_idx[e]][2]
+    return commodity, COMMODITY_PRICES[commodity][1]
+
+
 def _trucks_by_enterprise(ent: _Enterprises, dev: _Devices, trips: dict[str, np.ndarray]) -> dict[int, np.ndarray]:
     owner = dev.owner[trips["device"]]
     order = np.argsort(owner, kind="stable")
@@ -941,7 +953,9 @@ class _Incidents:
         trade = fin.trade
         assert trade is not None and trade.ids is not None
         # Give the fabricated invoices a first financing too: that is what they are made for.
-        fab_rows = [row for inc in self.rows if inc["incident_type"] == "fabricated_trade" for row in inc["_doc_rows"]  # type: ignore[attr-defined]
+        # (Not those made for a voucher: iotfin.sim.vouchers; they exist to obtain the voucher.)
+        fab_rows = [row for inc in self.rows if inc["incident_type"] == "fabricated_trade" and not inc.get("_voucher")
+                    for row in inc["_doc_rows"]  # type: ignore[attr-defined]
                     if trade.cols["doc_type"][row] == "invoice"]
         tt = fin.trade_table
         assert tt is not None
@@ -1059,6 +1073,8 @@ class _Incidents:
                 extra: dict[str, object] = {"document_ids": ids}
                 if "_buyer" in row:
                     extra["buyer_id"] = row["_buyer"]
+                if row.get("_voucher"):
+                    extra["voucher_fraud"] = True
                 if "_requests" in row and fin is not None:
                     extra["request_ids"] = [fin.request_id_of(x) for x in row["_requests"]]  # type: ignore[union-attr]
                 detail = json.dumps(extra, sort_keys=True)
