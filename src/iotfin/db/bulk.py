@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
 from sqlalchemy import Connection, Table
 
 
@@ -63,6 +64,60 @@ def binary_copy(conn: Connection, table: str, columns: Sequence[str]) -> Iterato
     with conn.connection.dbapi_connection.cursor() as cur:  # type: ignore[union-attr]
         with cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:
             yield copy
+
+
+def _int8_row_dtype(columns: int) -> np.dtype:
+    # a binary COPY row of `columns` non-null bigints: field count, then (length 8, value) per field
+    fields = [("count", ">i2")]
+    for k in range(columns):
+        fields += [(f"len{k}", ">i4"), (f"v{k}", ">i8")]
+    return np.dtype(fields)
+
+
+def read_int8_table(conn: Connection, query: str, params: Sequence[Any], columns: int) -> np.ndarray:
+    """The rows of `query` (PostgreSQL; every output column a non-null bigint) as an int64 array of
+    shape (rows, columns), by `COPY (query) TO STDOUT (FORMAT BINARY)`: fixed-width rows that numpy
+    takes in one call, with no Python object per value (a cursor's fetchall makes one int per value,
+    3 M for a close chunk, then numpy converts them back). Hand-written parse of the documented
+    binary COPY format; a NULL or a non-bigint column fails loudly (the widths would not match)."""
+    parts = []
+    with conn.connection.dbapi_connection.cursor() as cur:  # type: ignore[union-attr]
+        with cur.copy(f"COPY ({query}) TO STDOUT (FORMAT BINARY)", params) as copy:
+            for data in copy:
+                parts.append(bytes(data))
+    data = b"".join(parts)
+    if not data.startswith(BINARY_COPY_HEADER) or not data.endswith(BINARY_COPY_TRAILER):
+        raise ValueError("not a binary COPY stream without header extensions")
+    dtype = _int8_row_dtype(columns)
+    body = data[len(BINARY_COPY_HEADER):-len(BINARY_COPY_TRAILER)]
+    if len(body) % dtype.itemsize:
+        raise ValueError(f"binary COPY rows are not {columns} non-null bigints")
+    rows = np.frombuffer(body, dtype)
+    if rows.size and (np.any(rows["count"] != columns)
+                      or any(np.any(rows[f"len{k}"] != 8) for k in range(columns))):
+        raise ValueError(f"binary COPY rows are not {columns} non-null bigints")
+    out = np.empty((rows.size, columns), np.int64)
+    for k in range(columns):
+        out[:, k] = rows[f"v{k}"]
+    return out
+
+
+def int8_copy_stream(columns: Sequence[np.ndarray]) -> bytes:
+    """A whole binary COPY stream of bigint rows, one array per column, built by numpy (no Python
+    per row; copy_rows' write_row costs ~1 µs a row)."""
+    n = len(columns[0]) if columns else 0
+    rows = np.empty(n, _int8_row_dtype(len(columns)))
+    rows["count"] = len(columns)
+    for k, values in enumerate(columns):
+        rows[f"len{k}"] = 8
+        rows[f"v{k}"] = values
+    return BINARY_COPY_HEADER + rows.tobytes() + BINARY_COPY_TRAILER
+
+
+def copy_int8_columns(conn: Connection, table: str, names: Sequence[str], columns: Sequence[np.ndarray]) -> None:
+    """COPY bigint columns (numpy arrays, same length) into `table` on the caller's transaction (PostgreSQL)."""
+    with binary_copy(conn, table, names) as copy:
+        copy.write(int8_copy_stream(columns))
 
 
 def copy_dicts(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> int:

@@ -22,7 +22,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from iotfin.core.errors import NotFound
 from iotfin.core.jsonvalues import jsonable
 from iotfin.core.money import FEN, ZERO
-from iotfin.db.bulk import copy_rows
+from iotfin.db.bulk import copy_int8_columns, copy_rows, read_int8_table
 from iotfin.db.pagination import PageParams, paginate
 from iotfin.identity.tables import Enterprise, RecordOwner, Tenant
 from iotfin.lending import model as m
@@ -420,21 +420,24 @@ def _cursor(conn: Connection) -> Any:
 def read_chunk(conn: Connection, on: date, after_id: int, limit: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Active loans not yet closed for `on`, in id order after `after_id`: ids and the book arrays."""
     ph = placeholder(conn)
-    cols = ", ".join(_int_expr(conn, c) for c in READ_COLS)
-    cur = _cursor(conn)
+    pg = conn.dialect.name == "postgresql"
+    # PostgreSQL: every column a bigint, so the chunk comes as fixed-width binary COPY rows numpy
+    # reads in one call (no Python int per value: 3.1 M a chunk)
+    cols = ", ".join(f"({_int_expr(conn, c)})::int8" if pg else _int_expr(conn, c) for c in READ_COLS)
     sql = f"SELECT {cols} FROM loans WHERE status = 'active' AND last_closed < {ph} AND id > {ph} ORDER BY id LIMIT {ph}"
     params = (_date_param(conn, on), after_id, limit)
-    if conn.dialect.name == "postgresql":
-        # binary results: 3.5 M integers a chunk, sent as 8 bytes each instead of formatted to text
-        # by the server and parsed back by the driver
-        cur.execute(sql, params, binary=True)
+    if pg:
+        table = read_int8_table(conn, sql, params, len(READ_COLS))
+        if not table.size:
+            return np.zeros(0, np.int64), {}
     else:
+        cur = _cursor(conn)
         cur.execute(sql, params)
-    rows = cur.fetchall()
-    cur.close()
-    if not rows:
-        return np.zeros(0, np.int64), {}
-    table = np.array(rows, dtype=np.int64)
+        rows = cur.fetchall()
+        cur.close()
+        if not rows:
+            return np.zeros(0, np.int64), {}
+        table = np.array(rows, dtype=np.int64)
     return table[:, 0].copy(), {name: table[:, k + 1].copy() for k, name in enumerate(READ_COLS[1:])}
 
 
@@ -505,34 +508,33 @@ def write_chunk(conn: Connection, ids: np.ndarray, book: dict[str, np.ndarray], 
     cur.close()
 
 
+_PG_TIERS = "ARRAY[" + ", ".join(f"'{t}'" for t in TIER_NAMES) + "]::varchar[]"
+
+
 def _pg_set(column: str) -> str:
-    """SET of one column from the staging table `t` (integers: fen, days since 1970 with -1 for none)."""
+    """SET of one column from the staging table `t` (integers: fen, days since 1970 with -1 for none,
+    tiers as their index)."""
     if column in DATE_COLS:
         return f"{column} = CASE WHEN t.{column} < 0 THEN NULL ELSE DATE '1970-01-01' + t.{column}::int END"
     if column in MONEY_COLS:
         return f"{column} = t.{column} / 100.0"
     if column == "subsidy_clawed":
         return f"{column} = (t.{column} = 1)"
+    if column in ("tier", "restructured_floor"):
+        return f"{column} = ({_PG_TIERS})[t.{column} + 1]"
     return f"{column} = t.{column}"
 
 
 def _write_chunk_copy(conn: Connection, ids: np.ndarray, book: dict[str, np.ndarray], result: v.CloseResult,
                       on: date) -> None:
     """PostgreSQL: the chunk's rows by binary COPY into staging tables (dropped at commit), then one
-    set-based UPDATE ... FROM each; executemany sent 100,000 single-row UPDATEs per chunk."""
-
-    def column(name: str, idx: np.ndarray | slice) -> list[Any]:
-        values = book[name][idx]
-        if name in ("tier", "restructured_floor"):
-            return [TIER_NAMES[t] for t in values.tolist()]
-        return values.tolist()
+    set-based UPDATE ... FROM each; executemany sent 100,000 single-row UPDATEs per chunk. The staging
+    rows are all bigints (tiers as their index), so numpy builds each COPY stream in one go."""
 
     def stage(table: str, names: Sequence[str], idx: np.ndarray | slice) -> None:
-        types = ["text" if c in ("tier", "restructured_floor") else "int8" for c in names]
-        conn.exec_driver_sql(f"CREATE TEMP TABLE {table} (id int8, "
-                             f"{', '.join(f'{c} {t}' for c, t in zip(names, types, strict=True))}) ON COMMIT DROP")
-        copy_rows(conn, table, ("id", *names), ("int8", *types),
-                  zip(ids[idx].tolist(), *(column(c, idx) for c in names), strict=True))
+        conn.exec_driver_sql(f"CREATE TEMP TABLE {table} (id int8, {', '.join(f'{c} int8' for c in names)}) "
+                             "ON COMMIT DROP")
+        copy_int8_columns(conn, table, ("id", *names), [ids[idx], *(book[c][idx] for c in names)])
 
     every = slice(None)
     # The chunk's id range (ids ascend) lets the planner read only the chunk's part of `loans` by its
