@@ -169,6 +169,9 @@ MATRIX: dict[tuple[str, str], tuple[Any, str]] = {
     ("GET", "/api/v1/voucher-parts/{part}"): (None, "403 403 403 403 404 404 403 403 404 404"),
     ("POST", "/api/v1/voucher-parts/{part}/split"): ({}, "403 403 403 403 422 403 403 403 422 422"),
     ("POST", "/api/v1/voucher-parts/{part}/transfer"): ({}, "403 403 403 403 422 403 403 403 422 422"),
+    # no holder for the operator's principal (403); an enterprise finds no part 1 (404)
+    ("POST", "/api/v1/voucher-parts/{part}/accept"): ({}, "403 403 403 403 403 403 403 403 403 404"),
+    ("POST", "/api/v1/voucher-parts/{part}/reject"): (None, "403 403 403 403 403 403 403 403 403 404"),
     ("POST", "/api/v1/voucher-parts/{part}/offers"): ({}, "403 403 403 403 422 403 403 403 422 422"),
     ("GET", "/api/v1/voucher-offers"): (None, "403 403 403 403 200 200 403 403 200 403"),
     ("POST", "/api/v1/voucher-offers/{offer}/withdraw"): (None, "403 403 403 403 403 403 403 403 403 404"),

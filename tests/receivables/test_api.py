@@ -69,7 +69,14 @@ def test_journey_issue_split_transfer_finance_pay(env: tuple[Workspace, World, d
                                                                         (5_000_000, 10_000_000)]
     moved = c["tier1"].post(f"/api/v1/voucher-parts/{a['id']}/transfer",
                             json={"to_enterprise_id": world.tier2a, "on": "2026-03-04"})
-    assert moved.status_code == 200 and moved.json()["holder_id"] == world.tier2a
+    assert moved.status_code == 200 and moved.json()["holder_id"] == world.tier1  # sent, awaiting acceptance
+    assert moved.json()["pending_to_id"] == world.tier2a
+    assert c["tier2a"].get("/api/v1/voucher-parts").json()["items"] == []
+    incoming = c["tier2a"].get("/api/v1/voucher-parts", params={"incoming": "true"}).json()["items"]
+    assert [p["id"] for p in incoming] == [a["id"]]
+    accepted = c["tier2a"].post(f"/api/v1/voucher-parts/{a['id']}/accept", json={"on": "2026-03-04"})
+    assert accepted.status_code == 200, accepted.text
+    assert (accepted.json()["holder_id"], accepted.json()["pending_to_id"]) == (world.tier2a, None)
     held = c["tier2a"].get("/api/v1/voucher-parts").json()["items"]
     assert [p["id"] for p in held] == [a["id"]] and held[0]["amount"] == "30000.00"
 
@@ -101,7 +108,7 @@ def test_journey_issue_split_transfer_finance_pay(env: tuple[Workspace, World, d
     assert ws.receivables.audit(v["id"])["ok"]
 
     kinds = [e["kind"] for e in c["core"].get(f"/api/v1/vouchers/{v['id']}/chain").json()["events"]]
-    assert kinds == ["issue", "split", "transfer", "offer", "finance", "pay"]
+    assert kinds == ["issue", "split", "send", "transfer", "offer", "finance", "pay"]
 
 
 def test_bad_input_is_refused_and_changes_nothing(env: tuple[Workspace, World, dict[str, TestClient]]) -> None:
@@ -210,6 +217,7 @@ def test_declined_on_rating_and_evidence_bundle_verifies_offline(env: tuple[Work
     parts = c["tier1"].post(f"/api/v1/voucher-parts/{part}/split", json={"amounts": ["40000.00"], "on": "2026-03-03"})
     p1, p2 = parts.json()["parts"]
     c["tier1"].post(f"/api/v1/voucher-parts/{p1['id']}/transfer", json={"to_enterprise_id": world.tier2b, "on": "2026-03-04"})
+    assert c["tier2b"].post(f"/api/v1/voucher-parts/{p1['id']}/accept", json={"on": "2026-03-04"}).status_code == 200
     offer = c["tier1"].post(f"/api/v1/voucher-parts/{p2['id']}/offers", json={"lender": "bank-b", "on": "2026-03-04"})
     declined = c["bank-b"].post(f"/api/v1/voucher-offers/{offer.json()['id']}/decision",
                                 json={"accept": False, "on": "2026-03-04"})
@@ -222,11 +230,12 @@ def test_declined_on_rating_and_evidence_bundle_verifies_offline(env: tuple[Work
     from iotfin.app.receivables_evidence import verify_title  # noqa: PLC0415 - the verifier under test
 
     proved = verify_title(bundle.json(), ws.ledger.verifier_key)
-    assert proved["events"] == 5 and proved["total_fen"] == 10_000_000
+    assert proved["events"] == 6 and proved["total_fen"] == 10_000_000  # issue, split, send, transfer, offer, decline
     holders = {h["holder"] for h in proved["holders"].values()}
     assert holders == {f"enterprise:{world.tier2b}", f"enterprise:{world.tier1}"}
     tampered = bundle.json()
-    tampered["events"][2]["record"]["body"]["detail"]["to"] = f"enterprise:{world.outsider}"
+    assert tampered["events"][3]["record"]["body"]["kind"] == "transfer"
+    tampered["events"][3]["record"]["body"]["detail"]["to"] = f"enterprise:{world.outsider}"
     with pytest.raises(Exception, match="disclosed body"):
         verify_title(tampered, ws.ledger.verifier_key)
 
@@ -238,9 +247,76 @@ def test_maturity_at_risk_is_listed_for_those_who_see_the_voucher(env: tuple[Wor
     moved = c["tier1"].post(f"/api/v1/voucher-parts/{part}/transfer", json={"to_enterprise_id": world.tier2a,
                                                                             "on": "2026-03-03"})
     assert moved.status_code == 200
+    assert c["tier2a"].post(f"/api/v1/voucher-parts/{part}/accept", json={"on": "2026-03-03"}).status_code == 200
     assert c["core"].get("/api/v1/vouchers/at-risk", params={"on": "2026-05-01"}).json()["items"] == []
     for who in ("core", "tier2a", "ops"):
         items = c[who].get("/api/v1/vouchers/at-risk", params={"on": "2026-06-02"}).json()["items"]
         assert [i["voucher_id"] for i in items] == [v["id"]] and "past maturity" in items[0]["reason"], who
     assert c["outsider"].get("/api/v1/vouchers/at-risk", params={"on": "2026-06-02"}).json()["items"] == []
     problem(c["core"].get("/api/v1/vouchers/at-risk", params={"horizon_days": -1}), 422, "horizon_days")
+
+
+def test_transfer_is_accepted_by_the_receiver_only_before_maturity(
+        env: tuple[Workspace, World, dict[str, TestClient]]) -> None:
+    ws, world, c = env
+    v = issue(c["core"], world)
+    part = v["parts"][0]["id"]
+    sent = c["tier1"].post(f"/api/v1/voucher-parts/{part}/transfer", json={"to_enterprise_id": world.tier2a,
+                                                                           "on": "2026-03-03"})
+    assert sent.status_code == 200 and sent.json()["pending_to_id"] == world.tier2a, sent.text
+    before = snapshot(ws, v["id"])
+    # while pending the part is frozen: no split, offer or second transfer by the holder
+    problem(c["tier1"].post(f"/api/v1/voucher-parts/{part}/split", json={"amounts": ["500.00"], "on": "2026-03-03"}),
+            409, "awaiting its acceptance")
+    problem(c["tier1"].post(f"/api/v1/voucher-parts/{part}/offers", json={"lender": "bank-a", "on": "2026-03-03"}),
+            409, "awaiting its acceptance")
+    again = c["tier1"].post(f"/api/v1/voucher-parts/{part}/transfer", json={"to_enterprise_id": world.tier2b,
+                                                                            "on": "2026-03-03"})
+    problem(again, 409, f"sent to enterprise:{world.tier2a}")
+    assert again.json()["winner"]["to"] == f"enterprise:{world.tier2a}"
+    # nor does the receiver act on it before accepting
+    problem(c["tier2a"].post(f"/api/v1/voucher-parts/{part}/split", json={"amounts": ["500.00"], "on": "2026-03-03"}),
+            403, "not held by")
+    # accepted by someone who is not the receiver (another tier-2 supplier, the holder itself, an outsider)
+    problem(c["tier2b"].post(f"/api/v1/voucher-parts/{part}/accept", json={"on": "2026-03-03"}), 403, "not to enterprise")
+    problem(c["tier1"].post(f"/api/v1/voucher-parts/{part}/accept", json={"on": "2026-03-03"}), 403, "only the receiver")
+    problem(c["outsider"].post(f"/api/v1/voucher-parts/{part}/reject"), 403, "not to enterprise")
+    problem(c["bank-a"].post(f"/api/v1/voucher-parts/{part}/accept", json={"on": "2026-03-03"}), 403, "scope")
+    # accepted on or after maturity
+    problem(c["tier2a"].post(f"/api/v1/voucher-parts/{part}/accept", json={"on": "2026-06-30"}), 409, "matured")
+    # the issuer cannot cancel a voucher with a transfer pending
+    problem(c["core"].post(f"/api/v1/vouchers/{v['id']}/cancel"), 409, "sent to a receiver")
+    assert snapshot(ws, v["id"]) == before
+
+    ok = c["tier2a"].post(f"/api/v1/voucher-parts/{part}/accept", json={"on": "2026-03-04"})
+    assert ok.status_code == 200 and ok.json()["holder_id"] == world.tier2a, ok.text
+    after = snapshot(ws, v["id"])
+    # accepted twice: refused naming the holder, nothing changed
+    twice = c["tier2a"].post(f"/api/v1/voucher-parts/{part}/accept", json={"on": "2026-03-04"})
+    problem(twice, 409, "already accepted")
+    assert twice.json()["winner"]["holder"] == f"enterprise:{world.tier2a}"
+    problem(c["tier2a"].post(f"/api/v1/voucher-parts/{part}/reject"), 409, "already accepted")
+    assert snapshot(ws, v["id"]) == after
+    assert [e["kind"] for e in ws.receivables.chain_of_title(v["id"])] == ["issue", "send", "transfer"]
+
+
+def test_a_transfer_rejected_or_recalled_leaves_the_part_with_its_holder(
+        env: tuple[Workspace, World, dict[str, TestClient]]) -> None:
+    ws, world, c = env
+    v = issue(c["core"], world)
+    part = v["parts"][0]["id"]
+    body = {"to_enterprise_id": world.tier2a, "on": "2026-03-03"}
+    assert c["tier1"].post(f"/api/v1/voucher-parts/{part}/transfer", json=body).status_code == 200
+    declined = c["tier2a"].post(f"/api/v1/voucher-parts/{part}/reject")  # the receiver declines
+    assert declined.status_code == 200 and declined.json()["pending_to_id"] is None, declined.text
+    problem(c["tier2a"].post(f"/api/v1/voucher-parts/{part}/accept", json={"on": "2026-03-03"}), 409,
+            "no transfer awaiting acceptance")
+    assert c["tier1"].post(f"/api/v1/voucher-parts/{part}/transfer", json=body).status_code == 200
+    recalled = c["tier1"].post(f"/api/v1/voucher-parts/{part}/reject")  # the holder recalls
+    assert recalled.status_code == 200 and recalled.json()["holder_id"] == world.tier1
+    split = c["tier1"].post(f"/api/v1/voucher-parts/{part}/split", json={"amounts": ["500.00"], "on": "2026-03-03"})
+    assert split.status_code == 201, split.text  # free to act on again
+    chain = ws.receivables.chain_of_title(v["id"])
+    assert [(e["kind"], e["detail"].get("by")) for e in chain] == [
+        ("issue", None), ("send", None), ("reject", "receiver"), ("send", None), ("reject", "holder"), ("split", None)]
+    assert ws.receivables.audit(v["id"])["ok"]

@@ -1,5 +1,5 @@
-"""`iotfin vouchers` as an operator uses it: issue, a refused term (exit 65), split, transfer, a lost
-transfer (exit 75 naming the winner), evidence export, offline verification and a tampered bundle."""
+"""`iotfin vouchers` as an operator uses it: issue, a refused term (exit 65), split, transfer, a second
+transfer of the sent part (exit 75 naming the receiver), an acceptance by the wrong enterprise and by the receiver, evidence export, offline verification and a tampered bundle."""
 
 from __future__ import annotations
 
@@ -46,6 +46,13 @@ def test_voucher_commands(tmp_path: Path) -> None:
     again = _iotfin(tmp_path, "vouchers", "transfer", str(first["id"]), "--by", str(world.tier1), "--to",
                     str(world.tier2b), "--on", "2026-03-03")
     assert again.returncode == 75 and f"enterprise:{world.tier2a}" in again.stderr, again.stderr
+    incoming = _iotfin(tmp_path, "vouchers", "holdings", "--enterprise", str(world.tier2a), "--incoming", "--json")
+    assert [p["id"] for p in json.loads(incoming.stdout)["items"]] == [first["id"]]
+    wrong = _iotfin(tmp_path, "vouchers", "accept", str(first["id"]), "--by", str(world.tier2b), "--on", "2026-03-03")
+    assert wrong.returncode != 0 and "not to enterprise" in wrong.stderr, wrong.stderr
+    accepted = _iotfin(tmp_path, "vouchers", "accept", str(first["id"]), "--by", str(world.tier2a), "--on", "2026-03-04",
+                       "--json")
+    assert accepted.returncode == 0 and json.loads(accepted.stdout)["holder_id"] == world.tier2a, accepted.stderr
     held = _iotfin(tmp_path, "vouchers", "holdings", "--enterprise", str(world.tier2a), "--json")
     assert [p["id"] for p in json.loads(held.stdout)["items"]] == [first["id"]]
 
@@ -55,7 +62,7 @@ def test_voucher_commands(tmp_path: Path) -> None:
     ok = _iotfin(tmp_path, "vouchers", "verify", str(bundle), "--key", key, "--json")
     assert ok.returncode == 0, ok.stderr
     proved = json.loads(ok.stdout)
-    assert proved["events"] == 3 and proved["total_fen"] == 5_000_000
+    assert proved["events"] == 4 and proved["total_fen"] == 5_000_000  # issue, split, send, transfer
     data = json.loads(bundle.read_text())
     data["events"][1]["record"]["body"]["detail"]["parts"][0]["end"] = 1_000_000
     bundle.write_text(json.dumps(data))

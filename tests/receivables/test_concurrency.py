@@ -1,5 +1,5 @@
-"""8 simultaneous transfers, offers or financing decisions of one part, on SQLite and PostgreSQL:
-exactly one wins; every other is refused (409) with the winner named, and the part is held once."""
+"""8 simultaneous transfers, acceptances, offers or financing decisions of one part, on SQLite and
+PostgreSQL: exactly one wins; every other is refused (409) with the winner named, and the part is held once."""
 
 from __future__ import annotations
 
@@ -54,14 +54,23 @@ def test_eight_transfers_of_one_part(sim_workspace: Workspace) -> None:
     holder = Holder("enterprise", world.tier1)
     wins, losses = race([lambda r=r: ws.receivables.transfer(holder, part, r, DAY) for r in receivers])
     assert len(wins) == 1, (wins, losses)
-    winner = wins[0][1]["holder_id"]
+    winner = wins[0][1]["pending_to_id"]
+    assert winner in receivers and wins[0][1]["holder_id"] == world.tier1  # sent, not yet accepted
     assert len(losses) == N - 1
     for _, exc in losses:
         assert isinstance(exc, Refused), repr(exc)
-        assert exc.http_status == 409 and exc.winner["holder"] == f"enterprise:{winner}"
+        assert exc.http_status == 409 and exc.winner["to"] == f"enterprise:{winner}"
         assert f"enterprise:{winner}" in str(exc)
-    assert ws.receivables.part(part)["holder_id"] == winner
-    assert [e["kind"] for e in ws.receivables.chain_of_title(voucher_id)] == ["issue", "transfer"]
+    # the receiver's 8 simultaneous acceptances: title passes once, the others are told it already did
+    receiver = Holder("enterprise", winner)
+    wins, losses = race([lambda: ws.receivables.accept(receiver, part, DAY) for _ in range(N)])
+    assert len(wins) == 1 and len(losses) == N - 1, (wins, losses)
+    for _, exc in losses:
+        assert isinstance(exc, Refused) and exc.winner["holder"] == f"enterprise:{winner}", repr(exc)
+        assert "already accepted" in str(exc)
+    got = ws.receivables.part(part)
+    assert (got["holder_id"], got["pending_to_id"]) == (winner, None)
+    assert [e["kind"] for e in ws.receivables.chain_of_title(voucher_id)] == ["issue", "send", "transfer"]
     assert ws.receivables.audit(voucher_id)["ok"]
 
 

@@ -1,4 +1,5 @@
-"""Stateful property test: random sequences of issue / split / transfer / offer / decide / pay / cancel
+"""Stateful property test: random sequences of issue / split / transfer (sent, then accepted, rejected or
+recalled) / offer / decide / pay / cancel
 against the real service and database. After every step: each voucher's live and paid parts tile its
 issue exactly (parts sum to the issue, no fen held twice), the service's parts equal a shadow model
 of who holds which fen, every payment's shares add up to the amount paid to the fen, the GL balances
@@ -40,6 +41,7 @@ def run_machine(ws: Workspace, examples: int, steps: int) -> None:
             self.vouchers: dict[int, dict[str, Any]] = {}  # id -> {total, matures, paid}
             self.shadow: dict[int, tuple[int, int, int, str, str]] = {}  # part -> (voucher, start, end, holder, status)
             self.offers: dict[int, int] = {}  # offer -> part
+            self.pending: dict[int, int] = {}  # part -> receiver of a transfer sent, not yet accepted
 
         # --- helpers -----------------------------------------------------------------------
         def live(self, statuses: tuple[str, ...] = ("held",)) -> list[int]:
@@ -103,10 +105,31 @@ def run_machine(ws: Workspace, examples: int, steps: int) -> None:
             to = data.draw(st.sampled_from(suppliers + [world.tier1]))
             actor = Holder("enterprise", world.outsider) if wrong_holder else self.holder(part)
             out = self.attempt(lambda: svc.transfer(actor, part, to, self.today))
+            if out is not None:  # sent: still the holder's until the receiver accepts
+                assert not wrong_holder and actor.kind == "enterprise" and out["pending_to_id"] == to
+                assert part not in self.pending
+                self.pending[part] = to
+
+        @precondition(lambda self: self.pending)
+        @rule(data=st.data(), how=st.sampled_from(["accept", "accept", "reject", "recall", "outsider"]))
+        def answer(self, data: st.DataObject, how: str) -> None:
+            part = data.draw(st.sampled_from(sorted(self.pending)))
+            to = self.pending[part]
+            if how == "accept":
+                out = self.attempt(lambda: svc.accept(Holder("enterprise", to), part, self.today))
+            elif how == "outsider":
+                out = self.attempt(lambda: svc.accept(Holder("enterprise", world.outsider), part, self.today))
+                assert out is None
+            else:
+                who = Holder("enterprise", to) if how == "reject" else self.holder(part)
+                out = self.attempt(lambda: svc.reject(who, part))
             if out is not None:
-                assert not wrong_holder and actor.kind == "enterprise"
-                vid, start, end, _, status = self.shadow[part]
-                self.shadow[part] = (vid, start, end, f"enterprise:{to}", status)
+                del self.pending[part]
+                vid, start, end, holder, status = self.shadow[part]
+                if how == "accept":
+                    assert out["holder_id"] == to
+                    holder = f"enterprise:{to}"
+                self.shadow[part] = (vid, start, end, holder, status)
 
         @precondition(lambda self: self.live())
         @rule(data=st.data())
@@ -164,14 +187,18 @@ def run_machine(ws: Workspace, examples: int, steps: int) -> None:
                 for p, (v, s0, e0, h, st_) in list(self.shadow.items()):
                     if v == vid and st_ in ("held", "offered", "financed"):
                         self.shadow[p] = (v, s0, e0, h, "paid")
+                        self.pending.pop(p, None)  # a transfer not accepted by payment lapses
 
         # --- invariants --------------------------------------------------------------------
         @invariant()
         def parts_tile_the_issue_and_match_the_shadow(self) -> None:
             for vid, v in self.vouchers.items():
                 assert svc.audit(vid)["ok"], svc.audit(vid)
+                parts = svc.voucher(vid)["parts"]
                 got = {p["id"]: (vid, p["start_fen"], p["end_fen"], f"{p['holder_kind']}:{p['holder_id']}", p["status"])
-                       for p in svc.voucher(vid)["parts"]}
+                       for p in parts}
+                assert {p["id"]: p["pending_to_id"] for p in parts if p["pending_to_id"] is not None} == \
+                    {p: to for p, to in self.pending.items() if self.shadow[p][0] == vid}
                 want = {p: s for p, s in self.shadow.items() if s[0] == vid and s[4] != "split"}
                 assert got == want
                 assert sum(e - s for _, s, e, _, _ in got.values()) == v["total"]
@@ -195,8 +222,8 @@ def run_machine(ws: Workspace, examples: int, steps: int) -> None:
     Vouchers.TestCase().runTest()
     with ws.engine.connect() as conn:  # the sequences did reach every operation
         kinds = dict(conn.execute(select(VoucherEvent.kind, func.count()).group_by(VoucherEvent.kind)).all())
-    assert all(kinds.get(k, 0) > 0 for k in ("issue", "split", "transfer", "offer", "finance", "decline", "pay",
-                                             "cancel")), \
+    assert all(kinds.get(k, 0) > 0 for k in ("issue", "split", "send", "transfer", "reject", "offer", "finance",
+                                             "decline", "pay", "cancel")), \
         (kinds, sorted(set(refusals)))
 
 

@@ -1,5 +1,5 @@
 """`iotfin vouchers ...`: digital debt vouchers (数字债权凭证) on the local workspace — issue, split,
-transfer, offer, decide, pay, cancel, list, chain of title, evidence export and offline verification.
+transfer (sent, then accepted or rejected by the receiver), offer, decide, pay, cancel, list, chain of title, evidence export and offline verification.
 
 The command line is the operator's: each action names who acts (`--by` enterprise id, or `--lender`
 code). Business dates default to today (Asia/Shanghai); `--on` is accepted on a simulation workspace.
@@ -81,8 +81,24 @@ def split(part: Annotated[int, typer.Argument(help="Part id.")], by: ByOpt,
 def transfer(part: Annotated[int, typer.Argument(help="Part id.")], by: ByOpt,
              to: Annotated[int, typer.Option("--to", help="Receiving enterprise id (in the holder's chain).")],
              on: OnOpt = None, data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
-    """Transfer a held part to an enterprise in the holder's supply chain."""
+    """Send a held part to an enterprise in the holder's supply chain (title passes when it accepts)."""
     _run(data_dir, as_json, "part", lambda ws: ws.receivables.transfer(Holder("enterprise", by), part, to, _day(ws, on)))
+
+
+@vouchers_app.command()
+def accept(part: Annotated[int, typer.Argument(help="Part id.")],
+           by: Annotated[int, typer.Option("--by", help="Receiving enterprise id.")],
+           on: OnOpt = None, data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
+    """The receiver (--by) accepts a transfer sent to it, before maturity: the part becomes its own."""
+    _run(data_dir, as_json, "part", lambda ws: ws.receivables.accept(Holder("enterprise", by), part, _day(ws, on)))
+
+
+@vouchers_app.command()
+def reject(part: Annotated[int, typer.Argument(help="Part id.")],
+           by: Annotated[int, typer.Option("--by", help="Receiving enterprise id (declines) or holder (recalls).")],
+           data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
+    """The receiver declines a transfer sent to it, or the holder recalls it."""
+    _run(data_dir, as_json, "part", lambda ws: ws.receivables.reject(Holder("enterprise", by), part))
 
 
 @vouchers_app.command()
@@ -137,15 +153,16 @@ def chain(voucher: Annotated[int, typer.Argument(help="Voucher id.")], data_dir:
 def holdings(enterprise: Annotated[int | None, typer.Option("--enterprise", help="Holder enterprise id.")] = None,
              lender: Annotated[str | None, typer.Option("--lender", help="Holder lender code.")] = None,
              status: Annotated[str | None, typer.Option("--status")] = None,
+             incoming: Annotated[bool, typer.Option("--incoming", help="Transfers sent to --enterprise, awaiting its acceptance.")] = False,
              data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
-    """The parts one holder holds (give --enterprise or --lender)."""
+    """The parts one holder holds (give --enterprise or --lender); --incoming: transfers awaiting acceptance."""
     if (enterprise is None) == (lender is None):
         raise ValidationError("give exactly one of --enterprise or --lender")
 
     def run(ws: Any) -> dict[str, Any]:
         holder = Holder("enterprise", enterprise) if enterprise is not None else \
             Holder("lender", ws.financing.tenant_id(lender))
-        items, _ = ws.receivables.holdings(holder, PageParams(500, None), status)
+        items, _ = ws.receivables.holdings(holder, PageParams(500, None), status, incoming)
         return {"items": items}
     _run(data_dir, as_json, "holdings", run)
 

@@ -25,7 +25,11 @@ from iotfin.core.money import FEN, to_money
 
 STATUSES = ("held", "offered", "financed", "paid", "cancelled", "split")
 LIVE = ("held", "offered", "financed")  # a fen is in exactly one live holding until paid or cancelled
-EVENT_KINDS = ("issue", "split", "transfer", "offer", "finance", "decline", "withdraw", "pay", "cancel", "late")
+# A transfer is two steps: the holder sends the part ("send": pending, the part stays the holder's and
+# is frozen), the receiver accepts ("transfer": title passes) or it is rejected ("reject": by the
+# receiver, or recalled by the holder).
+EVENT_KINDS = ("issue", "split", "send", "transfer", "reject", "offer", "finance", "decline", "withdraw", "pay",
+               "cancel", "late")
 EVIDENCE_LEVELS = ("documents", "documents+iot", "mismatch")
 HOLDER_KINDS = ("enterprise", "lender")
 

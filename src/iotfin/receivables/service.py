@@ -2,7 +2,8 @@
 transaction: the parts, the journal event, its ledger leaf (and, for a financing, the lien and the
 discount loan; for a payment, the GL entries and the loans' repayments) commit together or not at all.
 
-Concurrency: the part is read with a lock (FOR UPDATE on PostgreSQL; SQLite serialises writers with
+A transfer is sent, then accepted by the receiver (title passes) or rejected; while it is pending the
+part is frozen. Concurrency: the part is read with a lock (FOR UPDATE on PostgreSQL; SQLite serialises writers with
 BEGIN IMMEDIATE) and changed with a conditional UPDATE checked for exactly one row, so of many
 simultaneous transfers or offers of one part exactly one wins; the others are refused (409) with the
 winner named.
@@ -134,6 +135,14 @@ class ReceivablesService:
         if today >= voucher.matures_on:
             raise Refused(f"voucher {voucher.number} matured on {voucher.matures_on}: no transfer, split or "
                           "financing on or after maturity", f"凭证已于 {voucher.matures_on} 到期，不可流转")
+        if row.pending_to_id is not None:
+            sent = store.last_event_of_part(conn, row.id, ("send",))
+            to = f"enterprise:{row.pending_to_id}"
+            raise Refused(f"part {row.id} was already sent to {to}, awaiting its acceptance"
+                          + (f" (event {sent.id} at {sent.at.isoformat()})" if sent else ""),
+                          f"凭证 {row.id} 已转让给 {to}，待其签收",
+                          {"to": to, "status": "pending acceptance", "event_id": sent.id if sent else None,
+                           "at": sent.at.isoformat() if sent else None})
         if row.status == "offered":
             pending = store.pending_offer(conn, row.id)
             lender = pending.lender_tenant_id if pending else None
@@ -191,6 +200,9 @@ class ReceivablesService:
             return [part_json(store.part(conn, c)) for c in children]  # type: ignore[arg-type]
 
     def transfer(self, actor: m.Holder, part_id: int, to_enterprise_id: int, today: date) -> dict[str, Any]:
+        """Send a held part to an enterprise in the holder's supply chain. Title passes only when the
+        receiver accepts (`accept`); until then the part stays the holder's, frozen (no split, offer or
+        second transfer), with the receiver in `pending_to_id`."""
         with write_transaction(self.engine) as conn:
             row, voucher = self._locked(conn, part_id)
             self._check_open(row, voucher, actor, today, conn)
@@ -202,12 +214,62 @@ class ReceivablesService:
                 raise ValidationError(f"enterprise {to_enterprise_id} is not in the holder's supply chain "
                                       "(受让方不在持有人供应链内)", field="to_enterprise_id")
             self._moved(store.move_part(conn, row.id, expect="held", holder=(actor.kind, actor.id),
-                                        version=row.version, holder_id=to_enterprise_id), row)
+                                        version=row.version, pending_to_id=to_enterprise_id), row)
+            self._event(conn, row.voucher_id, row.id, "send", actor,
+                        {"from": str(actor), "to": f"enterprise:{to_enterprise_id}", "start": int(row.start_fen),
+                         "end": int(row.end_fen), "on": today.isoformat()})
+            return part_json(store.part(conn, row.id))  # type: ignore[arg-type]
+
+    def _pending(self, conn: Connection, actor: m.Holder, part_id: int, today: date | None
+                 ) -> tuple[Row[Any], Row[Any], m.Holder, m.Holder]:
+        """The locked part with a transfer pending, its voucher, the sender and the receiver; refusals
+        name what stands in the way (no transfer pending, already accepted, matured)."""
+        row, voucher = self._locked(conn, part_id)
+        if row.pending_to_id is None:
+            last = store.last_event_of_part(conn, row.id, ("transfer", "reject"))
+            if last is not None and last.detail.get("to") == str(actor) and last.kind == "transfer":
+                raise Refused(f"the transfer of part {row.id} was already accepted by {actor} (event {last.id} at "
+                              f"{last.at.isoformat()})", f"凭证 {row.id} 已签收（事件 {last.id}）",
+                              {"holder": f"{row.holder_kind}:{row.holder_id}", "event_id": last.id, "kind": last.kind,
+                               "at": last.at.isoformat()})
+            raise Refused(f"part {row.id} has no transfer awaiting acceptance"
+                          + (f" (last: {last.kind}, event {last.id})" if last is not None else ""),
+                          f"凭证 {row.id} 没有待签收的转让", {"status": row.status})
+        sender = m.Holder(row.holder_kind, int(row.holder_id))
+        receiver = m.Holder("enterprise", int(row.pending_to_id))
+        if actor not in (sender, receiver):
+            raise Forbidden(f"the transfer of part {row.id} is sent to {receiver}, not to {actor} (非本凭证受让方)")
+        if today is not None and today >= voucher.matures_on:
+            raise Refused(f"voucher {voucher.number} matured on {voucher.matures_on}: a transfer is accepted before "
+                          "maturity only", f"凭证已于 {voucher.matures_on} 到期，不可签收")
+        if voucher.status != "active":
+            raise Refused(f"voucher {voucher.number} is {voucher.status}", f"凭证已{voucher.status}")
+        return row, voucher, sender, receiver
+
+    def accept(self, actor: m.Holder, part_id: int, today: date) -> dict[str, Any]:
+        """The receiver accepts a transfer sent to it, before maturity: title passes to it."""
+        with write_transaction(self.engine) as conn:
+            row, voucher, sender, receiver = self._pending(conn, actor, part_id, today)
+            if actor != receiver:
+                raise Forbidden(f"only the receiver {receiver} accepts the transfer of part {row.id} (仅受让方可签收)")
+            self._moved(store.move_part(conn, row.id, expect="held", holder=(sender.kind, sender.id),
+                                        version=row.version, holder_id=receiver.id, pending_to_id=None), row)
             if not voucher.transferred:
                 store.set_voucher(conn, voucher.id, transferred=True)
             self._event(conn, row.voucher_id, row.id, "transfer", actor,
-                        {"from": str(actor), "to": f"enterprise:{to_enterprise_id}", "start": int(row.start_fen),
-                         "end": int(row.end_fen)})
+                        {"from": str(sender), "to": str(receiver), "start": int(row.start_fen), "end": int(row.end_fen),
+                         "on": today.isoformat()})  # the business date title passed (risk features date takings by it)
+            return part_json(store.part(conn, row.id))  # type: ignore[arg-type]
+
+    def reject(self, actor: m.Holder, part_id: int) -> dict[str, Any]:
+        """The receiver declines a transfer sent to it, or the holder recalls it: the part is the
+        holder's again, free to act on."""
+        with write_transaction(self.engine) as conn:
+            row, _, sender, receiver = self._pending(conn, actor, part_id, None)
+            self._moved(store.move_part(conn, row.id, expect="held", holder=(sender.kind, sender.id),
+                                        version=row.version, pending_to_id=None), row)
+            self._event(conn, row.voucher_id, row.id, "reject", actor,
+                        {"from": str(sender), "to": str(receiver), "by": "receiver" if actor == receiver else "holder"})
             return part_json(store.part(conn, row.id))  # type: ignore[arg-type]
 
     # --- financing --------------------------------------------------------------------------------
@@ -352,6 +414,9 @@ class ReceivablesService:
             offered = store.parts_of(conn, voucher_id, ("offered",))
             if offered:
                 raise Refused(f"voucher {voucher.number} has a part offered for financing", "凭证有融资申请中的部分")
+            if any(p.pending_to_id is not None for p in store.parts_of(conn, voucher_id, ("held",))):
+                raise Refused(f"voucher {voucher.number} has a part sent to a receiver: reject the transfer first",
+                              "凭证有待签收的转让")
             if store.cancel_voucher(conn, voucher_id) != 1:
                 raise Refused("voucher changed concurrently", "凭证已被并发修改")
             store.set_parts_status(conn, voucher_id, ("held",), "cancelled")
@@ -439,11 +504,13 @@ class ReceivablesService:
             return [{"id": e.id, "part_id": e.part_id, "kind": e.kind, "actor": e.actor, "detail": e.detail,
                      "at": e.at.isoformat()} for e in store.events_of(conn, voucher_id)]
 
-    def holdings(self, holder: m.Holder, page: PageParams, status: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+    def holdings(self, holder: m.Holder, page: PageParams, status: str | None = None, incoming: bool = False
+                 ) -> tuple[list[dict[str, Any]], str | None]:
+        """The parts a holder holds, or (`incoming`) the transfers sent to it awaiting its acceptance."""
         if status is not None and status not in m.STATUSES:
             raise ValidationError(f"status must be one of {', '.join(m.STATUSES)}", field="status")
         with self.engine.connect() as conn:
-            rows, cursor = store.holdings_page(conn, holder.kind, holder.id, page, status)
+            rows, cursor = store.holdings_page(conn, holder.kind, holder.id, page, status, incoming)
         return [part_json(r) for r in rows], cursor
 
     def issued(self, issuer_id: int, page: PageParams) -> tuple[list[dict[str, Any]], str | None]:

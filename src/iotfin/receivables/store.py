@@ -58,7 +58,7 @@ def cancel_voucher(conn: Connection, voucher_id: int) -> int:
 
 
 _PART_COLS = (P.c.id, P.c.voucher_id, P.c.start_fen, P.c.end_fen, P.c.holder_kind, P.c.holder_id, P.c.status,
-              P.c.depth, P.c.version, P.c.loan_id, P.c.lien_id, P.c.financed_from, P.c.parent_id)
+              P.c.depth, P.c.version, P.c.loan_id, P.c.lien_id, P.c.financed_from, P.c.parent_id, P.c.pending_to_id)
 
 
 def part(conn: Connection, part_id: int, *, lock: bool = False) -> Row[Any] | None:
@@ -83,16 +83,22 @@ def parts_of(conn: Connection, voucher_id: int, statuses: Sequence[str] | None =
 
 
 def set_parts_status(conn: Connection, voucher_id: int, statuses: Sequence[str], new: str) -> int:
+    """Retire parts (paid, cancelled): a transfer sent and not accepted by then lapses."""
     return conn.execute(update(P).where(P.c.voucher_id == voucher_id, P.c.status.in_(statuses))
-                        .values(status=new, version=P.c.version + 1)).rowcount
+                        .values(status=new, pending_to_id=None, version=P.c.version + 1)).rowcount
 
 
 def holdings_page(conn: Connection, holder_kind: str, holder_id: int, page: PageParams,
-                  status: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+                  status: str | None = None, incoming: bool = False) -> tuple[list[dict[str, Any]], str | None]:
+    """The parts a holder holds; with `incoming`, the parts sent to this enterprise and awaiting its acceptance."""
     q = (select(P.c.id, P.c.voucher_id, V.c.number, V.c.issuer_id, P.c.start_fen, P.c.end_fen, P.c.status,
-                P.c.depth, V.c.matures_on, V.c.evidence_level, P.c.loan_id, P.c.lien_id)
-         .join(V, V.c.id == P.c.voucher_id)
-         .where(P.c.holder_kind == holder_kind, P.c.holder_id == holder_id, P.c.status != "split"))
+                P.c.depth, V.c.matures_on, V.c.evidence_level, P.c.loan_id, P.c.lien_id, P.c.holder_kind,
+                P.c.holder_id, P.c.pending_to_id)
+         .join(V, V.c.id == P.c.voucher_id))
+    if incoming:
+        q = q.where(P.c.pending_to_id == holder_id) if holder_kind == "enterprise" else q.where(P.c.id.is_(None))
+    else:
+        q = q.where(P.c.holder_kind == holder_kind, P.c.holder_id == holder_id, P.c.status != "split")
     if status is not None:
         q = q.where(P.c.status == status)
     rows, cursor = paginate(conn, q, P.c.id, page, descending=True)

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from iotfin.db.base import Base, Id
 from iotfin.db.base import one_of as _in
 from iotfin.db.types import UTCDateTime
+from iotfin.receivables.model import EVENT_KINDS
 
 VOUCHER_STATUSES = ("active", "paid", "cancelled")
 PART_STATUSES = ("held", "offered", "financed", "paid", "cancelled", "split")
@@ -87,6 +88,9 @@ class VoucherPart(Base):
     lien_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True, comment="the registry's lien on the range")
     financed_from: Mapped[int | None] = mapped_column(BigInteger, nullable=True,
                                                       comment="the enterprise that sold the part to the lender")
+    pending_to_id: Mapped[int | None] = mapped_column(
+        BigInteger, nullable=True, index=True,
+        comment="a transfer sent and not yet accepted: the receiving enterprise (the part is frozen until then)")
     version: Mapped[int] = mapped_column(Integer, default=0)
 
 
@@ -116,8 +120,7 @@ class VoucherEvent(Base):
     """The journal: every operation on a voucher, append-only, one ledger leaf each."""
 
     __tablename__ = "receivable_events"
-    __table_args__ = (CheckConstraint(_in("kind", ("issue", "split", "transfer", "offer", "finance", "decline",
-                                                   "withdraw", "pay", "cancel", "late")), name="kind"),)
+    __table_args__ = (CheckConstraint(_in("kind", EVENT_KINDS), name="kind"),)
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     voucher_id: Mapped[int] = mapped_column(ForeignKey("receivable_vouchers.id"), index=True)

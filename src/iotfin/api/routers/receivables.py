@@ -50,6 +50,10 @@ class TransferIn(BaseModel):
     on: date | None = None
 
 
+class DayIn(BaseModel):
+    on: date | None = Field(default=None, description="business date (simulation mode only; default today)")
+
+
 class OfferIn(BaseModel):
     lender: str = Field(min_length=1, max_length=64, description="code of the lender tenant")
     on: date | None = None
@@ -178,9 +182,10 @@ def router() -> APIRouter:
 
     @r.get("/api/v1/voucher-parts")
     def holdings(request: Request, who: Reader, page: Page, status: str | None = None,
-                 holder_kind: str | None = None, holder_id: Annotated[int | None, Query(gt=0)] = None) -> dict[str, Any]:
+                 holder_kind: str | None = None, holder_id: Annotated[int | None, Query(gt=0)] = None,
+                 incoming: bool = False) -> dict[str, Any]:
         """The parts the caller holds (an enterprise's, or a lender's financed parts), newest first; the
-        operator names the holder."""
+        operator names the holder. `incoming=true`: the transfers sent to the caller awaiting its acceptance."""
         if who.platform:
             if holder_kind not in ("enterprise", "lender") or holder_id is None:
                 raise ValidationError("the operator names holder_kind (enterprise|lender) and holder_id",
@@ -188,7 +193,7 @@ def router() -> APIRouter:
             holder = Holder(holder_kind, holder_id)
         else:
             holder = holder_of(who)
-        items, cursor = svc(request).holdings(holder, page, status)
+        items, cursor = svc(request).holdings(holder, page, status, incoming)
         return {"items": items, "next_cursor": cursor}
 
     @r.get("/api/v1/voucher-parts/{part_id}")
@@ -204,7 +209,19 @@ def router() -> APIRouter:
 
     @r.post("/api/v1/voucher-parts/{part_id}/transfer")
     def transfer(part_id: int, body: TransferIn, request: Request, who: Writer) -> dict[str, Any]:
+        """Send a held part to an enterprise in the holder's supply chain; title passes when the receiver
+        accepts. Until then the part is frozen (`pending_to_id` names the receiver)."""
         return svc(request).transfer(holder_of(who), part_id, body.to_enterprise_id, today(request, body.on))
+
+    @r.post("/api/v1/voucher-parts/{part_id}/accept")
+    def accept(part_id: int, request: Request, who: Writer, body: DayIn | None = None) -> dict[str, Any]:
+        """The receiver accepts a transfer sent to it, before maturity: the part becomes its own."""
+        return svc(request).accept(holder_of(who), part_id, today(request, body.on if body else None))
+
+    @r.post("/api/v1/voucher-parts/{part_id}/reject")
+    def reject(part_id: int, request: Request, who: Writer) -> dict[str, Any]:
+        """The receiver declines a transfer sent to it, or the holder recalls it."""
+        return svc(request).reject(holder_of(who), part_id)
 
     @r.post("/api/v1/voucher-parts/{part_id}/offers", status_code=201)
     def offer(part_id: int, body: OfferIn, request: Request, who: Writer) -> dict[str, Any]:
