@@ -70,6 +70,11 @@ def test_headless_demo_prints_one_json_summary(tmp_path: Path) -> None:
     assert len(detections) == 6 and all(d["incidents"] >= 2 for d in detections.values())
     assert sum(d["detected"] for d in detections.values()) >= 0.8 * sum(d["incidents"] for d in detections.values())
     assert all(a["reason_zh"] and a["reason_en"] for a in monitoring["example_alerts"])
+    vouchers = s["receivables"]  # the simulator's voucher flows replayed; its injected fraud caught
+    assert vouchers["vouchers"]["issued"] > 0 and vouchers["parts_tile_issue"] and vouchers["gl_balanced"]
+    for kind, e in vouchers["fraud_evaluation"].items():
+        assert e["true_positive"] == e["injected"] and e["false_positive"] == 0, (kind, e)
+    assert vouchers["fraud_evaluation"]["never_moved_delivery"]["financed_despite_flag"] == 0
     cf = s["consent_features"]  # each enterprise in a chain granted its bank; every decision logged
     assert cf["grants"] > 0 and cf["features_delivered"] > 0 and cf["features_withheld"] > 0 and cf["access_log_rows"] > 0
     for row in s["trade_documents"].values():  # money crosses JSON as a decimal string, never a float

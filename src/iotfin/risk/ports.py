@@ -88,6 +88,30 @@ class RelationshipRow(NamedTuple):
     since: date | None
 
 
+class VoucherRow(NamedTuple):
+    """One digital debt voucher (receivables): issue, maturity, and when it was paid or cancelled."""
+
+    voucher_id: int
+    issuer_id: int
+    supplier_id: int
+    total_fen: int
+    issued_on: date
+    matures_on: date
+    paid_on: date | None  # fully paid on (business date)
+    cancelled_on: date | None
+
+
+class VoucherReceiptRow(NamedTuple):
+    """An enterprise taking (part of) a voucher: issued to it (tier 1), or passed on to it by a transfer
+    it accepted (tier 2 from the voucher's supplier, 3 from anyone further up the chain)."""
+
+    voucher_id: int
+    enterprise_id: int
+    fen: int
+    on: date
+    tier: int
+
+
 class FeatureSources(Protocol):
     """The system-of-record rows other contexts own that the features read; `enterprise_ids` None: all."""
 
@@ -105,4 +129,10 @@ class FeatureSources(Protocol):
 
     def relationships(self, conn: Connection, enterprise_ids: Sequence[int] | None) -> Sequence[RelationshipRow]:
         """The trading links with one of the enterprises as supplier or buyer."""
+        ...
+
+    def vouchers(self, conn: Connection, enterprise_ids: Sequence[int] | None
+                 ) -> tuple[Sequence[VoucherRow], Sequence[VoucherReceiptRow]]:
+        """The vouchers one of the enterprises issued or took, and every taking of them (all takings of
+        those vouchers: the feature SQL keeps the enterprises' own)."""
         ...

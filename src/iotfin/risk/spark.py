@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 
 DEFAULT_MASTER = "local[2]"
 ENGINES = ("duckdb", "spark")
-SOR_TABLES = ("ent", "dev", "docs", "rel", "prices", "haircuts")
+SOR_TABLES = ("ent", "dev", "docs", "rel", "vch", "vrc", "prices", "haircuts")
 
 
 def _transpile(sql: str) -> str:

@@ -55,11 +55,18 @@ SUBJECTS: dict[str, tuple[str, str]] = {
     "c_deliveries_without_gps_90d": ("近90天无车辆轨迹印证的发货单数",
                                      "The number of deliveries without a matching truck journey over the last 90 days"),
     "c_sales_per_kwh_change": ("单位用电产值变化", "The change in sales per kWh used"),
+    "t_voucher_volume_180d": ("近180天核心企业确权的数字债权凭证金额",
+                              "The value of digital debt vouchers core enterprises confirmed to it over the last 180 days"),
+    "t_voucher_core_on_time_180d": ("其所持凭证的核心企业按期兑付率",
+                                    "On-time payment at maturity by the core enterprises behind its vouchers"),
+    "t_voucher_core_days_late_180d": ("其所持凭证的核心企业平均逾期兑付天数",
+                                      "How late the core enterprises behind its vouchers paid at maturity, on average"),
+    "t_voucher_tier": ("在凭证流转链中的层级", "Its tier in the chain the vouchers pass along"),
 }
 
 # unit -> (zh suffix, en suffix) for thresholds; ratios and yuan are formatted on their own
 _UNITS = {"years": ("年", " years"), "days": ("天", " days"), "cases": ("件", " cases"), "changes": ("次", " changes"),
-          "count": ("个", ""), "head": ("头", " head"), "kWh": ("千瓦时", " kWh"), "kW": ("千瓦", " kW")}
+          "count": ("个", ""), "head": ("头", " head"), "kWh": ("千瓦时", " kWh"), "kW": ("千瓦", " kW"), "tier": ("级", "")}
 MISSING = ("缺少{s}数据（未提供或未获授权）", "{s}: no data (not provided, or not authorised)")
 UNKNOWN = ("{s}不在已知类别中", "{s} is not a known category")
 

@@ -139,6 +139,26 @@ CATALOGUE: tuple[Feature, ...] = (
             "(sales / kWh of the last 30 days) / (sales / kWh of the 90 days before) - 1: output reported without the "
             "energy to make it",
             "(CAST(sal.sales_30d AS DOUBLE) / NULLIF(en.kwh_30d, 0)) / NULLIF(CAST(sal.sales_31_120 AS DOUBLE) / NULLIF(en.kwh_31_120, 0), 0) - 1"),
+    # Transaction credit from voucher history (digital debt vouchers, docs/receivables.md): what core
+    # enterprises confirmed they owe the enterprise, how those cores pay, and how far up the chain it sits.
+    Feature("t_voucher_volume_180d", "transaction", (TRADE,), 180, "yuan", "核心企业确权凭证金额(180天)",
+            "voucher volume confirmed by core enterprises (180 d)",
+            "face value of the digital debt vouchers the enterprise took in the last 180 days — issued to it by a "
+            "core enterprise or passed on to it by a transfer it accepted — not counting vouchers cancelled by as_of",
+            "CAST(COALESCE(vq.fen_180d, 0) AS DECIMAL(18, 2)) / 100", "decimal"),
+    Feature("t_voucher_core_on_time_180d", "transaction", (TRADE,), 180, "ratio", "核心企业凭证按期兑付率",
+            "core enterprises' on-time voucher payment",
+            "of the vouchers the enterprise took or issued that matured in the last 180 days, the share the core "
+            "enterprise had paid in full by maturity (as known at as_of); NULL when none matured",
+            "vp.on_time"),
+    Feature("t_voucher_core_days_late_180d", "transaction", (TRADE,), 180, "days", "核心企业凭证平均逾期天数",
+            "core enterprises' mean days late on vouchers",
+            "mean over the same vouchers of the days between maturity and full payment (or as_of, if unpaid at "
+            "as_of); 0 for one paid on time; NULL when none matured", "vp.days_late"),
+    Feature("t_voucher_tier", "transaction", (TRADE,), 365, "tier", "凭证流转层级", "tier in the voucher chain",
+            "the nearest tier at which the enterprise took a voucher in the last 365 days: 1 issued to it by the "
+            "core enterprise, 2 passed on by the core's supplier, 3 from further up the chain; NULL without vouchers",
+            "vq.tier_365d", "integer"),
 )
 
 BY_NAME = {f.name: f for f in CATALOGUE}

@@ -108,6 +108,7 @@ class FeatureEngine:
             devs = self.sources.devices(conn, ids)
             docs = self.sources.trade_documents(conn, ids)
             rels = self.sources.relationships(conn, ids)
+            vouchers, receipts = self.sources.vouchers(conn, ids)
 
         def days(values: Iterable[date | None]) -> pa.Array:
             return pa.array([None if v is None else day_number(v) for v in values], pa.int32())
@@ -135,7 +136,19 @@ class FeatureEngine:
         rel = pa.table({
             "supplier_id": pa.array([x[0] for x in rels], pa.int64()), "buyer_id": pa.array([x[1] for x in rels], pa.int64()),
             "core_enterprise_id": pa.array([x[2] for x in rels], pa.int64()), "since_day": days(x[3] for x in rels)})
-        return {"ent": ent, "dev": dev, "docs": doc, "rel": rel}
+        vch = pa.table({
+            "voucher_id": pa.array([x[0] for x in vouchers], pa.int64()),
+            "issuer_id": pa.array([x[1] for x in vouchers], pa.int64()),
+            "supplier_id": pa.array([x[2] for x in vouchers], pa.int64()),
+            "total_fen": pa.array([x[3] for x in vouchers], pa.int64()), "issued_day": days(x[4] for x in vouchers),
+            "matures_day": days(x[5] for x in vouchers), "paid_day": days(x[6] for x in vouchers),
+            "cancelled_day": days(x[7] for x in vouchers)})
+        vrc = pa.table({
+            "voucher_id": pa.array([x[0] for x in receipts], pa.int64()),
+            "enterprise_id": pa.array([x[1] for x in receipts], pa.int64()),
+            "fen": pa.array([x[2] for x in receipts], pa.int64()), "day": days(x[3] for x in receipts),
+            "tier": pa.array([x[4] for x in receipts], pa.int32())})
+        return {"ent": ent, "dev": dev, "docs": doc, "rel": rel, "vch": vch, "vrc": vrc}
 
     def _market(self) -> dict[str, pa.Table]:
         path = self.market_dir / "commodity_prices.parquet"

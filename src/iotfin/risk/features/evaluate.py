@@ -30,6 +30,11 @@ INPUT_SCHEMAS: dict[str, pa.Schema] = {
                        ("due_day", pa.int32()), ("amount", pa.decimal128(18, 2)), ("vehicle_device_id", pa.int64())]),
     "rel": pa.schema([("supplier_id", pa.int64()), ("buyer_id", pa.int64()), ("core_enterprise_id", pa.int64()),
                       ("since_day", pa.int32())]),
+    "vch": pa.schema([("voucher_id", pa.int64()), ("issuer_id", pa.int64()), ("supplier_id", pa.int64()),
+                      ("total_fen", pa.int64()), ("issued_day", pa.int32()), ("matures_day", pa.int32()),
+                      ("paid_day", pa.int32()), ("cancelled_day", pa.int32())]),
+    "vrc": pa.schema([("voucher_id", pa.int64()), ("enterprise_id", pa.int64()), ("fen", pa.int64()),
+                      ("day", pa.int32()), ("tier", pa.int32())]),
     "prices": pa.schema([("day", pa.int32()), ("commodity", pa.string()), ("price", pa.decimal128(18, 2))]),
     "haircuts": pa.schema([("commodity", pa.string()), ("haircut", pa.decimal128(4, 2))]),
 }

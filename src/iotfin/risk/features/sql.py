@@ -14,6 +14,8 @@ Inputs (tables or views of these names and columns; `iotfin.risk.features.engine
   docs(document_id, doc_type, seller_id, buyer_id, order_id, issued_day, due_day, amount DECIMAL(18,2),
        vehicle_device_id)
   rel(supplier_id, buyer_id, core_enterprise_id, since_day)
+  vch(voucher_id, issuer_id, supplier_id, total_fen, issued_day, matures_day, paid_day, cancelled_day)
+  vrc(voucher_id, enterprise_id, fen, day, tier)  -- each taking of a voucher (issue to it, accepted transfer)
   prices(day, commodity, price DECIMAL(18,2));  haircuts(commodity, haircut DECIMAL(4,2))
 Point-in-time: every aggregate reads only rows dated on or before A_DAY.
 """
@@ -163,7 +165,31 @@ gps AS (
     ON x.device_id = n.vehicle_device_id AND x.metric = 'speed_kmh' AND x.lday = n.issued_day
   WHERE n.doc_type = 'delivery_note' AND n.vehicle_device_id IS NOT NULL
     AND n.issued_day <= A_DAY AND n.issued_day > A_DAY - 90 AND (x.vmax IS NULL OR x.vmax < 5)
-  GROUP BY n.seller_id)
+  GROUP BY n.seller_id),
+vr AS (
+  SELECT r.enterprise_id, r.voucher_id, r.fen, r.day, r.tier
+  FROM vrc r JOIN vch v ON v.voucher_id = r.voucher_id
+  WHERE r.day <= A_DAY AND v.issued_day <= A_DAY AND (v.cancelled_day IS NULL OR v.cancelled_day > A_DAY)),
+vq AS (
+  SELECT enterprise_id,
+    SUM(CASE WHEN day > A_DAY - 180 THEN fen ELSE 0 END) AS fen_180d,
+    MIN(CASE WHEN day > A_DAY - 365 THEN tier END) AS tier_365d
+  FROM vr GROUP BY enterprise_id),
+vp AS (
+  SELECT k.enterprise_id,
+    AVG(CASE WHEN v.paid_day IS NOT NULL AND v.paid_day <= A_DAY AND v.paid_day <= v.matures_day THEN 1.0 ELSE 0.0 END)
+      AS on_time,
+    AVG(CAST(CASE WHEN v.paid_day IS NOT NULL AND v.paid_day <= A_DAY AND v.paid_day <= v.matures_day THEN 0
+                  WHEN v.paid_day IS NOT NULL AND v.paid_day <= A_DAY THEN v.paid_day - v.matures_day
+                  ELSE A_DAY - v.matures_day END AS DOUBLE)) AS days_late
+  FROM (SELECT DISTINCT enterprise_id, voucher_id FROM (
+          SELECT enterprise_id, voucher_id FROM vr
+          UNION ALL
+          SELECT issuer_id AS enterprise_id, voucher_id FROM vch
+          WHERE issued_day <= A_DAY AND (cancelled_day IS NULL OR cancelled_day > A_DAY)) u) k
+  JOIN vch v ON v.voucher_id = k.voucher_id
+  WHERE v.matures_day < A_DAY AND v.matures_day >= A_DAY - 180
+  GROUP BY k.enterprise_id)
 """
 
 JOINS = """
@@ -183,6 +209,8 @@ LEFT JOIN core ON core.enterprise_id = ent.enterprise_id
 LEFT JOIN cp ON cp.enterprise_id = ent.enterprise_id
 LEFT JOIN chk ON chk.enterprise_id = ent.enterprise_id
 LEFT JOIN gps ON gps.enterprise_id = ent.enterprise_id
+LEFT JOIN vq ON vq.enterprise_id = ent.enterprise_id
+LEFT JOIN vp ON vp.enterprise_id = ent.enterprise_id
 WHERE ent.founded_day <= A_DAY
 """
 
