@@ -536,17 +536,22 @@ def _write_chunk_copy(conn: Connection, ids: np.ndarray, book: dict[str, np.ndar
                              "ON COMMIT DROP")
         copy_int8_columns(conn, table, ("id", *names), [ids[idx], *(book[c][idx] for c in names)])
 
-    every = slice(None)
     # The chunk's id range (ids ascend) lets the planner read only the chunk's part of `loans` by its
     # primary key; without it, each chunk's join hashed the whole table (10 full scans a day at 1 M).
     within = f"loans.id BETWEEN {int(ids[0])} AND {int(ids[-1])}"
-    stage("close_daily", DAILY_COLS, every)
-    conn.exec_driver_sql(f"UPDATE loans SET {', '.join(_pg_set(c) for c in DAILY_COLS)}, "
-                         f"last_closed = DATE '{on.isoformat()}' FROM close_daily t WHERE loans.id = t.id AND {within}")
+    closed = f"last_closed = DATE '{on.isoformat()}'"
+    # Each loan is updated once: the changed loans (billed, clawed back) with all their columns, the
+    # others with the daily ones (updating a changed loan twice wrote two row versions of it).
     changed = result.changed
+    rest = np.ones(ids.size, bool)
+    rest[changed] = False
+    if rest.any():
+        stage("close_daily", DAILY_COLS, np.flatnonzero(rest))
+        conn.exec_driver_sql(f"UPDATE loans SET {', '.join(_pg_set(c) for c in DAILY_COLS)}, {closed} "
+                             f"FROM close_daily t WHERE loans.id = t.id AND {within}")
     if changed.size:
-        stage("close_changed", CHANGED_COLS, changed)
-        conn.exec_driver_sql(f"UPDATE loans SET {', '.join(_pg_set(c) for c in CHANGED_COLS)} "
+        stage("close_changed", DAILY_COLS + CHANGED_COLS, changed)
+        conn.exec_driver_sql(f"UPDATE loans SET {', '.join(_pg_set(c) for c in DAILY_COLS + CHANGED_COLS)}, {closed} "
                              f"FROM close_changed t WHERE loans.id = t.id AND {within}")
     bills = result.bills
     if bills["loan"].size:
