@@ -7,6 +7,8 @@ Prints one JSON object. Three logs grow in turn, one 10k-entry batch each round,
 own durable transaction through LedgerStore.append_batch (leaf hashes, Merkle tiles, head):
 - sqlite: WAL, synchronous=FULL (the embedded default);
 - postgresql_copy: the leaves by one pre-built binary COPY stream (the PostgreSQL path);
+- postgresql_copy_write_row: the leaves by binary COPY through psycopg's write_row, one row at a
+  time, the Merkle append before it (the COPY path before issue 21's second round; patched in here);
 - postgresql_executemany: the same store with the leaves sent by executemany, the path before COPY
   (patched in here only, for the ratio).
 Without --pg-url a PostgreSQL server is started from the installed binaries (fsync=on) and removed.
@@ -31,6 +33,7 @@ from sqlalchemy import create_engine, text
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.services: the suite's server starter
 
 from iotfin.db import migrate  # noqa: E402
+from iotfin.db.bulk import copy_rows  # noqa: E402
 from iotfin.db.engine import make_engine  # noqa: E402
 from iotfin.ledger import store as ledger_store  # noqa: E402
 from iotfin.ledger.entry import Entry  # noqa: E402
@@ -47,6 +50,13 @@ def executemany_leaves(conn, first_index, entries, _tails, meanwhile):  # noqa: 
     result = meanwhile()
     rows = [(k, *e) for k, e in zip(range(first_index, first_index + len(entries)), entries, strict=True)]
     conn.exec_driver_sql("INSERT INTO ledger_leaves (idx, record_type, record_id, payload) VALUES (%s, %s, %s, %s)", rows)
+    return result
+
+
+def write_row_leaves(conn, first_index, entries, _tails, meanwhile):  # noqa: ANN001 - the COPY path before (issue 21, round 2)
+    result = meanwhile()
+    copy_rows(conn, "ledger_leaves", ("idx", "record_type", "record_id", "payload"), ("bigint", "varchar", "varchar", "bytea"),
+              zip(range(first_index, first_index + len(entries)), *zip(*entries, strict=True), strict=True))
     return result
 
 
@@ -75,6 +85,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="bench-ledger-pg-") as tmp:
             urls = {"sqlite": f"sqlite:///{Path(tmp) / 'ledger.db'}",
                     "postgresql_copy": new_pg_database(args.pg_url),
+                    "postgresql_copy_write_row": new_pg_database(args.pg_url),
                     "postgresql_executemany": new_pg_database(args.pg_url)}
             stores = {}
             for name, url in urls.items():
@@ -86,9 +97,8 @@ def main() -> None:
             while size < args.leaves:
                 entries = batch(size, min(args.batch, args.leaves - size))
                 for name, store in stores.items():  # interleaved: each store sees the same machine load
-                    patched = name == "postgresql_executemany"
-                    if patched:
-                        ledger_store.copy_leaves = executemany_leaves
+                    if name in PATCHES:
+                        ledger_store.copy_leaves = PATCHES[name]
                     try:
                         started = time.perf_counter()
                         store.append_batch(entries)
@@ -111,6 +121,7 @@ def main() -> None:
                 "same_root": len(set(roots.values())) == 1,
                 "ratio_postgresql_copy_over_executemany": round(rates["postgresql_copy"] / rates["postgresql_executemany"], 2),
                 "ratio_postgresql_copy_over_sqlite": round(rates["postgresql_copy"] / rates["sqlite"], 2),
+                "ratio_postgresql_copy_over_copy_write_row": round(rates["postgresql_copy"] / rates["postgresql_copy_write_row"], 2),
             }
             for store in stores.values():
                 store.engine.dispose()
@@ -121,6 +132,7 @@ def main() -> None:
 
 
 copy_leaves_original = ledger_store.copy_leaves
+PATCHES = {"postgresql_executemany": executemany_leaves, "postgresql_copy_write_row": write_row_leaves}
 
 if __name__ == "__main__":
     main()
