@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 
 from iotfin.core.errors import ValidationError
 from iotfin.core.money import to_money
@@ -26,7 +26,8 @@ from iotfin.lending import store as lstore
 from iotfin.lending.service import LendingService, Offer
 from iotfin.receivables.ports import Evidence
 from iotfin.risk import store as rstore
-from iotfin.supplychain.store import relationships_of, trade_document_records
+from iotfin.supplychain.store import trade_document_records
+from iotfin.supplychain.tables import Relationship
 from iotfin.telemetry.store import TelemetryStore
 
 GEOFENCE_KM = 2.0  # a delivery "reached the buyer" when the truck came this close to one of its sites
@@ -108,9 +109,17 @@ class SupplyChainEvidence:
                 "nearest_buyer_site_km": None if nearest is None else round(nearest, 3)}
 
 
+_R = Relationship.__table__
+# Built once (supplychain.store.relationships_of builds its query per call): a transfer runs this on
+# its hot path, and building the statement cost more than running it (bench/receivables_ops.py profile).
+_RELATIONSHIPS_OF_TWO = select(_R.c.supplier_id, _R.c.buyer_id, _R.c.core_enterprise_id).where(
+    _R.c.supplier_id.in_(bindparam("as_supplier", expanding=True))
+    | _R.c.buyer_id.in_(bindparam("as_buyer", expanding=True)))
+
+
 def in_one_chain(conn: Connection, a: int, b: int) -> bool:
     """a and b trade with each other, or share a core enterprise (the holder's own supply chain)."""
-    rows = relationships_of(conn, [a, b])
+    rows = conn.execute(_RELATIONSHIPS_OF_TWO, {"as_supplier": [a, b], "as_buyer": [a, b]}).all()
     cores_a = {r.core_enterprise_id for r in rows if a in (r.supplier_id, r.buyer_id)} | {a}
     cores_b = {r.core_enterprise_id for r in rows if b in (r.supplier_id, r.buyer_id)} | {b}
     direct = any({r.supplier_id, r.buyer_id} == {a, b} for r in rows)

@@ -12,7 +12,7 @@ winner named.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -20,10 +20,10 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Row
 
 from iotfin.core.errors import Conflict, Forbidden, NotFound, ValidationError
-from iotfin.db.engine import write_transaction
 from iotfin.db.pagination import PageParams
 from iotfin.receivables import model as m
 from iotfin.receivables import store
+from iotfin.receivables.group_commit import EVENTS_KEY, GroupCommitter, run_batch
 from iotfin.receivables.ports import (
     Anchor,
     CoreRating,
@@ -87,10 +87,26 @@ def voucher_json(row: Row[Any] | dict[str, Any]) -> dict[str, Any]:
 
 
 class ReceivablesService:
-    def __init__(self, engine: Engine, ports: Ports, limits: m.Limits | None = None):
+    def __init__(self, engine: Engine, ports: Ports, limits: m.Limits | None = None, group_commit: bool = True):
+        """`group_commit`: concurrent operations share one durable transaction, each in its own
+        savepoint (iotfin.receivables.group_commit); off, each commits on its own."""
         self.engine = engine
         self.ports = ports
         self.limits = limits or m.Limits()
+        self.group = GroupCommitter(engine, self._anchor) if group_commit else None
+
+    def _anchor(self, conn: Connection, event_ids: list[str]) -> None:
+        if self.ports.anchor is not None:  # read at commit time: the port may be swapped (bench diagnostics)
+            self.ports.anchor(conn, event_ids)
+
+    def _write(self, op: Callable[[Connection], Any]) -> Any:
+        """Run one write use case durably: through the group committer, or in its own transaction."""
+        if self.group is not None:
+            return self.group.submit(op)
+        [(ok, value)] = run_batch(self.engine, [op], self._anchor)
+        if not ok:
+            raise value
+        return value
 
     # --- helpers --------------------------------------------------------------------------------
 
@@ -98,8 +114,7 @@ class ReceivablesService:
                detail: dict[str, Any]) -> int:
         event_id = store.insert_event(conn, voucher_id=voucher_id, part_id=part_id, kind=kind, actor=str(actor),
                                       detail=detail, at=_now())
-        if self.ports.anchor is not None:
-            self.ports.anchor(conn, [str(event_id)])
+        conn.info[EVENTS_KEY].append(str(event_id))  # anchored with the transaction's other events, before its commit
         return event_id
 
     @staticmethod
@@ -168,7 +183,7 @@ class ReceivablesService:
         if issuer_id == supplier_id:
             raise ValidationError("a voucher is issued to a supplier, not to the issuer itself", field="supplier_id")
         m.check_term(issued_on, matures_on, self.limits)
-        with write_transaction(self.engine) as conn:
+        def op(conn: Connection) -> Any:
             evidence = self.ports.evidence(conn, issuer_id, supplier_id, list(document_ids), total)
             number = f"V{issued_on:%Y%m%d}{secrets.token_hex(5).upper()}"
             vid = store.insert_voucher(conn, number=number, issuer_id=issuer_id, supplier_id=supplier_id,
@@ -181,12 +196,13 @@ class ReceivablesService:
                         {"to": f"enterprise:{supplier_id}", "start": 0, "end": total, "matures_on": matures_on.isoformat(),
                          "evidence_level": evidence.level, "documents": list(document_ids)})
             return self._voucher(conn, vid)
+        return self._write(op)
 
     # --- split and transfer ----------------------------------------------------------------------
 
     def split(self, actor: m.Holder, part_id: int, amounts: Sequence[object], today: date) -> list[dict[str, Any]]:
         sizes = [m.yuan_to_fen(a, "amounts") for a in amounts]
-        with write_transaction(self.engine) as conn:
+        def op(conn: Connection) -> Any:
             row, voucher = self._locked(conn, part_id)
             self._check_open(row, voucher, actor, today, conn)
             ranges = m.split_ranges(int(row.start_fen), int(row.end_fen), sizes, int(row.depth), self.limits)
@@ -198,12 +214,13 @@ class ReceivablesService:
             self._event(conn, row.voucher_id, row.id, "split", actor,
                         {"parts": [{"part_id": c, "start": s, "end": e} for c, (s, e) in zip(children, ranges, strict=True)]})
             return [part_json(store.part(conn, c)) for c in children]  # type: ignore[arg-type]
+        return self._write(op)
 
     def transfer(self, actor: m.Holder, part_id: int, to_enterprise_id: int, today: date) -> dict[str, Any]:
         """Send a held part to an enterprise in the holder's supply chain. Title passes only when the
         receiver accepts (`accept`); until then the part stays the holder's, frozen (no split, offer or
         second transfer), with the receiver in `pending_to_id`."""
-        with write_transaction(self.engine) as conn:
+        def op(conn: Connection) -> Any:
             row, voucher = self._locked(conn, part_id)
             self._check_open(row, voucher, actor, today, conn)
             if actor.kind != "enterprise":
@@ -218,7 +235,8 @@ class ReceivablesService:
             self._event(conn, row.voucher_id, row.id, "send", actor,
                         {"from": str(actor), "to": f"enterprise:{to_enterprise_id}", "start": int(row.start_fen),
                          "end": int(row.end_fen), "on": today.isoformat()})
-            return part_json(store.part(conn, row.id))  # type: ignore[arg-type]
+            return part_json({**row._mapping, "pending_to_id": to_enterprise_id})  # as moved (no re-read)
+        return self._write(op)
 
     def _pending(self, conn: Connection, actor: m.Holder, part_id: int, today: date | None
                  ) -> tuple[Row[Any], Row[Any], m.Holder, m.Holder]:
@@ -248,7 +266,7 @@ class ReceivablesService:
 
     def accept(self, actor: m.Holder, part_id: int, today: date) -> dict[str, Any]:
         """The receiver accepts a transfer sent to it, before maturity: title passes to it."""
-        with write_transaction(self.engine) as conn:
+        def op(conn: Connection) -> Any:
             row, voucher, sender, receiver = self._pending(conn, actor, part_id, today)
             if actor != receiver:
                 raise Forbidden(f"only the receiver {receiver} accepts the transfer of part {row.id} (仅受让方可签收)")
@@ -259,25 +277,27 @@ class ReceivablesService:
             self._event(conn, row.voucher_id, row.id, "transfer", actor,
                         {"from": str(sender), "to": str(receiver), "start": int(row.start_fen), "end": int(row.end_fen),
                          "on": today.isoformat()})  # the business date title passed (risk features date takings by it)
-            return part_json(store.part(conn, row.id))  # type: ignore[arg-type]
+            return part_json({**row._mapping, "holder_id": receiver.id, "pending_to_id": None})  # as moved
+        return self._write(op)
 
     def reject(self, actor: m.Holder, part_id: int) -> dict[str, Any]:
         """The receiver declines a transfer sent to it, or the holder recalls it: the part is the
         holder's again, free to act on."""
-        with write_transaction(self.engine) as conn:
+        def op(conn: Connection) -> Any:
             row, _, sender, receiver = self._pending(conn, actor, part_id, None)
             self._moved(store.move_part(conn, row.id, expect="held", holder=(sender.kind, sender.id),
                                         version=row.version, pending_to_id=None), row)
             self._event(conn, row.voucher_id, row.id, "reject", actor,
                         {"from": str(sender), "to": str(receiver), "by": "receiver" if actor == receiver else "holder"})
-            return part_json(store.part(conn, row.id))  # type: ignore[arg-type]
+            return part_json({**row._mapping, "pending_to_id": None})  # as moved (no re-read)
+        return self._write(op)
 
     # --- financing --------------------------------------------------------------------------------
 
     def offer(self, actor: m.Holder, part_id: int, lender_tenant_id: int, today: date) -> dict[str, Any]:
         """Offer a held part to a lender: the part is then `offered` until the lender decides or the
         holder withdraws. A part offered to a second lender is refused naming the first."""
-        with write_transaction(self.engine) as conn:
+        def op(conn: Connection) -> Any:
             row, voucher = self._locked(conn, part_id)
             self._check_open(row, voucher, actor, today, conn)
             self._moved(_set_status(conn, row, actor, "held", "offered"), row)
@@ -287,9 +307,10 @@ class ReceivablesService:
                         {"offer_id": offer_id, "lender_tenant_id": lender_tenant_id, "start": int(row.start_fen),
                          "end": int(row.end_fen)})
             return self._offer(conn, offer_id)
+        return self._write(op)
 
     def withdraw(self, actor: m.Holder, offer_id: int) -> dict[str, Any]:
-        with write_transaction(self.engine) as conn:
+        def op(conn: Connection) -> Any:
             off = store.offer(conn, offer_id, lock=True)
             if off is None or off.holder_id != actor.id or actor.kind != "enterprise":
                 raise NotFound(f"no offer {offer_id} of {actor}")
@@ -300,12 +321,13 @@ class ReceivablesService:
             store.decide_offer(conn, offer_id, "withdrawn", _now())
             self._event(conn, row.voucher_id, row.id, "withdraw", actor, {"offer_id": offer_id})
             return self._offer(conn, offer_id)
+        return self._write(op)
 
     def decide(self, lender_tenant_id: int, offer_id: int, accept: bool, today: date) -> dict[str, Any]:
         """The lender's decision on an offer. Accepting applies the policy on the core enterprise's
         rating and the evidence level (model.financing_decision); on acceptance the part passes to the
         lender, the registry holds a lien on its range and the discount loan is booked."""
-        with write_transaction(self.engine) as conn:
+        def op(conn: Connection) -> Any:
             off = store.offer(conn, offer_id, lock=True)
             if off is None or off.lender_tenant_id != lender_tenant_id:
                 raise NotFound(f"no offer {offer_id} to this lender")
@@ -352,6 +374,7 @@ class ReceivablesService:
                          "principal": str(principal), "loan_id": loan_id, "lien_id": lien_id, "reason": reason})
             return self._offer(conn, offer_id) | {"loan_id": loan_id, "lien_id": lien_id, "principal": str(principal),
                                                   "reason_zh": reason_zh}
+        return self._write(op)
 
     # --- payment and cancellation ---------------------------------------------------------------
 
@@ -359,7 +382,7 @@ class ReceivablesService:
         """The core enterprise pays (part of) what is still owed; every live holding gets its pro-rata
         share to the fen (largest remainder), booked through the GL; financed parts repay their loans."""
         paid = m.yuan_to_fen(amount)
-        with write_transaction(self.engine) as conn:
+        def op(conn: Connection) -> Any:
             voucher = store.voucher(conn, voucher_id, lock=True)
             if voucher is None or int(voucher.issuer_id) != issuer_id:
                 raise NotFound(f"no voucher {voucher_id} issued by enterprise {issuer_id}")
@@ -400,10 +423,11 @@ class ReceivablesService:
                                                          "amount": str(m.fen_to_yuan(paid)), "settled": done},
                                   enterprise_id=issuer_id)
             return {"voucher": self._voucher(conn, voucher_id), "payment": detail}
+        return self._write(op)
 
     def cancel(self, issuer_id: int, voucher_id: int) -> dict[str, Any]:
         """Only the issuer, only before any part left the first holder."""
-        with write_transaction(self.engine) as conn:
+        def op(conn: Connection) -> Any:
             voucher = store.voucher(conn, voucher_id, lock=True)
             if voucher is None or int(voucher.issuer_id) != issuer_id:
                 raise NotFound(f"no voucher {voucher_id} issued by enterprise {issuer_id}")
@@ -422,12 +446,13 @@ class ReceivablesService:
             store.set_parts_status(conn, voucher_id, ("held",), "cancelled")
             self._event(conn, voucher_id, None, "cancel", f"enterprise:{issuer_id}", {})
             return self._voucher(conn, voucher_id)
+        return self._write(op)
 
     def flag_late(self, on: date) -> list[dict[str, Any]]:
         """Vouchers past maturity and not fully paid: one `late` event per voucher per day, a webhook
         `voucher.late`; returns them (the monitor raises its alerts from these)."""
-        out = []
-        with write_transaction(self.engine) as conn:
+        def op(conn: Connection) -> Any:
+            out = []
             for v in store.due_unpaid(conn, on):
                 if v.matures_on >= on:
                     continue
@@ -442,7 +467,8 @@ class ReceivablesService:
                     self.ports.events(conn, "voucher.late", {"voucher_id": v.id, "number": v.number, **detail},
                                       enterprise_id=int(v.issuer_id))
                 out.append({"voucher_id": v.id, "number": v.number, "issuer_id": v.issuer_id, **detail})
-        return out
+            return out
+        return self._write(op)
 
     def at_risk(self, on: date, horizon_days: int = 30) -> list[dict[str, Any]]:
         """Maturity at risk: active vouchers past maturity, or maturing within the horizon whose core
