@@ -124,11 +124,13 @@ def main() -> None:
             timed("pay", lambda: svc.pay(core, vid, "100000.00", START + timedelta(days=90)))
 
         load_before = os.getloadavg()
+        cpu_before = time.process_time()
         began = time.perf_counter()
         with ThreadPoolExecutor(args.callers) as pool:
             issued = list(pool.map(voucher_ops, range(args.vouchers)))
             list(pool.map(pay, issued))
         elapsed = time.perf_counter() - began
+        cpu = time.process_time() - cpu_before
         every = sorted(x for xs in lat.values() for x in xs)
         ops = len(every)
         audits = [svc.audit(v)["ok"] for v in issued[:50]]
@@ -144,6 +146,8 @@ def main() -> None:
                          "group_commit": committer is not None,
                          "ledger_leaf_per_event": not args.no_anchor},
             "operations": ops, "seconds": round(elapsed, 3), "ops_per_s": round(ops / elapsed, 1),
+            # the process's CPU (all threads) per operation: what the machine's load does not change much
+            "cpu_ms_per_op": round(cpu / ops * 1e3, 3),
             "commits": committer.commits if committer else ops,
             "latency_ms": {"p50": round(statistics.median(every) * 1e3, 3),
                            "p99": round(every[int(len(every) * 0.99) - 1] * 1e3, 3)},
