@@ -6,12 +6,13 @@ anchored in one ledger batch; and concurrent callers through the committer share
 from __future__ import annotations
 
 import threading
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from iotfin.app.receivables_evidence import verify_title
 from iotfin.app.workspace import Workspace
 from iotfin.core.errors import ValidationError
+from iotfin.receivables import store
 from iotfin.receivables.group_commit import run_batch
 from iotfin.receivables.model import Holder
 from iotfin.receivables.service import Refused
@@ -79,3 +80,27 @@ def test_concurrent_callers_share_commits(sim_workspace: Workspace) -> None:
     assert svc.group.commits - commits < n  # some operations shared a commit
     for v, r in zip(vouchers, receivers, strict=True):
         assert svc.part(v["parts"][0]["id"])["pending_to_id"] == r
+
+
+def test_a_database_error_in_one_operation_rolls_back_only_that_one(sim_workspace: Workspace) -> None:
+    """A constraint violation inside the batch (here: a second pending offer of one part, refused by
+    the partial unique index) aborts only its savepoint; on PostgreSQL the transaction goes on."""
+    ws = sim_workspace
+    world = build(ws)
+    svc = ws.receivables
+    v = svc.issue(world.core, world.tier1, "1000.00", TODAY, date(2026, 6, 30), world.docs)
+    part = v["parts"][0]["id"]
+    offer = svc.offer(Holder("enterprise", world.tier1), part, world.lenders["bank-a"], DAY)
+    def duplicate(conn: Any) -> int:
+        return store.insert_offer(conn, part_id=part, lender_tenant_id=world.lenders["bank-b"], holder_id=world.tier1,
+                                  status="pending", created_at=datetime.fromisoformat(offer["created_at"]))
+
+    ops: list[Any] = []
+    svc._write = ops.append  # type: ignore[method-assign]
+    svc.withdraw(Holder("enterprise", world.tier1), offer["id"])
+    del svc._write
+    results = run_batch(ws.engine, [duplicate, *ops], svc._anchor)
+    assert results[0][0] is False and "unique" in str(results[0][1]).lower(), results[0]
+    assert results[1][0] is True and results[1][1]["status"] == "withdrawn"
+    assert svc.part(part)["status"] == "held"
+    assert [e["kind"] for e in svc.chain_of_title(v["id"])] == ["issue", "offer", "withdraw"]
