@@ -98,7 +98,8 @@ class GroupCommitter:
         future: Future[Any] = Future()
         with self._cond:
             self._queue.append((op, future))
-            if self._thread is None:
+            # not alive: a process forked from one whose writer was running has no such thread
+            if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="voucher-group-commit", daemon=True)
                 self._thread.start()
             self._cond.notify()
