@@ -183,6 +183,7 @@ class ReceivablesService:
         if issuer_id == supplier_id:
             raise ValidationError("a voucher is issued to a supplier, not to the issuer itself", field="supplier_id")
         m.check_term(issued_on, matures_on, self.limits)
+
         def op(conn: Connection) -> Any:
             evidence = self.ports.evidence(conn, issuer_id, supplier_id, list(document_ids), total)
             number = f"V{issued_on:%Y%m%d}{secrets.token_hex(5).upper()}"
@@ -202,6 +203,7 @@ class ReceivablesService:
 
     def split(self, actor: m.Holder, part_id: int, amounts: Sequence[object], today: date) -> list[dict[str, Any]]:
         sizes = [m.yuan_to_fen(a, "amounts") for a in amounts]
+
         def op(conn: Connection) -> Any:
             row, voucher = self._locked(conn, part_id)
             self._check_open(row, voucher, actor, today, conn)
@@ -310,6 +312,7 @@ class ReceivablesService:
         return self._write(op)
 
     def withdraw(self, actor: m.Holder, offer_id: int) -> dict[str, Any]:
+
         def op(conn: Connection) -> Any:
             off = store.offer(conn, offer_id, lock=True)
             if off is None or off.holder_id != actor.id or actor.kind != "enterprise":
@@ -382,6 +385,7 @@ class ReceivablesService:
         """The core enterprise pays (part of) what is still owed; every live holding gets its pro-rata
         share to the fen (largest remainder), booked through the GL; financed parts repay their loans."""
         paid = m.yuan_to_fen(amount)
+
         def op(conn: Connection) -> Any:
             voucher = store.voucher(conn, voucher_id, lock=True)
             if voucher is None or int(voucher.issuer_id) != issuer_id:
