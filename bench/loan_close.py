@@ -138,7 +138,10 @@ def main() -> None:
     else:
         booked, setup_s = book(ws, args.loans)
     if args.days == 0:
-        print(json.dumps({"benchmark": "loan_close", "booked": booked, "setup_s": setup_s}))
+        print(json.dumps({"benchmark": "loan_close", "booked": booked,
+                          "setup_s": None if setup_s is None else round(setup_s, 1),
+                          "load_average": [round(x, 2) for x in os.getloadavg()]}))
+        ws.close()  # the book stays (in --dir or the database) for --booked runs
         return
     load_start = os.getloadavg()
     days, cpu, server = [], [], []
