@@ -134,10 +134,10 @@ def test_german_credit_champion_beats_lightgbm_peers(tmp_path: Path) -> None:
             tuned.append(auc(y[te], peers.tuned(x.iloc[tr], y[tr], x.iloc[te], budget)))
             untuned.append(auc(y[te], peers.untuned(x.iloc[tr], y[tr], x.iloc[te])))
     assert np.mean(ours) > np.mean(untuned), (ours, untuned)
-    # Issue 23 asks for ≥ the tuned peer; not met yet: with a 30 s budget on 2×5 outer folds the
-    # champion trailed it by 0.002 and 0.004 (docs/benchmarks.md, issue 23 third round; 0.006–0.009
-    # before the binning search was made cheaper). This keeps the gap from growing; tighten to 0
-    # when the goal is met.
+    # Issue 23 asks for ≥ the tuned peer: with a 30 s budget on 2×5 outer folds the champion was
+    # +0.0013 on a quiet machine and −0.002 to −0.004 at load 2–10 (docs/benchmarks.md, issue 23
+    # third round). This test's 6 s budget on 5 folds on a shared machine is noisier than that
+    # margin, so it keeps the gap from growing rather than asserting the sign.
     assert np.mean(ours) >= np.mean(tuned) - 0.01, (ours, tuned)
 
 
