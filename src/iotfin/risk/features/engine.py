@@ -98,7 +98,8 @@ class FeatureEngine:
     # --- inputs ---------------------------------------------------------------------------------
 
     def _sor(self, enterprise_ids: Sequence[int] | None) -> dict[str, pa.Table]:
-        """System-of-record inputs as Arrow, dates as day numbers, money as decimal(18,2)."""
+        """System-of-record inputs as Arrow, dates as day numbers, money as decimal(18,2). Every column
+        typed explicitly: an empty table (no devices yet) must still export as strings, not nulls."""
         ids = None if enterprise_ids is None else list(enterprise_ids)
         e = Enterprise.__table__
         with self.engine.connect() as conn:  # one connection: the rows of one state of the records
@@ -116,19 +117,21 @@ class FeatureEngine:
         ent = pa.table({
             "enterprise_id": pa.array([x[0] for x in ents], pa.int64()), "founded_day": days(x[1] for x in ents),
             "registered_capital": pa.array([x[2] for x in ents], pa.decimal128(18, 2)),
-            "sector": [x[3] for x in ents], "region_code": [x[4] for x in ents], "tax_grade": [x[5] for x in ents],
+            "sector": pa.array([x[3] for x in ents], pa.string()),
+            "region_code": pa.array([x[4] for x in ents], pa.string()),
+            "tax_grade": pa.array([x[5] for x in ents], pa.string()),
             "litigation_count": pa.array([x[6] for x in ents], pa.int64()),
             "key_person_changes": pa.array([x[7] for x in ents], pa.int64())})
         dev = pa.table({
             "device_id": pa.array([x[0] for x in devs], pa.int64()),
             "enterprise_id": pa.array([x[1] for x in devs], pa.int64()),
-            "device_type": [x[2] for x in devs], "commodity": pa.array([x[3] for x in devs], pa.string()),
+            "device_type": pa.array([x[2] for x in devs], pa.string()), "commodity": pa.array([x[3] for x in devs], pa.string()),
             # A device without an installation date counts from when it was registered.
             "installed_day": days(x[4] or x[5].date() for x in devs),
             "interval_s": pa.array([x[6] for x in devs], pa.int64()),
             "primary_metric": pa.array([PRIMARY_METRIC.get(x[2]) for x in devs], pa.string())})
         doc = pa.table({
-            "document_id": pa.array([x[0] for x in docs], pa.int64()), "doc_type": [x[1] for x in docs],
+            "document_id": pa.array([x[0] for x in docs], pa.int64()), "doc_type": pa.array([x[1] for x in docs], pa.string()),
             "seller_id": pa.array([x[2] for x in docs], pa.int64()), "buyer_id": pa.array([x[3] for x in docs], pa.int64()),
             "order_id": pa.array([x[4] for x in docs], pa.int64()), "issued_day": days(x[5] for x in docs),
             "due_day": days(x[6] for x in docs), "amount": pa.array([x[7] for x in docs], pa.decimal128(18, 2)),
