@@ -74,10 +74,13 @@ def test_monotone_policies_and_the_report(tmp_path: Path) -> None:
     assert mono["policy"] == "measured" and 0.5 < mono["auc_all_constrained"] < 1 and 0.5 < mono["auc_unconstrained"] < 1
     model = load_model(tmp_path / "m")
     for name, f in mono["features"].items():
-        # constrained exactly where freeing the feature gains at most the tolerance
+        # constrained only where freeing the feature gains at most the tolerance; one that passed
+        # alone is released only when the kept set together cost more than the tolerance
         if "cost_auc" in f:
-            assert f["constrained"] == (f["cost_auc"] <= mono["tolerance"]), name
+            assert f["constrained"] == (f["cost_auc"] <= mono["tolerance"] and not f.get("why", "").startswith("released")), name
         assert model.challenger.monotone[name] == (f["trend"] if f["constrained"] else 0), name
+    if any(f["constrained"] for f in mono["features"].values()) and "auc_chosen_constrained" in mono:
+        assert mono["auc_unconstrained"] - mono["auc_chosen_constrained"] <= mono["tolerance"]
     assert any(f["trend"] != 0 for f in mono["features"].values())
     # calibration and intervals on the out-of-time sample, for every candidate
     assert m["calibration"]["sample"] == "oot" and m["intervals"]["sample"] == "oot"
@@ -134,10 +137,10 @@ def test_german_credit_champion_beats_lightgbm_peers(tmp_path: Path) -> None:
             tuned.append(auc(y[te], peers.tuned(x.iloc[tr], y[tr], x.iloc[te], budget)))
             untuned.append(auc(y[te], peers.untuned(x.iloc[tr], y[tr], x.iloc[te])))
     assert np.mean(ours) > np.mean(untuned), (ours, untuned)
-    # Issue 23 asks for ≥ the tuned peer: with a 30 s budget on 2×5 outer folds the champion was
-    # +0.0013 on a quiet machine and −0.002 to −0.004 at load 2–10 (docs/benchmarks.md, issue 23
-    # third round). This test's 6 s budget on 5 folds on a shared machine is noisier than that
-    # margin, so it keeps the gap from growing rather than asserting the sign.
+    # Issue 23 asks for ≥ the tuned peer: with a 30 s budget on 2×5 outer folds the champion has been
+    # between −0.0067 and +0.0013 of it from run to run (docs/benchmarks.md, issue 23), i.e. inside
+    # the spread of the peer itself. This test's 6 s budget on 5 folds on a shared machine is noisier
+    # than that margin, so it keeps the gap from growing rather than asserting the sign.
     assert np.mean(ours) >= np.mean(tuned) - 0.01, (ours, tuned)
 
 

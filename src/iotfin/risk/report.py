@@ -182,8 +182,10 @@ def _search_section(manifest: Mapping[str, Any]) -> str:
             out.append(f"<h3>Monotone constraints / 单调约束 (policy {html.escape(mono['policy'])})</h3><p>"
                        f"CV AUC at the fixed parameters: all trended features constrained "
                        f"{_fmt(mono.get('auc_all_constrained', float('nan')))}, none "
-                       f"{_fmt(mono.get('auc_unconstrained', float('nan')))}; a feature is constrained when freeing it "
-                       f"gains at most {mono['tolerance']} AUC.</p>" + _table(
+                       f"{_fmt(mono.get('auc_unconstrained', float('nan')))}"
+                       + (f", the kept set {_fmt(mono['auc_chosen_constrained'])}" if "auc_chosen_constrained" in mono else "")
+                       + f"; a feature is constrained when freeing it gains at most {mono['tolerance']} AUC, "
+                       f"and the kept set together costs at most that too.</p>" + _table(
                            ["feature", "trend", "AUC gained when free", "constrained", "note"],
                            [[n, v["trend"], v.get("cost_auc", "—"), "yes" if v["constrained"] else "no", v.get("why", "")]
                             for n, v in mono["features"].items()]))
