@@ -26,9 +26,10 @@ def untuned(x: pd.DataFrame, y: np.ndarray, x_test: pd.DataFrame, seed: int = 7)
 
 
 def tuned(x: pd.DataFrame, y: np.ndarray, x_test: pd.DataFrame, budget_s: float, seed: int = 7,
-          folds: list[tuple[np.ndarray, np.ndarray]] | None = None) -> np.ndarray:
+          folds: list[tuple[np.ndarray, np.ndarray]] | None = None, n_trials: int | None = None) -> np.ndarray:
     """`folds`: the inner CV folds (e.g. the very folds iotfin's search uses, so that both are judged
-    on the same rows); default LightGBM's own stratified 5-fold split."""
+    on the same rows); default LightGBM's own stratified 5-fold split. `n_trials`: that many trials
+    instead of `budget_s` seconds."""
     import lightgbm as lgb
     import optuna
 
@@ -55,7 +56,7 @@ def tuned(x: pd.DataFrame, y: np.ndarray, x_test: pd.DataFrame, budget_s: float,
 
     started = time.perf_counter()
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
-    study.optimize(objective, timeout=budget_s)
+    study.optimize(objective, timeout=None if n_trials else budget_s, n_trials=n_trials)
     best = study.best_trial
     booster = lgb.train(best.user_attrs["params"], lgb.Dataset(x, y), num_boost_round=rounds[best.number])
     tuned.last = {"trials": len(study.trials), "seconds": round(time.perf_counter() - started, 2)}  # type: ignore[attr-defined]
