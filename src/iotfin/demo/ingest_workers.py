@@ -58,23 +58,39 @@ def _publish(port: int, token: str, t0: int, messages: int, acked: list[int]) ->
     client.loop_stop()
 
 
+def _start_workers(workers: int, env: dict[str, str], attempts: int = 5) -> tuple[subprocess.Popen[str], int]:
+    """Start `serve-ingest` on a free port and wait until every worker listens. A port found free can
+    be taken before the workers bind it (another process's outgoing connection gets the same
+    ephemeral port; seen in CI with two demos side by side): then again on another port."""
+    for attempt in range(attempts):
+        port = _free_port()
+        proc = subprocess.Popen([sys.executable, "-m", "iotfin", "serve-ingest", "--workers", str(workers), "--mqtt-port",
+                                 str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 180
+        while _listeners(port) < workers:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                if proc.poll() is None:
+                    proc.kill()
+                error = proc.stderr.read() if proc.stderr else ""
+                if "Address already in use" in error and attempt + 1 < attempts:
+                    break
+                raise RuntimeError(f"ingest workers did not start: {error}")
+            time.sleep(0.2)
+        else:
+            return proc, port
+    raise AssertionError("unreachable: the last attempt raises")
+
+
 def ingest_workers_demo(ws: Workspace, workers: int = 2, devices: int = 4, messages: int = 50) -> dict[str, Any]:
     with ws.engine.connect() as conn:  # the demo's first enterprise: no enterprise is added for the stage
         owner = conn.execute(select(func.min(Enterprise.id))).scalar()
     issued = [ws.devices.create(enterprise_id=owner, name=f"ingest-worker-demo-{i}") for i in range(devices)]
-    port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("IOTFIN_")} | {"IOTFIN_DATA_DIR": str(ws.data_dir)}
     if ws.settings.database_url:
         env["IOTFIN_DATABASE_URL"] = ws.settings.database_url
     started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "iotfin", "serve-ingest", "--workers", str(workers), "--mqtt-port",
-                             str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc, port = _start_workers(workers, env)
     try:
-        deadline = time.monotonic() + 180
-        while _listeners(port) < workers:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"ingest workers did not start: {proc.stderr.read() if proc.stderr else ''}")
-            time.sleep(0.2)
         up_s = time.perf_counter() - started
         t0 = now_ms() - 3_600_000
         acks: list[list[int]] = [[] for _ in issued]
