@@ -192,8 +192,10 @@ def _within_tolerance_together(data: Any, x: np.ndarray, y: np.ndarray, params: 
     while any(chosen):
         try:
             auc_set = cv_lightgbm(data, x, y, with_monotone(params, [*chosen, *pad]), folds, deadline, k).auc
-        except OutOfTime:
-            break  # the set as measured feature by feature stands (the cautious default)
+        except OutOfTime:  # the set as it stands is kept (the cautious default), its AUC not known
+            report.pop("auc_chosen_constrained", None)
+            report["set_not_measured"] = "budget"
+            break
         report["auc_chosen_constrained"] = auc_set
         if auc_none - auc_set <= tolerance:
             break
