@@ -4,14 +4,16 @@ suppliers, an outsider, two lenders, matched trade documents and a rating of the
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, insert, select
 
 from iotfin.app.workspace import Workspace
+from iotfin.core.time import BUSINESS_TZ, utc_now
 from iotfin.identity.tables import Tenant
+from iotfin.receivables.model import Holder
 from iotfin.risk.tables import CreditRating
 from iotfin.supplychain.tables import ChainMember, Relationship, SupplyChain, TradeDocument
 from tests.lending.conftest import make_enterprises
@@ -71,6 +73,33 @@ def build(ws: Workspace, *, pd: float = 0.02, lenders: int = 2) -> World:
         lender_ids = dict(conn.execute(select(Tenant.code, Tenant.id).where(Tenant.code.in_(codes))).all())
     docs = documents(ws.engine, tier1, core, "1000000.00")
     return World(core, tier1, tier2a, tier2b, outsider, lender_ids, docs)
+
+
+@dataclass
+class History:
+    world: World
+    today: date
+    docs: list[int]
+
+
+def voucher_history(ws: Workspace) -> History:
+    """A receivables history laid out around today (a transfer is dated the day it is recorded): two
+    vouchers to tier 1 paid, one on its maturity and one five days late, and a running one whose
+    split-off part tier 1 passed to tier 2a today. For the transaction-credit features."""
+    w = build(ws)
+    svc = ws.receivables
+    d = utc_now().astimezone(BUSINESS_TZ).date()
+    docs = documents(ws.engine, w.tier1, w.core, "1000000.00", d - timedelta(days=110))
+    late = svc.issue(w.core, w.tier1, "100000.00", d - timedelta(days=100), d - timedelta(days=10), docs)
+    ok = svc.issue(w.core, w.tier1, "20000.00", d - timedelta(days=99), d - timedelta(days=20), docs)
+    svc.pay(w.core, ok["id"], "20000.00", d - timedelta(days=20))  # on the day
+    svc.pay(w.core, late["id"], "100000.00", d - timedelta(days=5))  # five days late
+    running = svc.issue(w.core, w.tier1, "60000.00", d - timedelta(days=30), d + timedelta(days=30), docs)
+    h = Holder("enterprise", w.tier1)
+    part, _ = svc.split(h, running["parts"][0]["id"], ["30000.00"], d)
+    svc.transfer(h, part["id"], w.tier2a, d)
+    svc.accept(Holder("enterprise", w.tier2a), part["id"], d)
+    return History(w, d, docs)
 
 
 def client_for(ws: Workspace, app_client: TestClient, scopes: str, *, tenant: str | None = None,

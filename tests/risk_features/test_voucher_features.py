@@ -11,11 +11,9 @@ from pathlib import Path
 
 from iotfin.app.workspace import Workspace
 from iotfin.core.settings import Settings
-from iotfin.core.time import BUSINESS_TZ, utc_now
-from iotfin.receivables.model import Holder
 from iotfin.risk import wording
 from iotfin.risk.features.catalogue import BY_NAME
-from tests.receivables.world import build, documents
+from tests.receivables.world import voucher_history
 
 NAMES = ("t_voucher_volume_180d", "t_voucher_core_on_time_180d", "t_voucher_core_days_late_180d", "t_voucher_tier")
 
@@ -31,23 +29,9 @@ def test_voucher_features_are_point_in_time(tmp_path: Path) -> None:
     ws = Workspace(Settings(data_dir=tmp_path / "ws", database_url=f"sqlite:///{tmp_path / 'ws.db'}", simulation=True))
     ws.initialise()
     try:
-        w = build(ws)
-        svc = ws.receivables
-        d = utc_now().astimezone(BUSINESS_TZ).date()
+        history = voucher_history(ws)
+        w, d, docs, svc = history.world, history.today, history.docs, ws.receivables
         ids = [w.core, w.tier1, w.tier2a, w.outsider]
-        docs = documents(ws.engine, w.tier1, w.core, "1000000.00", d - timedelta(days=110))
-        late = svc.issue(w.core, w.tier1, "100000.00", d - timedelta(days=100), d - timedelta(days=10), docs)
-        ok = svc.issue(w.core, w.tier1, "20000.00", d - timedelta(days=99), d - timedelta(days=20), docs)
-        svc.pay(w.core, ok["id"], "20000.00", d - timedelta(days=20))  # on the day
-        svc.pay(w.core, late["id"], "100000.00", d - timedelta(days=5))  # five days late
-        running = svc.issue(w.core, w.tier1, "60000.00", d - timedelta(days=30), d + timedelta(days=30), docs)
-        h = Holder("enterprise", w.tier1)
-        part, _ = svc.split(h, running["parts"][0]["id"], ["30000.00"], d)
-        svc.transfer(h, part["id"], w.tier2a, d)
-        accept = getattr(svc, "accept", None)  # the receiver accepts, where transfers take two steps
-        if accept is not None:
-            accept(Holder("enterprise", w.tier2a), part["id"], d)
-
         empty = {"t_voucher_volume_180d": Decimal("0.00"), "t_voucher_core_on_time_180d": None,
                  "t_voucher_core_days_late_180d": None, "t_voucher_tier": None}
         assert _features(ws, d - timedelta(days=101), ids)[w.tier1] == empty

@@ -22,14 +22,12 @@ import pytest
 from iotfin.app.workspace import Workspace
 from iotfin.core.errors import ValidationError
 from iotfin.core.settings import Settings
-from iotfin.core.time import BUSINESS_TZ, utc_now
-from iotfin.receivables.model import Holder
 from iotfin.risk.data import read_table
 from iotfin.risk.features import CATALOGUE
 from iotfin.risk.models.bundle import load_model
 from iotfin.risk.scoring import score_frame
 from iotfin.risk.spark import SOR_TABLES, features_file, score_file, spark_unscoped
-from tests.receivables.world import build, documents
+from tests.receivables.world import voucher_history
 from tests.risk_features.conftest import LAST_DAY, Economy
 
 pytestmark = pytest.mark.slow
@@ -73,19 +71,7 @@ def test_voucher_features_on_spark_equal_duckdb(spark, tmp_path: Path) -> None: 
     ws = Workspace(Settings(data_dir=tmp_path / "ws", database_url=f"sqlite:///{tmp_path / 'ws.db'}", simulation=True))
     ws.initialise()
     try:
-        w = build(ws)
-        svc = ws.receivables
-        d = utc_now().astimezone(BUSINESS_TZ).date()
-        docs = documents(ws.engine, w.tier1, w.core, "1000000.00", d - timedelta(days=110))
-        late = svc.issue(w.core, w.tier1, "100000.00", d - timedelta(days=100), d - timedelta(days=10), docs)
-        ok = svc.issue(w.core, w.tier1, "20000.00", d - timedelta(days=99), d - timedelta(days=20), docs)
-        svc.pay(w.core, ok["id"], "20000.00", d - timedelta(days=20))
-        svc.pay(w.core, late["id"], "100000.00", d - timedelta(days=5))
-        running = svc.issue(w.core, w.tier1, "60000.00", d - timedelta(days=30), d + timedelta(days=30), docs)
-        h = Holder("enterprise", w.tier1)
-        part, _ = svc.split(h, running["parts"][0]["id"], ["30000.00"], d)
-        svc.transfer(h, part["id"], w.tier2a, d)
-        svc.accept(Holder("enterprise", w.tier2a), part["id"], d)
+        d = voucher_history(ws).today
         for as_of in (d - timedelta(days=7), d):
             ours, _ = ws.features.unscoped(as_of)
             theirs, _ = spark_unscoped(ws.features, spark, as_of, export_dir=tmp_path / f"export-{as_of}")
