@@ -158,3 +158,31 @@ def test_enterprise_model_does_not_lose_auc_on_held_out_firms(tmp_path: Path, sy
     auc_new = auc(y, score_frame(model, held_out)["pd"].to_numpy())
     assert today["kind"] == searched["kind"] == "enterprise" and set(model.dimensions) == set(DIMENSIONS.values())
     assert auc_new >= auc_today - 0.002, (auc_new, auc_today, searched["champion"])
+
+
+def test_declared_category_order_is_a_challenger_feature(tmp_path: Path) -> None:
+    """German credit's text columns are pandas *ordered* categoricals: the challenger also sees each
+    one's rank in the declared order (issue 23), recorded in the model, and scoring does not depend
+    on the input's dtype (a CSV gives plain text)."""
+    import pandas as pd
+
+    data = german_credit()
+    ordered = [c for c in data.columns if c != "creditability"
+               and isinstance(data[c].dtype, pd.CategoricalDtype) and data[c].cat.ordered]
+    assert len(ordered) == 12  # all its text columns but `purpose`
+    s = train(data, "creditability", tmp_path / "ordered", config=TrainConfig(report=False))
+    meta = manifest_of(s)["challenger"]
+    assert {k: v for k, v in meta["ordinal"]} == {c: [str(v) for v in data[c].cat.categories] for c in ordered}
+    model = load_model(s["path"])
+    assert model.challenger.booster.num_feature() == len(meta["numeric"]) + len(meta["categorical"]) + len(ordered)
+    as_text = data.astype({c: str for c in ordered})
+    scored = score_frame(model, data)["pd_challenger"].to_numpy()
+    assert np.array_equal(scored, score_frame(model, as_text)["pd_challenger"].to_numpy())
+    # a value outside the declared order is a missing rank and an unseen category, not an error
+    odd = as_text.head(20).copy()
+    odd[ordered[0]] = "never seen"
+    assert np.isfinite(score_frame(model, odd)["pd_challenger"].to_numpy()).all()
+    # the same data as text declares no order: no ranks
+    plain = train(as_text, "creditability", tmp_path / "plain", config=TrainConfig(report=False))
+    assert manifest_of(plain)["challenger"]["ordinal"] == []
+    assert load_model(plain["path"]).challenger.booster.num_feature() == len(meta["numeric"]) + len(meta["categorical"])

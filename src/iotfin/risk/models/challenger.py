@@ -127,6 +127,12 @@ class Challenger:
     categorical: dict[str, list[str]]  # feature -> categories in code order
     platt: tuple[float, float]  # pd = sigmoid(a × margin + b)
     monotone: dict[str, int]
+    # categoricals whose categories have a declared order (pandas ordered categoricals): their rank in
+    # that order is one more numeric column, after the categorical columns; the trees then choose
+    # between a categorical split and a threshold on the order. Out of sample on German credit, where
+    # 12 of the 13 text columns are ordered, both beat either alone (issue 23, fixed parameters: +0.0043
+    # mean AUC over 10 outer folds against categorical alone, ahead on 8; ranks alone +0.0030).
+    ordinal: dict[str, list[str]] = field(default_factory=dict)
     _single: SingleRowPredictor | None = field(default=None, repr=False, compare=False)
     _compiled: Any = field(default=None, repr=False, compare=False)  # lleaves model, False: tried, unavailable
 
@@ -135,13 +141,21 @@ class Challenger:
         return [*self.numeric, *self.categorical]
 
     def matrix(self, prepared: Prepared) -> np.ndarray:
-        out = np.empty((prepared.n, len(self.numeric) + len(self.categorical)), dtype=np.float64)
+        out = np.empty((prepared.n, self.width), dtype=np.float64)
         for j, name in enumerate(self.numeric):
             out[:, j] = prepared.numeric[name]
         for j, (name, cats) in enumerate(self.categorical.items(), start=len(self.numeric)):
             codes = prepared.categorical[name].lookup({c: i for i, c in enumerate(cats)}, -1, -1)
             out[:, j] = np.where(codes < 0, np.nan, codes)  # unseen category = missing
+        for j, (name, order) in enumerate(self.ordinal.items(), start=len(self.numeric) + len(self.categorical)):
+            ranks = prepared.categorical[name].lookup({c: i for i, c in enumerate(order)}, -1, -1)
+            out[:, j] = np.where(ranks < 0, np.nan, ranks)  # a value outside the declared order = missing
         return out
+
+    @property
+    def width(self) -> int:
+        """Columns of the matrix: numeric, categorical codes, ordinal ranks."""
+        return len(self.numeric) + len(self.categorical) + len(self.ordinal)
 
     def margin(self, prepared: Prepared) -> np.ndarray:
         x = self.matrix(prepared)
@@ -173,18 +187,21 @@ class Challenger:
         # categoricals as [name, categories] pairs: their order is the matrix's column order, which a
         # JSON object written with sorted keys would not keep
         return {"numeric": self.numeric, "categorical": [[k, v] for k, v in self.categorical.items()], "platt": list(self.platt),
-                "monotone": self.monotone, "best_iteration": self.booster.current_iteration()}
+                "monotone": self.monotone, "ordinal": [[k, v] for k, v in self.ordinal.items()],
+                "best_iteration": self.booster.current_iteration()}
 
     @classmethod
     def load(cls, meta: Mapping[str, Any], model_text: str) -> Challenger:
         import lightgbm as lgb  # lazy: LightGBM loads only when this runs
 
         return cls(lgb.Booster(model_str=model_text), list(meta["numeric"]), {k: list(v) for k, v in meta["categorical"]},
-                   (float(meta["platt"][0]), float(meta["platt"][1])), dict(meta["monotone"]))
+                   (float(meta["platt"][0]), float(meta["platt"][1])), dict(meta["monotone"]),
+                   {k: list(v) for k, v in meta.get("ordinal", [])})  # models from before issue 23 have none
 
 
 def fit_challenger(train: Prepared, y: np.ndarray, numeric: Sequence[str], categorical: Sequence[str],
-                   monotone: Mapping[str, int], seed: int = 7, max_rounds: int = 500) -> Challenger:
+                   monotone: Mapping[str, int], seed: int = 7, max_rounds: int = 500,
+                   ordinal: Mapping[str, Sequence[str]] | None = None) -> Challenger:
     """Fit on the training rows; early stopping and Platt calibration on rows the trees did not see.
 
     Small samples (< 20,000 rows): 5-fold cross-validation picks the number of rounds and gives
@@ -198,14 +215,15 @@ def fit_challenger(train: Prepared, y: np.ndarray, numeric: Sequence[str], categ
     )
 
     cats = {name: sorted(set(train.categorical[name].uniques)) for name in categorical}
-    model = Challenger(None, list(numeric), cats, (1.0, 0.0), {n: int(monotone.get(n, 0)) for n in numeric})
+    model = Challenger(None, list(numeric), cats, (1.0, 0.0), {n: int(monotone.get(n, 0)) for n in numeric},
+                       {k: list(v) for k, v in (ordinal or {}).items()})
     x = model.matrix(train)
     params = dict(PARAMS)
     small = len(y) < SMALL_SAMPLE
     # Smaller steps on small samples; larger ones keep big models (and their prediction time) in check.
     params["learning_rate"] = 0.05 if small else 0.1
     params["min_data_in_leaf"] = int(max(20, min(200, len(y) // 200)))
-    params["monotone_constraints"] = [model.monotone[n] for n in numeric] + [0] * len(cats)
+    params["monotone_constraints"] = [model.monotone[n] for n in numeric] + [0] * (model.width - len(numeric))
     cat_idx = list(range(len(numeric), len(numeric) + len(cats)))
     stop = lgb.early_stopping(50, verbose=False)
     if small:

@@ -3,7 +3,7 @@ monotonicity policy (issue 23).
 
 Every candidate is scored by repeated stratified k-fold cross-validation on the development rows,
 with early stopping inside each fold on that fold's held-out part. The search is Optuna's TPE
-sampler (seeded) with a median pruner that sees the running mean AUC after each fold; trial 0 is
+sampler (seeded) with a median pruner that sees the mean AUC after each repeat of the folds; trial 0 is
 the toolkit's fixed parameters, so a search can only match or beat them on the CV estimate. A
 deadline callback stops a fold mid-boosting when the budget is spent (Optuna's own `timeout` only
 checks between trials, and one trial on 150,000 rows takes seconds).
@@ -23,6 +23,7 @@ from iotfin.risk.models.challenger import PARAMS, Challenger
 
 EARLY_STOP = 50
 MAX_ROUNDS = 1000
+BLOCK = 10  # rounds a fold's booster advances before the next fold's; the mean curve is checked between blocks
 
 SPACE: dict[str, dict[str, Any]] = {
     "learning_rate": {"low": 0.01, "high": 0.2, "log": True},
@@ -65,35 +66,60 @@ class CvResult:
 def cv_lightgbm(data: Any, x: np.ndarray, y: np.ndarray, params: Mapping[str, Any],
                 folds: Sequence[tuple[np.ndarray, np.ndarray]], deadline: float, k: int,
                 report: Callable[[int, float], None] | None = None) -> CvResult:
-    """Boost on each fold's training part, record the held-out AUC after every round, and take **one**
-    number of rounds for every fold: the best of the mean held-out AUC curve over the folds (what
-    LightGBM's `lgb.cv` does, and what the refit on all rows uses).
+    """Cross-validated boosting with **one** number of rounds for every fold, found on the mean
+    held-out AUC curve over the folds (what LightGBM's `lgb.cv` does, and what the refit on all rows
+    uses), with early stopping on that mean curve.
 
-    Why not each fold's own best round: that round is chosen on the very rows that are then scored,
-    so the fold AUCs and the out-of-fold margins are optimistic (the maximum of a noisy curve), the
-    more so on small samples. On German credit that bias made the challenger look better than the
-    blend on CV and lose to it out of sample (issue 23). With a common round count the out-of-fold
-    margins are those of the model that is shipped, and the Platt calibration and the blend weights
-    are learnt on honest margins. Why not `lgb.cv` itself: training the folds in lock-step was 7×
-    slower in CPU than fold after fold on this machine (measured: 23.6 s against 3.1 s, 40,000
-    rows, 3 folds). Each fold still stops early on its own curve (50 rounds without a gain) to bound
-    the work; the common round count is sought over the rounds every fold reached."""
+    Why one number of rounds: a fold's own best round is chosen on the very rows that are then scored,
+    so the fold AUCs and the out-of-fold margins would be optimistic (the maximum of a noisy curve),
+    the more so on small samples (issue 23: on German credit that bias made the challenger look better
+    than the blend on CV and lose to it out of sample). With a common count the out-of-fold margins
+    are those of the model that is shipped, and the Platt calibration and blend weights are learnt on
+    honest margins.
+
+    Why early stopping on the mean curve and not per fold: stopping each fold on its own noisy curve
+    and taking the common round over the rounds every fold reached cut slow learners short — one fold
+    that stalled early capped every fold — so the search favoured fast, noisy settings, and with more
+    trials our challenger fell further behind a tuned `lgb.cv` (issue 23, bench run 5).
+
+    Why not `lgb.cv` itself: it advances every fold one round at a time, which was 7× slower in CPU than
+    fold after fold on this machine (23.6 s against 3.1 s, 40,000 rows, 3 folds). Here each fold's
+    booster advances `BLOCK` rounds at a time before the next fold's does, so a fold's data stays
+    in cache, and the mean curve is checked between those blocks.
+
+    The folds are taken one repeat (`k` folds) at a time; after each repeat `report` gets the running
+    mean AUC (for Optuna's median pruner: a trial below the median after one repeat stops there)."""
     import lightgbm as lgb  # lazy: LightGBM loads only when this runs
 
-    def out_of_time(env: Any) -> None:
-        if time.perf_counter() > deadline:
-            raise OutOfTime
-
-    curves, boosters = [], []
-    for i, (tr, te) in enumerate(folds):
-        record: dict[str, Any] = {}
-        booster = lgb.train(dict(params), data.subset(tr), num_boost_round=MAX_ROUNDS, valid_sets=[data.subset(te)],
-                            callbacks=[lgb.early_stopping(EARLY_STOP, verbose=False), lgb.record_evaluation(record),
-                                       out_of_time])
-        curves.append(np.asarray(record["valid_0"]["auc"], dtype=np.float64))
-        boosters.append(booster)
-        if report is not None:  # the running mean of the folds' best AUC, for Optuna's median pruner
-            report(i, float(np.mean([c.max() for c in curves])))
+    curves: list[np.ndarray] = []
+    boosters: list[Any] = []
+    for start in range(0, len(folds), k):
+        group = folds[start:start + k]
+        # the fold subsets take the trial's parameters before they are built (as `lgb.train` does):
+        # without them the subsets and the metric run on every core (num_threads is 1 for a reason)
+        part = [lgb.Booster(params=dict(params), train_set=data.subset(tr)._update_params(params)) for tr, _ in group]
+        for booster, (_, te) in zip(part, group, strict=True):
+            booster.add_valid(data.subset(te)._update_params(params), "valid")
+        grown = [np.empty(MAX_ROUNDS) for _ in group]
+        done = 0
+        while done < MAX_ROUNDS:
+            step = min(BLOCK, MAX_ROUNDS - done)
+            for booster, curve in zip(part, grown, strict=True):
+                for r in range(done, done + step):
+                    if time.perf_counter() > deadline:
+                        raise OutOfTime
+                    if booster.update():  # no split gains any more: the curve stays where it is
+                        curve[r:done + step] = curve[r - 1] if r else 0.5
+                        break
+                    curve[r] = booster.eval_valid()[0][2]
+            done += step
+            if done - 1 - int(np.argmax(np.mean([c[:done] for c in grown], axis=0))) >= EARLY_STOP:
+                break
+        curves.extend(c[:done] for c in grown)
+        boosters.extend(part)
+        if report is not None and start + k < len(folds):  # a trial that ran every repeat is not pruned
+            reach = min(len(c) for c in curves)
+            report(start // k, float(np.mean([c[:reach] for c in curves], axis=0).max()))
     reach = min(len(c) for c in curves)
     best = int(np.argmax(np.mean([c[:reach] for c in curves], axis=0))) + 1
     aucs, margins = [], []
@@ -134,16 +160,16 @@ def with_monotone(params: Mapping[str, Any], monotone: Sequence[int]) -> dict[st
 
 def measure_monotone(data: Any, x: np.ndarray, y: np.ndarray, params: Mapping[str, Any], trends: Sequence[int],
                      names: Sequence[str], folds: Sequence[tuple[np.ndarray, np.ndarray]], k: int, deadline: float,
-                     tolerance: float, n_cat: int) -> tuple[list[int], dict[str, Any]]:
+                     tolerance: float, n_free: int) -> tuple[list[int], dict[str, Any]]:
     """Per feature, the CV cost of its monotone constraint: AUC with every trended feature but this one
     constrained minus AUC with all constrained. Constrained where the cost is at most `tolerance`, and
     the kept set as a whole costs at most `tolerance` too (the costliest released until it does);
     a feature not measured before the deadline keeps its constraint (the cautious default)."""
-    pad = [0] * n_cat
+    pad = [0] * n_free  # the columns no constraint applies to (categorical codes, ordinal ranks)
     report: dict[str, Any] = {"tolerance": tolerance, "features": {}}
     try:
         auc_all = cv_lightgbm(data, x, y, with_monotone(params, [*trends, *pad]), folds, deadline, k).auc
-        auc_none = cv_lightgbm(data, x, y, with_monotone(params, [0] * (len(trends) + n_cat)), folds, deadline, k).auc
+        auc_none = cv_lightgbm(data, x, y, with_monotone(params, [0] * (len(trends) + n_free)), folds, deadline, k).auc
     except OutOfTime:
         report["features"] = {n: {"trend": t, "constrained": t != 0, "why": "not measured (budget)"}
                               for n, t in zip(names, trends, strict=True)}
@@ -229,7 +255,7 @@ def search(data: Any, x: np.ndarray, y: np.ndarray, params: Mapping[str, Any], f
     space = {k_: dict(v) for k_, v in SPACE.items()}
     space["min_data_in_leaf"]["high"] = int(max(10, min(400, n // 10)))
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=8),
-                                pruner=optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=1))
+                                pruner=optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=0))
     study.enqueue_trial({name: params.get(name, space[name]["low"]) for name in space})  # trial 0: the fixed parameters
     best: dict[str, Any] = {}
 
@@ -274,7 +300,8 @@ def search(data: Any, x: np.ndarray, y: np.ndarray, params: Mapping[str, Any], f
 def fit_searched(train: Any, y: np.ndarray, numeric: Sequence[str], categorical: Sequence[str],
                  trends: Mapping[str, int], *, policy: str, tolerance: float, folds: Sequence[tuple[np.ndarray, np.ndarray]],
                  k: int, deadline: float, monotone_deadline: float, seed: int,
-                 max_trials: int | None) -> tuple[Any, dict[str, Any], list[np.ndarray]]:
+                 max_trials: int | None, ordinal: Mapping[str, Sequence[str]] | None = None,
+                 ) -> tuple[Any, dict[str, Any], list[np.ndarray]]:
     """The challenger with a measured monotone policy and searched parameters, refitted on all rows
     with the best trial's number of rounds and Platt-calibrated on that trial's out-of-fold margins.
     Returns (challenger, record for the manifest, out-of-fold PD of each repeat of the folds)."""
@@ -282,8 +309,10 @@ def fit_searched(train: Any, y: np.ndarray, numeric: Sequence[str], categorical:
     from sklearn.linear_model import LogisticRegression  # lazy: scikit-learn loads only when this runs
 
     cats = {name: sorted(set(train.categorical[name].uniques)) for name in categorical}
-    model = Challenger(None, list(numeric), cats, (1.0, 0.0), {n: 0 for n in numeric})
+    model = Challenger(None, list(numeric), cats, (1.0, 0.0), {n: 0 for n in numeric},
+                       {k_: list(v) for k_, v in (ordinal or {}).items()})
     x = model.matrix(train)
+    unconstrained = model.width - len(numeric)  # categorical codes and ordinal ranks: never constrained
     cat_idx = list(range(len(numeric), len(numeric) + len(cats)))
     data = dataset(x, y, cat_idx)
     params = base_params(len(y), seed)
@@ -292,12 +321,12 @@ def fit_searched(train: Any, y: np.ndarray, numeric: Sequence[str], categorical:
     if policy == "measured":
         # one repeat of the folds: a per-feature cost needs many CV runs, the search needs the time more
         chosen, mono_report = measure_monotone(data, x, y, params, trend_list, list(numeric), folds[:k], k,
-                                               monotone_deadline, tolerance, len(cats))
+                                               monotone_deadline, tolerance, unconstrained)
     else:
         chosen = trend_list if policy == "all" else [0] * len(numeric)
         mono_report = {}
     mono_report |= {"policy": policy, "seconds": round(time.perf_counter() - t0, 3)}
-    params = with_monotone(params, [*chosen, *[0] * len(cats)])
+    params = with_monotone(params, [*chosen, *[0] * unconstrained])
     result = search(data, x, y, params, folds, k, deadline, seed, max_trials)
     margins = np.concatenate([m for _, m in result.cv.margins])
     rows = np.concatenate([r for r, _ in result.cv.margins])

@@ -308,6 +308,17 @@ def _interaction_search(frame: pd.DataFrame, rows: np.ndarray, y: np.ndarray, nu
     return out | {"seconds": round(time.perf_counter() - t0, 3)}
 
 
+def _declared_orders(frame: pd.DataFrame, categorical: list[str]) -> dict[str, list[str]]:
+    """The categorical columns whose categories have a declared order (pandas ordered categoricals),
+    with that order; the challenger also sees their rank (iotfin.risk.models.challenger.Challenger)."""
+    out = {}
+    for name in categorical:
+        dtype = frame[name].dtype
+        if isinstance(dtype, pd.CategoricalDtype) and dtype.ordered:
+            out[name] = [str(c).strip() for c in dtype.categories]  # compared as stripped text (iotfin.risk.prepare)
+    return out
+
+
 def _optb_input(frame: pd.DataFrame, numeric: list[str], categorical: list[str]) -> pd.DataFrame:
     """Categoricals as stripped text (the form scoring compares against), numerics as floats."""
     out = {}
@@ -456,6 +467,7 @@ def _train(data: pd.DataFrame | Path | str, target: str, model_dir: Path | str, 
             t0 = time.perf_counter()
             trends = {n: binned[n].trend for n in numeric}
             prep_fit = _prepared(frame, tr, numeric, categorical)
+            ordinal = _declared_orders(frame, categorical)
             if searched:
                 now = time.perf_counter()
                 # what follows the search (refit, blend, figures, report) takes a second or two on small
@@ -465,13 +477,14 @@ def _train(data: pd.DataFrame | Path | str, target: str, model_dir: Path | str, 
                     prep_fit, y_tr, numeric, categorical, trends, policy=config.monotone,
                     tolerance=config.monotone_tolerance, folds=folds, k=k, deadline=end,
                     monotone_deadline=now + 0.25 * max(end - now, 0.0), seed=config.seed,
-                    max_trials=config.max_trials)
+                    max_trials=config.max_trials, ordinal=ordinal)
                 search_record["challenger"] = record
                 search_record["cv"] = {"folds": k, "repeats": repeats, "rows": int(len(tr)), "seed": config.seed}
             else:
                 if config.monotone == "none":
                     trends = {n: 0 for n in numeric}
-                challenger = fit_challenger(prep_fit, y_tr, numeric, categorical, trends, seed=config.seed)
+                challenger = fit_challenger(prep_fit, y_tr, numeric, categorical, trends, seed=config.seed,
+                                            ordinal=ordinal)
             timings["challenger_s"] = time.perf_counter() - t0
         if searched:
             # out-of-fold PD per repeat of the folds, for the repeats every candidate has
