@@ -133,7 +133,7 @@ def large(budget_s: float, train_rows: int, score_rows: int, seed: int) -> dict:
     return {"training": {"rows": train_rows, "budget_s": budget_s, "seconds": round(wall, 2), "cpu_s": round(cpu, 2),
                          "ratio_to_budget": round(wall / budget_s, 3), "limit": "budget + 10 %",
                          "champion": s["champion"], "cv_auc": s["search"],
-                         "trials": len(chal["trials"]), "search_s": chal["seconds"], "timings_s": manifest["timings_s"],
+                         "trials": len(chal["trials"]), "search_s": chal["seconds"], "refit_s": chal.get("refit_s"), "rounds": chal["rounds"], "timings_s": manifest["timings_s"],
                          "oot_auc": {k: round(v["auc"], 4) for k, v in s["evaluation"]["oot"].items()}},
             "batch": {"rows": score_rows, "runs_s": [round(r, 2) for r in runs], "median_s": round(statistics.median(runs), 2),
                       "target_s": 10, "champion": s["champion"]}}

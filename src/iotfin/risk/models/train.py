@@ -512,7 +512,7 @@ def _train(data: pd.DataFrame | Path | str, target: str, model_dir: Path | str, 
         prep = _prepared(frame, rows, numeric, categorical)
         preds = {"scorecard": sigmoid(eff.lp(eff.indices(prep)))}
         if challenger is not None:
-            preds["challenger"] = challenger.pd(prep)
+            preds["challenger"] = challenger.pd(prep, compile_large=False)  # scored once: compiling costs more
         if blend is not None:
             preds["blend"] = _blend_pd(blend, preds["scorecard"], preds["challenger"])
         predictions[part] = preds
