@@ -15,8 +15,9 @@ Phases (each load generator is a separate process; the machine's 2 cores are sha
    Parquet file of the store (what every query reads), found by reading each new file as it appears.
    Afterwards every acknowledged reading is counted in the store.
 2. **Bulk**: the HTTP bulk endpoint (`POST /api/v1/{gateway token}/telemetry/bulk`, ~1 MB bodies,
-   many devices) and the MQTT gateway API (`v1/gateway/telemetry`, ~1 MB messages at QoS 1): data
-   points durably stored per second.
+   many devices) — in ThingsBoard's row form and in iotfin's columnar form (`--bulk-form`), one after
+   the other in the same run — and the MQTT gateway API (`v1/gateway/telemetry`, ~1 MB messages at
+   QoS 1): data points durably stored per second.
 3. **Mosquitto baseline**: `mosquitto` on a free port, one paho-mqtt subscriber (QoS 1) that only
    parses each message's JSON, and the same publisher processes as phase 1. Relay rate = messages
    the subscriber parsed / time from the first publish to the last message parsed.
@@ -353,6 +354,98 @@ def bulk_bodies(names: list[str], per_device: int, start: int, count: int) -> li
     return out
 
 
+def bulk_columns(names: list[str], per_device: int, start: int, count: int) -> list[tuple[bytes, int]]:
+    """The same readings as `bulk_bodies` in the columnar form (iotfin.ingest.payloads): per device
+    one ts list and one list per key (~1.0 MB at 250 readings x 100 devices: 75,000 points against the row form's 30,000
+    in ~0.9 MB)."""
+    out = []
+    for b in range(count):
+        base = start + b * per_device
+        ts = [BASE_TS + base + j for j in range(per_device)]
+        body = orjson.dumps({name: {"ts": ts, "values": {"power_kw": [(j % 977) + 0.25 for j in range(per_device)],
+                                                         "voltage_v": [229.8] * per_device,
+                                                         "energy_kwh": [base + j + 0.125 for j in range(per_device)]}}
+                             for name in names})
+        out.append((body, len(names) * per_device * 3))
+    return out
+
+
+def bulk_http_phase(ctx: mp.context.BaseContext, serve: Serve, token: str, bodies: list[tuple[bytes, int]],
+                    args: argparse.Namespace, telemetry_dir: Path, profile: str | None) -> dict[str, object]:
+    """Senders (`--bulk-procs` processes) post `bodies` to the gateway bulk endpoint for
+    `--bulk-duration` seconds; every 200 means the body's points are durable."""
+    before = count_stored(telemetry_dir)
+    go, results = ctx.Event(), ctx.Queue()
+    per = len(bodies) // args.bulk_procs
+    workers = [ctx.Process(target=http_bulk_load, args=(serve.http_port, token, bodies[i * per:(i + 1) * per],
+                                                         args.bulk_duration, go, results))
+               for i in range(args.bulk_procs)]
+    for w in workers:
+        w.start()
+    time.sleep(0.5)
+    cpu = serve.cpu_seconds()
+    profiler = None
+    if profile:
+        assert serve.proc is not None
+        profiler = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "--pid",
+                                     str(serve.proc.pid), "--duration", str(int(args.bulk_duration)),
+                                     "--format", "raw", "--threads", "--output", profile],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    go.set()
+    got = [results.get(timeout=args.bulk_duration + 300) for _ in workers]  # a sender that failed puts nothing
+    if profiler is not None:
+        profiler.wait(60)
+    for w in workers:
+        w.join()
+    points = sum(g[0] for g in got)
+    elapsed = max(g[3] for g in got) - min(g[2] for g in got)
+    return {"requests": sum(g[1] for g in got), "body_bytes": len(bodies[0][0]),
+            "points_per_request": bodies[0][1], "seconds": round(elapsed, 2),
+            "points_per_second": round(points / elapsed),
+            "server_cpu_us_per_point": round((serve.cpu_seconds() - cpu) / points * 1e6, 2),
+            "every_acknowledged_point_stored": count_stored(telemetry_dir) - before >= points}
+
+
+def gateway_phase(serve: Serve, token: str, messages: list[tuple[bytes, int]], args: argparse.Namespace,
+                  telemetry_dir: Path) -> dict[str, object]:
+    """One gateway connection publishes `messages` on `v1/gateway/telemetry` at QoS 1 with
+    `--gateway-window` in flight (PUBACK only after the durable commit), for `--bulk-duration` s."""
+    before = count_stored(telemetry_dir)
+    cpu = serve.cpu_seconds()
+    acked = 0
+
+    def puback(sock: socket.socket) -> None:
+        ack = b""
+        while len(ack) < 4:
+            chunk = sock.recv(4 - len(ack))
+            if not chunk:
+                raise RuntimeError("gateway connection closed")
+            ack += chunk
+        if ack[:2] != b"\x40\x02":
+            raise RuntimeError(f"gateway PUBACK {ack!r}")
+
+    with socket.create_connection(("127.0.0.1", serve.mqtt_port)) as sock:
+        sock.sendall(connect_packet("bulk-gw", username=token))
+        sock.recv(4)
+        started = time.perf_counter()
+        sent = 0
+        while time.perf_counter() - started < args.bulk_duration and sent < len(messages):
+            sock.sendall(publish_packet(GATEWAY_TOPIC, messages[sent][0], sent % 0xFFFF + 1))  # new timestamps each
+            sent += 1
+            if sent - acked >= args.gateway_window:
+                puback(sock)
+                acked += 1
+        while acked < sent:
+            puback(sock)
+            acked += 1
+        elapsed = time.perf_counter() - started
+    points = count_stored(telemetry_dir) - before
+    return {"messages": acked, "message_bytes": len(messages[0][0]), "in_flight": args.gateway_window,
+            "points_stored": points, "points_acknowledged": acked * messages[0][1], "seconds": round(elapsed, 2),
+            "points_per_second": round(points / elapsed),
+            "server_cpu_us_per_point": round((serve.cpu_seconds() - cpu) / max(points, 1) * 1e6, 2)}
+
+
 def run_iotfin(args: argparse.Namespace, root: Path) -> dict[str, object]:
     ctx = mp.get_context("fork")
     data_dir = root / "iotfin"
@@ -403,64 +496,26 @@ def run_iotfin(args: argparse.Namespace, root: Path) -> dict[str, object]:
         out["single_readings_mqtt"] = single
 
         if not args.skip_bulk:
-            # phase 2a: HTTP bulk endpoint
-            bodies = bulk_bodies(names, args.bulk_per_device, 0, args.bulk_bodies)
-            before = count_stored(telemetry_dir)
-            go, results = ctx.Event(), ctx.Queue()
-            per = len(bodies) // args.bulk_procs
-            workers = [ctx.Process(target=http_bulk_load, args=(serve.http_port, gateway.token,
-                                                                 bodies[i * per:(i + 1) * per], args.bulk_duration, go,
-                                                                 results)) for i in range(args.bulk_procs)]
-            for w in workers:
-                w.start()
-            time.sleep(0.5)
-            cpu = serve.cpu_seconds()
-            profiler = None
-            if args.profile:
-                assert serve.proc is not None
-                profiler = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "--pid",
-                                             str(serve.proc.pid), "--duration", str(int(args.bulk_duration)),
-                                             "--format", "raw", "--threads", "--output", args.profile + ".bulk"],
-                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            go.set()
-            got = [results.get(timeout=600) for _ in workers]
-            if profiler is not None:
-                profiler.wait(60)
-            for w in workers:
-                w.join()
-            points = sum(g[0] for g in got)
-            elapsed = max(g[3] for g in got) - min(g[2] for g in got)
-            out["bulk_http"] = {"requests": sum(g[1] for g in got), "body_bytes": len(bodies[0][0]),
-                                "points_per_request": bodies[0][1], "seconds": round(elapsed, 2),
-                                "points_per_second": round(points / elapsed),
-                                "server_cpu_us_per_point": round((serve.cpu_seconds() - cpu) / points * 1e6, 2),
-                                "every_acknowledged_point_stored": count_stored(telemetry_dir) - before >= points}
-            # phase 2b: MQTT gateway API, ~1 MB messages at QoS 1
+            # phase 2a: HTTP bulk endpoint, ThingsBoard's row form and/or iotfin's columnar form
+            if args.bulk_form in ("rows", "both"):
+                out["bulk_http"] = bulk_http_phase(ctx, serve, gateway.token,
+                                                   bulk_bodies(names, args.bulk_per_device, 0, args.bulk_bodies),
+                                                   args, telemetry_dir, args.profile and args.profile + ".bulk")
+            if args.bulk_form in ("columns", "both"):
+                out["bulk_http_columns"] = bulk_http_phase(
+                    ctx, serve, gateway.token, bulk_columns(names, args.bulk_columns_per_device, 2_000_000,
+                                                            args.bulk_bodies),
+                    args, telemetry_dir, args.profile and args.profile + ".columns")
+            # phase 2b: MQTT gateway API, ~0.5–1 MB messages at QoS 1, in the row and/or columnar form
             per_msg = max(1, args.bulk_per_device // 2)
-            messages = bulk_bodies(names, per_msg, 1_000_000, args.gateway_messages)
-            payload = messages[0][0]
-            before = count_stored(telemetry_dir)
-            cpu = serve.cpu_seconds()
-            acked = 0
-            with socket.create_connection(("127.0.0.1", serve.mqtt_port)) as sock:
-                sock.sendall(connect_packet("bulk-gw", username=gateway.token))
-                sock.recv(4)
-                started = time.perf_counter()
-                k = 0
-                while time.perf_counter() - started < args.bulk_duration and k < len(messages):
-                    body = messages[k][0]  # new timestamps in every message
-                    k += 1
-                    sock.sendall(publish_packet(GATEWAY_TOPIC, body, k % 0xFFFF + 1))
-                    ack = sock.recv(4)
-                    if ack[:2] != b"\x40\x02":
-                        raise RuntimeError(f"gateway PUBACK {ack!r}")
-                    acked += 1
-                elapsed = time.perf_counter() - started
-            points = count_stored(telemetry_dir) - before
-            out["bulk_mqtt_gateway"] = {"messages": acked, "message_bytes": len(payload),
-                                        "points_stored": points, "seconds": round(elapsed, 2),
-                                        "points_per_second": round(points / elapsed),
-                                        "server_cpu_us_per_point": round((serve.cpu_seconds() - cpu) / max(points, 1) * 1e6, 2)}
+            if args.bulk_form in ("rows", "both"):
+                out["bulk_mqtt_gateway"] = gateway_phase(
+                    serve, gateway.token, bulk_bodies(names, per_msg, 1_000_000, args.gateway_messages), args,
+                    telemetry_dir)
+            if args.bulk_form in ("columns", "both"):
+                out["bulk_mqtt_gateway_columns"] = gateway_phase(
+                    serve, gateway.token, bulk_columns(names, args.bulk_columns_per_device, 3_000_000,
+                                                       args.gateway_messages), args, telemetry_dir)
     finally:
         serve.stop()
 
@@ -542,6 +597,11 @@ def main() -> None:
     parser.add_argument("--bulk-per-device", type=int, default=100, help="readings per device per HTTP body")
     parser.add_argument("--bulk-bodies", type=int, default=200)
     parser.add_argument("--bulk-procs", type=int, default=2)
+    parser.add_argument("--gateway-window", type=int, default=1, help="gateway messages in flight (QoS 1)")
+    parser.add_argument("--bulk-form", choices=("rows", "columns", "both"), default="both",
+                        help="HTTP bulk bodies in ThingsBoard's row form, iotfin's columnar form, or each in turn")
+    parser.add_argument("--bulk-columns-per-device", type=int, default=250,
+                        help="readings per device per columnar body (3 points each; ~1.0 MB bodies at 100 devices, under the 1 MiB limit)")
     parser.add_argument("--gateway-messages", type=int, default=100, help="prebuilt ~0.5 MB gateway messages")
     parser.add_argument("--skip-mosquitto", action="store_true")
     parser.add_argument("--profile", help="write py-spy's collapsed stacks of the server in phase 1 here "

@@ -145,3 +145,25 @@ def test_gateway_bulk_writes_only_its_own_enterprise(client: TestClient, workspa
                            headers={"content-type": "application/json"})
     assert response.status_code == 400
     assert response.json()["accepted"] == 1001 and response.json()["rejected_by_reason"] == {"unknown_device": 1}
+
+
+def test_gateway_bulk_in_columns(client: TestClient, workspace: Workspace) -> None:
+    """The columnar form through the gateway endpoint: stored as sent; a bad value is refused alone and
+    the answer still counts what was stored; re-sending stores nothing twice."""
+    gateway = workspace.devices.create(name="gw-col")
+    a, b = workspace.devices.create(name="col-a"), workspace.devices.create(name="col-b")
+    ts = [1_767_225_600_000 + i * 1000 for i in range(500)]
+    body = {"col-a": {"ts": ts, "values": {"t": [float(i) for i in range(500)], "on": [i % 2 == 0 for i in range(500)]}},
+            "col-b": {"ts": ts[:3], "values": {"t": [1.0, "hot", 3.0]}}}
+    url = f"/api/v1/{gateway.token}/telemetry/bulk"
+    for _ in range(2):
+        response = client.post(url, content=orjson.dumps(body), headers={"content-type": "application/json"})
+        assert response.status_code == 400, response.text
+        assert response.json()["rejected_by_reason"] == {"wrong_type": 1}
+    assert response.json()["accepted"] + response.json()["duplicates"] == 1002
+    assert _points(workspace, a.id, "t") == [(t, float(i)) for i, t in enumerate(ts)]
+    assert [v for _, v in _points(workspace, a.id, "on")[:3]] == [1.0, 0.0, 1.0]
+    assert _points(workspace, b.id, "t") == [(ts[0], 1.0), (ts[2], 3.0)]
+    clean = {"col-b": {"ts": ts[3:6], "values": {"t": [4, 5, 6]}}}
+    assert client.post(url, content=orjson.dumps(clean), headers={"content-type": "application/json"}).status_code == 200
+    assert len(_points(workspace, b.id, "t")) == 5

@@ -37,6 +37,12 @@ def _merge(batch: list[_Submission]) -> pa.Table:
     tables: list[pa.Table] = []
     run: ParsedTelemetry | None = None
     for s in batch:
+        if isinstance(s.readings, ParsedTelemetry) and s.readings.columns:  # columnar readings: already Arrow
+            if run is not None:
+                tables.append(run.table())
+                run = None
+            tables.append(s.readings.table())
+            continue
         if isinstance(s.readings, ParsedTelemetry):
             if run is None:
                 run = ParsedTelemetry()
@@ -73,7 +79,7 @@ class GroupCommitter:
     async def submit(self, readings: pa.Table | ParsedTelemetry, counters: list[tuple[int, int]] | None = None) -> IngestResult:
         """Resolves once this submission's accepted rows are durable (or it was rejected). A parser's
         output is taken as it is (its `rejected` list is the caller's business)."""
-        rows = readings.num_rows if isinstance(readings, pa.Table) else len(readings.device_ids)
+        rows = readings.num_rows if isinstance(readings, pa.Table) else readings.rows
         if rows == 0:
             return IngestResult()
         loop = asyncio.get_running_loop()
@@ -140,7 +146,7 @@ async def store_parsed(ingest_quarantine: QuarantineStore, committer: GroupCommi
         items = [(orjson.dumps({"key": key, "value": raw}, default=str).decode(), reason)
                  for reason, key, raw in parsed.rejected]
         await asyncio.to_thread(ingest_quarantine.put_raw_many, items, committer.transport, device_id)
-    result = await committer.submit(parsed, counters) if parsed.device_ids else IngestResult()
+    result = await committer.submit(parsed, counters) if parsed.rows else IngestResult()
     rejected = dict(result.rejected_by_reason)
     for reason, _key, _raw in parsed.rejected:
         rejected[reason] = rejected.get(reason, 0) + 1

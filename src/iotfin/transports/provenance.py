@@ -49,7 +49,7 @@ async def store_verified(ws: Platform, committer: GroupCommitter, parsed: Parsed
     except BaseException:
         guard.settle(verified, stored=False, committed=False)
         raise
-    guard.settle(verified, stored=True, committed=bool(parsed.device_ids))
+    guard.settle(verified, stored=True, committed=bool(parsed.rows))
     return outcome
 
 
