@@ -147,3 +147,19 @@ def test_gateway_sdk_writes_its_devices(platform: Platform) -> None:
     status = platform.cli("devices", "create", "--site", str(platform.site), "--name", "load-cell-7",
                           "--json")  # the gateway created it
     assert status.returncode != 0 and "exists" in status.stderr
+
+
+def test_columnar_form_over_mqtt_device_and_gateway(platform: Platform) -> None:
+    """iotfin's columnar form published with the C client, on a device's topic and the gateway topic."""
+    device = platform.device()
+    ts = [1767225600000 + i * 60_000 for i in range(5)]
+    done = _mosquitto_pub(platform, device["token"], json.dumps({"ts": ts, "values": {"kw": [1, 2, 3, 4, 5.5]}}))
+    assert done.returncode == 0, done.stderr
+    assert [(r["value"]) for r in platform.points(device["id"], "kw")] == [1, 2, 3, 4, 5.5]
+    gateway = platform.device("--name", "gw-columns")
+    meter = platform.device("--name", "meter-c")  # a device of the gateway's enterprise, named in its messages
+    body = {"meter-c": {"ts": ts[:3], "values": {"kwh": [10.0, 10.5, 11.0], "on": [True, True, False]}}}
+    done = _mosquitto_pub(platform, gateway["token"], json.dumps(body), "-t", "v1/gateway/telemetry")
+    assert done.returncode == 0, done.stderr
+    assert [r["value"] for r in platform.points(meter["id"], "kwh")] == [10.0, 10.5, 11.0]
+    assert [r["value"] for r in platform.points(meter["id"], "on")] == [1.0, 1.0, 0.0]
