@@ -62,3 +62,19 @@ def test_a_large_block_becomes_arrow_columns_without_python_rows() -> None:
 def test_malformed_columns_are_refused_whole(payload: dict, says: str) -> None:
     with pytest.raises(MalformedPayload, match=says):
         parse_telemetry(payload, 1, 0)
+
+
+def test_demo_sends_a_day_in_columns_where_every_metric_is_present() -> None:
+    import orjson
+
+    from iotfin.demo.stream import _bodies
+
+    full = [{"ts": T0 + i, "values": {"kw": float(i), "v": 230.0}} for i in range(10)]
+    ragged = [{"ts": T0 + i, "values": {"kw": float(i)} | ({"v": 230.0} if i % 2 else {})} for i in range(10)]
+    [(body, points)] = list(_bodies({"meter-a": full, "meter-b": ragged}))
+    sent = orjson.loads(body)
+    assert isinstance(sent["meter-a"], dict) and sent["meter-a"]["ts"] == [e["ts"] for e in full]
+    assert isinstance(sent["meter-b"], list)
+    assert points == 20 + 15
+    for name, entries in (("meter-a", full), ("meter-b", ragged)):
+        assert rows(parse_telemetry(sent[name], 1, 0)) == rows(parse_telemetry(entries, 1, 0))

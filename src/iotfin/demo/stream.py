@@ -9,7 +9,8 @@ by), and sends:
   terminal, through the **gateway API** (`v1/gateway/telemetry`) of their enterprise's gateway;
 * the **days before** (`http_days`) through the **HTTP bulk endpoint**, one enterprise's gateway
   and one day per request (a commit touching few day partitions costs fewer fsyncs), up to ~0.5 MB
-  per body, a few requests at a time;
+  per body, a few requests at a time — each device's day in iotfin's columnar form where it has every
+  metric at every timestamp, else in ThingsBoard's row form (the gateway messages too);
 * and imports the older history in batch through the same ingest service (all of it over HTTP
   would take the demo well past its two-minute budget on two cores).
 
@@ -214,14 +215,26 @@ def _http_bulk(port: int, token: str, body: bytes, points: int, tally: Transport
             tally.rejected += points
 
 
+def _columnar(entries: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The entries in iotfin's columnar form (`{"ts": [...], "values": {key: [...]}}`) when every entry
+    has the same keys — a day of one device, usually; None when a value is missing somewhere (the
+    columnar form has one value per ts per key)."""
+    keys = entries[0]["values"].keys()
+    if any(e["values"].keys() != keys for e in entries):
+        return None
+    return {"ts": [e["ts"] for e in entries], "values": {k: [e["values"][k] for e in entries] for k in keys}}
+
+
 def _bodies(per_device: dict[str, list[dict[str, Any]]]) -> Iterator[tuple[bytes, int]]:
-    """`{"<name>": [entries], ...}` bodies of about BODY_BYTES, splitting long series."""
+    """`{"<name>": telemetry, ...}` bodies of about BODY_BYTES, splitting long series; a device's
+    chunk in the columnar form where it fits (issue 22: about a third of the bytes and of the server's
+    work per point), else ThingsBoard's list of entries."""
     parts: list[bytes] = []
     size = points = 0
     for name, entries in per_device.items():
         for start in range(0, len(entries), 2000):
             chunk = entries[start:start + 2000]
-            part = orjson.dumps(name) + b":" + orjson.dumps(chunk)
+            part = orjson.dumps(name) + b":" + orjson.dumps(_columnar(chunk) or chunk)
             if parts and size + len(part) > BODY_BYTES:
                 yield b"{" + b",".join(parts) + b"}", points
                 parts, size, points = [], 0, 0
