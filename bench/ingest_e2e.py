@@ -370,6 +370,17 @@ def bulk_columns(names: list[str], per_device: int, start: int, count: int) -> l
     return out
 
 
+def start_profiler(serve: Serve, seconds: float, output: str | None) -> subprocess.Popen[bytes] | None:
+    """py-spy (bench extra) sampling the server for `seconds`, collapsed stacks to `output`; None
+    without an output."""
+    if not output:
+        return None
+    assert serve.proc is not None
+    return subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(serve.proc.pid),
+                             "--duration", str(int(seconds)), "--format", "raw", "--threads", "--output", output],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def bulk_http_phase(ctx: mp.context.BaseContext, serve: Serve, token: str, bodies: list[tuple[bytes, int]],
                     args: argparse.Namespace, telemetry_dir: Path, profile: str | None) -> dict[str, object]:
     """Senders (`--bulk-procs` processes) post `bodies` to the gateway bulk endpoint for
@@ -384,13 +395,7 @@ def bulk_http_phase(ctx: mp.context.BaseContext, serve: Serve, token: str, bodie
         w.start()
     time.sleep(0.5)
     cpu = serve.cpu_seconds()
-    profiler = None
-    if profile:
-        assert serve.proc is not None
-        profiler = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "--pid",
-                                     str(serve.proc.pid), "--duration", str(int(args.bulk_duration)),
-                                     "--format", "raw", "--threads", "--output", profile],
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    profiler = start_profiler(serve, args.bulk_duration, profile)
     go.set()
     got = [results.get(timeout=args.bulk_duration + 300) for _ in workers]  # a sender that failed puts nothing
     if profiler is not None:
@@ -471,13 +476,7 @@ def run_iotfin(args: argparse.Namespace, root: Path) -> dict[str, object]:
         stop = threading.Event()
         marker_thread = threading.Thread(target=markers, args=(serve, telemetry_dir, marker.token, marker.id, stop, lat))
         cpu = serve.cpu_seconds()
-        profiler = None
-        if args.profile:  # py-spy (bench extra) samples the server during the phase: collapsed stacks
-            assert serve.proc is not None
-            profiler = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "--pid",
-                                         str(serve.proc.pid), "--duration", str(int(args.duration)), "--format", "raw",
-                                         "--threads", "--output", args.profile], stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL)
+        profiler = start_profiler(serve, args.duration, args.profile)
         go.set()
         marker_thread.start()
         single = collect_load(results, workers)

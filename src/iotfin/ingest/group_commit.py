@@ -37,24 +37,20 @@ def _merge(batch: list[_Submission]) -> pa.Table:
     tables: list[pa.Table] = []
     run: ParsedTelemetry | None = None
     for s in batch:
-        if isinstance(s.readings, ParsedTelemetry) and s.readings.columns:  # columnar readings: already Arrow
-            if run is not None:
-                tables.append(run.table())
-                run = None
-            tables.append(s.readings.table())
-            continue
-        if isinstance(s.readings, ParsedTelemetry):
+        readings = s.readings
+        if isinstance(readings, ParsedTelemetry) and not readings.columns:
             if run is None:
                 run = ParsedTelemetry()
-            run.device_ids += s.readings.device_ids
-            run.keys += s.readings.keys
-            run.ts += s.readings.ts
-            run.values += s.readings.values
+            run.device_ids += readings.device_ids
+            run.keys += readings.keys
+            run.ts += readings.ts
+            run.values += readings.values
             continue
         if run is not None:
             tables.append(run.table())
             run = None
-        tables.append(s.readings)
+        # a table, or a parse that holds columnar readings (already Arrow)
+        tables.append(readings.table() if isinstance(readings, ParsedTelemetry) else readings)
     if run is not None:
         tables.append(run.table())
     return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
