@@ -74,13 +74,15 @@ def test_monotone_policies_and_the_report(tmp_path: Path) -> None:
     assert mono["policy"] == "measured" and 0.5 < mono["auc_all_constrained"] < 1 and 0.5 < mono["auc_unconstrained"] < 1
     model = load_model(tmp_path / "m")
     for name, f in mono["features"].items():
-        # constrained only where freeing the feature gains at most the tolerance; one that passed
-        # alone is released only when the kept set together cost more than the tolerance
+        # constrained only where freeing the feature gains at most the tolerance, validated (the mean
+        # paired gain plus one standard error); one that passed alone is released only when the kept
+        # set together may cost more than the tolerance
         if "cost_auc" in f:
-            assert f["constrained"] == (f["cost_auc"] <= mono["tolerance"] and not f.get("why", "").startswith("released")), name
+            assert f["cost_bound"] >= f["cost_auc"] - 1e-9, name
+            assert f["constrained"] == (f["cost_bound"] <= mono["tolerance"] and not f.get("why", "").startswith("released")), name
         assert model.challenger.monotone[name] == (f["trend"] if f["constrained"] else 0), name
-    if any(f["constrained"] for f in mono["features"].values()) and "auc_chosen_constrained" in mono:
-        assert mono["auc_unconstrained"] - mono["auc_chosen_constrained"] <= mono["tolerance"]
+    if any(f["constrained"] for f in mono["features"].values()) and "chosen_cost_bound" in mono:
+        assert mono["auc_unconstrained"] - mono["auc_chosen_constrained"] <= mono["chosen_cost_bound"] <= mono["tolerance"]
     assert any(f["trend"] != 0 for f in mono["features"].values())
     # calibration and intervals on the out-of-time sample, for every candidate
     assert m["calibration"]["sample"] == "oot" and m["intervals"]["sample"] == "oot"
@@ -98,6 +100,23 @@ def test_monotone_policies_and_the_report(tmp_path: Path) -> None:
     out = score_frame(model, oot)
     assert auc(oot["default"].to_numpy(), out["pd"].to_numpy()) == pytest.approx(
         m["evaluation"]["oot"][m["champion"]]["auc"], abs=1e-12)
+
+
+def test_constraint_cost_is_validated_with_its_standard_error() -> None:
+    from iotfin.risk.models.search import CvResult, cost_bound
+
+    def cv(folds: list[float]) -> CvResult:
+        return CvResult(float(np.mean(folds)), folds, 10, np.zeros(1))
+
+    steady = cv([0.80, 0.80, 0.80, 0.80, 0.80])
+    # freeing gains 0.001 on every fold: no spread, the bound is the mean
+    assert cost_bound(cv([0.801] * 5), steady) == pytest.approx(0.001)
+    # no gain on average, but ±0.02 from fold to fold: the bound is one standard error, 0.0071,
+    # above the default tolerance (0.002), so such a constraint is not applied
+    noisy = cost_bound(cv([0.80, 0.82, 0.78, 0.81, 0.79]), steady)
+    assert noisy == pytest.approx(np.std([0, 0.02, -0.02, 0.01, -0.01], ddof=1) / np.sqrt(5)) and noisy > 0.002
+    # a constraint that helps on every fold is validated whatever the spread
+    assert cost_bound(cv([0.79, 0.78, 0.795, 0.77, 0.79]), steady) < 0
 
 
 def test_delong_interval_and_hosmer_lemeshow() -> None:

@@ -185,10 +185,12 @@ def _search_section(manifest: Mapping[str, Any]) -> str:
                        f"{_fmt(mono.get('auc_unconstrained', float('nan')))}"
                        + (f", the kept set {_fmt(mono['auc_chosen_constrained'])}" if "auc_chosen_constrained" in mono else "")
                        + f"; a feature is constrained when freeing it gains at most {mono['tolerance']} AUC, "
-                       f"and the kept set together costs at most that too.</p>" + _table(
-                           ["feature", "trend", "AUC gained when free", "constrained", "note"],
-                           [[n, v["trend"], v.get("cost_auc", "—"), "yes" if v["constrained"] else "no", v.get("why", "")]
-                            for n, v in mono["features"].items()]))
+                       f"validated: the mean gain over the folds plus one standard error of it (a gain the folds "
+                       f"cannot pin down counts against the constraint), and the kept set together costs at most "
+                       f"that too. / 单调约束仅在其交叉验证成本（均值加一个标准误）不超过容差时施加。</p>" + _table(
+                           ["feature", "trend", "AUC gained when free", "mean + 1 se", "constrained", "note"],
+                           [[n, v["trend"], v.get("cost_auc", "—"), v.get("cost_bound", "—"), "yes" if v["constrained"] else "no",
+                             v.get("why", "")] for n, v in mono["features"].items()]))
         trials = chal["trials"]
         fig, ax = _fig(6.0, 3.2)
         done = [(t["number"], t["auc"]) for t in trials if t["auc"] is not None and t["state"] == "complete"]

@@ -157,6 +157,19 @@ def base_params(n: int, seed: int) -> dict[str, Any]:
     return params
 
 
+def cost_bound(free: CvResult, constrained: CvResult) -> float:
+    """The AUC a constraint costs, validated: the mean paired difference over the folds plus one
+    standard error of it. A constraint is applied only where this bound is within the tolerance,
+    so a cost the folds cannot pin down counts against the constraint. Why (issue 23): on German
+    credit's 800 development rows the kept constraints' mean CV cost was 0.001–0.002, within the
+    tolerance, and their cost out of sample 0.004–0.007; the paired differences' spread over five
+    folds (a standard error of about 0.002–0.004 there) is what showed that the mean could not be
+    trusted. On large samples the standard error is small and the rule is the mean's."""
+    diff = np.asarray(free.fold_auc) - np.asarray(constrained.fold_auc)
+    se = float(np.std(diff, ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 0.0
+    return float(diff.mean()) + se
+
+
 def with_monotone(params: Mapping[str, Any], monotone: Sequence[int]) -> dict[str, Any]:
     out = dict(params)
     out["monotone_constraints"] = list(monotone)
@@ -173,15 +186,16 @@ def measure_monotone(data: Any, x: np.ndarray, y: np.ndarray, params: Mapping[st
     pad = [0] * n_free  # the columns no constraint applies to (categorical codes, ordinal ranks)
     report: dict[str, Any] = {"tolerance": tolerance, "features": {}}
     try:
-        auc_all = cv_lightgbm(data, x, y, with_monotone(params, [*trends, *pad]), folds, deadline, k).auc
-        auc_none = cv_lightgbm(data, x, y, with_monotone(params, [0] * (len(trends) + n_free)), folds, deadline, k).auc
+        cv_all = cv_lightgbm(data, x, y, with_monotone(params, [*trends, *pad]), folds, deadline, k)
+        cv_none = cv_lightgbm(data, x, y, with_monotone(params, [0] * (len(trends) + n_free)), folds, deadline, k)
     except OutOfTime:
         report["features"] = {n: {"trend": t, "constrained": t != 0, "why": "not measured (budget)"}
                               for n, t in zip(names, trends, strict=True)}
         return list(trends), report
+    auc_all, auc_none = cv_all.auc, cv_none.auc
     report |= {"auc_all_constrained": auc_all, "auc_unconstrained": auc_none}
     chosen = list(trends)
-    if auc_none - auc_all <= tolerance:
+    if cost_bound(cv_none, cv_all) <= tolerance:
         # freeing every feature at once gains no more than the tolerance: no single feature is worth
         # measuring (each costs a CV run the challenger search needs more), all trends are kept
         report["features"] = {n: {"trend": t, "constrained": t != 0,
@@ -199,21 +213,22 @@ def measure_monotone(data: Any, x: np.ndarray, y: np.ndarray, params: Mapping[st
         free = list(trends)
         free[j] = 0
         try:
-            auc_free = cv_lightgbm(data, x, y, with_monotone(params, [*free, *pad]), folds, deadline, k).auc
+            cv_free = cv_lightgbm(data, x, y, with_monotone(params, [*free, *pad]), folds, deadline, k)
         except OutOfTime:
             report["features"][name] = {"trend": trends[j], "constrained": True, "why": "not measured (budget)"}
             continue
-        cost = auc_free - auc_all
-        keep = cost <= tolerance
+        bound = cost_bound(cv_free, cv_all)
+        keep = bound <= tolerance
         chosen[j] = trends[j] if keep else 0
-        report["features"][name] = {"trend": trends[j], "cost_auc": round(cost, 5), "constrained": bool(keep)}
+        report["features"][name] = {"trend": trends[j], "cost_auc": round(cv_free.auc - auc_all, 5),
+                                    "cost_bound": round(bound, 5), "constrained": bool(keep)}
     return _within_tolerance_together(data, x, y, params, chosen, names, folds, k, deadline, tolerance, pad,
-                                      auc_none, report)
+                                      cv_none, report)
 
 
 def _within_tolerance_together(data: Any, x: np.ndarray, y: np.ndarray, params: Mapping[str, Any], chosen: list[int],
                                names: Sequence[str], folds: Sequence[tuple[np.ndarray, np.ndarray]], k: int,
-                               deadline: float, tolerance: float, pad: list[int], auc_none: float,
+                               deadline: float, tolerance: float, pad: list[int], cv_none: CvResult,
                                report: dict[str, Any]) -> tuple[list[int], dict[str, Any]]:
     """Each kept constraint cost at most the tolerance on its own, but small costs add up (German
     credit, issue 23: seven constraints each ≤ 0.0013, together 0.0053). So the kept set is measured
@@ -222,19 +237,22 @@ def _within_tolerance_together(data: Any, x: np.ndarray, y: np.ndarray, params: 
     features = report["features"]
     while any(chosen):
         try:
-            auc_set = cv_lightgbm(data, x, y, with_monotone(params, [*chosen, *pad]), folds, deadline, k).auc
+            cv_set = cv_lightgbm(data, x, y, with_monotone(params, [*chosen, *pad]), folds, deadline, k)
         except OutOfTime:  # the set as it stands is kept (the cautious default), its AUC not known
             report.pop("auc_chosen_constrained", None)
             report["set_not_measured"] = "budget"
             break
-        report["auc_chosen_constrained"] = auc_set
-        if auc_none - auc_set <= tolerance:
+        report["auc_chosen_constrained"] = cv_set.auc
+        bound = cost_bound(cv_none, cv_set)
+        report["chosen_cost_bound"] = round(bound, 5)
+        if bound <= tolerance:
             break
         kept = [j for j, c in enumerate(chosen) if c != 0]
         j = max(kept, key=lambda j: features[names[j]].get("cost_auc", float("-inf")))
         chosen[j] = 0
-        features[names[j]] |= {"constrained": False, "why": "released: the kept constraints together cost more than "
-                                                            f"the tolerance ({auc_none - auc_set:.5f})"}
+        features[names[j]] |= {"constrained": False, "why": "released: the kept constraints together may cost more than "
+                                                            f"the tolerance (cost {cv_none.auc - cv_set.auc:.5f}, "
+                                                            f"bound {bound:.5f})"}
     return chosen, report
 
 
