@@ -45,7 +45,7 @@ class TrainConfig:
     # library callers such as the demo get), monotone constraints on every trended feature.
     budget_s: float = 0.0
     monotone: str = "measured"  # "all" | "measured" | "none"
-    monotone_tolerance: float = 0.002  # AUC a constraint may cost on CV and still be applied
+    monotone_tolerance: float = 0.002  # AUC a constraint may cost on CV (mean + 1 standard error) and still be applied
     cv_folds: int | None = None  # default 5 (3 from 20,000 rows)
     cv_repeats: int | None = None  # default 2 (1 from 20,000 rows)
     max_trials: int | None = None  # cap the search (with a seed: the same trials every run)
