@@ -361,11 +361,11 @@ def bulk_columns(names: list[str], per_device: int, start: int, count: int) -> l
     out = []
     for b in range(count):
         base = start + b * per_device
-        ts = [BASE_TS + base + j for j in range(per_device)]
-        body = orjson.dumps({name: {"ts": ts, "values": {"power_kw": [(j % 977) + 0.25 for j in range(per_device)],
-                                                         "voltage_v": [229.8] * per_device,
-                                                         "energy_kwh": [base + j + 0.125 for j in range(per_device)]}}
-                             for name in names})
+        # every device of a body has the same series: built once, serialised once per device
+        series = {"ts": [BASE_TS + base + j for j in range(per_device)],
+                  "values": {"power_kw": [(j % 977) + 0.25 for j in range(per_device)], "voltage_v": [229.8] * per_device,
+                             "energy_kwh": [base + j + 0.125 for j in range(per_device)]}}
+        body = orjson.dumps({name: series for name in names})
         out.append((body, len(names) * per_device * 3))
     return out
 

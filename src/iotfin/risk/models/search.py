@@ -180,9 +180,10 @@ def measure_monotone(data: Any, x: np.ndarray, y: np.ndarray, params: Mapping[st
                      names: Sequence[str], folds: Sequence[tuple[np.ndarray, np.ndarray]], k: int, deadline: float,
                      tolerance: float, n_free: int) -> tuple[list[int], dict[str, Any]]:
     """Per feature, the CV cost of its monotone constraint: AUC with every trended feature but this one
-    constrained minus AUC with all constrained. Constrained where the cost is at most `tolerance`, and
-    the kept set as a whole costs at most `tolerance` too (the costliest released until it does);
-    a feature not measured before the deadline keeps its constraint (the cautious default)."""
+    constrained minus AUC with all constrained. Constrained where the cost, validated (`cost_bound`:
+    mean + 1 standard error), is at most `tolerance`, and the kept set's validated cost as a whole is
+    at most `tolerance` too (the costliest released until it is); a feature not measured before the
+    deadline keeps its constraint (the cautious default)."""
     pad = [0] * n_free  # the columns no constraint applies to (categorical codes, ordinal ranks)
     report: dict[str, Any] = {"tolerance": tolerance, "features": {}}
     try:
@@ -232,8 +233,8 @@ def _within_tolerance_together(data: Any, x: np.ndarray, y: np.ndarray, params: 
                                report: dict[str, Any]) -> tuple[list[int], dict[str, Any]]:
     """Each kept constraint cost at most the tolerance on its own, but small costs add up (German
     credit, issue 23: seven constraints each ≤ 0.0013, together 0.0053). So the kept set is measured
-    as a whole, and while it costs more than the tolerance against no constraints the costliest
-    kept constraint is released (at most one CV run per kept feature)."""
+    as a whole, and while its validated cost against no constraints (`cost_bound`) is above the
+    tolerance the costliest kept constraint is released (at most one CV run per kept feature)."""
     features = report["features"]
     while any(chosen):
         try:
