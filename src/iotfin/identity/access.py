@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Select, false, insert, select
+from sqlalchemy import Connection, Engine, Select, bindparam, false, insert, select
 
 from iotfin.identity.model import Principal
 from iotfin.identity.tables import RecordOwner
@@ -61,11 +61,17 @@ def set_owner(engine: Engine, kind: str, record_id: int, tenant_id: int, enterpr
 
 def set_owner_in(conn: Connection, kind: str, record_id: int, tenant_id: int, enterprise_id: int) -> None:
     """`set_owner` inside the caller's transaction: the record and its owner commit together."""
-    current = conn.execute(select(RecordOwner.tenant_id).where(RecordOwner.kind == kind,
-                                                               RecordOwner.record_id == record_id)).scalar()
+    current = conn.execute(_OWNER_OF, {"kind": kind, "record_id": record_id}).scalar()
     if current is None:
-        conn.execute(insert(RecordOwner).values(kind=kind, record_id=record_id, tenant_id=tenant_id,
-                                                enterprise_id=enterprise_id))
+        conn.execute(_INSERT_OWNER, {"kind": kind, "record_id": record_id, "tenant_id": tenant_id,
+                                     "enterprise_id": enterprise_id})
+
+
+# Built once with bound parameters: every booking and every event's recipient look-up runs these
+# inside a write transaction (py-spy, bench/receivables_ops.py).
+_OWNER_OF = select(RecordOwner.tenant_id).where(RecordOwner.kind == bindparam("kind"),
+                                                 RecordOwner.record_id == bindparam("record_id"))
+_INSERT_OWNER = insert(RecordOwner.__table__)
 
 
 def owned_by_tenant(kind: str, tenant_id: int) -> Select:
@@ -108,5 +114,4 @@ def record_owners_in(conn: Connection, kind: str, record_ids: Sequence[int]) -> 
 
 def record_owner_in(conn: Connection, kind: str, record_id: int) -> int | None:
     """`record_owner` inside the caller's transaction (an owner set earlier in it is seen)."""
-    return conn.execute(select(RecordOwner.tenant_id).where(RecordOwner.kind == kind,
-                                                            RecordOwner.record_id == record_id)).scalar()
+    return conn.execute(_OWNER_OF, {"kind": kind, "record_id": record_id}).scalar()

@@ -137,6 +137,7 @@ _HEAD_SELECT = select(ledger_head.c.size, ledger_head.c.root).where(ledger_head.
 _HEAD_LOCK = _HEAD_SELECT.with_for_update()
 _HEAD_UPDATE = (update(ledger_head).where(ledger_head.c.id == HEAD_ID)
                 .values(size=bindparam("h_size"), root=bindparam("h_root"), updated_at=func.now()))
+_INSERT_ANCHORS = insert(ledger_anchors)
 
 
 class LedgerStore:
@@ -244,7 +245,7 @@ class LedgerStore:
             copy_rows(conn, "ledger_anchors", _ANCHOR_COLUMNS, _ANCHOR_PG_TYPES,
                       ((r["leaf_index"], r["record_type"], r["record_id"], r.get("salt")) for r in rows))
         else:
-            conn.execute(insert(ledger_anchors), list(rows))
+            conn.execute(_INSERT_ANCHORS, list(rows))
 
     # --- reading ------------------------------------------------------------------------------
 

@@ -12,10 +12,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, Row, Select, case, delete, func, insert, select, update
+from sqlalchemy import Connection, Row, Select, bindparam, case, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -59,20 +60,28 @@ def rate(ppm_value: int) -> Decimal:
 # --- one loan as a LoanState ---------------------------------------------------------------------
 
 
+# The servicing statements of one loan, built once with bound parameters: a voucher payment or a
+# repayment runs them per call, and building a statement and deriving its cache key per call cost
+# more than executing it (py-spy, bench/receivables_ops.py).
+_LOAN_BY_ID = select(Loan).where(Loan.id == bindparam("loan_id"))
+_LOAN_BY_ID_LOCKED = _LOAN_BY_ID.with_for_update()
+_INSTALMENTS_OF = (select(LoanInstalment).where(LoanInstalment.loan_id == bindparam("loan_id"))
+                   .order_by(LoanInstalment.seq))
+_BILLS_OF = (select(LoanBill).where(LoanBill.loan_id == bindparam("loan_id"))
+             .order_by(LoanBill.due_date, LoanBill.id))
+
+
 def load_state(conn: Connection, loan_id: int, for_update: bool = False) -> tuple[Loan, m.LoanState]:
-    query = select(Loan).where(Loan.id == loan_id)
-    if for_update and conn.dialect.name == "postgresql":
-        query = query.with_for_update()
-    row = conn.execute(query).first()
+    query = _LOAN_BY_ID_LOCKED if for_update and conn.dialect.name == "postgresql" else _LOAN_BY_ID
+    row = conn.execute(query, {"loan_id": loan_id}).first()
     if row is None:
         raise NotFound(f"no loan {loan_id}")
     loan = row[0] if isinstance(row[0], Loan) else row
-    insts = conn.execute(select(LoanInstalment).where(LoanInstalment.loan_id == loan_id)
-                         .order_by(LoanInstalment.seq)).all()
+    insts = conn.execute(_INSTALMENTS_OF, {"loan_id": loan_id}).all()
     schedule = tuple(m.Instalment(i.seq, i.start_date, i.due_date, i.principal, i.interest, i.fee, i.subsidy)
                      for i in insts)
-    bills = tuple(m.Bill(b.due_date, b.fee, b.interest, b.principal) for b in conn.execute(
-        select(LoanBill).where(LoanBill.loan_id == loan_id).order_by(LoanBill.due_date, LoanBill.id)).all())
+    bills = tuple(m.Bill(b.due_date, b.fee, b.interest, b.principal)
+                  for b in conn.execute(_BILLS_OF, {"loan_id": loan_id}).all())
     cur = next((k for k, i in enumerate(schedule) if i.seq == loan.cur_seq), len(schedule))
     state = m.LoanState(
         loan.id, schedule, rate(loan.penalty_ppm), loan.last_closed, loan.principal_not_due, cur, loan.accrued, bills,
@@ -100,22 +109,35 @@ def save_state(conn: Connection, state: m.LoanState, schedule_changed: bool = Fa
         values["status"] = status
     elif state.closed:
         values["status"] = "settled"
-    conn.execute(update(Loan).where(Loan.id == state.loan_id).values(**values))
-    conn.execute(delete(LoanBill).where(LoanBill.loan_id == state.loan_id))
+    conn.execute(_loan_update(tuple(values)), {"w_loan_id": state.loan_id, **{f"v_{k}": x for k, x in values.items()}})
+    conn.execute(_DELETE_BILLS, {"loan_id": state.loan_id})
     if state.bills:
-        conn.execute(insert(LoanBill), [{"loan_id": state.loan_id, "due_date": b.due, "fee": b.fee,
-                                         "interest": b.interest, "principal": b.principal} for b in state.bills])
+        conn.execute(_INSERT_BILL, [{"loan_id": state.loan_id, "due_date": b.due, "fee": b.fee,
+                                     "interest": b.interest, "principal": b.principal} for b in state.bills])
     if schedule_changed:
         tail = state.schedule[state.cur:]
         past_last = state.schedule[state.cur - 1].seq if state.cur else 0
-        conn.execute(delete(LoanInstalment).where(LoanInstalment.loan_id == state.loan_id,
-                                                  LoanInstalment.seq > past_last))
+        conn.execute(_DELETE_INSTALMENTS_AFTER, {"loan_id": state.loan_id, "past_last": past_last})
         insert_schedule(conn, state.loan_id, tail)
+
+
+@lru_cache(maxsize=8)
+def _loan_update(keys: tuple[str, ...]) -> Any:
+    """UPDATE loans SET k = :v_k ... WHERE id = :w_loan_id, built once per set of columns."""
+    t = Loan.__table__
+    return update(t).where(t.c.id == bindparam("w_loan_id")).values({k: bindparam(f"v_{k}") for k in keys})
+
+
+_DELETE_BILLS = delete(LoanBill.__table__).where(LoanBill.__table__.c.loan_id == bindparam("loan_id"))
+_INSERT_BILL = insert(LoanBill.__table__)
+_DELETE_INSTALMENTS_AFTER = delete(LoanInstalment.__table__).where(
+    LoanInstalment.__table__.c.loan_id == bindparam("loan_id"), LoanInstalment.__table__.c.seq > bindparam("past_last"))
+_INSERT_INSTALMENT = insert(LoanInstalment.__table__)
 
 
 def insert_schedule(conn: Connection, loan_id: int, instalments: tuple[m.Instalment, ...]) -> None:
     if instalments:
-        conn.execute(insert(LoanInstalment), [
+        conn.execute(_INSERT_INSTALMENT, [
             {"loan_id": loan_id, "seq": i.seq, "start_date": i.start, "due_date": i.due, "principal": i.principal,
              "interest": i.interest, "fee": i.fee, "subsidy": i.subsidy} for i in instalments])
 
@@ -241,8 +263,11 @@ def set_recovered(conn: Connection, loan_id: int, recovered: Decimal) -> None:
 def record_event(conn: Connection, kind: str, on: date, actor: str, loan_id: int | None = None,
                  credit_line_id: int | None = None, detail: dict[str, Any] | None = None) -> None:
     """An audit event of a loan or a credit line."""
-    conn.execute(insert(LoanEvent).values(loan_id=loan_id, credit_line_id=credit_line_id, kind=kind,
-                                          business_date=on, actor=actor, detail=jsonable(detail or {})))
+    conn.execute(_INSERT_EVENT, {"loan_id": loan_id, "credit_line_id": credit_line_id, "kind": kind,
+                                 "business_date": on, "actor": actor, "detail": jsonable(detail or {})})
+
+
+_INSERT_EVENT = insert(LoanEvent.__table__)
 
 
 def loan_events(conn: Connection, loan_id: int) -> Sequence[Row[Any]]:
@@ -267,11 +292,17 @@ def post(conn: Connection, entries: list[m.JournalEntry]) -> int:
     """Insert balanced entries (each checked again here); returns how many."""
     for entry in entries:
         m.check_balanced(entry)
-        entry_id = conn.execute(insert(GlEntry).values(event=entry.event, business_date=entry.business_date,
-                                                       loan_id=entry.loan_id, memo=entry.memo[:200])).inserted_primary_key[0]
-        conn.execute(insert(GlLine), [{"entry_id": entry_id, "account": ln.account, "debit": ln.debit,
-                                       "credit": ln.credit} for ln in entry.lines])
+        entry_id = conn.execute(_INSERT_GL_ENTRY, {"event": entry.event, "business_date": entry.business_date,
+                                                   "loan_id": entry.loan_id, "memo": entry.memo[:200]}
+                                ).inserted_primary_key[0]
+        conn.execute(_INSERT_GL_LINE, [{"entry_id": entry_id, "account": ln.account, "debit": ln.debit,
+                                        "credit": ln.credit} for ln in entry.lines])
     return len(entries)
+
+
+# built once (see _LOAN_BY_ID): every booking, repayment and voucher payment posts entries
+_INSERT_GL_ENTRY = insert(GlEntry.__table__)
+_INSERT_GL_LINE = insert(GlLine.__table__)
 
 
 def trial_balance(conn: Connection, through: date | None = None) -> dict[str, tuple[Decimal, Decimal]]:
@@ -661,12 +692,17 @@ def hold_book_for_chunk(conn: Connection) -> None:
 def loan_contract_records(conn: Connection, record_ids: Sequence[str] | None) -> dict[str, dict[str, Any]]:
     """What signed loan contracts commit to in the ledger (its RecordLoader port, iotfin.ledger.ports): their
     terms, which never change after signing (rescheduling is a new event, not an edit of the contract)."""
-    query = select(Loan.id, Loan.contract_ref, Loan.enterprise_id, Loan.credit_line_id, Loan.product,
-                   Loan.method, Loan.day_count, Loan.principal, Loan.rate_ppm, Loan.subsidy_ppm,
-                   Loan.penalty_ppm, Loan.term, Loan.start_date).order_by(Loan.id)
-    if record_ids is not None:
-        query = query.where(Loan.id.in_([int(rid) for rid in record_ids]))
-    return {str(row["id"]): dict(row) for row in conn.execute(query).mappings()}
+    if record_ids is None:
+        rows = conn.execute(_CONTRACTS).mappings()
+    else:
+        rows = conn.execute(_CONTRACTS_BY_ID, {"ids": [int(rid) for rid in record_ids]}).mappings()
+    return {str(row["id"]): dict(row) for row in rows}
+
+
+_CONTRACTS = select(Loan.id, Loan.contract_ref, Loan.enterprise_id, Loan.credit_line_id, Loan.product,
+                    Loan.method, Loan.day_count, Loan.principal, Loan.rate_ppm, Loan.subsidy_ppm,
+                    Loan.penalty_ppm, Loan.term, Loan.start_date).order_by(Loan.id)
+_CONTRACTS_BY_ID = _CONTRACTS.where(Loan.id.in_(bindparam("ids", expanding=True)))
 
 
 # --- the scheduled close: its runs, its lock across processes, the events it sends -----------------
@@ -755,8 +791,11 @@ def loan_enterprise(conn: Connection, loan_id: int) -> int | None:
 # --- lists and look-ups of the open API (offers' booking, GET /lending/...) --------------------------
 
 
+_ENTERPRISE_EXISTS = select(Enterprise.id).where(Enterprise.id == bindparam("eid"))
+
+
 def enterprise_exists(conn: Connection, enterprise_id: int) -> bool:
-    return conn.execute(select(Enterprise.id).where(Enterprise.id == enterprise_id)).first() is not None
+    return conn.execute(_ENTERPRISE_EXISTS, {"eid": enterprise_id}).first() is not None
 
 
 def _filtered(stmt: Select, table: Any, enterprise_id: int | None, status: str | None, among: Select | None) -> Select:

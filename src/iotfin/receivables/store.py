@@ -115,10 +115,14 @@ def parts_of(conn: Connection, voucher_id: int, statuses: Sequence[str] | None =
     return conn.execute(_PARTS_OF_IN, {"w_voucher": voucher_id, "w_statuses": list(statuses)}).all()
 
 
+_RETIRE_PARTS = (update(P).where(P.c.voucher_id == bindparam("w_voucher"),
+                                  P.c.status.in_(bindparam("w_statuses", expanding=True)))
+                 .values(status=bindparam("v_status"), pending_to_id=None, version=P.c.version + 1))
+
+
 def set_parts_status(conn: Connection, voucher_id: int, statuses: Sequence[str], new: str) -> int:
     """Retire parts (paid, cancelled): a transfer sent and not accepted by then lapses."""
-    return conn.execute(update(P).where(P.c.voucher_id == voucher_id, P.c.status.in_(statuses))
-                        .values(status=new, pending_to_id=None, version=P.c.version + 1)).rowcount
+    return conn.execute(_RETIRE_PARTS, {"w_voucher": voucher_id, "w_statuses": list(statuses), "v_status": new}).rowcount
 
 
 def holdings_page(conn: Connection, holder_kind: str, holder_id: int, page: PageParams,
@@ -201,13 +205,17 @@ def events_of(conn: Connection, voucher_id: int) -> Sequence[Row[Any]]:
                         .where(E.c.voucher_id == voucher_id).order_by(E.c.id)).all()
 
 
+_EVENTS_BY_ID = select(E).where(E.c.id.in_(bindparam("ids", expanding=True))).order_by(E.c.id)
+
+
 def voucher_event_records(conn: Connection, record_ids: Sequence[str] | None) -> dict[str, dict[str, Any]]:
     """Voucher events as the ledger anchors, proves and audits them (its RecordLoader port). Events
     are append-only, so an anchored event stays provable."""
-    q = select(E).order_by(E.c.id)
-    if record_ids is not None:
-        q = q.where(E.c.id.in_([int(r) for r in record_ids]))
-    return {str(row["id"]): dict(row) for row in conn.execute(q).mappings()}
+    if record_ids is None:
+        rows = conn.execute(select(E).order_by(E.c.id)).mappings()
+    else:  # every operation's anchoring: the prebuilt statement
+        rows = conn.execute(_EVENTS_BY_ID, {"ids": [int(r) for r in record_ids]}).mappings()
+    return {str(row["id"]): dict(row) for row in rows}
 
 
 def due_unpaid(conn: Connection, on: date) -> Sequence[Row[Any]]:

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, Select, bindparam, func, insert, select, update
 
 from iotfin.identity.tables import Tenant
 from iotfin.risk.tables import CreditRating, RiskScorecard
@@ -33,14 +34,21 @@ def insert_ratings(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
     return len(rows)
 
 
+@lru_cache(maxsize=4)
+def _latest(by_tenant: bool, by_lender: bool) -> Select:
+    """The newest-rating query, built once per filter shape (a voucher financing reads it in its transaction)."""
+    q = select(ratings_t).where(ratings_t.c.enterprise_id == bindparam("eid"))
+    if by_tenant:
+        q = q.where(ratings_t.c.tenant_id == bindparam("tenant_id"))
+    if by_lender:
+        q = q.where(ratings_t.c.lender == bindparam("lender"))
+    return q.order_by(ratings_t.c.id.desc()).limit(1)
+
+
 def latest(conn: Connection, enterprise_id: int, *, tenant_id: int | None = None, lender: str | None = None) -> dict[str, Any] | None:
     """The newest rating of an enterprise, optionally only those a tenant / lender code asked for."""
-    q = select(ratings_t).where(ratings_t.c.enterprise_id == enterprise_id)
-    if tenant_id is not None:
-        q = q.where(ratings_t.c.tenant_id == tenant_id)
-    if lender is not None:
-        q = q.where(ratings_t.c.lender == lender)
-    row = conn.execute(q.order_by(ratings_t.c.id.desc()).limit(1)).mappings().first()
+    q = _latest(tenant_id is not None, lender is not None)
+    row = conn.execute(q, {"eid": enterprise_id, "tenant_id": tenant_id, "lender": lender}).mappings().first()
     if row is None:
         return None
     out = dict(row)

@@ -67,11 +67,15 @@ def core_enterprise_of(conn: Connection, enterprise_id: int) -> int | None:
 def trade_document_records(conn: Connection, record_ids: Sequence[str] | None) -> dict[str, dict[str, Any]]:
     """Trade documents as the ledger anchors, proves and audits them (its RecordLoader port,
     iotfin.ledger.ports)."""
-    table = TradeDocument.__table__
-    query = select(table).order_by(table.c.id)
-    if record_ids is not None:
-        query = query.where(table.c.id.in_([int(rid) for rid in record_ids]))
-    return {str(row["id"]): dict(row) for row in conn.execute(query).mappings()}
+    if record_ids is None:
+        rows = conn.execute(_DOCUMENTS).mappings()
+    else:  # a voucher's issue anchors its documents: the prebuilt statement
+        rows = conn.execute(_DOCUMENTS_BY_ID, {"ids": [int(rid) for rid in record_ids]}).mappings()
+    return {str(row["id"]): dict(row) for row in rows}
+
+
+_DOCUMENTS = select(TradeDocument.__table__).order_by(TradeDocument.__table__.c.id)
+_DOCUMENTS_BY_ID = _DOCUMENTS.where(TradeDocument.__table__.c.id.in_(bindparam("ids", expanding=True)))
 
 
 # --- what other contexts read (through their ports) ---------------------------------------------

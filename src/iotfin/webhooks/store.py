@@ -7,9 +7,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, Row, Select, insert, or_, select, update
+from sqlalchemy import Connection, Row, Select, bindparam, insert, or_, select, update
 
 from iotfin.db.bulk import copy_rows
 from iotfin.db.pagination import PageParams, paginate
@@ -51,24 +52,35 @@ def fail_pending_deliveries(conn: Connection, sub_id: int, error: str) -> None:
 # --- the outbox --------------------------------------------------------------------------------
 
 
+# Built once with bound parameters: every event of every context is emitted through these two, and
+# building a statement and its cache key per call cost more than running it (py-spy,
+# bench/receivables_ops.py).
+_INSERT_EVENT = insert(WebhookEvent.__table__).returning(WebhookEvent.__table__.c.id)
+
+
 def insert_event(conn: Connection, **values: Any) -> int:
     """Store an event; its row id."""
-    return conn.execute(insert(WebhookEvent).values(**values).returning(WebhookEvent.id)).scalar_one()
+    return conn.execute(_INSERT_EVENT, values).scalar_one()
+
+
+@lru_cache(maxsize=8)
+def _matching(by_tenant: bool, by_enterprise: bool, only: bool) -> Select:
+    s = WebhookSubscription
+    owners = [c for c in (s.tenant_id == bindparam("tenant_id") if by_tenant else None,
+                          s.enterprise_id == bindparam("enterprise_id") if by_enterprise else None) if c is not None]
+    stmt = select(s.id, s.event_types).where(s.active.is_(True), or_(*owners))
+    return stmt.where(s.id == bindparam("only")) if only else stmt
 
 
 def matching_subscriptions(conn: Connection, *, tenant_id: int | None, enterprise_id: int | None,
                            only_subscription: int | None) -> list[Row] | None:
     """(id, event_types) of the active subscriptions of this tenant or enterprise (just
     `only_subscription` if given); None when neither owner is given."""
-    s = WebhookSubscription
-    owners = [c for c in (s.tenant_id == tenant_id if tenant_id is not None else None,
-                          s.enterprise_id == enterprise_id if enterprise_id is not None else None) if c is not None]
-    if not owners:
+    if tenant_id is None and enterprise_id is None:
         return None
-    stmt = select(s.id, s.event_types).where(s.active.is_(True), or_(*owners))
-    if only_subscription is not None:
-        stmt = stmt.where(s.id == only_subscription)
-    return list(conn.execute(stmt))
+    stmt = _matching(tenant_id is not None, enterprise_id is not None, only_subscription is not None)
+    return list(conn.execute(stmt, {"tenant_id": tenant_id, "enterprise_id": enterprise_id,
+                                    "only": only_subscription}))
 
 
 _EVENT_COLUMNS = ("id", "event_id", "event_type", "tenant_id", "enterprise_id", "payload", "created_at")
