@@ -17,10 +17,9 @@ from datetime import datetime
 from decimal import ROUND_DOWN, Decimal
 from typing import Literal
 
-import rfc8785
-
 from iotfin.core.errors import ValidationError
 from iotfin.core.ids import is_valid_uscc
+from iotfin.core.jsonvalues import jcs
 from iotfin.core.money import FEN, quantize_fen, to_money
 
 AssetKind = Literal["receivable", "warehouse_receipt", "inventory_lot", "vehicle", "equipment"]
@@ -39,7 +38,7 @@ class AssetKey:
 
     @property
     def canonical(self) -> bytes:
-        return rfc8785.dumps({"kind": self.kind, "v": FINGERPRINT_VERSION, **dict(self.fields)})
+        return jcs({"kind": self.kind, "v": FINGERPRINT_VERSION, **dict(self.fields)})
 
     @property
     def fingerprint(self) -> str:

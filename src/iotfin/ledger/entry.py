@@ -13,9 +13,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, NamedTuple
 
-import rfc8785
-
 from iotfin.core.errors import ValidationError
+from iotfin.core.jsonvalues import jcs
 from iotfin.ledger.hashing import leaf_hash
 
 MAX_RECORD_TYPE = 64
@@ -32,7 +31,7 @@ class Entry(NamedTuple):
     @classmethod
     def from_json(cls, record_type: str, record_id: str, document: Any) -> Entry:
         """An entry whose payload is the RFC 8785 canonical JSON of `document` (same bytes everywhere)."""
-        return cls(record_type, record_id, rfc8785.dumps(document))
+        return cls(record_type, record_id, jcs(document))
 
 
 class LeafRecord(NamedTuple):

@@ -15,10 +15,8 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-import rfc8785
-
 from iotfin.core.errors import ValidationError
-from iotfin.core.jsonvalues import jsonable
+from iotfin.core.jsonvalues import jcs, jsonable
 
 SALT_BYTES = 32
 
@@ -51,7 +49,7 @@ def record_type(name: str) -> RecordType:
 
 
 def canonical(body: dict[str, Any]) -> bytes:
-    return rfc8785.dumps(jsonable(body))
+    return jcs(jsonable(body))
 
 
 def new_salt() -> bytes:
@@ -71,7 +69,7 @@ def leaf_payload(type_name: str, body: dict[str, Any], salt: bytes | None) -> by
     if rtype.confidential:
         if salt is None:
             raise ValidationError(f"{type_name} is confidential: anchoring needs a salt")
-        return rfc8785.dumps({"v": rtype.version, "commitment": commitment(salt, body)})
+        return jcs({"v": rtype.version, "commitment": commitment(salt, body)})
     if salt is not None:
         raise ValidationError(f"{type_name} is anchored in clear: no salt")
-    return rfc8785.dumps({"v": rtype.version, "body": jsonable(body)})
+    return jcs({"v": rtype.version, "body": jsonable(body)})
