@@ -213,18 +213,27 @@ def run_machine(ws: Workspace, examples: int, steps: int) -> None:
                                    .where(GlLine.account == "2241.01")).scalar_one()
             assert Decimal(net) == 0
 
-    Vouchers.TestCase.settings = settings(max_examples=examples, stateful_step_count=steps, deadline=None,
-                                          suppress_health_check=list(HealthCheck),
-                                          # no shrinking: each step is a real transaction, and shrinking a
-                                          # long failing run took minutes; the failing sequence is printed
-                                          phases=[Phase.explicit, Phase.reuse, Phase.generate],
-                                          derandomize=True)  # reproducible: the same sequences every run
-    Vouchers.TestCase().runTest()
-    with ws.engine.connect() as conn:  # the sequences did reach every operation
-        kinds = dict(conn.execute(select(VoucherEvent.kind, func.count()).group_by(VoucherEvent.kind)).all())
-    assert all(kinds.get(k, 0) > 0 for k in ("issue", "split", "send", "transfer", "reject", "offer", "finance",
-                                             "decline", "pay", "cancel")), \
-        (kinds, sorted(set(refusals)))
+    kinds: dict[str, int] = {}
+    # The sequences are derandomised, yet which ones Hypothesis draws has been seen to move with the
+    # process (the same seed reached no accepted transfer after some other modules were imported):
+    # a pass that leaves an operation unreached is followed by another, with other sequences (one
+    # step more each), on the same world, at most three in all. Every pass checks every invariant.
+    for extra in range(3):
+        Vouchers.TestCase.settings = settings(max_examples=examples, stateful_step_count=steps + extra, deadline=None,
+                                              suppress_health_check=list(HealthCheck),
+                                              # no shrinking: each step is a real transaction, and shrinking a
+                                              # long failing run took minutes; the failing sequence is printed
+                                              phases=[Phase.explicit, Phase.reuse, Phase.generate],
+                                              derandomize=True)  # reproducible: the same sequences every run
+        Vouchers.TestCase().runTest()
+        with ws.engine.connect() as conn:  # the sequences did reach every operation
+            kinds = dict(conn.execute(select(VoucherEvent.kind, func.count()).group_by(VoucherEvent.kind)).all())
+        if all(kinds.get(k, 0) > 0 for k in KINDS):
+            break
+    assert all(kinds.get(k, 0) > 0 for k in KINDS), (kinds, sorted(set(refusals)))
+
+
+KINDS = ("issue", "split", "send", "transfer", "reject", "offer", "finance", "decline", "pay", "cancel")
 
 
 def _page() -> Any:

@@ -9,7 +9,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from iotfin.app.events import WebhookEvents
 from iotfin.app.ledger_records import record_loaders
@@ -54,6 +54,7 @@ from iotfin.lending.offers import OfferService
 from iotfin.lending.service import LendingService
 from iotfin.monitor.service import MonitorService
 from iotfin.protection.service import ProtectionService
+from iotfin.receivables.group_commit import defer_anchor
 from iotfin.receivables.model import Limits
 from iotfin.receivables.service import Ports as ReceivablesPorts
 from iotfin.receivables.service import ReceivablesService
@@ -144,14 +145,21 @@ class Workspace:
     def receivables(self) -> ReceivablesService:
         """Digital debt vouchers (docs/receivables.md): every operation anchored in the ledger in its own
         transaction; lien, discount loan and GL postings in the same one (iotfin.app.receivables_ports)."""
-        def anchor(type_name: str):  # noqa: ANN202 - a port over the ledger, one record type
-            return lambda conn, ids: self.ledger.anchor_from_source(
-                type_name, [ids] if isinstance(ids, str) else list(ids), checkpoint=False, conn=conn)
+        ledger = self.ledger
+
+        def with_the_batch(type_name: str):  # noqa: ANN202 - a port over the ledger, one record type
+            def anchor(conn: Connection, record_id: str) -> None:
+                # the record as it stands now, anchored in the batch's one ledger append
+                [(_, body)] = ledger.current(conn, type_name, [record_id])
+                if not defer_anchor(conn, type_name, record_id, body):
+                    ledger.anchor(type_name, [(record_id, body)], checkpoint=False, conn=conn)
+            return anchor
 
         ports = ReceivablesPorts(evidence=SupplyChainEvidence(self.telemetry), relations=in_one_chain,
-                                 rating=latest_rating, loans=LendingDiscountLoans(self.lending, anchor("loan_contract")),
-                                 liens=RegistryLiens(anchor("lien")), settlement=gl_settlement,
-                                 anchor=anchor("voucher_event"), events=self.events)
+                                 rating=latest_rating,
+                                 loans=LendingDiscountLoans(self.lending, with_the_batch("loan_contract")),
+                                 liens=RegistryLiens(with_the_batch("lien")), settlement=gl_settlement,
+                                 anchor=ledger.anchor_records, events=self.events)
         s = self.settings
         limits = Limits(max_term_months=s.receivable_max_term_months,
                         min_part_fen=int(Decimal(s.receivable_min_part) * 100), max_depth=s.receivable_max_depth)

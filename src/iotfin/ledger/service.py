@@ -72,20 +72,34 @@ class LedgerService:
         no checkpoint is signed (it could not be before the commit)."""
         if not items:
             return self.store.size()
-        rtype = record_type(type_name)
-        salts = [new_salt() if rtype.confidential else None for _ in items]
-        entries = [Entry(rtype.name, str(rid), leaf_payload(rtype.name, body, salt))
-                   for (rid, body), salt in zip(items, salts, strict=True)]
+        first = self._append_records([(type_name, str(rid), body) for rid, body in items], conn)
+        if checkpoint and conn is None:
+            self.checkpoint()
+        return first
+
+    def anchor_records(self, conn: Connection, items: Sequence[tuple[str, str, dict[str, Any] | None]]) -> int:
+        """Anchor records of several types in one append, in the caller's write transaction: (type,
+        id, body), a body of None read from its source now (one query per type). One append, not one
+        per type: each append locks the head and rewrites the tiles at the log's edge."""
+        missing: dict[str, list[str]] = {}
+        for type_name, rid, body in items:
+            if body is None:
+                missing.setdefault(type_name, []).append(rid)
+        loaded = {t: dict(self._load(conn, t, ids)) for t, ids in missing.items()}
+        return self._append_records([(t, rid, loaded[t][rid] if body is None else body) for t, rid, body in items],
+                                    conn)
+
+    def _append_records(self, items: Sequence[tuple[str, str, dict[str, Any]]], conn: Connection | None) -> int:
+        rtypes = {t: record_type(t) for t in {t for t, _, _ in items}}
+        salts = [new_salt() if rtypes[t].confidential else None for t, _, _ in items]
+        entries = [Entry(t, rid, leaf_payload(t, body, salt)) for (t, rid, body), salt in zip(items, salts, strict=True)]
 
         def remember(conn: Connection, first: int) -> None:
             self.store.insert_anchors(conn, [
-                {"leaf_index": first + i, "record_type": rtype.name, "record_id": str(rid), "salt": salt}
-                for i, ((rid, _), salt) in enumerate(zip(items, salts, strict=True))])
+                {"leaf_index": first + i, "record_type": t, "record_id": rid, "salt": salt}
+                for i, ((t, rid, _), salt) in enumerate(zip(items, salts, strict=True))])
 
-        result = self.store.append_batch(entries, also=remember, conn=conn)
-        if checkpoint and conn is None:
-            self.checkpoint()
-        return result.first_index
+        return self.store.append_batch(entries, also=remember, conn=conn).first_index
 
     def anchor_from_source(self, type_name: str, record_ids: Sequence[str], checkpoint: bool = True,
                            conn: Connection | None = None) -> int:
@@ -97,6 +111,10 @@ class LedgerService:
         with self.engine.connect() as own:
             items = self._load(own, type_name, record_ids)
         return self.anchor(type_name, items, checkpoint)
+
+    def current(self, conn: Connection, type_name: str, record_ids: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
+        """The records (id, body) as they stand now in their source tables, as they would be anchored."""
+        return self._load(conn, type_name, record_ids)
 
     def _load(self, conn: Connection, type_name: str,
               record_ids: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:

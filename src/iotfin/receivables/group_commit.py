@@ -5,8 +5,8 @@ Every acknowledged voucher operation must be durable before its caller hears of 
 ledger append per operation; instead, operations submitted while a commit runs are queued to one
 writer thread, which applies each in its own SAVEPOINT inside one transaction — a refused
 operation (a double spend, a matured voucher) rolls back only itself and its caller gets its 4xx
-reason with nothing changed — then anchors every applied operation's journal events in one ledger
-batch, commits once, and only then acknowledges each caller. The same idea as ingest's group
+reason with nothing changed — then anchors every applied operation's journal events (and the liens
+and discount loans it placed) in one ledger append, commits once, and only then acknowledges each caller. The same idea as ingest's group
 commit (iotfin.ingest.group_commit), for synchronous callers (API worker threads, the CLI, tests):
 hand-written because it is ~80 lines over threading and the transaction helpers, with no library
 that does savepoint-per-item batching over SQLAlchemy.
@@ -24,11 +24,26 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
-#: the events an operation appended to the journal, anchored in one ledger batch before the commit
-EVENTS_KEY = "iotfin.receivables.events"
+#: what an operation asked to anchor — its journal events, and the liens and loan contracts it
+#: placed or changed — as (record type, record id, body or None); one ledger append anchors the
+#: batch's before the commit
+ANCHORS_KEY = "iotfin.receivables.anchors"
 
 Op = Callable[[Connection], Any]
-Anchor = Callable[[Connection, list[str]], None]
+AnchorItem = tuple[str, str, dict[str, Any] | None]
+Anchor = Callable[[Connection, list[AnchorItem]], None]
+
+
+def defer_anchor(conn: Connection, record_type: str, record_id: str, body: dict[str, Any] | None = None) -> bool:
+    """Have the running batch anchor a record before it commits: `body` as it stands now (a record
+    that may change again in the same batch, a lien placed then released), or None to read it at
+    anchoring time (append-only records: journal events). False outside a batch: anchor it yourself.
+    A refused operation's items go with its savepoint."""
+    pending = conn.info.get(ANCHORS_KEY)
+    if pending is None:
+        return False
+    pending.append((record_type, record_id, body))
+    return True
 
 
 def _begin(conn: Connection) -> None:
@@ -37,42 +52,48 @@ def _begin(conn: Connection) -> None:
 
 
 def run_batch(engine: Engine, ops: list[Op], anchor: Anchor | None) -> list[tuple[bool, Any]]:
-    """Apply `ops` in one transaction, each in a savepoint; anchor the applied ones' events in one
-    ledger batch; commit. Per op (True, result) or (False, exception). An error outside the ops
+    """Apply `ops` in one transaction, each in a savepoint; anchor what the applied ones deferred
+    (`defer_anchor`) in one ledger append; commit. Per op (True, result) or (False, exception). An error outside the ops
     (the anchoring, the commit) is raised: nothing of the batch is then acknowledged."""
     out: list[tuple[bool, Any]] = []
-    events: list[str] = []
+    anchors: list[AnchorItem] = []
     alone = len(ops) == 1
     with engine.connect() as conn:
         _begin(conn)
         try:
             for op in ops:
-                conn.info[EVENTS_KEY] = mine = []
+                conn.info[ANCHORS_KEY] = mine = []
                 if alone:  # no savepoint needed: a refusal rolls the whole (one-op) transaction back
                     try:
                         out.append((True, op(conn)))
                     except Exception as exc:  # noqa: BLE001 - handed to the op's caller
-                        conn.info.pop(EVENTS_KEY, None)
+                        conn.info.pop(ANCHORS_KEY, None)
                         conn.rollback()
                         return [(False, exc)]
-                    events += mine
+                    anchors += mine
                     continue
-                conn.exec_driver_sql("SAVEPOINT voucher_op")
+                # Savepoints straight on the DB-API cursor: SQLAlchemy does not track these (they
+                # are not its nested transactions), and its execution path cost more than the
+                # statements themselves, twice per operation.
+                cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+                cursor.execute("SAVEPOINT voucher_op")
                 try:
                     result = op(conn)
                 except Exception as exc:  # noqa: BLE001 - handed to the op's caller; the others go on
-                    conn.exec_driver_sql("ROLLBACK TO SAVEPOINT voucher_op")
-                    conn.exec_driver_sql("RELEASE SAVEPOINT voucher_op")
+                    cursor.execute("ROLLBACK TO SAVEPOINT voucher_op")
+                    cursor.execute("RELEASE SAVEPOINT voucher_op")
+                    cursor.close()
                     out.append((False, exc))
                     continue
-                conn.exec_driver_sql("RELEASE SAVEPOINT voucher_op")
+                cursor.execute("RELEASE SAVEPOINT voucher_op")
+                cursor.close()
                 out.append((True, result))
-                events += mine
-            conn.info.pop(EVENTS_KEY, None)
-            if events and anchor is not None:
-                anchor(conn, events)  # one ledger append for every applied operation's events
+                anchors += mine
+            conn.info.pop(ANCHORS_KEY, None)
+            if anchors and anchor is not None:
+                anchor(conn, anchors)  # one ledger append for every applied operation's records
         except BaseException:
-            conn.info.pop(EVENTS_KEY, None)
+            conn.info.pop(ANCHORS_KEY, None)
             conn.rollback()
             raise
         conn.commit()

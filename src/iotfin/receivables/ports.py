@@ -72,8 +72,9 @@ class Settlement(Protocol):
 
 
 class Anchor(Protocol):
-    def __call__(self, conn: Connection, event_ids: Sequence[str]) -> None:
-        """Anchor these voucher events in the ledger, in the caller's transaction."""
+    def __call__(self, conn: Connection, items: Sequence[tuple[str, str, dict[str, Any] | None]]) -> None:
+        """Anchor these records — (record type, id, body; None: read it now) — in the ledger in one
+        append, in the caller's transaction (a batch's journal events, liens and loan contracts)."""
         ...
 
 

@@ -23,7 +23,7 @@ from iotfin.core.errors import Conflict, Forbidden, NotFound, ValidationError
 from iotfin.db.pagination import PageParams
 from iotfin.receivables import model as m
 from iotfin.receivables import store
-from iotfin.receivables.group_commit import EVENTS_KEY, GroupCommitter, run_batch
+from iotfin.receivables.group_commit import AnchorItem, GroupCommitter, defer_anchor, run_batch
 from iotfin.receivables.ports import (
     Anchor,
     CoreRating,
@@ -95,9 +95,9 @@ class ReceivablesService:
         self.limits = limits or m.Limits()
         self.group = GroupCommitter(engine, self._anchor) if group_commit else None
 
-    def _anchor(self, conn: Connection, event_ids: list[str]) -> None:
+    def _anchor(self, conn: Connection, items: list[AnchorItem]) -> None:
         if self.ports.anchor is not None:  # read at commit time: the port may be swapped (bench diagnostics)
-            self.ports.anchor(conn, event_ids)
+            self.ports.anchor(conn, items)
 
     def _write(self, op: Callable[[Connection], Any]) -> Any:
         """Run one write use case durably: through the group committer, or in its own transaction."""
@@ -114,7 +114,7 @@ class ReceivablesService:
                detail: dict[str, Any]) -> int:
         event_id = store.insert_event(conn, voucher_id=voucher_id, part_id=part_id, kind=kind, actor=str(actor),
                                       detail=detail, at=_now())
-        conn.info[EVENTS_KEY].append(str(event_id))  # anchored with the transaction's other events, before its commit
+        defer_anchor(conn, "voucher_event", str(event_id))  # anchored with the batch's other records, before its commit
         return event_id
 
     @staticmethod
