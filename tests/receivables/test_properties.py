@@ -176,6 +176,7 @@ def run_machine(ws: Workspace, examples: int, steps: int) -> None:
             if out is None:
                 return
             payment = out["payment"]
+            assert out["voucher"] == svc.voucher(vid)  # the answer is the voucher as stored after the payment
             assert sum(s["fen"] for s in payment["shares"]) == amount  # to the fen
             assert sum(payment["by_holder"].values()) == amount
             sizes = {s["part_id"]: self.shadow[s["part_id"]][2] - self.shadow[s["part_id"]][1] for s in payment["shares"]}

@@ -396,7 +396,8 @@ class ReceivablesService:
             if paid > owed:
                 raise ValidationError(f"payment {m.fen_to_yuan(paid)} is more than the {m.fen_to_yuan(owed)} yuan "
                                       "still owed (付款金额超过应付余额)", field="amount")
-            parts = store.parts_of(conn, voucher_id, m.LIVE)
+            every = store.parts_of(conn, voucher_id)  # all of them: the answer shows them (no re-read)
+            parts = [p for p in every if p.status in m.LIVE]
             shares = m.pro_rata(paid, [int(p.end_fen) - int(p.start_fen) for p in parts])
             by_holder: dict[str, int] = {}
             applied: list[dict[str, Any]] = []
@@ -426,7 +427,12 @@ class ReceivablesService:
                 self.ports.events(conn, "voucher.paid", {"voucher_id": voucher_id, "number": voucher.number,
                                                          "amount": str(m.fen_to_yuan(paid)), "settled": done},
                                   enterprise_id=issuer_id)
-            return {"voucher": self._voucher(conn, voucher_id), "payment": detail}
+            # the voucher and its parts as this payment left them, from the rows read above
+            settled = {"status": "paid", "paid_on": on} if done else {}
+            after = voucher_json({**voucher._mapping, "paid_fen": int(voucher.paid_fen) + paid, **settled})
+            after["parts"] = [part_json({**p._mapping, "status": "paid", "pending_to_id": None}
+                                        if done and p.status in m.LIVE else p) for p in every if p.status != "split"]
+            return {"voucher": after, "payment": detail}
         return self._write(op)
 
     def cancel(self, issuer_id: int, voucher_id: int) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from datetime import date, datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, func, insert, or_, select, update
 
 from iotfin.db.pagination import PageParams, paginate
 from iotfin.receivables.tables import Voucher, VoucherEvent, VoucherOffer, VoucherPart
@@ -106,23 +106,34 @@ def move_part(conn: Connection, part_id: int, *, expect: str, holder: tuple[str,
 
 
 _PARTS_OF = select(*_PART_COLS).where(P.c.voucher_id == bindparam("w_voucher")).order_by(P.c.start_fen, P.c.id)
-_PARTS_OF_IN = _PARTS_OF.where(P.c.status.in_(bindparam("w_statuses", expanding=True)))
+
+
+def _one_of(column: Any, values: tuple[str, ...]) -> Any:
+    """column = v1 OR column = v2 ...: a fixed list rendered once; an IN over an expanding parameter
+    is re-rendered at every execution (SQLAlchemy's post-compile step), which cost more than the query."""
+    return or_(*(column == v for v in values))
+
+
+@lru_cache(maxsize=16)
+def _parts_of_in(statuses: tuple[str, ...]) -> Any:
+    return _PARTS_OF.where(_one_of(P.c.status, statuses))
 
 
 def parts_of(conn: Connection, voucher_id: int, statuses: Sequence[str] | None = None) -> Sequence[Row[Any]]:
     if statuses is None:
         return conn.execute(_PARTS_OF, {"w_voucher": voucher_id}).all()
-    return conn.execute(_PARTS_OF_IN, {"w_voucher": voucher_id, "w_statuses": list(statuses)}).all()
+    return conn.execute(_parts_of_in(tuple(statuses)), {"w_voucher": voucher_id}).all()
 
 
-_RETIRE_PARTS = (update(P).where(P.c.voucher_id == bindparam("w_voucher"),
-                                  P.c.status.in_(bindparam("w_statuses", expanding=True)))
-                 .values(status=bindparam("v_status"), pending_to_id=None, version=P.c.version + 1))
+@lru_cache(maxsize=16)
+def _retire_parts(statuses: tuple[str, ...]) -> Any:
+    return (update(P).where(P.c.voucher_id == bindparam("w_voucher"), _one_of(P.c.status, statuses))
+            .values(status=bindparam("v_status"), pending_to_id=None, version=P.c.version + 1))
 
 
 def set_parts_status(conn: Connection, voucher_id: int, statuses: Sequence[str], new: str) -> int:
     """Retire parts (paid, cancelled): a transfer sent and not accepted by then lapses."""
-    return conn.execute(_RETIRE_PARTS, {"w_voucher": voucher_id, "w_statuses": list(statuses), "v_status": new}).rowcount
+    return conn.execute(_retire_parts(tuple(statuses)), {"w_voucher": voucher_id, "v_status": new}).rowcount
 
 
 def holdings_page(conn: Connection, holder_kind: str, holder_id: int, page: PageParams,
@@ -191,13 +202,14 @@ def offers_page(conn: Connection, lender_tenant_id: int | None, page: PageParams
     return [dict(r._mapping) for r in rows], cursor
 
 
-_LAST_EVENT = (select(E.c.id, E.c.kind, E.c.actor, E.c.detail, E.c.at)
-               .where(E.c.part_id == bindparam("w_part"), E.c.kind.in_(bindparam("w_kinds", expanding=True)))
-               .order_by(E.c.id.desc()).limit(1))
+@lru_cache(maxsize=16)
+def _last_event(kinds: tuple[str, ...]) -> Any:
+    return (select(E.c.id, E.c.kind, E.c.actor, E.c.detail, E.c.at)
+            .where(E.c.part_id == bindparam("w_part"), _one_of(E.c.kind, kinds)).order_by(E.c.id.desc()).limit(1))
 
 
 def last_event_of_part(conn: Connection, part_id: int, kinds: Sequence[str]) -> Row[Any] | None:
-    return conn.execute(_LAST_EVENT, {"w_part": part_id, "w_kinds": list(kinds)}).first()
+    return conn.execute(_last_event(tuple(kinds)), {"w_part": part_id}).first()
 
 
 def events_of(conn: Connection, voucher_id: int) -> Sequence[Row[Any]]:
