@@ -104,3 +104,47 @@ def test_a_database_error_in_one_operation_rolls_back_only_that_one(sim_workspac
     assert results[1][0] is True and results[1][1]["status"] == "withdrawn"
     assert svc.part(part)["status"] == "held"
     assert [e["kind"] for e in svc.chain_of_title(v["id"])] == ["issue", "offer", "withdraw"]
+
+
+def test_what_a_batch_anchors_is_what_the_ledger_proves_from_the_tables(sim_workspace: Workspace) -> None:
+    """Journal events are anchored from the values inserted (not read back), liens and loan contracts
+    as they stood when placed, all in the batch's one ledger append: the ledger's audit re-derives
+    each record's commitment from its table and finds every one equal, and the loader reads each
+    event back exactly as it was anchored."""
+    ws = sim_workspace
+    world = build(ws)
+    svc = ws.receivables
+    a, b = tier2_suppliers(ws, world, 2)
+    holder = Holder("enterprise", world.tier1)
+    v = svc.issue(world.core, world.tier1, "100000.00", TODAY, date(2026, 6, 30), world.docs)
+    first, second = svc.split(holder, v["parts"][0]["id"], ["40000.00"], DAY)
+    ops: list[Any] = []
+    svc._write = ops.append  # type: ignore[method-assign] # the next operations in one batch
+    svc.transfer(holder, first["id"], a, DAY)
+    svc.offer(holder, second["id"], world.lenders["bank-a"], DAY)
+    del svc._write
+    assert all(ok for ok, _ in run_batch(ws.engine, ops, svc._anchor))
+    svc.accept(Holder("enterprise", a), first["id"], DAY)
+    offer = next(o for o in svc.offers(world.lenders["bank-a"], _page())[0] if o["part_id"] == second["id"])
+    financed = svc.decide(world.lenders["bank-a"], offer["id"], True, DAY)
+    assert financed["loan_id"] and financed["lien_id"]
+    paid = svc.pay(world.core, v["id"], "100000.00", date(2026, 6, 30))  # releases the lien, repays the loan
+    assert paid["voucher"]["status"] == "paid"
+
+    audit = ws.ledger.audit()
+    assert audit["ok"] and audit["records_checked"] >= 7 + 2, audit  # the events, the lien, the loan
+    with ws.engine.connect() as conn:
+        events = store.events_of(conn, v["id"])
+        loaded = store.voucher_event_records(conn, [str(e.id) for e in events])
+    assert [e.kind for e in events] == ["issue", "split", "send", "offer", "transfer", "finance", "pay"]
+    for e in events:
+        values = {"voucher_id": v["id"], "part_id": e.part_id, "kind": e.kind, "actor": e.actor, "detail": e.detail,
+                  "at": e.at}
+        assert store.event_record(e.id, values) == loaded[str(e.id)]
+    assert verify_title(ws.voucher_evidence(v["id"]), ws.ledger.verifier_key)["events"] == 7
+
+
+def _page() -> Any:
+    from iotfin.db.pagination import PageParams  # noqa: PLC0415 - a test helper's import
+
+    return PageParams(50, None)

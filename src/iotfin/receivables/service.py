@@ -112,9 +112,12 @@ class ReceivablesService:
 
     def _event(self, conn: Connection, voucher_id: int, part_id: int | None, kind: str, actor: m.Holder | str,
                detail: dict[str, Any]) -> int:
-        event_id = store.insert_event(conn, voucher_id=voucher_id, part_id=part_id, kind=kind, actor=str(actor),
-                                      detail=detail, at=_now())
-        defer_anchor(conn, "voucher_event", str(event_id))  # anchored with the batch's other records, before its commit
+        values = {"voucher_id": voucher_id, "part_id": part_id, "kind": kind, "actor": str(actor), "detail": detail,
+                  "at": _now()}
+        event_id = store.insert_event(conn, **values)
+        # anchored with the batch's other records before its commit, as the ledger's loader reads it
+        # (store.event_record), without reading it back
+        defer_anchor(conn, "voucher_event", str(event_id), store.event_record(event_id, values))
         return event_id
 
     @staticmethod

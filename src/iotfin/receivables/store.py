@@ -9,6 +9,7 @@ row and is refused naming it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import date, datetime
 from functools import lru_cache
@@ -215,6 +216,14 @@ def last_event_of_part(conn: Connection, part_id: int, kinds: Sequence[str]) -> 
 def events_of(conn: Connection, voucher_id: int) -> Sequence[Row[Any]]:
     return conn.execute(select(E.c.id, E.c.part_id, E.c.kind, E.c.actor, E.c.detail, E.c.at)
                         .where(E.c.voucher_id == voucher_id).order_by(E.c.id)).all()
+
+
+def event_record(event_id: int, values: dict[str, Any]) -> dict[str, Any]:
+    """A journal event as `voucher_event_records` reads it back, from the values just inserted: the
+    same columns; `detail` as its JSON column returns it (a JSON round trip), `at` a UTC datetime
+    either way. What the ledger anchors must be what it later proves from the table."""
+    return {"id": event_id, "voucher_id": values["voucher_id"], "part_id": values["part_id"], "kind": values["kind"],
+            "actor": values["actor"], "detail": json.loads(json.dumps(values["detail"])), "at": values["at"]}
 
 
 _EVENTS_BY_ID = select(E).where(E.c.id.in_(bindparam("ids", expanding=True))).order_by(E.c.id)
