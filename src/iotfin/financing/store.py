@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, ScalarResult, bindparam, insert, select, update
 
 from iotfin.db.pagination import PageParams, paginate
+from iotfin.db.statements import where_in
 from iotfin.financing.tables import ExternalClaim, FinanceableAsset, FinancingAttempt, Lien
 from iotfin.identity.tables import Tenant
 
@@ -153,10 +154,10 @@ def lien_records(conn: Connection, record_ids: Sequence[str] | None) -> dict[str
     if record_ids is None:
         rows = conn.execute(_LIEN_RECORDS).mappings()
     else:
-        rows = conn.execute(_LIEN_RECORDS_BY_ID, {"ids": [int(rid) for rid in record_ids]}).mappings()
+        stmt, params = where_in(_LIEN_RECORDS, Lien.id, [int(rid) for rid in record_ids])
+        rows = conn.execute(stmt, params).mappings()
     return {str(row["id"]): dict(row) for row in rows}
 
 
 _LIEN_RECORDS = (select(Lien.__table__, FinanceableAsset.fingerprint)
                  .join(FinanceableAsset, FinanceableAsset.id == Lien.asset_id).order_by(Lien.id))
-_LIEN_RECORDS_BY_ID = _LIEN_RECORDS.where(Lien.id.in_(bindparam("ids", expanding=True)))

@@ -25,6 +25,7 @@ from iotfin.core.jsonvalues import jsonable
 from iotfin.core.money import FEN, ZERO
 from iotfin.db.bulk import copy_int8_columns, copy_rows, read_int8_table
 from iotfin.db.pagination import PageParams, paginate
+from iotfin.db.statements import where_in
 from iotfin.identity.tables import Enterprise, RecordOwner, Tenant
 from iotfin.lending import model as m
 from iotfin.lending import vector as v
@@ -707,14 +708,14 @@ def loan_contract_records(conn: Connection, record_ids: Sequence[str] | None) ->
     if record_ids is None:
         rows = conn.execute(_CONTRACTS).mappings()
     else:
-        rows = conn.execute(_CONTRACTS_BY_ID, {"ids": [int(rid) for rid in record_ids]}).mappings()
+        stmt, params = where_in(_CONTRACTS, Loan.id, [int(rid) for rid in record_ids])
+        rows = conn.execute(stmt, params).mappings()
     return {str(row["id"]): dict(row) for row in rows}
 
 
 _CONTRACTS = select(Loan.id, Loan.contract_ref, Loan.enterprise_id, Loan.credit_line_id, Loan.product,
                     Loan.method, Loan.day_count, Loan.principal, Loan.rate_ppm, Loan.subsidy_ppm,
                     Loan.penalty_ppm, Loan.term, Loan.start_date).order_by(Loan.id)
-_CONTRACTS_BY_ID = _CONTRACTS.where(Loan.id.in_(bindparam("ids", expanding=True)))
 
 
 # --- the scheduled close: its runs, its lock across processes, the events it sends -----------------

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, bindparam, func, insert, or_, select, update
 
 from iotfin.db.pagination import PageParams, paginate
+from iotfin.db.statements import where_in
 from iotfin.receivables.tables import Voucher, VoucherEvent, VoucherOffer, VoucherPart
 
 V, P, OF, E = Voucher.__table__, VoucherPart.__table__, VoucherOffer.__table__, VoucherEvent.__table__
@@ -226,16 +227,17 @@ def event_record(event_id: int, values: dict[str, Any]) -> dict[str, Any]:
             "actor": values["actor"], "detail": json.loads(json.dumps(values["detail"])), "at": values["at"]}
 
 
-_EVENTS_BY_ID = select(E).where(E.c.id.in_(bindparam("ids", expanding=True))).order_by(E.c.id)
+_EVENTS = select(E).order_by(E.c.id)
 
 
 def voucher_event_records(conn: Connection, record_ids: Sequence[str] | None) -> dict[str, dict[str, Any]]:
     """Voucher events as the ledger anchors, proves and audits them (its RecordLoader port). Events
     are append-only, so an anchored event stays provable."""
     if record_ids is None:
-        rows = conn.execute(select(E).order_by(E.c.id)).mappings()
+        rows = conn.execute(_EVENTS).mappings()
     else:  # every operation's anchoring: the prebuilt statement
-        rows = conn.execute(_EVENTS_BY_ID, {"ids": [int(r) for r in record_ids]}).mappings()
+        stmt, params = where_in(_EVENTS, E.c.id, [int(r) for r in record_ids])
+        rows = conn.execute(stmt, params).mappings()
     return {str(row["id"]): dict(row) for row in rows}
 
 

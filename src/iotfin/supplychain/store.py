@@ -11,6 +11,7 @@ from sqlalchemy import Connection, Row, and_, bindparam, func, select
 
 from iotfin.db.bulk import copy_dicts
 from iotfin.db.pagination import PageParams, paginate
+from iotfin.db.statements import where_in
 from iotfin.identity.tables import Enterprise, Site, Tenant
 from iotfin.supplychain.tables import ChainMember, Relationship, SupplyChain, TradeDocument
 
@@ -70,12 +71,12 @@ def trade_document_records(conn: Connection, record_ids: Sequence[str] | None) -
     if record_ids is None:
         rows = conn.execute(_DOCUMENTS).mappings()
     else:  # a voucher's issue anchors its documents: the prebuilt statement
-        rows = conn.execute(_DOCUMENTS_BY_ID, {"ids": [int(rid) for rid in record_ids]}).mappings()
+        stmt, params = where_in(_DOCUMENTS, TradeDocument.__table__.c.id, [int(rid) for rid in record_ids])
+        rows = conn.execute(stmt, params).mappings()
     return {str(row["id"]): dict(row) for row in rows}
 
 
 _DOCUMENTS = select(TradeDocument.__table__).order_by(TradeDocument.__table__.c.id)
-_DOCUMENTS_BY_ID = _DOCUMENTS.where(TradeDocument.__table__.c.id.in_(bindparam("ids", expanding=True)))
 
 
 # --- what other contexts read (through their ports) ---------------------------------------------
