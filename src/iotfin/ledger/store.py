@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import Connection, Engine, Result, Row, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Engine, Result, Row, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from iotfin.core.errors import Conflict, IotfinError, NotFound
@@ -32,7 +32,7 @@ from iotfin.db.engine import write_transaction
 from iotfin.ledger import merkle, tiles
 from iotfin.ledger.checkpoint import Checkpoint, SignerKey, sign_checkpoint
 from iotfin.ledger.entry import Entry, LeafRecord, check_entry, entry_leaf_hash
-from iotfin.ledger.tables import ledger_anchors, ledger_checkpoints, ledger_head, ledger_leaves, ledger_tiles
+from iotfin.ledger.tables import ledger_anchors, ledger_checkpoints, ledger_head, ledger_leaves
 
 HEAD_ID = 1
 
@@ -67,6 +67,10 @@ class LedgerCorrupt(IotfinError):
 _LEAF_INSERT_SQL = "INSERT INTO ledger_leaves (idx, record_type, record_id, payload) VALUES (?, ?, ?, ?)"
 _LEAF_COLUMNS = ("idx", "record_type", "record_id", "payload")
 _HEAD_SQL = f"SELECT size, root FROM ledger_head WHERE id = {HEAD_ID}"
+_HEAD_UPDATE_SQL = f"UPDATE ledger_head SET size = ?, root = ?, updated_at = CURRENT_TIMESTAMP WHERE id = {HEAD_ID}"
+_TILE_INSERT_SQL = "INSERT INTO ledger_tiles (level, idx, hashes) VALUES (?, ?, ?)"
+_TILE_UPDATE_SQL = "UPDATE ledger_tiles SET hashes = ? WHERE level = ? AND idx = ?"
+_ANCHOR_INSERT_SQL = "INSERT INTO ledger_anchors (leaf_index, record_type, record_id, salt) VALUES (?, ?, ?, ?)"
 
 
 _ROW_HEAD = struct.Struct(">hiq").pack  # a leaf's COPY row: 4 fields, then idx (8 bytes)
@@ -125,19 +129,18 @@ def _sql(conn: Connection, statement: str) -> str:
     return statement if conn.dialect.paramstyle == "qmark" else statement.replace("?", "%s")
 
 
-_TILE_INSERT = ledger_tiles.insert()
-_TILE_UPDATE = (
-    update(ledger_tiles)
-    .where(ledger_tiles.c.level == bindparam("t_level"), ledger_tiles.c.idx == bindparam("t_idx"))
-    .values(hashes=bindparam("t_hashes"))
-)
-_HEAD_SELECT = select(ledger_head.c.size, ledger_head.c.root).where(ledger_head.c.id == HEAD_ID)
-# Built once (SQLAlchemy memoises a statement's cache key): an append of one leaf, as a decision's
-# anchor is, spent a measurable share of its CPU re-building these two per call.
-_HEAD_LOCK = _HEAD_SELECT.with_for_update()
-_HEAD_UPDATE = (update(ledger_head).where(ledger_head.c.id == HEAD_ID)
-                .values(size=bindparam("h_size"), root=bindparam("h_root"), updated_at=func.now()))
-_INSERT_ANCHORS = insert(ledger_anchors)
+def _fetchone(cursor: Any, sql: str) -> Any:
+    cursor.execute(sql)
+    return cursor.fetchone()
+
+
+def _driver(conn: Connection) -> Any:
+    """A DB-API cursor on the connection's open transaction. An append's six statements run on every
+    anchoring transaction (a voucher batch, a decision), and SQLAlchemy's execution path cost more
+    than the statements themselves (py-spy, bench/receivables_ops.py); values stay bound parameters."""
+    return conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+
+
 
 
 class LedgerStore:
@@ -196,9 +199,9 @@ class LedgerStore:
             # SQLite's insert itself (measured: 61k vs 97k leaves/s end to end). Values still
             # travel as bound parameters only.
             rows = zip(range(size, new_size), *zip(*entries, strict=True), strict=True)
-            conn.exec_driver_sql(_sql(conn, _LEAF_INSERT_SQL), list(rows))
+            _driver(conn).executemany(_sql(conn, _LEAF_INSERT_SQL), list(rows))
         self._write_tiles(conn, tiles.write_runs(appended.runs, existing), existing)
-        conn.execute(_HEAD_UPDATE, {"h_size": appended.size, "h_root": appended.root})
+        _driver(conn).execute(_sql(conn, _HEAD_UPDATE_SQL), (appended.size, appended.root))
         if also is not None:
             also(conn, size)
         return AppendResult(size, appended.size, appended.root)
@@ -245,7 +248,8 @@ class LedgerStore:
             copy_rows(conn, "ledger_anchors", _ANCHOR_COLUMNS, _ANCHOR_PG_TYPES,
                       ((r["leaf_index"], r["record_type"], r["record_id"], r.get("salt")) for r in rows))
         else:
-            conn.execute(_INSERT_ANCHORS, list(rows))
+            _driver(conn).executemany(_sql(conn, _ANCHOR_INSERT_SQL), [
+                (r["leaf_index"], r["record_type"], r["record_id"], r.get("salt")) for r in rows])
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -335,13 +339,15 @@ class LedgerStore:
         return (0, merkle.EMPTY_ROOT) if row is None else (row[0], bytes(row[1]))
 
     def _lock_head(self, conn: Connection) -> tuple[int, bytes]:
-        row = conn.execute(_HEAD_LOCK).first()
+        # FOR UPDATE on PostgreSQL; SQLite's writer already holds the database's write lock
+        sql = _HEAD_SQL + (" FOR UPDATE" if conn.dialect.name == "postgresql" else "")
+        row = _fetchone(_driver(conn), sql)
         if row is None:  # a schema created without the migration's seed row
             dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
             conn.execute(dialect_insert(ledger_head).values(id=HEAD_ID, size=0, root=merkle.EMPTY_ROOT)
                          .on_conflict_do_nothing())
-            row = conn.execute(_HEAD_LOCK).first()
-        return row.size, bytes(row.root)
+            row = _fetchone(_driver(conn), sql)
+        return int(row[0]), bytes(row[1])
 
     def _fetch_tiles(self, conn: Connection, tile_ids: Sequence[tiles.TileId],
                      with_head: bool = False) -> tuple[dict[tiles.TileId, bytes], int | None]:
@@ -375,12 +381,13 @@ class LedgerStore:
 
     def _write_tiles(self, conn: Connection, changed: dict[tiles.TileId, bytes],
                      existing: dict[tiles.TileId, bytes]) -> None:
-        new = [{"level": t, "idx": i, "hashes": blob} for (t, i), blob in changed.items() if (t, i) not in existing]
-        grown = [{"t_level": t, "t_idx": i, "t_hashes": blob} for (t, i), blob in changed.items() if (t, i) in existing]
+        new = [(t, i, blob) for (t, i), blob in changed.items() if (t, i) not in existing]
+        grown = [(blob, t, i) for (t, i), blob in changed.items() if (t, i) in existing]
+        cursor = _driver(conn)
         if new:
-            conn.execute(_TILE_INSERT, new)
+            cursor.executemany(_sql(conn, _TILE_INSERT_SQL), new)
         if grown:
-            conn.execute(_TILE_UPDATE, grown)
+            cursor.executemany(_sql(conn, _TILE_UPDATE_SQL), grown)
 
     def _latest_checkpoint(self, conn: Connection) -> CheckpointRecord | None:
         c = ledger_checkpoints.c
