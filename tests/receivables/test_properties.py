@@ -73,6 +73,7 @@ def run_machine(ws: Workspace, examples: int, steps: int) -> None:
             matures = self.today + timedelta(days=term)
             v = self.attempt(lambda: svc.issue(world.core, world.tier1, Decimal(amount) / 100, self.today, matures, docs))
             if v is not None:
+                assert v == svc.voucher(v["id"])  # the answer is the voucher as stored
                 self.vouchers[v["id"]] = {"total": amount, "matures": matures, "paid": 0}
                 self.shadow[v["parts"][0]["id"]] = (v["id"], 0, amount, f"enterprise:{world.tier1}", "held")
             if cancel == 0 and self.vouchers:  # now and then the issuer cancels one (refused once any part moved)
@@ -94,6 +95,7 @@ def run_machine(ws: Workspace, examples: int, steps: int) -> None:
             sizes = [max(1, (end - start) * c // 300) for c in cuts]
             out = self.attempt(lambda: svc.split(self.holder(part), part, [Decimal(s) / 100 for s in sizes], self.today))
             if out is not None:
+                assert out == [svc.part(p["id"]) for p in out]  # the answer is the parts as stored
                 self.shadow[part] = (vid, start, end, holder, "split")
                 for p in out:
                     self.shadow[p["id"]] = (vid, p["start_fen"], p["end_fen"], holder, "held")

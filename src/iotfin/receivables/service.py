@@ -190,16 +190,18 @@ class ReceivablesService:
         def op(conn: Connection) -> Any:
             evidence = self.ports.evidence(conn, issuer_id, supplier_id, list(document_ids), total)
             number = f"V{issued_on:%Y%m%d}{secrets.token_hex(5).upper()}"
-            vid = store.insert_voucher(conn, number=number, issuer_id=issuer_id, supplier_id=supplier_id,
-                                       total_fen=total, currency="CNY", issued_on=issued_on, matures_on=matures_on,
-                                       status="active", evidence_level=evidence.level, evidence=evidence.detail,
-                                       transferred=False, paid_fen=0, created_at=_now())
-            pid = store.insert_part(conn, voucher_id=vid, start_fen=0, end_fen=total, holder_kind="enterprise",
-                                    holder_id=supplier_id, status="held", depth=0, version=0)
+            voucher = {"number": number, "issuer_id": issuer_id, "supplier_id": supplier_id, "total_fen": total,
+                       "currency": "CNY", "issued_on": issued_on, "matures_on": matures_on, "status": "active",
+                       "evidence_level": evidence.level, "evidence": evidence.detail, "transferred": False, "paid_fen": 0}
+            vid = store.insert_voucher(conn, **voucher, created_at=_now())
+            part = {"voucher_id": vid, "start_fen": 0, "end_fen": total, "holder_kind": "enterprise",
+                    "holder_id": supplier_id, "status": "held", "depth": 0, "version": 0}
+            pid = store.insert_part(conn, **part)
             self._event(conn, vid, pid, "issue", actor or f"enterprise:{issuer_id}",
                         {"to": f"enterprise:{supplier_id}", "start": 0, "end": total, "matures_on": matures_on.isoformat(),
                          "evidence_level": evidence.level, "documents": list(document_ids)})
-            return self._voucher(conn, vid)
+            # as written (no read back)
+            return voucher_json(store.voucher_row(id=vid, **voucher)) | {"parts": [part_json(store.part_row(id=pid, **part))]}
         return self._write(op)
 
     # --- split and transfer ----------------------------------------------------------------------
@@ -213,12 +215,13 @@ class ReceivablesService:
             ranges = m.split_ranges(int(row.start_fen), int(row.end_fen), sizes, int(row.depth), self.limits)
             self._moved(store.move_part(conn, row.id, expect="held", holder=(actor.kind, actor.id),
                                         version=row.version, status="split"), row)
-            children = [store.insert_part(conn, voucher_id=row.voucher_id, parent_id=row.id, start_fen=s, end_fen=e,
-                                          holder_kind=actor.kind, holder_id=actor.id, status="held",
-                                          depth=int(row.depth) + 1, version=0) for s, e in ranges]
+            written = [{"voucher_id": row.voucher_id, "parent_id": row.id, "start_fen": s, "end_fen": e,
+                        "holder_kind": actor.kind, "holder_id": actor.id, "status": "held", "depth": int(row.depth) + 1,
+                        "version": 0} for s, e in ranges]
+            children = [store.insert_part(conn, **values) for values in written]
             self._event(conn, row.voucher_id, row.id, "split", actor,
                         {"parts": [{"part_id": c, "start": s, "end": e} for c, (s, e) in zip(children, ranges, strict=True)]})
-            return [part_json(store.part(conn, c)) for c in children]  # type: ignore[arg-type]
+            return [part_json(store.part_row(id=c, **values)) for c, values in zip(children, written, strict=True)]
         return self._write(op)
 
     def transfer(self, actor: m.Holder, part_id: int, to_enterprise_id: int, today: date) -> dict[str, Any]:

@@ -81,6 +81,19 @@ _PART_COLS = (P.c.id, P.c.voucher_id, P.c.start_fen, P.c.end_fen, P.c.holder_kin
               P.c.depth, P.c.version, P.c.loan_id, P.c.lien_id, P.c.financed_from, P.c.parent_id, P.c.pending_to_id)
 
 
+def part_row(**values: Any) -> dict[str, Any]:
+    """A part as `part` reads it, from the values an operation just wrote (no read back): the
+    columns in their order, those not given None."""
+    return {c.name: values.get(c.name) for c in _PART_COLS}
+
+
+def voucher_row(**values: Any) -> dict[str, Any]:
+    """A voucher as `voucher` reads it, from the values just written; JSON as its column returns it."""
+    out = {c.name: values.get(c.name) for c in _VOUCHER_COLS}
+    out["evidence"] = json.loads(json.dumps(out["evidence"]))
+    return out
+
+
 _PART_BY_ID = select(*_PART_COLS).where(P.c.id == bindparam("w_id"))
 _PART_BY_ID_LOCKED = _PART_BY_ID.with_for_update()
 
