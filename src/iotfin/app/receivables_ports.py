@@ -154,14 +154,7 @@ class LendingDiscountLoans:
         return loan_id
 
     def settle(self, conn: Connection, loan_id: int, amount: Decimal, on: date) -> Decimal:
-        loan, state = lstore.load_state(conn, loan_id)
-        if loan.status != "active":
-            return Decimal("0.00")
-        payoff = lm.payoff_amount(state, on)
-        applied = min(amount, payoff)
-        if applied > 0:
-            self.lending.repay_in(conn, loan_id, applied, on, prepay=True, actor="voucher-payment")
-        return applied
+        return self.lending.repay_up_to_payoff_in(conn, loan_id, amount, on, actor="voucher-payment")
 
 
 class RegistryLiens:

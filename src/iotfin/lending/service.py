@@ -239,6 +239,26 @@ class LendingService:
         """`repay` inside the caller's transaction (a voucher payment settles its discount loans in its own)."""
         amount = to_money(amount)
         loan, state = self._lock_active(conn, loan_id, on, "a repayment")
+        return self._repay_loaded(conn, loan, state, amount, on, prepay, actor)
+
+    def repay_up_to_payoff_in(self, conn: Connection, loan_id: int, amount: Decimal, on: date, actor: str) -> Decimal:
+        """Prepay at most what would pay the loan off, inside the caller's transaction (a voucher
+        payment settling its discount loan); what was applied (zero for a loan no longer active).
+        The loan is read once, locked."""
+        loan, state = store.load_state(conn, loan_id, for_update=True)
+        if loan.status != "active":
+            return Decimal("0.00")
+        if on < state.last_closed:
+            raise ValidationError(f"loan {loan_id} is closed through {state.last_closed}: a repayment on {on} "
+                                  "would change a closed day")
+        applied = min(to_money(amount), m.payoff_amount(state, on))
+        if applied > 0:
+            self._repay_loaded(conn, loan, state, applied, on, True, actor)
+        return applied
+
+    def _repay_loaded(self, conn: Connection, loan: Any, state: m.LoanState, amount: Decimal, on: date, prepay: bool,
+                      actor: str) -> dict[str, Any]:
+        loan_id = state.loan_id
         result, paid = m.repay(state, on, amount, prepay, m.Method(loan.method), m.DayCount(loan.day_count),
                                store.rate(loan.rate_ppm), store.rate(loan.subsidy_ppm))
         result = self._provided(result, on)  # the allowance falls with the principal repaid

@@ -304,8 +304,9 @@ def post(conn: Connection, entries: list[m.JournalEntry]) -> int:
              for e in entries]
     if len(entries) == 1:
         ids = [conn.execute(_INSERT_GL_ENTRY, heads[0]).inserted_primary_key[0]]
-    else:  # one statement for the entries (their ids in order), one for all their lines
-        ids = list(conn.execute(_INSERT_GL_ENTRIES, heads).scalars())
+    else:  # the ids drawn first, then one statement for the entries and one for all their lines
+        ids = _next_entry_ids(conn, len(entries))
+        conn.execute(_INSERT_GL_ENTRY, [{"id": i, **h} for i, h in zip(ids, heads, strict=True)])
     conn.execute(_INSERT_GL_LINE, [{"entry_id": entry_id, "account": ln.account, "debit": ln.debit,
                                     "credit": ln.credit}
                                    for entry_id, entry in zip(ids, entries, strict=True) for ln in entry.lines])
@@ -314,7 +315,19 @@ def post(conn: Connection, entries: list[m.JournalEntry]) -> int:
 
 # built once (see _LOAN_BY_ID): every booking, repayment and voucher payment posts entries
 _INSERT_GL_ENTRY = insert(GlEntry.__table__)
-_INSERT_GL_ENTRIES = _INSERT_GL_ENTRY.returning(GlEntry.__table__.c.id, sort_by_parameter_order=True)
+_LAST_ENTRY_ID = select(func.coalesce(func.max(GlEntry.__table__.c.id), 0))
+
+
+def _next_entry_ids(conn: Connection, count: int) -> list[int]:
+    """Ids for `count` new journal entries. SQLAlchemy's multi-row INSERT ... RETURNING falls back to
+    one INSERT per row on SQLite when it must keep the parameters' order (a voucher payment posted
+    five). On SQLite the caller holds the write lock (ids past the largest are free); on PostgreSQL
+    they come from the column's sequence."""
+    if conn.dialect.name == "postgresql":
+        return [int(i) for i in conn.exec_driver_sql(
+            "SELECT nextval(pg_get_serial_sequence('gl_entries', 'id')) FROM generate_series(1, %s)", (count,)).scalars()]
+    first = int(conn.execute(_LAST_ENTRY_ID).scalar_one()) + 1
+    return list(range(first, first + count))
 _INSERT_GL_LINE = insert(GlLine.__table__)
 
 
