@@ -121,15 +121,13 @@ class ReceivablesService:
         return event_id
 
     @staticmethod
-    def _locked(conn: Connection, part_id: int) -> tuple[Row[Any], Row[Any]]:
-        row = store.part(conn, part_id, lock=True)
-        if row is None:
+    def _locked(conn: Connection, part_id: int) -> tuple[Any, Any]:
+        found = store.part_with_voucher(conn, part_id, lock=True)
+        if found is None:
             raise NotFound(f"no voucher part {part_id}")
-        voucher = store.voucher(conn, row.voucher_id)
-        assert voucher is not None
-        return row, voucher
+        return found
 
-    def _winner(self, conn: Connection, row: Row[Any], actor: m.Holder) -> None:
+    def _winner(self, conn: Connection, row: store.Record, actor: m.Holder) -> None:
         """Raise the right refusal for an actor who is not (any longer) the part's holder."""
         if row.status == "split":
             raise Refused(f"part {row.id} was already split: act on its parts", f"凭证 {row.id} 已被拆分",
@@ -145,7 +143,7 @@ class ReceivablesService:
                            **({"lien_id": row.lien_id, "loan_id": row.loan_id} if last.kind == "finance" else {})})
         raise Forbidden(f"part {row.id} is not held by {actor} (非本持有人的凭证)")
 
-    def _check_open(self, row: Row[Any], voucher: Row[Any], actor: m.Holder, today: date, conn: Connection) -> None:
+    def _check_open(self, row: store.Record, voucher: store.Record, actor: m.Holder, today: date, conn: Connection) -> None:
         if (row.holder_kind, int(row.holder_id)) != (actor.kind, actor.id):
             self._winner(conn, row, actor)
         if voucher.status != "active":
@@ -171,7 +169,7 @@ class ReceivablesService:
             raise Refused(f"part {row.id} is {row.status}", f"凭证 {row.id} 状态为 {row.status}", {"status": row.status})
 
     @staticmethod
-    def _moved(n: int, row: Row[Any]) -> None:
+    def _moved(n: int, row: store.Record) -> None:
         if n != 1:  # the lock makes this unreachable unless the row changed under us: refuse, change nothing
             raise Refused(f"part {row.id} changed concurrently; retry", f"凭证 {row.id} 已被并发修改")
 
@@ -247,7 +245,7 @@ class ReceivablesService:
         return self._write(op)
 
     def _pending(self, conn: Connection, actor: m.Holder, part_id: int, today: date | None
-                 ) -> tuple[Row[Any], Row[Any], m.Holder, m.Holder]:
+                 ) -> tuple[store.Record, store.Record, m.Holder, m.Holder]:
         """The locked part with a transfer pending, its voucher, the sender and the receiver; refusals
         name what stands in the way (no transfer pending, already accepted, matured)."""
         row, voucher = self._locked(conn, part_id)
@@ -583,11 +581,11 @@ class ReceivablesService:
         return {"voucher_id": voucher_id, "ok": not problems, "problems": problems}
 
 
-def _set_status(conn: Connection, row: Row[Any], holder: m.Holder, old: str, new: str) -> int:
+def _set_status(conn: Connection, row: store.Record, holder: m.Holder, old: str, new: str) -> int:
     return store.move_part(conn, row.id, expect=old, holder=(holder.kind, holder.id), version=row.version, status=new)
 
 
-def _finance(conn: Connection, row: Row[Any], holder: m.Holder, lender_tenant_id: int, loan_id: int | None,
+def _finance(conn: Connection, row: store.Record, holder: m.Holder, lender_tenant_id: int, loan_id: int | None,
              lien_id: int | None) -> int:
     return store.move_part(conn, row.id, expect="offered", holder=(holder.kind, holder.id), version=row.version,
                            status="financed", holder_kind="lender", holder_id=lender_tenant_id, loan_id=loan_id,

@@ -98,6 +98,41 @@ _PART_BY_ID = select(*_PART_COLS).where(P.c.id == bindparam("w_id"))
 _PART_BY_ID_LOCKED = _PART_BY_ID.with_for_update()
 
 
+class Record(dict[str, Any]):
+    """A row read in a join, split into its tables' rows: a dict with attribute access and the
+    `_mapping` of a Row, so the use cases read it as they read a Row."""
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    @property
+    def _mapping(self) -> dict[str, Any]:
+        return self
+
+
+_VOUCHER_LABELS = tuple(f"v_{c.name}" for c in _VOUCHER_COLS)
+_PART_WITH_VOUCHER = (select(*_PART_COLS, *(c.label(n) for c, n in zip(_VOUCHER_COLS, _VOUCHER_LABELS, strict=True)))
+                      .join_from(P, V, V.c.id == P.c.voucher_id).where(P.c.id == bindparam("w_id")))
+# on PostgreSQL only the part's row is locked, as when the voucher was read on its own
+_PART_WITH_VOUCHER_LOCKED = _PART_WITH_VOUCHER.with_for_update(of=P)
+
+
+def part_with_voucher(conn: Connection, part_id: int, *, lock: bool = False) -> tuple[Record, Record] | None:
+    """A part and its voucher in one read (every operation on a part needs both)."""
+    row = conn.execute(_PART_WITH_VOUCHER_LOCKED if lock else _PART_WITH_VOUCHER, {"w_id": part_id}).first()
+    if row is None:
+        return None
+    values = tuple(row)
+    n = len(_PART_COLS)
+    return (Record(zip((c.name for c in _PART_COLS), values[:n], strict=True)),
+            Record(zip((c.name for c in _VOUCHER_COLS), values[n:], strict=True)))
+
+
 def part(conn: Connection, part_id: int, *, lock: bool = False) -> Row[Any] | None:
     return conn.execute(_PART_BY_ID_LOCKED if lock else _PART_BY_ID, {"w_id": part_id}).first()
 
