@@ -51,52 +51,60 @@ def _begin(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")  # take the write lock up front (see db.engine.write_transaction)
 
 
-def run_batch(engine: Engine, ops: list[Op], anchor: Anchor | None) -> list[tuple[bool, Any]]:
+def run_batch(engine: Engine, ops: list[Op], anchor: Anchor | None,
+              conn: Connection | None = None) -> list[tuple[bool, Any]]:
     """Apply `ops` in one transaction, each in a savepoint; anchor what the applied ones deferred
-    (`defer_anchor`) in one ledger append; commit. Per op (True, result) or (False, exception). An error outside the ops
-    (the anchoring, the commit) is raised: nothing of the batch is then acknowledged."""
+    (`defer_anchor`) in one ledger append; commit. Per op (True, result) or (False, exception). An
+    error outside the ops (the anchoring, the commit) is raised: nothing of the batch is then
+    acknowledged. `conn`: a connection the caller keeps open between batches (the writer thread's)."""
+    if conn is None:
+        with engine.connect() as own:
+            return _apply(own, ops, anchor)
+    return _apply(conn, ops, anchor)
+
+
+def _apply(conn: Connection, ops: list[Op], anchor: Anchor | None) -> list[tuple[bool, Any]]:
     out: list[tuple[bool, Any]] = []
     anchors: list[AnchorItem] = []
     alone = len(ops) == 1
-    with engine.connect() as conn:
-        _begin(conn)
-        try:
-            for op in ops:
-                conn.info[ANCHORS_KEY] = mine = []
-                if alone:  # no savepoint needed: a refusal rolls the whole (one-op) transaction back
-                    try:
-                        out.append((True, op(conn)))
-                    except Exception as exc:  # noqa: BLE001 - handed to the op's caller
-                        conn.info.pop(ANCHORS_KEY, None)
-                        conn.rollback()
-                        return [(False, exc)]
-                    anchors += mine
-                    continue
-                # Savepoints straight on the DB-API cursor: SQLAlchemy does not track these (they
-                # are not its nested transactions), and its execution path cost more than the
-                # statements themselves, twice per operation.
-                cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-                cursor.execute("SAVEPOINT voucher_op")
+    _begin(conn)
+    try:
+        for op in ops:
+            conn.info[ANCHORS_KEY] = mine = []
+            if alone:  # no savepoint needed: a refusal rolls the whole (one-op) transaction back
                 try:
-                    result = op(conn)
-                except Exception as exc:  # noqa: BLE001 - handed to the op's caller; the others go on
-                    cursor.execute("ROLLBACK TO SAVEPOINT voucher_op")
-                    cursor.execute("RELEASE SAVEPOINT voucher_op")
-                    cursor.close()
-                    out.append((False, exc))
-                    continue
+                    out.append((True, op(conn)))
+                except Exception as exc:  # noqa: BLE001 - handed to the op's caller
+                    conn.info.pop(ANCHORS_KEY, None)
+                    conn.rollback()
+                    return [(False, exc)]
+                anchors += mine
+                continue
+            # Savepoints straight on the DB-API cursor: SQLAlchemy does not track these (they
+            # are not its nested transactions), and its execution path cost more than the
+            # statements themselves, twice per operation.
+            cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            cursor.execute("SAVEPOINT voucher_op")
+            try:
+                result = op(conn)
+            except Exception as exc:  # noqa: BLE001 - handed to the op's caller; the others go on
+                cursor.execute("ROLLBACK TO SAVEPOINT voucher_op")
                 cursor.execute("RELEASE SAVEPOINT voucher_op")
                 cursor.close()
-                out.append((True, result))
-                anchors += mine
-            conn.info.pop(ANCHORS_KEY, None)
-            if anchors and anchor is not None:
-                anchor(conn, anchors)  # one ledger append for every applied operation's records
-        except BaseException:
-            conn.info.pop(ANCHORS_KEY, None)
-            conn.rollback()
-            raise
-        conn.commit()
+                out.append((False, exc))
+                continue
+            cursor.execute("RELEASE SAVEPOINT voucher_op")
+            cursor.close()
+            out.append((True, result))
+            anchors += mine
+        conn.info.pop(ANCHORS_KEY, None)
+        if anchors and anchor is not None:
+            anchor(conn, anchors)  # one ledger append for every applied operation's records
+    except BaseException:
+        conn.info.pop(ANCHORS_KEY, None)
+        conn.rollback()
+        raise
+    conn.commit()
     return out
 
 
@@ -127,24 +135,37 @@ class GroupCommitter:
         return future.result()
 
     def _run(self) -> None:
-        while True:
-            with self._cond:
-                if not self._queue:
-                    self._cond.wait(self.idle_s)
+        conn: Connection | None = None  # kept open while there is work: no pool checkout per batch
+        try:
+            while True:
+                with self._cond:
                     if not self._queue:
-                        self._thread = None  # submit starts a new one
-                        return
-                batch = [self._queue.popleft() for _ in range(min(self.max_batch, len(self._queue)))]
-            try:
-                results = run_batch(self.engine, [op for op, _ in batch], self.anchor)
-            except BaseException as exc:  # noqa: BLE001 - every waiter hears of the failed commit
-                for _, future in batch:
-                    future.set_exception(exc)
-                continue
-            self.commits += 1
-            self.operations += len(batch)
-            for (_, future), (ok, value) in zip(batch, results, strict=True):
-                if ok:
-                    future.set_result(value)
-                else:
-                    future.set_exception(value)
+                        self._cond.wait(self.idle_s)
+                        if not self._queue:
+                            self._thread = None  # submit starts a new one
+                            return
+                    batch = [self._queue.popleft() for _ in range(min(self.max_batch, len(self._queue)))]
+                try:
+                    if conn is None:
+                        conn = self.engine.connect()
+                    results = run_batch(self.engine, [op for op, _ in batch], self.anchor, conn)
+                except BaseException as exc:  # noqa: BLE001 - every waiter hears of the failed commit
+                    if conn is not None:  # a failed commit: the next batch starts on a fresh connection
+                        conn.close()
+                        conn = None
+                    for _, future in batch:
+                        future.set_exception(exc)
+                    continue
+                self._acknowledge(batch, results)
+        finally:
+            if conn is not None:
+                conn.close()
+
+    def _acknowledge(self, batch: list[tuple[Op, Future[Any]]], results: list[tuple[bool, Any]]) -> None:
+        self.commits += 1
+        self.operations += len(batch)
+        for (_, future), (ok, value) in zip(batch, results, strict=True):
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
