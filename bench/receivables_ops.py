@@ -1,6 +1,6 @@
 """Benchmark: durable voucher operations per second on SQLite, and their latency.
 
-    .venv/bin/python bench/receivables_ops.py --vouchers 400 --callers 32
+    .venv/bin/python bench/receivables_ops.py --vouchers 400 --callers 16
 
 A SQLite workspace (WAL, synchronous=FULL: every commit is durable) with a core enterprise, a tier-1
 supplier and 8 tier-2 suppliers, one lender and a rating. Per voucher, in order: issue (against a
@@ -75,7 +75,7 @@ def seed(ws: Workspace, vouchers: int) -> tuple[int, int, list[int], int, list[l
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--vouchers", type=int, default=400)
-    parser.add_argument("--callers", type=int, default=32,
+    parser.add_argument("--callers", type=int, default=16,
                         help="concurrent callers (threads), each running its share of the vouchers' operations")
     parser.add_argument("--no-group-commit", action="store_true",
                         help="peer run: every operation commits on its own (as before group commit)")

@@ -115,7 +115,10 @@ class Record(dict[str, Any]):
         return self
 
 
-_VOUCHER_LABELS = tuple(f"v_{c.name}" for c in _VOUCHER_COLS)
+_PART_NAMES = tuple(c.name for c in _PART_COLS)
+_VOUCHER_NAMES = tuple(c.name for c in _VOUCHER_COLS)
+_N_PART = len(_PART_NAMES)
+_VOUCHER_LABELS = tuple(f"v_{name}" for name in _VOUCHER_NAMES)
 _PART_WITH_VOUCHER = (select(*_PART_COLS, *(c.label(n) for c, n in zip(_VOUCHER_COLS, _VOUCHER_LABELS, strict=True)))
                       .join_from(P, V, V.c.id == P.c.voucher_id).where(P.c.id == bindparam("w_id")))
 # on PostgreSQL only the part's row is locked, as when the voucher was read on its own
@@ -128,9 +131,8 @@ def part_with_voucher(conn: Connection, part_id: int, *, lock: bool = False) -> 
     if row is None:
         return None
     values = tuple(row)
-    n = len(_PART_COLS)
-    return (Record(zip((c.name for c in _PART_COLS), values[:n], strict=True)),
-            Record(zip((c.name for c in _VOUCHER_COLS), values[n:], strict=True)))
+    return (Record(zip(_PART_NAMES, values[:_N_PART], strict=True)),
+            Record(zip(_VOUCHER_NAMES, values[_N_PART:], strict=True)))
 
 
 def part(conn: Connection, part_id: int, *, lock: bool = False) -> Row[Any] | None:
