@@ -37,6 +37,7 @@ from sqlalchemy import insert, select
 from iotfin.app.workspace import Workspace
 from iotfin.core.settings import Settings
 from iotfin.identity.tables import Enterprise, Tenant
+from iotfin.receivables.group_commit import run_batch
 from iotfin.receivables.model import Holder
 from iotfin.risk.tables import CreditRating
 from iotfin.supplychain.tables import Relationship, SupplyChain, TradeDocument
@@ -79,6 +80,9 @@ def main() -> None:
                         help="concurrent callers (threads), each running its share of the vouchers' operations")
     parser.add_argument("--no-group-commit", action="store_true",
                         help="peer run: every operation commits on its own (as before group commit)")
+    parser.add_argument("--batched", type=int, metavar="B", default=0,
+                        help="diagnostic: no threads; the same operations applied in batches of B by this thread "
+                             "(run_batch, as the writer does), to measure the writer's CPU per operation alone")
     parser.add_argument("--no-anchor", action="store_true",
                         help="diagnostic: skip the ledger leaves of the journal events (not a supported mode)")
     args = parser.parse_args()
@@ -106,29 +110,42 @@ def main() -> None:
                 lat[kind].append(took)
             return out
 
-        def voucher_ops(i: int) -> int:
-            v = timed("issue", lambda: svc.issue(core, tier1, "100000.00", START, START + timedelta(days=90), docs[i]))
-            parts = timed("split", lambda: svc.split(h1, v["parts"][0]["id"], ["10000.00", "20000.00", "30000.00"], day))
+        def lifecycle(i: int):  # noqa: ANN202 - yields (kind, call) and is sent each call's result
+            v = yield "issue", lambda: svc.issue(core, tier1, "100000.00", START, START + timedelta(days=90), docs[i])
+            parts = yield "split", lambda: svc.split(h1, v["parts"][0]["id"], ["10000.00", "20000.00", "30000.00"], day)
             for k in range(3):
                 to = tier2[(i + k) % len(tier2)]
-                timed("transfer", lambda p=parts[k], to=to: svc.transfer(h1, p["id"], to, day))
-                timed("accept", lambda p=parts[k], to=to: svc.accept(Holder("enterprise", to), p["id"], day))
-            offer = timed("offer", lambda: svc.offer(h1, parts[3]["id"], lender, day))
+                yield "transfer", lambda p=parts[k], to=to: svc.transfer(h1, p["id"], to, day)
+                yield "accept", lambda p=parts[k], to=to: svc.accept(Holder("enterprise", to), p["id"], day)
+            offer = yield "offer", lambda: svc.offer(h1, parts[3]["id"], lender, day)
             if i % 4 == 0:
-                timed("finance", lambda: svc.decide(lender, offer["id"], True, day))
+                yield "finance", lambda: svc.decide(lender, offer["id"], True, day)
             else:
-                timed("withdraw", lambda: svc.withdraw(h1, offer["id"]))
+                yield "withdraw", lambda: svc.withdraw(h1, offer["id"])
             return int(v["id"])
 
-        def pay(vid: int) -> None:
-            timed("pay", lambda: svc.pay(core, vid, "100000.00", START + timedelta(days=90)))
+        def payment(vid: int):  # noqa: ANN202
+            yield "pay", lambda: svc.pay(core, vid, "100000.00", START + timedelta(days=90))
+
+        def drive(steps) -> int | None:  # noqa: ANN001 - one caller runs a generator's operations in order
+            try:
+                kind, call = next(steps)
+                while True:
+                    kind, call = steps.send(timed(kind, call))
+            except StopIteration as done:
+                return done.value
+
+        if args.batched:
+            print(json.dumps(batched(svc, [lifecycle(i) for i in range(args.vouchers)], payment, args.batched)))
+            ws.close()
+            return
 
         load_before = os.getloadavg()
         cpu_before = time.process_time()
         began = time.perf_counter()
         with ThreadPoolExecutor(args.callers) as pool:
-            issued = list(pool.map(voucher_ops, range(args.vouchers)))
-            list(pool.map(pay, issued))
+            issued = list(pool.map(drive, [lifecycle(i) for i in range(args.vouchers)]))
+            list(pool.map(drive, [payment(v) for v in issued]))
         elapsed = time.perf_counter() - began
         cpu = time.process_time() - cpu_before
         every = sorted(x for xs in lat.values() for x in xs)
@@ -161,6 +178,44 @@ def main() -> None:
         ws.close()
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def batched(svc, lifecycles: list, payment, size: int) -> dict:  # noqa: ANN001
+    """The workload's operations in batches of `size` applied by this thread: per voucher its
+    operations in order, `size` vouchers interleaved (their payments after all the rest, as the
+    threaded run does). The writer's CPU per operation without callers or thread hand-overs."""
+    svc._write = lambda op: op  # the use cases hand back their operation instead of running it
+    ops = 0
+    batches = 0
+    cpu, began = time.process_time(), time.perf_counter()
+
+    def run(generators: list) -> list:
+        nonlocal ops, batches
+        pending, live, nxt, returned = list(enumerate(generators)), {}, {}, {}
+        while pending or live:
+            while len(live) < size and pending:
+                k, g = pending.pop(0)
+                live[k], nxt[k] = g, next(g)[1]()
+            keys = list(live)
+            results = run_batch(svc.engine, [nxt[k] for k in keys], svc._anchor)
+            batches += 1
+            ops += len(keys)
+            for k, (ok, value) in zip(keys, results, strict=True):
+                assert ok, value
+                try:
+                    nxt[k] = live[k].send(value)[1]()
+                except StopIteration as done:
+                    returned[k] = done.value
+                    del live[k], nxt[k]
+        return [returned[k] for k in range(len(generators))]
+
+    issued = run(lifecycles)
+    run([payment(v) for v in issued])
+    cpu, elapsed = time.process_time() - cpu, time.perf_counter() - began
+    return {"benchmark": "receivables_ops", "mode": f"batched by this thread, {size} per batch",
+            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load_average": os.getloadavg()},
+            "operations": ops, "batches": batches, "seconds": round(elapsed, 3), "ops_per_s": round(ops / elapsed, 1),
+            "writer_cpu_ms_per_op": round(cpu / ops * 1e3, 3)}
 
 
 if __name__ == "__main__":
