@@ -6,8 +6,9 @@ ledger append per operation; instead, operations submitted while a commit runs a
 writer thread, which applies each in its own SAVEPOINT inside one transaction — a refused
 operation (a double spend, a matured voucher) rolls back only itself and its caller gets its 4xx
 reason with nothing changed — then anchors every applied operation's journal events (and the liens
-and discount loans it placed) in one ledger append, commits once, and only then acknowledges each caller. The same idea as ingest's group
-commit (iotfin.ingest.group_commit), for synchronous callers (API worker threads, the CLI, tests):
+and discount loans it placed) in one ledger append, commits once, and only then acknowledges each
+caller. The same idea as ingest's group commit (iotfin.ingest.group_commit), for synchronous
+callers (API worker threads, the CLI, tests):
 hand-written because it is ~80 lines over threading and the transaction helpers, with no library
 that does savepoint-per-item batching over SQLAlchemy.
 
