@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from iotfin.core.jsonvalues import _plain, jcs
+from iotfin.ledger.records import commitment, leaf_payload, new_salt
 
 TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=12)  # lone surrogates are not text
 KEYS = st.one_of(TEXT, st.sampled_from(["a", "b", "\ue000", "\U0001f600", "é", "\x7f", "", "中"]))
@@ -38,3 +39,15 @@ def test_the_cases_the_fast_path_leaves_to_the_library() -> None:
     assert not _plain({"\U0001f600": 1, "\ue000": 2})  # UTF-16 order differs from code point order
     assert jcs({"\U0001f600": 1, "\ue000": 2}) == '{"\U0001f600":1,"\ue000":2}'.encode()
     assert jcs({"b": "\x00\u2028\"", "a": 1}) == b'{"a":1,"b":"\\u0000\xe2\x80\xa8\\""}'
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(KEYS, VALUES, max_size=6))
+def test_leaf_payloads_are_jcs(body: dict) -> None:
+    salt = new_salt()
+    try:
+        expected = rfc8785.dumps({"v": 1, "commitment": commitment(salt, body)})
+    except Exception:  # noqa: BLE001 - a body JCS refuses is refused by the ledger too
+        return
+    assert leaf_payload("voucher_event", body, salt) == expected
+    assert leaf_payload("telemetry_batch", body, None) == rfc8785.dumps({"v": 1, "body": body})

@@ -137,7 +137,11 @@ def _fetchone(cursor: Any, sql: str) -> Any:
 def _driver(conn: Connection) -> Any:
     """A DB-API cursor on the connection's open transaction. An append's six statements run on every
     anchoring transaction (a voucher batch, a decision), and SQLAlchemy's execution path cost more
-    than the statements themselves (py-spy, bench/receivables_ops.py); values stay bound parameters."""
+    than the statements themselves (py-spy, bench/receivables_ops.py); values stay bound parameters.
+    SQLAlchemy's transaction is begun first: had only the driver run statements, the caller's
+    `commit()` would be a no-op for SQLAlchemy and the pool's reset would roll the work back."""
+    if not conn.in_transaction():
+        conn.begin()
     return conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
 
 
@@ -355,7 +359,9 @@ class LedgerStore:
         if not tile_ids and not with_head:
             return {}, None
         params = tuple(value for tile_id in tile_ids for value in tile_id)
-        rows = conn.exec_driver_sql(_sql(conn, _tiles_sql(len(tile_ids), with_head)), params)
+        cursor = _driver(conn)  # every append and proof reads tiles
+        cursor.execute(_sql(conn, _tiles_sql(len(tile_ids), with_head)), params)
+        rows = cursor.fetchall()
         found: dict[tiles.TileId, bytes] = {}
         head_size = None
         for level, idx, blob in rows:

@@ -49,6 +49,8 @@ def defer_anchor(conn: Connection, record_type: str, record_id: str, body: dict[
 def _begin(conn: Connection) -> None:
     if conn.dialect.name == "sqlite":
         conn.exec_driver_sql("BEGIN IMMEDIATE")  # take the write lock up front (see db.engine.write_transaction)
+    elif not conn.in_transaction():
+        conn.begin()  # SQLAlchemy's transaction, before any savepoint goes straight to the driver
 
 
 def run_batch(engine: Engine, ops: list[Op], anchor: Anchor | None,
