@@ -22,6 +22,13 @@ def is_postgres(conn: Connection) -> bool:
     return conn.dialect.name == "postgresql"
 
 
+def draw_ids(conn: Connection, table: str, count: int) -> list[int]:
+    """`count` ids from the sequence of `table`.id on PostgreSQL, in one query: for a batch that
+    names its rows' ids before inserting them (and their children) in bulk."""
+    return [int(i) for i in conn.exec_driver_sql(
+        f"SELECT nextval(pg_get_serial_sequence('{table}', 'id')) FROM generate_series(1, %s)", (count,)).scalars()]
+
+
 def copy_rows(conn: Connection, table: str, columns: Sequence[str], pg_types: Sequence[str],
               rows: Iterable[Sequence[Any]]) -> int:
     """Write `rows` (tuples in `columns` order) into `table` on the caller's transaction.

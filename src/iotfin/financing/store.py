@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, ScalarResult, bindparam, insert, select, update
 
 from iotfin.db.pagination import PageParams, paginate
-from iotfin.db.statements import where_in
+from iotfin.db.statements import records_by_id
 from iotfin.financing.tables import ExternalClaim, FinanceableAsset, FinancingAttempt, Lien
 from iotfin.identity.tables import Tenant
 
@@ -151,12 +151,7 @@ def tenant_id_of(conn: Connection, code: str) -> Any:
 def lien_records(conn: Connection, record_ids: Sequence[str] | None) -> dict[str, dict[str, Any]]:
     """Liens as the ledger anchors, proves and audits them (its RecordLoader port, iotfin.ledger.ports):
     the lien row with its asset's fingerprint, so the commitment names the asset it encumbers."""
-    if record_ids is None:
-        rows = conn.execute(_LIEN_RECORDS).mappings()
-    else:
-        stmt, params = where_in(_LIEN_RECORDS, Lien.id, [int(rid) for rid in record_ids])
-        rows = conn.execute(stmt, params).mappings()
-    return {str(row["id"]): dict(row) for row in rows}
+    return records_by_id(conn, _LIEN_RECORDS, Lien.id, record_ids)
 
 
 _LIEN_RECORDS = (select(Lien.__table__, FinanceableAsset.fingerprint)

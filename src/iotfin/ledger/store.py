@@ -145,8 +145,6 @@ def _driver(conn: Connection) -> Any:
     return conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
 
 
-
-
 class LedgerStore:
     def __init__(self, engine: Engine):
         self.engine = engine

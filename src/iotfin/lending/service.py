@@ -248,9 +248,7 @@ class LendingService:
         loan, state = store.load_state(conn, loan_id, for_update=True)
         if loan.status != "active":
             return Decimal("0.00")
-        if on < state.last_closed:
-            raise ValidationError(f"loan {loan_id} is closed through {state.last_closed}: a repayment on {on} "
-                                  "would change a closed day")
+        _check_open_day(state, on, "a repayment")
         applied = min(to_money(amount), m.payoff_amount(state, on))
         if applied > 0:
             self._repay_loaded(conn, loan, state, applied, on, True, actor)
@@ -400,9 +398,8 @@ class LendingService:
         loan, state = store.load_state(conn, loan_id, for_update=True)
         if loan.status != "active":
             raise Conflict(f"loan {loan_id} is {loan.status}")
-        if on is not None and on < state.last_closed:
-            raise ValidationError(f"loan {loan_id} is closed through {state.last_closed}: {doing} on {on} "
-                                  "would change a closed day")
+        if on is not None:
+            _check_open_day(state, on, doing)
         return loan, state
 
     # --- relief and monitoring actions ----------------------------------------------------------
@@ -667,3 +664,10 @@ _ZH_STATUS = {"frozen": "冻结", "closed": "关闭", "active": "启用"}
 def _inst_json(i: m.Instalment) -> dict[str, Any]:
     return {"seq": i.seq, "start": i.start, "due": i.due, "principal": i.principal, "interest": i.interest,
             "fee": i.fee, "subsidy": i.subsidy, "borrower_total": i.borrower_total}
+
+
+def _check_open_day(state: m.LoanState, on: date, doing: str) -> None:
+    """A servicing change is never dated inside a day that is already closed."""
+    if on < state.last_closed:
+        raise ValidationError(f"loan {state.loan_id} is closed through {state.last_closed}: {doing} on {on} "
+                              "would change a closed day")

@@ -23,9 +23,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from iotfin.core.errors import NotFound
 from iotfin.core.jsonvalues import jsonable
 from iotfin.core.money import FEN, ZERO
-from iotfin.db.bulk import copy_int8_columns, copy_rows, read_int8_table
+from iotfin.db.bulk import copy_int8_columns, copy_rows, draw_ids, read_int8_table
 from iotfin.db.pagination import PageParams, paginate
-from iotfin.db.statements import where_in
+from iotfin.db.statements import records_by_id
 from iotfin.identity.tables import Enterprise, RecordOwner, Tenant
 from iotfin.lending import model as m
 from iotfin.lending import vector as v
@@ -324,8 +324,7 @@ def _next_entry_ids(conn: Connection, count: int) -> list[int]:
     five). On SQLite the caller holds the write lock (ids past the largest are free); on PostgreSQL
     they come from the column's sequence."""
     if conn.dialect.name == "postgresql":
-        return [int(i) for i in conn.exec_driver_sql(
-            "SELECT nextval(pg_get_serial_sequence('gl_entries', 'id')) FROM generate_series(1, %s)", (count,)).scalars()]
+        return draw_ids(conn, "gl_entries", count)
     first = int(conn.execute(_LAST_ENTRY_ID).scalar_one()) + 1
     return list(range(first, first + count))
 _INSERT_GL_LINE = insert(GlLine.__table__)
@@ -718,12 +717,7 @@ def hold_book_for_chunk(conn: Connection) -> None:
 def loan_contract_records(conn: Connection, record_ids: Sequence[str] | None) -> dict[str, dict[str, Any]]:
     """What signed loan contracts commit to in the ledger (its RecordLoader port, iotfin.ledger.ports): their
     terms, which never change after signing (rescheduling is a new event, not an edit of the contract)."""
-    if record_ids is None:
-        rows = conn.execute(_CONTRACTS).mappings()
-    else:
-        stmt, params = where_in(_CONTRACTS, Loan.id, [int(rid) for rid in record_ids])
-        rows = conn.execute(stmt, params).mappings()
-    return {str(row["id"]): dict(row) for row in rows}
+    return records_by_id(conn, _CONTRACTS, Loan.id, record_ids)
 
 
 _CONTRACTS = select(Loan.id, Loan.contract_ref, Loan.enterprise_id, Loan.credit_line_id, Loan.product,

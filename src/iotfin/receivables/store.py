@@ -15,10 +15,10 @@ from datetime import date, datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, func, insert, or_, select, update
+from sqlalchemy import Connection, Row, bindparam, func, insert, select, update
 
 from iotfin.db.pagination import PageParams, paginate
-from iotfin.db.statements import where_in
+from iotfin.db.statements import records_by_id, where_in
 from iotfin.receivables.tables import Voucher, VoucherEvent, VoucherOffer, VoucherPart
 
 V, P, OF, E = Voucher.__table__, VoucherPart.__table__, VoucherOffer.__table__, VoucherEvent.__table__
@@ -160,32 +160,21 @@ def move_part(conn: Connection, part_id: int, *, expect: str, holder: tuple[str,
 _PARTS_OF = select(*_PART_COLS).where(P.c.voucher_id == bindparam("w_voucher")).order_by(P.c.start_fen, P.c.id)
 
 
-def _one_of(column: Any, values: tuple[str, ...]) -> Any:
-    """column = v1 OR column = v2 ...: a fixed list rendered once; an IN over an expanding parameter
-    is re-rendered at every execution (SQLAlchemy's post-compile step), which cost more than the query."""
-    return or_(*(column == v for v in values))
-
-
-@lru_cache(maxsize=16)
-def _parts_of_in(statuses: tuple[str, ...]) -> Any:
-    return _PARTS_OF.where(_one_of(P.c.status, statuses))
-
-
 def parts_of(conn: Connection, voucher_id: int, statuses: Sequence[str] | None = None) -> Sequence[Row[Any]]:
     if statuses is None:
         return conn.execute(_PARTS_OF, {"w_voucher": voucher_id}).all()
-    return conn.execute(_parts_of_in(tuple(statuses)), {"w_voucher": voucher_id}).all()
+    stmt, params = where_in(_PARTS_OF, P.c.status, statuses)
+    return conn.execute(stmt, {"w_voucher": voucher_id, **params}).all()
 
 
-@lru_cache(maxsize=16)
-def _retire_parts(statuses: tuple[str, ...]) -> Any:
-    return (update(P).where(P.c.voucher_id == bindparam("w_voucher"), _one_of(P.c.status, statuses))
-            .values(status=bindparam("v_status"), pending_to_id=None, version=P.c.version + 1))
+_RETIRE_PARTS = (update(P).where(P.c.voucher_id == bindparam("w_voucher"))
+                 .values(status=bindparam("v_status"), pending_to_id=None, version=P.c.version + 1))
 
 
 def set_parts_status(conn: Connection, voucher_id: int, statuses: Sequence[str], new: str) -> int:
     """Retire parts (paid, cancelled): a transfer sent and not accepted by then lapses."""
-    return conn.execute(_retire_parts(tuple(statuses)), {"w_voucher": voucher_id, "v_status": new}).rowcount
+    stmt, params = where_in(_RETIRE_PARTS, P.c.status, statuses)
+    return conn.execute(stmt, {"w_voucher": voucher_id, "v_status": new, **params}).rowcount
 
 
 def holdings_page(conn: Connection, holder_kind: str, holder_id: int, page: PageParams,
@@ -254,14 +243,13 @@ def offers_page(conn: Connection, lender_tenant_id: int | None, page: PageParams
     return [dict(r._mapping) for r in rows], cursor
 
 
-@lru_cache(maxsize=16)
-def _last_event(kinds: tuple[str, ...]) -> Any:
-    return (select(E.c.id, E.c.kind, E.c.actor, E.c.detail, E.c.at)
-            .where(E.c.part_id == bindparam("w_part"), _one_of(E.c.kind, kinds)).order_by(E.c.id.desc()).limit(1))
+_LAST_EVENT = (select(E.c.id, E.c.kind, E.c.actor, E.c.detail, E.c.at)
+               .where(E.c.part_id == bindparam("w_part")).order_by(E.c.id.desc()).limit(1))
 
 
 def last_event_of_part(conn: Connection, part_id: int, kinds: Sequence[str]) -> Row[Any] | None:
-    return conn.execute(_last_event(tuple(kinds)), {"w_part": part_id}).first()
+    stmt, params = where_in(_LAST_EVENT, E.c.kind, kinds)
+    return conn.execute(stmt, {"w_part": part_id, **params}).first()
 
 
 def events_of(conn: Connection, voucher_id: int) -> Sequence[Row[Any]]:
@@ -283,12 +271,7 @@ _EVENTS = select(E).order_by(E.c.id)
 def voucher_event_records(conn: Connection, record_ids: Sequence[str] | None) -> dict[str, dict[str, Any]]:
     """Voucher events as the ledger anchors, proves and audits them (its RecordLoader port). Events
     are append-only, so an anchored event stays provable."""
-    if record_ids is None:
-        rows = conn.execute(_EVENTS).mappings()
-    else:  # every operation's anchoring: the prebuilt statement
-        stmt, params = where_in(_EVENTS, E.c.id, [int(r) for r in record_ids])
-        rows = conn.execute(stmt, params).mappings()
-    return {str(row["id"]): dict(row) for row in rows}
+    return records_by_id(conn, _EVENTS, E.c.id, record_ids)
 
 
 def due_unpaid(conn: Connection, on: date) -> Sequence[Row[Any]]:

@@ -11,7 +11,7 @@ from sqlalchemy import Connection, Row, and_, bindparam, func, select
 
 from iotfin.db.bulk import copy_dicts
 from iotfin.db.pagination import PageParams, paginate
-from iotfin.db.statements import where_in
+from iotfin.db.statements import records_by_id
 from iotfin.identity.tables import Enterprise, Site, Tenant
 from iotfin.supplychain.tables import ChainMember, Relationship, SupplyChain, TradeDocument
 
@@ -68,12 +68,7 @@ def core_enterprise_of(conn: Connection, enterprise_id: int) -> int | None:
 def trade_document_records(conn: Connection, record_ids: Sequence[str] | None) -> dict[str, dict[str, Any]]:
     """Trade documents as the ledger anchors, proves and audits them (its RecordLoader port,
     iotfin.ledger.ports)."""
-    if record_ids is None:
-        rows = conn.execute(_DOCUMENTS).mappings()
-    else:  # a voucher's issue anchors its documents: the prebuilt statement
-        stmt, params = where_in(_DOCUMENTS, TradeDocument.__table__.c.id, [int(rid) for rid in record_ids])
-        rows = conn.execute(stmt, params).mappings()
-    return {str(row["id"]): dict(row) for row in rows}
+    return records_by_id(conn, _DOCUMENTS, TradeDocument.__table__.c.id, record_ids)
 
 
 _DOCUMENTS = select(TradeDocument.__table__).order_by(TradeDocument.__table__.c.id)

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, Select, bindparam, insert, or_, select, update
 
-from iotfin.db.bulk import copy_rows
+from iotfin.db.bulk import copy_rows, draw_ids
 from iotfin.db.pagination import PageParams, paginate
 from iotfin.identity.access import owned_by
 from iotfin.identity.model import Principal
@@ -100,9 +100,7 @@ def insert_events(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
     if not rows:
         return []
     if conn.dialect.name == "postgresql" and len(rows) >= COPY_EVENTS_FROM:
-        ids = [int(i) for i in conn.exec_driver_sql(
-            "SELECT nextval(pg_get_serial_sequence('webhook_events', 'id')) FROM generate_series(1, %s)",
-            (len(rows),)).scalars()]
+        ids = draw_ids(conn, "webhook_events", len(rows))
         dumps = json.dumps
         copy_rows(conn, "webhook_events", _EVENT_COLUMNS, _EVENT_PG_TYPES,
                   ((pk, r["event_id"], r["event_type"], r["tenant_id"], r["enterprise_id"], dumps(r["payload"]),
