@@ -77,17 +77,11 @@ class LedgerService:
             self.checkpoint()
         return first
 
-    def anchor_records(self, conn: Connection, items: Sequence[tuple[str, str, dict[str, Any] | None]]) -> int:
-        """Anchor records of several types in one append, in the caller's write transaction: (type,
-        id, body), a body of None read from its source now (one query per type). One append, not one
-        per type: each append locks the head and rewrites the tiles at the log's edge."""
-        missing: dict[str, list[str]] = {}
-        for type_name, rid, body in items:
-            if body is None:
-                missing.setdefault(type_name, []).append(rid)
-        loaded = {t: dict(self._load(conn, t, ids)) for t, ids in missing.items()}
-        return self._append_records([(t, rid, loaded[t][rid] if body is None else body) for t, rid, body in items],
-                                    conn)
+    def anchor_records(self, conn: Connection, items: Sequence[tuple[str, str, dict[str, Any]]]) -> int:
+        """Anchor records (type, id, body) of several types in one append, in the caller's write
+        transaction. One append, not one per type: each append locks the head and rewrites the
+        tiles at the log's edge."""
+        return self._append_records(items, conn)
 
     def _append_records(self, items: Sequence[tuple[str, str, dict[str, Any]]], conn: Connection | None) -> int:
         rtypes = {t: record_type(t) for t in {t for t, _, _ in items}}

@@ -25,20 +25,19 @@ from typing import Any
 from sqlalchemy import Connection, Engine
 
 #: what an operation asked to anchor — its journal events, and the liens and loan contracts it
-#: placed or changed — as (record type, record id, body or None); one ledger append anchors the
-#: batch's before the commit
+#: placed or changed — as (record type, record id, body); one ledger append anchors the batch's
+#: before the commit
 ANCHORS_KEY = "iotfin.receivables.anchors"
 
 Op = Callable[[Connection], Any]
-AnchorItem = tuple[str, str, dict[str, Any] | None]
+AnchorItem = tuple[str, str, dict[str, Any]]
 Anchor = Callable[[Connection, list[AnchorItem]], None]
 
 
-def defer_anchor(conn: Connection, record_type: str, record_id: str, body: dict[str, Any] | None = None) -> bool:
-    """Have the running batch anchor a record before it commits: `body` as it stands now (a record
-    that may change again in the same batch, a lien placed then released), or None to read it at
-    anchoring time (append-only records: journal events). False outside a batch: anchor it yourself.
-    A refused operation's items go with its savepoint."""
+def defer_anchor(conn: Connection, record_type: str, record_id: str, body: dict[str, Any]) -> bool:
+    """Have the running batch anchor a record before it commits, with `body` as it stands now (a
+    record may change again in the same batch: a lien placed then released). False outside a
+    batch: anchor it yourself. A refused operation's items go with its savepoint."""
     pending = conn.info.get(ANCHORS_KEY)
     if pending is None:
         return False

@@ -72,9 +72,9 @@ class Settlement(Protocol):
 
 
 class Anchor(Protocol):
-    def __call__(self, conn: Connection, items: Sequence[tuple[str, str, dict[str, Any] | None]]) -> None:
-        """Anchor these records — (record type, id, body; None: read it now) — in the ledger in one
-        append, in the caller's transaction (a batch's journal events, liens and loan contracts)."""
+    def __call__(self, conn: Connection, items: Sequence[tuple[str, str, dict[str, Any]]]) -> None:
+        """Anchor these records — (record type, id, body) — in the ledger in one append, in the
+        caller's transaction (a batch's journal events, liens and loan contracts)."""
         ...
 
 
