@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -42,6 +43,17 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001 - DB-API conne
     cur.execute("PRAGMA synchronous=FULL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
+
+
+def driver_cursor(conn: Connection) -> Any:
+    """A DB-API cursor on the connection's transaction, for hot-path statements whose SQLAlchemy
+    execution cost more than the statements themselves (the ledger's append, a voucher batch's
+    savepoints); values stay bound parameters. SQLAlchemy's transaction is begun first: had only the
+    driver run statements, the caller's `commit()` would be a no-op for SQLAlchemy and the pool's
+    reset would roll the work back (seen on PostgreSQL)."""
+    if not conn.in_transaction():
+        conn.begin()
+    return conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -28,7 +28,7 @@ from iotfin.db.bulk import (
     binary_field_length,
     copy_rows,
 )
-from iotfin.db.engine import write_transaction
+from iotfin.db.engine import driver_cursor, write_transaction
 from iotfin.ledger import merkle, tiles
 from iotfin.ledger.checkpoint import Checkpoint, SignerKey, sign_checkpoint
 from iotfin.ledger.entry import Entry, LeafRecord, check_entry, entry_leaf_hash
@@ -134,17 +134,6 @@ def _fetchone(cursor: Any, sql: str) -> Any:
     return cursor.fetchone()
 
 
-def _driver(conn: Connection) -> Any:
-    """A DB-API cursor on the connection's open transaction. An append's six statements run on every
-    anchoring transaction (a voucher batch, a decision), and SQLAlchemy's execution path cost more
-    than the statements themselves (py-spy, bench/receivables_ops.py); values stay bound parameters.
-    SQLAlchemy's transaction is begun first: had only the driver run statements, the caller's
-    `commit()` would be a no-op for SQLAlchemy and the pool's reset would roll the work back."""
-    if not conn.in_transaction():
-        conn.begin()
-    return conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-
-
 class LedgerStore:
     def __init__(self, engine: Engine):
         self.engine = engine
@@ -201,9 +190,9 @@ class LedgerStore:
             # SQLite's insert itself (measured: 61k vs 97k leaves/s end to end). Values still
             # travel as bound parameters only.
             rows = zip(range(size, new_size), *zip(*entries, strict=True), strict=True)
-            _driver(conn).executemany(_sql(conn, _LEAF_INSERT_SQL), list(rows))
+            driver_cursor(conn).executemany(_sql(conn, _LEAF_INSERT_SQL), list(rows))
         self._write_tiles(conn, tiles.write_runs(appended.runs, existing), existing)
-        _driver(conn).execute(_sql(conn, _HEAD_UPDATE_SQL), (appended.size, appended.root))
+        driver_cursor(conn).execute(_sql(conn, _HEAD_UPDATE_SQL), (appended.size, appended.root))
         if also is not None:
             also(conn, size)
         return AppendResult(size, appended.size, appended.root)
@@ -250,7 +239,7 @@ class LedgerStore:
             copy_rows(conn, "ledger_anchors", _ANCHOR_COLUMNS, _ANCHOR_PG_TYPES,
                       ((r["leaf_index"], r["record_type"], r["record_id"], r.get("salt")) for r in rows))
         else:
-            _driver(conn).executemany(_sql(conn, _ANCHOR_INSERT_SQL), [
+            driver_cursor(conn).executemany(_sql(conn, _ANCHOR_INSERT_SQL), [
                 (r["leaf_index"], r["record_type"], r["record_id"], r.get("salt")) for r in rows])
 
     # --- reading ------------------------------------------------------------------------------
@@ -343,12 +332,12 @@ class LedgerStore:
     def _lock_head(self, conn: Connection) -> tuple[int, bytes]:
         # FOR UPDATE on PostgreSQL; SQLite's writer already holds the database's write lock
         sql = _HEAD_SQL + (" FOR UPDATE" if conn.dialect.name == "postgresql" else "")
-        row = _fetchone(_driver(conn), sql)
+        row = _fetchone(driver_cursor(conn), sql)
         if row is None:  # a schema created without the migration's seed row
             dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
             conn.execute(dialect_insert(ledger_head).values(id=HEAD_ID, size=0, root=merkle.EMPTY_ROOT)
                          .on_conflict_do_nothing())
-            row = _fetchone(_driver(conn), sql)
+            row = _fetchone(driver_cursor(conn), sql)
         return int(row[0]), bytes(row[1])
 
     def _fetch_tiles(self, conn: Connection, tile_ids: Sequence[tiles.TileId],
@@ -357,7 +346,7 @@ class LedgerStore:
         if not tile_ids and not with_head:
             return {}, None
         params = tuple(value for tile_id in tile_ids for value in tile_id)
-        cursor = _driver(conn)  # every append and proof reads tiles
+        cursor = driver_cursor(conn)  # every append and proof reads tiles (SQLAlchemy's path cost more)
         cursor.execute(_sql(conn, _tiles_sql(len(tile_ids), with_head)), params)
         rows = cursor.fetchall()
         found: dict[tiles.TileId, bytes] = {}
@@ -387,7 +376,7 @@ class LedgerStore:
                      existing: dict[tiles.TileId, bytes]) -> None:
         new = [(t, i, blob) for (t, i), blob in changed.items() if (t, i) not in existing]
         grown = [(blob, t, i) for (t, i), blob in changed.items() if (t, i) in existing]
-        cursor = _driver(conn)
+        cursor = driver_cursor(conn)
         if new:
             cursor.executemany(_sql(conn, _TILE_INSERT_SQL), new)
         if grown:

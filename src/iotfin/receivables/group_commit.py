@@ -24,6 +24,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
+from iotfin.db.engine import driver_cursor
+
 #: what an operation asked to anchor — its journal events, and the liens and loan contracts it
 #: placed or changed — as (record type, record id, body); one ledger append anchors the batch's
 #: before the commit
@@ -48,8 +50,6 @@ def defer_anchor(conn: Connection, record_type: str, record_id: str, body: dict[
 def _begin(conn: Connection) -> None:
     if conn.dialect.name == "sqlite":
         conn.exec_driver_sql("BEGIN IMMEDIATE")  # take the write lock up front (see db.engine.write_transaction)
-    elif not conn.in_transaction():
-        conn.begin()  # SQLAlchemy's transaction, before any savepoint goes straight to the driver
 
 
 def run_batch(engine: Engine, ops: list[Op], anchor: Anchor | None,
@@ -84,7 +84,7 @@ def _apply(conn: Connection, ops: list[Op], anchor: Anchor | None) -> list[tuple
             # Savepoints straight on the DB-API cursor: SQLAlchemy does not track these (they
             # are not its nested transactions), and its execution path cost more than the
             # statements themselves, twice per operation.
-            cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            cursor = driver_cursor(conn)
             cursor.execute("SAVEPOINT voucher_op")
             try:
                 result = op(conn)
