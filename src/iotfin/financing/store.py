@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, ScalarResult, bindparam, insert, select, update
 
+from iotfin.db import prepared
 from iotfin.db.pagination import PageParams, paginate
 from iotfin.db.statements import records_by_id
 from iotfin.financing.tables import ExternalClaim, FinanceableAsset, FinancingAttempt, Lien
@@ -98,7 +99,7 @@ def insert_lien(conn: Connection, *, asset_id: int, tenant_id: int, financing_re
 
 
 def release_lien(conn: Connection, lien_id: int, *, released_at: datetime, reason: str) -> None:
-    conn.execute(_RELEASE_LIEN, {"w_id": lien_id, "v_released_at": released_at, "v_reason": reason})
+    prepared.execute(conn, _RELEASE_LIEN, {"w_id": lien_id, "v_released_at": released_at, "v_reason": reason})
 
 
 # --- attempts and outside claims -------------------------------------------------------------------

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Select, bindparam, false, insert, select
 
+from iotfin.db import prepared
 from iotfin.identity.model import Principal
 from iotfin.identity.tables import RecordOwner
 
@@ -114,4 +115,5 @@ def record_owners_in(conn: Connection, kind: str, record_ids: Sequence[int]) -> 
 
 def record_owner_in(conn: Connection, kind: str, record_id: int) -> int | None:
     """`record_owner` inside the caller's transaction (an owner set earlier in it is seen)."""
-    return conn.execute(_OWNER_OF, {"kind": kind, "record_id": record_id}).scalar()
+    row = prepared.fetch_one(conn, _OWNER_OF, {"kind": kind, "record_id": record_id})
+    return None if row is None else row["tenant_id"]

@@ -23,6 +23,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from iotfin.core.errors import NotFound
 from iotfin.core.jsonvalues import jsonable
 from iotfin.core.money import FEN, ZERO
+from iotfin.db import prepared
 from iotfin.db.bulk import copy_int8_columns, copy_rows, draw_ids, read_int8_table
 from iotfin.db.pagination import PageParams, paginate
 from iotfin.db.statements import records_by_id
@@ -72,17 +73,15 @@ _BILLS_OF = (select(LoanBill).where(LoanBill.loan_id == bindparam("loan_id"))
              .order_by(LoanBill.due_date, LoanBill.id))
 
 
-def load_state(conn: Connection, loan_id: int, for_update: bool = False) -> tuple[Loan, m.LoanState]:
+def load_state(conn: Connection, loan_id: int, for_update: bool = False) -> tuple[Any, m.LoanState]:
     query = _LOAN_BY_ID_LOCKED if for_update and conn.dialect.name == "postgresql" else _LOAN_BY_ID
-    row = conn.execute(query, {"loan_id": loan_id}).first()
-    if row is None:
+    loan = prepared.fetch_one(conn, query, {"loan_id": loan_id})
+    if loan is None:
         raise NotFound(f"no loan {loan_id}")
-    loan = row[0] if isinstance(row[0], Loan) else row
-    insts = conn.execute(_INSTALMENTS_OF, {"loan_id": loan_id}).all()
     schedule = tuple(m.Instalment(i.seq, i.start_date, i.due_date, i.principal, i.interest, i.fee, i.subsidy)
-                     for i in insts)
+                     for i in prepared.fetch(conn, _INSTALMENTS_OF, {"loan_id": loan_id}))
     bills = tuple(m.Bill(b.due_date, b.fee, b.interest, b.principal)
-                  for b in conn.execute(_BILLS_OF, {"loan_id": loan_id}).all())
+                  for b in prepared.fetch(conn, _BILLS_OF, {"loan_id": loan_id}))
     cur = next((k for k, i in enumerate(schedule) if i.seq == loan.cur_seq), len(schedule))
     state = m.LoanState(
         loan.id, schedule, rate(loan.penalty_ppm), loan.last_closed, loan.principal_not_due, cur, loan.accrued, bills,
@@ -110,15 +109,16 @@ def save_state(conn: Connection, state: m.LoanState, schedule_changed: bool = Fa
         values["status"] = status
     elif state.closed:
         values["status"] = "settled"
-    conn.execute(_loan_update(tuple(values)), {"w_loan_id": state.loan_id, **{f"v_{k}": x for k, x in values.items()}})
-    conn.execute(_DELETE_BILLS, {"loan_id": state.loan_id})
-    if state.bills:
-        conn.execute(_INSERT_BILL, [{"loan_id": state.loan_id, "due_date": b.due, "fee": b.fee,
-                                     "interest": b.interest, "principal": b.principal} for b in state.bills])
+    prepared.execute(conn, _loan_update(tuple(values)),
+                     {"w_loan_id": state.loan_id, **{f"v_{k}": x for k, x in values.items()}})
+    prepared.execute(conn, _DELETE_BILLS, {"loan_id": state.loan_id})
+    prepared.execute_many(conn, _INSERT_BILL, [{"loan_id": state.loan_id, "due_date": b.due, "fee": b.fee,
+                                                "interest": b.interest, "principal": b.principal}
+                                               for b in state.bills])
     if schedule_changed:
         tail = state.schedule[state.cur:]
         past_last = state.schedule[state.cur - 1].seq if state.cur else 0
-        conn.execute(_DELETE_INSTALMENTS_AFTER, {"loan_id": state.loan_id, "past_last": past_last})
+        prepared.execute(conn, _DELETE_INSTALMENTS_AFTER, {"loan_id": state.loan_id, "past_last": past_last})
         insert_schedule(conn, state.loan_id, tail)
 
 
@@ -269,8 +269,9 @@ def set_recovered(conn: Connection, loan_id: int, recovered: Decimal) -> None:
 def record_event(conn: Connection, kind: str, on: date, actor: str, loan_id: int | None = None,
                  credit_line_id: int | None = None, detail: dict[str, Any] | None = None) -> None:
     """An audit event of a loan or a credit line."""
-    conn.execute(_INSERT_EVENT, {"loan_id": loan_id, "credit_line_id": credit_line_id, "kind": kind,
-                                 "business_date": on, "actor": actor, "detail": jsonable(detail or {})})
+    prepared.execute(conn, _INSERT_EVENT, {"loan_id": loan_id, "credit_line_id": credit_line_id, "kind": kind,
+                                           "business_date": on, "actor": actor, "detail": jsonable(detail or {}),
+                                           "at": datetime.now(UTC)})
 
 
 _INSERT_EVENT = insert(LoanEvent.__table__)
@@ -300,16 +301,17 @@ def post(conn: Connection, entries: list[m.JournalEntry]) -> int:
         m.check_balanced(entry)
     if not entries:
         return 0
-    heads = [{"event": e.event, "business_date": e.business_date, "loan_id": e.loan_id, "memo": e.memo[:200]}
-             for e in entries]
+    at = datetime.now(UTC)
+    heads = [{"event": e.event, "business_date": e.business_date, "loan_id": e.loan_id, "memo": e.memo[:200],
+              "at": at} for e in entries]
     if len(entries) == 1:
-        ids = [conn.execute(_INSERT_GL_ENTRY, heads[0]).inserted_primary_key[0]]
+        ids = [prepared.insert_id(conn, _INSERT_GL_ENTRY, heads[0])]
     else:  # the ids drawn first, then one statement for the entries and one for all their lines
         ids = _next_entry_ids(conn, len(entries))
-        conn.execute(_INSERT_GL_ENTRY, [{"id": i, **h} for i, h in zip(ids, heads, strict=True)])
-    conn.execute(_INSERT_GL_LINE, [{"entry_id": entry_id, "account": ln.account, "debit": ln.debit,
-                                    "credit": ln.credit}
-                                   for entry_id, entry in zip(ids, entries, strict=True) for ln in entry.lines])
+        prepared.execute_many(conn, _INSERT_GL_ENTRY, [{"id": i, **h} for i, h in zip(ids, heads, strict=True)])
+    prepared.execute_many(conn, _INSERT_GL_LINE, [
+        {"entry_id": entry_id, "account": ln.account, "debit": ln.debit, "credit": ln.credit}
+        for entry_id, entry in zip(ids, entries, strict=True) for ln in entry.lines])
     return len(entries)
 
 
@@ -327,6 +329,8 @@ def _next_entry_ids(conn: Connection, count: int) -> list[int]:
         return draw_ids(conn, "gl_entries", count)
     first = int(conn.execute(_LAST_ENTRY_ID).scalar_one()) + 1
     return list(range(first, first + count))
+
+
 _INSERT_GL_LINE = insert(GlLine.__table__)
 
 

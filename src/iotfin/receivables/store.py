@@ -17,7 +17,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, func, insert, select, update
 
+from iotfin.db import prepared
 from iotfin.db.pagination import PageParams, paginate
+from iotfin.db.prepared import Record
 from iotfin.db.statements import records_by_id, where_in
 from iotfin.receivables.tables import Voucher, VoucherEvent, VoucherOffer, VoucherPart
 
@@ -31,19 +33,19 @@ _INSERT = {t.name: insert(t) for t in (V, P, OF, E)}
 
 
 def insert_voucher(conn: Connection, **values: Any) -> int:
-    return int(conn.execute(_INSERT[V.name], values).inserted_primary_key[0])
+    return prepared.insert_id(conn, _INSERT[V.name], values)
 
 
 def insert_part(conn: Connection, **values: Any) -> int:
-    return int(conn.execute(_INSERT[P.name], values).inserted_primary_key[0])
+    return prepared.insert_id(conn, _INSERT[P.name], values)
 
 
 def insert_event(conn: Connection, **values: Any) -> int:
-    return int(conn.execute(_INSERT[E.name], values).inserted_primary_key[0])
+    return prepared.insert_id(conn, _INSERT[E.name], values)
 
 
 def insert_offer(conn: Connection, **values: Any) -> int:
-    return int(conn.execute(_INSERT[OF.name], values).inserted_primary_key[0])
+    return prepared.insert_id(conn, _INSERT[OF.name], values)
 
 
 @lru_cache(maxsize=64)
@@ -62,13 +64,13 @@ _VOUCHER_BY_ID = select(*_VOUCHER_COLS).where(V.c.id == bindparam("w_id"))
 _VOUCHER_BY_ID_LOCKED = _VOUCHER_BY_ID.with_for_update()
 
 
-def voucher(conn: Connection, voucher_id: int, *, lock: bool = False) -> Row[Any] | None:
-    return conn.execute(_VOUCHER_BY_ID_LOCKED if lock else _VOUCHER_BY_ID, {"w_id": voucher_id}).first()
+def voucher(conn: Connection, voucher_id: int, *, lock: bool = False) -> Record | None:
+    return prepared.fetch_one(conn, _VOUCHER_BY_ID_LOCKED if lock else _VOUCHER_BY_ID, {"w_id": voucher_id})
 
 
 def set_voucher(conn: Connection, voucher_id: int, **values: Any) -> None:
-    conn.execute(_update_by_id(V.name, tuple(sorted(values))),
-                 {"w_id": voucher_id, **{f"v_{k}": v for k, v in values.items()}})
+    prepared.execute(conn, _update_by_id(V.name, tuple(sorted(values))),
+                     {"w_id": voucher_id, **{f"v_{k}": v for k, v in values.items()}})
 
 
 def cancel_voucher(conn: Connection, voucher_id: int) -> int:
@@ -98,23 +100,6 @@ _PART_BY_ID = select(*_PART_COLS).where(P.c.id == bindparam("w_id"))
 _PART_BY_ID_LOCKED = _PART_BY_ID.with_for_update()
 
 
-class Record(dict[str, Any]):
-    """A row read in a join, split into its tables' rows: a dict with attribute access and the
-    `_mapping` of a Row, so the use cases read it as they read a Row."""
-
-    __slots__ = ()
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-    @property
-    def _mapping(self) -> dict[str, Any]:
-        return self
-
-
 _PART_NAMES = tuple(c.name for c in _PART_COLS)
 _VOUCHER_NAMES = tuple(c.name for c in _VOUCHER_COLS)
 _N_PART = len(_PART_NAMES)
@@ -127,16 +112,16 @@ _PART_WITH_VOUCHER_LOCKED = _PART_WITH_VOUCHER.with_for_update(of=P)
 
 def part_with_voucher(conn: Connection, part_id: int, *, lock: bool = False) -> tuple[Record, Record] | None:
     """A part and its voucher in one read (every operation on a part needs both)."""
-    row = conn.execute(_PART_WITH_VOUCHER_LOCKED if lock else _PART_WITH_VOUCHER, {"w_id": part_id}).first()
+    row = prepared.fetch_one(conn, _PART_WITH_VOUCHER_LOCKED if lock else _PART_WITH_VOUCHER, {"w_id": part_id})
     if row is None:
         return None
-    values = tuple(row)
+    values = tuple(row.values())
     return (Record(zip(_PART_NAMES, values[:_N_PART], strict=True)),
             Record(zip(_VOUCHER_NAMES, values[_N_PART:], strict=True)))
 
 
-def part(conn: Connection, part_id: int, *, lock: bool = False) -> Row[Any] | None:
-    return conn.execute(_PART_BY_ID_LOCKED if lock else _PART_BY_ID, {"w_id": part_id}).first()
+def part(conn: Connection, part_id: int, *, lock: bool = False) -> Record | None:
+    return prepared.fetch_one(conn, _PART_BY_ID_LOCKED if lock else _PART_BY_ID, {"w_id": part_id})
 
 
 @lru_cache(maxsize=32)
@@ -151,20 +136,20 @@ def move_part(conn: Connection, part_id: int, *, expect: str, holder: tuple[str,
               **values: Any) -> int:
     """Change a part only if it is still in state `expect`, held by `holder`, at `version`; the row
     count (0 or 1). `values` are the new column values (status, holder_id, ...)."""
-    return conn.execute(_move(tuple(sorted(values))),
-                        {"w_id": part_id, "w_status": expect, "w_kind": holder[0], "w_holder": holder[1],
-                         "w_version": version, "v_version": version + 1,
-                         **{f"v_{k}": v for k, v in values.items()}}).rowcount
+    return prepared.execute(conn, _move(tuple(sorted(values))),
+                            {"w_id": part_id, "w_status": expect, "w_kind": holder[0], "w_holder": holder[1],
+                             "w_version": version, "v_version": version + 1,
+                             **{f"v_{k}": v for k, v in values.items()}})
 
 
 _PARTS_OF = select(*_PART_COLS).where(P.c.voucher_id == bindparam("w_voucher")).order_by(P.c.start_fen, P.c.id)
 
 
-def parts_of(conn: Connection, voucher_id: int, statuses: Sequence[str] | None = None) -> Sequence[Row[Any]]:
+def parts_of(conn: Connection, voucher_id: int, statuses: Sequence[str] | None = None) -> list[Record]:
     if statuses is None:
-        return conn.execute(_PARTS_OF, {"w_voucher": voucher_id}).all()
+        return prepared.fetch(conn, _PARTS_OF, {"w_voucher": voucher_id})
     stmt, params = where_in(_PARTS_OF, P.c.status, statuses)
-    return conn.execute(stmt, {"w_voucher": voucher_id, **params}).all()
+    return prepared.fetch(conn, stmt, {"w_voucher": voucher_id, **params})
 
 
 _RETIRE_PARTS = (update(P).where(P.c.voucher_id == bindparam("w_voucher"))
@@ -174,7 +159,7 @@ _RETIRE_PARTS = (update(P).where(P.c.voucher_id == bindparam("w_voucher"))
 def set_parts_status(conn: Connection, voucher_id: int, statuses: Sequence[str], new: str) -> int:
     """Retire parts (paid, cancelled): a transfer sent and not accepted by then lapses."""
     stmt, params = where_in(_RETIRE_PARTS, P.c.status, statuses)
-    return conn.execute(stmt, {"w_voucher": voucher_id, "v_status": new, **params}).rowcount
+    return prepared.execute(conn, stmt, {"w_voucher": voucher_id, "v_status": new, **params})
 
 
 def holdings_page(conn: Connection, holder_kind: str, holder_id: int, page: PageParams,
@@ -204,8 +189,8 @@ _PENDING_OFFER = select(OF.c.id, OF.c.lender_tenant_id, OF.c.created_at).where(
     OF.c.part_id == bindparam("w_part"), OF.c.status == "pending")
 
 
-def pending_offer(conn: Connection, part_id: int) -> Row[Any] | None:
-    return conn.execute(_PENDING_OFFER, {"w_part": part_id}).first()
+def pending_offer(conn: Connection, part_id: int) -> Record | None:
+    return prepared.fetch_one(conn, _PENDING_OFFER, {"w_part": part_id})
 
 
 _OFFER_BY_ID = select(OF.c.id, OF.c.part_id, OF.c.lender_tenant_id, OF.c.holder_id, OF.c.status, OF.c.annual_rate,
@@ -213,8 +198,8 @@ _OFFER_BY_ID = select(OF.c.id, OF.c.part_id, OF.c.lender_tenant_id, OF.c.holder_
 _OFFER_BY_ID_LOCKED = _OFFER_BY_ID.with_for_update()
 
 
-def offer(conn: Connection, offer_id: int, *, lock: bool = False) -> Row[Any] | None:
-    return conn.execute(_OFFER_BY_ID_LOCKED if lock else _OFFER_BY_ID, {"w_id": offer_id}).first()
+def offer(conn: Connection, offer_id: int, *, lock: bool = False) -> Record | None:
+    return prepared.fetch_one(conn, _OFFER_BY_ID_LOCKED if lock else _OFFER_BY_ID, {"w_id": offer_id})
 
 
 @lru_cache(maxsize=16)
@@ -225,9 +210,9 @@ def _decide(keys: tuple[str, ...]) -> Any:
 
 
 def decide_offer(conn: Connection, offer_id: int, status: str, at: datetime, **values: Any) -> int:
-    return conn.execute(_decide(tuple(sorted(values))),
-                        {"w_id": offer_id, "v_status": status, "v_decided_at": at,
-                         **{f"v_{k}": v for k, v in values.items()}}).rowcount
+    return prepared.execute(conn, _decide(tuple(sorted(values))),
+                            {"w_id": offer_id, "v_status": status, "v_decided_at": at,
+                             **{f"v_{k}": v for k, v in values.items()}})
 
 
 def offers_page(conn: Connection, lender_tenant_id: int | None, page: PageParams, status: str | None
@@ -247,9 +232,9 @@ _LAST_EVENT = (select(E.c.id, E.c.kind, E.c.actor, E.c.detail, E.c.at)
                .where(E.c.part_id == bindparam("w_part")).order_by(E.c.id.desc()).limit(1))
 
 
-def last_event_of_part(conn: Connection, part_id: int, kinds: Sequence[str]) -> Row[Any] | None:
+def last_event_of_part(conn: Connection, part_id: int, kinds: Sequence[str]) -> Record | None:
     stmt, params = where_in(_LAST_EVENT, E.c.kind, kinds)
-    return conn.execute(stmt, {"w_part": part_id, **params}).first()
+    return prepared.fetch_one(conn, stmt, {"w_part": part_id, **params})
 
 
 def events_of(conn: Connection, voucher_id: int) -> Sequence[Row[Any]]:

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, Select, bindparam, insert, or_, select, update
 
+from iotfin.db import prepared
 from iotfin.db.bulk import copy_rows, draw_ids
 from iotfin.db.pagination import PageParams, paginate
 from iotfin.identity.access import owned_by
@@ -55,12 +56,12 @@ def fail_pending_deliveries(conn: Connection, sub_id: int, error: str) -> None:
 # Built once with bound parameters: every event of every context is emitted through these two, and
 # building a statement and its cache key per call cost more than running it (py-spy,
 # bench/receivables_ops.py).
-_INSERT_EVENT = insert(WebhookEvent.__table__).returning(WebhookEvent.__table__.c.id)
+_INSERT_EVENT = insert(WebhookEvent.__table__)
 
 
 def insert_event(conn: Connection, **values: Any) -> int:
     """Store an event; its row id."""
-    return conn.execute(_INSERT_EVENT, values).scalar_one()
+    return prepared.insert_id(conn, _INSERT_EVENT, values)
 
 
 @lru_cache(maxsize=8)
@@ -73,14 +74,14 @@ def _matching(by_tenant: bool, by_enterprise: bool, only: bool) -> Select:
 
 
 def matching_subscriptions(conn: Connection, *, tenant_id: int | None, enterprise_id: int | None,
-                           only_subscription: int | None) -> list[Row] | None:
+                           only_subscription: int | None) -> list[prepared.Record] | None:
     """(id, event_types) of the active subscriptions of this tenant or enterprise (just
     `only_subscription` if given); None when neither owner is given."""
     if tenant_id is None and enterprise_id is None:
         return None
     stmt = _matching(tenant_id is not None, enterprise_id is not None, only_subscription is not None)
-    return list(conn.execute(stmt, {"tenant_id": tenant_id, "enterprise_id": enterprise_id,
-                                    "only": only_subscription}))
+    return prepared.fetch(conn, stmt, {"tenant_id": tenant_id, "enterprise_id": enterprise_id,
+                                       "only": only_subscription})
 
 
 _EVENT_COLUMNS = ("id", "event_id", "event_type", "tenant_id", "enterprise_id", "payload", "created_at")
