@@ -4,12 +4,14 @@ beside it in the same run.
 
     .venv/bin/python bench/ingest_e2e.py                      # everything, ~2-3 minutes
     .venv/bin/python bench/ingest_e2e.py --duration 5 --idle 0 --skip-bulk
+    .venv/bin/python bench/ingest_e2e.py --skip-bulk --skip-mosquitto --idle 0 --ingest-workers 2 --rate 10000
 
 Phases (each load generator is a separate process; the machine's 2 cores are shared by all of them):
 
 1. **Single readings over MQTT**: `--procs` processes each hold `--conns` MQTT 3.1.1 connections (one
    device each, username = its access token) and keep `--window` QoS 1 PUBLISH in flight per
-   connection, for `--duration` seconds. A message is ~100 bytes of JSON with 3 data points and its
+   connection, for `--duration` seconds (`--rate R`: at most R messages/s offered in all, each
+   connection sending on its own schedule, for the latency at a given load). A message is ~100 bytes of JSON with 3 data points and its
    own timestamp. PUBACK comes only after the durable commit. A marker device publishes one reading
    every 100 ms; its publish -> queryable latency is the time until the reading is in a published
    Parquet file of the store (what every query reads), found by reading each new file as it appears.
@@ -165,8 +167,12 @@ def _listeners(port: int) -> int:
 
 
 def mqtt_load(port: int, tokens: list[str | None], window: int, duration: float, offset: int, go: mp.Event,
-              results: mp.Queue, topic: bytes = TOPIC) -> None:
-    """Pipelined raw-socket QoS 1 publishers, one per token, `window` in flight each, for `duration` s."""
+              results: mp.Queue, topic: bytes = TOPIC, rate: float = 0.0) -> None:
+    """Pipelined raw-socket QoS 1 publishers, one per token, `window` in flight each, for `duration` s.
+    With `rate` (messages/s, all of this process's connections together), each connection sends its
+    n-th message no earlier than n / (its share of the rate) after the start: a fixed offered load
+    instead of as fast as the acknowledgements come back."""
+    per_connection = rate / len(tokens) if rate else 0.0
 
     async def one(k: int, token: str | None, deadline_box: list[float]) -> tuple[int, list[float]]:
         reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 20)
@@ -177,23 +183,29 @@ def mqtt_load(port: int, tokens: list[str | None], window: int, duration: float,
         while not deadline_box:
             await asyncio.sleep(0.01)
         deadline = deadline_box[0]
+        started = deadline - duration
         sent = acked = 0
         sent_at: dict[int, float] = {}
         latencies: list[float] = []
         buffered = b""
         while True:
             now = time.perf_counter()
-            if now < deadline and sent - acked < window:
+            # messages due by now (paced), or as many as the window allows
+            due = int((now - started) * per_connection) + 1 if per_connection else sent + window
+            if now < deadline and sent - acked < window and sent < due:
                 burst = []
-                while sent - acked < window:
+                while sent - acked < window and sent < due:
                     pid = sent % 0xFFFF + 1
                     if sent % 64 == 0:
                         sent_at[pid] = now
                     burst.append(publish_packet(topic, reading(sent), pid))
                     sent += 1
                 writer.write(b"".join(burst))
-            if acked == sent:
+            if acked == sent and (now >= deadline or not per_connection):
                 break
+            if acked == sent:  # paced, and nothing in flight: wait for the next message's time
+                await asyncio.sleep(max(0.0, started + due / per_connection - time.perf_counter()))
+                continue
             chunk = await reader.read(65536)
             if not chunk:
                 raise RuntimeError("server closed the connection")
@@ -278,11 +290,11 @@ def http_bulk_load(port: int, token: str, bodies: list[tuple[bytes, int]], durat
 
 
 def start_load(ctx: mp.context.BaseContext, port: int, tokens: list[str | None], procs: int, window: int,
-               duration: float) -> tuple[mp.Event, mp.Queue, list[mp.Process]]:
+               duration: float, rate: float = 0.0) -> tuple[mp.Event, mp.Queue, list[mp.Process]]:
     go, results = ctx.Event(), ctx.Queue()
     per = len(tokens) // procs
     workers = [ctx.Process(target=mqtt_load, args=(port, tokens[i * per:(i + 1) * per], window, duration, i * per, go,
-                                                   results)) for i in range(procs)]
+                                                   results, TOPIC, rate / procs)) for i in range(procs)]
     for w in workers:
         w.start()
     return go, results, workers
@@ -470,7 +482,7 @@ def run_iotfin(args: argparse.Namespace, root: Path) -> dict[str, object]:
     try:
         # phase 1: single readings over MQTT
         go, results, workers = start_load(ctx, serve.mqtt_port, [d.token for d in devices], args.procs, args.window,
-                                          args.duration)
+                                          args.duration, args.rate)
         time.sleep(1.5)
         lat: list[float] = []
         stop = threading.Event()
@@ -589,6 +601,8 @@ def main() -> None:
     parser.add_argument("--procs", type=int, default=2, help="load-generator processes")
     parser.add_argument("--conns", type=int, default=200, help="MQTT connections (devices) per process")
     parser.add_argument("--window", type=int, default=8, help="QoS 1 messages in flight per connection")
+    parser.add_argument("--rate", type=float, default=0.0,
+                        help="offered MQTT messages/s in phase 1, all connections together (0: as fast as acknowledged)")
     parser.add_argument("--ingest-workers", type=int, default=0, help="`iotfin serve --ingest-workers N` (0: one process)")
     parser.add_argument("--skip-bulk", action="store_true")
     parser.add_argument("--bulk-duration", type=float, default=10.0)
@@ -614,6 +628,7 @@ def main() -> None:
             "benchmark": "ingest_e2e",
             "workload": {"duration_s": args.duration, "load_processes": args.procs,
                          "connections": args.procs * args.conns, "window": args.window, "qos": 1,
+                         "offered_msgs_per_second": args.rate or "unpaced",
                          "protocol": "MQTT 3.1.1", "payload_bytes": len(reading(123456)), "points_per_message": 3,
                          "idle_sessions": args.idle},
         }
