@@ -41,6 +41,7 @@ from pathlib import Path
 
 import orjson
 
+from iotfin.app.heap import settle_heap
 from iotfin.app.workers import _listening_socket, stop_processes
 from iotfin.core.settings import Settings
 
@@ -113,8 +114,10 @@ async def _direct_worker(ws: object, index: int, config: IngestConfig) -> None:
         if config.http_port is not None:
             # background=False: webhook deliveries, the monitor and the schedules stay with `iotfin serve`
             server = uvicorn.Server(uvicorn.Config(create_app(ws, background=False), log_level="warning"))  # type: ignore[arg-type]
+            settle_heap()
             await server.serve(sockets=[_listening_socket(config.host, config.http_port)])
         else:
+            settle_heap()
             await _until_signalled()
     finally:
         for task in watches:
@@ -165,6 +168,7 @@ async def _broker_worker(ws: object, index: int, config: IngestConfig) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    settle_heap()
     try:
         failed = await consumer.run(stop)
     finally:

@@ -64,6 +64,9 @@ def serve_platform(ws: Any, port: int, host: str = "127.0.0.1", mqtt_port: int |
         rerater = asyncio.create_task(RerateScheduler(ws, ws.settings.rerate_at).run(stop_rerate))
         try:
             server = uvicorn.Server(uvicorn.Config(create_app(ws), host=host, port=port, log_level="warning"))
+            from iotfin.app.heap import settle_heap  # lazy: the command line starts without it
+
+            settle_heap()
             if reuse_port:
                 from iotfin.app.workers import _listening_socket  # lazy: only with ingest workers
 
