@@ -1,4 +1,4 @@
-"""The garbage collector of a long-running serving process (`iotfin serve`, its ingest workers).
+"""The garbage collector of a long-running serving process (`iotfin serve`, its ingest and API workers).
 
 CPython's cyclic collector runs a full collection once enough objects have survived the younger
 generations, and each full collection walks every tracked object. A serving process holds ~234,000
