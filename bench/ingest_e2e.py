@@ -11,10 +11,11 @@ Phases (each load generator is a separate process; the machine's 2 cores are sha
 1. **Single readings over MQTT**: `--procs` processes each hold `--conns` MQTT 3.1.1 connections (one
    device each, username = its access token) and keep `--window` QoS 1 PUBLISH in flight per
    connection, for `--duration` seconds (`--rate R`: at most R messages/s offered in all, each
-   connection sending on its own schedule, for the latency at a given load). A message is ~100 bytes of JSON with 3 data points and its
-   own timestamp. PUBACK comes only after the durable commit. A marker device publishes one reading
-   every 100 ms; its publish -> queryable latency is the time until the reading is in a published
-   Parquet file of the store (what every query reads), found by reading each new file as it appears.
+   connection sending on its own schedule, for the latency at a given load). A message is ~100
+   bytes of JSON with 3 data points and its own timestamp. PUBACK comes only after the durable
+   commit. A marker device publishes one reading every 100 ms; its publish -> queryable latency is
+   the time until the reading is in a published Parquet file of the store (what every query reads),
+   found by reading each new file as it appears.
    Afterwards every acknowledged reading is counted in the store.
 2. **Bulk**: the HTTP bulk endpoint (`POST /api/v1/{gateway token}/telemetry/bulk`, ~1 MB bodies,
    many devices) — in ThingsBoard's row form and in iotfin's columnar form (`--bulk-form`), one after
