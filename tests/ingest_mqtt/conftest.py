@@ -114,12 +114,15 @@ def wait_for(predicate: Callable[[], object], timeout: float = 5.0) -> None:
         time.sleep(0.01)
 
 
-@pytest.fixture
-def start_server() -> Iterator[Callable[..., ServerThread]]:
+@pytest.fixture(params=["epoll", "asyncio"])
+def start_server(request: pytest.FixtureRequest) -> Iterator[Callable[..., ServerThread]]:
+    """Servers on each of the two transports: the lean epoll one (plain TCP, the default) and
+    asyncio's (what TLS uses), so every protocol rule is checked on both."""
     started: list[ServerThread] = []
 
     def start(**options: Any) -> ServerThread:
         options.setdefault("connect_timeout_s", 1.0)
+        options.setdefault("epoll_transport", request.param == "epoll")
         server = ServerThread(**options)
         started.append(server)
         return server

@@ -156,6 +156,21 @@ def test_takeover_by_the_same_identity_and_client_id(mqtt_server: ServerThread) 
     wait_for(lambda: any(r == "session taken over" for _, _, r in mqtt_server.handler.disconnected))
 
 
+def test_takeover_of_a_client_id_that_two_identities_share(mqtt_server: ServerThread) -> None:
+    """The second identity under a client id is tracked apart from the first (server.Takeovers):
+    its own reconnection takes its own session over, and the first identity's stays."""
+    with raw.RawClient(mqtt_server.port) as meter, raw.RawClient(mqtt_server.port) as other:
+        meter.handshake(client_id="meter-1", username="dev-meter")
+        other.handshake(client_id="meter-1", username="dev-another")
+        with raw.RawClient(mqtt_server.port) as other_again:
+            other_again.handshake(client_id="meter-1", username="dev-another")
+            assert other.closed()
+            for client in (meter, other_again):
+                client.send(raw.PINGREQ)
+                assert client.expect(0xD0) == b""
+    wait_for(lambda: len(mqtt_server.server._takeovers) == 0)
+
+
 @pytest.mark.parametrize("level", [4, 5])
 def test_session_close_from_the_platform(mqtt_server: ServerThread, level: int) -> None:
     with raw.RawClient(mqtt_server.port) as client:

@@ -1,16 +1,18 @@
 """Durable device events, written in batches: tamper signals and connectivity changes.
 
 Transports `record` events in memory (a list append under a lock); the device runtime's periodic
-task `flush`es them in one INSERT, so a flood of tampered messages or reconnects costs one
-statement per flush, not one per event. What is still buffered when a process is killed is lost
-(at most one flush interval, 0.5 s by default); the rejected payloads themselves are already in the
-quarantine store by then.
+task `flush`es them in one transaction of batched INSERTs, so a flood of tampered messages or
+reconnects costs a statement per `FLUSH_CHUNK` events, not one per event. A whole chunk buffered
+wakes the flush early (`on_backlog`), so a reconnect storm holds a chunk of rows in memory, not
+the storm. What is still buffered when a process is killed is lost (at most one flush interval,
+0.5 s by default); the rejected payloads themselves are already in the quarantine store by then.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Engine
@@ -21,32 +23,46 @@ from iotfin.db.engine import write_transaction
 from iotfin.devices import store
 from iotfin.devices.tables import EVENT_KINDS, TAMPER_KINDS
 
+#: rows per INSERT statement of a flush: a reconnect storm's flush then needs a bounded amount of
+#: working memory (the driver's parameter lists), not one proportional to the storm
+FLUSH_CHUNK = 500
+
 
 class DeviceEventLog:
     def __init__(self, engine: Engine):
         self.engine = engine
-        self._buffer: list[dict[str, Any]] = []
+        # (device_id, kind, at_ms, detail) tuples, not row dicts: a reconnect storm buffers thousands
+        # of them between flushes, and a tuple is a third of the dict's memory
+        self._buffer: list[tuple[int, str, int, dict[str, Any]]] = []
         self._lock = threading.Lock()
         self.recorded: Counter[str] = Counter()
+        #: called (from whichever thread recorded) when a whole chunk is buffered, so the owner can
+        #: flush before the interval ends: a reconnect storm then holds a chunk of rows, not a storm
+        self.on_backlog: Callable[[], None] | None = None
 
     def record(self, device_id: int, kind: str, detail: dict[str, Any] | None = None, at_ms: int | None = None) -> None:
         if kind not in EVENT_KINDS:
             raise ValueError(f"unknown device event kind {kind!r}")
-        row = {"device_id": int(device_id), "kind": kind, "at_ms": at_ms if at_ms is not None else now_ms(),
-               "detail": detail or {}}
+        row = (int(device_id), kind, at_ms if at_ms is not None else now_ms(), detail or {})
         with self._lock:
             self._buffer.append(row)
             self.recorded[kind] += 1
+            backlog = len(self._buffer) == FLUSH_CHUNK
+        if backlog and self.on_backlog is not None:
+            self.on_backlog()
 
     def flush(self) -> int:
-        """Write what is buffered in one statement; returns how many events were written."""
+        """Write what is buffered in one transaction, `FLUSH_CHUNK` rows a statement; returns how many
+        events were written."""
         with self._lock:
             rows, self._buffer = self._buffer, []
         if not rows:
             return 0
         try:
             with write_transaction(self.engine) as conn:
-                store.insert_events(conn, rows)
+                for start in range(0, len(rows), FLUSH_CHUNK):
+                    store.insert_events(conn, [{"device_id": device_id, "kind": kind, "at_ms": at, "detail": detail}
+                                               for device_id, kind, at, detail in rows[start:start + FLUSH_CHUNK]])
         except Exception:
             with self._lock:  # keep them for the next flush rather than lose them
                 self._buffer[:0] = rows

@@ -38,11 +38,18 @@ class DeviceRuntime:
 
     def ensure_running(self) -> None:
         if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run())
+            loop = asyncio.get_running_loop()
+            backlog = asyncio.Event()
+            self.events.on_backlog = lambda: loop.call_soon_threadsafe(backlog.set)
+            self._task = loop.create_task(self._run(backlog))
 
-    async def _run(self) -> None:
+    async def _run(self, backlog: asyncio.Event) -> None:
         while True:
-            await asyncio.sleep(self.event_flush_s)
+            try:  # every event_flush_s, or as soon as a chunk of events is buffered
+                await asyncio.wait_for(backlog.wait(), self.event_flush_s)
+            except TimeoutError:
+                pass
+            backlog.clear()
             try:
                 await asyncio.to_thread(self.tick)
             except Exception:  # a database hiccup: what is buffered stays buffered for the next tick

@@ -15,8 +15,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from iotfin.core.errors import Unauthorized
 from iotfin.transports.mqtt import codec
@@ -30,13 +31,43 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def identity_key(identity: object, client_id: str) -> tuple[object, str] | None:
-    """The key a session is registered under for takeover, or None for an unhashable identity."""
-    try:
-        hash(identity)
-    except TypeError:
-        return None
-    return identity, client_id
+class Takeovers:
+    """Which session holds each identity's client id, so that a new connection with the same identity
+    and client id takes the old one over. Keyed by the client id alone, and by (identity, client id)
+    only for a client id that another identity holds too: a key tuple per session would cost an
+    idle session ~64 bytes."""
+
+    def __init__(self) -> None:
+        self._by_client_id: dict[str, Any] = {}
+        self._shared: dict[tuple[object, str], Any] = {}
+
+    def __len__(self) -> int:
+        return len(self._by_client_id) + len(self._shared)
+
+    def register(self, session: Any) -> Any:
+        """Record `session` under its identity and client id; returns the session it takes over, or None."""
+        client_id, identity = session.client_id, session.identity
+        holder = self._by_client_id.get(client_id)
+        if holder is None or holder.identity == identity:
+            self._by_client_id[client_id] = session
+            return holder
+        try:
+            previous = self._shared.get((identity, client_id))
+        except TypeError:  # an unhashable identity sharing a client id: never taken over
+            return None
+        self._shared[(identity, client_id)] = session
+        return previous
+
+    def unregister(self, session: Any) -> None:
+        client_id = session.client_id
+        if self._by_client_id.get(client_id) is session:
+            del self._by_client_id[client_id]
+            return
+        try:
+            if self._shared.get((session.identity, client_id)) is session:
+                del self._shared[(session.identity, client_id)]
+        except TypeError:
+            pass
 
 
 class Authentication:
@@ -47,8 +78,7 @@ class Authentication:
     # owned here (initialized in Session.__init__)
     identity: object
     client_id: str
-    connected_at: datetime | None
-    _identity_key: tuple[object, str] | None  # the key in MqttServer._by_identity, if hashable
+    _connected_at: float  # wall clock, seconds (a float, not a datetime: 24 bytes less per session); 0 until CONNACK
 
     if TYPE_CHECKING:  # what authentication uses of the rest of Session
         protocol_level: int
@@ -57,8 +87,8 @@ class Authentication:
         _transport: asyncio.Transport | None
         _state: int
         _pending: bytearray | None
-        _keep_alive_s: float
-        _timer: asyncio.TimerHandle | None
+        _keep_alive: int
+        _deadline: float
         _client_receive_max: int
         _client_max_packet: int
 
@@ -92,7 +122,7 @@ class Authentication:
                 self._refuse(rc.CLIENT_IDENTIFIER_NOT_VALID, rc.V311_IDENTIFIER_REJECTED, "empty client id", v5)
                 return
             assigned = "auto-" + secrets.token_hex(8)
-        self._keep_alive_s = packet.keep_alive * 1.5
+        self._keep_alive = packet.keep_alive
         self._client_receive_max = int(props.get(codec.RECEIVE_MAXIMUM, 0xFFFF))  # type: ignore[call-overload]
         self._client_max_packet = int(props.get(codec.MAXIMUM_PACKET_SIZE, 0))  # type: ignore[call-overload]
         self._state = AUTHENTICATING
@@ -127,13 +157,10 @@ class Authentication:
             return
         self.identity = identity
         self.client_id = assigned or packet.client_id
-        self.connected_at = datetime.now(UTC)
-        key = self._identity_key = identity_key(identity, self.client_id)
-        if key is not None:
-            previous = server._by_identity.get(key)
-            if previous is not None:
-                previous._close(rc.SESSION_TAKEN_OVER, "session taken over", drop_work=False)
-            server._by_identity[key] = self  # type: ignore[assignment]  # self is a Session
+        self._connected_at = time.time()
+        previous = server._takeovers.register(self)
+        if previous is not None:
+            previous._close(rc.SESSION_TAKEN_OVER, "session taken over", drop_work=False)
         properties = None
         if v5:
             properties = list(server._connack_properties)
@@ -144,16 +171,20 @@ class Authentication:
         self._state = CONNECTED
         server.stats.sessions += 1
         self._send(codec.encode_connack(v5, 0, False, properties))
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if self._keep_alive_s:
+        self._deadline = 0.0
+        if self._keep_alive:
             assert server._loop is not None
-            self._timer = server._loop.call_later(self._keep_alive_s, self._on_timer)
+            self._deadline = server._loop.time() + self._keep_alive * 1.5
+            server._deadlines.add(self, self._deadline)
         pending, self._pending = self._pending, None
         self._resume(PAUSED_FOR_AUTH)
         if pending:
             self.data_received(bytes(pending))
+
+    @property
+    def connected_at(self) -> datetime | None:
+        """When the CONNACK went out (aware UTC), or None before."""
+        return datetime.fromtimestamp(self._connected_at, UTC) if self._connected_at else None
 
     def _refuse(self, code_v5: int, code_v311: int, why: str, v5: bool) -> None:
         self._server.stats.refused += 1

@@ -5,8 +5,9 @@ alive, and how much the server may send.
   CONNECT is being authenticated (auth.py), the session's queue of packets for the handler reached
   `PAUSE_READING_AT` (it resumes at `RESUME_READING_AT`), or our send buffer is full
   (asyncio's `pause_writing`: a client that does not read its replies may not make us queue more).
-* **Keep-alive.** One timer per session: the CONNECT deadline first, then 1.5 x the client's
-  keep-alive. Time spent with reading paused by us does not count against the client.
+* **Keep-alive.** One deadline per session, on the server's shared timer (deadlines.py): the CONNECT
+  deadline first, then 1.5 x the client's keep-alive. Time spent with reading paused by us does not
+  count against the client.
 * **Outbound QoS 1** (`publish`): at most the client's Receive Maximum of our PUBLISH packets await
   its PUBACK (packet ids in `_inflight`), nothing over its Maximum Packet Size is sent, and a
   full send buffer makes `publish` wait.
@@ -44,8 +45,8 @@ class FlowControl:
 
     # owned here (initialized in Session.__init__)
     _paused: int                                # PAUSED_FOR_* bits
-    _keep_alive_s: float                        # 1.5 x the client's keep-alive; 0 = none
-    _timer: asyncio.TimerHandle | None          # the CONNECT deadline, then keep-alive
+    _keep_alive: int                            # the client's keep-alive, seconds (0 = none); 1.5 x it may pass
+    _deadline: float                            # the CONNECT deadline, then keep-alive (0: none)
     _inflight: set[int] | None                  # packet ids of our QoS 1 PUBLISH awaiting PUBACK
     _next_packet_id: int
     _client_receive_max: int                    # from CONNECT (MQTT 5), else 0xFFFF
@@ -160,7 +161,8 @@ class FlowControl:
     # --- the CONNECT deadline and keep-alive -------------------------------------------------------
 
     def _on_timer(self) -> None:
-        self._timer = None
+        """The session's deadline came (server._deadlines)."""
+        self._deadline = 0.0
         server = self._server
         if self._state < CONNECTED:
             server.stats.connect_timeouts += 1
@@ -174,8 +176,10 @@ class FlowControl:
         if self._paused & (PAUSED_FOR_WORK | PAUSED_FOR_WRITE):
             self.last_activity = now  # we stopped reading, so the client's PINGREQs wait in the socket
         idle = now - self.last_activity
-        if idle >= self._keep_alive_s:
+        allowed = self._keep_alive * 1.5
+        if idle >= allowed:
             server.stats.keep_alive_timeouts += 1
             self._close(rc.KEEP_ALIVE_TIMEOUT, "keep-alive timeout", drop_work=False)
         else:
-            self._timer = server._loop.call_later(self._keep_alive_s - idle, self._on_timer)
+            self._deadline = now + allowed - idle
+            server._deadlines.add(self, self._deadline)

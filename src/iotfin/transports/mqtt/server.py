@@ -54,8 +54,10 @@ import ssl as ssl_module
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from iotfin.transports.mqtt import codec
+from iotfin.transports.mqtt import codec, tcp
 from iotfin.transports.mqtt import reason_codes as rc
+from iotfin.transports.mqtt.auth import Takeovers
+from iotfin.transports.mqtt.deadlines import Deadlines
 from iotfin.transports.mqtt.session import Session
 from iotfin.transports.mqtt.state import CONNECTED
 
@@ -102,7 +104,8 @@ class MqttServer:
     def __init__(self, handler: MqttHandler, host: str = "127.0.0.1", port: int = 1883,
                  max_packet_size: int = 1 << 20, connect_timeout_s: float = 10.0, *,
                  receive_maximum: int = 1000, backlog: int = 1024, ssl: ssl_module.SSLContext | None = None,
-                 concurrent_topics: frozenset[str] = frozenset(), reuse_port: bool = False):
+                 concurrent_topics: frozenset[str] = frozenset(), reuse_port: bool = False,
+                 epoll_transport: bool = True):
         if not 0 < receive_maximum <= 0xFFFF:
             raise ValueError("receive_maximum must be 1..65535")
         #: topic names whose consecutive PUBLISH packets in one session may be handled together
@@ -122,10 +125,16 @@ class MqttServer:
         # MQTT over TLS (mqtts): with a context that asks for client certificates, a device may
         # authenticate by its certificate (the handler's optional `authenticate_certificate`)
         self._ssl = ssl
+        # plain TCP on the lean epoll transport (tcp.py) where the platform has epoll; TLS, and
+        # epoll_transport=False, on asyncio's
+        self._epoll_transport = epoll_transport and ssl is None and tcp.available()
         self._listener: asyncio.Server | None = None
+        self._tcp: tcp.TcpConnections | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._deadlines: Deadlines = None  # type: ignore[assignment]  # made in start(), on the running loop
+        # sessions on asyncio's transport; the epoll transport's own table holds the others (see _open_sessions)
         self._connections: set[Session] = set()
-        self._by_identity: dict[tuple[object, str], Session] = {}
+        self._takeovers = Takeovers()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._connack_properties = [
             (codec.RECEIVE_MAXIMUM, receive_maximum), (codec.MAXIMUM_QOS, 1),
@@ -140,32 +149,49 @@ class MqttServer:
     @property
     def sessions(self) -> list[Session]:
         """Connected, authenticated sessions."""
-        return [s for s in self._connections if s._state == CONNECTED]
+        return [s for s in self._open_sessions() if s._state == CONNECTED]
+
+    def _open_sessions(self) -> list[Session]:
+        """Every connection's session, until its connection_lost. On the epoll transport, its table
+        of connections is the list: a set of sessions beside it would cost ~50 bytes a connection."""
+        if self._tcp is not None:
+            return [transport._protocol for transport in self._tcp._transports.values()]  # type: ignore[misc]
+        return list(self._connections)
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._listener = await self._loop.create_server(
-            lambda: Session(self), self.host, self._port, backlog=self._backlog, reuse_address=True, ssl=self._ssl,
-            reuse_port=self._reuse_port or None)
-        self._port = self._listener.sockets[0].getsockname()[1]
+        self._deadlines = Deadlines(self._loop)
+        if self._epoll_transport:
+            listeners = tcp.listening_sockets(self.host, self._port, self._backlog, self._reuse_port)
+            self._tcp = tcp.TcpConnections(self._loop, listeners, lambda: Session(self))
+            self._port = listeners[0].getsockname()[1]
+        else:
+            self._listener = await self._loop.create_server(
+                lambda: Session(self), self.host, self._port, backlog=self._backlog, reuse_address=True,
+                ssl=self._ssl, reuse_port=self._reuse_port or None)
+            self._port = self._listener.sockets[0].getsockname()[1]
         log.info("MQTT server listening on %s:%d", self.host, self._port)
 
     async def stop(self, timeout_s: float = 5.0) -> None:
         """Stop listening, close every session (MQTT 5: DISCONNECT 0x8B) and let the handler see them go."""
-        if self._listener is None:
+        if self._listener is None and self._tcp is None:
             return
         listener, self._listener = self._listener, None
-        listener.close()
+        connections = self._tcp
+        if listener is not None:
+            listener.close()
+        if connections is not None:
+            connections.stop_listening()
         assert self._loop is not None
-        for session in list(self._connections):
+        for session in self._open_sessions():
             session._close(rc.SERVER_SHUTTING_DOWN, "server shutting down", drop_work=False)
         deadline = self._loop.time() + timeout_s
-        while (self._connections or self._tasks) and self._loop.time() < deadline:
+        while (self._open_sessions() or self._tasks) and self._loop.time() < deadline:
             if self._tasks:
                 await asyncio.wait(set(self._tasks), timeout=max(deadline - self._loop.time(), 0))
             else:
                 await asyncio.sleep(0.01)
-        for session in list(self._connections):
+        for session in self._open_sessions():
             if session._transport is not None:
                 session._transport.abort()
         await asyncio.sleep(0)  # let connection_lost run, which may start on_disconnect
@@ -173,7 +199,14 @@ class MqttServer:
             task.cancel()
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=1.0)
-        await listener.wait_closed()
+        if connections is not None:
+            connections.close()
+            self._tcp = None
+            await asyncio.sleep(0)  # their connection_lost, then the epoll's close
+            await asyncio.sleep(0)
+        if listener is not None:
+            await listener.wait_closed()
+        self._deadlines.close()
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         assert self._loop is not None

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from iotfin.transports.mqtt import codec
@@ -58,23 +57,23 @@ class Session(Authentication, FlowControl, asyncio.Protocol):
     __slots__ = ("protocol_level", "last_activity", "_server", "_transport", "_state", "_pending", "_need",
                  "_work", "_worker", "_unacked", "_subscriptions", "_out", "_flush_scheduled", "_disconnect_reason",
                  # auth.py
-                 "identity", "client_id", "connected_at", "_identity_key",
+                 "identity", "client_id", "_connected_at",
                  # flow.py
-                 "_paused", "_keep_alive_s", "_timer", "_inflight", "_next_packet_id", "_client_receive_max",
+                 "_paused", "_keep_alive", "_deadline", "_inflight", "_next_packet_id", "_client_receive_max",
                  "_client_max_packet", "_waiters")
 
     def __init__(self, server: MqttServer):
         self.identity: object = None
         self.client_id = ""
         self.protocol_level = 0
-        self.connected_at: datetime | None = None
+        self._connected_at = 0.0
         self.last_activity = 0.0
         self._server = server
         self._transport: asyncio.Transport | None = None
         self._state = AWAITING_CONNECT
         self._paused = 0
-        self._keep_alive_s = 0.0
-        self._timer: asyncio.TimerHandle | None = None
+        self._keep_alive = 0
+        self._deadline = 0.0                    # event-loop time of the next CONNECT/keep-alive check; 0 = none
         self._pending: bytearray | None = None  # an incomplete packet's bytes so far
         self._need = 0                          # bytes _pending must reach before parsing again
         self._work: deque[tuple[Any, ...]] | None = None
@@ -89,7 +88,6 @@ class Session(Authentication, FlowControl, asyncio.Protocol):
         self._flush_scheduled = False
         self._waiters: list[asyncio.Future[None]] | None = None
         self._disconnect_reason: str | None = None
-        self._identity_key: tuple[object, str] | None = None
 
     def __repr__(self) -> str:
         return f"<Session {self.client_id!r} v{self.protocol_level} {self.identity!r}>"
@@ -112,21 +110,21 @@ class Session(Authentication, FlowControl, asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         server = self._server
         self._transport = transport
-        server._connections.add(self)
+        if server._tcp is None:  # the epoll transport's table already lists this connection
+            server._connections.add(self)
         server.stats.connections += 1
         assert server._loop is not None
         self.last_activity = server._loop.time()
-        self._timer = server._loop.call_later(server.connect_timeout_s, self._on_timer)
+        self._deadline = self.last_activity + server.connect_timeout_s
+        server._deadlines.add(self, self._deadline)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._state = CLOSED
         server = self._server
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._deadline = 0.0
         server._connections.discard(self)
-        if self._identity_key is not None and server._by_identity.get(self._identity_key) is self:
-            del server._by_identity[self._identity_key]
+        if self._connected_at:
+            server._takeovers.unregister(self)
         if self._disconnect_reason is None:
             self._disconnect_reason = f"connection lost: {exc}" if exc else "connection lost"
         self._pending = None
@@ -417,7 +415,7 @@ class Session(Authentication, FlowControl, asyncio.Protocol):
         self._queue_packet(codec.encode_unsuback(self.protocol_level == codec.MQTT_5, packet_id, codes))
 
     def _notify_disconnect(self) -> None:
-        if self.connected_at is None:
+        if not self._connected_at:
             return  # never authenticated: the handler never saw this connection
         reason = self._disconnect_reason or "closed"
         handler = self._server.handler
