@@ -24,8 +24,11 @@ Phases (each load generator is a separate process; the machine's 2 cores are sha
 3. **Mosquitto baseline**: `mosquitto` on a free port, one paho-mqtt subscriber (QoS 1) that only
    parses each message's JSON, and the same publisher processes as phase 1. Relay rate = messages
    the subscriber parsed / time from the first publish to the last message parsed.
-4. **Idle sessions**: a fresh `iotfin serve` gets `--idle` authenticated MQTT connections that then
-   stay silent; resident memory before and after, per connection.
+4. **Idle sessions**: a fresh `iotfin serve` gets `--idle` authenticated MQTT connections (one
+   device's token, distinct client ids) that then stay silent; resident memory before and after,
+   per connection. With `--idle-distinct`, again with as many distinct devices, each connecting to
+   the process for the first time: that adds what a process keeps per device it has seen (the
+   token cache entry, SQLite's page cache) and the connection storm's high-water mark.
 
 Prints one JSON object.
 """
@@ -532,29 +535,40 @@ def run_iotfin(args: argparse.Namespace, root: Path) -> dict[str, object]:
         serve.stop()
 
     if args.idle:
-        serve = Serve(data_dir)
-        serve.start()
-        try:
-            time.sleep(1.0)
-            before = serve.rss_bytes()
-            ready, release, failures = ctx.Event(), ctx.Event(), ctx.Value("i", 0)
-            opener = ctx.Process(target=idle_opener, args=(serve.mqtt_port, args.idle, ready, release, failures,
-                                                           marker.token, 600))
-            started = time.perf_counter()
-            opener.start()
-            ready.wait(600)
-            seconds = time.perf_counter() - started
-            time.sleep(2.0)
-            after = serve.rss_bytes()
-            release.set()
-            opener.join()
-            opened = args.idle - failures.value
-            out["idle_sessions"] = {"connections": opened, "connect_seconds": round(seconds, 1),
-                                    "rss_before_mib": round(before / 2**20, 1), "rss_after_mib": round(after / 2**20, 1),
-                                    "bytes_per_idle_session": round((after - before) / max(opened, 1))}
-        finally:
-            serve.stop()
+        out["idle_sessions"] = idle_phase(ctx, data_dir, marker.token, args.idle)
+        if args.idle_distinct:
+            ws = Workspace(Settings(data_dir=data_dir))
+            tokens = [ws.devices.create().token for _ in range(args.idle)]
+            ws.close()
+            out["idle_sessions_distinct_devices"] = idle_phase(ctx, data_dir, tokens, args.idle)
     return out
+
+
+def idle_phase(ctx: mp.context.BaseContext, data_dir: Path, username: str | list[str], count: int) -> dict[str, object]:
+    """A fresh `iotfin serve` gets `count` authenticated MQTT sessions that then stay silent:
+    resident memory before and after, per session. `username`: one device's access token for all
+    of them, or one token per session (each device's first connection to this process)."""
+    serve = Serve(data_dir)
+    serve.start()
+    try:
+        time.sleep(1.0)
+        before = serve.rss_bytes()
+        ready, release, failures = ctx.Event(), ctx.Event(), ctx.Value("i", 0)
+        opener = ctx.Process(target=idle_opener, args=(serve.mqtt_port, count, ready, release, failures, username, 600))
+        started = time.perf_counter()
+        opener.start()
+        ready.wait(600)
+        seconds = time.perf_counter() - started
+        time.sleep(2.0)
+        after = serve.rss_bytes()
+        release.set()
+        opener.join()
+        opened = count - failures.value
+        return {"connections": opened, "devices": len(username) if isinstance(username, list) else 1,
+                "connect_seconds": round(seconds, 1), "rss_before_mib": round(before / 2**20, 1),
+                "rss_after_mib": round(after / 2**20, 1), "bytes_per_idle_session": round((after - before) / max(opened, 1))}
+    finally:
+        serve.stop()
 
 
 def run_mosquitto(args: argparse.Namespace, root: Path) -> dict[str, object]:
@@ -621,6 +635,8 @@ def main() -> None:
     parser.add_argument("--profile", help="write py-spy's collapsed stacks of the server in phase 1 here "
                         "(and of the HTTP bulk phase to <file>.bulk)")
     parser.add_argument("--idle", type=int, default=10_000, help="idle MQTT sessions (0: skip)")
+    parser.add_argument("--idle-distinct", action="store_true",
+                        help="also measure --idle sessions of as many distinct devices, each on its first connection")
     args = parser.parse_args()
     resource.setrlimit(resource.RLIMIT_NOFILE, (resource.getrlimit(resource.RLIMIT_NOFILE)[1],) * 2)
     root = Path(tempfile.mkdtemp(prefix="iotfin-e2e-bench-"))

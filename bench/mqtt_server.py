@@ -186,8 +186,9 @@ def connect_packet(client_id: str, keep_alive: int = 600, username: str | None =
 
 
 def idle_opener(port: int, count: int, ready: mp.Event, release: mp.Event, failures: mp.Value,
-                username: str | None = None, hold_seconds: float = 300) -> None:
-    """Open `count` MQTT sessions that then stay silent until `release` (the idle-memory probe)."""
+                username: str | list[str] | None = None, hold_seconds: float = 300) -> None:
+    """Open `count` MQTT sessions that then stay silent until `release` (the idle-memory probe); with a
+    list of user names (access tokens), session i authenticates as username[i % len(username)]."""
     resource.setrlimit(resource.RLIMIT_NOFILE, (resource.getrlimit(resource.RLIMIT_NOFILE)[1],) * 2)
 
     async def open_all() -> list[socket.socket]:
@@ -201,7 +202,7 @@ def idle_opener(port: int, count: int, ready: mp.Event, release: mp.Event, failu
                 sock.setblocking(False)
                 try:
                     await loop.sock_connect(sock, ("127.0.0.1", port))
-                    await loop.sock_sendall(sock, connect_packet(f"idle-{i}", 600, username))
+                    await loop.sock_sendall(sock, connect_packet(f"idle-{i}", 600, username[i % len(username)] if isinstance(username, list) else username))
                     connack = await loop.sock_recv(sock, 4)
                     if connack != b"\x20\x02\x00\x00":
                         raise RuntimeError(connack)

@@ -7,7 +7,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -246,8 +246,9 @@ class DeviceService:
             device_id = store.device_of_certificate(conn, fingerprint)
         return None if device_id is None else int(device_id)
 
-    def resolve_token(self, token: str) -> int | None:
-        """The device an access token belongs to, if the token is valid now."""
+    def cached_token(self, token: str) -> int | None:
+        """The device of an access token validated within the last TOKEN_CACHE_TTL_S, without touching
+        the database (so a transport may call it on its event loop); None when not cached."""
         if not token or len(token) > 64:
             return None
         digest = token_hash(token)
@@ -256,17 +257,44 @@ class DeviceService:
             if cached is not None and cached[1] > time.monotonic():
                 self._tokens.move_to_end(digest)
                 return cached[0]
+        return None
+
+    def resolve_token(self, token: str) -> int | None:
+        """The device an access token belongs to, if the token is valid now."""
+        if not token or len(token) > 64:
+            return None
+        cached = self.cached_token(token)
+        if cached is not None:
+            return cached
+        digest = token_hash(token)
         now = datetime.now(UTC)
         with self.engine.connect() as conn:
             device_id = store.device_of_token(conn, digest, now)
         if device_id is not None:
-            with self._lock:
-                # Revocations in this process evict at once; one made by another process (the CLI)
-                # is seen when the entry expires.
-                self._tokens[digest] = (int(device_id), time.monotonic() + TOKEN_CACHE_TTL_S)
-                if len(self._tokens) > self._cache_size:
-                    self._tokens.popitem(last=False)
+            self._cache_tokens([(digest, int(device_id))])
         return None if device_id is None else int(device_id)
+
+    def resolve_tokens(self, tokens: Iterable[str]) -> dict[str, int]:
+        """`resolve_token` for many tokens in one query (a reconnect storm's connections, batched by
+        the MQTT transport): the device of each token that is valid now; the others are left out."""
+        by_digest = {token_hash(token): token for token in tokens if token and len(token) <= 64}
+        if not by_digest:
+            return {}
+        with self.engine.connect() as conn:
+            found = store.devices_of_tokens(conn, list(by_digest), datetime.now(UTC))
+        self._cache_tokens(found)
+        return {by_digest[digest]: device_id for digest, device_id in found}
+
+    def _cache_tokens(self, found: Iterable[tuple[str, int]]) -> None:
+        # Revocations in this process evict at once; one made by another process (the CLI) is seen
+        # when the entry expires.
+        expires = time.monotonic() + TOKEN_CACHE_TTL_S
+        with self._lock:
+            for digest, device_id in found:
+                self._tokens[digest] = (device_id, expires)
+                self._tokens.move_to_end(digest)
+            while len(self._tokens) > self._cache_size:
+                self._tokens.popitem(last=False)
 
     def resolve_mqtt(self, client_id: str, username: str | None, password: bytes | None) -> int | None:
         """ThingsBoard rules: username = access token (no password), or MQTT basic credentials."""

@@ -312,6 +312,14 @@ def device_of_token(conn: Connection, token_sha256: str, now: datetime) -> int |
         or_(DeviceCredential.expires_at.is_(None), DeviceCredential.expires_at > now))).scalar()
 
 
+def devices_of_tokens(conn: Connection, token_sha256s: Sequence[str], now: datetime) -> list[tuple[str, int]]:
+    """(token hash, device) for those of these access tokens that are active and not past their expiry."""
+    rows = conn.execute(select(DeviceCredential.token_sha256, DeviceCredential.device_id).where(
+        DeviceCredential.token_sha256.in_(token_sha256s), DeviceCredential.status == "active",
+        or_(DeviceCredential.expires_at.is_(None), DeviceCredential.expires_at > now)))
+    return [(digest, int(device_id)) for digest, device_id in rows]
+
+
 def mqtt_basic_credential(conn: Connection, username: str) -> Row[Any] | None:
     """(device_id, password_hash, mqtt_client_id) of the active MQTT basic credential with this username."""
     return conn.execute(select(DeviceCredential.device_id, DeviceCredential.password_hash,

@@ -23,6 +23,12 @@ pipelined packet rate, because a streams server keeps a StreamReader, a StreamWr
 handler task per connection. Here a connection is one slotted object, and a task exists only while
 packets await the handler.
 
+Plain TCP goes further (tcp.py): its connections live on one epoll of their own, read by the event
+loop as one file descriptor, each a slotted transport and a C-level socket, and every session's
+keep-alive shares one timer (deadlines.py). An idle authenticated session under `iotfin serve` then
+costs ~0.93 KB of the process's memory instead of 3.4 KB (bench/ingest_e2e.py, idle phase, 10,000
+sessions). TLS connections stay on asyncio's transport.
+
     server = MqttServer(handler, host="0.0.0.0", port=1883)
     await server.start()
     ...

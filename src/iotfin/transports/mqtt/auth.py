@@ -6,7 +6,7 @@ authenticates: by the client's TLS certificate when it presented one and the han
 `authenticate_certificate`, else by user name and password (`authenticate`); None or
 `Unauthorized` refuses the connection, an exception answers "server unavailable". A session whose
 identity and client id are already connected takes that connection over (the older one is closed
-with 0x8E). Then CONNACK goes out, the keep-alive timer starts, and the packets the client
+with 0x8E). Then CONNACK goes out, the keep-alive deadline is set, and the packets the client
 pipelined after its CONNECT are parsed.
 """
 

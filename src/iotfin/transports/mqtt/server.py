@@ -1,5 +1,6 @@
 """The MQTT server: one `Session` (an asyncio Protocol, session.py) per connection, in front of one
-`MqttHandler`.
+`MqttHandler`. Plain-TCP connections run on the lean epoll transport (tcp.py), TLS ones on
+asyncio's; every session's CONNECT deadline and keep-alive share one timer (deadlines.py).
 
 Rules this server keeps (the device-API semantics live in the handler, `iotfin.transports.mqtt_device`):
 
