@@ -72,3 +72,21 @@ def test_revoked_token_mid_session(serve: Serve) -> None:
     assert acked <= stored  # every acknowledged reading is there
     late = [n for n in stored if sent_at[n] > revoked_at + REVOCATION_POLL_S + 1]
     assert late == [], "stored readings sent after the server had learnt of the revocation"
+
+
+def test_a_silent_session_is_closed_when_its_token_is_revoked(serve: Serve) -> None:
+    """A device that connected and has sent nothing since is disconnected too: it must not keep a
+    session it could publish on later."""
+    device = serve.device()
+    bystander = serve.device()
+    with raw.RawClient(serve.mqtt_port) as silent, raw.RawClient(serve.mqtt_port) as other:
+        silent.handshake(client_id="silent", username=device.token, level=5)
+        other.handshake(client_id="quiet-bystander", username=bystander.token)  # MQTT 3.1.1
+        done = subprocess.run([sys.executable, "-m", "iotfin", "devices", "revoke", str(device.id)], env=serve.env,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        silent.sock.settimeout(REVOCATION_POLL_S + 5)
+        assert silent.expect(0xE0)[0] == 0x87  # DISCONNECT: not authorised, without a packet from the device
+        assert silent.closed()
+        other.send(raw.PINGREQ)
+        assert other.expect(0xD0) == b""  # the other device's silent session stays

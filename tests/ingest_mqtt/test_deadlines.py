@@ -72,3 +72,28 @@ def test_one_timer_for_many_deadlines() -> None:
         deadlines.close()
 
     asyncio.run(scenario())
+
+
+def test_entries_of_closed_sessions_do_not_outlive_them() -> None:
+    """Sessions that go long before their keep-alive bucket is due are dropped by a rebuild, not
+    held until then; the live ones still fire."""
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        deadlines = Deadlines(loop)
+        fired: list[tuple[str, float]] = []
+        now = loop.time()
+        live = [Item(f"live-{i}", fired, loop) for i in range(100)]
+        for item in live:
+            item.at(now + 0.3, deadlines)
+        for i in range(10_000):  # connections that come and go, each with a deadline 15 minutes away
+            gone = Item(f"gone-{i}", fired, loop)
+            gone.at(now + 900, deadlines)
+            gone._deadline = 0.0
+            deadlines.discard(gone)
+        assert len(deadlines) < 2_300  # rebuilt along the way: at most ~2x the live entries plus the slack
+        await asyncio.sleep(0.7)
+        assert sorted(name for name, _ in fired) == sorted(item.name for item in live)
+        deadlines.close()
+
+    asyncio.run(scenario())

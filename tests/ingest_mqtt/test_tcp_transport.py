@@ -265,3 +265,15 @@ def test_listening_sockets_share_a_port_with_reuse_port() -> None:
         tcp.listening_sockets("127.0.0.1", port, 16, reuse_port=False)
     for sock in first + second:
         sock.close()
+
+
+def test_every_address_of_a_name_listens_on_one_port() -> None:
+    """A name that resolves to several addresses (localhost: 127.0.0.1 and, where configured, ::1)
+    gets a socket for each, all on the port the system chose for the first."""
+    sockets = tcp.listening_sockets("localhost", 0, 16, reuse_port=False)
+    try:
+        assert len({sock.getsockname()[1] for sock in sockets}) == 1
+        assert {sock.family for sock in sockets} <= {socket.AF_INET, socket.AF_INET6}
+    finally:
+        for sock in sockets:
+            sock.close()

@@ -40,7 +40,14 @@ class DeviceRuntime:
         if self._task is None or self._task.done():
             loop = asyncio.get_running_loop()
             backlog = asyncio.Event()
-            self.events.on_backlog = lambda: loop.call_soon_threadsafe(backlog.set)
+
+            def wake() -> None:  # from whichever thread recorded the event
+                try:
+                    loop.call_soon_threadsafe(backlog.set)
+                except RuntimeError:  # that loop has closed: close() flushes what is left
+                    pass
+
+            self.events.on_backlog = wake
             self._task = loop.create_task(self._run(backlog))
 
     async def _run(self, backlog: asyncio.Event) -> None:
@@ -69,6 +76,7 @@ class DeviceRuntime:
         self.guard.persist([])  # counters of accepted messages that had no readings to commit
 
     async def aclose(self) -> None:
+        self.events.on_backlog = None
         if self._task is not None:
             self._task.cancel()
             try:

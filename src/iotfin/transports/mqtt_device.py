@@ -76,8 +76,8 @@ class DeviceIdentity:
 class TokenLookups:
     """Access tokens of connecting devices, resolved in batches, as telemetry is group-committed: the
     tokens that arrive while one lookup runs share the next query (up to `MAX_BATCH`). A reconnect
-    storm of 10,000 devices is then ~20 queries and thread hand-offs instead of 10,000, with
-    their garbage, which a process's memory keeps the high-water mark of. Cached tokens are
+    storm of 10,000 devices then takes as few as 20 queries and thread hand-offs instead of 10,000
+    (and their garbage, whose high-water mark a process's memory keeps). Cached tokens are
     answered at once, on the event loop."""
 
     MAX_BATCH = 500
@@ -85,7 +85,7 @@ class TokenLookups:
     def __init__(self, devices: Any):
         self.devices = devices
         self._waiting: dict[str, list[asyncio.Future[int | None]]] = {}
-        self._draining = False
+        self._drainer: asyncio.Task[None] | None = None  # held here: the loop holds tasks weakly
 
     async def resolve(self, token: str) -> int | None:
         cached = self.devices.cached_token(token)
@@ -94,9 +94,8 @@ class TokenLookups:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[int | None] = loop.create_future()
         self._waiting.setdefault(token, []).append(future)
-        if not self._draining:
-            self._draining = True
-            loop.create_task(self._drain())
+        if self._drainer is None:
+            self._drainer = loop.create_task(self._drain())
         return await future
 
     async def _drain(self) -> None:
@@ -117,14 +116,16 @@ class TokenLookups:
                         if not future.done():
                             future.set_result(found.get(token))
         finally:
-            self._draining = False
+            self._drainer = None
 
 
 class DeviceApiHandler:
     def __init__(self, ws: Platform, committer: GroupCommitter | None = None):
         self.ws = ws
         self.committer = committer or GroupCommitter(ws.ingest, TRANSPORT, on_commit=ws.device_runtime.guard.persist)
-        self.sessions: dict[int, set[Any]] = {}
+        # the MQTT servers this handler answers for (`serving`): their sessions are where a revoked
+        # device's connections are found, so no per-device index of sessions is kept
+        self.servers: list[Any] = []
         self.tokens = TokenLookups(ws.devices)
         self._loop: asyncio.AbstractEventLoop | None = None
         ws.devices.revocation_listeners.append(self._on_revoked)
@@ -158,19 +159,15 @@ class DeviceApiHandler:
 
     async def on_subscribe(self, session: Any, topic_filter: str, qos: int) -> int:
         allowed = topic_filter.startswith(("v1/devices/me/", "v1/gateway/"))
-        if allowed:
-            self.sessions.setdefault(session.identity.device_id, set()).add(session)
         return min(qos, 1) if allowed else NOT_AUTHORIZED
 
     async def on_disconnect(self, session: Any, reason: str) -> None:
         identity = getattr(session, "identity", None)
         if identity is not None:
-            self.sessions.get(identity.device_id, set()).discard(session)
             self.ws.device_runtime.state.disconnected(identity.device_id, {"transport": TRANSPORT, "reason": reason})
 
     async def on_publish(self, session: Any, topic: str, payload: bytes, qos: int) -> int:
         device_id = session.identity.device_id
-        self.sessions.setdefault(device_id, set()).add(session)
         activity(self.ws, device_id)
         try:
             if topic == TELEMETRY:
@@ -292,9 +289,18 @@ class DeviceApiHandler:
 
     # --- revocation ----------------------------------------------------------------------------
 
+    def serving(self, server: Any) -> None:
+        """Called by each MqttServer that starts with this handler."""
+        self.servers.append(server)
+
     def _on_revoked(self, device_id: int) -> None:
-        """Called from whatever thread revoked the credential: close that device's live sessions."""
-        if self._loop is None:
-            return
-        for session in list(self.sessions.get(device_id, ())):
-            self._loop.call_soon_threadsafe(lambda s=session: asyncio.ensure_future(s.close(NOT_AUTHORIZED)))
+        """Called from whatever thread revoked the credential: close that device's live sessions,
+        silent ones included (a scan of the servers' sessions: revocations are rare, connections many)."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._close_sessions_of, device_id)
+
+    def _close_sessions_of(self, device_id: int) -> None:
+        for server in self.servers:
+            for session in server.sessions:
+                if session.identity.device_id == device_id:
+                    asyncio.ensure_future(session.close(NOT_AUTHORIZED))

@@ -172,6 +172,7 @@ class Authentication:
         server.stats.sessions += 1
         self._send(codec.encode_connack(v5, 0, False, properties))
         self._deadline = 0.0
+        server._deadlines.discard(self)  # the CONNECT deadline's entry
         if self._keep_alive:
             assert server._loop is not None
             self._deadline = server._loop.time() + self._keep_alive * 1.5

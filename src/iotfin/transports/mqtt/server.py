@@ -81,6 +81,9 @@ class MqttHandler(Protocol):
     async def on_disconnect(self, session: Session, reason: str) -> None:
         """Called once per authenticated session, after its last on_publish/on_subscribe returned."""
 
+    # optional: `authenticate_certificate(client_id, certificate_der, protocol_level)` (auth.py), and
+    # `serving(server)`, called when a server starts with this handler (to find its sessions later)
+
 
 @dataclass(slots=True)
 class ServerStats:
@@ -171,6 +174,9 @@ class MqttServer:
                 lambda: Session(self), self.host, self._port, backlog=self._backlog, reuse_address=True,
                 ssl=self._ssl, reuse_port=self._reuse_port or None)
             self._port = self._listener.sockets[0].getsockname()[1]
+        serving = getattr(self.handler, "serving", None)
+        if serving is not None:
+            serving(self)
         log.info("MQTT server listening on %s:%d", self.host, self._port)
 
     async def stop(self, timeout_s: float = 5.0) -> None:

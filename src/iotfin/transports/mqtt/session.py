@@ -121,7 +121,9 @@ class Session(Authentication, FlowControl, asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._state = CLOSED
         server = self._server
-        self._deadline = 0.0
+        if self._deadline:
+            self._deadline = 0.0
+            server._deadlines.discard(self)  # so the timer's buckets do not keep this session alive
         server._connections.discard(self)
         if self._connected_at:
             server._takeovers.unregister(self)

@@ -70,12 +70,11 @@ def listening_sockets(host: str | None, port: int, backlog: int, reuse_port: boo
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             if family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)  # the IPv4 address has its own socket
-            sock.bind(address)
+            # port 0: the system chooses for the first address, and every other address uses that port
+            sock.bind((address[0], port, *address[2:]))
             sock.listen(backlog)
             sock.setblocking(False)
-            if port == 0:  # every address on the port the system chose for the first
-                port = sock.getsockname()[1]
-                infos = [(f, k, p, c, (a[0], port, *a[2:])) for f, k, p, c, a in infos]
+            port = sock.getsockname()[1]
         return sockets
     except BaseException:
         for sock in sockets:
