@@ -171,6 +171,21 @@ def test_takeover_of_a_client_id_that_two_identities_share(mqtt_server: ServerTh
     wait_for(lambda: len(mqtt_server.server._takeovers) == 0)
 
 
+def test_takeover_after_the_first_holder_of_a_shared_client_id_left(mqtt_server: ServerThread) -> None:
+    with raw.RawClient(mqtt_server.port) as other:
+        with raw.RawClient(mqtt_server.port) as meter:
+            meter.handshake(client_id="meter-1", username="dev-meter")
+            other.handshake(client_id="meter-1", username="dev-another", level=5)
+        wait_for(lambda: len(mqtt_server.server.sessions) == 1)  # the meter has gone; the other stays
+        with raw.RawClient(mqtt_server.port) as other_again:
+            other_again.handshake(client_id="meter-1", username="dev-another", level=5)
+            assert other.expect(0xE0)[0] == 0x8E  # its own reconnection takes it over
+            assert other.closed()
+            other_again.send(raw.PINGREQ)
+            assert other_again.expect(0xD0) == b""
+    wait_for(lambda: len(mqtt_server.server._takeovers) == 0)
+
+
 @pytest.mark.parametrize("level", [4, 5])
 def test_session_close_from_the_platform(mqtt_server: ServerThread, level: int) -> None:
     with raw.RawClient(mqtt_server.port) as client:

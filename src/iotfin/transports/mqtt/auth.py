@@ -48,15 +48,17 @@ class Takeovers:
         """Record `session` under its identity and client id; returns the session it takes over, or None."""
         client_id, identity = session.client_id, session.identity
         holder = self._by_client_id.get(client_id)
-        if holder is None or holder.identity == identity:
-            self._by_client_id[client_id] = session
-            return holder
         try:
-            previous = self._shared.get((identity, client_id))
+            if holder is not None and holder.identity != identity:  # another identity holds the client id
+                previous = self._shared.get((identity, client_id))
+                self._shared[(identity, client_id)] = session
+                return previous
+            self._by_client_id[client_id] = session
+            if holder is None and self._shared:  # this identity's session may be there from when another held it
+                return self._shared.pop((identity, client_id), None)
         except TypeError:  # an unhashable identity sharing a client id: never taken over
             return None
-        self._shared[(identity, client_id)] = session
-        return previous
+        return holder
 
     def unregister(self, session: Any) -> None:
         client_id = session.client_id
