@@ -251,39 +251,35 @@ class DeviceService:
         the database (so a transport may call it on its event loop); None when not cached."""
         if not token or len(token) > 64:
             return None
-        digest = token_hash(token)
+        return self._cached_device(token_hash(token))
+
+    def resolve_token(self, token: str) -> int | None:
+        """The device an access token belongs to, if the token is valid now."""
+        return self.resolve_tokens((token,)).get(token)
+
+    def resolve_tokens(self, tokens: Iterable[str]) -> dict[str, int]:
+        """The device of each token that is valid now (the others are left out): from the cache,
+        and the rest in one query (a reconnect storm's connections, batched by the MQTT transport)."""
+        by_digest = {token_hash(token): token for token in tokens if token and len(token) <= 64}
+        found: dict[str, int] = {}
+        for digest in list(by_digest):
+            device_id = self._cached_device(digest)
+            if device_id is not None:
+                found[by_digest.pop(digest)] = device_id
+        if by_digest:
+            with self.engine.connect() as conn:
+                fetched = store.devices_of_tokens(conn, list(by_digest), datetime.now(UTC))
+            self._cache_tokens(fetched)
+            found.update((by_digest[digest], device_id) for digest, device_id in fetched)
+        return found
+
+    def _cached_device(self, digest: str) -> int | None:
         with self._lock:
             cached = self._tokens.get(digest)
             if cached is not None and cached[1] > time.monotonic():
                 self._tokens.move_to_end(digest)
                 return cached[0]
         return None
-
-    def resolve_token(self, token: str) -> int | None:
-        """The device an access token belongs to, if the token is valid now."""
-        if not token or len(token) > 64:
-            return None
-        cached = self.cached_token(token)
-        if cached is not None:
-            return cached
-        digest = token_hash(token)
-        now = datetime.now(UTC)
-        with self.engine.connect() as conn:
-            device_id = store.device_of_token(conn, digest, now)
-        if device_id is not None:
-            self._cache_tokens([(digest, int(device_id))])
-        return None if device_id is None else int(device_id)
-
-    def resolve_tokens(self, tokens: Iterable[str]) -> dict[str, int]:
-        """`resolve_token` for many tokens in one query (a reconnect storm's connections, batched by
-        the MQTT transport): the device of each token that is valid now; the others are left out."""
-        by_digest = {token_hash(token): token for token in tokens if token and len(token) <= 64}
-        if not by_digest:
-            return {}
-        with self.engine.connect() as conn:
-            found = store.devices_of_tokens(conn, list(by_digest), datetime.now(UTC))
-        self._cache_tokens(found)
-        return {by_digest[digest]: device_id for digest, device_id in found}
 
     def _cache_tokens(self, found: Iterable[tuple[str, int]]) -> None:
         # Revocations in this process evict at once; one made by another process (the CLI) is seen

@@ -305,13 +305,6 @@ def device_of_certificate(conn: Connection, cert_sha256: str) -> int | None:
         DeviceCredential.status == "active")).scalar()
 
 
-def device_of_token(conn: Connection, token_sha256: str, now: datetime) -> int | None:
-    """The device whose access token this is, if it is active and not past its expiry at `now`."""
-    return conn.execute(select(DeviceCredential.device_id).where(
-        DeviceCredential.token_sha256 == token_sha256, DeviceCredential.status == "active",
-        or_(DeviceCredential.expires_at.is_(None), DeviceCredential.expires_at > now))).scalar()
-
-
 def devices_of_tokens(conn: Connection, token_sha256s: Sequence[str], now: datetime) -> list[tuple[str, int]]:
     """(token hash, device) for those of these access tokens that are active and not past their expiry."""
     rows = conn.execute(select(DeviceCredential.token_sha256, DeviceCredential.device_id).where(
