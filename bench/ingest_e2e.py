@@ -56,7 +56,7 @@ import httpx
 import orjson
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from mqtt_server import connect_packet, idle_opener, varint
+from mqtt_server import connect_packet, measure_idle, varint
 
 from iotfin.app.workspace import Workspace
 from iotfin.core.settings import Settings
@@ -535,38 +535,25 @@ def run_iotfin(args: argparse.Namespace, root: Path) -> dict[str, object]:
         serve.stop()
 
     if args.idle:
-        out["idle_sessions"] = idle_phase(ctx, data_dir, marker.token, args.idle)
+        out["idle_sessions"] = idle_phase(data_dir, marker.token, args.idle)
         if args.idle_distinct:
             ws = Workspace(Settings(data_dir=data_dir))
             tokens = [ws.devices.create().token for _ in range(args.idle)]
             ws.close()
-            out["idle_sessions_distinct_devices"] = idle_phase(ctx, data_dir, tokens, args.idle)
+            out["idle_sessions_distinct_devices"] = idle_phase(data_dir, tokens, args.idle)
     return out
 
 
-def idle_phase(ctx: mp.context.BaseContext, data_dir: Path, username: str | list[str], count: int) -> dict[str, object]:
+def idle_phase(data_dir: Path, username: str | list[str], count: int) -> dict[str, object]:
     """A fresh `iotfin serve` gets `count` authenticated MQTT sessions that then stay silent:
     resident memory before and after, per session. `username`: one device's access token for all
     of them, or one token per session (each device's first connection to this process)."""
     serve = Serve(data_dir)
     serve.start()
     try:
-        time.sleep(1.0)
-        before = serve.rss_bytes()
-        ready, release, failures = ctx.Event(), ctx.Event(), ctx.Value("i", 0)
-        opener = ctx.Process(target=idle_opener, args=(serve.mqtt_port, count, ready, release, failures, username, 600))
-        started = time.perf_counter()
-        opener.start()
-        ready.wait(600)
-        seconds = time.perf_counter() - started
-        time.sleep(2.0)
-        after = serve.rss_bytes()
-        release.set()
-        opener.join()
-        opened = count - failures.value
-        return {"connections": opened, "devices": len(username) if isinstance(username, list) else 1,
-                "connect_seconds": round(seconds, 1), "rss_before_mib": round(before / 2**20, 1),
-                "rss_after_mib": round(after / 2**20, 1), "bytes_per_idle_session": round((after - before) / max(opened, 1))}
+        idle = measure_idle(serve.mqtt_port, serve.rss_bytes, count, username, settle_before_s=1.0,
+                            settle_after_s=2.0, timeout_s=600)
+        return {"devices": len(username) if isinstance(username, list) else 1, **idle}
     finally:
         serve.stop()
 

@@ -29,6 +29,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 IOTFIN_SERVER = """
@@ -221,23 +222,27 @@ def idle_opener(port: int, count: int, ready: mp.Event, release: mp.Event, failu
         sock.close()
 
 
-def measure_idle(server: ServerProcess, count: int) -> dict[str, float]:
+def measure_idle(port: int, rss_bytes: Callable[[], int], count: int, username: str | list[str] | None = None,
+                 settle_before_s: float = 0.5, settle_after_s: float = 1.0, timeout_s: float = 300) -> dict[str, float]:
+    """Resident memory of the server process (`rss_bytes`) before and after `count` idle MQTT sessions
+    opened from another process (`idle_opener`, with `username`), per session."""
     ctx = mp.get_context("fork")
     ready, release, failures = ctx.Event(), ctx.Event(), ctx.Value("i", 0)
-    time.sleep(0.5)
-    before = server.rss_bytes()
-    opener = ctx.Process(target=idle_opener, args=(server.port, count, ready, release, failures))
+    time.sleep(settle_before_s)
+    before = rss_bytes()
+    opener = ctx.Process(target=idle_opener, args=(port, count, ready, release, failures, username, 2 * timeout_s))
     started = time.perf_counter()
     opener.start()
-    if not ready.wait(300):
+    if not ready.wait(timeout_s):
         raise RuntimeError("idle connections did not open")
     connect_seconds = time.perf_counter() - started
-    time.sleep(1.0)
-    after = server.rss_bytes()
+    time.sleep(settle_after_s)
+    after = rss_bytes()
     release.set()
     opener.join()
     opened = count - failures.value
-    return {"connections": opened, "connect_per_second": round(opened / connect_seconds),
+    return {"connections": opened, "connect_seconds": round(connect_seconds, 1),
+            "connect_per_second": round(opened / connect_seconds),
             "rss_before_mib": round(before / 2**20, 1), "rss_after_mib": round(after / 2**20, 1),
             "bytes_per_idle_session": round((after - before) / max(opened, 1))}
 
@@ -304,7 +309,7 @@ def run(python: str, script: str, args: argparse.Namespace) -> dict[str, object]
     if args.idle:
         server = ServerProcess(python, script)
         try:
-            result["idle"] = measure_idle(server, args.idle)
+            result["idle"] = measure_idle(server.port, server.rss_bytes, args.idle)
         finally:
             server.stop()
     return result

@@ -110,7 +110,7 @@ def main() -> None:
             server.stop()
         server = ServerProcess(sys.executable, script)
         try:
-            result |= measure_idle(server, args.idle)
+            result |= measure_idle(server.port, server.rss_bytes, args.idle)
         finally:
             server.stop()
         out[name] = result
